@@ -1,0 +1,70 @@
+"""Conversion between NumPy arrays and torch tensors, and the checks every entry point shares."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .errors import InputError
+
+ArrayLike = np.ndarray | torch.Tensor
+
+
+def as_tensor(value, name: str) -> tuple[torch.Tensor, bool]:
+    """Return ``(tensor, came_from_numpy)``; integer or boolean NumPy input becomes float64."""
+    if isinstance(value, torch.Tensor):
+        tensor, from_numpy = value, False
+    elif isinstance(value, np.ndarray | list | tuple | float | int):
+        array = np.asarray(value)
+        if array.dtype.kind in "biu":
+            array = array.astype(np.float64)
+        if array.dtype.kind != "f":
+            raise InputError(f"{name} must be a numeric array, got dtype {array.dtype}")
+        tensor, from_numpy = torch.from_numpy(np.ascontiguousarray(array)), True
+    else:
+        raise InputError(f"{name} must be a NumPy array or a torch tensor, got {type(value).__name__}")
+    if not tensor.is_floating_point():
+        raise InputError(f"{name} must hold floating-point values, got {tensor.dtype}")
+    if tensor.dtype not in (torch.float32, torch.float64):
+        raise InputError(f"{name} must be float32 or float64, got {tensor.dtype}")
+    return tensor, from_numpy
+
+
+def check_finite(tensor: torch.Tensor, name: str) -> None:
+    if not bool(torch.isfinite(tensor).all()):
+        raise InputError(f"{name} contains NaN or Inf")
+
+
+def check_same_kind(tensors: dict[str, torch.Tensor]) -> None:
+    """All tensors must live on one device with one dtype: we never convert silently."""
+    items = list(tensors.items())
+    first_name, first = items[0]
+    for name, tensor in items[1:]:
+        if tensor.device != first.device:
+            raise InputError(
+                f"{name} is on {tensor.device} but {first_name} is on {first.device}; "
+                "move them to one device"
+            )
+        if tensor.dtype != first.dtype:
+            raise InputError(
+                f"{name} has dtype {tensor.dtype} but {first_name} has {first.dtype}; "
+                "give every array the same dtype"
+            )
+
+
+def as_signals(Y, name: str = "Y") -> tuple[torch.Tensor, bool]:
+    """A batch of signals or codes: 2-D, non-empty, finite."""
+    tensor, from_numpy = as_tensor(Y, name)
+    if tensor.ndim != 2:
+        raise InputError(f"{name} must be 2-D (batch, features), got shape {tuple(tensor.shape)}")
+    if tensor.shape[0] == 0:
+        raise InputError(f"{name} is an empty batch")
+    check_finite(tensor, name)
+    return tensor, from_numpy
+
+
+def to_output(tensor: torch.Tensor, as_numpy: bool):
+    """Give results back in the kind the caller passed in."""
+    if as_numpy:
+        return tensor.detach().cpu().numpy()
+    return tensor

@@ -1,0 +1,31 @@
+"""Helpers shared by the CLI commands: loading arrays and dictionaries with clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from ..io import load_npy
+
+
+def read_array(path: str, name: str, mmap: bool = False) -> np.ndarray:
+    file = Path(path)
+    if not file.is_file():
+        raise InputError(f"{name} file not found: {path}")
+    try:
+        return load_npy(file, mmap=mmap)
+    except ValueError as exc:  # pickled object arrays, bad headers
+        raise InputError(f"{name} file {path} is not a plain .npy array: {exc}") from exc
+    except (OSError, EOFError) as exc:
+        raise InputError(f"{name} file {path} cannot be read: {exc}") from exc
+
+
+def check_output_path(path: str) -> Path:
+    out = Path(path)
+    if out.exists() and out.is_dir():
+        raise InputError(f"output {path} is a directory")
+    if not out.parent.exists():
+        raise InputError(f"output folder {out.parent} does not exist")
+    return out

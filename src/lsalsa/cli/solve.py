@@ -1,0 +1,45 @@
+"""``lsalsa solve``: sparse codes of signals in a .npy file with a classic solver."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..io import save_npy
+from ..solvers import METHODS, solve
+from .common import check_output_path, read_array
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "solve", help="sparse codes of signals (.npy) with ISTA, FISTA, SALSA or an exact solver",
+        description="Solve min_x 1/2||y - A x||^2 + sum_i alpha_i ||x_i||_1 for every row y "
+                    "of SIGNALS and write the codes (B, N) to OUT.")
+    parser.add_argument("signals", help="input .npy of shape (B, M)")
+    parser.add_argument("out", help="output .npy for the codes, shape (B, N)")
+    parser.add_argument("--dict", dest="dictionaries", action="append", required=True,
+                        metavar="A.npy", help="dictionary (M, N_i); repeat for MCA")
+    parser.add_argument("--alpha", dest="alphas", action="append", type=float, required=True,
+                        help="l1 penalty; one, or one per --dict")
+    parser.add_argument("--method", choices=METHODS, default="fista")
+    parser.add_argument("--n-iter", type=int, default=None,
+                        help="iterations (default 100; exact: most refinement iterations)")
+    parser.add_argument("--mu", type=float, default=10.0, help="SALSA penalty (default 10)")
+    parser.add_argument("--tol", type=float, default=None,
+                        help="stop a sample at this relative duality gap")
+    parser.add_argument("--float32", action="store_true", help="compute in float32")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    out = check_output_path(args.out)
+    dtype = np.float32 if args.float32 else np.float64
+    Y = read_array(args.signals, "signals").astype(dtype, copy=False)
+    dictionaries = [read_array(p, "dictionary").astype(dtype, copy=False)
+                    for p in args.dictionaries]
+    result = solve(Y, dictionaries, args.alphas, method=args.method, n_iter=args.n_iter,
+                   mu=args.mu, tol=args.tol)
+    save_npy(out, result.codes)
+    gap = "" if result.gap is None else f", median duality gap {np.median(result.gap):.3g}"
+    print(f"wrote {out} ({result.codes.shape[0]} x {result.codes.shape[1]} codes, "
+          f"{result.method}, {result.n_iter} iterations{gap})")
+    return 0

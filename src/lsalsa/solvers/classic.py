@@ -1,0 +1,168 @@
+"""Batched ISTA, FISTA and SALSA for any number of dictionaries (DESIGN.md section 2)."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..objective import _duality_gap, _objective
+from ..problem import Problem
+from .steps import encode_input, ista_operators, ista_step, salsa_operators, salsa_step
+
+
+@dataclass
+class SolveResult:
+    """What :func:`lsalsa.solve` returns.
+
+    Attributes
+    ----------
+    codes : array (B, N)
+        The estimate (SALSA: the sparse iterate ``u``).
+    n_iter : int
+        Iterations run (fewer than asked when ``tol`` stopped every sample early).
+    gap : array (B,) or None
+        Per-sample duality gap of ``codes`` when ``tol`` was given (or for ``method="exact"``).
+    converged : bool or None
+        Whether every sample reached ``tol``.
+    history : dict or None
+        ``{"objective": [...], "time": [...]}``, the batch-mean cost and elapsed seconds after
+        each iteration, when asked for.
+    """
+
+    codes: object
+    n_iter: int
+    gap: object = None
+    converged: bool | None = None
+    history: dict | None = field(default=None)
+    method: str = ""
+
+
+class _Ista:
+    def __init__(self, problem: Problem, Y: torch.Tensor):
+        W, self.S, self.tau = ista_operators(problem)
+        self.b = encode_input(Y, W)
+
+    def start(self, x0):
+        return {"x": x0}
+
+    def step(self, state, rows):
+        return {"x": ista_step(state["x"], self.b[rows], self.S, self.tau)}
+
+    @staticmethod
+    def codes(state):
+        return state["x"]
+
+
+class _Fista(_Ista):
+    """FISTA; with ``restart`` the momentum resets per sample when it points uphill."""
+
+    def __init__(self, problem, Y, restart: bool = False):
+        super().__init__(problem, Y)
+        self.restart = restart
+
+    def start(self, x0):
+        ones = torch.ones(self.b.shape[0], dtype=self.b.dtype, device=self.b.device)
+        return {"x": x0, "z": x0, "t": ones}
+
+    def step(self, state, rows):
+        x_prev, t = state["x"], state["t"]
+        x = ista_step(state["z"], self.b[rows], self.S, self.tau)
+        t_next = (1 + torch.sqrt(1 + 4 * t * t)) / 2
+        if x_prev is None:  # first iteration from zero: x^{k-1} = 0
+            x_prev = torch.zeros_like(x)
+        step = x - x_prev
+        if self.restart and state["z"] is not None:
+            uphill = ((state["z"] - x) * step).sum(dim=1) > 0
+            t_next = torch.where(uphill, torch.ones_like(t_next), t_next)
+        momentum = ((t - 1) / t_next)[:, None]
+        return {"x": x, "z": x + momentum * step, "t": t_next}
+
+
+class _Salsa:
+    def __init__(self, problem: Problem, Y: torch.Tensor, mu: float, output: str = "u"):
+        W, self.S, self.tau = salsa_operators(problem, mu)
+        self.b = encode_input(Y, W)
+        self.mu = mu
+        self.output = output
+
+    def start(self, x0):
+        # A warm start u = x0 with d = 0 is a valid ADMM state.
+        return {"x": x0, "u": x0, "d": None if x0 is None else torch.zeros_like(x0)}
+
+    def step(self, state, rows):
+        x, u, d = salsa_step(state["u"], state["d"], self.b[rows], self.S, self.mu, self.tau)
+        return {"x": x, "u": u, "d": d}
+
+    def codes(self, state):
+        return state[self.output]
+
+
+def _select(state: dict, keep: torch.Tensor) -> dict:
+    return {k: (v[keep] if isinstance(v, torch.Tensor) else v) for k, v in state.items()}
+
+
+def run_iterations(problem: Problem, Y: torch.Tensor, method: str, n_iter: int, *,
+                   mu: float = 10.0, tol: float | None = None, check_every: int = 10,
+                   history: bool = False, x0: torch.Tensor | None = None,
+                   restart: bool = False, output: str = "u") -> SolveResult:
+    """The loop behind :func:`lsalsa.solve`, on validated tensors.
+
+    With ``tol``, every ``check_every`` iterations the per-sample relative duality gap
+    ``gap / E(x)`` is computed; samples below ``tol`` are finished and dropped from the batch,
+    and the loop ends when none is left.
+    """
+    if method == "ista":
+        algo = _Ista(problem, Y)
+    elif method == "fista":
+        algo = _Fista(problem, Y, restart=restart)
+    elif method == "salsa":
+        algo = _Salsa(problem, Y, mu, output=output)
+    else:
+        raise ValueError(f"unknown method {method!r}")
+
+    B = Y.shape[0]
+    rows = torch.arange(B, device=Y.device)
+    state = algo.start(x0)
+    codes = torch.zeros(B, problem.N, dtype=Y.dtype, device=Y.device)
+    gaps = torch.full((B,), math.nan, dtype=Y.dtype, device=Y.device) if tol is not None else None
+    finished_cost = torch.zeros(B, dtype=Y.dtype, device=Y.device)
+    trace = {"objective": [], "time": []} if history else None
+    started = time.perf_counter()
+    done_iter = 0
+    for it in range(1, n_iter + 1):
+        state = algo.step(state, rows)
+        done_iter = it
+        current = algo.codes(state)
+        if trace is not None:
+            cost = finished_cost.clone()
+            cost[rows] = _objective(problem, Y[rows], current)
+            trace["objective"].append(float(cost.mean()))
+            trace["time"].append(time.perf_counter() - started)
+        if tol is not None and (it % check_every == 0 or it == n_iter):
+            gap = _duality_gap(problem, Y[rows], current)
+            cost = _objective(problem, Y[rows], current)
+            finished = gap <= tol * cost.clamp_min(torch.finfo(Y.dtype).tiny)
+            gaps[rows] = gap
+            if bool(finished.any()):
+                codes[rows[finished]] = current[finished]
+                finished_cost[rows[finished]] = cost[finished]
+                keep = ~finished
+                rows, state = rows[keep], _select(state, keep)
+                if rows.numel() == 0:
+                    break
+    if rows.numel():
+        codes[rows] = algo.codes(state)
+    converged = None if gaps is None else bool(
+        (gaps <= tol * _objective(problem, Y, codes).clamp_min(torch.finfo(Y.dtype).tiny)).all())
+    return SolveResult(codes=codes, n_iter=done_iter, gap=gaps, converged=converged,
+                       history=trace, method=method)
+
+
+def as_history_arrays(trace: dict | None) -> dict | None:
+    if trace is None:
+        return None
+    return {k: np.asarray(v) for k, v in trace.items()}
