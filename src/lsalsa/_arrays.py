@@ -22,7 +22,8 @@ def as_tensor(value, name: str) -> tuple[torch.Tensor, bool]:
             raise InputError(f"{name} must be a numeric array, got dtype {array.dtype}")
         tensor, from_numpy = torch.from_numpy(np.ascontiguousarray(array)), True
     else:
-        raise InputError(f"{name} must be a NumPy array or a torch tensor, got {type(value).__name__}")
+        kind = type(value).__name__
+        raise InputError(f"{name} must be a NumPy array or a torch tensor, got {kind}")
     if not tensor.is_floating_point():
         raise InputError(f"{name} must hold floating-point values, got {tensor.dtype}")
     if tensor.dtype not in (torch.float32, torch.float64):

@@ -49,7 +49,7 @@ def _kkt_violation(problem: Problem, Y: torch.Tensor, X: torch.Tensor) -> torch.
 
 
 def _validate(Y, X, dictionaries, alphas):
-    problem, dicts_numpy = make_problem(dictionaries, alphas)
+    problem, _ = make_problem(dictionaries, alphas)
     Y_t, y_numpy = as_signals(Y, "Y")
     X_t, _ = as_signals(X, "X")
     check_same_kind({"Y": Y_t, "X": X_t, "dictionary": problem.A})

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import torch
 
-from ..prox import soft_threshold
 from ..problem import Problem
+from ..prox import soft_threshold
 
 
 def ista_operators(problem: Problem) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
