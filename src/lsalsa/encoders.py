@@ -1,0 +1,261 @@
+"""Learned encoders: LISTA and LSALSA unroll T iterations of ISTA and SALSA into a network.
+
+Both reuse the iteration steps of :mod:`lsalsa.solvers.steps` and start from the classic
+operators, so at initialisation ``LISTA(T)`` returns exactly ISTA(T) and ``LSALSA(T)`` exactly
+SALSA(T). Weights are tied across layers as in the paper (Eq. 14); untied per-layer ``S`` and
+learned thresholds are options that default off (LISTA learns its thresholds, as in Gregor &
+LeCun 2010).
+
+Model files are safetensors: the weights, the dictionary, and a JSON config in the header's
+metadata. Loading checks the config against the tensors and never unpickles anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ._arrays import as_signals, check_same_kind, to_output
+from .errors import InputError
+from .io import atomic_path
+from .problem import Problem, check_mu, make_problem
+from .solvers.steps import encode_input, ista_operators, ista_step, salsa_operators, salsa_step
+from .version import __version__
+
+FORMAT = "lsalsa-encoder"
+FORMAT_VERSION = 1
+KINDS = ("lista", "lsalsa")
+
+
+class UnrolledEncoder(torch.nn.Module):
+    """An unrolled, trainable sparse encoder; use :class:`LISTA` or :class:`LSALSA`.
+
+    Parameters
+    ----------
+    dictionaries : array (M, N) or list of arrays (M, N_i)
+    alphas : float or one per dictionary
+    depth : number of unrolled iterations T (>= 1)
+    mu : ADMM penalty (LSALSA only)
+    untied : learn one ``S`` per layer instead of one shared ``S``
+    learn_thresholds : make the per-coordinate thresholds trainable
+
+    Calling the encoder on a tensor ``Y`` (B, M) returns codes (B, N); :meth:`encode` also
+    takes NumPy arrays, validates them and works in batches without building a graph.
+    """
+
+    kind: str = ""
+
+    def __init__(self, dictionaries, alphas, depth: int, *, mu: float | None = None,
+                 untied: bool = False, learn_thresholds: bool = False):
+        super().__init__()
+        problem = dictionaries if isinstance(dictionaries, Problem) else make_problem(
+            dictionaries, alphas)[0]
+        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+            raise InputError(f"depth must be an integer >= 1, got {depth!r}")
+        self.depth = depth
+        self.block_sizes = problem.block_sizes
+        self.alphas = problem.alphas
+        self.untied = untied
+        self.learn_thresholds = learn_thresholds
+        if self.kind == "lsalsa":
+            self.mu = check_mu(10.0 if mu is None else mu)
+            W, S, tau = salsa_operators(problem, self.mu)
+        else:
+            if mu is not None:
+                raise InputError("LISTA has no mu")
+            self.mu = None
+            W, S, tau = ista_operators(problem)
+        self.register_buffer("dictionary", problem.A.detach().clone())
+        self.W_e = torch.nn.Parameter(W.detach().clone())
+        S = S.detach().clone()
+        self.S = torch.nn.Parameter(S.expand(depth, -1, -1).clone() if untied else S)
+        if learn_thresholds:
+            self.thresholds = torch.nn.Parameter(tau.detach().clone())
+        else:
+            self.register_buffer("thresholds", tau.detach().clone())
+
+    # -- the network -------------------------------------------------------------------
+    @property
+    def problem(self) -> Problem:
+        return Problem(self.dictionary, self.block_sizes, self.alphas)
+
+    def _layer_S(self, t: int) -> torch.Tensor:
+        return self.S[t] if self.untied else self.S
+
+    def _tau(self) -> torch.Tensor:
+        # Learned thresholds may drift below zero, where soft thresholding is meaningless.
+        return self.thresholds.clamp_min(0) if self.learn_thresholds else self.thresholds
+
+    def forward(self, Y: torch.Tensor) -> torch.Tensor:
+        if Y.ndim != 2 or Y.shape[1] != self.W_e.shape[1]:
+            raise InputError(f"expected signals of shape (B, {self.W_e.shape[1]}), got "
+                             f"{tuple(Y.shape)}")
+        b = encode_input(Y, self.W_e)
+        tau = self._tau()
+        if self.kind == "lsalsa":
+            u = d = None
+            for t in range(self.depth):
+                _, u, d = salsa_step(u, d, b, self._layer_S(t), self.mu, tau)
+            return u
+        x = None
+        for t in range(self.depth):
+            x = ista_step(x, b, self._layer_S(t), tau)
+        return x
+
+    @torch.inference_mode()
+    def encode(self, Y, batch_size: int = 65536):
+        """Codes of ``Y`` (B, M), NumPy or torch, in batches; the same kind comes back."""
+        Y_t, as_numpy = as_signals(Y, "Y")
+        Y_t = Y_t.to(self.W_e.device)
+        if Y_t.dtype != self.W_e.dtype:
+            Y_t = Y_t.to(self.W_e.dtype)
+        check_same_kind({"Y": Y_t, "encoder": self.W_e})
+        parts = [self(Y_t[i:i + batch_size]) for i in range(0, Y_t.shape[0], batch_size)]
+        return to_output(torch.cat(parts), as_numpy)
+
+    # -- files ---------------------------------------------------------------------------
+    def config(self) -> dict:
+        return {
+            "format": FORMAT, "format_version": FORMAT_VERSION, "kind": self.kind,
+            "depth": self.depth, "mu": self.mu, "alphas": list(self.alphas),
+            "block_sizes": list(self.block_sizes), "M": int(self.dictionary.shape[0]),
+            "N": int(self.dictionary.shape[1]), "untied": self.untied,
+            "learn_thresholds": self.learn_thresholds,
+            "dtype": str(self.W_e.dtype).removeprefix("torch."),
+            "dictionary_hash": self.problem.fingerprint(), "lsalsa_version": __version__,
+        }
+
+    def save(self, path: str | os.PathLike, extra: dict | None = None) -> Path:
+        """Write weights, dictionary and config to one safetensors file, atomically."""
+        tensors = {name: t.detach().cpu().contiguous() for name, t in self.state_dict().items()}
+        metadata = {"lsalsa_config": json.dumps(self.config())}
+        if extra:
+            metadata["lsalsa_extra"] = json.dumps(extra)
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata=metadata)
+        return Path(path)
+
+
+class LISTA(UnrolledEncoder):
+    """Learned ISTA (Gregor & LeCun 2010): ``z^t = soft(W_e y + S z^{t-1}; theta)``.
+
+    Init ``W_e = A^T / L``, ``S = I - A^T A / L``, ``theta = alpha / L``: equals ISTA(T).
+    Thresholds are learned unless ``learn_thresholds=False``.
+    """
+
+    kind = "lista"
+
+    def __init__(self, dictionaries, alphas, depth: int, *, untied: bool = False,
+                 learn_thresholds: bool = True):
+        super().__init__(dictionaries, alphas, depth, untied=untied,
+                         learn_thresholds=learn_thresholds)
+
+
+class LSALSA(UnrolledEncoder):
+    """Learned SALSA (the paper, Eq. 14): learned ``W_e`` (init ``A^T``) and splitting operator
+    ``S`` (init ``(mu I + A^T A)^{-1}``), shared by all T layers; ``mu`` and alphas are fixed.
+
+    Layer t: ``x = S (W_e y + mu (u - d))``, ``u = soft(x + d; alpha/mu)``, ``d = d + x - u``;
+    the output is ``u^T``. At initialisation it equals SALSA(T).
+    """
+
+    kind = "lsalsa"
+
+    def __init__(self, dictionaries, alphas, depth: int, mu: float = 10.0, *,
+                 untied: bool = False, learn_thresholds: bool = False):
+        super().__init__(dictionaries, alphas, depth, mu=mu, untied=untied,
+                         learn_thresholds=learn_thresholds)
+
+
+def build_encoder(kind: str, dictionaries, alphas, depth: int, mu: float | None = None,
+                  **options) -> UnrolledEncoder:
+    """Build an encoder by name: ``"lista"`` or ``"lsalsa"``."""
+    if kind == "lsalsa":
+        return LSALSA(dictionaries, alphas, depth, 10.0 if mu is None else mu, **options)
+    if kind == "lista":
+        return LISTA(dictionaries, alphas, depth, **options)
+    raise InputError(f"unknown encoder {kind!r}; choose 'lista' or 'lsalsa'")
+
+
+def read_model_header(path: str | os.PathLike) -> tuple[dict, dict]:
+    """The ``(config, extra)`` stored in a model file, without loading the weights."""
+    from safetensors import safe_open
+
+    file = Path(path)
+    if not file.is_file():
+        raise InputError(f"model file not found: {path}")
+    try:
+        with safe_open(str(file), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise InputError(f"{path} is not a readable model file (corrupt or truncated): "
+                         f"{exc}") from exc
+    if "lsalsa_config" not in metadata:
+        raise InputError(f"{path} is a safetensors file but not an lsalsa model")
+    try:
+        config = json.loads(metadata["lsalsa_config"])
+        extra = json.loads(metadata.get("lsalsa_extra", "{}"))
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path} has a corrupt model config: {exc}") from exc
+    if config.get("format") != FORMAT:
+        raise InputError(f"{path} is not an lsalsa encoder (format {config.get('format')!r})")
+    version = config.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise InputError(f"{path} has model format version {version!r}; this lsalsa "
+                         f"({__version__}) reads versions up to {FORMAT_VERSION}")
+    return config, extra
+
+
+def load_encoder(path: str | os.PathLike, device=None) -> UnrolledEncoder:
+    """Load a model written by :meth:`UnrolledEncoder.save`, checking it thoroughly."""
+    config, _ = read_model_header(path)
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise InputError(f"{path} is corrupt or truncated: {exc}") from exc
+    try:
+        kind, depth = config["kind"], int(config["depth"])
+        block_sizes, alphas = list(config["block_sizes"]), list(config["alphas"])
+        M, N = int(config["M"]), int(config["N"])
+        options = {"untied": bool(config["untied"]),
+                   "learn_thresholds": bool(config["learn_thresholds"])}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"{path} has an incomplete model config: missing {exc}") from exc
+    if kind not in KINDS:
+        raise InputError(f"{path}: unknown encoder kind {kind!r}")
+    S_shape = (depth, N, N) if options["untied"] else (N, N)
+    expected = {"dictionary": (M, N), "W_e": (N, M), "S": S_shape, "thresholds": (N,)}
+    if set(tensors) != set(expected):
+        raise InputError(f"{path}: weights {sorted(tensors)} do not match the config "
+                         f"(expected {sorted(expected)})")
+    for name, shape in expected.items():
+        if tuple(tensors[name].shape) != shape:
+            raise InputError(f"{path}: weight {name} has shape {tuple(tensors[name].shape)}, "
+                             f"the config says {shape}")
+        if not bool(torch.isfinite(tensors[name]).all()):
+            raise InputError(f"{path}: weight {name} contains NaN or Inf")
+    if sum(block_sizes) != N:
+        raise InputError(f"{path}: block sizes {block_sizes} do not add up to N = {N}")
+    problem = Problem(tensors["dictionary"], tuple(block_sizes), tuple(float(a) for a in alphas))
+    if problem.fingerprint() != config.get("dictionary_hash"):
+        raise InputError(f"{path}: the stored dictionary does not match its hash in the config")
+    mu = config.get("mu") if kind == "lsalsa" else None
+    encoder = build_encoder(kind, problem, problem.alphas, depth, mu, **options)
+    encoder.load_state_dict(tensors)
+    return encoder.to(device) if device is not None else encoder
+
+
+def components(encoder: UnrolledEncoder, codes: torch.Tensor | np.ndarray) -> list:
+    """The reconstructed components ``A_i x_i`` (each (B, M)) of codes from ``encoder``."""
+    tensor = torch.as_tensor(codes, dtype=encoder.dictionary.dtype,
+                             device=encoder.dictionary.device)
+    blocks = torch.split(encoder.dictionary, encoder.block_sizes, dim=1)
+    parts = torch.split(tensor, encoder.block_sizes, dim=1)
+    result = [p @ a.T for p, a in zip(parts, blocks, strict=True)]
+    return [r.cpu().numpy() for r in result] if isinstance(codes, np.ndarray) else result
