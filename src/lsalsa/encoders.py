@@ -119,6 +119,12 @@ class UnrolledEncoder(torch.nn.Module):
         parts = [self(Y_t[i:i + batch_size]) for i in range(0, Y_t.shape[0], batch_size)]
         return to_output(torch.cat(parts), as_numpy)
 
+    def separate(self, image, *, stride: int | None = None) -> list[np.ndarray]:
+        """Split a grayscale image (H, W) in [0, 1] into one image per dictionary (MCA)."""
+        from .separation import separate_image  # separation builds on encoders
+
+        return separate_image(self, image, stride=stride)
+
     # -- files ---------------------------------------------------------------------------
     def config(self) -> dict:
         return {

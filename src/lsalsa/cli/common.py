@@ -29,3 +29,16 @@ def check_output_path(path: str) -> Path:
     if not out.parent.exists():
         raise InputError(f"output folder {out.parent} does not exist")
     return out
+
+
+def resolve_device(name: str):
+    """A torch device from a name, refusing CUDA where there is none."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise InputError(f"unknown device {name!r}") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda asked for, but no CUDA device is available")
+    return device

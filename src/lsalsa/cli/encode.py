@@ -1,0 +1,31 @@
+"""``lsalsa encode``: codes of a (possibly huge) .npy of signals with a trained encoder."""
+
+from __future__ import annotations
+
+from ..encoders import load_encoder
+from ..streaming import encode_file
+from .common import check_output_path, resolve_device
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "encode", help="encode signals (.npy, any size) with a trained model",
+        description="Encode every row of IN (B, M) with MODEL and write the codes (B, N), "
+                    "float32, to OUT. Reads and writes in chunks, so files larger than memory "
+                    "work; OUT appears only when all rows are done.")
+    parser.add_argument("input", metavar="IN.npy")
+    parser.add_argument("output", metavar="OUT.npy")
+    parser.add_argument("--model", required=True, help="model file (.safetensors)")
+    parser.add_argument("--chunk-size", type=int, default=65536, help="rows per chunk")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    out = check_output_path(args.output)
+    encoder = load_encoder(args.model, device=resolve_device(args.device))
+    rows, width = encode_file(encoder, args.input, out, chunk_size=args.chunk_size,
+                              progress=not args.quiet)
+    print(f"wrote {out} ({rows} x {width} codes, {encoder.kind} T={encoder.depth})")
+    return 0

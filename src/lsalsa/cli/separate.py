@@ -1,0 +1,35 @@
+"""``lsalsa separate``: split images into their morphological components."""
+
+from __future__ import annotations
+
+from ..encoders import load_encoder
+from ..separation import separate_files
+from .common import resolve_device
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "separate", help="separate images into components with a trained MCA model",
+        description="Split each IMAGE (any format Pillow reads; converted to grayscale) into "
+                    "one image per dictionary of MODEL, and write them with a side-by-side "
+                    "picture into --out.")
+    parser.add_argument("images", nargs="+", metavar="IMAGE")
+    parser.add_argument("--model", required=True, help="MCA model file (.safetensors)")
+    parser.add_argument("--out", default="separated", help="output folder (default: separated)")
+    parser.add_argument("--stride", type=int, default=None,
+                        help="patch step; smaller than the patch for overlapping patches "
+                             "averaged together (default: non-overlapping)")
+    parser.add_argument("--batch-size", type=int, default=8192)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.set_defaults(func=run)
+
+
+def run(args) -> int:
+    encoder = load_encoder(args.model, device=resolve_device(args.device))
+    written = separate_files(encoder, args.images, args.out, stride=args.stride,
+                             batch_size=args.batch_size)
+    for path in written:
+        if path.name.endswith("_separation.png"):
+            print(f"wrote {path}")
+    print(f"{len(written)} files in {args.out}")
+    return 0
