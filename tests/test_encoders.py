@@ -1,0 +1,268 @@
+"""LISTA and LSALSA encoders: equal to ISTA/SALSA at init, differentiable, safe to save/load."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import lsalsa
+from conftest import random_dictionary
+from lsalsa import LISTA, LSALSA, InputError, build_encoder, load_encoder
+from lsalsa.encoders import FORMAT_VERSION, components, read_model_header
+from lsalsa.solvers import steps
+
+TOL = {torch.float64: 1e-12, torch.float32: 1e-6}
+CLASSIC = {"lista": "ista", "lsalsa": "salsa"}
+
+
+def _setup(rng, D: int, dtype, device, B: int = 7, M: int = 12, N_i: int = 9):
+    """Dictionaries, alphas (different per block) and signals as tensors of one kind."""
+    dicts = [torch.as_tensor(random_dictionary(rng, M, N_i), dtype=dtype, device=device)
+             for _ in range(D)]
+    alphas = [0.15, 0.4][:D]
+    Y = torch.as_tensor(rng.standard_normal((B, M)), dtype=dtype, device=device)
+    return (dicts if D > 1 else dicts[0]), alphas, Y
+
+
+@pytest.mark.parametrize("kind", ["lista", "lsalsa"])
+@pytest.mark.parametrize("D", [1, 2])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("T", [1, 2, 7])
+def test_init_equals_classic_solver(rng, device, kind, D, dtype, T):
+    dicts, alphas, Y = _setup(rng, D, dtype, device)
+    mu = 3.0 if kind == "lsalsa" else None
+    encoder = build_encoder(kind, dicts, alphas, T, mu).to(device)
+    with torch.no_grad():
+        got = encoder(Y)
+    want = lsalsa.solve(Y, dicts, alphas, method=CLASSIC[kind], n_iter=T,
+                        mu=mu or 10.0).codes
+    assert got.dtype == dtype and got.device.type == device.type
+    # Not a vacuous comparison: some codes are non-zero and some are exactly zero.
+    assert bool((want != 0).any()) and bool((want == 0).any())
+    torch.testing.assert_close(got, want, rtol=0, atol=TOL[dtype])
+    # encode() (NumPy in, batched, inference mode) gives the same codes.
+    np_codes = encoder.encode(Y.cpu().numpy(), batch_size=3) if device.type == "cpu" else None
+    if np_codes is not None:
+        np.testing.assert_allclose(np_codes, want.cpu().numpy(), rtol=0, atol=TOL[dtype])
+
+
+def test_init_differs_across_T(rng):
+    """Guards the equivalence test above: more layers really change the output."""
+    dicts, alphas, Y = _setup(rng, 1, torch.float64, "cpu")
+    one = LSALSA(dicts, alphas, 1, mu=3.0)(Y)
+    five = LSALSA(dicts, alphas, 5, mu=3.0)(Y)
+    assert (one - five).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize("kind", ["lista", "lsalsa"])
+def test_untied_at_init_equals_tied(rng, kind):
+    dicts, alphas, Y = _setup(rng, 2, torch.float64, "cpu")
+    tied = build_encoder(kind, dicts, alphas, 4)
+    untied = build_encoder(kind, dicts, alphas, 4, untied=True)
+    assert untied.S.shape == (4, 18, 18)
+    torch.testing.assert_close(untied(Y), tied(Y), rtol=0, atol=0)
+
+
+def test_untied_layers_are_independent(rng):
+    dicts, alphas, Y = _setup(rng, 1, torch.float64, "cpu")
+    enc = LSALSA(dicts, alphas, 3, untied=True)
+    before = enc(Y).detach()
+    with torch.no_grad():
+        enc.S[2].mul_(1.5)  # only the last layer
+    assert (enc(Y) - before).abs().max() > 1e-6
+    assert torch.equal(enc.S[0], LSALSA(dicts, alphas, 3).S)
+
+
+def test_per_block_thresholds(rng):
+    dicts, alphas, _ = _setup(rng, 2, torch.float64, "cpu")
+    enc = LSALSA(dicts, alphas, 2, mu=4.0)
+    np.testing.assert_allclose(enc.thresholds[:9].numpy(), 0.15 / 4.0)
+    np.testing.assert_allclose(enc.thresholds[9:].numpy(), 0.4 / 4.0)
+    lista = LISTA(dicts, alphas, 2)
+    assert isinstance(lista.thresholds, torch.nn.Parameter)
+    assert not isinstance(enc.thresholds, torch.nn.Parameter)
+
+
+def test_components_sum_to_reconstruction(rng):
+    dicts, alphas, Y = _setup(rng, 2, torch.float64, "cpu")
+    enc = LSALSA(dicts, alphas, 3)
+    codes = enc(Y).detach()
+    parts = components(enc, codes)
+    torch.testing.assert_close(parts[0] + parts[1], codes @ enc.dictionary.T)
+
+
+def test_bad_construction():
+    A = np.eye(4)
+    with pytest.raises(InputError, match="depth"):
+        LSALSA(A, 0.1, 0)
+    with pytest.raises(InputError, match="mu"):
+        LSALSA(A, 0.1, 2, mu=-1.0)
+    with pytest.raises(InputError, match="unknown encoder"):
+        build_encoder("fista", A, 0.1, 2)
+    with pytest.raises(InputError, match="shape"):
+        LSALSA(A, 0.1, 2)(torch.zeros(3, 5, dtype=torch.float64))
+
+
+# -- gradients --------------------------------------------------------------------------------
+
+def _kink_margin(encoder, Y, monkeypatch) -> float:
+    """Smallest distance of any pre-threshold value to +-tau over all layers."""
+    margins = []
+    original = steps.soft_threshold
+
+    def recording(z, tau):
+        margins.append(float(((z.abs() - tau).abs()).min()))
+        return original(z, tau)
+
+    monkeypatch.setattr(steps, "soft_threshold", recording)
+    with torch.no_grad():
+        encoder(Y)
+    monkeypatch.setattr(steps, "soft_threshold", original)
+    return min(margins)
+
+
+@pytest.mark.parametrize("kind", ["lista", "lsalsa"])
+@pytest.mark.parametrize("D", [1, 2])
+def test_gradcheck_through_layers(kind, D, monkeypatch):
+    rng = np.random.default_rng(7)
+    dicts, alphas, Y = _setup(rng, D, torch.float64, "cpu", B=3, M=5, N_i=4)
+    encoder = build_encoder(kind, dicts, alphas, 3, 2.0 if kind == "lsalsa" else None)
+    # Perturb the weights so the trial point is generic, then make sure no pre-threshold value
+    # sits within finite-difference reach of a kink (where the gradient is not defined).
+    W0 = encoder.W_e.detach() + 0.05 * torch.as_tensor(rng.standard_normal(encoder.W_e.shape))
+    S0 = encoder.S.detach() + 0.05 * torch.as_tensor(rng.standard_normal(encoder.S.shape))
+    with torch.no_grad():
+        encoder.W_e.copy_(W0)
+        encoder.S.copy_(S0)
+    assert _kink_margin(encoder, Y, monkeypatch) > 1e-4
+
+    def f(W, S):
+        return torch.func.functional_call(encoder, {"W_e": W, "S": S}, (Y,))
+
+    out = f(W0, S0)
+    assert bool((out != 0).any()) and bool((out == 0).any())  # both sides of the kink used
+    W = W0.clone().requires_grad_(True)
+    S = S0.clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(f, (W, S), eps=1e-6, atol=1e-7, rtol=1e-5)
+
+
+def test_gradcheck_learned_thresholds(monkeypatch):
+    rng = np.random.default_rng(3)
+    dicts, alphas, Y = _setup(rng, 1, torch.float64, "cpu", B=3, M=5, N_i=4)
+    encoder = LISTA(dicts, alphas, 2)
+    assert _kink_margin(encoder, Y, monkeypatch) > 1e-4
+    tau = encoder.thresholds.detach().clone().requires_grad_(True)
+    assert torch.autograd.gradcheck(
+        lambda t: torch.func.functional_call(encoder, {"thresholds": t}, (Y,)), (tau,),
+        eps=1e-6, atol=1e-7)
+
+
+# -- files ------------------------------------------------------------------------------------
+
+@pytest.fixture
+def trained_like(rng):
+    """A D=2 LSALSA whose weights differ from the init (as after training)."""
+    dicts, alphas, Y = _setup(rng, 2, torch.float64, "cpu")
+    enc = LSALSA(dicts, alphas, 3, mu=2.5, untied=True)
+    with torch.no_grad():
+        enc.S.add_(0.01 * torch.as_tensor(rng.standard_normal(enc.S.shape)))
+        enc.W_e.mul_(1.1)
+    return enc, Y
+
+
+def test_save_load_round_trip(trained_like, tmp_path, device):
+    enc, Y = trained_like
+    path = enc.save(tmp_path / "m.safetensors", extra={"epochs": 3, "val_rmse": 0.25})
+    loaded = load_encoder(path, device=device)
+    assert isinstance(loaded, LSALSA)
+    assert loaded.config() == enc.config()
+    assert loaded.W_e.device.type == device.type
+    torch.testing.assert_close(loaded(Y.to(device)).cpu(), enc(Y).detach(), rtol=0, atol=0)
+    config, extra = read_model_header(path)
+    assert extra == {"epochs": 3, "val_rmse": 0.25} and config["mu"] == 2.5
+    assert config["untied"] is True and config["block_sizes"] == [9, 9]
+
+
+def test_save_load_lista_float32(rng, tmp_path):
+    dicts, alphas, Y = _setup(rng, 1, torch.float32, "cpu")
+    enc = LISTA(dicts, alphas, 2)
+    loaded = load_encoder(enc.save(tmp_path / "l.safetensors"))
+    assert loaded.W_e.dtype == torch.float32 and isinstance(loaded.thresholds,
+                                                            torch.nn.Parameter)
+    assert torch.equal(loaded(Y), enc(Y))
+
+
+def _rewrite(src, dst, tensors=None, config_change=None, metadata=None):
+    """Copy a model file with altered tensors or config, as a corrupt/foreign file would be."""
+    from safetensors import safe_open
+
+    with safe_open(str(src), framework="pt") as handle:
+        meta = dict(handle.metadata())
+    new = load_file(str(src))
+    new.update(tensors or {})
+    if config_change:
+        config = json.loads(meta["lsalsa_config"])
+        config.update(config_change)
+        meta["lsalsa_config"] = json.dumps(config)
+    save_file(new, str(dst), metadata=meta if metadata is None else metadata)
+    return dst
+
+
+@pytest.mark.parametrize("case,message", [
+    ("missing", "not found"),
+    ("truncated", "corrupt or truncated"),
+    ("random", "corrupt or truncated"),
+    ("empty", "corrupt or truncated"),
+    ("plain_safetensors", "not an lsalsa model"),
+    ("future_version", f"reads versions up to {FORMAT_VERSION}"),
+    ("wrong_format", "not an lsalsa encoder"),
+    ("shape_mismatch", "shape"),
+    ("missing_weight", "do not match the config"),
+    ("tampered_dictionary", "does not match its hash"),
+    ("nan_weights", "NaN"),
+    ("bad_json", "corrupt model config"),
+    ("bad_kind", "unknown encoder kind"),
+])
+def test_load_refuses(trained_like, tmp_path, case, message):
+    enc, _ = trained_like
+    good = enc.save(tmp_path / "good.safetensors")
+    bad = tmp_path / "bad.safetensors"
+    data = good.read_bytes()
+    state = load_file(str(good))
+    if case == "truncated":
+        bad.write_bytes(data[: len(data) - 100])
+    elif case == "random":
+        bad.write_bytes(np.random.default_rng(0).bytes(4096))
+    elif case == "empty":
+        bad.write_bytes(b"")
+    elif case == "plain_safetensors":
+        save_file(state, str(bad))
+    elif case == "future_version":
+        _rewrite(good, bad, config_change={"format_version": FORMAT_VERSION + 1})
+    elif case == "wrong_format":
+        _rewrite(good, bad, config_change={"format": "something-else"})
+    elif case == "shape_mismatch":
+        _rewrite(good, bad, config_change={"depth": 4})  # untied S has 3 layers
+    elif case == "missing_weight":
+        state.pop("thresholds")
+        save_file(state, str(bad), metadata={"lsalsa_config": json.dumps(enc.config())})
+    elif case == "tampered_dictionary":
+        D = state["dictionary"].clone()
+        D[0, 0] += 1e-9
+        _rewrite(good, bad, tensors={"dictionary": D})
+    elif case == "nan_weights":
+        S = state["S"].clone()
+        S[1, 2, 3] = float("nan")
+        _rewrite(good, bad, tensors={"S": S})
+    elif case == "bad_json":
+        save_file(state, str(bad), metadata={"lsalsa_config": "{not json"})
+    elif case == "bad_kind":
+        _rewrite(good, bad, config_change={"kind": "fista"})
+    with pytest.raises(InputError, match=message) as info:
+        load_encoder(tmp_path / ("absent.safetensors" if case == "missing" else "bad.safetensors"))
+    assert "\n" not in str(info.value)
+    load_encoder(good)  # the untouched file still loads
