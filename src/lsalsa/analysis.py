@@ -1,0 +1,437 @@
+"""Theory tools for trained LSALSA encoders: Theorem 1 and the learned curvature (paper, Sec. 5).
+
+Theorem 1 says every LSALSA x-update minimises over ``x`` the learned augmented Lagrangian
+
+``L_hat(x, u, d) = 1/2 x^T (S^{-1} - mu I) x - (W_e y)^T x + 1/2 y^T y + l1(u)
++ mu/2 ||u - x - d||^2 - mu/2 ||d||^2``,
+
+whose x-gradient is ``S^{-1} x - W_e y - mu (u - d)`` when ``S`` is symmetric. The learned
+curvature is ``P = S^{-1} - (mu I + A^T A)``: zero at initialisation, and the paper's Sec. 5.2
+reads a trained LSALSA as a Newton-like step with the Hessian ``mu I + A^T A`` replaced by
+``S^{-1}``. Sec. 5.3 compares the convexity moduli ``beta`` (of ``L_A`` in ``x``: the smallest
+eigenvalue of ``mu I + A^T A``) and ``beta_hat`` (of ``L_hat`` in ``x``: the smallest eigenvalue
+of the symmetric part of ``S^{-1}``).
+
+Everything here runs in float64 on the CPU, whatever the model's dtype and device: the
+quantities checked are at rounding level and must not be swamped by float32 rounding.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ._arrays import as_signals
+from .encoders import UnrolledEncoder, load_encoder, read_model_header
+from .errors import InputError
+from .io import atomic_path, write_json, write_text
+from .solvers.steps import encode_input, salsa_step
+from .version import provenance
+
+#: A relative residual below this is "at rounding level" in float64 (eps = 2.2e-16).
+ROUNDING_LEVEL = 1e-10
+#: Default number of signals used for the Theorem 1 check.
+DEFAULT_SAMPLES = 1000
+FIGURES = {"spectrum": "spectrum.png", "theorem1": "theorem1.png"}
+
+_F64 = {"dtype": torch.float64, "device": "cpu"}
+
+
+def _require_lsalsa(encoder) -> None:
+    if not isinstance(encoder, UnrolledEncoder) or encoder.kind != "lsalsa":
+        kind = getattr(encoder, "kind", type(encoder).__name__)
+        raise InputError(f"analyze needs an LSALSA model, got {kind!r} (Theorem 1 and the "
+                         "learned curvature are statements about LSALSA)")
+
+
+def _layer_operators(encoder) -> list[torch.Tensor]:
+    """The splitting operator ``S`` (N, N) of each layer, float64 on the CPU (T entries)."""
+    S = encoder.S.detach().to(**_F64)
+    return [S[t] if encoder.untied else S for t in range(encoder.depth)]
+
+
+def x_update_gradients(S: torch.Tensor, x: torch.Tensor, b: torch.Tensor,
+                       u: torch.Tensor | None, d: torch.Tensor | None, mu: float
+                       ) -> dict[str, torch.Tensor]:
+    """Gradient of ``L_hat`` w.r.t. ``x`` at a network x-update, two ways, per sample.
+
+    Parameters
+    ----------
+    S : (N, N) the layer's splitting operator (need not be symmetric)
+    x : (B, N) the layer's x-update ``S (b + mu (u - d))``
+    b : (B, N) ``W_e y``
+    u, d : (B, N) the previous layer's state, or None for the zero start
+    mu : ADMM penalty
+
+    Returns
+    -------
+    dict of (B,) tensors:
+    ``stationarity`` ``||S^{-1} x - b - mu (u - d)||`` (what the x-update solves exactly, for
+    any invertible ``S``); ``symmetric`` ``||sym(S^{-1}) x - b - mu (u - d)||``, the true
+    gradient of ``L_hat`` as written (``x^T Q x`` differentiates to ``(Q + Q^T) x / 2``);
+    ``scale`` ``||S^{-1} x|| + ||b|| + mu ||u - d||``, the sizes of the terms.
+    """
+    # One LU factorisation serves S^{-1} x and S^{-T} x; no explicit inverse.
+    LU, pivots = torch.linalg.lu_factor(S)
+    inv_x = torch.linalg.lu_solve(LU, pivots, x.T).T
+    inv_t_x = torch.linalg.lu_solve(LU, pivots, x.T, adjoint=True).T
+    pull = torch.zeros_like(b) if u is None else mu * (u - d)
+    target = b + pull
+    return {
+        "stationarity": torch.linalg.vector_norm(inv_x - target, dim=1),
+        "symmetric": torch.linalg.vector_norm((inv_x + inv_t_x) / 2 - target, dim=1),
+        "scale": (torch.linalg.vector_norm(inv_x, dim=1) + torch.linalg.vector_norm(b, dim=1)
+                  + torch.linalg.vector_norm(pull, dim=1)),
+    }
+
+
+def theorem1_check(encoder, Y, batch_size: int = 4096) -> dict:
+    """Check Theorem 1 layer by layer on signals ``Y`` (B, M), in float64.
+
+    The network is run with :func:`lsalsa.solvers.steps.salsa_step` on float64 copies of its
+    weights; at each layer ``t`` the x-gradient of ``L_hat(x^t, u^{t-1}, d^{t-1})`` is
+    measured relative to ``||S^{-1} x|| + ||W_e y|| + mu ||u - d||`` (max and median over
+    samples).
+
+    Two forms are reported. ``stationarity``: ``S^{-1} x = W_e y + mu (u - d)``, which the
+    x-update solves for any invertible ``S`` (so it is at rounding level unless ``S`` is
+    badly conditioned). ``symmetric``: the gradient of ``L_hat`` exactly as written, whose
+    quadratic term only sees the symmetric part of ``S^{-1}``. Theorem 1 (x-update = argmin of
+    ``L_hat``) needs the symmetric form at rounding level *and* ``sym(S^{-1})`` positive
+    definite; for a non-symmetric ``S`` no quadratic has gradient ``S^{-1} x``, and only the
+    stationarity form holds.
+
+    Returns
+    -------
+    dict with ``layers`` (one dict per layer: ``layer``, ``stationarity_max``,
+    ``stationarity_median``, ``symmetric_max``, ``symmetric_median``), ``stationarity_max`` and
+    ``symmetric_max`` over all layers, ``n_samples``, ``rounding_level`` (the threshold),
+    ``stationarity_holds``, ``symmetric_holds``.
+    """
+    _require_lsalsa(encoder)
+    Y_t, _ = as_signals(Y, "signals")
+    M = encoder.W_e.shape[1]
+    if Y_t.shape[1] != M:
+        raise InputError(f"signals have {Y_t.shape[1]} features per sample but the model "
+                         f"expects M = {M}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InputError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    W_e = encoder.W_e.detach().to(**_F64)
+    tau = encoder._tau().detach().to(**_F64)  # the thresholds the network really uses
+    operators = _layer_operators(encoder)
+    mu = float(encoder.mu)
+    stats = {key: [[] for _ in operators] for key in ("stationarity", "symmetric")}
+    with torch.no_grad():
+        for start in range(0, Y_t.shape[0], batch_size):
+            b = encode_input(Y_t[start:start + batch_size].to(**_F64), W_e)
+            u = d = None
+            for t, S in enumerate(operators):
+                x, u_next, d_next = salsa_step(u, d, b, S, mu, tau)
+                grads = x_update_gradients(S, x, b, u, d, mu)
+                # An all-zero sample (y = 0) has zero terms and zero residual: count it as 0.
+                scale = grads["scale"].clamp_min(torch.finfo(torch.float64).tiny)
+                for key in stats:
+                    stats[key][t].append(grads[key] / scale)
+                u, d = u_next, d_next
+    layers = []
+    for t in range(len(operators)):
+        entry = {"layer": t + 1}
+        for key, per_layer in stats.items():
+            values = torch.cat(per_layer[t])
+            entry[f"{key}_max"] = float(values.max())
+            entry[f"{key}_median"] = float(values.median())
+        layers.append(entry)
+    result = {
+        "n_samples": int(Y_t.shape[0]),
+        "rounding_level": ROUNDING_LEVEL,
+        "layers": layers,
+        "stationarity_max": max(e["stationarity_max"] for e in layers),
+        "symmetric_max": max(e["symmetric_max"] for e in layers),
+    }
+    result["stationarity_holds"] = result["stationarity_max"] < ROUNDING_LEVEL
+    result["symmetric_holds"] = result["symmetric_max"] < ROUNDING_LEVEL
+    return result
+
+
+def _sym(X: torch.Tensor) -> torch.Tensor:
+    return (X + X.T) / 2
+
+
+def _layer_curvature(S: torch.Tensor, gram: torch.Tensor, mu: float) -> dict:
+    N = S.shape[0]
+    eye = torch.eye(N, **_F64)
+    hessian = mu * eye + gram  # of L_A in x
+    try:
+        S_inv = torch.linalg.solve(S, eye)
+    except torch.linalg.LinAlgError as exc:
+        raise InputError("the model's S is singular: Theorem 1 needs an invertible S") from exc
+    P = S_inv - hessian
+    quad = _sym(S_inv) - mu * eye  # the learned counterpart of A^T A
+    quad_eigs = torch.linalg.eigvalsh(quad)
+    S_norm = float(torch.linalg.matrix_norm(S))
+    S_sym_min = float(torch.linalg.eigvalsh(_sym(S))[0])
+    symmetry_error = float(torch.linalg.matrix_norm(S - S.T)) / S_norm if S_norm else 0.0
+    H2 = float(torch.linalg.matrix_norm(hessian, ord=2))
+    HF = float(torch.linalg.matrix_norm(hessian))
+    return {
+        "P_norm2": float(torch.linalg.matrix_norm(P, ord=2)),
+        "P_fro": float(torch.linalg.matrix_norm(P)),
+        "P_rel2": float(torch.linalg.matrix_norm(P, ord=2)) / H2,
+        "P_relfro": float(torch.linalg.matrix_norm(P)) / HF,
+        "symmetry_error": symmetry_error,
+        # Tolerance: a float32 model that was symmetric is exactly symmetric after casting.
+        "S_symmetric": symmetry_error <= 1e-12,
+        "S_sym_min_eig": S_sym_min,
+        "S_positive_definite": S_sym_min > 0,
+        "S_cond": float(torch.linalg.cond(S)),
+        # x^T S^{-1} x = z^T S z with z = S^{-1} x, so sym(S^{-1}) is PD exactly when sym(S) is;
+        # both are reported so the reader need not take that on trust.
+        "beta_hat": float(quad_eigs[0]) + mu,
+        "beta_hat_f1": float(quad_eigs[0]),
+        "quad_max_eig": float(quad_eigs[-1]),
+        "P_sym_eigs": torch.linalg.eigvalsh(_sym(P)).tolist(),
+        "quad_eigs": quad_eigs.tolist(),
+    }
+
+
+def curvature_report(encoder) -> dict:
+    """The learned curvature of an LSALSA encoder against the original problem's, in float64.
+
+    With ``H = mu I + A^T A`` (the Hessian of ``L_A`` in ``x``) and, per layer (one entry when
+    ``S`` is tied), ``P = S^{-1} - H``:
+
+    - ``P_norm2``, ``P_fro`` and their ratios to ``||H||`` (``P_rel2``, ``P_relfro``);
+    - ``symmetry_error`` ``||S - S^T||_F / ||S||_F``, ``S_symmetric``; ``S_sym_min_eig``, the
+      smallest eigenvalue of ``sym(S)``, and ``S_positive_definite``; ``S_cond``;
+    - ``quad_eigs``: the ascending eigenvalues of the learned quadratic term
+      ``sym(S^{-1}) - mu I`` (the learned counterpart of ``A^T A``); ``P_sym_eigs``, those of
+      ``sym(P)``;
+    - ``beta_hat = lambda_min(sym(S^{-1}))``, the convexity modulus of ``L_hat`` in ``x`` (the
+      paper's beta-hat, Sec. 5.3), against ``beta = lambda_min(mu I + A^T A)`` at top level;
+      ``beta_hat_f1 = beta_hat - mu`` against ``beta_f1 = lambda_min(A^T A)`` are the same
+      moduli for the smooth data term alone (``f1_hat`` vs ``1/2 ||y - A x||^2``).
+
+    Also ``W_e_rel_change`` ``||W_e - A^T||_F / ||A^T||_F`` (Sec. 5.2 holds ``W_e = A^T``
+    fixed) and ``gram_eigs`` (ascending eigenvalues of ``A^T A``).
+    """
+    _require_lsalsa(encoder)
+    mu = float(encoder.mu)
+    A = encoder.dictionary.detach().to(**_F64)
+    gram = A.T @ A
+    gram_eigs = torch.linalg.eigvalsh(gram)
+    W_e = encoder.W_e.detach().to(**_F64)
+    operators = [encoder.S.detach().to(**_F64)]
+    if encoder.untied:
+        operators = list(operators[0])
+    layers = []
+    for t, S in enumerate(operators):
+        entry = _layer_curvature(S, gram, mu)
+        entry["layer"] = t + 1 if encoder.untied else "all"
+        layers.append(entry)
+    return {
+        "mu": mu,
+        "M": int(A.shape[0]),
+        "N": int(A.shape[1]),
+        "depth": int(encoder.depth),
+        "untied": bool(encoder.untied),
+        "beta": float(gram_eigs[0]) + mu,
+        "beta_f1": float(gram_eigs[0]),
+        "hessian_norm2": float(gram_eigs[-1]) + mu,
+        "W_e_rel_change": float(torch.linalg.matrix_norm(W_e - A.T)
+                                / torch.linalg.matrix_norm(A)),
+        "gram_eigs": gram_eigs.tolist(),
+        "layers": layers,
+        "S_symmetric": all(e["S_symmetric"] for e in layers),
+        "S_positive_definite": all(e["S_positive_definite"] for e in layers),
+        "beta_hat": min(e["beta_hat"] for e in layers),
+        "P_rel2": max(e["P_rel2"] for e in layers),
+    }
+
+
+# -- figures and the report --------------------------------------------------------------
+
+
+def _spectrum_figure(curvature: dict):
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FuncFormatter
+
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    index = np.arange(1, curvature["N"] + 1)
+    left.plot(index, curvature["gram_eigs"], "k-", lw=2, label="A^T A (original)")
+    several = len(curvature["layers"]) > 1
+    for entry in curvature["layers"]:
+        label = f"sym(S^-1) - mu I, layer {entry['layer']}" if several else "sym(S^-1) - mu I"
+        left.plot(index, entry["quad_eigs"], "--", lw=1.2, label=label)
+        right.plot(index, entry["P_sym_eigs"], "-", lw=1.2,
+                   label=f"layer {entry['layer']}" if several else None)
+    values = np.abs(np.concatenate([curvature["gram_eigs"]]
+                                   + [e["quad_eigs"] for e in curvature["layers"]]))
+    top = float(values.max()) if values.size else 1.0
+    # Overcomplete A^T A has N - M zero eigenvalues and learned ones can go negative:
+    # a symmetric log scale shows both ends of the spectrum.
+    linthresh = max(top * 1e-4, 1e-12)
+    left.set_yscale("symlog", linthresh=linthresh, linscale=2.0)
+    # Label 0 but not the crowded ticks at +-linthresh right beside it.
+    plain = left.yaxis.get_major_formatter()
+    left.yaxis.set_major_formatter(FuncFormatter(
+        lambda v, pos: "" if 0 < abs(v) <= linthresh * 1.001 else plain(v, pos)))
+    left.set_xlabel("index (ascending)")
+    left.set_ylabel("eigenvalue")
+    left.set_title("quadratic term: learned vs original")
+    left.legend(fontsize=8)
+    right.axhline(0.0, color="k", lw=0.5)
+    right.set_xlabel("index (ascending)")
+    right.set_ylabel("eigenvalue")
+    right.set_title("learned curvature: sym(P), P = S^-1 - (mu I + A^T A)", fontsize=10)
+    if several:
+        right.legend(fontsize=8)
+    return fig
+
+
+def _theorem1_figure(check: dict):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.5, 4), layout="constrained")
+    ax = fig.subplots()
+    layers = [e["layer"] for e in check["layers"]]
+    floor = 1e-18  # an exactly zero residual still needs a place on a log axis
+    for key, style, label in (("stationarity", "o-", "S^-1 x = W_e y + mu(u - d)"),
+                              ("symmetric", "s--", "grad of L_hat (sym(S^-1))")):
+        ax.plot(layers, [max(e[f"{key}_max"], floor) for e in check["layers"]], style,
+                label=f"{label}, max")
+    ax.axhline(np.finfo(np.float64).eps, color="gray", lw=0.8, ls=":", label="float64 eps")
+    ax.axhline(ROUNDING_LEVEL, color="red", lw=0.8, ls=":", label="rounding-level bound")
+    ax.set_yscale("log")
+    ax.set_xlabel("layer t")
+    ax.set_ylabel("relative x-gradient of L_hat")
+    ax.set_title(f"Theorem 1 check ({check['n_samples']} signals)")
+    ax.set_xticks(layers)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def _save_figure(fig, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+
+
+def _markdown(model_path: str, source: str, check: dict, curvature: dict) -> str:
+    c, t = curvature, check
+    lines = [
+        "# LSALSA analysis: Theorem 1 and the learned curvature",
+        "",
+        f"Model `{model_path}` (depth {c['depth']}, M = {c['M']}, N = {c['N']}, "
+        f"mu = {c['mu']:g}, {'untied' if c['untied'] else 'tied'} S); "
+        f"signals: {source}, {t['n_samples']} samples. All numbers in float64.",
+        "",
+        "## Theorem 1",
+        "",
+        "Relative x-gradient of the learned augmented Lagrangian at each x-update "
+        "(max over samples; rounding level is below "
+        f"{ROUNDING_LEVEL:g}):",
+        "",
+        "| layer | stationarity: S^-1 x = W_e y + mu(u-d) | gradient of L_hat (sym(S^-1)) |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {e['layer']} | {e['stationarity_max']:.2e} | {e['symmetric_max']:.2e} |"
+              for e in t["layers"]]
+    if t["symmetric_holds"] and c["S_positive_definite"]:
+        verdict = ("holds: every x-update is the exact minimiser of L_hat (S symmetric to "
+                   "rounding and positive definite).")
+    elif t["stationarity_holds"] and not t["symmetric_holds"]:
+        verdict = ("holds only in stationarity form: S is not symmetric, so the x-update solves "
+                   "S^-1 x = W_e y + mu(u - d) but is not the minimiser of L_hat as written "
+                   "(whose quadratic term sees only sym(S^-1)); the paper's Sec. 5.2 assumes "
+                   "symmetric S.")
+    elif t["symmetric_holds"]:
+        verdict = ("x-updates are stationary points of L_hat, but sym(S) is not positive "
+                   "definite, so they are not minimisers.")
+    else:
+        verdict = "does NOT hold at rounding level (S is probably badly conditioned)."
+    lines += ["", f"Theorem 1 {verdict}", "", f"![Theorem 1]({FIGURES['theorem1']})", "",
+              "## Learned curvature P = S^-1 - (mu I + A^T A)", "",
+              f"beta = lambda_min(mu I + A^T A) = {c['beta']:.6g}; "
+              f"lambda_min(A^T A) = {c['beta_f1']:.3g}; "
+              f"||mu I + A^T A||_2 = {c['hessian_norm2']:.6g}; "
+              f"||W_e - A^T||_F / ||A||_F = {c['W_e_rel_change']:.3g}.", "",
+              # ASCII names in the table: a "|" inside a cell would split it.
+              "| layer | P rel. spectral norm | P rel. Frobenius norm | beta_hat "
+              "| beta_hat - beta | S symmetry error | min eig sym(S) | cond(S) |",
+              "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {e['layer']} | {e['P_rel2']:.3g} | {e['P_relfro']:.3g} | "
+              f"{e['beta_hat']:.6g} | {e['beta_hat'] - c['beta']:+.3g} | "
+              f"{e['symmetry_error']:.2e} | {e['S_sym_min_eig']:.3g} | {e['S_cond']:.3g} |"
+              for e in c["layers"]]
+    lines += ["", "P rel. norms: ||P|| / ||mu I + A^T A|| (spectral, Frobenius); S symmetry "
+              "error: ||S - S^T||_F / ||S||_F.", "",
+              "beta and beta_hat are the convexity moduli in x of L_A and L_hat (paper "
+              "Sec. 5.3): the smallest eigenvalues of mu I + A^T A and of sym(S^-1). "
+              "beta_hat > beta is the paper's condition for LSALSA's faster convergence.", "",
+              f"![spectrum]({FIGURES['spectrum']})", ""]
+    return "\n".join(lines)
+
+
+def _pick_samples(Y: np.ndarray, n_samples: int | None, seed: int) -> tuple[np.ndarray, str]:
+    if n_samples is None or n_samples >= Y.shape[0]:
+        return Y, "all"
+    rows = np.sort(np.random.default_rng(seed).choice(Y.shape[0], n_samples, replace=False))
+    return Y[rows], f"{n_samples} drawn with seed {seed}"
+
+
+def analyze(model_path: str | os.PathLike, signals, out_dir: str | os.PathLike, *,
+            n_samples: int | None = DEFAULT_SAMPLES, seed: int = 0,
+            source: str | None = None) -> dict:
+    """Analyse an LSALSA model file and write ``analysis.json``, ``analysis.md`` and figures.
+
+    Parameters
+    ----------
+    model_path : a model saved by :meth:`lsalsa.UnrolledEncoder.save` (LSALSA only)
+    signals : (B, M) array of inputs for the Theorem 1 check
+    out_dir : folder for the outputs (created; existing files of the same names replaced)
+    n_samples : use at most this many signals, drawn without replacement with ``seed``
+        (None: all)
+    source : a description of where the signals came from, for the report
+
+    Every input is checked before anything is written, and each file is written atomically.
+    Returns the dict stored in ``analysis.json``.
+    """
+    config, extra = read_model_header(model_path)
+    if config.get("kind") != "lsalsa":
+        raise InputError(f"analyze needs an LSALSA model; {model_path} is a "
+                         f"{config.get('kind')!r} model")
+    if n_samples is not None and (isinstance(n_samples, bool) or not isinstance(n_samples, int)
+                                  or n_samples < 1):
+        raise InputError(f"n_samples must be an integer >= 1, got {n_samples!r}")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"output {out_dir} exists and is not a directory")
+    encoder = load_encoder(model_path)
+    Y = signals.detach().cpu().numpy() if isinstance(signals, torch.Tensor) else signals
+    if not isinstance(Y, np.ndarray) or Y.ndim != 2 or Y.shape[1] != config["M"]:
+        shape = getattr(Y, "shape", None)
+        raise InputError(f"signals must have shape (B, {config['M']}) for this model, got "
+                         f"{tuple(shape) if shape is not None else type(Y).__name__}")
+    Y, picked = _pick_samples(Y, n_samples, seed)
+    Y = np.array(Y, dtype=np.float64)  # a writable copy, also of a memory-mapped file
+    check = theorem1_check(encoder, Y)
+    curvature = curvature_report(encoder)
+    description = f"{source or 'given array'} ({picked})"
+    result = {
+        "model": str(model_path), "model_config": config, "model_extra": extra,
+        "signals": description, "theorem1": check, "curvature": curvature,
+        "figures": dict(FIGURES), "provenance": provenance(),
+    }
+    if not all(math.isfinite(e["stationarity_max"]) for e in check["layers"]):
+        raise InputError(f"{model_path}: the Theorem 1 residual is not finite (singular S?)")
+    figures = {"spectrum": _spectrum_figure(curvature), "theorem1": _theorem1_figure(check)}
+    out.mkdir(parents=True, exist_ok=True)
+    for name, fig in figures.items():
+        _save_figure(fig, out / FIGURES[name])
+    write_text(out / "analysis.md", _markdown(str(model_path), description, check, curvature))
+    write_json(out / "analysis.json", result)
+    return result

@@ -1,0 +1,268 @@
+"""Theorem 1 and the learned curvature (lsalsa.analysis, ``lsalsa analyze``)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import lsalsa
+from conftest import random_dictionary
+from lsalsa.analysis import (
+    ROUNDING_LEVEL,
+    analyze,
+    curvature_report,
+    theorem1_check,
+    x_update_gradients,
+)
+from lsalsa.cli import main
+from lsalsa.errors import InputError
+
+M, N, MU = 8, 16, 10.0
+
+
+def sparse_signals(rng, A, count, density=0.2):
+    X = rng.standard_normal((count, A.shape[1])) * (rng.random((count, A.shape[1])) < density)
+    return X @ A.T + 0.01 * rng.standard_normal((count, A.shape[0]))
+
+
+@pytest.fixture(scope="module")
+def data():
+    """A tiny problem, its signals and their exact codes (solved once for the module)."""
+    rng = np.random.default_rng(2024)
+    A = random_dictionary(rng, M, N)
+    Y = sparse_signals(rng, A, 40)
+    X_star = lsalsa.solve(Y, A, 0.1, method="exact", tol=1e-10).codes
+    return A, Y, X_star
+
+
+@pytest.fixture
+def setup(data):
+    return data[0], data[1]
+
+
+def train_tiny(data, depth=3, steps=60, untied=False, seed=0):
+    """A short Adam run on 1/2 ||x* - f(y)||^2 with exact codes; returns (encoder, losses)."""
+    A, Y, X_star = data
+    torch.manual_seed(seed)
+    encoder = lsalsa.LSALSA(A, 0.1, depth, MU, untied=untied)
+    opt = torch.optim.Adam(encoder.parameters(), lr=3e-3)
+    Y_t, X_t = torch.from_numpy(Y), torch.from_numpy(X_star)
+    losses = []
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a 16 x 16 problem: extra threads only add contention
+    try:
+        for _ in range(steps):
+            opt.zero_grad()
+            loss = 0.5 * ((encoder(Y_t) - X_t) ** 2).sum(dim=1).mean()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+    finally:
+        torch.set_num_threads(threads)
+    return encoder, losses
+
+
+# -- untrained: every learned quantity equals the original -------------------------------
+
+
+def test_untrained_curvature_is_the_original(setup):
+    A, _ = setup
+    report = curvature_report(lsalsa.LSALSA(A, 0.1, 3, MU))
+    gram = np.linalg.eigvalsh(A.T @ A)
+    layer = report["layers"][0]
+    assert layer["P_rel2"] < 1e-13 and layer["P_relfro"] < 1e-13
+    np.testing.assert_allclose(layer["quad_eigs"], gram, atol=1e-12)
+    np.testing.assert_allclose(report["gram_eigs"], gram, atol=1e-12)
+    # Overcomplete (N > M): lambda_min(A^T A) = 0, so beta = mu, and beta_hat equals it.
+    assert report["beta"] == pytest.approx(MU + gram[0], abs=1e-12)
+    assert report["beta_hat"] == pytest.approx(report["beta"], abs=1e-12)
+    assert report["beta_f1"] == pytest.approx(0.0, abs=1e-12)
+    assert report["hessian_norm2"] == pytest.approx(MU + gram[-1])
+    assert layer["symmetry_error"] == 0.0 and report["S_symmetric"]
+    assert report["S_positive_definite"]
+    assert layer["S_sym_min_eig"] == pytest.approx(1 / (MU + gram[-1]))
+    assert report["W_e_rel_change"] == 0.0
+
+
+def test_untrained_theorem1_at_rounding_level(setup):
+    A, Y = setup
+    check = theorem1_check(lsalsa.LSALSA(A, 0.1, 5, MU), Y)
+    assert len(check["layers"]) == 5 and check["n_samples"] == len(Y)
+    assert check["stationarity_max"] < ROUNDING_LEVEL
+    assert check["symmetric_max"] < ROUNDING_LEVEL
+    assert check["stationarity_holds"] and check["symmetric_holds"]
+
+
+def test_float32_model_is_checked_in_float64(setup):
+    A, Y = setup
+    encoder = lsalsa.LSALSA(A.astype(np.float32), 0.1, 3, MU)
+    check = theorem1_check(encoder, Y.astype(np.float32))
+    # float32 rounding of the weights does not matter: the check is of the float64 network.
+    assert check["stationarity_max"] < ROUNDING_LEVEL
+    assert curvature_report(encoder)["P_rel2"] < 1e-6  # S was rounded to float32
+
+
+def test_symmetric_form_is_the_autograd_gradient_of_L_hat(rng):
+    # The formula in x_update_gradients against autograd of L_hat written out, for a
+    # non-symmetric S (where the two forms differ).
+    S = torch.from_numpy(np.linalg.inv(np.eye(N) * MU + rng.standard_normal((N, N))))
+    x, b, u, d = (torch.from_numpy(rng.standard_normal((3, N))) for _ in range(4))
+    x = x.requires_grad_()
+    Q = torch.linalg.inv(S) - MU * torch.eye(N, dtype=torch.float64)
+    lagrangian = (0.5 * torch.einsum("bi,ij,bj->b", x, Q, x) - (b * x).sum(1)
+                  + MU / 2 * ((u - x - d) ** 2).sum(1) - MU / 2 * (d ** 2).sum(1))
+    (grad,) = torch.autograd.grad(lagrangian.sum(), x)
+    grads = x_update_gradients(S, x.detach(), b, u, d, MU)
+    np.testing.assert_allclose(grads["symmetric"], torch.linalg.vector_norm(grad, dim=1),
+                               rtol=1e-10)
+    stationarity = torch.linalg.solve(S, x.detach().T).T - b - MU * (u - d)
+    np.testing.assert_allclose(grads["stationarity"], torch.linalg.vector_norm(stationarity,
+                                                                               dim=1), rtol=1e-10)
+    assert float((grads["symmetric"] - grads["stationarity"]).abs().max()) > 1e-3
+
+
+# -- trained -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("untied", [False, True])
+def test_theorem1_holds_after_training(data, untied):
+    Y = data[1]
+    encoder, losses = train_tiny(data, untied=untied)
+    assert losses[-1] < 0.7 * losses[0]  # it really trained
+    check = theorem1_check(encoder, Y)
+    report = curvature_report(encoder)
+    assert len(report["layers"]) == (3 if untied else 1)
+    # Training moved S off (mu I + A^T A)^{-1} and made it non-symmetric ...
+    assert report["P_rel2"] > 1e-3
+    assert all(e["symmetry_error"] > 1e-6 for e in report["layers"])
+    assert not report["S_symmetric"]
+    # ... but every x-update still solves S^{-1} x = W_e y + mu (u - d) to rounding,
+    assert check["stationarity_max"] < ROUNDING_LEVEL
+    # while the gradient of L_hat as written (symmetric quadratic form) is not zero.
+    assert check["symmetric_max"] > 1e3 * check["stationarity_max"]
+    assert report["W_e_rel_change"] > 0
+
+
+def test_theorem1_holds_for_trained_symmetric_S(data):
+    # Symmetrising a trained S gives a genuinely learned, symmetric S: both forms hold.
+    Y = data[1]
+    encoder, _ = train_tiny(data, steps=30)
+    with torch.no_grad():
+        encoder.S.copy_((encoder.S + encoder.S.T) / 2)
+    check = theorem1_check(encoder, Y)
+    assert curvature_report(encoder)["P_rel2"] > 1e-3
+    assert check["stationarity_max"] < ROUNDING_LEVEL and check["symmetric_max"] < ROUNDING_LEVEL
+
+
+# -- a known perturbation ----------------------------------------------------------------
+
+
+def test_perturbed_S_recovers_P(setup, rng):
+    A, _ = setup
+    H = MU * np.eye(N) + A.T @ A
+    B = rng.standard_normal((N, N))
+    P0 = (B + B.T) / np.linalg.norm(B + B.T, 2)  # symmetric, ||P0||_2 = 1
+    encoder = lsalsa.LSALSA(A, 0.1, 2, MU)
+    with torch.no_grad():
+        encoder.S.copy_(torch.from_numpy(np.linalg.inv(H + P0)))
+    report = curvature_report(encoder)
+    layer = report["layers"][0]
+    assert layer["P_norm2"] == pytest.approx(1.0, rel=1e-10)
+    assert layer["P_fro"] == pytest.approx(np.linalg.norm(P0), rel=1e-10)
+    assert layer["P_rel2"] == pytest.approx(1.0 / np.linalg.norm(H, 2), rel=1e-10)
+    np.testing.assert_allclose(layer["P_sym_eigs"], np.linalg.eigvalsh(P0), atol=1e-10)
+    np.testing.assert_allclose(layer["quad_eigs"], np.linalg.eigvalsh(A.T @ A + P0),
+                               atol=1e-10)
+    assert layer["beta_hat"] == pytest.approx(np.linalg.eigvalsh(H + P0)[0], rel=1e-10)
+    assert layer["symmetry_error"] < 1e-12  # inv of a symmetric matrix, to rounding
+
+
+def test_indefinite_S_is_reported(setup):
+    A, _ = setup
+    encoder = lsalsa.LSALSA(A, 0.1, 2, MU)
+    with torch.no_grad():
+        encoder.S.copy_(torch.diag(torch.linspace(0.5, 1.0, N, dtype=torch.float64)))
+        encoder.S[0, 0] = -2.0
+    report = curvature_report(encoder)
+    assert not report["S_positive_definite"]
+    assert report["layers"][0]["S_sym_min_eig"] == pytest.approx(-2.0)
+    assert report["beta_hat"] == pytest.approx(-0.5)  # S^{-1} has eigenvalues 1/s_i
+
+
+# -- errors ------------------------------------------------------------------------------
+
+
+def test_lista_and_bad_inputs_are_refused(setup):
+    A, Y = setup
+    lista = lsalsa.LISTA(A, 0.1, 2)
+    with pytest.raises(InputError, match="LSALSA"):
+        theorem1_check(lista, Y)
+    with pytest.raises(InputError, match="LSALSA"):
+        curvature_report(lista)
+    with pytest.raises(InputError, match="M = 8"):
+        theorem1_check(lsalsa.LSALSA(A, 0.1, 2), Y[:, :5])
+
+
+# -- files and the CLI -------------------------------------------------------------------
+
+
+@pytest.fixture
+def saved(tmp_path, setup):
+    A, Y = setup
+    model = lsalsa.LSALSA(A, 0.1, 2, MU, untied=True).save(tmp_path / "m.safetensors")
+    lista = lsalsa.LISTA(A, 0.1, 2).save(tmp_path / "lista.safetensors")
+    signals = tmp_path / "y.npy"
+    np.save(signals, Y)
+    return model, lista, signals
+
+
+def test_analyze_writes_report(saved, tmp_path):
+    model, _, signals = saved
+    out = tmp_path / "out"
+    result = analyze(model, np.load(signals), out, n_samples=10, seed=3)
+    assert sorted(p.name for p in out.iterdir()) == ["analysis.json", "analysis.md",
+                                                     "spectrum.png", "theorem1.png"]
+    stored = json.loads((out / "analysis.json").read_text())
+    assert stored["theorem1"]["n_samples"] == 10
+    assert stored["theorem1"]["stationarity_max"] == result["theorem1"]["stationarity_max"]
+    assert len(stored["curvature"]["layers"]) == 2
+    for png in ("spectrum.png", "theorem1.png"):
+        assert (out / png).read_bytes()[:4] == b"\x89PNG"
+    text = (out / "analysis.md").read_text()
+    assert "Theorem 1 holds" in text and "beta_hat" in text and "theorem1.png" in text
+
+
+def test_cli_end_to_end(saved, tmp_path, capsys):
+    model, _, signals = saved
+    out = tmp_path / "cli-out"
+    assert main(["analyze", str(model), "--signals", str(signals), "--out", str(out)]) == 0
+    stored = json.loads((out / "analysis.json").read_text())
+    assert stored["theorem1"]["stationarity_holds"]
+    assert stored["theorem1"]["n_samples"] == 40
+    assert "Theorem 1" in capsys.readouterr().out
+    # Without signals: synthetic ones, and the default folder beside the model.
+    assert main(["analyze", str(model), "--synthetic", "7"]) == 0
+    stored = json.loads((tmp_path / "m-analysis" / "analysis.json").read_text())
+    assert stored["theorem1"]["n_samples"] == 7 and "synthetic" in stored["signals"]
+
+
+def test_cli_errors_write_nothing(saved, tmp_path, capsys):
+    model, lista, signals = saved
+    wide = tmp_path / "wide.npy"
+    np.save(wide, np.ones((4, M + 1)))
+    out = tmp_path / "never"
+    cases = [
+        ([str(tmp_path / "missing.safetensors"), "--signals", str(signals)], "not found"),
+        ([str(lista), "--signals", str(signals)], "LSALSA"),
+        ([str(model), "--signals", str(wide)], "expects"),
+        ([str(model), "--signals", str(tmp_path / "nope.npy")], "not found"),
+        ([str(model), "--signals", str(signals), "--n-samples", "0"], "n-samples"),
+    ]
+    for argv, message in cases:
+        assert main(["analyze", *argv, "--out", str(out)]) == 2
+        assert message in capsys.readouterr().err
+        assert not out.exists()
+    assert not (tmp_path / "lista-analysis").exists()
