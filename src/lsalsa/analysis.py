@@ -130,6 +130,7 @@ def theorem1_check(encoder, Y, batch_size: int = 4096) -> dict:
             b = encode_input(Y_t[start:start + batch_size].to(**_F64), W_e)
             u = d = None
             for t, S in enumerate(operators):
+                # Not in place: the check needs u^{t-1}, d^{t-1} after the step.
                 x, u_next, d_next = salsa_step(u, d, b, S, mu, tau)
                 grads = x_update_gradients(S, x, b, u, d, mu)
                 # An all-zero sample (y = 0) has zero terms and zero residual: count it as 0.
