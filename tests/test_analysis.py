@@ -266,3 +266,20 @@ def test_cli_errors_write_nothing(saved, tmp_path, capsys):
         assert message in capsys.readouterr().err
         assert not out.exists()
     assert not (tmp_path / "lista-analysis").exists()
+
+
+def test_cli_reads_a_prepared_data_set(saved, tmp_path):
+    model, _, signals = saved
+    prepared = tmp_path / "toy"
+    prepared.mkdir()
+    (prepared / "meta.json").write_text(json.dumps({"name": "toy", "kind": "sc", "M": M,
+                                                    "stand_in": True}))
+    np.save(prepared / "test_signals.npy", np.load(signals)[:12].astype(np.float32))
+    out = tmp_path / "from-data"
+    assert main(["analyze", str(model), "--data", str(prepared), "--out", str(out)]) == 0
+    stored = json.loads((out / "analysis.json").read_text())
+    assert stored["theorem1"]["n_samples"] == 12 and stored["theorem1"]["stationarity_holds"]
+    assert "toy" in stored["signals"] and "stand-in" in stored["signals"]
+    assert main(["analyze", str(model), "--data", str(prepared), "--split", "train",
+                 "--out", str(tmp_path / "no-train")]) == 2
+    assert not (tmp_path / "no-train").exists()
