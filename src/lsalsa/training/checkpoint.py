@@ -1,0 +1,108 @@
+"""Training checkpoints without pickle: one safetensors file, scalars as JSON in its header.
+
+A checkpoint holds the model's state dict, the optimizer's state (its tensors flattened into
+the safetensors body, everything else - step counts stored as numbers, hyperparameters of the
+param groups - as JSON), the shuffling generator's state (base64 of its bytes), the epoch and
+the history. Everything sits in ONE file written through :func:`lsalsa.io.atomic_path`, so a
+process killed at any moment leaves either the previous checkpoint or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from ..errors import InputError
+from ..io import atomic_path
+
+FORMAT = "lsalsa-checkpoint"
+FORMAT_VERSION = 1
+
+
+def flatten_optimizer(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    """Split ``optimizer.state_dict()`` into tensors (``optim.<param>.<key>``) and JSON."""
+    tensors, scalars = {}, {}
+    for index, entries in state_dict["state"].items():
+        for key, value in entries.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optim.{index}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars.setdefault(str(index), {})[key] = value
+    groups = [{k: list(v) if isinstance(v, tuple) else v for k, v in group.items()}
+              for group in state_dict["param_groups"]]
+    return tensors, {"scalars": scalars, "param_groups": groups}
+
+
+def unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
+    """Inverse of :func:`flatten_optimizer`: a dict ``optimizer.load_state_dict`` accepts."""
+    state: dict[int, dict] = {}
+    for name, tensor in tensors.items():
+        _, index, key = name.split(".", 2)
+        state.setdefault(int(index), {})[key] = tensor
+    for index, entries in meta["scalars"].items():
+        state.setdefault(int(index), {}).update(entries)
+    groups = []
+    for group in meta["param_groups"]:
+        group = dict(group)
+        if "betas" in group:  # Adam's betas are a tuple; JSON gave a list back
+            group["betas"] = tuple(group["betas"])
+        groups.append(group)
+    return {"state": state, "param_groups": groups}
+
+
+def generator_state(generator: torch.Generator) -> str:
+    return base64.b64encode(generator.get_state().numpy().tobytes()).decode("ascii")
+
+
+def set_generator_state(generator: torch.Generator, text: str) -> None:
+    raw = base64.b64decode(text.encode("ascii"))
+    generator.set_state(torch.frombuffer(bytearray(raw), dtype=torch.uint8))
+
+
+def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module,
+                    optimizer: torch.optim.Optimizer, state: dict) -> Path:
+    """Write model + optimizer + ``state`` (JSON-serialisable scalars) atomically."""
+    tensors = {f"model.{k}": v.detach().cpu().contiguous()
+               for k, v in model.state_dict().items()}
+    optim_tensors, optim_meta = flatten_optimizer(optimizer.state_dict())
+    tensors.update(optim_tensors)
+    metadata = {
+        "format": FORMAT, "format_version": str(FORMAT_VERSION),
+        "state": json.dumps(state), "optimizer": json.dumps(optim_meta),
+    }
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+    return Path(path)
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict, dict]:
+    """Read a checkpoint: ``(model_state_dict, optimizer_state_dict, state)``."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+        tensors = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise InputError(f"checkpoint {path} is corrupt or truncated: {exc}") from exc
+    if metadata.get("format") != FORMAT:
+        raise InputError(f"{path} is not an lsalsa training checkpoint")
+    if metadata.get("format_version") != str(FORMAT_VERSION):
+        raise InputError(f"checkpoint {path} has format version "
+                         f"{metadata.get('format_version')!r}; this lsalsa reads "
+                         f"{FORMAT_VERSION}")
+    try:
+        state = json.loads(metadata["state"])
+        optim_meta = json.loads(metadata["optimizer"])
+    except (KeyError, json.JSONDecodeError) as exc:
+        raise InputError(f"checkpoint {path} has a corrupt header: {exc}") from exc
+    model = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
+    optim = unflatten_optimizer(
+        {k: v for k, v in tensors.items() if k.startswith("optim.")}, optim_meta)
+    return model, optim, state

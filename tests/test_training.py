@@ -1,0 +1,396 @@
+"""Training (Eq. 15), run directories, exact resume, the hyperparameter search and the CLI."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import lsalsa
+from conftest import random_dictionary
+from lsalsa import LISTA, LSALSA, InputError, load_encoder
+from lsalsa.cli import main
+from lsalsa.encoders import read_model_header
+from lsalsa.training import code_rmse, search, train, validation_rmse
+from lsalsa.training.checkpoint import flatten_optimizer, load_checkpoint, unflatten_optimizer
+
+ALPHA = 0.2
+
+
+@pytest.fixture(scope="module")
+def data():
+    """A tiny SC problem with exactly optimal codes: 120 training and 40 validation rows."""
+    rng = np.random.default_rng(5)
+    A = random_dictionary(rng, 8, 12)
+    Y = rng.standard_normal((160, 8))
+    X = lsalsa.solve(Y, A, ALPHA, method="exact").codes
+    return {"A": A, "Y": Y[:120], "X": X[:120], "Yv": Y[120:], "Xv": X[120:]}
+
+
+def _train(data, encoder=None, **options):
+    encoder = encoder or LSALSA(data["A"], ALPHA, 2, mu=2.0)
+    kwargs = {"lr": 0.05, "batch_size": 16, "max_epochs": 4, "seed": 3, "progress": False,
+              "val_signals": data["Yv"], "val_targets": data["Xv"], **options}
+    return train(encoder, data["Y"], data["X"], **kwargs)
+
+
+def _weights(encoder):
+    return {k: v.detach().clone() for k, v in encoder.state_dict().items()}
+
+
+def _assert_same_weights(a, b):
+    wa, wb = _weights(a), _weights(b)
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        assert torch.equal(wa[key], wb[key]), key
+
+
+# -- the loss and the update ------------------------------------------------------------------
+
+def test_one_full_batch_epoch_is_one_sgd_step_on_eq15(data):
+    """With the whole set as one batch, epoch 1 is exactly one SGD step on Eq. 15."""
+    enc = LSALSA(data["A"], ALPHA, 3, mu=2.0)
+    ref = LSALSA(data["A"], ALPHA, 3, mu=2.0)
+    Y, X = torch.as_tensor(data["Y"]), torch.as_tensor(data["X"])
+    loss = ((X - ref(Y)) ** 2).sum() / (2 * len(Y))  # 1/(2P) sum_p ||x*_p - f(y_p)||^2
+    loss.backward()
+    result = _train(data, enc, lr=0.3, batch_size=len(Y), max_epochs=1)
+    assert result.history[1]["loss"] == pytest.approx(loss.item(), rel=1e-12)
+    for name in ("W_e", "S"):
+        want = getattr(ref, name).detach() - 0.3 * getattr(ref, name).grad
+        torch.testing.assert_close(getattr(enc, name).detach(), want, rtol=0, atol=1e-13)
+    assert torch.equal(enc.thresholds, ref.thresholds)  # LSALSA: fixed hyperparameters
+
+
+def test_training_lowers_loss_and_validation_rmse(data):
+    result = _train(data, max_epochs=8)
+    losses = [h["loss"] for h in result.history[1:]]
+    assert losses[-1] < 0.8 * losses[0]
+    assert result.val_rmse < 0.8 * result.initial_val_rmse
+    assert result.initial_val_rmse == pytest.approx(
+        float(code_rmse(torch.as_tensor(lsalsa.solve(data["Yv"], data["A"], ALPHA, "salsa",
+                                                     n_iter=2, mu=2.0).codes),
+                        torch.as_tensor(data["Xv"])).mean()), rel=1e-12)
+    assert result.val_rmse == pytest.approx(
+        validation_rmse(result.encoder, data["Yv"], data["Xv"], batch_size=7), rel=1e-12)
+
+
+def test_lista_with_adam_and_two_dictionaries():
+    rng = np.random.default_rng(2)
+    dicts = [random_dictionary(rng, 8, 6), random_dictionary(rng, 8, 6)]
+    Y = rng.standard_normal((100, 8))
+    X = lsalsa.solve(Y, dicts, [0.1, 0.3], method="exact").codes
+    enc = LISTA(dicts, [0.1, 0.3], 3)
+    tau0 = enc.thresholds.detach().clone()
+    result = train(enc, Y[:80], X[:80], val_signals=Y[80:], val_targets=X[80:],
+                   optimizer="adam", lr=0.01, batch_size=10, max_epochs=5, progress=False)
+    assert result.val_rmse < result.initial_val_rmse
+    assert not torch.equal(enc.thresholds.detach(), tau0)  # LISTA learns its thresholds
+
+
+def test_lr_schedule_and_rel_tol_stop(data):
+    result = _train(data, lr_decay=0.5, max_epochs=3)
+    assert [h["lr"] for h in result.history[1:]] == pytest.approx([0.05, 0.05 / 1.5, 0.05 / 2])
+    assert result.stopped == "max_epochs" and result.epochs == 3
+    stopped = _train(data, rel_tol=0.9, max_epochs=50)
+    assert stopped.stopped == "rel_tol" and stopped.epochs == 2
+
+
+def test_divergence_is_reported(data):
+    result = _train(data, lr=1e6, max_epochs=20)
+    assert result.stopped == "diverged" and result.epochs < 20
+
+
+def test_seed_determines_the_result(data):
+    a, b, c = _train(data), _train(data), _train(data, seed=4)
+    _assert_same_weights(a.encoder, b.encoder)
+    assert not torch.equal(a.encoder.S, c.encoder.S)
+
+
+def test_memory_mapped_and_tensor_inputs_match_arrays(data, tmp_path):
+    np.save(tmp_path / "Y.npy", data["Y"])
+    np.save(tmp_path / "X.npy", data["X"])
+    Y = np.load(tmp_path / "Y.npy", mmap_mode="r")
+    X = np.load(tmp_path / "X.npy", mmap_mode="r")
+    mm = train(LSALSA(data["A"], ALPHA, 2, mu=2.0), Y, X, lr=0.05, batch_size=16,
+               max_epochs=2, seed=3, progress=False)
+    tt = train(LSALSA(data["A"], ALPHA, 2, mu=2.0), torch.as_tensor(data["Y"]),
+               torch.as_tensor(data["X"]), lr=0.05, batch_size=16, max_epochs=2, seed=3,
+               progress=False)
+    ref = _train(data, max_epochs=2, val_signals=None, val_targets=None)
+    _assert_same_weights(mm.encoder, ref.encoder)
+    _assert_same_weights(tt.encoder, ref.encoder)
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"optimizer": "lbfgs"}, "optimizer"),
+    ({"lr": 0.0}, "lr"),
+    ({"lr": float("nan")}, "lr"),
+    ({"batch_size": 0}, "batch_size"),
+    ({"max_epochs": 1.5}, "max_epochs"),
+    ({"seed": "x"}, "seed"),
+    ({"val_targets": None}, "both"),
+])
+def test_bad_options(data, change, message):
+    with pytest.raises(InputError, match=message):
+        _train(data, **change)
+
+
+def test_bad_data(data):
+    enc = LSALSA(data["A"], ALPHA, 2)
+    with pytest.raises(InputError, match="columns"):
+        train(enc, data["Y"][:, :5], data["X"], progress=False)
+    with pytest.raises(InputError, match="rows"):
+        train(enc, data["Y"], data["X"][:10], progress=False)
+    bad = data["X"].copy()
+    bad[3, 3] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        train(enc, data["Y"], bad, progress=False)
+    with pytest.raises(InputError, match="LISTA or LSALSA"):
+        train(torch.nn.Linear(8, 12), data["Y"], data["X"])
+
+
+# -- run directories, checkpoints and resume ------------------------------------------------
+
+def test_run_directory_contents(data, tmp_path):
+    run = tmp_path / "run"
+    result = _train(data, run_dir=run, max_epochs=3, data_info={"dataset": "toy"})
+    config = json.loads((run / "config.json").read_text())
+    assert config["training"]["seed"] == 3 and config["training"]["lr"] == 0.05
+    assert config["encoder"]["kind"] == "lsalsa" and config["data"]["dataset"] == "toy"
+    assert config["data"]["train"]["P"] == 120 and config["data"]["validation"]["P"] == 40
+    prov = json.loads((run / "provenance.json").read_text())
+    assert prov["lsalsa_version"] == lsalsa.__version__ and "git_commit" in prov
+    history = json.loads((run / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [0, 1, 2, 3]
+    model = load_encoder(run / "model.safetensors")
+    _assert_same_weights(model, result.encoder)
+    _, extra = read_model_header(run / "model.safetensors")
+    assert extra["training"]["epochs"] == 3
+    assert extra["training"]["val_rmse"] == pytest.approx(result.val_rmse)
+    assert not list(run.glob(".*.tmp"))  # no temporary files left behind
+
+
+@pytest.mark.parametrize("options", [{}, {"momentum": 0.9}, {"optimizer": "adam", "lr": 0.01},
+                                     {"lr_decay": 0.3}])
+def test_resume_equals_uninterrupted(data, tmp_path, options):
+    whole = _train(data, max_epochs=5, **options)
+    run = tmp_path / "run"
+    first = _train(data, run_dir=run, max_epochs=2, **options)
+    assert first.epochs == 2
+    resumed = _train(data, run_dir=run, resume=True, max_epochs=5, **options)
+    assert resumed.resumed_from == 2 and resumed.epochs == 5
+    _assert_same_weights(resumed.encoder, whole.encoder)
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in whole.history]
+    # Resuming a finished run changes nothing.
+    again = _train(data, run_dir=run, resume=True, max_epochs=5, **options)
+    assert again.epochs == 5
+    _assert_same_weights(again.encoder, whole.encoder)
+
+
+def test_resume_refuses_other_settings_and_fresh_run_refuses_old_dir(data, tmp_path):
+    run = tmp_path / "run"
+    _train(data, run_dir=run, max_epochs=1)
+    with pytest.raises(InputError, match="already holds a run"):
+        _train(data, run_dir=run, max_epochs=1)
+    with pytest.raises(InputError, match=r"training\.lr differ"):
+        _train(data, run_dir=run, resume=True, lr=0.1)
+    with pytest.raises(InputError, match=r"encoder\.depth"):
+        _train(data, LSALSA(data["A"], ALPHA, 3, mu=2.0), run_dir=run, resume=True)
+    (run / "checkpoint.safetensors").write_bytes(b"garbage")
+    with pytest.raises(InputError, match="corrupt or truncated"):
+        _train(data, run_dir=run, resume=True)
+
+
+def test_optimizer_state_round_trip():
+    p = torch.nn.Parameter(torch.randn(4, dtype=torch.float64))
+    opt = torch.optim.Adam([p], lr=0.1, betas=(0.8, 0.99))
+    for _ in range(3):
+        opt.zero_grad()
+        (p ** 3).sum().backward()
+        opt.step()
+    tensors, meta = flatten_optimizer(opt.state_dict())
+    back = unflatten_optimizer(tensors, json.loads(json.dumps(meta)))
+    fresh = torch.optim.Adam([torch.nn.Parameter(p.detach().clone())], lr=0.5)
+    fresh.load_state_dict(back)
+    assert fresh.param_groups[0]["betas"] == (0.8, 0.99) and fresh.param_groups[0]["lr"] == 0.1
+    for key, value in opt.state_dict()["state"][0].items():
+        assert torch.equal(fresh.state_dict()["state"][0][key], value)
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import sys, time
+    import numpy as np
+    import lsalsa
+    from lsalsa.training import train
+
+    run_dir, resume, pause = sys.argv[1], sys.argv[2] == "1", float(sys.argv[3])
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((8, 12)); A /= np.linalg.norm(A, axis=0)
+    Y = rng.standard_normal((96, 8))
+    X = lsalsa.solve(Y, A, 0.2, method="fista", n_iter=300).codes
+    enc = lsalsa.LSALSA(A, 0.2, 3, mu=2.0)
+    train(enc, Y, X, optimizer="adam", lr=0.01, lr_decay=0.1, batch_size=10, max_epochs=6,
+          seed=11, run_dir=run_dir, resume=resume, progress=False,
+          callback=lambda entry: time.sleep(pause))
+""")
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_is_bit_identical(tmp_path):
+    script = tmp_path / "job.py"
+    script.write_text(KILL_SCRIPT)
+
+    def run(run_dir, resume, pause="0"):
+        return subprocess.run([sys.executable, str(script), str(run_dir), resume, pause],
+                              check=True, timeout=120)
+
+    run(tmp_path / "whole", "0")
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, str(script), str(killed), "0", "0.5"])
+    deadline = time.monotonic() + 60
+    while not (killed / "checkpoint.safetensors").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "model.safetensors").exists()  # it really was cut short
+    _, _, state = load_checkpoint(killed / "checkpoint.safetensors")
+    assert 1 <= state["epoch"] < 6
+    run(killed, "1")
+    a, b = load_encoder(killed / "model.safetensors"), load_encoder(tmp_path / "whole" /
+                                                                   "model.safetensors")
+    _assert_same_weights(a, b)
+    assert json.loads((killed / "history.json").read_text())[-1]["loss"] == json.loads(
+        (tmp_path / "whole" / "history.json").read_text())[-1]["loss"]
+
+
+# -- search -------------------------------------------------------------------------------------
+
+def test_search_grid_selection_and_tables(data, tmp_path, monkeypatch):
+    run = tmp_path / "search"
+    grid = {"depths": [1, 2], "alphas": [0.1, 0.2], "mus": [1.0, 2.0], "lrs": [0.05],
+            "lr_decays": [0.0, 0.5], "epochs": 1, "batch_size": 16, "progress": False}
+    result = search(data["Y"], data["X"], data["Yv"], data["Xv"], data["A"], run_dir=run,
+                    **grid)
+    counts = {m: sum(r["method"] == m for r in result.rows)
+              for m in ("fista", "salsa", "lista", "lsalsa")}
+    assert counts == {"fista": 4, "salsa": 8, "lista": 8, "lsalsa": 16}
+    for (method, T), best in result.best.items():
+        same = [r["val_rmse"] for r in result.rows if r["method"] == method and r["T"] == T]
+        assert best["val_rmse"] == min(same)
+    # A classic row is the RMSE of the solver at exactly T iterations.
+    row = next(r for r in result.rows if r["method"] == "salsa" and r["T"] == 2
+               and r["alpha"] == 0.1 and r["mu"] == 2.0)
+    codes = lsalsa.solve(data["Yv"], data["A"], 0.1, "salsa", n_iter=2, mu=2.0).codes
+    assert row["val_rmse"] == pytest.approx(np.sqrt(((codes - data["Xv"]) ** 2).mean(1)).mean())
+    assert len(json.loads((run / "results.json").read_text())) == 36
+    assert (run / "results.csv").read_text().count("\n") == 37
+    assert len(json.loads((run / "best.json").read_text())) == 8
+
+    # A rerun of the same search skips every finished trial (nothing is trained again).
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(importlib.import_module("lsalsa.training.search"), "train", no_training)
+    again = search(data["Y"], data["X"], data["Yv"], data["Xv"], data["A"], run_dir=run, **grid)
+    assert again.rows == json.loads((run / "results.json").read_text())
+    with pytest.raises(InputError, match="different search"):
+        search(data["Y"], data["X"], data["Yv"], data["Xv"], data["A"], run_dir=run,
+               **{**grid, "alphas": [0.3]})
+
+
+def test_search_validates(data):
+    with pytest.raises(InputError, match="unknown search methods"):
+        search(None, None, data["Yv"], data["Xv"], data["A"], depths=[1], alphas=[0.1],
+               methods=["ista2"])
+    with pytest.raises(InputError, match="depth"):
+        search(None, None, data["Yv"], data["Xv"], data["A"], depths=[0], alphas=[0.1],
+               methods=["fista"])
+
+
+# -- CLI ----------------------------------------------------------------------------------------
+
+@pytest.fixture
+def files(data, tmp_path):
+    paths = {}
+    for key, name in (("Y", "signals"), ("X", "codes"), ("A", "dict")):
+        paths[name] = tmp_path / f"{name}.npy"
+        np.save(paths[name], data[key].astype(np.float32))
+    return paths
+
+
+def test_cli_train_and_resume(files, tmp_path, capsys):
+    run = tmp_path / "run"
+    common = ["train", "--signals", str(files["signals"]), "--targets", str(files["codes"]),
+              "--dict", str(files["dict"]), "--alpha", "0.2", "--depth", "2", "--mu", "2",
+              "--lr", "0.05", "--batch-size", "16", "--run-dir", str(run), "--quiet"]
+    args = [*common, "--epochs", "2"]
+    assert main(args) == 0
+    assert "validation RMSE" in capsys.readouterr().out
+    model = load_encoder(run / "model.safetensors")
+    assert model.depth == 2 and model.W_e.dtype == torch.float32 and model.mu == 2.0
+    config = json.loads((run / "config.json").read_text())
+    assert config["data"]["validation_split"] == "last 12 of 120 rows"
+    assert main(args) == 2  # refuses to overwrite a run
+    assert "already holds a run" in capsys.readouterr().err
+    assert main([*common, "--epochs", "3", "--resume", "--batch-size", "8"]) == 2
+    assert "training.batch_size" in capsys.readouterr().err
+    assert main([*common, "--epochs", "3", "--resume"]) == 0
+    assert json.loads((run / "history.json").read_text())[-1]["epoch"] == 3
+
+
+def test_cli_train_from_codes_directory(data, files, tmp_path, monkeypatch):
+    codes = tmp_path / "codes"
+    codes.mkdir()
+    np.save(codes / "codes_train.npy", data["X"].astype(np.float32))
+    np.save(codes / "dictionary_0.npy", data["A"].astype(np.float32))
+    (codes / "codes.json").write_text(json.dumps({"alphas": [ALPHA], "solver": "exact"}))
+
+    class Prepared:
+        path = tmp_path
+
+        def __init__(self):
+            self.meta = {"name": "toy"}
+
+        def signals(self, split):
+            return np.load(files["signals"], mmap_mode="r")
+
+    monkeypatch.setattr("lsalsa.data.load_prepared", lambda name, root=None: Prepared())
+    run = tmp_path / "run"
+    assert main(["train", "--data", "toy", "--codes", str(codes), "--model", "lista",
+                 "--depth", "2", "--epochs", "1", "--run-dir", str(run), "--quiet"]) == 0
+    model = load_encoder(run / "model.safetensors")
+    assert model.kind == "lista" and model.alphas == (ALPHA,)
+    assert json.loads((run / "config.json").read_text())["data"]["dataset"] == "toy"
+
+
+def test_cli_search(files, tmp_path, capsys):
+    run = tmp_path / "search"
+    assert main(["search", "--signals", str(files["signals"]), "--targets", str(files["codes"]),
+                 "--dict", str(files["dict"]), "--depths", "1", "--alphas", "0.1", "0.2",
+                 "--methods", "fista", "lsalsa", "--epochs", "1", "--run-dir", str(run),
+                 "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "fista" in out and "lsalsa" in out
+    assert (run / "results.csv").is_file() and (run / "best.json").is_file()
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--signals", "missing.npy", "--targets", "x.npy", "--dict", "a.npy"], "not found"),
+    (["--data", "toy"], "go together"),
+    ([], "give --data"),
+])
+def test_cli_errors(extra, message, tmp_path, capsys):
+    assert main(["train", *extra, "--depth", "2", "--alpha", "0.1",
+                 "--run-dir", str(tmp_path / "r")]) == 2
+    assert message in capsys.readouterr().err
