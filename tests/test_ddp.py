@@ -1,0 +1,76 @@
+"""DDP training: two gloo processes under torchrun equal one process with the same global batch."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+
+from lsalsa import load_encoder
+
+SCRIPT = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import lsalsa
+    from lsalsa.training import train
+
+    def problem():
+        rng = np.random.default_rng(0)
+        A = [rng.standard_normal((8, 6)), rng.standard_normal((8, 6))]
+        A = [a / np.linalg.norm(a, axis=0) for a in A]
+        Y = rng.standard_normal((101, 8))
+        X = lsalsa.solve(Y, A, [0.1, 0.2], method="fista", n_iter=300).codes
+        return A, Y, X
+
+    if __name__ == "__main__":
+        A, Y, X = problem()
+        enc = lsalsa.LSALSA(A, [0.1, 0.2], 3, mu=2.0)
+        # 101 rows in global batches of 15: the last batch (11) splits 6/5 across two ranks.
+        train(enc, Y[:90], X[:90], val_signals=Y[90:], val_targets=X[90:], optimizer=sys.argv[2],
+              lr=0.02, batch_size=15, max_epochs=3, seed=7, run_dir=sys.argv[1], progress=False)
+""")
+
+
+@pytest.mark.slow
+def test_two_processes_equal_one(tmp_path):
+    optimizer = "sgd"  # the paper's; the gradient (what DDP shards) is the same for Adam
+    script = tmp_path / "ddp_job.py"
+    script.write_text(SCRIPT)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    env["OMP_NUM_THREADS"] = "1"
+    for name, launcher in (("one", []), ("two", ["-m", "torch.distributed.run",
+                                                 "--nproc_per_node=2", "--standalone"])):
+        done = subprocess.run([sys.executable, *launcher, str(script), str(tmp_path / name),
+                               optimizer], env=env, capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr[-3000:]
+    one = load_encoder(tmp_path / "one" / "model.safetensors")
+    two = load_encoder(tmp_path / "two" / "model.safetensors")
+    init = load_encoder(tmp_path / "one" / "model.safetensors")
+    assert not torch.allclose(one.S, _initial_S(init), atol=1e-6)  # training moved the weights
+    for name in ("W_e", "S"):
+        torch.testing.assert_close(getattr(two, name), getattr(one, name), rtol=1e-10,
+                                   atol=1e-12)
+    h1 = json.loads((tmp_path / "one" / "history.json").read_text())
+    h2 = json.loads((tmp_path / "two" / "history.json").read_text())
+    np.testing.assert_allclose([h["loss"] for h in h2[1:]], [h["loss"] for h in h1[1:]],
+                               rtol=1e-10)
+    np.testing.assert_allclose([h["val_rmse"] for h in h2], [h["val_rmse"] for h in h1],
+                               rtol=1e-10)
+    config = json.loads((tmp_path / "two" / "config.json").read_text())
+    assert config["world_size"] == 2
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(
+        p.name for p in (tmp_path / "one").iterdir())  # only rank 0 wrote, nothing stray
+
+
+def _initial_S(encoder):
+    from lsalsa import LSALSA
+
+    return LSALSA(encoder.problem, encoder.alphas, encoder.depth, mu=encoder.mu).S
