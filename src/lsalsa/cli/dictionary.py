@@ -1,0 +1,143 @@
+"""``lsalsa dictionary``: learn a dictionary on a prepared data set, and draw its atoms."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from .common import check_output_path, read_array
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "dictionary", help="learn a dictionary (paper Eq. 5 / Eq. 8) and draw its atoms",
+        description="Dictionary learning by mini-batch SGD with FISTA codes and unit-norm "
+                    "columns, and a picture of the atoms.")
+    sub = parser.add_subparsers(dest="dictionary_command", metavar="ACTION", required=True)
+
+    learn = sub.add_parser(
+        "learn", help="learn a dictionary on the training signals of a prepared data set",
+        description="Learn a dictionary (M, ATOMS) on the train split of a prepared data set "
+                    "and write it to OUT (.npy) with a JSON sidecar (settings, objective "
+                    "history, provenance). For an MCA data set give --component: one "
+                    "dictionary per clean component (paper Eq. 8).")
+    learn.add_argument("--data", required=True, metavar="PREPARED",
+                       help="prepared data set: a folder or a name under --root")
+    learn.add_argument("--root", default=None, metavar="DIR",
+                       help="folder of prepared data sets (default <cache>/prepared)")
+    learn.add_argument("--component", type=int, default=None, choices=(0, 1),
+                       help="MCA: learn on clean component 0 or 1 instead of the mixtures")
+    learn.add_argument("--atoms", type=int, default=None, help="number of atoms (default M)")
+    learn.add_argument("--alpha", type=float, required=True, help="l1 penalty (> 0)")
+    learn.add_argument("--epochs", type=int, default=10, help="most epochs (default 10)")
+    learn.add_argument("--batch-size", type=int, default=256)
+    learn.add_argument("--lr", type=float, default=1.0,
+                       help="initial step size lr0; step t uses lr0 / (1 + t / lr-decay)")
+    learn.add_argument("--lr-decay", type=float, default=None,
+                       help="decay in steps (default 10 epochs' worth of steps)")
+    learn.add_argument("--tol", type=float, default=1e-5,
+                       help="stop at this relative change of the epoch objective")
+    learn.add_argument("--n-iter-codes", type=int, default=50,
+                       help="FISTA iterations per batch, warm-started (default 50)")
+    learn.add_argument("--init", choices=("data", "random"), default="data")
+    learn.add_argument("--limit", type=int, default=None, metavar="P",
+                       help="use a seeded random subset of P training signals")
+    learn.add_argument("--seed", type=int, default=0)
+    learn.add_argument("--checkpoint-dir", default=None, metavar="DIR",
+                       help="write a checkpoint after every epoch; resume from it when present")
+    learn.add_argument("--device", default=None, help="torch device (default cpu)")
+    learn.add_argument("--quiet", action="store_true", help="no progress bar")
+    learn.add_argument("--out", required=True, help="output .npy for the dictionary (M, ATOMS)")
+    learn.set_defaults(func=run_learn)
+
+    show = sub.add_parser("show", help="draw the atoms of a dictionary as a PNG grid",
+                          description="Draw every atom (column) of a dictionary .npy as an "
+                                      "image in a grid.")
+    show.add_argument("dictionary", help="dictionary .npy (M, N)")
+    show.add_argument("--out", required=True, help="output .png")
+    show.add_argument("--patch-shape", default=None, metavar="HxW",
+                      help="atom image shape (default: from the sidecar JSON, else square)")
+    show.add_argument("--title", default=None)
+    show.set_defaults(func=run_show)
+
+
+def _training_signals(args):
+    from ..data import load_prepared
+
+    data = load_prepared(args.data, root=args.root)
+    arrays = data.split("train")
+    kind = data.meta.get("kind")
+    if kind == "mca":
+        if args.component is None:
+            raise InputError(f"{data.name} is an MCA data set: give --component 0 or 1 "
+                             "(one dictionary per clean component, paper Eq. 8)")
+        key = f"component{args.component}"
+    else:
+        if args.component is not None:
+            raise InputError(f"--component applies to MCA data sets; {data.name} is {kind}")
+        key = "signals"
+    if key not in arrays:
+        raise InputError(f"{data.path} has no train {key}")
+    return data, key, arrays[key]
+
+
+def run_learn(args) -> int:
+    from ..dictionary import learn_dictionary, save_dictionary
+
+    out = check_output_path(args.out)
+    if out.suffix != ".npy":
+        raise InputError(f"output {args.out} must end in .npy")
+    data, key, signals = _training_signals(args)
+    if args.limit is not None:
+        if args.limit < 1:
+            raise InputError(f"--limit must be >= 1, got {args.limit}")
+        if args.limit < signals.shape[0]:
+            rng = np.random.default_rng([args.seed, 4])
+            picks = np.sort(rng.choice(signals.shape[0], size=args.limit, replace=False))
+            signals = np.asarray(signals[picks])
+    result = learn_dictionary(
+        signals, args.atoms, args.alpha, epochs=args.epochs, batch_size=args.batch_size,
+        lr=args.lr, lr_decay=args.lr_decay, tol=args.tol, seed=args.seed, init=args.init,
+        n_iter_codes=args.n_iter_codes, checkpoint_dir=args.checkpoint_dir,
+        progress=not args.quiet, device=args.device)
+    sidecar = save_dictionary(out, result, extra={
+        "data": {"path": str(data.path), "name": data.name, "key": key, "split": "train",
+                 "stand_in": data.meta.get("stand_in"), "label": data.meta.get("label"),
+                 "limit": args.limit},
+        "patch_shape": data.meta.get("patch_shape")})
+    state = "converged" if result.converged else "stopped at --epochs"
+    print(f"wrote {out} ({result.dictionary.shape[0]} x {result.dictionary.shape[1]}, "
+          f"{result.epochs} epochs, {state}, objective {result.history[-1]:.6g}) and {sidecar}")
+    return 0
+
+
+def _patch_shape(text: str | None, dictionary_path: Path):
+    if text is not None:
+        try:
+            h, w = (int(v) for v in text.lower().split("x"))
+        except ValueError:
+            raise InputError(f"--patch-shape must look like 10x10, got {text!r}") from None
+        return (h, w)
+    sidecar = dictionary_path.with_suffix(".json")
+    if sidecar.is_file():
+        try:
+            shape = json.loads(sidecar.read_text()).get("patch_shape")
+        except ValueError:
+            shape = None
+        if shape and len(shape) == 2:
+            return tuple(int(v) for v in shape)
+    return None
+
+
+def run_show(args) -> int:
+    from ..dictionary import plot_atoms
+
+    out = check_output_path(args.out)
+    A = read_array(args.dictionary, "dictionary")
+    shape = _patch_shape(args.patch_shape, Path(args.dictionary))
+    plot_atoms(A, out, shape, title=args.title)
+    print(f"wrote {out} ({A.shape[1]} atoms)")
+    return 0

@@ -1,0 +1,214 @@
+"""Dictionary learning (paper Eq. 5 / Eq. 8), its checkpoints, the atom picture and the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from lsalsa import InputError, objective, solve
+from lsalsa.cli import main
+from lsalsa.dictionary import (
+    _LipschitzTracker,
+    learn_dictionary,
+    normalize_columns,
+    plot_atoms,
+)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Tiny matrices: threads only add contention on a shared machine.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def planted(seed=0, M=16, N=24, k=3, P=2000):
+    """Signals ``y = A x`` from a random unit-norm dictionary and k-sparse codes."""
+    rng = np.random.default_rng(seed)
+    A = rng.standard_normal((M, N))
+    A /= np.linalg.norm(A, axis=0)
+    X = np.zeros((P, N))
+    for p in range(P):
+        idx = rng.choice(N, k, replace=False)
+        X[p, idx] = rng.choice([-1, 1], k) * rng.uniform(0.5, 1.5, k)
+    return A, (X @ A.T).astype(np.float32)
+
+
+def exact_mean_objective(Y, A, alpha):
+    """Eq. 5 with truly optimal codes."""
+    Y64, A64 = Y.astype(np.float64), A.astype(np.float64)
+    X = solve(Y64, A64, alpha, method="exact").codes
+    return float(objective(Y64, X, A64, alpha).mean())
+
+
+def test_planted_dictionary_is_recovered():
+    A_true, Y = planted()
+    result = learn_dictionary(Y, 24, alpha=0.1, epochs=20, batch_size=128, lr=10.0,
+                              lr_decay=1000, n_iter_codes=30, seed=0, progress=False)
+    cosines = np.abs(A_true.T @ result.dictionary)  # (true atom, learned atom)
+    recovered = (cosines.max(axis=1) > 0.95).mean()
+    assert recovered >= 0.9
+    # The initial dictionary (random signals) is far from it: learning did the work.
+    start = learn_dictionary(Y, 24, alpha=0.1, epochs=1, batch_size=128, lr=1e-12,
+                             seed=0, progress=False).dictionary
+    assert (np.abs(A_true.T @ start).max(axis=1) > 0.95).mean() < 0.5
+
+
+def test_objective_decreases_and_columns_stay_unit_norm():
+    _, Y = planted(seed=1, P=600)
+    Y = Y[:, :] + np.random.default_rng(0).normal(0, 0.05, Y.shape).astype(np.float32)
+    result = learn_dictionary(Y, 20, alpha=0.1, epochs=6, batch_size=64, lr=3.0,
+                              n_iter_codes=20, seed=3, init="random", progress=False)
+    A = result.dictionary
+    assert A.shape == (16, 20) and A.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(A, axis=0), 1.0, atol=1e-5)
+    assert result.history[-1] < result.history[0]
+    assert len(result.history) == result.epochs == 6
+    rng = np.random.default_rng([3, 1])
+    A0 = rng.standard_normal((16, 20))
+    A0 /= np.linalg.norm(A0, axis=0)
+    assert exact_mean_objective(Y, A, 0.1) < 0.9 * exact_mean_objective(Y, A0, 0.1)
+
+
+def test_tolerance_stops_early():
+    _, Y = planted(seed=2, P=300)
+    result = learn_dictionary(Y, 24, alpha=0.1, epochs=50, batch_size=300, lr=1e-9,
+                              tol=1e-3, seed=0, progress=False)
+    # Steps of 1e-9 leave the objective unchanged: the second epoch meets the tolerance.
+    assert result.converged and result.epochs == 2
+
+
+def test_normalize_columns_projects_onto_the_sphere():
+    A = torch.tensor([[3.0, 0.0, 1.0], [4.0, 0.0, -1.0]])
+    B = normalize_columns(A)
+    np.testing.assert_allclose(torch.linalg.vector_norm(B, dim=0), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(B[:, 0], [0.6, 0.8], rtol=1e-6)
+    np.testing.assert_allclose(B[:, 1], [1.0, 0.0])  # a dead atom becomes a unit vector
+
+
+def test_lipschitz_tracker_is_a_tight_upper_bound(rng):
+    tracker = _LipschitzTracker(30, seed=0, device="cpu")
+    A = torch.from_numpy(rng.standard_normal((20, 30)))
+    for _ in range(4):
+        true = float(torch.linalg.matrix_norm(A, ord=2) ** 2)
+        estimate = tracker(A)
+        assert true <= estimate <= 1.01 * true
+        A = A + 0.05 * torch.from_numpy(rng.standard_normal(A.shape))
+
+
+def test_checkpoint_resume_matches_an_uninterrupted_run(tmp_path):
+    _, Y = planted(seed=4, P=256)
+    settings = dict(alpha=0.1, batch_size=64, lr=3.0, n_iter_codes=10, seed=5, progress=False,
+                    tol=0.0)
+    full = learn_dictionary(Y, 24, epochs=4, **settings)
+    learn_dictionary(Y, 24, epochs=2, checkpoint_dir=tmp_path / "ck", **settings)
+    state = json.loads((tmp_path / "ck" / "state.json").read_text())
+    assert state["epoch"] == 2
+    resumed = learn_dictionary(Y, 24, epochs=4, checkpoint_dir=tmp_path / "ck", **settings)
+    np.testing.assert_array_equal(resumed.dictionary, full.dictionary)
+    assert resumed.history == pytest.approx(full.history, rel=1e-12)
+    # Only the newest epoch's arrays are kept.
+    assert sorted(p.name for p in (tmp_path / "ck").glob("dictionary_*")) == [
+        "dictionary_e00004.npy"]
+    with pytest.raises(InputError, match="another run"):
+        learn_dictionary(Y, 24, epochs=4, checkpoint_dir=tmp_path / "ck",
+                         **{**settings, "alpha": 0.2})
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"alpha": 0.0}, "alpha"), ({"alpha": -1.0}, "alpha"), ({"n_atoms": 0}, "n_atoms"),
+    ({"epochs": 0}, "epochs"), ({"init": "svd"}, "init"), ({"lr": float("nan")}, "lr"),
+])
+def test_bad_arguments_raise_and_write_nothing(tmp_path, kwargs, message):
+    _, Y = planted(seed=0, P=50)
+    with pytest.raises(InputError, match=message):
+        learn_dictionary(Y, **{"alpha": 0.1, **kwargs}, checkpoint_dir=tmp_path / "ck",
+                         progress=False)
+    assert not (tmp_path / "ck").exists()
+
+
+@pytest.mark.parametrize("signals", [np.zeros((0, 16), np.float32), np.zeros(16, np.float32),
+                                     np.full((4, 16), np.nan, np.float32)])
+def test_bad_signals_raise(signals):
+    with pytest.raises(InputError):
+        learn_dictionary(signals, 8, alpha=0.1, progress=False)
+
+
+def test_plot_atoms_draws_a_grid(tmp_path, rng):
+    import matplotlib.image
+
+    A = rng.standard_normal((12, 7))
+    out = plot_atoms(A, tmp_path / "atoms.png", patch_shape=(3, 4), title="atoms")
+    image = matplotlib.image.imread(out)
+    assert image.ndim == 3 and image.shape[0] > 10
+    with pytest.raises(InputError, match="square"):
+        plot_atoms(A, tmp_path / "bad.png")
+    with pytest.raises(InputError, match="patch_shape"):
+        plot_atoms(A, tmp_path / "bad.png", patch_shape=(5, 5))
+    assert not (tmp_path / "bad.png").exists()
+
+
+def make_prepared(root, name="toy", kind="sc", P=(200, 60), M=16, seed=0):
+    """A minimal prepared data set in the layout of :mod:`lsalsa.data.prepared`."""
+    from lsalsa.io import save_npy, write_json
+
+    folder = root / name
+    rng = np.random.default_rng(seed)
+    _, Y = planted(seed=seed, M=M, P=sum(P))
+    parts = {"train": Y[:P[0]], "test": Y[P[0]:]}
+    for split, signals in parts.items():
+        if kind == "mca":
+            other = rng.standard_normal(signals.shape).astype(np.float32) * 0.1
+            save_npy(folder / f"{split}_component0.npy", signals)
+            save_npy(folder / f"{split}_component1.npy", other)
+            signals = signals + other
+        save_npy(folder / f"{split}_signals.npy", signals)
+    side = int(np.sqrt(M))
+    write_json(folder / "meta.json", {
+        "name": name, "kind": kind, "M": M, "patch_shape": [side, side], "seed": seed,
+        "stand_in": False, "label": "synthetic", "counts": {"train": P[0], "test": P[1]}})
+    return folder
+
+
+def test_cli_learn_and_show(tmp_path, capsys):
+    data = make_prepared(tmp_path, kind="mca")
+    out = tmp_path / "d0.npy"
+    code = main(["dictionary", "learn", "--data", str(data), "--component", "0", "--atoms", "20",
+                 "--alpha", "0.1", "--epochs", "2", "--seed", "1", "--out", str(out),
+                 "--quiet", "--checkpoint-dir", str(tmp_path / "ck")])
+    assert code == 0
+    A = np.load(out)
+    assert A.shape == (16, 20)
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar["data"]["key"] == "component0" and sidecar["patch_shape"] == [4, 4]
+    assert sidecar["config"]["alpha"] == 0.1 and len(sidecar["history"]) == 2
+    assert main(["dictionary", "show", str(out), "--out", str(tmp_path / "a.png")]) == 0
+    assert (tmp_path / "a.png").stat().st_size > 0
+    assert "wrote" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("extra, message", [
+    ([], "--component"),  # MCA data needs a component
+    (["--component", "0", "--alpha", "0"], "alpha"),
+    (["--component", "0", "--atoms", "0"], "n_atoms"),
+])
+def test_cli_learn_errors_write_nothing(tmp_path, capsys, extra, message):
+    data = make_prepared(tmp_path, kind="mca")
+    args = ["dictionary", "learn", "--data", str(data), "--alpha", "0.1", "--out",
+            str(tmp_path / "d.npy"), "--quiet", *extra]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("lsalsa: error:") and message in err
+    assert not (tmp_path / "d.npy").exists() and not (tmp_path / "d.json").exists()
+
+
+def test_cli_component_on_sc_data_is_refused(tmp_path, capsys):
+    data = make_prepared(tmp_path, kind="sc")
+    assert main(["dictionary", "learn", "--data", str(data), "--component", "1", "--alpha",
+                 "0.1", "--out", str(tmp_path / "d.npy")]) == 2
+    assert "MCA" in capsys.readouterr().err
