@@ -14,7 +14,7 @@ from ..errors import InputError
 from ..version import __version__
 
 # Each module defines register(subparsers); a subcommand's handler is args.func(args).
-COMMAND_MODULES = ["solve", "encode", "separate", "analyze", "data", "train", "dictionary"]
+COMMAND_MODULES = ["solve", "encode", "separate", "analyze", "data", "train", "dictionary", "codes"]
 
 
 def build_parser() -> argparse.ArgumentParser:

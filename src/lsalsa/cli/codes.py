@@ -1,0 +1,127 @@
+"""``lsalsa codes``: optimal codes of a prepared data set for fixed dictionaries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import InputError
+from .common import read_array
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "codes", help="optimal codes of a prepared data set (the encoders' targets)",
+        description="Optimal codes for fixed dictionaries, stored with their dictionaries, "
+                    "alphas, solver and achieved duality gaps.")
+    sub = parser.add_subparsers(dest="codes_command", metavar="ACTION", required=True)
+
+    compute = sub.add_parser(
+        "compute", help="compute and store the codes of every split",
+        description="Codes of the signals (MCA: the mixtures) of every split of a prepared "
+                    "data set. --mode exact (default) solves to a relative duality gap of "
+                    "--tol; --mode paper runs the paper's recipe (FISTA 200 iterations for one "
+                    "dictionary, SALSA 100 iterations with mu for several). Writes OUT/ with "
+                    "codes_<split>.npy, dictionary_<i>.npy and codes.json.")
+    compute.add_argument("--data", required=True, metavar="PREPARED",
+                         help="prepared data set: a folder or a name under --root")
+    compute.add_argument("--root", default=None, metavar="DIR",
+                         help="folder of prepared data sets (default <cache>/prepared)")
+    compute.add_argument("--dict", dest="dictionaries", action="append", required=True,
+                         metavar="A.npy", help="dictionary (M, N_i); repeat for MCA")
+    compute.add_argument("--alpha", dest="alphas", action="append", type=float, required=True,
+                         help="l1 penalty; one, or one per --dict")
+    compute.add_argument("--mode", choices=("exact", "paper"), default="exact")
+    compute.add_argument("--tol", type=float, default=1e-7,
+                         help="exact mode: relative duality gap bound (default 1e-7)")
+    compute.add_argument("--n-iter", type=int, default=None,
+                         help="paper mode: iterations (default 200 FISTA / 100 SALSA); exact "
+                              "mode: most refinement iterations")
+    compute.add_argument("--mu", type=float, default=10.0, help="paper mode, MCA: SALSA mu")
+    compute.add_argument("--splits", default=None,
+                         help="comma-separated splits (default every split present)")
+    compute.add_argument("--batch-size", type=int, default=1024)
+    compute.add_argument("--device", default=None, help="paper mode: torch device")
+    compute.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+    compute.add_argument("--quiet", action="store_true", help="no progress bar")
+    compute.add_argument("--out", required=True, metavar="CODES_DIR")
+    compute.set_defaults(func=run_compute)
+
+    tune = sub.add_parser(
+        "tune-alpha", help="the smallest alpha whose exact codes reach a target sparsity",
+        description="Search alpha (bisection in log-alpha, or --grid) so that the exact codes "
+                    "of a seeded subsample of the train signals are at least TARGET sparse, "
+                    "and print the curve searched.")
+    tune.add_argument("--data", required=True, metavar="PREPARED")
+    tune.add_argument("--root", default=None, metavar="DIR")
+    tune.add_argument("--component", type=int, default=None, choices=(0, 1),
+                      help="MCA: tune on clean component 0 or 1")
+    tune.add_argument("--dict", dest="dictionary", required=True, metavar="A.npy")
+    tune.add_argument("--target", type=float, default=0.89, help="target sparsity (0.89)")
+    tune.add_argument("--grid", default=None, help="comma-separated alphas to try instead")
+    tune.add_argument("--samples", type=int, default=1000)
+    tune.add_argument("--seed", type=int, default=0)
+    tune.set_defaults(func=run_tune)
+
+
+def run_compute(args) -> int:
+    import numpy as np
+
+    from ..codes import compute_codes, save_codes
+    from ..data import load_prepared
+    from ..data.prepared import SPLITS
+
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise InputError(f"output {out} already exists (--overwrite replaces it)")
+    if not out.parent.is_dir():
+        raise InputError(f"output folder {out.parent} does not exist")
+    data = load_prepared(args.data, root=args.root)
+    splits = data.splits if args.splits is None else tuple(
+        s.strip() for s in args.splits.split(",") if s.strip())
+    for split in splits:
+        if split not in SPLITS or split not in data.splits:
+            raise InputError(f"{data.path} has no split {split!r} (has {', '.join(data.splits)})")
+    if not splits:
+        raise InputError(f"{data.path} has no splits to encode")
+    dictionaries = [np.asarray(read_array(p, "dictionary"), dtype=np.float32)
+                    for p in args.dictionaries]
+    codes, stats = {}, {}
+    for split in splits:
+        codes[split], stats[split] = compute_codes(
+            data.signals(split), dictionaries, args.alphas, mode=args.mode, tol=args.tol,
+            batch_size=args.batch_size, progress=not args.quiet, device=args.device,
+            mu=args.mu, n_iter=args.n_iter)
+    save_codes(out, codes, dictionaries, args.alphas, stats=stats, overwrite=args.overwrite,
+               data={"path": str(data.path), "name": data.name, "key": "signals",
+                     "seed": data.meta.get("seed"), "stand_in": data.meta.get("stand_in"),
+                     "label": data.meta.get("label")},
+               seed=data.meta.get("seed"),
+               extra={"dictionary_files": [str(Path(p).resolve()) for p in args.dictionaries]})
+    for split in splits:
+        gap = stats[split]["gap"]
+        print(f"{split}: {codes[split].shape[0]} codes, {stats[split]['solver']}, relative "
+              f"duality gap median {gap['relative_median']:.3g}, max {gap['relative_max']:.3g}")
+    print(f"wrote {out}")
+    return 0
+
+
+def run_tune(args) -> int:
+    from ..codes import tune_alpha
+    from .dictionary import _training_signals
+
+    _, key, signals = _training_signals(args)
+    A = read_array(args.dictionary, "dictionary")
+    grid = None
+    if args.grid is not None:
+        try:
+            grid = [float(v) for v in args.grid.split(",") if v.strip()]
+        except ValueError:
+            raise InputError(f"--grid must be comma-separated numbers, got {args.grid!r}") from None
+    alpha, curve = tune_alpha(signals, A, args.target, grid, n_samples=args.samples,
+                              seed=args.seed)
+    print("alpha        sparsity  rel_error  nonzeros")
+    for row in curve:
+        print(f"{row['alpha']:<12.6g} {row['sparsity']:<9.4f} {row['relative_error']:<10.4f} "
+              f"{row['mean_nonzeros']:.2f}")
+    print(f"alpha = {alpha:.6g} (smallest searched with sparsity >= {args.target}, on {key})")
+    return 0

@@ -1,0 +1,219 @@
+"""Optimal codes: exact vs paper mode, stored code sets, the alpha search and the CLI."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from lsalsa import InputError, duality_gap, objective
+from lsalsa.cli import main
+from lsalsa.codes import compute_codes, load_codes, save_codes, tune_alpha
+from test_dictionary import make_prepared, planted
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def sc():
+    A, Y = planted(seed=7, P=300)
+    return A.astype(np.float32), Y
+
+
+@pytest.fixture
+def mca(rng):
+    """Two dictionaries sharing the space: an ill-conditioned MCA problem."""
+    A, Y = planted(seed=8, P=200)
+    B = rng.standard_normal((16, 20))
+    B /= np.linalg.norm(B, axis=0)
+    Y = Y + (rng.standard_normal((200, 16)) * 0.3).astype(np.float32)
+    return [A.astype(np.float32), B.astype(np.float32)], Y
+
+
+def recompute_gap(Y, X, dictionaries, alphas):
+    as64 = [np.asarray(d, dtype=np.float64) for d in dictionaries]
+    Y64, X64 = np.asarray(Y, np.float64), np.asarray(X, np.float64)
+    gap = duality_gap(Y64, X64, as64, alphas)
+    return gap, gap / objective(Y64, X64, as64, alphas)
+
+
+def test_exact_codes_meet_the_bound_and_beat_the_paper_recipe(mca):
+    dictionaries, Y = mca
+    exact, s_exact = compute_codes(Y, dictionaries, [0.1, 0.2], progress=False)
+    paper, s_paper = compute_codes(Y, dictionaries, [0.1, 0.2], mode="paper", progress=False)
+    assert exact.dtype == np.float32 and exact.shape == (200, 44)
+    assert s_paper["solver"] == "salsa" and s_paper["n_iter"] == 100 and s_paper["mu"] == 10
+    assert s_exact["gap"]["solver_relative_max"] <= 1e-7
+    # float32 storage costs at most a little; SALSA(100) here is orders of magnitude worse.
+    assert s_exact["gap"]["relative_max"] < 1e-5
+    assert s_exact["gap"]["relative_max"] < s_paper["gap"]["relative_max"] / 100
+    _, rel_paper = recompute_gap(Y, paper, dictionaries, [0.1, 0.2])
+    assert float(np.median(rel_paper)) == pytest.approx(s_paper["gap"]["relative_median"],
+                                                        rel=1e-10)
+    as64 = [d.astype(np.float64) for d in dictionaries]
+    e_exact = objective(Y.astype(np.float64), exact.astype(np.float64), as64, [0.1, 0.2])
+    e_paper = objective(Y.astype(np.float64), paper.astype(np.float64), as64, [0.1, 0.2])
+    assert np.all(e_exact <= e_paper * (1 + 1e-6))
+
+
+def test_paper_mode_for_one_dictionary_is_fista(sc):
+    A, Y = sc
+    _, stats = compute_codes(Y, A, 0.1, mode="paper", n_iter=7, progress=False)
+    assert stats["solver"] == "fista" and stats["n_iter"] == 7 and stats["mu"] is None
+
+
+def test_batches_do_not_change_the_codes(sc):
+    A, Y = sc
+    whole, _ = compute_codes(Y, A, 0.1, batch_size=1000, progress=False)
+    pieces, _ = compute_codes(Y, A, 0.1, batch_size=64, progress=False)
+    np.testing.assert_allclose(pieces, whole, atol=1e-6)
+
+
+def test_stored_codes_reload_bit_identical_with_the_gap_recomputed(tmp_path, mca):
+    dictionaries, Y = mca
+    train, s_train = compute_codes(Y[:150], dictionaries, [0.1, 0.2], progress=False)
+    test, s_test = compute_codes(Y[150:], dictionaries, [0.1, 0.2], progress=False)
+    out = save_codes(tmp_path / "codes", {"train": train, "test": test}, dictionaries,
+                     [0.1, 0.2], stats={"train": s_train, "test": s_test},
+                     data={"name": "toy"}, seed=3)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "codes.json", "codes_test.npy", "codes_train.npy", "dictionary_0.npy",
+        "dictionary_1.npy"]
+    loaded = load_codes(out)
+    np.testing.assert_array_equal(loaded.codes("train"), train)
+    np.testing.assert_array_equal(loaded.codes("test"), test)
+    assert isinstance(loaded.codes("train"), np.memmap)
+    for stored, given in zip(loaded.dictionaries, dictionaries, strict=True):
+        np.testing.assert_array_equal(stored, given)
+    assert loaded.alphas == (0.1, 0.2) and loaded.splits == ["test", "train"]
+    meta = loaded.meta
+    assert meta["block_sizes"] == [24, 20] and meta["M"] == 16 and meta["N"] == 44
+    assert meta["mode"] == "exact" and meta["seed"] == 3
+    assert meta["fingerprint"] == loaded.problem.fingerprint()
+    for split, signals in (("train", Y[:150]), ("test", Y[150:])):
+        gap, relative = recompute_gap(signals, loaded.codes(split), loaded.dictionaries,
+                                      loaded.alphas)
+        stored = meta["gap"][split]
+        assert stored["median"] == pytest.approx(float(np.median(gap)), rel=1e-12)
+        assert stored["max"] == pytest.approx(float(gap.max()), rel=1e-12)
+        assert stored["relative_max"] == pytest.approx(float(relative.max()), rel=1e-12)
+
+
+def test_load_codes_refuses_changed_dictionaries_and_shapes(tmp_path, sc):
+    A, Y = sc
+    codes, stats = compute_codes(Y[:20], A, 0.1, progress=False)
+    out = save_codes(tmp_path / "c", {"train": codes}, [A], 0.1, stats={"train": stats})
+    np.save(out / "dictionary_0.npy", A * 1.001)
+    with pytest.raises(InputError, match="fingerprint"):
+        load_codes(out)
+    np.save(out / "dictionary_0.npy", A)
+    np.save(out / "codes_train.npy", codes[:10])
+    with pytest.raises(InputError, match="shape"):
+        load_codes(out)
+    with pytest.raises(InputError, match="not a code set"):
+        load_codes(tmp_path)
+
+
+def test_save_codes_refuses_bad_input_and_writes_nothing(tmp_path, sc):
+    A, Y = sc
+    codes, stats = compute_codes(Y[:20], A, 0.1, progress=False)
+    cases = [
+        ({"train": codes[:, :5]}, [A], 0.1, "shape"),
+        ({"train": codes}, [A[:, :10]], 0.1, "shape"),
+        ({"train": codes}, [A], 0.0, "alpha"),
+        ({}, [A], 0.1, "no codes"),
+    ]
+    for arrays, dicts, alpha, message in cases:
+        with pytest.raises(InputError, match=message):
+            save_codes(tmp_path / "out", arrays, dicts, alpha, stats={"train": stats})
+    assert list(tmp_path.iterdir()) == []
+    save_codes(tmp_path / "out", {"train": codes}, [A], 0.1, stats={"train": stats})
+    with pytest.raises(InputError, match="exists"):
+        save_codes(tmp_path / "out", {"train": codes}, [A], 0.1, stats={"train": stats})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no temporary left behind
+
+
+@pytest.mark.parametrize("signals, dictionary, alpha, message", [
+    (np.zeros((10, 16), np.float32), np.eye(12, 24, dtype=np.float32), 0.1, "does not fit"),
+    (np.zeros((10, 16), np.float32), np.eye(16, 24, dtype=np.float32), 0.0, "alpha"),
+    (np.zeros((10, 16), np.float32), np.eye(16, 24, dtype=np.float32), -0.5, "alpha"),
+    (np.zeros((0, 16), np.float32), np.eye(16, 24, dtype=np.float32), 0.1, "empty"),
+])
+def test_compute_codes_bad_input(signals, dictionary, alpha, message):
+    with pytest.raises(InputError, match=message):
+        compute_codes(signals, dictionary, alpha, progress=False)
+
+
+def test_tune_alpha_finds_the_smallest_alpha_reaching_the_target(sc):
+    A, Y = sc
+    alpha, curve = tune_alpha(Y, A, target_sparsity=0.9, n_samples=200, seed=0, steps=10)
+    chosen = next(r for r in curve if r["alpha"] == alpha)
+    assert chosen["sparsity"] >= 0.9
+    assert all(r["sparsity"] < 0.9 for r in curve if r["alpha"] < alpha)
+    assert [r["alpha"] for r in curve] == sorted(r["alpha"] for r in curve)
+    # Sparsity of the exact codes grows with alpha along the curve searched (up to ties).
+    sparsity = [r["sparsity"] for r in curve]
+    assert all(b >= a - 1e-3 for a, b in itertools.pairwise(sparsity))
+    grid_alpha, grid = tune_alpha(Y, A, 0.9, alphas=[0.05, alpha, 10 * alpha], n_samples=200)
+    assert grid_alpha == alpha and len(grid) == 3
+    with pytest.raises(InputError, match="no alpha"):
+        tune_alpha(Y, A, 0.9, alphas=[1e-4], n_samples=50)
+
+
+def test_cli_codes_compute(tmp_path, capsys):
+    data = make_prepared(tmp_path, kind="mca", P=(60, 30))
+    rng = np.random.default_rng(0)
+    paths = []
+    for i, n in enumerate((24, 20)):
+        D = rng.standard_normal((16, n)).astype(np.float32)
+        D /= np.linalg.norm(D, axis=0)
+        np.save(tmp_path / f"d{i}.npy", D)
+        paths += ["--dict", str(tmp_path / f"d{i}.npy")]
+    out = tmp_path / "codes"
+    assert main(["codes", "compute", "--data", str(data), *paths, "--alpha", "0.1", "--alpha",
+                 "0.2", "--out", str(out), "--quiet"]) == 0
+    loaded = load_codes(out)
+    assert loaded.codes("train").shape == (60, 44) and loaded.codes("test").shape == (30, 44)
+    assert loaded.meta["data"]["name"] == "toy" and loaded.meta["mode"] == "exact"
+    assert "relative duality gap" in capsys.readouterr().out
+    # The same command again refuses to overwrite.
+    before = (out / "codes.json").read_text()
+    assert main(["codes", "compute", "--data", str(data), *paths, "--alpha", "0.1", "--alpha",
+                 "0.2", "--out", str(out)]) == 2
+    assert (out / "codes.json").read_text() == before
+
+
+@pytest.mark.parametrize("bad", ["shape", "alpha", "empty"])
+def test_cli_codes_errors_write_nothing(tmp_path, capsys, bad):
+    data = make_prepared(tmp_path, kind="sc", P=(40, 20))
+    D = np.eye(16 if bad != "shape" else 12, 24, dtype=np.float32)
+    np.save(tmp_path / "d.npy", D)
+    if bad == "empty":
+        np.save(data / "train_signals.npy", np.zeros((0, 16), np.float32))
+    alpha = "0" if bad == "alpha" else "0.1"
+    out = tmp_path / "codes"
+    assert main(["codes", "compute", "--data", str(data), "--dict", str(tmp_path / "d.npy"),
+                 "--alpha", alpha, "--out", str(out), "--quiet"]) == 2
+    assert capsys.readouterr().err.startswith("lsalsa: error:")
+    assert not out.exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".codes")]
+
+
+def test_cli_tune_alpha(tmp_path, capsys):
+    data = make_prepared(tmp_path, kind="sc", P=(100, 20))
+    A, _ = planted(seed=0)
+    np.save(tmp_path / "d.npy", A.astype(np.float32))
+    assert main(["codes", "tune-alpha", "--data", str(data), "--dict", str(tmp_path / "d.npy"),
+                 "--target", "0.85", "--samples", "100"]) == 0
+    text = capsys.readouterr().out
+    assert "alpha =" in text and "sparsity" in text
+    json.dumps(text)  # plain text output
