@@ -394,3 +394,49 @@ def test_cli_errors(extra, message, tmp_path, capsys):
     assert main(["train", *extra, "--depth", "2", "--alpha", "0.1",
                  "--run-dir", str(tmp_path / "r")]) == 2
     assert message in capsys.readouterr().err
+
+
+# -- real data ----------------------------------------------------------------------------------
+
+FASHION = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
+
+
+@pytest.fixture
+def one_thread():
+    # Tiny matrices: one thread is much faster than two on a busy machine.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.slow
+def test_training_beats_salsa_on_fashion_mnist_patches(one_thread):
+    from _realdata import require_data
+    from lsalsa.data.patches import extract_patches
+    from lsalsa.data.sources import read_idx
+
+    images = read_idx(require_data(FASHION, "Fashion-MNIST (Debian dataset-fashion-mnist)"),
+                      ndim=3)[:300].astype(np.float64) / 255
+    patches = extract_patches(images, 10, stride=6)  # 10x10 patches, 16 per image
+    patches = patches[patches.std(axis=1) > 0.1]  # drop flat background
+    patches -= patches.mean(axis=1, keepdims=True)
+    patches /= np.linalg.norm(patches, axis=1).mean()
+    rng = np.random.default_rng(0)
+    A = patches[rng.choice(2000, 100, replace=False)].T.copy()  # 100 atoms: unit-norm patches
+    A /= np.linalg.norm(A, axis=0)
+    # Images are stored in order, so train and validation patches come from different images.
+    Y, Yv = patches[:1200], patches[-400:]
+    alpha, T = 0.1, 1
+    X = lsalsa.solve(np.vstack([Y, Yv]), A, alpha, method="exact").codes
+    X, Xv = X[:1200], X[1200:]
+    assert (X == 0).mean() > 0.85  # genuinely sparse optimal codes
+
+    salsa = min(np.sqrt(((lsalsa.solve(Yv, A, alpha, "salsa", n_iter=T, mu=mu).codes - Xv) ** 2)
+                        .mean(axis=1)).mean() for mu in (0.3, 1.0, 3.0, 10.0))
+    result = train(LSALSA(A, alpha, T, mu=1.0), Y, X, val_signals=Yv, val_targets=Xv,
+                   optimizer="sgd", lr=0.03, lr_decay=0.2, batch_size=16, max_epochs=15, seed=0,
+                   progress=False)
+    assert result.stopped != "diverged"
+    assert result.val_rmse < 0.8 * result.initial_val_rmse
+    assert result.val_rmse < 0.85 * salsa  # beats SALSA at the same T, whatever its mu
