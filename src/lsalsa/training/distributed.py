@@ -69,8 +69,9 @@ class Distributed:
 
         device = next(module.parameters()).device
         ids = [device] if device.type == "cuda" else None
-        # Buffers (dictionary, fixed thresholds) never change: no need to broadcast them.
-        return DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)
+        # Buffers (dictionary, fixed thresholds) are equal on every rank; DDP's default
+        # buffer sync is cheap and keeps this portable across torch versions.
+        return DistributedDataParallel(module, device_ids=ids)
 
     def barrier(self) -> None:
         if self.active:
