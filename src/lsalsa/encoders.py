@@ -98,14 +98,18 @@ class UnrolledEncoder(torch.nn.Module):
                              f"{tuple(Y.shape)}")
         b = encode_input(Y, self.W_e)
         tau = self._tau()
+        # In inference mode (encode(), lsalsa encode) the iterates are updated in place: same
+        # operations and rounding, no temporaries (about 1.4x faster at N = 256 on CPU).
+        # Under torch.compile the plain form is traced instead; the compiler fuses it itself.
+        inplace = torch.is_inference_mode_enabled() and not torch.compiler.is_compiling()
         if self.kind == "lsalsa":
             u = d = None
             for t in range(self.depth):
-                _, u, d = salsa_step(u, d, b, self._layer_S(t), self.mu, tau)
+                _, u, d = salsa_step(u, d, b, self._layer_S(t), self.mu, tau, inplace=inplace)
             return u
         x = None
         for t in range(self.depth):
-            x = ista_step(x, b, self._layer_S(t), tau)
+            x = ista_step(x, b, self._layer_S(t), tau, inplace=inplace)
         return x
 
     @torch.inference_mode()

@@ -46,26 +46,59 @@ def encode_input(Y: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
 
 
 def ista_step(x: torch.Tensor | None, b: torch.Tensor, S: torch.Tensor,
-              tau: torch.Tensor) -> torch.Tensor:
+              tau: torch.Tensor, *, inplace: bool = False) -> torch.Tensor:
     """``soft(b + S x; tau)``; ``x = None`` stands for the zero start (no product needed).
 
     ISTA: ``b = A^T y / L``, ``S = I - A^T A / L``; LISTA: learned ``b = W_e y`` and ``S``.
+    With ``inplace`` (only where autograd is off) ``x`` is overwritten and no temporaries are
+    allocated; the operations, their order and so the rounding are the same as without.
     """
-    z = b if x is None else torch.addmm(b, x, S.T)
-    return soft_threshold(z, tau)
+    if not inplace:
+        z = b if x is None else torch.addmm(b, x, S.T)
+        return soft_threshold(z, tau)
+    if x is None:
+        z, clip = b, torch.empty_like(b)
+    else:
+        z, clip = torch.addmm(b, x, S.T), x  # x is no longer needed once z exists
+    # soft_threshold(z, tau) = z - min(max(z, -tau), tau), written into existing buffers.
+    _clip(z, tau, clip)
+    return torch.sub(z, clip, out=clip) if x is None else z.sub_(clip)  # b stays intact
 
 
 def salsa_step(u: torch.Tensor | None, d: torch.Tensor | None, b: torch.Tensor,
-               S: torch.Tensor, mu: float, tau: torch.Tensor
+               S: torch.Tensor, mu: float, tau: torch.Tensor, *, inplace: bool = False
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One SALSA (ADMM) iteration, returning ``(x, u, d)``; ``None`` stands for zero state.
 
     ``x = S (b + mu (u - d))`` (the splitting step), ``u = soft(x + d; alpha/mu)``,
     ``d = d + x - u``. SALSA: ``b = A^T y``, ``S = (mu I + A^T A)^{-1}``; LSALSA: learned.
+    With ``inplace`` (only where autograd is off) the new ``u`` and ``d`` are written into the
+    given ones, so an iteration allocates only ``x``; the operations, their order and so the
+    rounding are the same as without (elementwise passes dominate at N <= 256).
     """
-    v = b if u is None else b + mu * (u - d)
-    x = v @ S.T
-    z = x if d is None else x + d
-    u_next = soft_threshold(z, tau)
-    d_next = z - u_next  # = d + x - u
+    if not inplace:
+        v = b if u is None else b + mu * (u - d)
+        x = v @ S.T
+        z = x if d is None else x + d
+        u_next = soft_threshold(z, tau)
+        d_next = z - u_next  # = d + x - u
+        return x, u_next, d_next
+    if u is None:
+        x = b @ S.T
+        z, clip, d = x, torch.empty_like(x), torch.empty_like(x)
+    else:
+        v = torch.sub(u, d, out=u).mul_(mu).add_(b)  # b + mu (u - d): addition commutes
+        x = v @ S.T
+        z, clip = torch.add(x, d, out=d), v  # v is dead after the product
+    _clip(z, tau, clip)
+    u_next = torch.sub(z, clip, out=clip)
+    d_next = torch.sub(z, u_next, out=d)
     return x, u_next, d_next
+
+
+def _clip(z: torch.Tensor, tau: torch.Tensor | float, out: torch.Tensor) -> None:
+    """``out = min(max(z, -tau), tau)``: the clip inside ``soft_threshold``, into ``out``."""
+    if isinstance(tau, torch.Tensor):
+        torch.minimum(torch.maximum(z, -tau, out=out), tau, out=out)
+    else:
+        torch.clamp(z, -tau, tau, out=out)
