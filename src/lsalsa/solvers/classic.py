@@ -71,13 +71,15 @@ class _Fista(_Ista):
     def step(self, state, rows):
         x_prev, t = state["x"], state["t"]
         x = ista_step(state["z"], self.b[rows], self.S, self.tau)
-        t_next = (1 + torch.sqrt(1 + 4 * t * t)) / 2
         if x_prev is None:  # first iteration from zero: x^{k-1} = 0
             x_prev = torch.zeros_like(x)
         step = x - x_prev
         if self.restart and state["z"] is not None:
+            # Restart the sequence here (t_k = 1): no momentum on this step. Resetting only
+            # t_{k+1} would leave the factor (t_k - 1) / 1, a step beyond x^k, not a restart.
             uphill = ((state["z"] - x) * step).sum(dim=1) > 0
-            t_next = torch.where(uphill, torch.ones_like(t_next), t_next)
+            t = torch.where(uphill, torch.ones_like(t), t)
+        t_next = (1 + torch.sqrt(1 + 4 * t * t)) / 2
         momentum = ((t - 1) / t_next)[:, None]
         return {"x": x, "z": x + momentum * step, "t": t_next}
 

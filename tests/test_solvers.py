@@ -1,0 +1,281 @@
+"""ISTA, FISTA, SALSA and the exact solver against independent references.
+
+References: scikit-learn's ``Lasso`` (coordinate descent; its cost is
+``1/(2 M) ||y - A w||^2 + a ||w||_1``, so ``a = alpha / M``) and SPAMS's LARS-Lasso when
+installed. For D = 2 both get one penalty by rescaling columns: with ``lam = max(alpha_i)``
+and ``x_i = (lam / alpha_i) z_i``, every block of ``z`` carries the penalty ``lam``. Short runs
+are checked against a NumPy transcription of DESIGN.md section 2.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import Lasso
+
+import lsalsa
+from conftest import random_dictionary
+from lsalsa.problem import make_problem
+from lsalsa.solvers.classic import _Fista
+
+M, N, SPLIT = 10, 20, 8  # D = 2 splits the 20 atoms into 8 + 12
+ALPHAS = {1: [0.2], 2: [0.3, 0.1]}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Thousands of tiny products: with 2 threads on shared cores, OpenMP waits dominate."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def make_dictionary(kind: str, rng: np.random.Generator) -> np.ndarray:
+    """Unit-norm (M, N) dictionaries: generic, near-duplicate atoms, or singular values 1..3e-3."""
+    if kind == "random":
+        return random_dictionary(rng, M, N)
+    if kind == "duplicates":  # pairs of atoms at ~0.05 of each other (coherence ~0.999)
+        base = rng.standard_normal((M, N // 2))
+        A = np.repeat(base, 2, axis=1) + 0.05 * rng.standard_normal((M, N))
+    else:  # "decaying": condition number ~300 before normalisation (~180 after)
+        U, _ = np.linalg.qr(rng.standard_normal((M, M)))
+        V, _ = np.linalg.qr(rng.standard_normal((N, M)))
+        A = U @ np.diag(np.logspace(0, -2.5, M)) @ V.T
+    return A / np.linalg.norm(A, axis=0)
+
+
+def as_blocks(A: np.ndarray, D: int) -> list[np.ndarray]:
+    return [A] if D == 1 else [A[:, :SPLIT], A[:, SPLIT:]]
+
+
+def column_scales(blocks, alphas) -> tuple[float, np.ndarray]:
+    lam = max(alphas)
+    return lam, np.concatenate([np.full(b.shape[1], lam / a)
+                                for b, a in zip(blocks, alphas, strict=True)])
+
+
+def sklearn_codes(Y, blocks, alphas) -> np.ndarray:
+    lam, scales = column_scales(blocks, alphas)
+    B = np.hstack(blocks) * scales
+    lasso = Lasso(alpha=lam / B.shape[0], fit_intercept=False, tol=1e-14, max_iter=10**6)
+    return np.stack([lasso.fit(B, y).coef_ for y in Y]) * scales
+
+
+def spams_codes(Y, blocks, alphas) -> np.ndarray:
+    spams = pytest.importorskip("spams")
+    lam, scales = column_scales(blocks, alphas)
+    B = np.asfortranarray(np.hstack(blocks) * scales)
+    z = spams.lasso(np.asfortranarray(Y.T), D=B, lambda1=lam, mode=2, numThreads=1)
+    return np.asarray(z.todense()).T * scales
+
+
+@pytest.fixture(params=["random", "duplicates", "decaying"])
+def case(request):
+    rng = np.random.default_rng(3)
+    A = make_dictionary(request.param, rng)
+    Y = rng.standard_normal((4, M))
+    return request.param, A, Y
+
+
+def check_optimal(Y, X, blocks, alphas, reference, tol):
+    """X equals the reference minimiser, with a relative gap <= tol and a ~0 KKT violation.
+
+    ``tol`` bounds the relative objective excess; codes then differ by ~sqrt(tol) at worst on
+    these conditionings (1e-6 measured at tol 1e-8), far below what any wrong step gives.
+    """
+    cost = lsalsa.objective(Y, X, blocks, alphas)
+    best = lsalsa.objective(Y, reference, blocks, alphas)
+    assert np.all((cost - best) <= tol * best + 1e-14)
+    np.testing.assert_allclose(X, reference, atol=10 * np.sqrt(tol) * np.abs(reference).max(),
+                               rtol=0)
+    gap = lsalsa.duality_gap(Y, X, blocks, alphas)
+    assert np.all(gap >= -1e-12) and np.all(gap <= tol * cost + 1e-14)
+    assert lsalsa.kkt_violation(Y, X, blocks, alphas).max() < 1e3 * np.sqrt(tol)
+
+
+@pytest.mark.parametrize("D", [1, 2])
+@pytest.mark.parametrize("method", ["ista", "fista", "salsa"])
+def test_converged_solver_matches_sklearn(case, method, D):
+    _, A, Y = case
+    blocks, alphas = as_blocks(A, D), ALPHAS[D]
+    reference = sklearn_codes(Y, blocks, alphas)
+    # The reference is itself optimal: a sanity check on the alpha scaling.
+    assert lsalsa.duality_gap(Y, reference, blocks, alphas).max() < 1e-11
+    result = lsalsa.solve(Y, blocks, alphas, method=method, n_iter=100_000, tol=1e-8, mu=1.0,
+                          check_every=20)
+    assert result.converged and result.n_iter < 100_000
+    check_optimal(Y, result.codes, blocks, alphas, reference, tol=1e-8)
+
+
+@pytest.mark.parametrize("D", [1, 2])
+def test_exact_backends_match_sklearn_and_spams(case, D):
+    _, A, Y = case
+    blocks, alphas = as_blocks(A, D), ALPHAS[D]
+    reference = sklearn_codes(Y, blocks, alphas)
+    own = lsalsa.solve(Y, blocks, alphas, method="exact", backend="own", tol=1e-10)
+    assert own.converged
+    check_optimal(Y, own.codes, blocks, alphas, reference, tol=1e-10)
+    # LARS is exact up to rounding in its path updates: ~1e-10 relative gap here.
+    check_optimal(Y, spams_codes(Y, blocks, alphas), blocks, alphas, reference, tol=1e-8)
+    via_spams = lsalsa.solve(Y, blocks, alphas, method="exact", backend="spams", tol=1e-10)
+    assert via_spams.converged and via_spams.method.startswith("exact (spams")
+    check_optimal(Y, via_spams.codes, blocks, alphas, reference, tol=1e-10)
+
+
+def test_exact_default_bound_and_warning(rng):
+    A = make_dictionary("random", rng)
+    Y = rng.standard_normal((3, M))
+    result = lsalsa.solve(Y, A, 0.05, method="exact", backend="own")
+    cost = lsalsa.objective(Y, result.codes, A, 0.05)
+    assert result.converged and np.all(result.gap <= 1e-7 * cost)
+    with pytest.warns(RuntimeWarning, match="did not reach"):
+        short = lsalsa.solve(Y, A, 0.05, method="exact", backend="own", n_iter=2)
+    assert short.converged is False
+
+
+def test_fista_and_salsa_reach_the_same_minimiser(rng):
+    blocks = as_blocks(make_dictionary("random", rng), 2)
+    Y = rng.standard_normal((5, M))
+    fista = lsalsa.solve(Y, blocks, [0.25, 0.15], method="fista", n_iter=50_000, tol=1e-10)
+    assert fista.converged
+    for mu in (0.3, 3.0):  # SALSA's fixed point does not depend on mu
+        salsa = lsalsa.solve(Y, blocks, [0.25, 0.15], method="salsa", n_iter=50_000, tol=1e-10,
+                             mu=mu)
+        assert salsa.converged
+        np.testing.assert_allclose(salsa.codes, fista.codes, atol=1e-6, rtol=0)
+
+
+def test_salsa_u_is_exactly_sparse_and_x_is_not(rng):
+    A = make_dictionary("random", rng)
+    Y = rng.standard_normal((4, M))
+    reference = sklearn_codes(Y, [A], [0.3])
+    u = lsalsa.solve(Y, A, 0.3, method="salsa", n_iter=20_000, tol=1e-10, mu=1.0).codes
+    x = lsalsa.solve(Y, A, 0.3, method="salsa", n_iter=20_000, tol=1e-10, mu=1.0,
+                     output="x").codes
+    assert (reference == 0).sum() > 20
+    np.testing.assert_array_equal(u == 0, reference == 0)  # same support, exact zeros
+    assert (x == 0).sum() == 0  # the splitting iterate only approaches zero
+    np.testing.assert_allclose(x, u, atol=1e-5)
+
+
+def test_ista_objective_never_increases(rng):
+    blocks = as_blocks(make_dictionary("decaying", rng), 2)
+    Y = rng.standard_normal((6, M))
+    result = lsalsa.solve(Y, blocks, [0.1, 0.02], method="ista", n_iter=400, history=True)
+    cost = result.history["objective"]
+    assert cost.shape == (400,) and result.history["time"].shape == (400,)
+    assert np.all(np.diff(cost) <= 1e-13 * cost[:-1])
+    assert cost[-1] < 0.9 * cost[0]  # it did move
+    np.testing.assert_allclose(
+        cost[-1], lsalsa.objective(Y, result.codes, blocks, [0.1, 0.02]).mean(), rtol=1e-12)
+    assert np.all(np.diff(result.history["time"]) >= 0)
+    assert lsalsa.solve(Y, blocks, [0.1, 0.02], method="ista", n_iter=5).history is None
+
+
+def np_soft(z, tau):
+    return np.sign(z) * np.maximum(np.abs(z) - tau, 0.0)
+
+
+def np_reference_iterations(method, Y, A, tau_alpha, T, mu):
+    """DESIGN.md section 2 transcribed, with per-coordinate penalties ``tau_alpha`` (N,)."""
+    L = np.linalg.eigvalsh(A.T @ A).max()
+    X = np.zeros((Y.shape[0], A.shape[1]))
+    if method == "ista":
+        for _ in range(T):
+            X = np_soft(X - (X @ A.T - Y) @ A / L, tau_alpha / L)
+        return X
+    if method == "fista":
+        Z, t = X.copy(), 1.0
+        for _ in range(T):
+            X_new = np_soft(Z - (Z @ A.T - Y) @ A / L, tau_alpha / L)
+            t_new = (1 + np.sqrt(1 + 4 * t * t)) / 2
+            Z = X_new + (t - 1) / t_new * (X_new - X)
+            X, t = X_new, t_new
+        return X
+    S = np.linalg.inv(mu * np.eye(A.shape[1]) + A.T @ A)
+    U, Dual = X.copy(), X.copy()
+    for _ in range(T):
+        X = (Y @ A + mu * (U - Dual)) @ S
+        U = np_soft(X + Dual, tau_alpha / mu)
+        Dual = Dual + X - U
+    return U
+
+
+@pytest.mark.parametrize("method", ["ista", "fista", "salsa"])
+@pytest.mark.parametrize("T", [1, 2, 7])
+def test_iterations_follow_design_definition(rng, method, T):
+    blocks = [random_dictionary(rng, 8, 6), random_dictionary(rng, 8, 10)]  # M < N: Woodbury
+    A = np.hstack(blocks)
+    Y = rng.standard_normal((5, 8))
+    tau_alpha = np.repeat([0.3, 0.05], [6, 10])
+    got = lsalsa.solve(Y, blocks, [0.3, 0.05], method=method, n_iter=T, mu=2.5).codes
+    expected = np_reference_iterations(method, Y, A, tau_alpha, T, mu=2.5)
+    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_one_ista_iteration_is_thresholded_correlation(rng):
+    """T = 1 means soft(A^T y / L; alpha / L) (DESIGN.md section 2)."""
+    A = random_dictionary(rng, 10, 20)
+    Y = rng.standard_normal((3, 10))
+    L = np.linalg.norm(A, 2) ** 2
+    expected = np_soft(Y @ A / L, 0.1 / L)
+    got = lsalsa.solve(Y, A, 0.1, method="ista", n_iter=1).codes
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-15)
+    assert 0 < (got != 0).sum() < got.size
+
+
+def test_tol_stops_early_per_sample(rng):
+    A = make_dictionary("random", rng)
+    Y = rng.standard_normal((6, M))
+    Y[0] *= 1e-3  # an easy sample: it finishes long before the others
+    result = lsalsa.solve(Y, A, 0.2, method="fista", n_iter=100_000, tol=1e-8, check_every=5)
+    cost = lsalsa.objective(Y, result.codes, A, 0.2)
+    gap = lsalsa.duality_gap(Y, result.codes, A, 0.2)
+    assert result.converged and result.n_iter < 100_000 and result.n_iter % 5 == 0
+    np.testing.assert_allclose(result.gap, gap, rtol=1e-9, atol=1e-15)
+    assert np.all(gap <= 1e-8 * cost)
+    short = lsalsa.solve(Y, A, 0.2, method="fista", n_iter=3, tol=1e-8)
+    assert short.n_iter == 3 and short.converged is False
+
+
+def test_restart_drops_momentum():
+    """When FISTA's momentum points uphill, a restart steps from x^k itself (t back to 1)."""
+    problem, _ = make_problem(np.eye(2), 0.0)
+    Y = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    algo = _Fista(problem, Y, restart=True)  # L = 1: x = soft(z - (z - y)) = y at once
+    x_prev = torch.tensor([[2.0, 0.0]], dtype=torch.float64)
+    z = torch.tensor([[3.0, 0.0]], dtype=torch.float64)  # (z - x).(x - x_prev) = 2 * -1 < 0
+    state = {"x": x_prev, "z": z, "t": torch.tensor([5.0], dtype=torch.float64)}
+    kept = algo.step(state, torch.arange(1))
+    assert kept["z"][0, 0] < 1.0  # downhill momentum is kept: z = x + (t-1)/t' (x - x_prev)
+    state = {"x": torch.tensor([[0.0, 0.0]], dtype=torch.float64), "z": z,
+             "t": torch.tensor([5.0], dtype=torch.float64)}  # (z - x).(x - x_prev) = 2 > 0
+    restarted = algo.step(state, torch.arange(1))
+    assert torch.equal(restarted["z"], restarted["x"])
+    assert float(restarted["t"][0]) == pytest.approx((1 + 5**0.5) / 2)
+
+
+@pytest.mark.parametrize("method", ["ista", "fista", "salsa", "exact"])
+def test_float32_agrees_with_float64_and_kind_follows_input(rng, device, method):
+    blocks = as_blocks(make_dictionary("random", rng), 2)
+    Y = rng.standard_normal((8, M))
+    kwargs = {"n_iter": 60, "mu": 2.0} if method != "exact" else {"backend": "own"}
+    ref = lsalsa.solve(Y, blocks, [0.3, 0.1], method=method, **kwargs).codes
+    assert isinstance(ref, np.ndarray) and ref.dtype == np.float64
+
+    def tensor(a, dtype):
+        return torch.from_numpy(a).to(device=device, dtype=dtype)
+
+    for dtype in (torch.float32, torch.float64):
+        got = lsalsa.solve(tensor(Y, dtype), [tensor(b, dtype) for b in blocks], [0.3, 0.1],
+                           method=method, **kwargs).codes
+        assert isinstance(got, torch.Tensor)
+        assert got.dtype == dtype and got.device.type == device.type
+        tol = 1e-4 if dtype == torch.float32 else 1e-10
+        np.testing.assert_allclose(got.cpu().numpy(), ref, atol=tol * np.abs(ref).max(),
+                                   rtol=0)
+    np32 = lsalsa.solve(Y.astype(np.float32), [b.astype(np.float32) for b in blocks],
+                        [0.3, 0.1], method=method, **kwargs).codes
+    assert isinstance(np32, np.ndarray) and np32.dtype == np.float32
