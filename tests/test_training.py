@@ -350,11 +350,12 @@ def test_cli_train_and_resume(files, tmp_path, capsys):
 
 
 def test_cli_train_from_codes_directory(data, files, tmp_path, monkeypatch):
-    codes = tmp_path / "codes"
-    codes.mkdir()
-    np.save(codes / "codes_train.npy", data["X"].astype(np.float32))
-    np.save(codes / "dictionary_0.npy", data["A"].astype(np.float32))
-    (codes / "codes.json").write_text(json.dumps({"alphas": [ALPHA], "solver": "exact"}))
+    from lsalsa.codes import compute_codes, save_codes
+
+    A = data["A"].astype(np.float32)
+    values, stats = compute_codes(data["Y"], [A], [ALPHA], progress=False)
+    codes = save_codes(tmp_path / "codes", {"train": values}, [A], [ALPHA],
+                       stats={"train": stats})
 
     class Prepared:
         path = tmp_path

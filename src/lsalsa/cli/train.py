@@ -18,7 +18,6 @@ Under ``torchrun`` training runs data-parallel: ``torchrun --nproc_per_node=2
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -153,34 +152,19 @@ def load_training_data(args) -> dict:
 
 
 def _read_codes(path: str, split: str):
-    """``(codes, dictionaries or None, alphas or None, description)`` from a codes dir/file."""
+    """``(codes, dictionaries or None, alphas or None, description)`` from a code set
+    directory written by ``lsalsa codes compute`` (checked by ``load_codes``) or a .npy."""
+    from ..codes import load_codes
+
     where = Path(path)
     if where.is_file():
         return read_array(str(where), "codes", mmap=True), None, None, {"file": str(where)}
     if not where.is_dir():
         raise InputError(f"codes directory not found: {path}")
-    meta_file = where / "codes.json"
-    try:
-        meta = json.loads(meta_file.read_text())
-    except FileNotFoundError as exc:
-        raise InputError(f"{where} has no codes.json; is it a codes directory?") from exc
-    except (OSError, ValueError) as exc:
-        raise InputError(f"cannot read {meta_file}: {exc}") from exc
-    codes = read_array(str(where / f"codes_{split}.npy"), f"{split} codes", mmap=True)
-    files = sorted(where.glob("dictionary_*.npy"), key=lambda f: _index(f.stem))
-    if not files and isinstance(meta.get("dictionaries"), list):
-        files = [Path(p) if Path(p).is_absolute() else where / p for p in meta["dictionaries"]]
-    dictionaries = [read_array(str(f), "dictionary") for f in files] or None
-    alphas = meta.get("alphas", meta.get("alpha"))
-    return codes, dictionaries, alphas, {"dir": str(where), "solver": meta.get("solver"),
-                                         "alphas": alphas}
-
-
-def _index(stem: str) -> int:
-    try:
-        return int(stem.rsplit("_", 1)[1])
-    except (IndexError, ValueError):
-        return 1 << 30
+    code_set = load_codes(where)
+    alphas = list(code_set.alphas)
+    return code_set.codes(split), code_set.dictionaries, alphas, {
+        "dir": str(where), "solver": code_set.meta.get("solver"), "alphas": alphas}
 
 
 def _device_and_dtype(args):
