@@ -130,7 +130,11 @@ def make_problem(dictionaries, alphas) -> tuple[Problem, bool]:
 def _as_alphas(alphas, n_blocks: int) -> tuple[float, ...]:
     if isinstance(alphas, torch.Tensor):
         alphas = alphas.detach().cpu().numpy()
-    values = np.atleast_1d(np.asarray(alphas, dtype=np.float64)).ravel()
+    try:
+        values = np.atleast_1d(np.asarray(alphas, dtype=np.float64)).ravel()
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"alphas must be a number or one number per dictionary, "
+                         f"got {alphas!r}") from exc
     if values.size == 1:
         values = np.repeat(values, n_blocks)
     if values.size != n_blocks:
@@ -145,7 +149,10 @@ def _as_alphas(alphas, n_blocks: int) -> tuple[float, ...]:
 
 
 def check_mu(mu: float) -> float:
-    mu = float(mu)
+    try:
+        mu = float(mu)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"mu must be a positive number, got {mu!r}") from exc
     if not math.isfinite(mu) or mu <= 0:
         raise InputError(f"mu must be a positive number, got {mu}")
     return mu

@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 import torch
 
+from ..errors import InputError
 from ..objective import _duality_gap, _objective
 from ..problem import Problem
 from .classic import SolveResult, run_iterations
@@ -57,6 +58,9 @@ def exact_codes(problem: Problem, Y: torch.Tensor, *, tol: float | None = None,
     if backend == "spams" and not spams_available():
         raise RuntimeError("backend='spams' asked for but SPAMS is not installed "
                            "(pip install spams-bin)")
+    if backend == "spams" and min(problem.alphas) <= 0:
+        # The column rescaling lam / alpha_i needs every alpha > 0.
+        raise InputError("backend='spams' needs every alpha > 0; use backend='own' or 'auto'")
     if use_spams:
         X = _spams_lasso(problem64, Y64).to(Y64.device)
         name = "exact (spams lars)"
