@@ -41,6 +41,9 @@ from lsalsa.data import load_prepared
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script from anywhere
 from _common import machine_line, markdown_table, median_time, set_threads
 
+# The installed `lsalsa` command, run with this interpreter (the package has no __main__).
+LSALSA_CLI = [sys.executable, "-c", "import sys; from lsalsa.cli import main; sys.exit(main())"]
+
 MU_GRID = (2.5, 10.0, 40.0)
 
 
@@ -70,7 +73,7 @@ def parse_args(argv=None):
 
 
 def lsalsa_cli(*args: str) -> None:
-    command = [sys.executable, "-m", "lsalsa", *args, "--quiet"]
+    command = [*LSALSA_CLI, *args, "--quiet"]
     print("$ lsalsa " + " ".join(args), flush=True)
     subprocess.run(command, check=True)
 
