@@ -1,0 +1,64 @@
+"""``lsalsa experiment run CONFIG`` and ``lsalsa experiment list``: the paper's experiments.
+
+``run`` executes data preparation, dictionaries, optimal codes, the per-T search, training,
+evaluation, analysis and the report into a run directory; finished steps are reused when the
+same command runs again (see :mod:`lsalsa.experiments.runner`).
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "experiment", help="run the paper's experiments (Section 6) end to end",
+        description="Run a shipped experiment (or a JSON config) end to end into a run "
+                    "directory, resumably, or list the shipped experiments.")
+    sub = parser.add_subparsers(dest="experiment_command", metavar="ACTION", required=True)
+    run_parser = sub.add_parser(
+        "run", help="run (or resume) an experiment",
+        description="Data -> dictionaries -> optimal codes -> per-T search -> training of "
+                    "LISTA and LSALSA -> evaluation of FISTA, SALSA, LISTA, LSALSA -> analysis "
+                    "-> report.md. Rerunning the same command reuses finished steps.")
+    run_parser.add_argument("config", metavar="CONFIG",
+                            help="a shipped experiment name (see `lsalsa experiment list`) or "
+                                 "a path to a JSON config")
+    run_parser.add_argument("--scale", choices=("small", "full"), default="full",
+                            help="small: minutes on a CPU; full: the paper's sizes, for a GPU "
+                                 "(default full)")
+    run_parser.add_argument("--run-dir", default=None,
+                            help="run directory (default runs/<name>-<scale>)")
+    run_parser.add_argument("--data-dir", default=None,
+                            help="folder with canonical raw data (else LSALSA_DATA, the cache "
+                                 "and the offline stand-ins)")
+    run_parser.add_argument("--quiet", action="store_true", help="no progress output")
+    run_parser.set_defaults(func=run_run)
+    list_parser = sub.add_parser("list", help="list the shipped experiments")
+    list_parser.set_defaults(func=run_list)
+
+
+def run_run(args) -> int:
+    from ..experiments.config import load_config
+    from ..experiments.runner import run_experiment
+
+    config = load_config(args.config, args.scale)
+    run_dir = args.run_dir or f"runs/{config['name']}-{args.scale}"
+    log = (lambda message: None) if args.quiet else None
+    out = run_experiment(args.config, run_dir, scale=args.scale, data_dir=args.data_dir,
+                         progress=not args.quiet, log=log)
+    print(out / "report.md")
+    return 0
+
+
+def run_list(args) -> int:
+    from ..data import available
+    from ..experiments.config import load_config, shipped
+
+    status = {row["name"]: row["status"] for row in available()}
+    for name in shipped():
+        config = load_config(name, "full")
+        data = status.get(config["dataset"], "?")
+        sys.stdout.write(f"{name:20s} {config['kind']:4s} data {config['dataset']} ({data}): "
+                         f"{config['description'].split('.')[0]}\n")
+    return 0

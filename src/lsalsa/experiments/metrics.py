@@ -1,0 +1,227 @@
+"""The metrics of DESIGN.md section 4, computed from arrays (no files, no plotting).
+
+Code error and sparsity per sample, PSNR of separated components, encode timing, iterations
+to match, the expert classifier of Section 6 and the automatic check of the paper's targets.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from ..training import code_rmse
+
+
+def rmse_per_sample(estimate, optimal) -> np.ndarray:
+    """``sqrt(mean_j (x_hat_j - x*_j)^2)`` per sample, (P,) float64 (via ``code_rmse``)."""
+    est = torch.as_tensor(np.asarray(estimate), dtype=torch.float64)
+    opt = torch.as_tensor(np.asarray(optimal), dtype=torch.float64)
+    return code_rmse(est, opt).numpy()
+
+
+def sparsity_per_sample(codes) -> np.ndarray:
+    """Fraction of code entries exactly zero, per sample, (P,) float64."""
+    return (np.asarray(codes) == 0).mean(axis=1, dtype=np.float64)
+
+
+def psnr(estimate: np.ndarray, truth: np.ndarray, peak: float = 1.0) -> float:
+    """PSNR in dB of ``estimate`` against ``truth`` over the whole set (one mean squared error)."""
+    mse = float(np.mean((np.asarray(estimate, np.float64) - np.asarray(truth, np.float64)) ** 2))
+    return math.inf if mse == 0 else 10.0 * math.log10(peak ** 2 / mse)
+
+
+def time_encode(encode: Callable[[], object], repeats: int, sync: Callable[[], None] | None = None
+                ) -> float:
+    """Median wall-clock seconds of ``encode()`` over ``repeats`` runs after one warm-up."""
+    sync = sync or (lambda: None)
+    encode()
+    sync()
+    times = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        encode()
+        sync()
+        times.append(time.perf_counter() - began)
+    return float(statistics.median(times))
+
+
+def iterations_to_match(depths, mean_rmse, reference: float) -> int | None:
+    """The smallest ``T`` in ``depths`` whose mean RMSE is at most ``reference`` (None: never)."""
+    for T, value in sorted(zip(depths, mean_rmse, strict=True)):
+        if value is not None and value <= reference:
+            return int(T)
+    return None
+
+
+def image_features(codes: np.ndarray, image_index: np.ndarray) -> np.ndarray:
+    """Concatenate the codes of all patches of each image: (n_images, patches * N).
+
+    Patches are stored image by image (``image_index`` non-decreasing, equal counts).
+    """
+    codes = np.asarray(codes)
+    counts = np.bincount(np.asarray(image_index))
+    per = int(counts[0])
+    if not (counts == per).all():
+        raise ValueError("every image must have the same number of patches")
+    return codes.reshape(len(counts), per * codes.shape[1])
+
+
+class ExpertClassifier:
+    """Logistic regression trained on the optimal codes, scored on estimated codes (Sec. 6).
+
+    Features longer than ``projection_dim`` go through a fixed Gaussian random projection
+    ``G`` (``projection_dim x D``, entries N(0, 1/projection_dim), drawn with ``seed``).
+    """
+
+    def __init__(self, projection_dim: int = 500, C: float = 10.0, max_iter: int = 2000,
+                 seed: int = 0):
+        self.projection_dim, self.C, self.max_iter, self.seed = projection_dim, C, max_iter, seed
+        self.projection: np.ndarray | None = None
+        self.model = None
+
+    def _project(self, features: np.ndarray) -> np.ndarray:
+        features = np.asarray(features, dtype=np.float64)
+        return features if self.projection is None else features @ self.projection.T
+
+    def fit(self, optimal_features: np.ndarray, labels: np.ndarray) -> float:
+        """Fit on the optimal codes' features; return the error rate on them."""
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.preprocessing import StandardScaler
+
+        D = optimal_features.shape[1]
+        if D > self.projection_dim:
+            rng = np.random.default_rng([self.seed, 11])
+            self.projection = rng.standard_normal((self.projection_dim, D)) / math.sqrt(
+                self.projection_dim)
+        X = self._project(optimal_features)
+        self.scaler = StandardScaler().fit(X)
+        self.model = LogisticRegression(C=self.C, max_iter=self.max_iter)
+        self.model.fit(self.scaler.transform(X), labels)
+        return self.error(optimal_features, labels)
+
+    def error(self, features: np.ndarray, labels: np.ndarray) -> float:
+        """Error rate of the expert classifier on ``features`` (n, D)."""
+        X = self.scaler.transform(self._project(features))
+        return float(np.mean(self.model.predict(X) != np.asarray(labels)))
+
+    def describe(self) -> dict:
+        return {"model": "sklearn LogisticRegression (lbfgs) on standardised features",
+                "C": self.C, "max_iter": self.max_iter, "seed": self.seed,
+                "projection": None if self.projection is None else
+                f"Gaussian {self.projection.shape[1]} -> {self.projection_dim}"}
+
+
+# -- the paper's targets ------------------------------------------------------------------------
+
+def evaluate_targets(targets: list[dict], results: dict) -> list[dict]:
+    """Check each target of the config against ``results`` (the ``results.json`` dict).
+
+    Returns one dict per target: ``text``, ``status`` ("met" | "missed" | "n/a"),
+    ``measured`` (a sentence with the numbers) and ``values`` (the numbers themselves).
+    """
+    return [_evaluate(target, results) for target in targets]
+
+
+def _curve(results: dict, method: str) -> dict[int, float]:
+    return {int(T): row["rmse_mean"] for T, row in results["methods"][method].items()}
+
+
+def _evaluate(target: dict, results: dict) -> dict:
+    kind = target["kind"]
+    out = {"text": target["text"], "kind": kind, "status": "n/a", "measured": "", "values": {}}
+    if kind == "iterations_to_match":
+        match = results["match"].get(str(target["reference_T"]), {}).get(target["method"])
+        if match is None:
+            out["measured"] = f"LSALSA was not run at T = {target['reference_T']}"
+            return out
+        T, limit = match["iterations"], target["more_than"]
+        top = results["dense_max"]
+        out["values"] = {"iterations": T, "more_than": limit, "dense_max": top}
+        if T is None:
+            out["status"] = "met"
+            out["measured"] = (f"{target['method'].upper()} does not reach it within "
+                               f"{top} iterations (> {top})")
+        else:
+            out["status"] = "met" if T > limit else "missed"
+            # T is the first T that reaches it, so the method needed T - 1 < T <= T iterations.
+            out["measured"] = (f"{target['method'].upper()} needs {T} iterations "
+                               f"(target: more than {limit}"
+                               + ("" if T > limit else f"; missed by {limit + 1 - T}") + ")")
+        return out
+    if kind == "rmse_below":
+        mine, other = _curve(results, target["method"]), _curve(results, target["other"])
+        depths = sorted(T for T in mine if T in other and T < target["below_T"])
+        if not depths:
+            out["measured"] = "no common depth below the bound"
+            return out
+        ratios = {T: mine[T] / other[T] for T in depths}
+        bad = [T for T in depths if mine[T] >= other[T]]
+        out["status"] = "missed" if bad else "met"
+        out["values"] = {"ratio": {str(T): r for T, r in ratios.items()}}
+        out["measured"] = ("RMSE ratio LSALSA/SALSA " + ", ".join(
+            f"T={T}: {r:.3g}" for T, r in ratios.items())
+            + (f"; not below at T = {', '.join(map(str, bad))}" if bad else ""))
+        return out
+    if kind == "lowest_classification_error":
+        table = results.get("classification")
+        if not table or not table.get("tasks"):
+            out["measured"] = "no class labels in this data set"
+            return out
+        lines, bad = [], []
+        for task, rows in table["tasks"].items():
+            for T in sorted({int(t) for m in rows["errors"].values() for t in m}):
+                errs = {m: rows["errors"][m].get(str(T)) for m in rows["errors"]}
+                errs = {m: e for m, e in errs.items() if e is not None}
+                best = min(errs.values())
+                mine = errs.get(target["method"])
+                ok = mine is not None and mine <= best
+                if not ok:
+                    bad.append(f"{task} T={T}")
+                lines.append(f"{task} T={T}: {mine:.3g} vs best other "
+                             f"{min(e for m, e in errs.items() if m != target['method']):.3g}")
+        out["status"] = "missed" if bad else "met"
+        out["measured"] = "; ".join(lines) + (f" (not lowest at {', '.join(bad)})" if bad else "")
+        return out
+    if kind == "time_ratio":
+        match = results["match"].get(str(target["reference_T"]), {}).get(target["method"])
+        if match is None:
+            out["measured"] = f"LSALSA was not run at T = {target['reference_T']}"
+            return out
+        if match["iterations"] is None:
+            out["status"] = "met"
+            out["measured"] = (f"{target['method'].upper()} never reaches it within "
+                               f"{results['dense_max']} iterations")
+            return out
+        ratio = match["time_ratio"]
+        out["values"] = {"ratio": ratio, "seconds": match["seconds"],
+                         "lsalsa_seconds": match["lsalsa_seconds"]}
+        out["status"] = "met" if ratio >= target["at_least"] else "missed"
+        out["measured"] = (f"{match['seconds']:.4g} s ({match['iterations']} iterations) vs "
+                           f"LSALSA {match['lsalsa_seconds']:.4g} s: {ratio:.3g}x "
+                           f"(target: at least {target['at_least']}x)")
+        return out
+    if kind == "psnr_above":
+        table = results.get("psnr")
+        if not table:
+            out["measured"] = "no separation (not an MCA experiment)"
+            return out
+        lines, bad = [], []
+        for T in target["T"]:
+            mine = table[target["method"]].get(str(T))
+            other = table[target["other"]].get(str(T))
+            if mine is None or other is None:
+                bad.append(f"T={T} not run")
+                continue
+            for i, (a, b) in enumerate(zip(mine, other, strict=True)):
+                lines.append(f"T={T} component {i}: {a:.3g} dB vs {b:.3g} dB")
+                if not a > b:
+                    bad.append(f"T={T} component {i}")
+        out["status"] = "missed" if bad else "met"
+        out["measured"] = "; ".join(lines) + (f" (not above at {', '.join(bad)})" if bad else "")
+        return out
+    return out

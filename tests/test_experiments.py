@@ -1,0 +1,287 @@
+"""Experiments: configs, metrics, target checks, and the whole pipeline on a tiny data set."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import re
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from lsalsa.cli import main
+from lsalsa.errors import InputError
+from lsalsa.experiments import metrics
+from lsalsa.experiments.config import SCALES, alpha_grid, dense_depths, load_config, shipped
+from lsalsa.experiments.report import fmt
+from lsalsa.experiments.runner import STEPS, run_experiment
+
+# -- configs ----------------------------------------------------------------------------------
+
+
+def test_shipped_configs_load_at_both_scales():
+    names = shipped()
+    assert {"fashion-mnist", "asirra", "mca-mnist-asirra", "natural-16",
+            "mca-mnist-natural"} <= set(names)
+    for name in names:
+        small, full = (load_config(name, s) for s in SCALES)
+        assert full["depths"] == [1, 2, 5, 10, 20, 50, 100]
+        assert set(small["depths"]) <= set(full["depths"])
+        assert small["scale"] == "small" and "scales" not in small
+        blocks = 2 if full["kind"] == "mca" else 1
+        assert len(full["alphas"]) == len(full["dictionary"]["atoms"]) == blocks
+
+
+def test_alpha_grid_scales_each_component():
+    config = load_config("mca-mnist-natural", "full")
+    grid = alpha_grid(config)
+    assert [0.0625, 0.1] in grid  # factor 0.5 on both
+    assert [0.0625, 0.2] in grid  # factor [0.5, 1]: alpha_1 alone halved
+    depths = dense_depths(config)
+    assert depths == sorted(set(depths)) and depths[-1] == config["dense_max"]
+    assert set(config["depths"]) <= set(depths)
+
+
+def _write_config(tmp_path, **changes) -> str:
+    base = {"name": "bad", "dataset": "fashion-mnist-10", "alphas": [0.15],
+            "dictionary": {"atoms": [100]}}
+    base.update(changes)
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(base))
+    return str(path)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"alphas": [0.1, 0.2]}, "alphas needs 1"),
+    ({"colour": 1}, "unknown key 'colour'"),
+    ({"search": {"lr": [0.1]}}, "search: unknown key 'lr'"),
+    ({"dataset": "nope"}, "dataset must be one of"),
+    ({"depths": [1, 1]}, "must not repeat"),
+    ({"depths": [1, 300]}, "dense_max"),
+    ({"search": {"val_fraction": 1.5}}, "val_fraction"),
+    ({"search": {"lrs": {"lista": [0.1]}}}, "search.lrs"),
+    ({"targets": [{"kind": "time_ratio", "text": "x"}]}, "missing"),
+    ({"scales": {"huge": {}}}, "scales"),
+])
+def test_bad_configs_are_refused_with_the_field_named(tmp_path, changes, message):
+    with pytest.raises(InputError, match=re.escape(message)):
+        load_config(_write_config(tmp_path, **changes), "small")
+
+
+def test_bad_config_files_and_names(tmp_path, capsys):
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    with pytest.raises(InputError, match="not valid JSON"):
+        load_config(str(broken))
+    with pytest.raises(InputError, match="unknown experiment"):
+        load_config("no-such-experiment")
+    with pytest.raises(InputError, match="scale"):
+        load_config("fashion-mnist", "medium")
+    assert main(["experiment", "run", str(broken), "--run-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("lsalsa: error:") and "\n" not in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_experiment_list(capsys):
+    assert main(["experiment", "list"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in shipped())
+
+
+def test_report_of_a_folder_without_results(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    assert "no results.json" in capsys.readouterr().err
+
+
+# -- metrics ----------------------------------------------------------------------------------
+
+
+def test_rmse_and_sparsity_per_sample():
+    optimal = np.array([[1.0, 0.0, 0.0, 2.0], [0.0, 0.0, 0.0, 0.0]])
+    estimate = np.array([[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 3.0, 0.0]])
+    np.testing.assert_allclose(metrics.rmse_per_sample(estimate, optimal),
+                               [math.sqrt(5 / 4), math.sqrt(9 / 4)])
+    np.testing.assert_allclose(metrics.sparsity_per_sample(estimate), [0.5, 0.75])
+
+
+def test_psnr_iterations_to_match_and_features():
+    truth = np.zeros((2, 4))
+    assert metrics.psnr(truth + 0.1, truth) == pytest.approx(20.0)
+    assert metrics.iterations_to_match([1, 2, 5, 10], [0.5, 0.3, 0.2, 0.1], 0.2) == 5
+    assert metrics.iterations_to_match([1, 2], [0.5, 0.3], 0.2) is None
+    codes = np.arange(12).reshape(6, 2)
+    features = metrics.image_features(codes, np.array([0, 0, 0, 1, 1, 1]))
+    np.testing.assert_array_equal(features[1], [6, 7, 8, 9, 10, 11])
+
+
+def test_expert_classifier_projects_long_features(rng):
+    labels = np.repeat([0, 1], 30)
+    features = rng.standard_normal((60, 800)) + 3.0 * labels[:, None]
+    clf = metrics.ExpertClassifier(projection_dim=50, seed=1)
+    assert clf.fit(features, labels) == 0.0
+    assert clf.projection.shape == (50, 800)
+    # Codes with the class signal removed are recognised no better than chance-ish.
+    assert clf.error(features - 3.0 * labels[:, None], labels) >= 0.3
+
+
+def _fake_results(lsalsa_rmse, salsa_rmse, match_iterations):
+    methods = {m: {} for m in ("fista", "salsa", "lista", "lsalsa")}
+    for T, (a, b) in enumerate(zip(lsalsa_rmse, salsa_rmse, strict=True), start=1):
+        for m in methods:
+            methods[m][str(T)] = {"rmse_mean": a if m == "lsalsa" else b}
+    return {"methods": methods, "dense_max": 200, "classification": None, "psnr": None,
+            "match": {"1": {"fista": {"iterations": match_iterations, "seconds": 2.0,
+                                      "time_ratio": 20.0, "lsalsa_seconds": 0.1},
+                            "salsa": {"iterations": None}}}}
+
+
+def test_targets_met_and_missed():
+    results = _fake_results([0.1, 0.05], [0.2, 0.04], 12)
+    targets = [
+        {"kind": "iterations_to_match", "method": "fista", "reference_T": 1, "more_than": 15,
+         "text": "a"},
+        {"kind": "iterations_to_match", "method": "salsa", "reference_T": 1, "more_than": 5,
+         "text": "b"},
+        {"kind": "rmse_below", "method": "lsalsa", "other": "salsa", "below_T": 50,
+         "text": "c"},
+        {"kind": "lowest_classification_error", "method": "lsalsa", "text": "d"},
+    ]
+    out = metrics.evaluate_targets(targets, results)
+    assert [t["status"] for t in out] == ["missed", "met", "missed", "n/a"]
+    assert "missed by 4" in out[0]["measured"]
+    assert "T = 2" in out[2]["measured"]
+
+
+# -- the pipeline on a tiny synthetic IDX data set ------------------------------------------------
+
+
+def _write_idx(folder, rng):
+    folder.mkdir(parents=True)
+    for split, n in (("train", 40), ("t10k", 40)):
+        labels = np.arange(n) % 2
+        # Two classes of smooth blobs: left-heavy or right-heavy images.
+        yy, xx = np.mgrid[:28, :28]
+        images = np.zeros((n, 28, 28))
+        for i, label in enumerate(labels):
+            cx = (9 if label == 0 else 19) + rng.integers(-3, 4)
+            cy = 14 + rng.integers(-5, 6)
+            images[i] = np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / 30.0)
+        pixels = (255 * images / images.max()).astype(np.uint8)
+        with gzip.open(folder / f"{split}-images-idx3-ubyte.gz", "wb") as handle:
+            handle.write(struct.pack(">IIII", 0x803, n, 28, 28) + pixels.tobytes())
+        with gzip.open(folder / f"{split}-labels-idx1-ubyte.gz", "wb") as handle:
+            handle.write(struct.pack(">II", 0x801, n) + labels.astype(np.uint8).tobytes())
+
+
+TINY = {
+    "name": "tiny", "description": "pipeline smoke test", "dataset": "fashion-mnist-10",
+    "alphas": [0.15], "device": "cpu", "prepare": {"limit_images": 12},
+    "dictionary": {"atoms": [100], "epochs": 1, "n_iter_codes": 5},
+    "depths": [1, 2], "dense_max": 8,
+    "search": {"alpha_factors": [1.0], "mus": [10.0],
+               "lrs": {"lista": [0.01], "lsalsa": [0.001]}, "epochs": 1, "final_epochs": 1,
+               "val_fraction": 0.2},
+    "evaluation": {"time_repeats": 1, "threads": 1, "analysis_samples": 10,
+                   "sparsity_T": [1, 2], "separation_T": [1], "match_reference_T": [1]},
+    "classification": {"max_iter": 100, "projection_dim": 50},
+    "targets": [{"kind": "iterations_to_match", "method": "salsa", "reference_T": 1,
+                 "more_than": 5, "text": "SALSA needs more than 5"}],
+}
+
+
+def _table(markdown: str, title_start: str) -> dict[str, list[str]]:
+    """Rows (first cell -> other cells) of the report table whose title starts so."""
+    block = markdown.split(f"**{title_start}")[1].split("\n\n")[1]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in block.splitlines()[2:]]
+    return {" ".join(r[:1] + r[2:3]) if r[0].isdigit() else r[0]: r[1:] for r in rows}
+
+
+@pytest.mark.slow
+def test_pipeline_end_to_end_and_resume(tmp_path, rng, monkeypatch):
+    monkeypatch.setenv("LSALSA_CACHE", str(tmp_path / "cache"))
+    _write_idx(tmp_path / "raw" / "fashion-mnist", rng)
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(TINY))
+    run_dir = tmp_path / "run"
+    lines: list[str] = []
+    torch.manual_seed(0)
+    run_experiment(str(config), run_dir, scale="small", data_dir=tmp_path / "raw",
+                   progress=False, log=lines.append)
+
+    for name in ("config.json", "provenance.json", "seed.json", "results.json", "report.md",
+                 "report.html", "classic.json", "figures/rmse_vs_T.png",
+                 "figures/rmse_vs_time.png", "figures/sparsity_vs_rmse.png",
+                 "figures/atoms_0.png", "tables/rmse.csv", "tables/rmse.md",
+                 "tables/iterations_to_match.csv", "tables/time_to_match.md",
+                 "tables/classification_classes.csv", "search/lsalsa/best.json",
+                 "analysis/lsalsa_T1/analysis.json", "analysis/lsalsa_T2/analysis.md",
+                 "eval/rmse_lsalsa_T1.npy", "eval/sparsity_fista_T2.npy"):
+        assert (run_dir / name).is_file(), name
+    for step in STEPS:
+        assert (run_dir / "steps" / f"{step}.json").is_file(), step
+    for method in ("lista", "lsalsa"):
+        for T in (1, 2):
+            assert (run_dir / "models" / f"{method}_T{T}" / "model.safetensors").is_file()
+
+    results = json.loads((run_dir / "results.json").read_text())
+    # The stored per-sample arrays are what the means were computed from.
+    rmse = np.load(run_dir / "eval" / "rmse_lsalsa_T1.npy")
+    assert rmse.shape == (results["P_test"],)
+    assert results["methods"]["lsalsa"]["1"]["rmse_mean"] == pytest.approx(rmse.mean())
+    # SALSA's T-curve at the main depths agrees with its dense curve (same codes, same data).
+    dense = results["dense"]["salsa"]
+    for T in (1, 2):
+        assert results["methods"]["salsa"][str(T)]["rmse_mean"] == pytest.approx(
+            dense["rmse_mean"][dense["T"].index(T)], rel=1e-5)
+    # Iterations to match really is the first dense T at or below LSALSA's T = 1 error.
+    ref = results["match"]["1"]["lsalsa_rmse"]
+    first = next((T for T, v in zip(dense["T"], dense["rmse_mean"], strict=True) if v <= ref),
+                 None)
+    assert results["match"]["1"]["salsa"]["iterations"] == first
+
+    # The report's numbers are the stored ones.
+    report = (run_dir / "report.md").read_text()
+    table = _table(report, "Mean code RMSE")
+    for method, label in (("fista", "FISTA"), ("salsa", "SALSA"), ("lista", "LISTA"),
+                          ("lsalsa", "LSALSA")):
+        assert table[label] == [fmt(results["methods"][method][str(T)]["rmse_mean"])
+                                for T in (1, 2)]
+    errors = _table(report, "Classification error")
+    task = results["classification"]["tasks"]["classes"]
+    assert errors["LSALSA"] == [fmt(task["errors"]["lsalsa"][str(T)]) for T in (1, 2)]
+    match = {row[1]: row[-1] for row in _table(report, "Iterations each").values()}
+    assert match["FISTA"] == fmt(results["match"]["1"]["fista"]["iterations"])
+    assert match["SALSA"] == fmt(results["match"]["1"]["salsa"]["iterations"])
+    target = results["targets"][0]
+    assert f"**{target['status'].upper()}** — {target['text']}: {target['measured']}" in report
+    assert "offline stand-in" not in report  # synthetic canonical-format files
+    assert '<img src="figures/rmse_vs_T.png"' in (run_dir / "report.html").read_text()
+
+    # A second run reuses every step: no marker or result is rewritten.
+    stamps = {p: p.stat().st_mtime_ns for p in (run_dir / "steps").glob("*.json")
+              if p.stem != "report"}
+    stamps[run_dir / "results.json"] = (run_dir / "results.json").stat().st_mtime_ns
+    lines.clear()
+    run_experiment(str(config), run_dir, scale="small", data_dir=tmp_path / "raw",
+                   progress=False, log=lines.append)
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
+    assert sum("reused" in line for line in lines) == len(STEPS) - 1
+
+    # A removed marker reruns that step (and the report) only.
+    (run_dir / "steps" / "evaluate.json").unlink()
+    lines.clear()
+    run_experiment(str(config), run_dir, scale="small", data_dir=tmp_path / "raw",
+                   progress=False, log=lines.append)
+    assert (run_dir / "results.json").stat().st_mtime_ns > stamps[run_dir / "results.json"]
+    assert sum("reused" in line for line in lines) == len(STEPS) - 2
+
+    # The same directory with another configuration is refused.
+    changed = dict(TINY, seed=1)
+    config.write_text(json.dumps(changed))
+    with pytest.raises(InputError, match="another configuration"):
+        run_experiment(str(config), run_dir, scale="small", data_dir=tmp_path / "raw",
+                       progress=False, log=lines.append)
