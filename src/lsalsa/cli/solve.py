@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import InputError
 from ..io import save_npy
 from ..solvers import METHODS, solve
 from .common import check_output_path, read_array
@@ -33,9 +34,8 @@ def register(subparsers) -> None:
 def run(args) -> int:
     out = check_output_path(args.out)
     dtype = np.float32 if args.float32 else np.float64
-    Y = read_array(args.signals, "signals").astype(dtype, copy=False)
-    dictionaries = [read_array(p, "dictionary").astype(dtype, copy=False)
-                    for p in args.dictionaries]
+    Y = _as_real(read_array(args.signals, "signals"), args.signals, dtype)
+    dictionaries = [_as_real(read_array(p, "dictionary"), p, dtype) for p in args.dictionaries]
     result = solve(Y, dictionaries, args.alphas, method=args.method, n_iter=args.n_iter,
                    mu=args.mu, tol=args.tol)
     save_npy(out, result.codes)
@@ -43,3 +43,10 @@ def run(args) -> int:
     print(f"wrote {out} ({result.codes.shape[0]} x {result.codes.shape[1]} codes, "
           f"{result.method}, {result.n_iter} iterations{gap})")
     return 0
+
+
+def _as_real(array: np.ndarray, path: str, dtype) -> np.ndarray:
+    # astype would turn complex silently into real and strings into a traceback.
+    if array.dtype.kind not in "biuf":
+        raise InputError(f"{path} must hold real numbers, got dtype {array.dtype}")
+    return array.astype(dtype, copy=False)

@@ -1,0 +1,123 @@
+"""``lsalsa solve`` in-process: same codes as ``lsalsa.solve``; bad input: one line, no file."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import lsalsa
+from conftest import random_dictionary
+from lsalsa.cli import main
+
+M, N1, N2 = 6, 5, 7
+
+
+@pytest.fixture
+def files(tmp_path, rng):
+    Y = rng.standard_normal((4, M))
+    A1, A2 = random_dictionary(rng, M, N1), random_dictionary(rng, M, N2)
+    paths = {}
+    for name, array in {"Y": Y, "A1": A1, "A2": A2, "nan": np.where(Y > 1, np.nan, Y),
+                        "short": Y[:, :5], "empty": Y[:0], "vector": Y[0],
+                        "complex": Y.astype(complex), "text": Y.astype(str)}.items():
+        paths[name] = tmp_path / f"{name}.npy"
+        np.save(paths[name], array)
+    paths["pickled"] = tmp_path / "pickled.npy"
+    np.save(paths["pickled"], np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    paths["junk"] = tmp_path / "junk.npy"
+    paths["junk"].write_text("not an array")
+    return tmp_path, paths, (Y, A1, A2)
+
+
+def files_in(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.mark.parametrize("method", ["ista", "fista", "salsa", "exact"])
+def test_solve_end_to_end(files, capsys, method):
+    folder, paths, (Y, A1, A2) = files
+    out = folder / "codes.npy"
+    argv = ["solve", str(paths["Y"]), str(out), "--dict", str(paths["A1"]), "--dict",
+            str(paths["A2"]), "--alpha", "0.2", "--alpha", "0.05", "--method", method,
+            "--n-iter", "30", "--mu", "3"]
+    assert main(argv) == 0
+    codes = np.load(out, allow_pickle=False)
+    expected = lsalsa.solve(Y, [A1, A2], [0.2, 0.05], method=method, n_iter=30, mu=3.0).codes
+    assert codes.shape == (4, N1 + N2) and codes.dtype == np.float64
+    np.testing.assert_allclose(codes, expected, rtol=1e-12, atol=1e-14)
+    assert "wrote" in capsys.readouterr().out
+    assert not [name for name in files_in(folder) if name.endswith(".tmp")]
+
+
+def test_solve_float32_and_tol(files):
+    folder, paths, (Y, A1, _) = files
+    out = folder / "codes32.npy"
+    argv = ["solve", str(paths["Y"]), str(out), "--dict", str(paths["A1"]), "--alpha", "0.1",
+            "--method", "salsa", "--n-iter", "5000", "--tol", "1e-5", "--float32"]
+    assert main(argv) == 0
+    codes = np.load(out)
+    assert codes.dtype == np.float32
+    gap = lsalsa.duality_gap(Y, codes.astype(np.float64), A1, 0.1)
+    assert np.all(gap <= 1e-4 * lsalsa.objective(Y, codes.astype(np.float64), A1, 0.1))
+
+
+BAD = {
+    "nan in signals": (["{nan}", "--dict", "{A1}", "--alpha", "0.1"], "Y contains NaN"),
+    "shape mismatch": (["{short}", "--dict", "{A1}", "--alpha", "0.1"], "features"),
+    "rows differ": (["{Y}", "--dict", "{A1}", "--dict", "{short}", "--alpha", "0.1"],
+                    "same number of rows M"),
+    "empty batch": (["{empty}", "--dict", "{A1}", "--alpha", "0.1"], "empty batch"),
+    "1-D signals": (["{vector}", "--dict", "{A1}", "--alpha", "0.1"], "2-D"),
+    "negative alpha": (["{Y}", "--dict", "{A1}", "--alpha", "-0.5"], "alpha must be >= 0"),
+    "nan alpha": (["{Y}", "--dict", "{A1}", "--alpha", "nan"], "alpha must be finite"),
+    "alpha count": (["{Y}", "--dict", "{A1}", "--dict", "{A2}", "--alpha", "0.1", "--alpha",
+                     "0.2", "--alpha", "0.3"], "3 alphas for 2 dictionaries"),
+    "mu zero": (["{Y}", "--dict", "{A1}", "--alpha", "0.1", "--mu", "0"], "mu must be"),
+    "n-iter zero": (["{Y}", "--dict", "{A1}", "--alpha", "0.1", "--n-iter", "0"],
+                    "n_iter must be"),
+    "negative tol": (["{Y}", "--dict", "{A1}", "--alpha", "0.1", "--tol", "-1"], "tol must"),
+    "missing file": (["{folder}/absent.npy", "--dict", "{A1}", "--alpha", "0.1"],
+                     "not found"),
+    "pickled file": (["{pickled}", "--dict", "{A1}", "--alpha", "0.1"], "not a plain .npy"),
+    "junk file": (["{junk}", "--dict", "{A1}", "--alpha", "0.1"], "junk.npy"),
+    "complex signals": (["{complex}", "--dict", "{A1}", "--alpha", "0.1"], "real numbers"),
+    "text signals": (["{text}", "--dict", "{A1}", "--alpha", "0.1"], "real numbers"),
+    "nan dictionary": (["{Y}", "--dict", "{nan}", "--alpha", "0.1"], "dictionary"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_input_exits_nonzero_with_one_line_and_no_file(files, capsys, case):
+    folder, paths, _ = files
+    args, expected = BAD[case]
+    names = {k: str(v) for k, v in paths.items()} | {"folder": str(folder)}
+    before = files_in(folder)
+    argv = ["solve", args[0].format(**names), str(folder / "out.npy")]
+    argv += [a.format(**names) for a in args[1:]]
+    assert main(argv) != 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("lsalsa: error: ")
+    assert expected in err
+    assert files_in(folder) == before  # no output, no temporary left behind
+
+
+def test_output_folder_must_exist(files, capsys):
+    folder, paths, _ = files
+    argv = ["solve", str(paths["Y"]), str(folder / "absent" / "out.npy"), "--dict",
+            str(paths["A1"]), "--alpha", "0.1"]
+    assert main(argv) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not (folder / "absent").exists()
+
+
+@pytest.mark.parametrize("extra", [["--method", "lars"], ["--mu", "ten"], []])
+def test_argument_errors_exit_2(files, capsys, extra):
+    folder, paths, _ = files
+    argv = ["solve", str(paths["Y"]), str(folder / "out.npy"), "--dict", str(paths["A1"])]
+    argv += extra if extra else []  # no --alpha at all when extra is empty
+    argv += ["--alpha", "0.1"] if extra else []
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].startswith("lsalsa solve: error: ")
+    assert not (folder / "out.npy").exists()
