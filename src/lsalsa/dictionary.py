@@ -13,7 +13,7 @@ import hashlib
 import json
 import math
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -256,9 +256,8 @@ def learn_dictionary(signals, n_atoms: int | None = None, alpha: float = 0.1, *,
         for first in range(0, P, batch_size):
             index = np.sort(order[first:first + batch_size])
             Y = torch.from_numpy(_rows(signals, index)).to(device)
-            problem, _ = make_problem(A, alpha)
-            # Fill Problem's cached property: an SVD per step would dominate for N ~ 1000.
-            problem.__dict__["lipschitz"] = lipschitz(A)
+            # A tracked Lipschitz bound: an SVD per step would dominate for N ~ 1000.
+            problem = replace(make_problem(A, alpha)[0], lipschitz_bound=lipschitz(A))
             x0 = None if cache is None else torch.from_numpy(cache[index]).to(device)
             X = run_iterations(problem, Y, "fista", n_iter_codes, x0=x0).codes
             total += float(_objective(problem, Y, X).sum())

@@ -27,6 +27,9 @@ class Problem:
     A: torch.Tensor
     block_sizes: tuple[int, ...]
     alphas: tuple[float, ...]
+    # A known value (or upper bound) of ||A||_2^2, e.g. tracked by dictionary learning,
+    # which then skips the SVD.
+    lipschitz_bound: float | None = None
 
     @property
     def M(self) -> int:
@@ -65,7 +68,8 @@ class Problem:
         return values.to(dtype=self.dtype, device=self.device)
 
     def to(self, dtype: torch.dtype | None = None, device=None) -> Problem:
-        return Problem(self.A.to(dtype=dtype, device=device), self.block_sizes, self.alphas)
+        return Problem(self.A.to(dtype=dtype, device=device), self.block_sizes, self.alphas,
+                       self.lipschitz_bound)
 
     @cached_property
     def A64(self) -> torch.Tensor:
@@ -73,7 +77,9 @@ class Problem:
 
     @cached_property
     def lipschitz(self) -> float:
-        """Largest eigenvalue of ``A^T A``, computed in float64."""
+        """Largest eigenvalue of ``A^T A``, computed in float64 (unless given as a bound)."""
+        if self.lipschitz_bound is not None:
+            return float(self.lipschitz_bound)
         return float(torch.linalg.matrix_norm(self.A64, ord=2) ** 2)
 
     def gram64(self) -> torch.Tensor:
