@@ -179,7 +179,7 @@ def _write_idx(folder, rng):
 
 TINY = {
     "name": "tiny", "description": "pipeline smoke test", "dataset": "fashion-mnist-10",
-    "alphas": [0.15], "device": "cpu", "prepare": {"limit_images": 12},
+    "alphas": [0.15], "device": "cpu", "threads": 1, "prepare": {"limit_images": 12},
     "dictionary": {"atoms": [100], "epochs": 1, "n_iter_codes": 5},
     "depths": [1, 2], "dense_max": 8,
     "search": {"alpha_factors": [1.0], "mus": [10.0],

@@ -195,6 +195,13 @@ def _blocks(run_dir: Path, results: dict, figures: dict, all_tables: list[Table]
                    "search; the iterations to match are read from that dense curve. LISTA and "
                    "LSALSA are trained per T with the hyperparameters of the grid search "
                    "(validation RMSE)."))
+    s = c["search"]
+    optimizer = {"sgd": "vanilla SGD (as in the paper)",
+                 "adam": "Adam (the paper uses SGD; Adam is used here because SGD diverged "
+                         "for T >= 5 within the small scale's few epochs)"}[s["optimizer"]]
+    b.append(("p", f"Training: {optimizer}, {s['epochs']} epochs per search trial, at most "
+                   f"{s['final_epochs']} epochs for the final models, batch {s['batch_size']}; "
+                   f"validation = the last {s['val_fraction']:g} of the training images."))
     b.append(("h", 2, "The paper's targets"))
     if results["targets"]:
         b.append(("list", [f"**{t['status'].upper()}** — {t['text']}: {t['measured']}"
