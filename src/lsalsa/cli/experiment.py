@@ -8,6 +8,7 @@ same command runs again (see :mod:`lsalsa.experiments.runner`).
 from __future__ import annotations
 
 import sys
+import textwrap
 
 
 def register(subparsers) -> None:
@@ -60,5 +61,5 @@ def run_list(args) -> int:
         config = load_config(name, "full")
         data = status.get(config["dataset"], "?")
         sys.stdout.write(f"{name:20s} {config['kind']:4s} data {config['dataset']} ({data}): "
-                         f"{config['description'].split('.')[0]}\n")
+                         f"{textwrap.shorten(config['description'], 70)}\n")
     return 0
