@@ -14,8 +14,8 @@ from ..errors import InputError
 from ..version import __version__
 
 # Each module defines register(subparsers); a subcommand's handler is args.func(args).
-COMMAND_MODULES = ["solve", "encode", "separate", "analyze", "data", "train", "dictionary", "codes",
-                   "experiment", "report"]
+COMMAND_MODULES = ["solve", "data", "dictionary", "codes", "train", "encode", "separate", "analyze",
+                   "demo", "experiment", "report"]
 
 
 def build_parser() -> argparse.ArgumentParser:
