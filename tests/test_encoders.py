@@ -266,3 +266,21 @@ def test_load_refuses(trained_like, tmp_path, case, message):
         load_encoder(tmp_path / ("absent.safetensors" if case == "missing" else "bad.safetensors"))
     assert "\n" not in str(info.value)
     load_encoder(good)  # the untouched file still loads
+
+
+@pytest.mark.parametrize("kind", ["lista", "lsalsa"])
+@pytest.mark.parametrize("untied", [False, True])
+def test_inference_mode_in_place_path_equals_the_autograd_path(kind, untied, rng):
+    """Under inference mode the steps update buffers in place; the codes must not change."""
+    A = random_dictionary(rng, 10, 16)
+    encoder = build_encoder(kind, [A[:, :6], A[:, 6:]], [0.05, 0.2], 4,
+                            2.0 if kind == "lsalsa" else None, untied=untied)
+    with torch.no_grad():  # perturb away from init so every layer's weights matter
+        encoder.S.add_(0.01 * torch.randn(encoder.S.shape, dtype=encoder.S.dtype,
+                                          generator=torch.Generator().manual_seed(0)))
+    Y = torch.from_numpy(rng.standard_normal((9, 10)))
+    with torch.no_grad():
+        plain = encoder(Y)
+    with torch.inference_mode():
+        in_place = encoder(Y)
+    assert torch.equal(plain, in_place)
