@@ -69,3 +69,17 @@ def to_output(tensor: torch.Tensor, as_numpy: bool):
     if as_numpy:
         return tensor.detach().cpu().numpy()
     return tensor
+
+
+def check_signal_array(signals, name: str = "signals") -> tuple[int, int]:
+    """Shape ``(P, M)`` of a NumPy array or memmap of signals, checked without reading it."""
+    if not hasattr(signals, "shape") or not hasattr(signals, "dtype"):
+        raise InputError(f"{name} must be a NumPy array or memmap of shape (P, M)")
+    if len(signals.shape) != 2:
+        raise InputError(f"{name} must be 2-D (P, M), got shape {tuple(signals.shape)}")
+    P, M = (int(s) for s in signals.shape)
+    if P == 0 or M == 0:
+        raise InputError(f"{name} is empty (shape {(P, M)})")
+    if np.dtype(signals.dtype).kind not in "fiu":
+        raise InputError(f"{name} must be numeric, got dtype {signals.dtype}")
+    return P, M

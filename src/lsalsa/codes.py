@@ -25,42 +25,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ._arrays import check_signal_array
 from .errors import InputError
 from .io import load_npy, save_npy, write_json
 from .objective import _duality_gap, _objective
-from .problem import Problem, make_problem
+from .problem import Problem, as_alphas, make_problem
 from .solvers import solve
 
 MODES = ("exact", "paper")
 FORMAT_VERSION = 1
 CODES_META = "codes.json"
 DEFAULT_TOL = 1e-7
-
-
-def _check_signals(signals, name: str = "signals") -> tuple[int, int]:
-    if not hasattr(signals, "shape") or not hasattr(signals, "dtype"):
-        raise InputError(f"{name} must be a NumPy array or memmap of shape (P, M)")
-    if len(signals.shape) != 2:
-        raise InputError(f"{name} must be 2-D (P, M), got shape {tuple(signals.shape)}")
-    P, M = (int(s) for s in signals.shape)
-    if P == 0 or M == 0:
-        raise InputError(f"{name} is empty (shape {(P, M)}): nothing to encode")
-    if np.dtype(signals.dtype).kind not in "fiu":
-        raise InputError(f"{name} must be numeric, got dtype {signals.dtype}")
-    return P, M
-
-
-def _check_alphas_positive(alphas, n_blocks: int) -> tuple[float, ...]:
-    values = np.atleast_1d(np.asarray(alphas, dtype=np.float64)).ravel()
-    if values.size == 1:
-        values = np.repeat(values, n_blocks)
-    if values.size != n_blocks:
-        raise InputError(f"got {values.size} alphas for {n_blocks} dictionaries; "
-                         "give one alpha, or one per dictionary")
-    for value in values:
-        if not math.isfinite(value) or value <= 0:
-            raise InputError(f"alpha must be a positive number, got {value}")
-    return tuple(float(v) for v in values)
 
 
 def _as_dictionaries(dictionaries) -> list[np.ndarray]:
@@ -156,9 +131,9 @@ def compute_codes(signals, dictionaries, alphas, *, mode: str = "exact", tol: fl
     """
     if mode not in MODES:
         raise InputError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    P, M = _check_signals(signals)
+    P, M = check_signal_array(signals)
     blocks = _as_dictionaries(dictionaries)
-    alphas = _check_alphas_positive(alphas, len(blocks))
+    alphas = as_alphas(alphas, len(blocks), positive=True)
     problem = _problem(blocks, alphas, M)
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"batch_size must be an integer >= 1, got {batch_size!r}")
@@ -224,7 +199,7 @@ def tune_alpha(signals, dictionary, target_sparsity: float = 0.89, alphas=None, 
         One row per alpha tried, sorted by alpha: ``alpha``, ``sparsity``,
         ``relative_error`` (mean ``||y - A x|| / ||y||``), ``mean_nonzeros``.
     """
-    P, M = _check_signals(signals)
+    P, M = check_signal_array(signals)
     A = _as_dictionaries(dictionary)
     if len(A) != 1:
         raise InputError("tune_alpha takes one dictionary (tune each MCA component on its own)")
@@ -252,7 +227,7 @@ def tune_alpha(signals, dictionary, target_sparsity: float = 0.89, alphas=None, 
 
     curve: list[dict] = []
     if alphas is not None:
-        grid = sorted(_check_alphas_positive(alphas, np.size(alphas)))
+        grid = sorted(as_alphas(alphas, np.size(alphas), positive=True))
         curve = [evaluate(a) for a in grid]
     else:
         hi = float(np.abs(Y @ A64).max())
@@ -334,7 +309,7 @@ def save_codes(out_dir: str | Path, codes: dict[str, np.ndarray], dictionaries, 
 
     out = Path(out_dir)
     blocks = _as_dictionaries(dictionaries)
-    alphas = _check_alphas_positive(alphas, len(blocks))
+    alphas = as_alphas(alphas, len(blocks), positive=True)
     if not codes:
         raise InputError("no codes to save")
     M = blocks[0].shape[0] if blocks[0].ndim == 2 else -1

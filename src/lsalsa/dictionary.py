@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ._arrays import check_signal_array
 from .errors import InputError
 from .io import atomic_path, load_npy, save_npy, write_json
 from .objective import _objective
@@ -51,19 +52,6 @@ class DictionaryResult:
     epochs: int = 0
     converged: bool = False
     config: dict = field(default_factory=dict)
-
-
-def _check_signals(signals) -> tuple[int, int]:
-    if not hasattr(signals, "shape") or not hasattr(signals, "dtype"):
-        raise InputError("signals must be a NumPy array or memmap of shape (P, M)")
-    if len(signals.shape) != 2:
-        raise InputError(f"signals must be 2-D (P, M), got shape {tuple(signals.shape)}")
-    P, M = (int(s) for s in signals.shape)
-    if P == 0 or M == 0:
-        raise InputError(f"signals is empty (shape {(P, M)})")
-    if np.dtype(signals.dtype).kind not in "fiu":
-        raise InputError(f"signals must be numeric, got dtype {signals.dtype}")
-    return P, M
 
 
 def _check_positive(value, name: str, integer: bool = False):
@@ -140,7 +128,7 @@ class _LipschitzTracker:
 def initial_dictionary(signals, n_atoms: int, init: str, seed: int) -> np.ndarray:
     """``init="data"``: distinct random signals, normalised (a zero signal is replaced by a
     Gaussian column); ``"random"``: Gaussian columns. Returns (M, n_atoms) float32."""
-    P, M = _check_signals(signals)
+    P, M = check_signal_array(signals)
     rng = np.random.default_rng([seed, 1])
     gaussian = rng.standard_normal((M, n_atoms))
     if init == "random":
@@ -201,7 +189,7 @@ def learn_dictionary(signals, n_atoms: int | None = None, alpha: float = 0.1, *,
     -------
     DictionaryResult with ``dictionary`` (M, n_atoms) float32.
     """
-    P, M = _check_signals(signals)
+    P, M = check_signal_array(signals)
     n_atoms = M if n_atoms is None else _check_positive(n_atoms, "n_atoms", integer=True)
     alpha = _check_positive(alpha, "alpha")
     epochs = _check_positive(epochs, "epochs", integer=True)

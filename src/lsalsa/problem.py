@@ -128,12 +128,13 @@ def make_problem(dictionaries, alphas) -> tuple[Problem, bool]:
     rows = {t.shape[0] for t in tensors}
     if len(rows) != 1:
         raise InputError(f"all dictionaries need the same number of rows M, got {sorted(rows)}")
-    alpha_values = _as_alphas(alphas, len(tensors))
+    alpha_values = as_alphas(alphas, len(tensors))
     A = torch.cat(tensors, dim=1) if len(tensors) > 1 else tensors[0]
     return Problem(A, tuple(t.shape[1] for t in tensors), alpha_values), all(kinds)
 
 
-def _as_alphas(alphas, n_blocks: int) -> tuple[float, ...]:
+def as_alphas(alphas, n_blocks: int, positive: bool = False) -> tuple[float, ...]:
+    """One alpha per block from a number or a sequence; ``positive`` refuses 0 too."""
     if isinstance(alphas, torch.Tensor):
         alphas = alphas.detach().cpu().numpy()
     try:
@@ -149,8 +150,8 @@ def _as_alphas(alphas, n_blocks: int) -> tuple[float, ...]:
     for value in values:
         if not math.isfinite(value):
             raise InputError("alpha must be finite")
-        if value < 0:
-            raise InputError(f"alpha must be >= 0, got {value}")
+        if value < 0 or (positive and value == 0):
+            raise InputError(f"alpha must be {'> 0' if positive else '>= 0'}, got {value}")
     return tuple(float(v) for v in values)
 
 
