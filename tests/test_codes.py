@@ -7,20 +7,11 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from lsalsa import InputError, duality_gap, objective
 from lsalsa.cli import main
 from lsalsa.codes import compute_codes, load_codes, save_codes, tune_alpha
 from test_dictionary import make_prepared, planted
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture

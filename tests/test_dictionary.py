@@ -18,15 +18,6 @@ from lsalsa.dictionary import (
 )
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny matrices: threads only add contention on a shared machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def planted(seed=0, M=16, N=24, k=3, P=2000):
     """Signals ``y = A x`` from a random unit-norm dictionary and k-sparse codes."""
     rng = np.random.default_rng(seed)

@@ -23,14 +23,6 @@ M, N, SPLIT = 10, 20, 8  # D = 2 splits the 20 atoms into 8 + 12
 ALPHAS = {1: [0.2], 2: [0.3, 0.1]}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Thousands of tiny products: with 2 threads on shared cores, OpenMP waits dominate."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def make_dictionary(kind: str, rng: np.random.Generator) -> np.ndarray:
     """Unit-norm (M, N) dictionaries: generic, near-duplicate atoms, or singular values 1..3e-3."""
