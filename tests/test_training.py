@@ -402,17 +402,9 @@ def test_cli_errors(extra, message, tmp_path, capsys):
 FASHION = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 
 
-@pytest.fixture
-def one_thread():
-    # Tiny matrices: one thread is much faster than two on a busy machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.mark.slow
-def test_training_beats_salsa_on_fashion_mnist_patches(one_thread):
+def test_training_beats_salsa_on_fashion_mnist_patches():
     from _realdata import require_data
     from lsalsa.data.patches import extract_patches
     from lsalsa.data.sources import read_idx
