@@ -149,7 +149,8 @@ def _evaluate(target: dict, results: dict) -> dict:
         else:
             out["status"] = "met" if T > limit else "missed"
             # T is the first T that reaches it, so the method needed T - 1 < T <= T iterations.
-            out["measured"] = (f"{target['method'].upper()} needs {T} iterations "
+            out["measured"] = (f"{target['method'].upper()} needs {T} "
+                               f"iteration{'s' if T != 1 else ''} "
                                f"(target: more than {limit}"
                                + ("" if T > limit else f"; missed by {limit + 1 - T}") + ")")
         return out
