@@ -134,8 +134,9 @@ def _fake_results(lsalsa_rmse, salsa_rmse, match_iterations):
         for m in methods:
             methods[m][str(T)] = {"rmse_mean": a if m == "lsalsa" else b}
     return {"methods": methods, "dense_max": 200, "classification": None, "psnr": None,
-            "match": {"1": {"fista": {"iterations": match_iterations, "seconds": 2.0,
-                                      "time_ratio": 20.0, "lsalsa_seconds": 0.1},
+            "match": {"1": {"lsalsa_seconds": 0.1,
+                            "fista": {"iterations": match_iterations, "seconds": 2.0,
+                                      "time_ratio": 20.0},
                             "salsa": {"iterations": None}}}}
 
 
@@ -149,9 +150,14 @@ def test_targets_met_and_missed():
         {"kind": "rmse_below", "method": "lsalsa", "other": "salsa", "below_T": 50,
          "text": "c"},
         {"kind": "lowest_classification_error", "method": "lsalsa", "text": "d"},
+        {"kind": "time_ratio", "method": "fista", "reference_T": 1, "at_least": 10,
+         "text": "e"},
+        {"kind": "time_ratio", "method": "fista", "reference_T": 1, "at_least": 30,
+         "text": "f"},
     ]
     out = metrics.evaluate_targets(targets, results)
-    assert [t["status"] for t in out] == ["missed", "met", "missed", "n/a"]
+    assert [t["status"] for t in out] == ["missed", "met", "missed", "n/a", "met", "missed"]
+    assert out[4]["values"] == {"ratio": 20.0, "seconds": 2.0, "lsalsa_seconds": 0.1}
     assert "missed by 4" in out[0]["measured"]
     assert "T = 2" in out[2]["measured"]
 
