@@ -237,8 +237,8 @@ def _blocks(run_dir: Path, results: dict, figures: dict, all_tables: list[Table]
     if "psnr" in by_name:
         b.append(("h", 2, "Separation"))
         b.append(("table", by_name["psnr"]))
-        b += [("img", f"figures/{figures[n].name}", n) for n in sorted(figures)
-              if n.startswith("separation_T")]
+        b += [("img", f"figures/{figures[n].name}", n) for n in sorted(
+            (n for n in figures if n.startswith("separation_T")), key=lambda n: int(n[12:]))]
     b.append(("table", by_name["hyperparameters"]))
     b.append(("h", 2, "Dictionaries"))
     b += [("img", f"figures/{figures[n].name}", n) for n in sorted(figures)
