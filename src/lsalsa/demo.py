@@ -22,7 +22,7 @@ from .codes import compute_codes
 from .data import load_prepared, prepare
 from .dictionary import learn_dictionary, plot_atoms
 from .encoders import LSALSA, components, load_encoder
-from .io import save_npy, write_json
+from .io import load_npy, save_npy, write_json
 from .solvers import solve
 from .training import code_rmse, train
 from .version import provenance
@@ -125,7 +125,7 @@ def run_demo(out_dir: str | Path = "runs/demo", config: DemoConfig | None = None
             _stamp(path, key)
         else:
             _log(f"reusing {path}", quiet)
-        dictionaries.append(np.load(path))
+        dictionaries.append(load_npy(path))
         dictionary_keys[name] = key
 
     def subset(split, count):
@@ -148,7 +148,7 @@ def run_demo(out_dir: str | Path = "runs/demo", config: DemoConfig | None = None
             save_npy(path, values)
             write_json(out / f"codes_{split}_stats.json", stats)
             _stamp(path, key)
-        codes[split] = np.load(path)
+        codes[split] = load_npy(path)
 
     model_path = out / "lsalsa.safetensors"
     if not _cached(model_path, settings):
