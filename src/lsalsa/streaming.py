@@ -67,7 +67,9 @@ def encode_file(encoder: UnrolledEncoder, in_path: str | os.PathLike,
                       "fortran_order": False, "shape": (rows, N)}
         with atomic_path(out_path) as tmp, open(tmp, "wb") as writer:
             np.lib.format.write_array_header_2_0(writer, out_header)
-            bar = tqdm(total=rows, unit="rows", desc="encode", disable=not progress)
+            # disable=None: tqdm hides itself when stderr is not a terminal.
+            bar = tqdm(total=rows, unit="rows", desc="encode",
+                       disable=None if progress else True)
             done = 0
             while done < rows:
                 count = min(chunk_size, rows - done)
