@@ -60,7 +60,7 @@ def exact_codes(problem: Problem, Y: torch.Tensor, *, tol: float | None = None,
         backend == "auto" and Y.device.type == "cpu" and spams_available()
         and min(problem.alphas) > 0)
     if backend == "spams" and not spams_available():
-        raise RuntimeError("backend='spams' asked for but SPAMS is not installed "
+        raise InputError("backend='spams' asked for but SPAMS is not installed "
                            "(pip install spams-bin)")
     if backend == "spams" and min(problem.alphas) <= 0:
         # The column rescaling lam / alpha_i needs every alpha > 0.
