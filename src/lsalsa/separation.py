@@ -46,9 +46,7 @@ def separate_image(encoder: UnrolledEncoder, image, *, stride: int | None = None
     side = patch_side(encoder)
     padded, (height, width) = pad_to_multiple(image[None], side, stride)
     patches = extract_patches(padded, side, stride)
-    dtype = encoder.W_e.dtype
-    codes = encoder.encode(patches.astype(np.float64 if str(dtype) == "torch.float64"
-                                          else np.float32), batch_size=batch_size)
+    codes = encoder.encode(patches, batch_size=batch_size)  # cast to the model's dtype there
     return [assemble_patches(part, padded.shape[1:], side, stride)[0, :height, :width]
             .astype(np.float32) for part in components(encoder, codes)]
 
