@@ -43,8 +43,18 @@ def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
 
 
 def load_npy(path: str | os.PathLike, mmap: bool = False) -> np.ndarray:
-    """Load a ``.npy`` file; never unpickles."""
-    return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    """Load a ``.npy`` file; never unpickles. A missing, corrupt, truncated or pickled file
+    is an :class:`InputError` naming it."""
+    from .errors import InputError
+
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except FileNotFoundError as exc:
+        raise InputError(f"file not found: {path}") from exc
+    except ValueError as exc:  # pickled object arrays, bad headers, short data
+        raise InputError(f"{path} is not a plain .npy array: {exc}") from exc
+    except (OSError, EOFError) as exc:
+        raise InputError(f"{path} cannot be read: {exc}") from exc
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

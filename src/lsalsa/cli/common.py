@@ -16,10 +16,8 @@ def read_array(path: str, name: str, mmap: bool = False) -> np.ndarray:
         raise InputError(f"{name} file not found: {path}")
     try:
         return load_npy(file, mmap=mmap)
-    except ValueError as exc:  # pickled object arrays, bad headers
-        raise InputError(f"{name} file {path} is not a plain .npy array: {exc}") from exc
-    except (OSError, EOFError) as exc:
-        raise InputError(f"{name} file {path} cannot be read: {exc}") from exc
+    except InputError as exc:
+        raise InputError(f"{name}: {exc}") from exc
 
 
 def check_output_path(path: str) -> Path:
