@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 from ._arrays import as_signals, check_same_kind, to_output
 from .errors import InputError
 from .io import atomic_path
-from .problem import Problem, check_mu, make_problem
+from .problem import Problem, as_alphas, check_mu, make_problem
 from .solvers.steps import encode_input, ista_operators, ista_step, salsa_operators, salsa_step
 from .version import __version__
 
@@ -252,10 +252,16 @@ def load_encoder(path: str | os.PathLike, device=None) -> UnrolledEncoder:
             raise InputError(f"{path}: weight {name} contains NaN or Inf")
     if sum(block_sizes) != N:
         raise InputError(f"{path}: block sizes {block_sizes} do not add up to N = {N}")
-    problem = Problem(tensors["dictionary"], tuple(block_sizes), tuple(float(a) for a in alphas))
+    alphas = as_alphas(alphas, len(block_sizes))  # a tampered config gets the usual checks
+    problem = Problem(tensors["dictionary"], tuple(block_sizes), alphas)
     if problem.fingerprint() != config.get("dictionary_hash"):
         raise InputError(f"{path}: the stored dictionary does not match its hash in the config")
-    mu = config.get("mu") if kind == "lsalsa" else None
+    mu = None
+    if kind == "lsalsa":
+        if not isinstance(config.get("mu"), int | float):
+            raise InputError(f"{path}: an LSALSA config needs a numeric mu, got "
+                             f"{config.get('mu')!r}")
+        mu = config["mu"]
     encoder = build_encoder(kind, problem, problem.alphas, depth, mu, **options)
     encoder.load_state_dict(tensors)
     return encoder.to(device) if device is not None else encoder
