@@ -226,6 +226,8 @@ def _rewrite(src, dst, tensors=None, config_change=None, metadata=None):
     ("nan_weights", "NaN"),
     ("bad_json", "corrupt model config"),
     ("bad_kind", "unknown encoder kind"),
+    ("negative_alpha", "alpha must be >= 0"),
+    ("missing_mu", "numeric mu"),
 ])
 def test_load_refuses(trained_like, tmp_path, case, message):
     enc, _ = trained_like
@@ -262,6 +264,10 @@ def test_load_refuses(trained_like, tmp_path, case, message):
         save_file(state, str(bad), metadata={"lsalsa_config": "{not json"})
     elif case == "bad_kind":
         _rewrite(good, bad, config_change={"kind": "fista"})
+    elif case == "negative_alpha":
+        _rewrite(good, bad, config_change={"alphas": [-a for a in enc.alphas]})
+    elif case == "missing_mu":
+        _rewrite(good, bad, config_change={"mu": None})
     with pytest.raises(InputError, match=message) as info:
         load_encoder(tmp_path / ("absent.safetensors" if case == "missing" else "bad.safetensors"))
     assert "\n" not in str(info.value)
