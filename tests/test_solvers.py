@@ -271,3 +271,22 @@ def test_float32_agrees_with_float64_and_kind_follows_input(rng, device, method)
     np32 = lsalsa.solve(Y.astype(np.float32), [b.astype(np.float32) for b in blocks],
                         [0.3, 0.1], method=method, **kwargs).codes
     assert isinstance(np32, np.ndarray) and np32.dtype == np.float32
+
+
+@pytest.mark.parametrize("method", ["ista", "fista", "salsa"])
+def test_iterates_yields_what_solve_returns_at_every_t(method, rng):
+    from lsalsa.solvers.classic import iterates, run_iterations
+    from lsalsa.solvers.steps import ista_operators, salsa_operators
+
+    problem, _ = lsalsa.make_problem(
+        [torch.from_numpy(random_dictionary(rng, M, SPLIT)),
+         torch.from_numpy(random_dictionary(rng, M, N - SPLIT))], ALPHAS[2])
+    Y = torch.from_numpy(rng.standard_normal((5, M)))
+    seen = list(iterates(problem, Y, method, 6, mu=2.0))
+    assert [t for t, _ in seen] == [1, 2, 3, 4, 5, 6]
+    for t, codes in seen:
+        expected = run_iterations(problem, Y, method, t, mu=2.0).codes
+        assert torch.equal(codes, expected)
+    operators = salsa_operators(problem, 2.0) if method == "salsa" else ista_operators(problem)
+    *_, (_, last) = iterates(None, Y, method, 6, mu=2.0, operators=operators)
+    assert torch.equal(last, seen[-1][1])

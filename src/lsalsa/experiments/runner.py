@@ -35,8 +35,8 @@ from ..encoders import LSALSA, build_encoder, load_encoder
 from ..errors import InputError
 from ..io import load_npy, save_npy, write_json
 from ..problem import make_problem
-from ..solvers.classic import _Fista, _Salsa
-from ..solvers.steps import encode_input, ista_operators
+from ..solvers.classic import iterates
+from ..solvers.steps import ista_operators
 from ..training import code_rmse, search, train
 from ..version import provenance
 from . import metrics
@@ -237,15 +237,11 @@ def _classic_settings(config: dict, method: str) -> list[dict]:
 def _trajectory(problem, Y: torch.Tensor, method: str, mu, capture, on_capture) -> None:
     """Run FISTA or SALSA once to ``max(capture)`` iterations (the loop of lsalsa.solve) and
     hand the codes at every captured ``T`` to ``on_capture(T, codes)``: all ``T`` in one pass."""
-    algo = _Fista(problem, Y) if method == "fista" else _Salsa(problem, Y, mu)
-    rows = torch.arange(Y.shape[0], device=Y.device)
-    state = algo.start(None)
     wanted = set(capture)
     with torch.inference_mode():
-        for it in range(1, max(wanted) + 1):
-            state = algo.step(state, rows)
+        for it, codes in iterates(problem, Y, method, max(wanted), mu=mu or 10.0):  # FISTA: no mu
             if it in wanted:
-                on_capture(it, algo.codes(state))
+                on_capture(it, codes)
 
 
 def step_classic(run: Run) -> dict:
@@ -354,27 +350,15 @@ def step_train(run: Run) -> dict:
     return {"models": sorted(trained)}
 
 
-class _FistaTimer(_Fista):
-    """FISTA with operators formed once outside the timed region (as a deployed solver would);
-    each call computes ``b = W y`` and runs the iterations of lsalsa.solve's loop."""
-
-    def __init__(self, operators, Y):
-        W, self.S, self.tau = operators
-        self.b = encode_input(Y, W)
-        self.restart = False
-
-
 def _fista_codes(operators, Y: torch.Tensor, T: int, batch_size: int) -> torch.Tensor:
+    """FISTA(T) with operators formed once outside the timed region (as a deployed solver
+    would have them), batch by batch, through lsalsa.solve's own loop."""
     parts = []
     with torch.inference_mode():
         for first in range(0, Y.shape[0], batch_size):
-            chunk = Y[first:first + batch_size]
-            algo = _FistaTimer(operators, chunk)
-            rows = torch.arange(chunk.shape[0], device=Y.device)
-            state = algo.start(None)
-            for _ in range(T):
-                state = algo.step(state, rows)
-            parts.append(algo.codes(state))
+            *_, (_, codes) = iterates(None, Y[first:first + batch_size], "fista", T,
+                                      operators=operators)
+            parts.append(codes)
     return torch.cat(parts)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,8 +43,8 @@ class SolveResult:
 
 
 class _Ista:
-    def __init__(self, problem: Problem, Y: torch.Tensor):
-        W, self.S, self.tau = ista_operators(problem)
+    def __init__(self, problem: Problem, Y: torch.Tensor, operators=None):
+        W, self.S, self.tau = ista_operators(problem) if operators is None else operators
         self.b = encode_input(Y, W)
 
     def start(self, x0):
@@ -60,8 +61,8 @@ class _Ista:
 class _Fista(_Ista):
     """FISTA; with ``restart`` the momentum resets per sample when it points uphill."""
 
-    def __init__(self, problem, Y, restart: bool = False):
-        super().__init__(problem, Y)
+    def __init__(self, problem, Y, restart: bool = False, operators=None):
+        super().__init__(problem, Y, operators)
         self.restart = restart
 
     def start(self, x0):
@@ -85,8 +86,9 @@ class _Fista(_Ista):
 
 
 class _Salsa:
-    def __init__(self, problem: Problem, Y: torch.Tensor, mu: float, output: str = "u"):
-        W, self.S, self.tau = salsa_operators(problem, mu)
+    def __init__(self, problem: Problem, Y: torch.Tensor, mu: float, output: str = "u",
+                 operators=None):
+        W, self.S, self.tau = salsa_operators(problem, mu) if operators is None else operators
         self.b = encode_input(Y, W)
         self.mu = mu
         self.output = output
@@ -107,6 +109,32 @@ def _select(state: dict, keep: torch.Tensor) -> dict:
     return {k: (v[keep] if isinstance(v, torch.Tensor) else v) for k, v in state.items()}
 
 
+def _algorithm(problem, Y, method, *, mu=10.0, restart=False, output="u", operators=None):
+    if method == "ista":
+        return _Ista(problem, Y, operators)
+    if method == "fista":
+        return _Fista(problem, Y, restart=restart, operators=operators)
+    if method == "salsa":
+        return _Salsa(problem, Y, mu, output=output, operators=operators)
+    raise ValueError(f"unknown method {method!r}")
+
+
+def iterates(problem: Problem | None, Y: torch.Tensor, method: str, n_iter: int, *,
+             mu: float = 10.0, operators=None) -> Iterator[tuple[int, torch.Tensor]]:
+    """Yield ``(t, codes)`` after every iteration ``t = 1..n_iter`` of ISTA, FISTA or SALSA
+    on the whole batch (no early stop): one pass gives the codes at every T.
+
+    ``operators``: the ``(W, S, tau)`` of :mod:`lsalsa.solvers.steps`, formed once by the
+    caller (then ``problem`` may be None), e.g. to keep their cost out of a timed region.
+    """
+    algo = _algorithm(problem, Y, method, mu=mu, operators=operators)
+    rows = torch.arange(Y.shape[0], device=Y.device)
+    state = algo.start(None)
+    for it in range(1, n_iter + 1):
+        state = algo.step(state, rows)
+        yield it, algo.codes(state)
+
+
 def run_iterations(problem: Problem, Y: torch.Tensor, method: str, n_iter: int, *,
                    mu: float = 10.0, tol: float | None = None, check_every: int = 10,
                    history: bool = False, x0: torch.Tensor | None = None,
@@ -117,14 +145,7 @@ def run_iterations(problem: Problem, Y: torch.Tensor, method: str, n_iter: int, 
     ``gap / E(x)`` is computed; samples below ``tol`` are finished and dropped from the batch,
     and the loop ends when none is left.
     """
-    if method == "ista":
-        algo = _Ista(problem, Y)
-    elif method == "fista":
-        algo = _Fista(problem, Y, restart=restart)
-    elif method == "salsa":
-        algo = _Salsa(problem, Y, mu, output=output)
-    else:
-        raise ValueError(f"unknown method {method!r}")
+    algo = _algorithm(problem, Y, method, mu=mu, restart=restart, output=output)
 
     B = Y.shape[0]
     rows = torch.arange(B, device=Y.device)
