@@ -20,7 +20,10 @@ def as_tensor(value, name: str) -> tuple[torch.Tensor, bool]:
             array = array.astype(np.float64)
         if array.dtype.kind != "f":
             raise InputError(f"{name} must be a numeric array, got dtype {array.dtype}")
-        tensor, from_numpy = torch.from_numpy(np.ascontiguousarray(array)), True
+        array = np.ascontiguousarray(array)
+        if not array.flags.writeable:  # memmaps, views: torch wants memory it may write
+            array = array.copy()
+        tensor, from_numpy = torch.from_numpy(array), True
     else:
         kind = type(value).__name__
         raise InputError(f"{name} must be a NumPy array or a torch tensor, got {kind}")

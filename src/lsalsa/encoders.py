@@ -21,7 +21,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from ._arrays import as_signals, check_same_kind, to_output
+from ._arrays import as_signals, to_output
 from .errors import InputError
 from .io import atomic_path
 from .problem import Problem, as_alphas, check_mu, make_problem
@@ -52,7 +52,7 @@ class UnrolledEncoder(torch.nn.Module):
     kind: str = ""
 
     def __init__(self, dictionaries, alphas, depth: int, *, mu: float | None = None,
-                 untied: bool = False, learn_thresholds: bool = False):
+                 untied: bool = False, learn_thresholds: bool = False, operators=None):
         super().__init__()
         problem = dictionaries if isinstance(dictionaries, Problem) else make_problem(
             dictionaries, alphas)[0]
@@ -65,12 +65,14 @@ class UnrolledEncoder(torch.nn.Module):
         self.learn_thresholds = learn_thresholds
         if self.kind == "lsalsa":
             self.mu = check_mu(10.0 if mu is None else mu)
-            W, S, tau = salsa_operators(problem, self.mu)
+        elif mu is not None:
+            raise InputError("LISTA has no mu")
         else:
-            if mu is not None:
-                raise InputError("LISTA has no mu")
             self.mu = None
-            W, S, tau = ista_operators(problem)
+        if operators is None:  # given only by load_encoder, which overwrites them anyway
+            operators = (salsa_operators(problem, self.mu) if self.kind == "lsalsa"
+                         else ista_operators(problem))
+        W, S, tau = operators
         self.register_buffer("dictionary", problem.A.detach().clone())
         self.W_e = torch.nn.Parameter(W.detach().clone())
         S = S.detach().clone()
@@ -116,10 +118,7 @@ class UnrolledEncoder(torch.nn.Module):
     def encode(self, Y, batch_size: int = 65536):
         """Codes of ``Y`` (B, M), NumPy or torch, in batches; the same kind comes back."""
         Y_t, as_numpy = as_signals(Y, "Y")
-        Y_t = Y_t.to(self.W_e.device)
-        if Y_t.dtype != self.W_e.dtype:
-            Y_t = Y_t.to(self.W_e.dtype)
-        check_same_kind({"Y": Y_t, "encoder": self.W_e})
+        Y_t = Y_t.to(device=self.W_e.device, dtype=self.W_e.dtype)
         parts = [self(Y_t[i:i + batch_size]) for i in range(0, Y_t.shape[0], batch_size)]
         return to_output(torch.cat(parts), as_numpy)
 
@@ -162,9 +161,9 @@ class LISTA(UnrolledEncoder):
     kind = "lista"
 
     def __init__(self, dictionaries, alphas, depth: int, *, untied: bool = False,
-                 learn_thresholds: bool = True):
+                 learn_thresholds: bool = True, operators=None):
         super().__init__(dictionaries, alphas, depth, untied=untied,
-                         learn_thresholds=learn_thresholds)
+                         learn_thresholds=learn_thresholds, operators=operators)
 
 
 class LSALSA(UnrolledEncoder):
@@ -178,9 +177,9 @@ class LSALSA(UnrolledEncoder):
     kind = "lsalsa"
 
     def __init__(self, dictionaries, alphas, depth: int, mu: float = 10.0, *,
-                 untied: bool = False, learn_thresholds: bool = False):
+                 untied: bool = False, learn_thresholds: bool = False, operators=None):
         super().__init__(dictionaries, alphas, depth, mu=mu, untied=untied,
-                         learn_thresholds=learn_thresholds)
+                         learn_thresholds=learn_thresholds, operators=operators)
 
 
 def build_encoder(kind: str, dictionaries, alphas, depth: int, mu: float | None = None,
@@ -262,7 +261,10 @@ def load_encoder(path: str | os.PathLike, device=None) -> UnrolledEncoder:
             raise InputError(f"{path}: an LSALSA config needs a numeric mu, got "
                              f"{config.get('mu')!r}")
         mu = config["mu"]
-    encoder = build_encoder(kind, problem, problem.alphas, depth, mu, **options)
+    # The stored weights stand in for the initial operators: no SVD or inverse at load time.
+    S = tensors["S"][0] if options["untied"] else tensors["S"]
+    encoder = build_encoder(kind, problem, problem.alphas, depth, mu, **options,
+                            operators=(tensors["W_e"], S, tensors["thresholds"]))
     encoder.load_state_dict(tensors)
     return encoder.to(device) if device is not None else encoder
 
