@@ -37,6 +37,7 @@ import torch
 import lsalsa
 from lsalsa.codes import load_codes
 from lsalsa.data import load_prepared
+from lsalsa.experiments.metrics import rmse_per_sample
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script from anywhere
 from _common import machine_line, markdown_table, median_time, set_threads
@@ -49,7 +50,7 @@ MU_GRID = (1.0, 2.5, 10.0, 40.0)
 
 def rmse(estimate: np.ndarray, optimal: np.ndarray) -> float:
     """Mean over samples of the per-sample code RMSE (DESIGN.md section 4)."""
-    return float(np.sqrt(((estimate - optimal) ** 2).mean(axis=1)).mean())
+    return float(rmse_per_sample(estimate, optimal).mean())
 
 
 def parse_args(argv=None):
