@@ -45,6 +45,15 @@ def machine_line(threads: int) -> str:
             f"torch threads {threads}, GPU {gpu}, load average {load_average()}")
 
 
+def print_header(script: str, threads: int, argv: list[str] | None) -> None:
+    """The machine line and the exact command, printed at the top of every benchmark."""
+    import sys
+
+    given = sys.argv[1:] if argv is None else argv
+    print(machine_line(threads))
+    print(f"command: python benchmarks/{script} {' '.join(given)}", flush=True)
+
+
 def synchronize(device: torch.device | str) -> None:
     """Wait for queued GPU work, so wall-clock times are real."""
     if torch.device(device).type == "cuda":

@@ -31,7 +31,7 @@ import lsalsa
 from lsalsa.io import atomic_path, load_npy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script from anywhere
-from _common import machine_line, markdown_table, random_dictionary, set_threads
+from _common import markdown_table, print_header, random_dictionary, set_threads
 
 # The installed `lsalsa` command, run with this interpreter (the package has no __main__).
 LSALSA_CLI = [sys.executable, "-c", "import sys; from lsalsa.cli import main; sys.exit(main())"]
@@ -68,9 +68,7 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     threads = set_threads(args.threads)
-    print(machine_line(threads))
-    given = sys.argv[1:] if argv is None else argv
-    print(f"command: python benchmarks/encode_memory.py {' '.join(given)}", flush=True)
+    print_header("encode_memory.py", threads, argv)
     rows = int(args.size_gb * 1e9 / (4 * M))
     parent = Path(args.dir or tempfile.gettempdir())
     needed = rows * (M + N) * 4 + 1e9  # input + output + 1 GB spare

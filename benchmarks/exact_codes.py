@@ -42,7 +42,7 @@ from threadpoolctl import threadpool_limits
 import lsalsa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script from anywhere
-from _common import machine_line, markdown_table, median_time, set_threads
+from _common import markdown_table, median_time, print_header, set_threads
 
 FASHION = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 TOLS = (1e-3, 3e-4, 1e-4, 3e-5, 1e-5, 3e-6, 1e-6, 3e-7, 1e-7, 1e-8)
@@ -205,11 +205,9 @@ def run_case(name, Y, blocks, alphas, args):
 def main(argv=None) -> int:
     args = parse_args(argv)
     threads = set_threads(args.threads)
-    given = sys.argv[1:] if argv is None else argv
     warnings.filterwarnings("ignore", message=".*did not converge")  # loose knobs, by design
     with threadpool_limits(limits=threads):
-        print(machine_line(threads))
-        print(f"command: python benchmarks/exact_codes.py {' '.join(given)}")
+        print_header("exact_codes.py", threads, argv)
         print(f"target: median relative objective excess <= {args.target:g}; float64 "
               f"everywhere; times are medians of {args.repeats} after a warm-up", flush=True)
         if not args.only_mca:

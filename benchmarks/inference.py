@@ -31,9 +31,9 @@ from lsalsa.problem import make_problem
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script from anywhere
 from _common import (
-    machine_line,
     markdown_table,
     median_time,
+    print_header,
     random_dictionary,
     set_threads,
 )
@@ -104,9 +104,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     threads = set_threads(args.threads)
     rng = np.random.default_rng(args.seed)
-    print(machine_line(threads))
-    given = sys.argv[1:] if argv is None else argv
-    print(f"command: python benchmarks/inference.py {' '.join(given)}")
+    print_header("inference.py", threads, argv)
     header = ["device", "size", "B", "T", "method", "codes/s", "GFLOP/s", "mm GFLOP/s",
               "fraction"]
     rows: list[list[object]] = []

@@ -40,7 +40,7 @@ from lsalsa.data import load_prepared
 from lsalsa.experiments.metrics import rmse_per_sample
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script from anywhere
-from _common import machine_line, markdown_table, median_time, set_threads
+from _common import markdown_table, median_time, print_header, set_threads
 
 # The installed `lsalsa` command, run with this interpreter (the package has no __main__).
 LSALSA_CLI = [sys.executable, "-c", "import sys; from lsalsa.cli import main; sys.exit(main())"]
@@ -158,9 +158,7 @@ def exact_peers(Y: np.ndarray, dictionaries, alphas, threads: int) -> list[tuple
 def main(argv=None) -> int:
     args = parse_args(argv)
     threads = set_threads(args.threads)
-    print(machine_line(threads))
-    given = sys.argv[1:] if argv is None else argv
-    print(f"command: python benchmarks/time_to_accuracy.py {' '.join(given)}", flush=True)
+    print_header("time_to_accuracy.py", threads, argv)
     if args.train_quick:
         args.data, args.root, args.codes, args.model = train_quick(Path(args.workdir), args.seed)
     if not (args.data and args.codes and args.model):
