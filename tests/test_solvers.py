@@ -239,12 +239,12 @@ def test_restart_drops_momentum():
     algo = _Fista(problem, Y, restart=True)  # L = 1: x = soft(z - (z - y)) = y at once
     x_prev = torch.tensor([[2.0, 0.0]], dtype=torch.float64)
     z = torch.tensor([[3.0, 0.0]], dtype=torch.float64)  # (z - x).(x - x_prev) = 2 * -1 < 0
-    state = {"x": x_prev, "z": z, "t": torch.tensor([5.0], dtype=torch.float64)}
-    kept = algo.step(state, torch.arange(1))
+    state = {"b": algo.b, "x": x_prev, "z": z, "t": torch.tensor([5.0], dtype=torch.float64)}
+    kept = algo.step(state)
     assert kept["z"][0, 0] < 1.0  # downhill momentum is kept: z = x + (t-1)/t' (x - x_prev)
-    state = {"x": torch.tensor([[0.0, 0.0]], dtype=torch.float64), "z": z,
+    state = {"b": algo.b, "x": torch.tensor([[0.0, 0.0]], dtype=torch.float64), "z": z,
              "t": torch.tensor([5.0], dtype=torch.float64)}  # (z - x).(x - x_prev) = 2 > 0
-    restarted = algo.step(state, torch.arange(1))
+    restarted = algo.step(state)
     assert torch.equal(restarted["z"], restarted["x"])
     assert float(restarted["t"][0]) == pytest.approx((1 + 5**0.5) / 2)
 

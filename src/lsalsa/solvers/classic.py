@@ -47,11 +47,12 @@ class _Ista:
         W, self.S, self.tau = ista_operators(problem) if operators is None else operators
         self.b = encode_input(Y, W)
 
+    # The state carries the batch's b = W y, so dropping finished samples drops their b too.
     def start(self, x0):
-        return {"x": x0}
+        return {"b": self.b, "x": x0}
 
-    def step(self, state, rows):
-        return {"x": ista_step(state["x"], self.b[rows], self.S, self.tau)}
+    def step(self, state):
+        return {**state, "x": ista_step(state["x"], state["b"], self.S, self.tau)}
 
     @staticmethod
     def codes(state):
@@ -67,11 +68,11 @@ class _Fista(_Ista):
 
     def start(self, x0):
         ones = torch.ones(self.b.shape[0], dtype=self.b.dtype, device=self.b.device)
-        return {"x": x0, "z": x0, "t": ones}
+        return {"b": self.b, "x": x0, "z": x0, "t": ones}
 
-    def step(self, state, rows):
+    def step(self, state):
         x_prev, t = state["x"], state["t"]
-        x = ista_step(state["z"], self.b[rows], self.S, self.tau)
+        x = ista_step(state["z"], state["b"], self.S, self.tau)
         if x_prev is None:  # first iteration from zero: x^{k-1} = 0
             x_prev = torch.zeros_like(x)
         step = x - x_prev
@@ -82,7 +83,7 @@ class _Fista(_Ista):
             t = torch.where(uphill, torch.ones_like(t), t)
         t_next = (1 + torch.sqrt(1 + 4 * t * t)) / 2
         momentum = ((t - 1) / t_next)[:, None]
-        return {"x": x, "z": x + momentum * step, "t": t_next}
+        return {**state, "x": x, "z": x + momentum * step, "t": t_next}
 
 
 class _Salsa:
@@ -95,11 +96,12 @@ class _Salsa:
 
     def start(self, x0):
         # A warm start u = x0 with d = 0 is a valid ADMM state.
-        return {"x": x0, "u": x0, "d": None if x0 is None else torch.zeros_like(x0)}
+        return {"b": self.b, "x": x0, "u": x0,
+                "d": None if x0 is None else torch.zeros_like(x0)}
 
-    def step(self, state, rows):
-        x, u, d = salsa_step(state["u"], state["d"], self.b[rows], self.S, self.mu, self.tau)
-        return {"x": x, "u": u, "d": d}
+    def step(self, state):
+        x, u, d = salsa_step(state["u"], state["d"], state["b"], self.S, self.mu, self.tau)
+        return {**state, "x": x, "u": u, "d": d}
 
     def codes(self, state):
         return state[self.output]
@@ -128,10 +130,9 @@ def iterates(problem: Problem | None, Y: torch.Tensor, method: str, n_iter: int,
     caller (then ``problem`` may be None), e.g. to keep their cost out of a timed region.
     """
     algo = _algorithm(problem, Y, method, mu=mu, operators=operators)
-    rows = torch.arange(Y.shape[0], device=Y.device)
     state = algo.start(None)
     for it in range(1, n_iter + 1):
-        state = algo.step(state, rows)
+        state = algo.step(state)
         yield it, algo.codes(state)
 
 
@@ -157,7 +158,7 @@ def run_iterations(problem: Problem, Y: torch.Tensor, method: str, n_iter: int, 
     started = time.perf_counter()
     done_iter = 0
     for it in range(1, n_iter + 1):
-        state = algo.step(state, rows)
+        state = algo.step(state)
         done_iter = it
         current = algo.codes(state)
         if trace is not None:
@@ -166,8 +167,9 @@ def run_iterations(problem: Problem, Y: torch.Tensor, method: str, n_iter: int, 
             trace["objective"].append(float(cost.mean()))
             trace["time"].append(time.perf_counter() - started)
         if tol is not None and (it % check_every == 0 or it == n_iter):
-            gap = _duality_gap(problem, Y[rows], current)
-            cost = _objective(problem, Y[rows], current)
+            active = Y[rows]
+            gap = _duality_gap(problem, active, current)
+            cost = _objective(problem, active, current)
             finished = gap <= tol * cost.clamp_min(torch.finfo(Y.dtype).tiny)
             gaps[rows] = gap
             if bool(finished.any()):
