@@ -68,8 +68,14 @@ class Problem:
         return values.to(dtype=self.dtype, device=self.device)
 
     def to(self, dtype: torch.dtype | None = None, device=None) -> Problem:
-        return Problem(self.A.to(dtype=dtype, device=device), self.block_sizes, self.alphas,
-                       self.lipschitz_bound)
+        A = self.A.to(dtype=dtype, device=device)
+        if A is self.A:
+            return self
+        known = self.lipschitz_bound
+        if known is None and A.dtype in (self.A.dtype, torch.float64):
+            # Same values (or an exact upcast): an L already computed still holds exactly.
+            known = self.__dict__.get("lipschitz")
+        return Problem(A, self.block_sizes, self.alphas, known)
 
     @cached_property
     def A64(self) -> torch.Tensor:

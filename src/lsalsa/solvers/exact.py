@@ -80,8 +80,10 @@ def exact_codes(problem: Problem, Y: torch.Tensor, *, tol: float | None = None,
                                  x0=X[todo] if use_spams else None, restart=True)
         X[todo] = refined.codes
         n_iter = refined.n_iter
-        gap = _duality_gap(problem64, Y64, X)
-        cost = _objective(problem64, Y64, X).clamp_min(torch.finfo(torch.float64).tiny)
+        # Only the refined samples changed.
+        gap[todo] = _duality_gap(problem64, Y64[todo], refined.codes)
+        cost[todo] = _objective(problem64, Y64[todo], refined.codes).clamp_min(
+            torch.finfo(torch.float64).tiny)
     relative = gap / cost
     converged = bool((relative <= tol).all())
     if not converged:
