@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -19,7 +21,10 @@ def files(tmp_path, rng):
     paths = {}
     for name, array in {"Y": Y, "A1": A1, "A2": A2, "nan": np.where(Y > 1, np.nan, Y),
                         "short": Y[:, :5], "empty": Y[:0], "vector": Y[0],
-                        "complex": Y.astype(complex), "text": Y.astype(str)}.items():
+                        "complex": Y.astype(complex), "text": Y.astype(str),
+                        "huge32": (Y / np.abs(Y).max() * 3e38).astype(np.float32),
+                        "big": Y * 1e300, "scalar": np.array(3.0),
+                        "zeros": np.zeros((M, N1))}.items():
         paths[name] = tmp_path / f"{name}.npy"
         np.save(paths[name], array)
     paths["pickled"] = tmp_path / "pickled.npy"
@@ -62,7 +67,7 @@ def test_solve_float32_and_tol(files):
 
 
 BAD = {
-    "nan in signals": (["{nan}", "--dict", "{A1}", "--alpha", "0.1"], "Y contains NaN"),
+    "nan in signals": (["{nan}", "--dict", "{A1}", "--alpha", "0.1"], "NaN or Inf"),
     "shape mismatch": (["{short}", "--dict", "{A1}", "--alpha", "0.1"], "features"),
     "rows differ": (["{Y}", "--dict", "{A1}", "--dict", "{short}", "--alpha", "0.1"],
                     "same number of rows M"),
@@ -79,7 +84,19 @@ BAD = {
     "missing file": (["{folder}/absent.npy", "--dict", "{A1}", "--alpha", "0.1"],
                      "not found"),
     "pickled file": (["{pickled}", "--dict", "{A1}", "--alpha", "0.1"], "not a plain .npy"),
-    "junk file": (["{junk}", "--dict", "{A1}", "--alpha", "0.1"], "junk.npy"),
+    "junk file": (["{junk}", "--dict", "{A1}", "--alpha", "0.1"],
+                  "junk.npy is not a .npy file (no NumPy header)"),
+    "0-D signals": (["{scalar}", "--dict", "{A1}", "--alpha", "0.1"], "got shape ()"),
+    # Before: NaN codes, or all-zero codes with a NaN gap, written with exit 0.
+    "float32 overflow": (["{huge32}", "--dict", "{A1}", "--alpha", "0.1", "--float32"],
+                         "too large for float32"),
+    "beyond float32": (["{big}", "--dict", "{A1}", "--alpha", "0.1", "--float32"],
+                       "beyond the float32 range"),
+    "exact overflow": (["{big}", "--dict", "{A1}", "--alpha", "0.1", "--method", "exact"],
+                       "too large for float64"),
+    "zero dictionary ista": (["{Y}", "--dict", "{zeros}", "--alpha", "0.1", "--method",
+                              "ista"], "all zeros"),
+    "zero dictionary fista": (["{Y}", "--dict", "{zeros}", "--alpha", "0.1"], "all zeros"),
     "complex signals": (["{complex}", "--dict", "{A1}", "--alpha", "0.1"], "real numbers"),
     "text signals": (["{text}", "--dict", "{A1}", "--alpha", "0.1"], "real numbers"),
     "nan dictionary": (["{Y}", "--dict", "{nan}", "--alpha", "0.1"], "dictionary"),
@@ -121,3 +138,21 @@ def test_argument_errors_exit_2(files, capsys, extra):
     assert info.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1].startswith("lsalsa solve: error: ")
     assert not (folder / "out.npy").exists()
+
+
+@pytest.mark.parametrize("alias", ["same name", "symlink", "hard link"])
+@pytest.mark.parametrize("victim", ["Y", "A1"])
+def test_output_that_is_an_input_is_refused(files, capsys, alias, victim):
+    folder, paths, _ = files
+    target = paths[victim]
+    out = target if alias == "same name" else folder / "alias.npy"
+    if alias == "symlink":
+        out.symlink_to(target)
+    elif alias == "hard link":
+        os.link(target, out)
+    before = target.read_bytes()
+    argv = ["solve", str(paths["Y"]), str(out), "--dict", str(paths["A1"]), "--alpha", "0.1"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is the input file" in err
+    assert target.read_bytes() == before

@@ -161,3 +161,76 @@ def test_mixed_devices_in_solve(good):
     raises(r"is on cuda:0 but .* is on cpu",
            lambda: lsalsa.solve(Y_gpu, [torch.from_numpy(A), torch.from_numpy(A).cuda()],
                                 0.1))
+
+
+def test_zero_dimensional_array_reports_its_shape(good):
+    _, A = good
+    raises(r"Y must be 2-D \(batch, features\), got shape \(\)",
+           lambda: lsalsa.solve(np.array(3.0), A, 0.1))
+
+
+def test_big_endian_arrays_are_read(good):
+    Y, A = good
+    swapped = lsalsa.solve(Y.astype(">f8"), A.astype(">f8"), 0.1, n_iter=5).codes
+    np.testing.assert_array_equal(swapped, lsalsa.solve(Y, A, 0.1, n_iter=5).codes)
+
+
+@pytest.mark.parametrize("method", ["ista", "fista"])
+def test_all_zero_dictionary_is_refused(good, method):
+    Y, _ = good
+    raises(r"the dictionary is all zeros",
+           lambda: lsalsa.solve(Y, np.zeros((M, N)), 0.1, method=method))
+    raises(r"the dictionary is all zeros", lambda: lsalsa.LISTA(np.zeros((M, N)), 0.1, 2))
+
+
+@pytest.mark.parametrize("method", ["ista", "fista", "salsa", "exact"])
+def test_signals_whose_square_overflows_are_refused(good, method):
+    # ||y||^2 / 2 is the objective at x = 0: beyond the dtype's range no step or gap is
+    # meaningful (before: NaN codes, or all-zero codes with a NaN gap, and no error).
+    Y, A = good
+    raises(r"Y holds values too large for float64",
+           lambda: lsalsa.solve(Y * 1e300, A, 0.1, method=method))
+    Y32, A32 = (Y / np.abs(Y).max() * 3e38).astype(np.float32), A.astype(np.float32)
+    assert np.isfinite(Y32).all()
+    if method != "exact":
+        raises(r"Y holds values too large for float32",
+               lambda: lsalsa.solve(Y32, A32, 0.1, method=method))
+
+
+def test_exact_warning_counts_samples_with_a_nan_gap(good):
+    from lsalsa.problem import make_problem
+    from lsalsa.solvers.exact import exact_codes
+
+    Y, A = good
+    problem, _ = make_problem(A, 0.1)
+    with pytest.warns(RuntimeWarning, match=r"4 of 4 samples did not reach"):
+        exact_codes(problem, torch.from_numpy(Y * 1e300), max_iter=10)
+
+
+def test_unknown_method_in_the_inner_loop_is_an_input_error(good):
+    from lsalsa.problem import make_problem
+    from lsalsa.solvers.classic import iterates
+
+    Y, A = good
+    problem, _ = make_problem(A, 0.1)
+    raises(r"unknown method 'lars'", lambda: next(iterates(problem, torch.from_numpy(Y),
+                                                            "lars", 3)))
+
+
+def test_save_npy_refuses_non_finite_arrays(tmp_path):
+    from lsalsa.io import save_npy
+
+    for bad in (np.nan, np.inf):
+        raises(r"would hold NaN or Inf", lambda b=bad: save_npy(tmp_path / "x.npy",
+                                                                 np.array([1.0, b])))
+    assert list(tmp_path.iterdir()) == []
+    save_npy(tmp_path / "ints.npy", np.array([1, 2]))  # integers cannot be non-finite
+
+
+def test_load_npy_names_a_text_file_and_a_folder(tmp_path):
+    from lsalsa.io import load_npy
+
+    (tmp_path / "text.npy").write_text("1 2 3\n")
+    raises(r"text.npy is not a .npy file \(no NumPy header\)",
+           lambda: load_npy(tmp_path / "text.npy"))
+    raises(r"is a folder, not a .npy file", lambda: load_npy(tmp_path))

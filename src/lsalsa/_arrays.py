@@ -20,7 +20,9 @@ def as_tensor(value, name: str) -> tuple[torch.Tensor, bool]:
             array = array.astype(np.float64)
         if array.dtype.kind != "f":
             raise InputError(f"{name} must be a numeric array, got dtype {array.dtype}")
-        array = np.ascontiguousarray(array)
+        if not array.dtype.isnative:  # big-endian files: torch takes native byte order only
+            array = array.astype(array.dtype.newbyteorder("="))
+        array = np.asarray(array, order="C")  # not ascontiguousarray: it makes 0-D into 1-D
         if not array.flags.writeable:  # memmaps, views: torch wants memory it may write
             array = array.copy()
         tensor, from_numpy = torch.from_numpy(array), True
@@ -34,9 +36,28 @@ def as_tensor(value, name: str) -> tuple[torch.Tensor, bool]:
     return tensor, from_numpy
 
 
+def numpy_dtype(dtype: torch.dtype) -> np.dtype:
+    """The NumPy dtype of a torch dtype (float32 -> float32, ...)."""
+    return torch.empty(0, dtype=dtype).numpy().dtype
+
+
 def check_finite(tensor: torch.Tensor, name: str) -> None:
     if not bool(torch.isfinite(tensor).all()):
         raise InputError(f"{name} contains NaN or Inf")
+
+
+def cast_array(array: np.ndarray, dtype, name: str) -> np.ndarray:
+    """``array`` as ``dtype``, refusing NaN or Inf, and values the cast would make infinite."""
+    array = np.asarray(array)
+    with np.errstate(over="ignore"):  # the overflow is reported below, in one line
+        out = array.astype(dtype, copy=False)
+    if not np.isfinite(out).all():
+        if np.isfinite(array).all():
+            limit = np.finfo(dtype).max
+            raise InputError(f"{name} has values beyond the {np.dtype(dtype).name} range "
+                             f"(|x| > {limit:.4g}); rescale them")
+        raise InputError(f"{name} has NaN or Inf values")
+    return out
 
 
 def check_same_kind(tensors: dict[str, torch.Tensor]) -> None:

@@ -37,9 +37,20 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def check_finite_output(array: np.ndarray, what: str) -> None:
+    """Every output is checked before it is written: NaN or Inf is refused with one line."""
+    from .errors import InputError
+
+    if array.dtype.kind in "fc" and not np.isfinite(array).all():
+        raise InputError(f"{what} would hold NaN or Inf (an overflow: are the input values or "
+                         "the model's weights too large?); nothing was written")
+
+
 def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
+    array = np.asarray(array)
+    check_finite_output(array, f"the result for {path}")
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.save(handle, np.asarray(array), allow_pickle=False)
+        np.save(handle, array, allow_pickle=False)
 
 
 def load_npy(path: str | os.PathLike, mmap: bool = False) -> np.ndarray:
@@ -48,9 +59,19 @@ def load_npy(path: str | os.PathLike, mmap: bool = False) -> np.ndarray:
     from .errors import InputError
 
     try:
+        with open(path, "rb") as handle:
+            magic = handle.read(len(np.lib.format.MAGIC_PREFIX))
+        # Without the magic np.load falls back to unpickling: a text file would be reported
+        # as "pickled data".
+        if magic != np.lib.format.MAGIC_PREFIX:
+            raise InputError(f"{path} is not a .npy file (no NumPy header)")
         return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except InputError:
+        raise
     except FileNotFoundError as exc:
         raise InputError(f"file not found: {path}") from exc
+    except IsADirectoryError as exc:
+        raise InputError(f"{path} is a folder, not a .npy file") from exc
     except ValueError as exc:  # pickled object arrays, bad headers, short data
         raise InputError(f"{path} is not a plain .npy array: {exc}") from exc
     except (OSError, EOFError) as exc:

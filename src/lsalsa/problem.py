@@ -86,7 +86,15 @@ class Problem:
         """Largest eigenvalue of ``A^T A``, computed in float64 (unless given as a bound)."""
         if self.lipschitz_bound is not None:
             return float(self.lipschitz_bound)
-        return float(torch.linalg.matrix_norm(self.A64, ord=2) ** 2)
+        L = float(torch.linalg.matrix_norm(self.A64, ord=2) ** 2)
+        # ISTA's step is 1/L: an all-zero dictionary (L = 0) or one whose norm overflows has
+        # none.
+        if L == 0:
+            raise InputError("the dictionary is all zeros: there is nothing to code with")
+        if not math.isfinite(L):
+            raise InputError("the dictionary's values are too large: ||A||_2^2 overflows "
+                             "float64; rescale it")
+        return L
 
     def gram64(self) -> torch.Tensor:
         return self.A64.T @ self.A64

@@ -9,7 +9,7 @@ import numpy as np
 from ..analysis import DEFAULT_SAMPLES, analyze
 from ..encoders import read_model_header
 from ..errors import InputError
-from .common import read_array
+from .common import check_model_path, read_array
 
 
 def register(subparsers) -> None:
@@ -49,7 +49,7 @@ def _synthetic_signals(model: str, count: int, seed: int) -> np.ndarray:
 
 
 def run(args) -> int:
-    model = args.model
+    model = check_model_path(args.model)
     config, _ = read_model_header(model)  # a missing or foreign file fails here, before output
     if config.get("kind") != "lsalsa":
         raise InputError(f"analyze needs an LSALSA model; {model} is a "

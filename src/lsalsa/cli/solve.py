@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._arrays import cast_array
 from ..errors import InputError
 from ..io import save_npy
 from ..solvers import METHODS, solve
@@ -32,10 +33,11 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    out = check_output_path(args.out)
+    out = check_output_path(args.out, [args.signals, *args.dictionaries])
     dtype = np.float32 if args.float32 else np.float64
-    Y = _as_real(read_array(args.signals, "signals"), args.signals, dtype)
-    dictionaries = [_as_real(read_array(p, "dictionary"), p, dtype) for p in args.dictionaries]
+    Y = _as_real(read_array(args.signals, "signals"), f"signals {args.signals}", dtype)
+    dictionaries = [_as_real(read_array(p, "dictionary"), f"dictionary {p}", dtype)
+                    for p in args.dictionaries]
     result = solve(Y, dictionaries, args.alphas, method=args.method, n_iter=args.n_iter,
                    mu=args.mu, tol=args.tol)
     save_npy(out, result.codes)
@@ -45,8 +47,9 @@ def run(args) -> int:
     return 0
 
 
-def _as_real(array: np.ndarray, path: str, dtype) -> np.ndarray:
-    # astype would turn complex silently into real and strings into a traceback.
+def _as_real(array: np.ndarray, name: str, dtype) -> np.ndarray:
+    # astype would turn complex silently into real and strings into a traceback; a float64
+    # value beyond float32's range would become Inf under --float32.
     if array.dtype.kind not in "biuf":
-        raise InputError(f"{path} must hold real numbers, got dtype {array.dtype}")
-    return array.astype(dtype, copy=False)
+        raise InputError(f"{name} must hold real numbers, got dtype {array.dtype}")
+    return cast_array(array, dtype, name)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import numbers
 
+import torch
+
 from .._arrays import as_signals, check_same_kind, to_output
 from ..errors import InputError
 from ..problem import check_mu, make_problem
@@ -57,6 +59,11 @@ def solve(Y, dictionaries, alphas, method: str = "fista", n_iter: int | None = N
     problem, _ = make_problem(dictionaries, alphas)
     Y_t, as_numpy = as_signals(Y, "Y")
     check_same_kind({"Y": Y_t, "dictionary": problem.A})
+    # The objective at x = 0 is ||y||^2 / 2: when that overflows, no gap or step is meaningful
+    # (the codes would come back NaN, or zero with a NaN gap).
+    if not bool(torch.isfinite((Y_t * Y_t).sum(dim=1)).all()):
+        raise InputError(f"Y holds values too large for {str(Y_t.dtype).removeprefix('torch.')}:"
+                         " the squared norm of a sample overflows; rescale the signals")
     if Y_t.shape[1] != problem.M:
         raise InputError(f"Y has {Y_t.shape[1]} features per sample but the dictionary has "
                          f"M = {problem.M} rows")

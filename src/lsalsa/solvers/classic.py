@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from ..errors import InputError
 from ..objective import _duality_gap, _objective
 from ..problem import Problem
 from .steps import encode_input, ista_operators, ista_step, salsa_operators, salsa_step
@@ -118,7 +119,7 @@ def _algorithm(problem, Y, method, *, mu=10.0, restart=False, output="u", operat
         return _Fista(problem, Y, restart=restart, operators=operators)
     if method == "salsa":
         return _Salsa(problem, Y, mu, output=output, operators=operators)
-    raise ValueError(f"unknown method {method!r}")
+    raise InputError(f"unknown method {method!r}; choose ista, fista or salsa")
 
 
 def iterates(problem: Problem | None, Y: torch.Tensor, method: str, n_iter: int, *,

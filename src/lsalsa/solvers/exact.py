@@ -87,7 +87,7 @@ def exact_codes(problem: Problem, Y: torch.Tensor, *, tol: float | None = None,
     relative = gap / cost
     converged = bool((relative <= tol).all())
     if not converged:
-        bad = int((relative > tol).sum())
+        bad = int((~(relative <= tol)).sum())  # a NaN gap did not reach tol either
         warnings.warn(f"exact codes: {bad} of {Y.shape[0]} samples did not reach the relative "
                       f"duality gap {tol:g} (worst {float(relative.max()):.3g}); raise max_iter",
                       RuntimeWarning, stacklevel=3)
