@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
+
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from scipy.fft import idctn
 
 import lsalsa
 from lsalsa.cli import main
-from lsalsa.separation import separate_image
+from lsalsa.data.patches import assemble_patches, extract_patches, grid_shape, pad_to_multiple
+from lsalsa.encoders import components
+from lsalsa.separation import read_image, separate_image
 
 SIDE = 8
 
@@ -111,3 +117,178 @@ def test_cli_errors_leave_nothing_behind(mca_model, tmp_path, capsys):
     assert main(["separate", str(good), "--model", str(sc_model), "--out", str(out)]) == 2
     assert "MCA model" in capsys.readouterr().err
     assert not out.exists() or not any(out.iterdir())
+
+
+def _fails_with_one_line(argv, capsys, match):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("lsalsa: error:") and "\n" not in err and match in err, err
+
+
+@pytest.mark.parametrize("fault", ["S 1e300", "mu 1e308"])
+def test_model_that_overflows_writes_nothing(fault, tmp_path, capsys):
+    model = lsalsa.LSALSA([dct_dictionary(SIDE), np.eye(SIDE * SIDE)], [0.02, 0.02], depth=3,
+                          mu=0.5)
+    with torch.no_grad():
+        if fault == "S 1e300":
+            model.S.fill_(1e300)
+        else:
+            model.mu = 1e308
+    path = model.save(tmp_path / "model.safetensors")
+    Image.fromarray(np.full((16, 16), 128, dtype=np.uint8)).save(tmp_path / "mix.png")
+    out = tmp_path / "out"
+    _fails_with_one_line(["separate", str(tmp_path / "mix.png"), "--model", str(path),
+                          "--out", str(out)], capsys, "NaN or Inf")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("size", ["0", "-1"])
+def test_batch_size_must_be_positive(size, mca_model, tmp_path, capsys):
+    path = mca_model.save(tmp_path / "model.safetensors")
+    Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(tmp_path / "mix.png")
+    _fails_with_one_line(["separate", str(tmp_path / "mix.png"), "--model", str(path), "--out",
+                          str(tmp_path / "out"), "--batch-size", size], capsys, "batch")
+    with pytest.raises(lsalsa.InputError, match="batch size must be an integer >= 1"):
+        separate_image(mca_model, np.zeros((8, 8)), batch_size=int(size))
+
+
+# -- reading images at their native depth -------------------------------------------------
+
+def test_16_bit_png_is_scaled_by_65535(tmp_path):
+    # A full-range 16-bit ramp (before: clipped to 8 bits, 99.7% white).
+    values = np.arange(256 * 256, dtype=np.uint16).reshape(256, 256)
+    Image.fromarray(values).save(tmp_path / "ramp.png")
+    np.testing.assert_array_equal(read_image(tmp_path / "ramp.png"),
+                                  values.astype(np.float32) / 65535.0)
+
+
+def test_float_tiff_is_taken_as_it_is(tmp_path):
+    values = np.linspace(0, 1, 64 * 48, dtype=np.float32).reshape(64, 48)
+    Image.fromarray(values).save(tmp_path / "ramp.tif")  # before: all zeros
+    np.testing.assert_array_equal(read_image(tmp_path / "ramp.tif"), values)
+
+
+@pytest.mark.parametrize("fault, message", [("range", r"span \[0, 255\]"),
+                                            ("nan", "NaN or Inf")])
+def test_float_image_outside_0_1_is_refused(fault, message, tmp_path):
+    values = np.linspace(0, 255, 64, dtype=np.float32).reshape(8, 8)
+    if fault == "nan":
+        values = values / 255
+        values[3, 3] = np.nan
+    Image.fromarray(values).save(tmp_path / "bad.tif")
+    with pytest.raises(lsalsa.InputError, match=message):
+        read_image(tmp_path / "bad.tif")
+
+
+def test_8_bit_gray_and_colour(rng, tmp_path):
+    gray = rng.integers(0, 256, (10, 12), dtype=np.uint8)
+    Image.fromarray(gray).save(tmp_path / "gray.png")
+    np.testing.assert_array_equal(read_image(tmp_path / "gray.png"),
+                                  gray.astype(np.float32) / 255.0)
+    rgb = rng.integers(0, 256, (10, 12, 3), dtype=np.uint8)
+    for mode in ("RGB", "RGBA"):
+        image = Image.fromarray(rgb).convert(mode)
+        image.save(tmp_path / f"colour-{mode}.png")
+        expected = rgb.astype(np.float64) @ [0.299, 0.587, 0.114] / 255.0
+        # Float32 luminance: a few roundings of values <= 1.
+        np.testing.assert_allclose(read_image(tmp_path / f"colour-{mode}.png"), expected,
+                                   rtol=0, atol=8 * np.finfo(np.float32).eps)
+
+
+def test_other_modes(rng, tmp_path):
+    from lsalsa.separation import _scaled
+
+    gray = rng.integers(0, 256, (6, 7), dtype=np.uint8)
+    expected = gray.astype(np.float32) / 255.0
+    Image.fromarray(gray).convert("LA").save(tmp_path / "la.png")
+    np.testing.assert_array_equal(read_image(tmp_path / "la.png"), expected)
+    Image.fromarray(gray > 127).save(tmp_path / "bw.png")  # 1-bit
+    np.testing.assert_array_equal(read_image(tmp_path / "bw.png"), (gray > 127) * 1.0)
+    Image.fromarray(gray).convert("P").save(tmp_path / "palette.png")
+    np.testing.assert_allclose(read_image(tmp_path / "palette.png"), expected, rtol=0,
+                               atol=8 * np.finfo(np.float32).eps)
+    # Older Pillows open 16-bit PNGs as 32-bit "I"; other 32-bit integer images have no range.
+    wide = Image.fromarray(gray.astype(np.int32) * 257)
+    wide.format = "PNG"
+    np.testing.assert_array_equal(_scaled(wide, "x.png"), expected)
+    wide.save(tmp_path / "int32.tif")
+    with pytest.raises(lsalsa.InputError, match="32-bit integer images are not supported"):
+        read_image(tmp_path / "int32.tif")
+
+
+def test_cli_separates_a_16_bit_png(mca_model, rng, tmp_path):
+    smooth, spikes = synthetic_mixture(rng, 16, 16)
+    image = np.clip(smooth + spikes, 0, 1)
+    Image.fromarray(np.round(image * 65535).astype(np.uint16)).save(tmp_path / "mix.png")
+    path = mca_model.save(tmp_path / "model.safetensors")
+    assert main(["separate", str(tmp_path / "mix.png"), "--model", str(path), "--out",
+                 str(tmp_path / "out")]) == 0
+    total = sum(np.load(tmp_path / "out" / f"mix_component{i}.npy") for i in range(2))
+    assert np.abs(total - image).max() < 0.1  # as for 8-bit input; before: about all white
+
+
+def _png_header(path, width: int, height: int) -> None:
+    """A PNG that claims width x height 8-bit gray pixels (a decompression bomb's header)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data)))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+                     + chunk(b"IDAT", zlib.compress(b"\x00" * 100)) + chunk(b"IEND", b""))
+
+
+def test_decompression_bomb_is_refused_unless_allowed(mca_model, tmp_path, capsys):
+    path = mca_model.save(tmp_path / "model.safetensors")
+    _png_header(tmp_path / "bomb.png", 20000, 20000)
+    argv = ["separate", str(tmp_path / "bomb.png"), "--model", str(path), "--out",
+            str(tmp_path / "out")]
+    _fails_with_one_line(argv, capsys, "raise it with --max-pixels")
+    # Allowed, the file is decoded, and found to be truncated (no data behind the header).
+    _fails_with_one_line([*argv, "--max-pixels", str(20000 * 20000)], capsys,
+                         "cannot read image")
+    Image.fromarray(np.zeros((16, 16), dtype=np.uint8)).save(tmp_path / "small.png")
+    small = ["separate", str(tmp_path / "small.png"), "--model", str(path), "--out",
+             str(tmp_path / "out")]
+    _fails_with_one_line([*small, "--max-pixels", "255"], capsys, "16x16 = 256 pixels")
+    assert main([*small, "--max-pixels", "256"]) == 0
+
+
+# -- patches stream through the encoder -----------------------------------------------------
+
+def _all_at_once(encoder, image, stride):
+    """The path batched separation replaced: every patch, code and component at once."""
+    padded, (height, width) = pad_to_multiple(image[None], SIDE, stride)
+    codes = encoder.encode(extract_patches(padded, SIDE, stride))
+    return [assemble_patches(part, padded.shape[1:], SIDE, stride)[0, :height, :width]
+            for part in components(encoder, codes)]
+
+
+@pytest.mark.parametrize("stride, batch", [(None, 5), (3, 7), (2, 1), (3, 10**6)])
+def test_batched_separation_equals_all_at_once(stride, batch, rng):
+    model = lsalsa.LSALSA([dct_dictionary(SIDE), np.eye(SIDE * SIDE)], [0.02, 0.02], depth=20,
+                          mu=0.5)  # float64
+    smooth, spikes = synthetic_mixture(rng, 24, 32)
+    image = (smooth + spikes)[:21, :30]
+    new = separate_image(model, image, stride=stride, batch_size=batch)
+    old = _all_at_once(model, image, stride)
+    for a, b in zip(new, old, strict=True):
+        # The float64 sums differ only in the order of the overlap additions (~1e-16); the
+        # result is then rounded once to float32 (half an ulp).
+        np.testing.assert_allclose(a, b, rtol=0, atol=np.finfo(np.float32).eps * np.abs(b).max())
+
+
+def test_rows_held_at_once_are_bounded_by_the_batch(mca_model, rng, monkeypatch):
+    seen = []
+    encode = lsalsa.LSALSA.encode
+
+    def recording_encode(self, Y, batch_size=65536):
+        seen.append(len(Y))
+        return encode(self, Y, batch_size)
+
+    monkeypatch.setattr(lsalsa.LSALSA, "encode", recording_encode)
+    image = rng.random((40, 40))
+    parts = separate_image(mca_model, image, stride=2, batch_size=16)
+    rows, cols = grid_shape(40, 40, SIDE, 2)
+    assert sum(seen) == rows * cols and max(seen) <= 16
+    assert all(p.shape == (40, 40) for p in parts)

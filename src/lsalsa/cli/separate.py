@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from ..encoders import load_encoder
-from ..separation import separate_files
-from .common import resolve_device
+from ..errors import InputError
+from ..separation import DEFAULT_MAX_PIXELS, separate_files
+from .common import check_model_path, resolve_device
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "separate", help="separate images into components with a trained MCA model",
-        description="Split each IMAGE (any format Pillow reads; converted to grayscale) into "
+        description="Split each IMAGE (any format Pillow reads, 8-bit, 16-bit or float in "
+                    "[0, 1]; colour becomes luminance) into "
                     "one image per dictionary of MODEL, and write them with a side-by-side "
                     "picture into --out.")
     parser.add_argument("images", nargs="+", metavar="IMAGE")
@@ -19,15 +21,23 @@ def register(subparsers) -> None:
     parser.add_argument("--stride", type=int, default=None,
                         help="patch step; smaller than the patch for overlapping patches "
                              "averaged together (default: non-overlapping)")
-    parser.add_argument("--batch-size", type=int, default=8192)
+    parser.add_argument("--batch-size", type=int, default=8192,
+                        help="patches encoded at once; bounds the memory (default 8192)")
+    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                        help="refuse larger images, a guard against decompression bombs "
+                             f"(default {DEFAULT_MAX_PIXELS}, Pillow's)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
-    encoder = load_encoder(args.model, device=resolve_device(args.device))
+    if args.batch_size < 1:
+        raise InputError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.max_pixels < 1:
+        raise InputError(f"--max-pixels must be >= 1, got {args.max_pixels}")
+    encoder = load_encoder(check_model_path(args.model), device=resolve_device(args.device))
     written = separate_files(encoder, args.images, args.out, stride=args.stride,
-                             batch_size=args.batch_size)
+                             batch_size=args.batch_size, max_pixels=args.max_pixels)
     for path in written:
         if path.name.endswith("_separation.png"):
             print(f"wrote {path}")

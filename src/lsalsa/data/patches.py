@@ -51,6 +51,20 @@ def covered_shape(height: int, width: int, patch: int,
     return (rows - 1) * stride + patch, (cols - 1) * stride + patch
 
 
+def patch_grid(images, patch: int, stride: int | None = None) -> np.ndarray:
+    """Every patch of every image as a read-only strided view, nothing copied.
+
+    Returns an array (n, rows, cols, patch, patch): ``[k, i, j]`` is the patch of image ``k``
+    at grid position ``(i, j)``, top-left pixel ``(i * stride, j * stride)``.
+    """
+    images = _check_images(images)
+    patch, stride = _check_grid(patch, stride)
+    _, height, width = images.shape
+    rows, cols = grid_shape(height, width, patch, stride)
+    windows = sliding_window_view(images, (patch, patch), axis=(1, 2))
+    return windows[:, : (rows - 1) * stride + 1 : stride, : (cols - 1) * stride + 1 : stride]
+
+
 def extract_patches(images, patch: int, stride: int | None = None) -> np.ndarray:
     """Cut every image into ``patch x patch`` patches on a grid with step ``stride``.
 
@@ -68,14 +82,45 @@ def extract_patches(images, patch: int, stride: int | None = None) -> np.ndarray
         ``k = rows * cols`` patches per image (see :func:`grid_shape`), image-major, grid
         row-major, each patch flattened row-major. Same dtype as ``images``.
     """
-    images = _check_images(images)
+    grid = patch_grid(images, patch, stride)
+    n, rows, cols, side, _ = grid.shape
+    return grid.reshape(n * rows * cols, side * side)  # the only copy
+
+
+def add_patches(total: np.ndarray, grid: np.ndarray, origin: tuple[int, int],
+                stride: int) -> None:
+    """Add patches into images in place: ``grid`` (n, r, c, patch, patch) holds the patches
+    at grid positions ``origin + (0..r-1, 0..c-1)`` of the images ``total`` (n, H, W).
+
+    One strided addition per pixel offset within a patch (patch**2 of them), whatever the
+    number of patches; within one addition every patch hits a different pixel.
+    """
+    _, r, c, patch, _ = grid.shape
+    top, left = origin[0] * stride, origin[1] * stride
+    for di in range(patch):
+        for dj in range(patch):
+            total[:, top + di : top + di + (r - 1) * stride + 1 : stride,
+                  left + dj : left + dj + (c - 1) * stride + 1 : stride] += grid[..., di, dj]
+
+
+def average_overlaps(total: np.ndarray, patch: int, stride: int | None = None) -> np.ndarray:
+    """Divide sums of patches (n, H, W), as :func:`add_patches` makes them over the whole grid,
+    by the number of patches covering each pixel, in place; uncovered pixels stay 0."""
     patch, stride = _check_grid(patch, stride)
-    n, height, width = images.shape
+    height, width = total.shape[1:]
     rows, cols = grid_shape(height, width, patch, stride)
-    # A strided view, so only the final reshape copies.
-    windows = sliding_window_view(images, (patch, patch), axis=(1, 2))
-    windows = windows[:, : (rows - 1) * stride + 1 : stride, : (cols - 1) * stride + 1 : stride]
-    return windows.reshape(n * rows * cols, patch * patch)
+
+    def cover(length: int, positions: int) -> np.ndarray:
+        count = np.zeros(length, dtype=total.dtype)
+        for k in range(positions):
+            count[k * stride : k * stride + patch] += 1
+        return count
+
+    # A pixel is covered by (grid rows over it) x (grid columns over it) patches.
+    count = np.outer(cover(height, rows), cover(width, cols))
+    covered = count > 0
+    total[:, covered] /= count[covered]
+    return total
 
 
 def assemble_patches(patches, image_shape: tuple[int, int], patch: int,
@@ -106,19 +151,9 @@ def assemble_patches(patches, image_shape: tuple[int, int], patch: int,
         raise InputError(f"patches of shape {patches.shape} do not fit {per_image} patches of "
                          f"{patch}x{patch} per {height}x{width} image")
     n = patches.shape[0] // per_image
-    dtype = np.result_type(patches.dtype, np.float32)
-    grid = patches.reshape(n, rows, cols, patch, patch)
-    total = np.zeros((n, height, width), dtype=dtype)
-    count = np.zeros((height, width), dtype=dtype)
-    # Loop over grid positions only (vectorised over images and pixels).
-    for i in range(rows):
-        for j in range(cols):
-            r, c = i * stride, j * stride
-            total[:, r : r + patch, c : c + patch] += grid[:, i, j]
-            count[r : r + patch, c : c + patch] += 1
-    covered = count > 0
-    total[:, covered] /= count[covered]
-    return total
+    total = np.zeros((n, height, width), dtype=np.result_type(patches.dtype, np.float32))
+    add_patches(total, patches.reshape(n, rows, cols, patch, patch), (0, 0), stride)
+    return average_overlaps(total, patch, stride)
 
 
 def pad_to_multiple(images, patch: int, stride: int | None = None,
