@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
+import torch
 
 import lsalsa
 from conftest import random_dictionary
@@ -58,3 +61,94 @@ def test_bad_input_exits_nonzero_and_writes_nothing(case, model_path, rng, tmp_p
     assert err.startswith("lsalsa: error:") and "\n" not in err
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
+
+
+@pytest.mark.parametrize("layout", ["big-endian", "fortran", "both"])
+def test_any_byte_order_and_memory_order_is_read(layout, model_path, rng, tmp_path):
+    signals = rng.standard_normal((250, 16))
+    stored = signals.astype(">f8") if layout != "fortran" else signals
+    if layout != "big-endian":
+        stored = np.asfortranarray(stored)
+    np.save(tmp_path / "in.npy", stored)
+    np.save(tmp_path / "plain.npy", signals)
+    for name in ("in", "plain"):
+        assert main(["encode", str(tmp_path / f"{name}.npy"), str(tmp_path / f"{name}-out.npy"),
+                     "--model", str(model_path), "--chunk-size", "100", "--quiet"]) == 0
+    # The same rows reach the encoder in the same chunks: the codes are bit for bit equal.
+    np.testing.assert_array_equal(np.load(tmp_path / "in-out.npy"),
+                                  np.load(tmp_path / "plain-out.npy"))
+
+
+def _fails_with_one_line(argv, capsys, out, match):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("lsalsa: error:") and "\n" not in err and match in err, err
+    assert not out.exists()
+    assert [p.name for p in out.parent.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_values_beyond_the_models_dtype_are_refused(model_path, rng, tmp_path, capsys):
+    # Finite in float64, Inf once cast to the float32 model (before: Inf/NaN codes, exit 0).
+    signals = rng.standard_normal((300, 16))
+    signals[250] *= 1e300
+    np.save(tmp_path / "in.npy", signals)
+    out = tmp_path / "out.npy"
+    _fails_with_one_line(["encode", str(tmp_path / "in.npy"), str(out), "--model",
+                          str(model_path), "--chunk-size", "100", "--quiet"], capsys, out,
+                         "(rows 200..300) has values beyond the float32 range")
+
+
+def test_codes_that_overflow_are_not_written(rng, tmp_path, capsys):
+    # Finite weights and input, but the products overflow float32: the output check refuses.
+    A = random_dictionary(rng, 16, 24).astype(np.float32)
+    model = lsalsa.LSALSA([A[:, :12], A[:, 12:]], [0.1, 0.2], depth=3, mu=2.0)
+    with torch.no_grad():
+        model.S.mul_(1e37)
+    path = model.save(tmp_path / "model.safetensors")
+    np.save(tmp_path / "in.npy", rng.standard_normal((10, 16)).astype(np.float32))
+    out = tmp_path / "out.npy"
+    _fails_with_one_line(["encode", str(tmp_path / "in.npy"), str(out), "--model", str(path),
+                          "--quiet"], capsys, out, "would hold NaN or Inf")
+
+
+def test_input_truncated_while_encoding(model_path, rng, tmp_path, capsys, monkeypatch):
+    source = tmp_path / "in.npy"
+    np.save(source, rng.standard_normal((300, 16)).astype(np.float32))
+    forward = lsalsa.LSALSA.forward
+
+    def truncating_forward(self, Y):
+        source.write_bytes(source.read_bytes()[:-1000])  # another process cuts the file
+        return forward(self, Y)
+
+    monkeypatch.setattr(lsalsa.LSALSA, "forward", truncating_forward)
+    out = tmp_path / "out.npy"
+    _fails_with_one_line(["encode", str(source), str(out), "--model", str(model_path),
+                          "--chunk-size", "100", "--quiet"], capsys, out, "ended early")
+
+
+@pytest.mark.parametrize("alias", ["same name", "symlink", "hard link"])
+def test_output_that_is_the_input_is_refused(alias, model_path, rng, tmp_path, capsys):
+    source = tmp_path / "in.npy"
+    np.save(source, rng.standard_normal((10, 16)).astype(np.float32))
+    out = source if alias == "same name" else tmp_path / "alias.npy"
+    if alias == "symlink":
+        out.symlink_to(source)
+    elif alias == "hard link":
+        os.link(source, out)
+    before = source.read_bytes()
+    assert main(["encode", str(source), str(out), "--model", str(model_path), "--quiet"]) == 2
+    assert "is the input file" in capsys.readouterr().err
+    assert source.read_bytes() == before
+
+
+@pytest.mark.parametrize("command", ["encode", "separate", "analyze"])
+def test_a_folder_as_the_model_is_named_so(command, rng, tmp_path, capsys):
+    np.save(tmp_path / "in.npy", rng.standard_normal((10, 16)).astype(np.float32))
+    folder = tmp_path / "model.safetensors"
+    folder.mkdir()
+    out = tmp_path / "out.npy"
+    argv = {"encode": ["encode", str(tmp_path / "in.npy"), str(out), "--model", str(folder)],
+            "separate": ["separate", str(tmp_path / "in.npy"), "--model", str(folder),
+                         "--out", str(out)],
+            "analyze": ["analyze", str(folder), "--out", str(out)]}[command]
+    _fails_with_one_line(argv, capsys, out, "is a folder, not a model file")

@@ -14,13 +14,15 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ._arrays import cast_array, numpy_dtype
 from .encoders import UnrolledEncoder
 from .errors import InputError
-from .io import atomic_path
+from .io import atomic_path, check_finite_output
 
 
-def read_npy_header(handle) -> tuple[tuple[int, ...], np.dtype, int]:
-    """``(shape, dtype, data_offset)`` of an open ``.npy`` file; refuses object arrays."""
+def read_npy_header(handle) -> tuple[tuple[int, ...], np.dtype, bool, int]:
+    """``(shape, dtype, fortran_order, data_offset)`` of an open ``.npy`` file; refuses
+    object arrays."""
     try:
         version = np.lib.format.read_magic(handle)
         if version == (1, 0):
@@ -31,9 +33,27 @@ def read_npy_header(handle) -> tuple[tuple[int, ...], np.dtype, int]:
         raise InputError(f"{handle.name} is not a .npy file: {exc}") from exc
     if dtype.hasobject:
         raise InputError(f"{handle.name} holds Python objects; only numeric arrays are read")
-    if fortran:
-        raise InputError(f"{handle.name} is Fortran-ordered; save it in C order")
-    return shape, dtype, handle.tell()
+    return shape, dtype, fortran, handle.tell()
+
+
+def _read_rows(reader, layout: tuple, first: int, count: int) -> np.ndarray:
+    """Rows ``first .. first + count`` of a 2-D ``.npy`` whose data start at ``offset``."""
+    (rows, M), dtype, fortran, offset = layout
+    if not fortran:
+        reader.seek(offset + first * M * dtype.itemsize)
+        chunk = np.fromfile(reader, dtype=dtype, count=count * M)
+        if chunk.size != count * M:
+            raise InputError(f"{reader.name} ended early: was it truncated while being read?")
+        return chunk.reshape(count, M)
+    # Fortran order stores column after column: one read per column.
+    chunk = np.empty((count, M), dtype=dtype)
+    for j in range(M):
+        reader.seek(offset + (j * rows + first) * dtype.itemsize)
+        column = np.fromfile(reader, dtype=dtype, count=count)
+        if column.size != count:
+            raise InputError(f"{reader.name} ended early: was it truncated while being read?")
+        chunk[:, j] = column
+    return chunk
 
 
 def encode_file(encoder: UnrolledEncoder, in_path: str | os.PathLike,
@@ -41,17 +61,20 @@ def encode_file(encoder: UnrolledEncoder, in_path: str | os.PathLike,
                 progress: bool = True) -> tuple[int, int]:
     """Encode every row of ``in_path`` (B, M) into ``out_path`` (B, N) float32.
 
-    Returns the output shape. Nothing is left at ``out_path`` when anything fails.
+    The input may have any real dtype, byte order and memory order. Returns the output
+    shape. Nothing is left at ``out_path`` when anything fails, including codes that come out
+    NaN or Inf (an overflow).
     """
-    if chunk_size < 1:
-        raise InputError(f"chunk size must be >= 1, got {chunk_size}")
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise InputError(f"chunk size must be an integer >= 1, got {chunk_size!r}")
     source = Path(in_path)
     if not source.is_file():
         raise InputError(f"input file not found: {in_path}")
     M, N = encoder.dictionary.shape
     param = encoder.W_e
+    model_dtype = numpy_dtype(param.dtype)
     with open(source, "rb") as reader:
-        shape, dtype, offset = read_npy_header(reader)
+        shape, dtype, fortran, offset = read_npy_header(reader)
         if len(shape) != 2 or shape[1] != M:
             raise InputError(f"{in_path} has shape {shape}; the model expects (B, {M})")
         if dtype.kind not in "fiu":
@@ -63,6 +86,7 @@ def encode_file(encoder: UnrolledEncoder, in_path: str | os.PathLike,
         if source.stat().st_size < expected:
             raise InputError(f"{in_path} is truncated: {source.stat().st_size} bytes, "
                              f"its header promises {expected}")
+        layout = (shape, dtype, fortran, offset)
         out_header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
                       "fortran_order": False, "shape": (rows, N)}
         with atomic_path(out_path) as tmp, open(tmp, "wb") as writer:
@@ -73,13 +97,14 @@ def encode_file(encoder: UnrolledEncoder, in_path: str | os.PathLike,
             done = 0
             while done < rows:
                 count = min(chunk_size, rows - done)
-                chunk = np.fromfile(reader, dtype=dtype, count=count * M).reshape(count, M)
-                if not np.isfinite(chunk).all():
-                    raise InputError(f"{in_path} has NaN or Inf in rows {done}..{done + count}")
-                signals = torch.from_numpy(chunk).to(device=param.device, dtype=param.dtype)
+                where = f"{in_path} (rows {done}..{done + count})"
+                # Checked in the model's dtype: 1e300 is finite in float64, Inf in float32.
+                chunk = cast_array(_read_rows(reader, layout, done, count), model_dtype, where)
+                signals = torch.from_numpy(chunk).to(device=param.device)
                 with torch.inference_mode():
-                    codes = encoder(signals)
-                writer.write(codes.to(torch.float32).cpu().numpy().tobytes())
+                    codes = encoder(signals).to(torch.float32).cpu().numpy()
+                check_finite_output(codes, f"the codes of {where}")
+                writer.write(codes.tobytes())
                 done += count
                 bar.update(count)
             bar.close()

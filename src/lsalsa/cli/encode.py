@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..encoders import load_encoder
 from ..streaming import encode_file
-from .common import check_output_path, resolve_device
+from .common import check_model_path, check_output_path, resolve_device
 
 
 def register(subparsers) -> None:
@@ -23,8 +23,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    out = check_output_path(args.output)
-    encoder = load_encoder(args.model, device=resolve_device(args.device))
+    out = check_output_path(args.output, [args.input, args.model])
+    encoder = load_encoder(check_model_path(args.model), device=resolve_device(args.device))
     rows, width = encode_file(encoder, args.input, out, chunk_size=args.chunk_size,
                               progress=not args.quiet)
     print(f"wrote {out} ({rows} x {width} codes, {encoder.kind} T={encoder.depth})")
