@@ -203,3 +203,23 @@ def test_cli_component_on_sc_data_is_refused(tmp_path, capsys):
     assert main(["dictionary", "learn", "--data", str(data), "--component", "1", "--alpha",
                  "0.1", "--out", str(tmp_path / "d.npy")]) == 2
     assert "MCA" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("shape", ["-4x-4", "0x16"])
+def test_show_refuses_sizes_below_one(shape, tmp_path, capsys):
+    np.save(tmp_path / "A.npy", np.eye(16))
+    out = tmp_path / "a.png"
+    assert main(["dictionary", "show", str(tmp_path / "A.npy"), "--out", str(out),
+                 f"--patch-shape={shape}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("lsalsa: error:") and "\n" not in err and "sizes >= 1" in err
+    assert not out.exists()
+
+
+def test_show_refuses_to_draw_over_its_input(tmp_path, capsys):
+    np.save(tmp_path / "A.npy", np.eye(16))
+    before = (tmp_path / "A.npy").read_bytes()
+    assert main(["dictionary", "show", str(tmp_path / "A.npy"), "--out",
+                 str(tmp_path / "A.npy")]) == 2
+    assert "is the input file" in capsys.readouterr().err
+    assert (tmp_path / "A.npy").read_bytes() == before

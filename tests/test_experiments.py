@@ -65,6 +65,9 @@ def _write_config(tmp_path, **changes) -> str:
     ({"search": {"lrs": {"lista": [0.1]}}}, "search.lrs"),
     ({"targets": [{"kind": "time_ratio", "text": "x"}]}, "missing"),
     ({"scales": {"huge": {}}}, "scales"),
+    ({"name": "../../../x"}, "plain name"),  # the run folder is named after it
+    ({"name": "a/b"}, "plain name"),
+    ({"name": ".hidden"}, "plain name"),
 ])
 def test_bad_configs_are_refused_with_the_field_named(tmp_path, changes, message):
     with pytest.raises(InputError, match=re.escape(message)):
@@ -116,6 +119,11 @@ def test_psnr_iterations_to_match_and_features():
     codes = np.arange(12).reshape(6, 2)
     features = metrics.image_features(codes, np.array([0, 0, 0, 1, 1, 1]))
     np.testing.assert_array_equal(features[1], [6, 7, 8, 9, 10, 11])
+    for index, message in [([0, 0, 1, 1, 1, 1], "same number of patches"),
+                           ([0, 0, 0, 1, 1], r"\(P, N\) and \(P,\)"),
+                           ([1, 1, 1, 0, 0, 0], "never decrease")]:
+        with pytest.raises(InputError, match=message):
+            metrics.image_features(codes, np.array(index))
 
 
 def test_expert_classifier_projects_long_features(rng):

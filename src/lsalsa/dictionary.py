@@ -363,6 +363,8 @@ def plot_atoms(dictionary, path: str | Path, patch_shape: tuple[int, int] | None
             raise InputError(f"M = {M} is not a square; give patch_shape (rows, cols)")
         patch_shape = (side, side)
     h, w = (int(s) for s in patch_shape)
+    if h < 1 or w < 1:
+        raise InputError(f"patch_shape must be two sizes >= 1, got {patch_shape}")
     if h * w != M:
         raise InputError(f"patch_shape {patch_shape} does not hold M = {M} pixels")
     if max_atoms is not None:

@@ -135,7 +135,7 @@ def _patch_shape(text: str | None, dictionary_path: Path):
 def run_show(args) -> int:
     from ..dictionary import plot_atoms
 
-    out = check_output_path(args.out)
+    out = check_output_path(args.out, [args.dictionary])
     A = read_array(args.dictionary, "dictionary")
     shape = _patch_shape(args.patch_shape, Path(args.dictionary))
     plot_atoms(A, out, shape, title=args.title)

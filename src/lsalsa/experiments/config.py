@@ -16,6 +16,7 @@ import copy
 import hashlib
 import json
 import math
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -62,6 +63,9 @@ TARGET_KINDS = {
     "time_ratio": ("method", "reference_T", "at_least"),
     "psnr_above": ("method", "other", "T"),
 }
+
+
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 
 def shipped() -> list[str]:
@@ -178,6 +182,10 @@ def validate(config: dict) -> dict:
     c = config
     if not isinstance(c["name"], str) or not c["name"]:
         raise InputError("config needs a 'name' (text)")
+    # The name becomes a folder (runs/<name>-<scale>): no separators, no "..", no hidden name.
+    if not PLAIN_NAME.fullmatch(c["name"]):
+        raise InputError(f"name must be a plain name (letters, digits, '.', '_', '-'; not "
+                         f"starting with '.' or '-'), got {c['name']!r}")
     if c["dataset"] not in SPECS:
         raise InputError(f"dataset must be one of {', '.join(SPECS)}, got {c['dataset']!r}")
     kind = SPECS[c["dataset"]].kind

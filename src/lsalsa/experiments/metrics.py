@@ -14,6 +14,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from ..errors import InputError
 from ..training import code_rmse
 
 
@@ -64,10 +65,16 @@ def image_features(codes: np.ndarray, image_index: np.ndarray) -> np.ndarray:
     Patches are stored image by image (``image_index`` non-decreasing, equal counts).
     """
     codes = np.asarray(codes)
-    counts = np.bincount(np.asarray(image_index))
+    image_index = np.asarray(image_index)
+    if codes.ndim != 2 or codes.shape[0] == 0 or image_index.shape != (codes.shape[0],):
+        raise InputError(f"codes {codes.shape} and image index {image_index.shape} must be "
+                         "(P, N) and (P,) with P >= 1")
+    if np.any(np.diff(image_index) < 0) or image_index[0] != 0:
+        raise InputError("the image index must start at 0 and never decrease")
+    counts = np.bincount(image_index)
     per = int(counts[0])
     if not (counts == per).all():
-        raise ValueError("every image must have the same number of patches")
+        raise InputError("every image must have the same number of patches")
     return codes.reshape(len(counts), per * codes.shape[1])
 
 
