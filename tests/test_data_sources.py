@@ -7,7 +7,9 @@ import io
 import json
 import os
 import struct
+import subprocess
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -84,6 +86,19 @@ def test_idx_label_count_mismatch(tmp_path, rng):
         gzip.compress(idx_bytes(np.zeros(3))))
     with pytest.raises(InputError, match=r"4 images but .* 3 labels"):
         read_idx_split(tmp_path, "test")
+
+
+def test_idx_labels_out_of_range(tmp_path, rng):
+    """Issue 13 section 9: a labels file edited to hold label 200 was accepted."""
+    data = write_idx_dir(tmp_path, rng)
+    labels = data["train"][1].copy()
+    labels[2] = 200
+    (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(labels)))
+    with pytest.raises(InputError, match=r"label 200 out of range 0\.\.9"):
+        read_idx_split(tmp_path, "train")
+    labels[2] = 9
+    (tmp_path / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(labels)))
+    assert read_idx_split(tmp_path, "train")[1][2] == 9
 
 
 def add_bytes(archive: tarfile.TarFile, name: str, payload: bytes) -> None:
@@ -208,8 +223,54 @@ def test_missing_and_unreadable_directories(tmp_path):
         locked.chmod(0o755)
 
 
-def test_cache_dir_follows_environment(monkeypatch, tmp_path):
-    monkeypatch.setenv("LSALSA_CACHE", str(tmp_path / "c"))
-    assert cache_dir() == tmp_path / "c"
-    monkeypatch.delenv("LSALSA_CACHE")
-    assert cache_dir().parts[-2:] == (".cache", "lsalsa")
+def test_photo_npz_arrays(tmp_path, rng):
+    """PyWavelets ships its photographs as one 2-D uint8 array in an .npz."""
+    image = rng.integers(0, 256, (40, 30), dtype=np.uint8)
+    np.savez(tmp_path / "photo.npz", data=image)
+    np.testing.assert_allclose(load_photo(tmp_path / "photo.npz", None), image / 255.0,
+                               atol=1e-7)
+    assert load_photo(tmp_path / "photo.npz", 224).shape == (224, 224)
+    np.savez(tmp_path / "two.npz", a=image, b=image)
+    np.savez(tmp_path / "float.npz", data=image / 255.0)
+    for name in ("two.npz", "float.npz"):
+        with pytest.raises(InputError, match="one 2-D uint8 array"):
+            load_photo(tmp_path / name, 224)
+    (tmp_path / "junk.npz").write_text("not a zip")
+    with pytest.raises(InputError, match="not a readable image"):
+        load_photo(tmp_path / "junk.npz", 224)
+
+
+CACHE_CASES = [  # (LSALSA_CACHE, XDG_CACHE_HOME) -> the cache, relative to tmp_path or HOME
+    ({"LSALSA_CACHE": "{tmp}/c", "XDG_CACHE_HOME": "{tmp}/x"}, "{tmp}/c"),
+    ({"XDG_CACHE_HOME": "{tmp}/x"}, "{tmp}/x/lsalsa"),
+    ({"XDG_CACHE_HOME": "relative/x"}, "{home}/.cache/lsalsa"),  # the XDG spec ignores it
+    ({"XDG_CACHE_HOME": ""}, "{home}/.cache/lsalsa"),
+    ({}, "{home}/.cache/lsalsa"),
+]
+
+
+def _cache_env(monkeypatch, tmp_path, env):
+    for name in ("LSALSA_CACHE", "XDG_CACHE_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value.format(tmp=tmp_path))
+    return {"tmp": tmp_path, "home": tmp_path / "home"}
+
+
+@pytest.mark.parametrize(("env", "expected"), CACHE_CASES)
+def test_cache_dir_follows_environment(monkeypatch, tmp_path, env, expected):
+    where = _cache_env(monkeypatch, tmp_path, env)
+    assert cache_dir() == Path(expected.format(**where))
+
+
+@pytest.mark.parametrize(("env", "expected"), CACHE_CASES)
+def test_run_sh_uses_the_same_cache(monkeypatch, tmp_path, env, expected):
+    """run.sh puts the npm tarball where the package looks for it."""
+    where = _cache_env(monkeypatch, tmp_path, env)
+    lines = (Path(__file__).parents[1] / "run.sh").read_text().splitlines()
+    setup = [line for line in lines if line.startswith(("XDG=", "CACHE="))]
+    assert len(setup) == 2, setup
+    result = subprocess.run(["bash", "-c", "\n".join([*setup, 'printf %s "$CACHE"'])],
+                            capture_output=True, text=True, check=True)
+    assert Path(result.stdout) == Path(expected.format(**where)) == cache_dir()

@@ -145,13 +145,16 @@ def test_plot_atoms_draws_a_grid(tmp_path, rng):
 
 
 def make_prepared(root, name="toy", kind="sc", P=(200, 60), M=16, seed=0):
-    """A minimal prepared data set in the layout of :mod:`lsalsa.data.prepared`."""
+    """A minimal prepared data set in the layout of :mod:`lsalsa.data.prepared`.
+
+    ``P`` holds the train and test sizes, or train, val and test."""
     from lsalsa.io import save_npy, write_json
 
     folder = root / name
     rng = np.random.default_rng(seed)
     _, Y = planted(seed=seed, M=M, P=sum(P))
-    parts = {"train": Y[:P[0]], "test": Y[P[0]:]}
+    names = ("train", "test") if len(P) == 2 else ("train", "val", "test")
+    parts = dict(zip(names, np.split(Y, np.cumsum(P)[:-1]), strict=True))
     for split, signals in parts.items():
         if kind == "mca":
             other = rng.standard_normal(signals.shape).astype(np.float32) * 0.1
@@ -162,7 +165,7 @@ def make_prepared(root, name="toy", kind="sc", P=(200, 60), M=16, seed=0):
     side = int(np.sqrt(M))
     write_json(folder / "meta.json", {
         "name": name, "kind": kind, "M": M, "patch_shape": [side, side], "seed": seed,
-        "stand_in": False, "label": "synthetic", "counts": {"train": P[0], "test": P[1]}})
+        "stand_in": False, "label": "synthetic", "counts": dict(zip(names, P, strict=True))})
     return folder
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import warnings
 
 from ..data import available, prepare
 from ..data.prepared import SPLITS, PreparedDataset
@@ -48,19 +49,31 @@ def run_list(args) -> int:
     width = max(len(r["name"]) for r in rows)
     print(f"{'NAME':<{width}}  KIND  {'STATUS':<8}  SOURCE")
     for r in rows:
-        where = r["source"] + (f" [prepared: {r['prepared']}]" if r["prepared"] else "")
+        where = r["source"]
+        if r["prepared"]:
+            counts = r["counts"] if isinstance(r["counts"], dict) else {}
+            sizes = ", ".join(f"{s} {counts[s]}" for s in SPLITS if s in counts)
+            where += f" [prepared: {r['prepared']}" + (f"; {sizes}]" if sizes else "]")
         print(f"{r['name']:<{width}}  {r['kind']:<4}  {r['status']:<8}  {where}")
     return 0
 
 
 def run_prepare(args) -> int:
-    path = prepare(args.name, root=args.root, data_dir=args.data_dir, seed=args.seed,
-                   limit_images=args.limit_images, progress=not args.quiet,
-                   download=args.download)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)
+        path = prepare(args.name, root=args.root, data_dir=args.data_dir, seed=args.seed,
+                       limit_images=args.limit_images, progress=not args.quiet,
+                       download=args.download)
+    for warning in caught:  # e.g. unreadable photographs that were skipped: one line each
+        print(f"lsalsa: warning: {' '.join(str(warning.message).split())}", file=sys.stderr)
     meta = PreparedDataset(path).meta
     counts = ", ".join(f"{k} {meta['counts'][k]} signals from {meta['images'][k]} images"
                        for k in SPLITS if k in meta["counts"])
     print(f"wrote {path} ({meta['kind']}, M={meta['M']}: {counts})")
+    for key, info in meta.get("split_by_source", {}).items():
+        per_split = ", ".join(f"{s} {info['images'][s]}" for s in SPLITS
+                              if s in info["images"])
+        print(f"  {key}: {per_split} images; {info['rule']}")
     if meta["stand_in"]:
         print(f"note: {meta['label']}", file=sys.stderr)
     return 0

