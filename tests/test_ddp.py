@@ -55,7 +55,7 @@ def test_two_processes_equal_one(tmp_path):
     two = load_encoder(tmp_path / "two" / "model.safetensors")
     init = load_encoder(tmp_path / "one" / "model.safetensors")
     assert not torch.allclose(one.S, _initial_S(init), atol=1e-6)  # training moved the weights
-    for name in ("W_e", "S"):
+    for name in ("W", "S"):
         torch.testing.assert_close(getattr(two, name), getattr(one, name), rtol=1e-10,
                                    atol=1e-12)
     h1 = json.loads((tmp_path / "one" / "history.json").read_text())

@@ -80,11 +80,15 @@ def test_untied_layers_are_independent(rng):
 def test_per_block_thresholds(rng):
     dicts, alphas, _ = _setup(rng, 2, torch.float64, "cpu")
     enc = LSALSA(dicts, alphas, 2, mu=4.0)
-    np.testing.assert_allclose(enc.thresholds[:9].numpy(), 0.15 / 4.0)
-    np.testing.assert_allclose(enc.thresholds[9:].numpy(), 0.4 / 4.0)
-    lista = LISTA(dicts, alphas, 2)
-    assert isinstance(lista.thresholds, torch.nn.Parameter)
-    assert not isinstance(enc.thresholds, torch.nn.Parameter)
+    np.testing.assert_allclose(enc.thresholds[:9].detach().numpy(), 0.15 / 4.0)
+    np.testing.assert_allclose(enc.thresholds[9:].detach().numpy(), 0.4 / 4.0)
+    # Learned by default for both encoders; fixed (the paper's exact model) on request.
+    for encoder in (enc, LISTA(dicts, alphas, 2)):
+        assert isinstance(encoder.thresholds, torch.nn.Parameter)
+    for kind in ("lista", "lsalsa"):
+        fixed = build_encoder(kind, dicts, alphas, 2, learn_thresholds=False)
+        assert not isinstance(fixed.thresholds, torch.nn.Parameter)
+        assert "thresholds" in dict(fixed.named_buffers())
 
 
 def test_components_sum_to_reconstruction(rng):
@@ -133,15 +137,15 @@ def test_gradcheck_through_layers(kind, D, monkeypatch):
     encoder = build_encoder(kind, dicts, alphas, 3, 2.0 if kind == "lsalsa" else None)
     # Perturb the weights so the trial point is generic, then make sure no pre-threshold value
     # sits within finite-difference reach of a kink (where the gradient is not defined).
-    W0 = encoder.W_e.detach() + 0.05 * torch.as_tensor(rng.standard_normal(encoder.W_e.shape))
+    W0 = encoder.W.detach() + 0.05 * torch.as_tensor(rng.standard_normal(encoder.W.shape))
     S0 = encoder.S.detach() + 0.05 * torch.as_tensor(rng.standard_normal(encoder.S.shape))
     with torch.no_grad():
-        encoder.W_e.copy_(W0)
+        encoder.W.copy_(W0)
         encoder.S.copy_(S0)
     assert _kink_margin(encoder, Y, monkeypatch) > 1e-4
 
     def f(W, S):
-        return torch.func.functional_call(encoder, {"W_e": W, "S": S}, (Y,))
+        return torch.func.functional_call(encoder, {"W": W, "S": S}, (Y,))
 
     out = f(W0, S0)
     assert bool((out != 0).any()) and bool((out == 0).any())  # both sides of the kink used
@@ -170,7 +174,7 @@ def trained_like(rng):
     enc = LSALSA(dicts, alphas, 3, mu=2.5, untied=True)
     with torch.no_grad():
         enc.S.add_(0.01 * torch.as_tensor(rng.standard_normal(enc.S.shape)))
-        enc.W_e.mul_(1.1)
+        enc.W.mul_(1.1)
     return enc, Y
 
 
@@ -180,7 +184,7 @@ def test_save_load_round_trip(trained_like, tmp_path, device):
     loaded = load_encoder(path, device=device)
     assert isinstance(loaded, LSALSA)
     assert loaded.config() == enc.config()
-    assert loaded.W_e.device.type == device.type
+    assert loaded.W.device.type == device.type
     torch.testing.assert_close(loaded(Y.to(device)).cpu(), enc(Y).detach(), rtol=0, atol=0)
     config, extra = read_model_header(path)
     assert extra == {"epochs": 3, "val_rmse": 0.25} and config["mu"] == 2.5
@@ -191,7 +195,7 @@ def test_save_load_lista_float32(rng, tmp_path):
     dicts, alphas, Y = _setup(rng, 1, torch.float32, "cpu")
     enc = LISTA(dicts, alphas, 2)
     loaded = load_encoder(enc.save(tmp_path / "l.safetensors"))
-    assert loaded.W_e.dtype == torch.float32 and isinstance(loaded.thresholds,
+    assert loaded.W.dtype == torch.float32 and isinstance(loaded.thresholds,
                                                             torch.nn.Parameter)
     assert torch.equal(loaded(Y), enc(Y))
 
@@ -218,7 +222,7 @@ def _rewrite(src, dst, tensors=None, config_change=None, metadata=None):
     ("random", "corrupt or truncated"),
     ("empty", "corrupt or truncated"),
     ("plain_safetensors", "not an lsalsa model"),
-    ("future_version", f"reads versions up to {FORMAT_VERSION}"),
+    ("future_version", f"reads version {FORMAT_VERSION}"),
     ("wrong_format", "not an lsalsa encoder"),
     ("shape_mismatch", "shape"),
     ("missing_weight", "do not match the config"),

@@ -17,11 +17,12 @@ import torch
 
 import lsalsa
 from conftest import random_dictionary
-from lsalsa import LISTA, LSALSA, InputError, load_encoder
+from lsalsa import LSALSA, InputError, load_encoder
 from lsalsa.cli import main
 from lsalsa.encoders import read_model_header
-from lsalsa.training import code_rmse, search, train, validation_rmse
+from lsalsa.training import best_classic, code_rmse, search, train, validation_rmse
 from lsalsa.training.checkpoint import flatten_optimizer, load_checkpoint, unflatten_optimizer
+from lsalsa.training.trainer import DEFAULTS
 
 ALPHA = 0.2
 
@@ -37,10 +38,16 @@ def data():
 
 
 def _train(data, encoder=None, **options):
+    """The library's defaults (Adam, step scaling, cosine, clipping) unless told otherwise."""
     encoder = encoder or LSALSA(data["A"], ALPHA, 2, mu=2.0)
-    kwargs = {"lr": 0.05, "batch_size": 16, "max_epochs": 4, "seed": 3, "progress": False,
+    kwargs = {"batch_size": 16, "max_epochs": 4, "seed": 3, "progress": False,
               "val_signals": data["Yv"], "val_targets": data["Xv"], **options}
     return train(encoder, data["Y"], data["X"], **kwargs)
+
+
+# The paper's recipe: vanilla SGD on Eq. 15, constant step, nothing rescaled or clipped.
+VANILLA_SGD = {"optimizer": "sgd", "step_scaling": False, "grad_clip": None,
+               "schedule": "constant"}
 
 
 def _weights(encoder):
@@ -56,23 +63,60 @@ def _assert_same_weights(a, b):
 
 # -- the loss and the update ------------------------------------------------------------------
 
-def test_one_full_batch_epoch_is_one_sgd_step_on_eq15(data):
-    """With the whole set as one batch, epoch 1 is exactly one SGD step on Eq. 15."""
-    enc = LSALSA(data["A"], ALPHA, 3, mu=2.0)
-    ref = LSALSA(data["A"], ALPHA, 3, mu=2.0)
+def _full_batch_gradient(data, T=3, **options):
+    """A fresh LSALSA, and a reference copy holding the gradient of Eq. 15 on all rows."""
+    enc = LSALSA(data["A"], ALPHA, T, mu=2.0, **options)
+    ref = LSALSA(data["A"], ALPHA, T, mu=2.0, **options)
     Y, X = torch.as_tensor(data["Y"]), torch.as_tensor(data["X"])
     loss = ((X - ref(Y)) ** 2).sum() / (2 * len(Y))  # 1/(2P) sum_p ||x*_p - f(y_p)||^2
     loss.backward()
-    result = _train(data, enc, lr=0.3, batch_size=len(Y), max_epochs=1)
-    assert result.history[1]["loss"] == pytest.approx(loss.item(), rel=1e-12)
-    for name in ("W_e", "S"):
+    return enc, ref, loss.item()
+
+
+def test_one_full_batch_epoch_is_one_sgd_step_on_eq15(data):
+    """With the whole set as one batch, epoch 1 is exactly one vanilla SGD step on Eq. 15."""
+    enc, ref, loss = _full_batch_gradient(data, learn_thresholds=False)
+    result = _train(data, enc, lr=0.3, batch_size=len(data["Y"]), max_epochs=1,
+                    val_signals=None, val_targets=None, **VANILLA_SGD)
+    assert result.history[1]["loss"] == pytest.approx(loss, rel=1e-12)
+    for name in ("W", "S"):
         want = getattr(ref, name).detach() - 0.3 * getattr(ref, name).grad
-        torch.testing.assert_close(getattr(enc, name).detach(), want, rtol=0, atol=1e-13)
-    assert torch.equal(enc.thresholds, ref.thresholds)  # LSALSA: fixed hyperparameters
+        # One product and one subtraction per entry: rounding of order eps * |entry|.
+        torch.testing.assert_close(getattr(enc, name).detach(), want, rtol=1e-14, atol=0)
+    assert torch.equal(enc.thresholds, ref.thresholds)  # fixed: a hyperparameter
+
+
+def test_step_scaling_optimises_each_tensor_divided_by_its_size(data):
+    """SGD on P / s moves P by lr s^2 dL/dP; Adam's first step moves each entry by lr s."""
+    from lsalsa.training.trainer import step_scales
+
+    enc, ref, _ = _full_batch_gradient(data)
+    scales = step_scales(ref)
+    S0 = ref.S.detach().double()
+    assert scales["S"] == pytest.approx(float(torch.linalg.matrix_norm(S0, ord=2))
+                                        / S0.shape[0], rel=1e-12)
+    assert scales["thresholds"] == pytest.approx(ALPHA / 2.0, rel=1e-12)  # alpha / mu
+    full = {"lr": 0.3, "batch_size": len(data["Y"]), "max_epochs": 1, "grad_clip": None,
+            "schedule": "constant", "val_signals": None, "val_targets": None}
+    _train(data, enc, optimizer="sgd", **full)
+    for name in ("W", "S", "thresholds"):
+        param = getattr(ref, name)
+        want = param.detach() - 0.3 * scales[name] ** 2 * param.grad
+        torch.testing.assert_close(getattr(enc, name).detach(), want, rtol=1e-14, atol=0)
+    adam, ref, _ = _full_batch_gradient(data)
+    _train(data, adam, optimizer="adam", **{**full, "lr": 1e-3})
+    for name in ("W", "S"):
+        moved = (getattr(adam, name) - getattr(ref, name)).detach().abs()
+        # Adam's first step is lr g / (|g| + eps): off by eps / |g| <= 1e-5 where |g| >= 1e-3
+        # (eps = 1e-8); the subtraction that measures it loses at most eps_64 |P| / step.
+        significant = getattr(ref, name).grad.abs() >= 1e-3
+        assert significant.float().mean() > 0.5
+        torch.testing.assert_close(moved[significant], torch.full_like(
+            moved[significant], 1e-3 * scales[name]), rtol=2e-5, atol=0)
 
 
 def test_training_lowers_loss_and_validation_rmse(data):
-    result = _train(data, max_epochs=8)
+    result = _train(data, max_epochs=30)
     losses = [h["loss"] for h in result.history[1:]]
     assert losses[-1] < 0.8 * losses[0]
     assert result.val_rmse < 0.8 * result.initial_val_rmse
@@ -84,30 +128,102 @@ def test_training_lowers_loss_and_validation_rmse(data):
         validation_rmse(result.encoder, data["Yv"], data["Xv"], batch_size=7), rel=1e-12)
 
 
-def test_lista_with_adam_and_two_dictionaries():
-    rng = np.random.default_rng(2)
-    dicts = [random_dictionary(rng, 8, 6), random_dictionary(rng, 8, 6)]
-    Y = rng.standard_normal((100, 8))
-    X = lsalsa.solve(Y, dicts, [0.1, 0.3], method="exact").codes
-    enc = LISTA(dicts, [0.1, 0.3], 3)
+def _tiny_problem(D: int, seed: int = 2):
+    rng = np.random.default_rng(seed)
+    dicts = [random_dictionary(rng, 8, 6) for _ in range(D)]
+    alphas = [0.1, 0.3][:D]
+    Y = rng.standard_normal((200, 8))
+    X = lsalsa.solve(Y, dicts, alphas, method="exact").codes
+    return (dicts if D > 1 else dicts[0]), alphas, Y, X
+
+
+@pytest.mark.parametrize("kind", ["lista", "lsalsa"])
+@pytest.mark.parametrize("D", [1, 2])
+def test_default_recipe_lowers_validation_rmse(kind, D):
+    """The defaults alone (only depth and epochs given) train both encoders, SC and MCA."""
+    dicts, alphas, Y, X = _tiny_problem(D)
+    # As the pipeline does: start as the classic algorithm at its best mu for T (validation).
+    mu = best_classic(Y[160:], X[160:], dicts, "salsa", [3], [alphas])[3]["mu"]
+    enc = lsalsa.build_encoder(kind, dicts, alphas, 3, mu if kind == "lsalsa" else None)
     tau0 = enc.thresholds.detach().clone()
-    result = train(enc, Y[:80], X[:80], val_signals=Y[80:], val_targets=X[80:],
-                   optimizer="adam", lr=0.01, batch_size=10, max_epochs=5, progress=False)
-    assert result.val_rmse < result.initial_val_rmse
-    assert not torch.equal(enc.thresholds.detach(), tau0)  # LISTA learns its thresholds
+    # 160 rows are 3 default mini-batches: 60 epochs make the 180 steps of a real epoch's few.
+    result = train(enc, Y[:160], X[:160], val_signals=Y[160:], val_targets=X[160:],
+                   max_epochs=60, progress=False)
+    assert result.val_rmse < 0.8 * result.initial_val_rmse
+    assert result.best_epoch > 0
+    assert not torch.equal(enc.thresholds.detach(), tau0)  # both learn their thresholds
 
 
-def test_lr_schedule_and_rel_tol_stop(data):
-    result = _train(data, lr_decay=0.5, max_epochs=3)
-    assert [h["lr"] for h in result.history[1:]] == pytest.approx([0.05, 0.05 / 1.5, 0.05 / 2])
-    assert result.stopped == "max_epochs" and result.epochs == 3
+def test_best_epoch_is_kept_and_the_start_when_every_epoch_is_worse(data):
+    """Training never returns an encoder worse on validation than where it started."""
+    start = LSALSA(data["A"], ALPHA, 2, mu=2.0)
+    wrecked = _train(data, LSALSA(data["A"], ALPHA, 2, mu=2.0), lr=100.0, max_epochs=3,
+                     patience=None)
+    assert all(h["val_rmse"] > wrecked.initial_val_rmse for h in wrecked.history[1:])
+    assert wrecked.best_epoch == 0 and wrecked.val_rmse == wrecked.initial_val_rmse
+    _assert_same_weights(wrecked.encoder, start)
+    # An ordinary run returns its best epoch, not its last.
+    result = _train(data, max_epochs=6)
+    vals = [h["val_rmse"] for h in result.history]
+    assert result.best_epoch == int(np.argmin(vals)) and result.val_rmse == min(vals)
+    assert result.val_rmse == pytest.approx(
+        validation_rmse(result.encoder, data["Yv"], data["Xv"]), rel=1e-12)
+
+
+def test_patience_stops_when_validation_stops_improving(data):
+    result = _train(data, lr=100.0, max_epochs=20, patience=2)
+    assert result.stopped == "patience" and result.epochs == 2 and result.best_epoch == 0
+
+
+def test_sgd_with_the_default_safeguards_does_not_diverge(data):
+    """Signals 30x larger make vanilla SGD blow up; the scaled, clipped step does not."""
+    big = {**data, "Y": 30 * data["Y"], "X": 30 * data["X"], "Yv": 30 * data["Yv"],
+           "Xv": 30 * data["Xv"]}
+    vanilla = _train(big, lr=0.05, max_epochs=3, **VANILLA_SGD)
+    assert vanilla.stopped == "diverged"
+    _assert_same_weights(vanilla.encoder, LSALSA(data["A"], ALPHA, 2, mu=2.0))
+    safe = _train(big, optimizer="sgd", lr=0.05, max_epochs=3)
+    assert all(np.isfinite(h["loss"]) for h in safe.history[1:])
+    assert safe.val_rmse < safe.initial_val_rmse
+
+
+def test_reconstruction_weight_adds_each_components_error(data):
+    """The loss is 1/2 ||e||^2 + w/2 sum_i ||A_i e_i||^2 per sample: the default w is 0 for one
+    dictionary (Eq. 15) and 1 for several."""
+    dicts, alphas, Y, X = _tiny_problem(2)
+    for w, want_w in ((None, 1.0), (0.0, 0.0), (2.5, 2.5)):
+        enc = LSALSA(dicts, alphas, 2, mu=2.0)
+        with torch.no_grad():
+            e = enc(torch.as_tensor(Y)) - torch.as_tensor(X)
+            parts = [e[:, :6] @ torch.as_tensor(dicts[0]).T, e[:, 6:] @ torch.as_tensor(
+                dicts[1]).T]
+            want = (0.5 * e.pow(2).sum(1) + 0.5 * want_w * sum(
+                p.pow(2).sum(1) for p in parts)).mean()
+        result = train(enc, Y, X, reconstruction_weight=w, lr=1e-12, max_epochs=1,
+                       batch_size=len(Y), progress=False)
+        assert result.history[1]["loss"] == pytest.approx(float(want), rel=1e-10)
+    single = _train(data, max_epochs=1, lr=1e-12, batch_size=len(data["Y"]))
+    eq15 = _train(data, max_epochs=1, lr=1e-12, batch_size=len(data["Y"]),
+                  reconstruction_weight=0.0)
+    assert single.history[1]["loss"] == eq15.history[1]["loss"]
+
+
+def test_lr_schedules_and_rel_tol_stop(data):
+    cosine = _train(data, lr=0.04, max_epochs=4)
+    assert [h["lr"] for h in cosine.history[1:]] == pytest.approx(
+        [0.04 * (1 + np.cos(np.pi * e / 4)) / 2 for e in range(4)])
+    inverse = _train(data, lr=0.05, schedule="constant", lr_decay=0.5, max_epochs=3)
+    assert [h["lr"] for h in inverse.history[1:]] == pytest.approx([0.05, 0.05 / 1.5, 0.05 / 2])
+    assert inverse.stopped == "max_epochs" and inverse.epochs == 3
     stopped = _train(data, rel_tol=0.9, max_epochs=50)
     assert stopped.stopped == "rel_tol" and stopped.epochs == 2
 
 
-def test_divergence_is_reported(data):
-    result = _train(data, lr=1e6, max_epochs=20)
+def test_divergence_is_reported_and_the_best_epoch_kept(data):
+    result = _train(data, lr=1e6, max_epochs=20, **VANILLA_SGD)
     assert result.stopped == "diverged" and result.epochs < 20
+    assert result.best_epoch == 0
+    _assert_same_weights(result.encoder, LSALSA(data["A"], ALPHA, 2, mu=2.0))
 
 
 def test_seed_determines_the_result(data):
@@ -126,7 +242,7 @@ def test_memory_mapped_and_tensor_inputs_match_arrays(data, tmp_path):
     tt = train(LSALSA(data["A"], ALPHA, 2, mu=2.0), torch.as_tensor(data["Y"]),
                torch.as_tensor(data["X"]), lr=0.05, batch_size=16, max_epochs=2, seed=3,
                progress=False)
-    ref = _train(data, max_epochs=2, val_signals=None, val_targets=None)
+    ref = _train(data, lr=0.05, max_epochs=2, val_signals=None, val_targets=None)
     _assert_same_weights(mm.encoder, ref.encoder)
     _assert_same_weights(tt.encoder, ref.encoder)
 
@@ -139,6 +255,11 @@ def test_memory_mapped_and_tensor_inputs_match_arrays(data, tmp_path):
     ({"max_epochs": 1.5}, "max_epochs"),
     ({"seed": "x"}, "seed"),
     ({"val_targets": None}, "both"),
+    ({"schedule": "step"}, "schedule"),
+    ({"grad_clip": 0.0}, "grad_clip"),
+    ({"patience": 0}, "patience"),
+    ({"reconstruction_weight": -1.0}, "reconstruction_weight"),
+    ({"anchor_decay": float("inf")}, "anchor_decay"),
 ])
 def test_bad_options(data, change, message):
     with pytest.raises(InputError, match=message):
@@ -165,7 +286,7 @@ def test_run_directory_contents(data, tmp_path):
     run = tmp_path / "run"
     result = _train(data, run_dir=run, max_epochs=3, data_info={"dataset": "toy"})
     config = json.loads((run / "config.json").read_text())
-    assert config["training"]["seed"] == 3 and config["training"]["lr"] == 0.05
+    assert config["training"]["seed"] == 3 and config["training"]["lr"] == DEFAULTS["lr"]
     assert config["encoder"]["kind"] == "lsalsa" and config["data"]["dataset"] == "toy"
     assert config["data"]["train"]["P"] == 120 and config["data"]["validation"]["P"] == 40
     prov = json.loads((run / "provenance.json").read_text())
@@ -180,15 +301,28 @@ def test_run_directory_contents(data, tmp_path):
     assert not list(run.glob(".*.tmp"))  # no temporary files left behind
 
 
-@pytest.mark.parametrize("options", [{}, {"momentum": 0.9}, {"optimizer": "adam", "lr": 0.01},
-                                     {"lr_decay": 0.3}])
+class _Killed(Exception):
+    pass
+
+
+def _kill_after(epoch: int):
+    def callback(entry):
+        if entry["epoch"] == epoch:
+            raise _Killed
+    return callback
+
+
+@pytest.mark.parametrize("options", [{}, {"optimizer": "sgd", "momentum": 0.9},
+                                     {"schedule": "constant", "lr_decay": 0.3},
+                                     {"anchor_decay": 5.0}, {"lr": 3.0}])
 def test_resume_equals_uninterrupted(data, tmp_path, options):
     whole = _train(data, max_epochs=5, **options)
     run = tmp_path / "run"
-    first = _train(data, run_dir=run, max_epochs=2, **options)
-    assert first.epochs == 2
+    with pytest.raises(_Killed):
+        _train(data, run_dir=run, max_epochs=5, callback=_kill_after(2), **options)
     resumed = _train(data, run_dir=run, resume=True, max_epochs=5, **options)
     assert resumed.resumed_from == 2 and resumed.epochs == 5
+    assert resumed.best_epoch == whole.best_epoch
     _assert_same_weights(resumed.encoder, whole.encoder)
     assert [h["loss"] for h in resumed.history] == [h["loss"] for h in whole.history]
     # Resuming a finished run changes nothing.
@@ -197,18 +331,28 @@ def test_resume_equals_uninterrupted(data, tmp_path, options):
     _assert_same_weights(again.encoder, whole.encoder)
 
 
+def test_a_constant_schedule_may_grow_max_epochs_on_resume(data, tmp_path):
+    run = tmp_path / "run"
+    _train(data, run_dir=run, max_epochs=2, schedule="constant")
+    grown = _train(data, run_dir=run, resume=True, max_epochs=4, schedule="constant")
+    assert grown.epochs == 4
+    with pytest.raises(InputError, match="max_epochs"):
+        _train(data, run_dir=tmp_path / "cosine", max_epochs=2)
+        _train(data, run_dir=tmp_path / "cosine", resume=True, max_epochs=4)
+
+
 def test_resume_refuses_other_settings_and_fresh_run_refuses_old_dir(data, tmp_path):
     run = tmp_path / "run"
     _train(data, run_dir=run, max_epochs=1)
     with pytest.raises(InputError, match="already holds a run"):
         _train(data, run_dir=run, max_epochs=1)
     with pytest.raises(InputError, match=r"training\.lr differ"):
-        _train(data, run_dir=run, resume=True, lr=0.1)
+        _train(data, run_dir=run, resume=True, lr=0.1, max_epochs=1)
     with pytest.raises(InputError, match=r"encoder\.depth"):
         _train(data, LSALSA(data["A"], ALPHA, 3, mu=2.0), run_dir=run, resume=True)
     (run / "checkpoint.safetensors").write_bytes(b"garbage")
     with pytest.raises(InputError, match="corrupt or truncated"):
-        _train(data, run_dir=run, resume=True)
+        _train(data, run_dir=run, resume=True, max_epochs=1)
 
 
 def test_optimizer_state_round_trip():
@@ -264,7 +408,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (killed / "model.safetensors").exists()  # it really was cut short
-    _, _, state = load_checkpoint(killed / "checkpoint.safetensors")
+    _, _, state, _ = load_checkpoint(killed / "checkpoint.safetensors")
     assert 1 <= state["epoch"] < 6
     run(killed, "1")
     a, b = load_encoder(killed / "model.safetensors"), load_encoder(tmp_path / "whole" /
@@ -278,13 +422,14 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
 
 def test_search_grid_selection_and_tables(data, tmp_path, monkeypatch):
     run = tmp_path / "search"
-    grid = {"depths": [1, 2], "alphas": [0.1, 0.2], "mus": [1.0, 2.0], "lrs": [0.05],
-            "lr_decays": [0.0, 0.5], "epochs": 1, "batch_size": 16, "progress": False}
+    grid = {"depths": [1, 2], "alphas": [0.1, 0.2], "mus": [1.0, 2.0], "lrs": [0.01, 0.03],
+            "lr_decays": [0.0], "epochs": 1, "train_options": {"batch_size": 16},
+            "progress": False}
     result = search(data["Y"], data["X"], data["Yv"], data["Xv"], data["A"], run_dir=run,
                     **grid)
     counts = {m: sum(r["method"] == m for r in result.rows)
               for m in ("fista", "salsa", "lista", "lsalsa")}
-    assert counts == {"fista": 4, "salsa": 8, "lista": 8, "lsalsa": 16}
+    assert counts == {"fista": 4, "salsa": 8, "lista": 4, "lsalsa": 4}
     for (method, T), best in result.best.items():
         same = [r["val_rmse"] for r in result.rows if r["method"] == method and r["T"] == T]
         assert best["val_rmse"] == min(same)
@@ -292,9 +437,17 @@ def test_search_grid_selection_and_tables(data, tmp_path, monkeypatch):
     row = next(r for r in result.rows if r["method"] == "salsa" and r["T"] == 2
                and r["alpha"] == 0.1 and r["mu"] == 2.0)
     codes = lsalsa.solve(data["Yv"], data["A"], 0.1, "salsa", n_iter=2, mu=2.0).codes
-    assert row["val_rmse"] == pytest.approx(np.sqrt(((codes - data["Xv"]) ** 2).mean(1)).mean())
-    assert len(json.loads((run / "results.json").read_text())) == 36
-    assert (run / "results.csv").read_text().count("\n") == 37
+    assert row["val_rmse"] == pytest.approx(np.sqrt(((codes - data["Xv"]) ** 2).mean(1)).mean(),
+                                            rel=1e-12)
+    # Each LSALSA starts from the best SALSA (alpha, mu) at its depth, and is never worse.
+    for T in (1, 2):
+        salsa = result.best[("salsa", T)]
+        for r in result.rows:
+            if r["method"] == "lsalsa" and r["T"] == T:
+                assert (r["alpha"], r["mu"]) == (salsa["alpha"], salsa["mu"])
+                assert r["val_rmse"] <= salsa["val_rmse"]
+    assert len(json.loads((run / "results.json").read_text())) == 20
+    assert (run / "results.csv").read_text().count("\n") == 21
     assert len(json.loads((run / "best.json").read_text())) == 8
 
     # A rerun of the same search skips every finished trial (nothing is trained again).
@@ -307,6 +460,18 @@ def test_search_grid_selection_and_tables(data, tmp_path, monkeypatch):
     with pytest.raises(InputError, match="different search"):
         search(data["Y"], data["X"], data["Yv"], data["Xv"], data["A"], run_dir=run,
                **{**grid, "alphas": [0.3]})
+
+
+def test_best_classic_takes_the_lowest_validation_rmse_per_depth(data):
+    best = best_classic(data["Yv"], data["Xv"], data["A"], "salsa", [1, 3], [0.1, 0.2],
+                        mus=(0.5, 2.0))
+    for T, chosen in best.items():
+        scores = {(a, m): float(np.sqrt(((lsalsa.solve(data["Yv"], data["A"], a, "salsa",
+                                                       n_iter=T, mu=m).codes - data["Xv"])
+                                         ** 2).mean(1)).mean())
+                  for a in (0.1, 0.2) for m in (0.5, 2.0)}
+        assert (chosen["alpha"], chosen["mu"]) == min(scores, key=scores.get)
+        assert chosen["val_rmse"] == pytest.approx(min(scores.values()), rel=1e-12)
 
 
 def test_search_validates(data):
@@ -333,12 +498,13 @@ def test_cli_train_and_resume(files, tmp_path, capsys):
     run = tmp_path / "run"
     common = ["train", "--signals", str(files["signals"]), "--targets", str(files["codes"]),
               "--dict", str(files["dict"]), "--alpha", "0.2", "--depth", "2", "--mu", "2",
-              "--lr", "0.05", "--batch-size", "16", "--run-dir", str(run), "--quiet"]
+              "--lr", "0.05", "--schedule", "constant", "--batch-size", "16",
+              "--run-dir", str(run), "--quiet"]
     args = [*common, "--epochs", "2"]
     assert main(args) == 0
     assert "validation RMSE" in capsys.readouterr().out
     model = load_encoder(run / "model.safetensors")
-    assert model.depth == 2 and model.W_e.dtype == torch.float32 and model.mu == 2.0
+    assert model.depth == 2 and model.W.dtype == torch.float32 and model.mu == 2.0
     config = json.loads((run / "config.json").read_text())
     assert config["data"]["validation_split"] == "last 12 of 120 rows"
     assert main(args) == 2  # refuses to overwrite a run
@@ -359,6 +525,7 @@ def test_cli_train_from_codes_directory(data, files, tmp_path, monkeypatch):
 
     class Prepared:
         path = tmp_path
+        splits = ("train",)
 
         def __init__(self):
             self.meta = {"name": "toy"}
@@ -366,13 +533,21 @@ def test_cli_train_from_codes_directory(data, files, tmp_path, monkeypatch):
         def signals(self, split):
             return np.load(files["signals"], mmap_mode="r")
 
+        def split(self, name):  # 120 rows: 40 images of 3 patches
+            return {"image_index": np.repeat(np.arange(40), 3)}
+
     monkeypatch.setattr("lsalsa.data.load_prepared", lambda name, root=None: Prepared())
     run = tmp_path / "run"
     assert main(["train", "--data", "toy", "--codes", str(codes), "--model", "lista",
                  "--depth", "2", "--epochs", "1", "--run-dir", str(run), "--quiet"]) == 0
     model = load_encoder(run / "model.safetensors")
-    assert model.kind == "lista" and model.alphas == (ALPHA,)
-    assert json.loads((run / "config.json").read_text())["data"]["dataset"] == "toy"
+    config = json.loads((run / "config.json").read_text())
+    assert config["data"]["dataset"] == "toy"
+    # The start: ISTA's best multiple of the codes' alpha at T = 2 on the held-out images.
+    assert config["data"]["validation_split"] == "last 4 of 40 training images"
+    start = config["data"]["start"]
+    assert model.kind == "lista" and model.alphas == tuple(start["alpha"])
+    assert start["alpha"][0] in (0.5 * ALPHA, ALPHA, 2 * ALPHA) and start["mu"] is None
 
 
 def test_cli_search(files, tmp_path, capsys):
@@ -428,8 +603,7 @@ def test_training_beats_salsa_on_fashion_mnist_patches():
     salsa = min(np.sqrt(((lsalsa.solve(Yv, A, alpha, "salsa", n_iter=T, mu=mu).codes - Xv) ** 2)
                         .mean(axis=1)).mean() for mu in (0.3, 1.0, 3.0, 10.0))
     result = train(LSALSA(A, alpha, T, mu=1.0), Y, X, val_signals=Yv, val_targets=Xv,
-                   optimizer="sgd", lr=0.03, lr_decay=0.2, batch_size=16, max_epochs=15, seed=0,
-                   progress=False)
+                   max_epochs=15, seed=0, progress=False)  # the defaults
     assert result.stopped != "diverged"
     assert result.val_rmse < 0.8 * result.initial_val_rmse
     assert result.val_rmse < 0.85 * salsa  # beats SALSA at the same T, whatever its mu

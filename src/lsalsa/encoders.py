@@ -2,9 +2,21 @@
 
 Both reuse the iteration steps of :mod:`lsalsa.solvers.steps` and start from the classic
 operators, so at initialisation ``LISTA(T)`` returns exactly ISTA(T) and ``LSALSA(T)`` exactly
-SALSA(T). Weights are tied across layers as in the paper (Eq. 14); untied per-layer ``S`` and
-learned thresholds are options that default off (LISTA learns its thresholds, as in Gregor &
-LeCun 2010).
+SALSA(T). Every layer computes ``b = W y`` once and then one product with ``S``:
+
+- LISTA: ``z = soft(W y + S z; theta)``, ``W = A^T / L``, ``S = I - A^T A / L`` at the start;
+- LSALSA: ``x = W y + S (u - d)``, ``u = soft(x + d; theta)``, ``d = d + x - u``, with
+  ``W = (mu I + A^T A)^{-1} A^T`` and ``S = mu (mu I + A^T A)^{-1}`` at the start.
+
+LSALSA's pair is the paper's ``(W_e, S)`` of Eq. 14 in scaled form (``W = S_p W_e``,
+``S = mu S_p``; :meth:`UnrolledEncoder.paper_operators` converts back). It is the same network,
+but the paper's form multiplies the two learned tensors (``S_p W_e y``) and scales ``S_p`` by
+``mu``: its entries are O(1/mu) and its gradients O(mu), so a step size that suits ``W_e``
+wrecks ``S_p``. In the scaled form each learned tensor enters linearly and is O(1).
+
+Weights are tied across layers as in the paper (Eq. 14); untied per-layer ``S`` is an option.
+Per-coordinate thresholds ``theta`` (start ``alpha / L`` and ``alpha / mu``) are learned by
+default for both encoders; ``learn_thresholds=False`` keeps the paper's fixed ``alpha / mu``.
 
 Model files are safetensors: the weights, the dictionary, and a JSON config in the header's
 metadata. Loading checks the config against the tensors and never unpickles anything.
@@ -29,7 +41,7 @@ from .solvers.steps import encode_input, ista_operators, ista_step, salsa_operat
 from .version import __version__
 
 FORMAT = "lsalsa-encoder"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: LSALSA stores the scaled operators W, S (version 1 stored W_e, S_p)
 KINDS = ("lista", "lsalsa")
 
 
@@ -43,7 +55,7 @@ class UnrolledEncoder(torch.nn.Module):
     depth : number of unrolled iterations T (>= 1)
     mu : ADMM penalty (LSALSA only)
     untied : learn one ``S`` per layer instead of one shared ``S``
-    learn_thresholds : make the per-coordinate thresholds trainable
+    learn_thresholds : make the per-coordinate thresholds trainable (default)
 
     Calling the encoder on a tensor ``Y`` (B, M) returns codes (B, N); :meth:`encode` also
     takes NumPy arrays, validates them and works in batches without building a graph.
@@ -52,7 +64,7 @@ class UnrolledEncoder(torch.nn.Module):
     kind: str = ""
 
     def __init__(self, dictionaries, alphas, depth: int, *, mu: float | None = None,
-                 untied: bool = False, learn_thresholds: bool = False, operators=None):
+                 untied: bool = False, learn_thresholds: bool = True, operators=None):
         super().__init__()
         problem = dictionaries if isinstance(dictionaries, Problem) else make_problem(
             dictionaries, alphas)[0]
@@ -61,8 +73,8 @@ class UnrolledEncoder(torch.nn.Module):
         self.depth = depth
         self.block_sizes = problem.block_sizes
         self.alphas = problem.alphas
-        self.untied = untied
-        self.learn_thresholds = learn_thresholds
+        self.untied = bool(untied)
+        self.learn_thresholds = bool(learn_thresholds)
         if self.kind == "lsalsa":
             self.mu = check_mu(10.0 if mu is None else mu)
         elif mu is not None:
@@ -74,10 +86,10 @@ class UnrolledEncoder(torch.nn.Module):
                          else ista_operators(problem))
         W, S, tau = operators
         self.register_buffer("dictionary", problem.A.detach().clone())
-        self.W_e = torch.nn.Parameter(W.detach().clone())
+        self.W = torch.nn.Parameter(W.detach().clone())
         S = S.detach().clone()
         self.S = torch.nn.Parameter(S.expand(depth, -1, -1).clone() if untied else S)
-        if learn_thresholds:
+        if self.learn_thresholds:
             self.thresholds = torch.nn.Parameter(tau.detach().clone())
         else:
             self.register_buffer("thresholds", tau.detach().clone())
@@ -95,10 +107,10 @@ class UnrolledEncoder(torch.nn.Module):
         return self.thresholds.clamp_min(0) if self.learn_thresholds else self.thresholds
 
     def forward(self, Y: torch.Tensor) -> torch.Tensor:
-        if Y.ndim != 2 or Y.shape[1] != self.W_e.shape[1]:
-            raise InputError(f"expected signals of shape (B, {self.W_e.shape[1]}), got "
+        if Y.ndim != 2 or Y.shape[1] != self.W.shape[1]:
+            raise InputError(f"expected signals of shape (B, {self.W.shape[1]}), got "
                              f"{tuple(Y.shape)}")
-        b = encode_input(Y, self.W_e)
+        b = encode_input(Y, self.W)
         tau = self._tau()
         # In inference mode (encode(), lsalsa encode) the iterates are updated in place: same
         # operations and rounding, no temporaries (about 1.4x faster at N = 256 on CPU).
@@ -107,7 +119,7 @@ class UnrolledEncoder(torch.nn.Module):
         if self.kind == "lsalsa":
             u = d = None
             for t in range(self.depth):
-                _, u, d = salsa_step(u, d, b, self._layer_S(t), self.mu, tau, inplace=inplace)
+                _, u, d = salsa_step(u, d, b, self._layer_S(t), tau, inplace=inplace)
             return u
         x = None
         for t in range(self.depth):
@@ -118,7 +130,7 @@ class UnrolledEncoder(torch.nn.Module):
     def encode(self, Y, batch_size: int = 65536):
         """Codes of ``Y`` (B, M), NumPy or torch, in batches; the same kind comes back."""
         Y_t, as_numpy = as_signals(Y, "Y")
-        Y_t = Y_t.to(device=self.W_e.device, dtype=self.W_e.dtype)
+        Y_t = Y_t.to(device=self.W.device, dtype=self.W.dtype)
         parts = [self(Y_t[i:i + batch_size]) for i in range(0, Y_t.shape[0], batch_size)]
         return to_output(torch.cat(parts), as_numpy)
 
@@ -128,6 +140,19 @@ class UnrolledEncoder(torch.nn.Module):
 
         return separate_image(self, image, stride=stride)
 
+    def paper_operators(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The learned ``(W_e, S)`` as the paper writes them (Eq. 14), in float64.
+
+        LISTA: ``(W, S)`` as they are. LSALSA: ``S_p = S / mu`` and ``W_e = S_p^{-1} W``
+        (``S`` of every layer for an untied model: shape (T, N, N)).
+        """
+        W = self.W.detach().to(torch.float64)
+        S = self.S.detach().to(torch.float64)
+        if self.kind != "lsalsa":
+            return W, S
+        return self.mu * torch.linalg.solve(S, W.expand(*S.shape[:-1], W.shape[1])), \
+            S / self.mu
+
     # -- files ---------------------------------------------------------------------------
     def config(self) -> dict:
         return {
@@ -136,7 +161,7 @@ class UnrolledEncoder(torch.nn.Module):
             "block_sizes": list(self.block_sizes), "M": int(self.dictionary.shape[0]),
             "N": int(self.dictionary.shape[1]), "untied": self.untied,
             "learn_thresholds": self.learn_thresholds,
-            "dtype": str(self.W_e.dtype).removeprefix("torch."),
+            "dtype": str(self.W.dtype).removeprefix("torch."),
             "dictionary_hash": self.problem.fingerprint(), "lsalsa_version": __version__,
         }
 
@@ -152,9 +177,9 @@ class UnrolledEncoder(torch.nn.Module):
 
 
 class LISTA(UnrolledEncoder):
-    """Learned ISTA (Gregor & LeCun 2010): ``z^t = soft(W_e y + S z^{t-1}; theta)``.
+    """Learned ISTA (Gregor & LeCun 2010): ``z^t = soft(W y + S z^{t-1}; theta)``.
 
-    Init ``W_e = A^T / L``, ``S = I - A^T A / L``, ``theta = alpha / L``: equals ISTA(T).
+    Init ``W = A^T / L``, ``S = I - A^T A / L``, ``theta = alpha / L``: equals ISTA(T).
     Thresholds are learned unless ``learn_thresholds=False``.
     """
 
@@ -167,17 +192,19 @@ class LISTA(UnrolledEncoder):
 
 
 class LSALSA(UnrolledEncoder):
-    """Learned SALSA (the paper, Eq. 14): learned ``W_e`` (init ``A^T``) and splitting operator
-    ``S`` (init ``(mu I + A^T A)^{-1}``), shared by all T layers; ``mu`` and alphas are fixed.
+    """Learned SALSA (the paper, Eq. 14) in scaled form: learned ``W`` (init
+    ``(mu I + A^T A)^{-1} A^T``) and splitting operator ``S`` (init ``mu (mu I + A^T A)^{-1}``),
+    shared by all T layers, and per-coordinate thresholds (init ``alpha / mu``; learned unless
+    ``learn_thresholds=False``, the paper's exact model).
 
-    Layer t: ``x = S (W_e y + mu (u - d))``, ``u = soft(x + d; alpha/mu)``, ``d = d + x - u``;
-    the output is ``u^T``. At initialisation it equals SALSA(T).
+    Layer t: ``x = W y + S (u - d)``, ``u = soft(x + d; theta)``, ``d = d + x - u``; the output
+    is ``u^T``. At initialisation it equals SALSA(T).
     """
 
     kind = "lsalsa"
 
     def __init__(self, dictionaries, alphas, depth: int, mu: float = 10.0, *,
-                 untied: bool = False, learn_thresholds: bool = False, operators=None):
+                 untied: bool = False, learn_thresholds: bool = True, operators=None):
         super().__init__(dictionaries, alphas, depth, mu=mu, untied=untied,
                          learn_thresholds=learn_thresholds, operators=operators)
 
@@ -215,9 +242,10 @@ def read_model_header(path: str | os.PathLike) -> tuple[dict, dict]:
     if config.get("format") != FORMAT:
         raise InputError(f"{path} is not an lsalsa encoder (format {config.get('format')!r})")
     version = config.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if isinstance(version, bool) or version != FORMAT_VERSION:
         raise InputError(f"{path} has model format version {version!r}; this lsalsa "
-                         f"({__version__}) reads versions up to {FORMAT_VERSION}")
+                         f"({__version__}) reads version {FORMAT_VERSION} (retrain older "
+                         "models)")
     return config, extra
 
 
@@ -239,7 +267,7 @@ def load_encoder(path: str | os.PathLike, device=None) -> UnrolledEncoder:
     if kind not in KINDS:
         raise InputError(f"{path}: unknown encoder kind {kind!r}")
     S_shape = (depth, N, N) if options["untied"] else (N, N)
-    expected = {"dictionary": (M, N), "W_e": (N, M), "S": S_shape, "thresholds": (N,)}
+    expected = {"dictionary": (M, N), "W": (N, M), "S": S_shape, "thresholds": (N,)}
     if set(tensors) != set(expected):
         raise InputError(f"{path}: weights {sorted(tensors)} do not match the config "
                          f"(expected {sorted(expected)})")
@@ -264,7 +292,7 @@ def load_encoder(path: str | os.PathLike, device=None) -> UnrolledEncoder:
     # The stored weights stand in for the initial operators: no SVD or inverse at load time.
     S = tensors["S"][0] if options["untied"] else tensors["S"]
     encoder = build_encoder(kind, problem, problem.alphas, depth, mu, **options,
-                            operators=(tensors["W_e"], S, tensors["thresholds"]))
+                            operators=(tensors["W"], S, tensors["thresholds"]))
     encoder.load_state_dict(tensors)
     return encoder.to(device) if device is not None else encoder
 

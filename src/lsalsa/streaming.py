@@ -71,7 +71,7 @@ def encode_file(encoder: UnrolledEncoder, in_path: str | os.PathLike,
     if not source.is_file():
         raise InputError(f"input file not found: {in_path}")
     M, N = encoder.dictionary.shape
-    param = encoder.W_e
+    param = encoder.W
     model_dtype = numpy_dtype(param.dtype)
     with open(source, "rb") as reader:
         shape, dtype, fortran, offset = read_npy_header(reader)

@@ -300,12 +300,9 @@ def config_hash(config: dict, keys) -> str:
 
 def alpha_grid(config: dict) -> list[list[float]]:
     """The search's alpha vectors: each factor times the optimal-code alphas."""
-    out = []
-    for factor in config["search"]["alpha_factors"]:
-        values = factor if isinstance(factor, list) else [factor] * len(config["alphas"])
-        out.append([round(float(f) * a, 12)
-                    for f, a in zip(values, config["alphas"], strict=True)])
-    return out
+    from ..training.search import alpha_candidates
+
+    return alpha_candidates(config["alphas"], config["search"]["alpha_factors"])
 
 
 def dense_depths(config: dict) -> list[int]:

@@ -92,7 +92,6 @@ class _Salsa:
                  operators=None):
         W, self.S, self.tau = salsa_operators(problem, mu) if operators is None else operators
         self.b = encode_input(Y, W)
-        self.mu = mu
         self.output = output
 
     def start(self, x0):
@@ -101,7 +100,7 @@ class _Salsa:
                 "d": None if x0 is None else torch.zeros_like(x0)}
 
     def step(self, state):
-        x, u, d = salsa_step(state["u"], state["d"], state["b"], self.S, self.mu, self.tau)
+        x, u, d = salsa_step(state["u"], state["d"], state["b"], self.S, self.tau)
         return {**state, "x": x, "u": u, "d": d}
 
     def codes(self, state):

@@ -5,7 +5,7 @@ the learned encoders (:mod:`lsalsa.encoders`) unroll the same steps with learned
 Both start from the same operators (``ista_operators``, ``salsa_operators``), stored in the same
 layout, so an encoder at initialisation returns exactly what its classic algorithm returns.
 
-Every step costs one ``(B, N) x (N, N)`` product: that is what one iteration ``T`` means.
+Every step costs at most one ``(B, N) x (N, N)`` product: that is what one iteration ``T`` means.
 """
 
 from __future__ import annotations
@@ -30,9 +30,23 @@ def ista_operators(problem: Problem) -> tuple[torch.Tensor, torch.Tensor, torch.
 
 def salsa_operators(problem: Problem, mu: float) -> tuple[torch.Tensor, torch.Tensor,
                                                            torch.Tensor]:
-    """``W = A^T`` (N, M), ``S = (mu I + A^T A)^{-1}`` (N, N), ``tau = alpha / mu`` (N,)."""
-    return _cast(problem, problem.A64.T, problem.salsa_operator64(mu),
-                 problem.alpha_vector(1.0 / mu))
+    """SALSA's splitting step in scaled form: ``W = (mu I + A^T A)^{-1} A^T`` (N, M),
+    ``S = mu (mu I + A^T A)^{-1}`` (N, N), ``tau = alpha / mu`` (N,).
+
+    The paper writes the step as ``x = S_p (A^T y + mu (u - d))`` with
+    ``S_p = (mu I + A^T A)^{-1}``; here it is ``x = W y + S (u - d)``, the same map. Both
+    operators are O(1) whatever ``mu`` (``S``'s eigenvalues lie in (0, 1]), and each enters the
+    output linearly, which is what makes them easy to learn (see :mod:`lsalsa.encoders`).
+    """
+    A = problem.A64
+    M, N = A.shape
+    S_p = problem.salsa_operator64(mu)
+    if M < N:  # push-through identity: (mu I + A^T A)^{-1} A^T = A^T (mu I + A A^T)^{-1}
+        inner = mu * torch.eye(M, dtype=A.dtype, device=A.device) + A @ A.T
+        W = torch.linalg.solve(inner, A).T  # inner is symmetric
+    else:
+        W = S_p @ A.T
+    return _cast(problem, W, mu * S_p, problem.alpha_vector(1.0 / mu))
 
 
 def _cast(problem, W, S, tau):
@@ -49,7 +63,7 @@ def ista_step(x: torch.Tensor | None, b: torch.Tensor, S: torch.Tensor,
               tau: torch.Tensor, *, inplace: bool = False) -> torch.Tensor:
     """``soft(b + S x; tau)``; ``x = None`` stands for the zero start (no product needed).
 
-    ISTA: ``b = A^T y / L``, ``S = I - A^T A / L``; LISTA: learned ``b = W_e y`` and ``S``.
+    ISTA: ``b = A^T y / L``, ``S = I - A^T A / L``; LISTA: learned ``b = W y`` and ``S``.
     With ``inplace`` (only where autograd is off) ``x`` is overwritten and no temporaries are
     allocated; the operations, their order and so the rounding are the same as without.
     """
@@ -66,29 +80,31 @@ def ista_step(x: torch.Tensor | None, b: torch.Tensor, S: torch.Tensor,
 
 
 def salsa_step(u: torch.Tensor | None, d: torch.Tensor | None, b: torch.Tensor,
-               S: torch.Tensor, mu: float, tau: torch.Tensor, *, inplace: bool = False
+               S: torch.Tensor, tau: torch.Tensor, *, inplace: bool = False
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One SALSA (ADMM) iteration, returning ``(x, u, d)``; ``None`` stands for zero state.
 
-    ``x = S (b + mu (u - d))`` (the splitting step), ``u = soft(x + d; alpha/mu)``,
-    ``d = d + x - u``. SALSA: ``b = A^T y``, ``S = (mu I + A^T A)^{-1}``; LSALSA: learned.
+    ``x = b + S (u - d)`` (the splitting step), ``u = soft(x + d; tau)``, ``d = d + x - u``.
+    SALSA: ``b = W y`` with the scaled operators of :func:`salsa_operators`; LSALSA: learned
+    ``W`` and ``S``. From the zero state ``x = b``: the first iteration needs no product.
     With ``inplace`` (only where autograd is off) the new ``u`` and ``d`` are written into the
-    given ones, so an iteration allocates only ``x``; the operations, their order and so the
-    rounding are the same as without (elementwise passes dominate at N <= 256).
+    given ones; the operations, their order and so the rounding are the same as without.
     """
     if not inplace:
-        v = b if u is None else b + mu * (u - d)
-        x = v @ S.T
-        z = x if d is None else x + d
+        if u is None:
+            x = z = b
+        else:
+            x = torch.addmm(b, u - d, S.T)
+            z = x + d
         u_next = soft_threshold(z, tau)
-        d_next = z - u_next  # = d + x - u
+        d_next = z - u_next  # = d + x - u_next
         return x, u_next, d_next
     if u is None:
-        x = b @ S.T
-        z, clip, d = x, torch.empty_like(x), torch.empty_like(x)
+        x = z = b
+        clip, d = torch.empty_like(b), torch.empty_like(b)  # b itself stays intact
     else:
-        v = torch.sub(u, d, out=u).mul_(mu).add_(b)  # b + mu (u - d): addition commutes
-        x = v @ S.T
+        v = torch.sub(u, d, out=u)
+        x = torch.addmm(b, v, S.T)
         z, clip = torch.add(x, d, out=d), v  # v is dead after the product
     _clip(z, tau, clip)
     u_next = torch.sub(z, clip, out=clip)

@@ -2,8 +2,9 @@
 
 A checkpoint holds the model's state dict, the optimizer's state (its tensors flattened into
 the safetensors body, everything else - step counts stored as numbers, hyperparameters of the
-param groups - as JSON), the shuffling generator's state (base64 of its bytes), the epoch and
-the history. Everything sits in ONE file written through :func:`lsalsa.io.atomic_path`, so a
+param groups - as JSON), further named tensor sets (the trainer's best-epoch weights and its
+anchor), the shuffling generator's state (base64 of its bytes), the epoch and the history.
+Everything sits in ONE file written through :func:`lsalsa.io.atomic_path`, so a
 process killed at any moment leaves either the previous checkpoint or the new one, never a mix.
 """
 
@@ -22,7 +23,7 @@ from ..errors import InputError
 from ..io import atomic_path
 
 FORMAT = "lsalsa-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: named tensor sets (best epoch, anchor)
 
 
 def flatten_optimizer(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:
@@ -66,10 +67,17 @@ def set_generator_state(generator: torch.Generator, text: str) -> None:
 
 
 def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module,
-                    optimizer: torch.optim.Optimizer, state: dict) -> Path:
-    """Write model + optimizer + ``state`` (JSON-serialisable scalars) atomically."""
+                    optimizer: torch.optim.Optimizer, state: dict,
+                    extra: dict[str, dict[str, torch.Tensor]] | None = None) -> Path:
+    """Write model + optimizer + ``state`` (JSON-serialisable scalars) + ``extra`` (named sets
+    of tensors, e.g. ``{"best": state_dict}``) atomically."""
     tensors = {f"model.{k}": v.detach().cpu().contiguous()
                for k, v in model.state_dict().items()}
+    for group, named in (extra or {}).items():
+        if "." in group or group in ("model", "optim"):
+            raise ValueError(f"bad tensor set name {group!r}")
+        tensors.update({f"{group}.{k}": v.detach().cpu().contiguous()
+                        for k, v in named.items()})
     optim_tensors, optim_meta = flatten_optimizer(optimizer.state_dict())
     tensors.update(optim_tensors)
     metadata = {
@@ -81,8 +89,8 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module,
     return Path(path)
 
 
-def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict, dict]:
-    """Read a checkpoint: ``(model_state_dict, optimizer_state_dict, state)``."""
+def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict, dict, dict]:
+    """Read a checkpoint: ``(model_state_dict, optimizer_state_dict, state, extra)``."""
     from safetensors import safe_open
 
     try:
@@ -102,7 +110,11 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict, dict]:
         optim_meta = json.loads(metadata["optimizer"])
     except (KeyError, json.JSONDecodeError) as exc:
         raise InputError(f"checkpoint {path} has a corrupt header: {exc}") from exc
-    model = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
+    sets: dict[str, dict[str, torch.Tensor]] = {}
+    for name, tensor in tensors.items():
+        group, _, key = name.partition(".")
+        sets.setdefault(group, {})[key] = tensor
+    model = sets.pop("model", {})
     optim = unflatten_optimizer(
-        {k: v for k, v in tensors.items() if k.startswith("optim.")}, optim_meta)
-    return model, optim, state
+        {f"optim.{k}": v for k, v in sets.pop("optim", {}).items()}, optim_meta)
+    return model, optim, state, sets

@@ -1,16 +1,24 @@
 """The paper's hyperparameter search, per depth T, selecting by validation RMSE.
 
-For every method and every ``T`` a grid is tried (Section 6 of the paper):
+The classic methods are tuned first, on the validation pairs, as hard as the learned ones:
 
-- ``fista``: alpha (the classic solver run for exactly T iterations; nothing is trained);
-- ``salsa``: alpha x mu;
-- ``lista``: alpha x learning rate x decay (trained for ``epochs`` epochs, 10 by default);
-- ``lsalsa``: alpha x mu x learning rate x decay.
+- ``ista`` and ``fista``: alpha, ``salsa``: alpha x mu (mu down to 0.5 and below), each run
+  for exactly T iterations; one trajectory per setting gives every T at once
+  (:func:`classic_curves`).
+
+Each learned encoder then starts from its classic algorithm at its best setting for that T
+(:func:`best_classic`): LISTA from the best ISTA alpha, LSALSA from the best SALSA (alpha, mu),
+so at epoch 0 it is already as good as that algorithm can be made, and training (which never
+returns something worse on validation) can only improve on it. Only the training knobs are
+searched for the learned methods:
+
+- ``lista``, ``lsalsa`` (learned thresholds, the default) and ``lsalsa-fixed`` (the paper's
+  exact model, thresholds ``alpha / mu`` fixed): learning rate x decay, trained for ``epochs``.
 
 Each trial is scored by the mean per-sample RMSE of its codes against the optimal codes of the
 validation signals. The table goes to ``results.csv`` and ``results.json`` in the run
-directory after every trial (so an interrupted search skips finished trials when run again),
-and the winners per (method, T) to ``best.json``.
+directory after every trial (an interrupted search skips finished trials when run again), and
+the winners per (method, T) to ``best.json``.
 """
 
 from __future__ import annotations
@@ -33,13 +41,22 @@ from ..encoders import build_encoder
 from ..errors import InputError
 from ..io import write_json, write_text
 from ..problem import make_problem
-from ..solvers import solve
+from ..solvers.classic import iterates
 from ..version import provenance
-from .trainer import _check_pair, code_rmse, train
+from .trainer import DEFAULTS, _check_pair, code_rmse, train
 
+CLASSIC_METHODS = ("ista", "fista", "salsa")
+# Learned method -> (encoder kind, learned thresholds, the classic algorithm it starts as).
+LEARNED_METHODS = {"lista": ("lista", True, "ista"), "lsalsa": ("lsalsa", True, "salsa"),
+                   "lsalsa-fixed": ("lsalsa", False, "salsa")}
 SEARCH_METHODS = ("fista", "salsa", "lista", "lsalsa")
-COLUMNS = ("method", "T", "alpha", "mu", "lr", "lr_decay", "val_rmse", "epochs", "stopped",
-           "seconds")
+MUS = (0.5, 1.0, 2.0, 5.0, 10.0)
+# Alphas are searched as factors of the optimal codes' alphas: one number scales every
+# component alike, one per component ([f1, f2]) scales them apart (MCA).
+ALPHA_FACTORS = (0.5, 1.0, 2.0)
+MCA_ALPHA_FACTORS = ((0.5, 1.0), (1.0, 0.5), (1.0, 2.0), (2.0, 1.0))
+COLUMNS = ("method", "T", "alpha", "mu", "lr", "lr_decay", "val_rmse", "epochs", "best_epoch",
+           "stopped", "seconds")
 
 
 @dataclass
@@ -54,10 +71,82 @@ class SearchResult:
     run_dir: Path | None = None
 
 
+def classic_curves(signals, targets, dictionaries, method: str, depths, settings, *,
+                   batch_size: int = 16384) -> np.ndarray:
+    """Validation RMSE of ISTA, FISTA or SALSA for every setting at every depth.
+
+    Parameters
+    ----------
+    signals, targets : validation signals (P, M) and their optimal codes (P, N).
+    dictionaries : array (M, N) or list of arrays (M, N_i); their dtype and device are used.
+    method : "ista", "fista" or "salsa".
+    depths : the iteration counts T to record.
+    settings : list of ``{"alpha": ..., "mu": ...}`` (mu ignored but for SALSA).
+
+    Returns
+    -------
+    array (len(settings), len(depths)) of mean per-sample code RMSE (inf where not finite).
+    One trajectory per setting to ``max(depths)`` iterations gives every depth at once.
+    """
+    if method not in CLASSIC_METHODS:
+        raise InputError(f"unknown classic method {method!r}; choose from {CLASSIC_METHODS}")
+    depths = [_positive_int(T, "depth") for T in depths]
+    column = {T: j for j, T in enumerate(depths)}
+    like = make_problem(dictionaries, 0.0)[0].A
+    out = np.zeros((len(settings), len(depths)))
+    with torch.inference_mode():
+        for k, setting in enumerate(settings):
+            problem = make_problem(dictionaries, setting["alpha"])[0]
+            for first in range(0, len(signals), batch_size):
+                Y = _tensor(signals[first:first + batch_size], like)
+                X = _tensor(targets[first:first + batch_size], like)
+                for T, codes in iterates(problem, Y, method, max(depths),
+                                         mu=setting.get("mu") or 10.0):
+                    if T in column:
+                        out[k, column[T]] += float(code_rmse(codes, X).sum())
+    out /= len(signals)
+    out[~np.isfinite(out)] = np.inf
+    return out
+
+
+def alpha_candidates(alphas, factors=None) -> list[list[float]]:
+    """Each factor times ``alphas`` (default :data:`ALPHA_FACTORS`, and for two components
+    also :data:`MCA_ALPHA_FACTORS`)."""
+    alphas = [float(a) for a in alphas]
+    if factors is None:
+        factors = [*ALPHA_FACTORS, *(MCA_ALPHA_FACTORS if len(alphas) == 2 else ())]
+    out = []
+    for factor in factors:
+        values = list(factor) if isinstance(factor, list | tuple) else [factor] * len(alphas)
+        if len(values) != len(alphas):
+            raise InputError(f"alpha factor {factor} needs {len(alphas)} values")
+        out.append([round(float(f) * a, 12) for f, a in zip(values, alphas, strict=True)])
+    return out
+
+
+def classic_settings(method: str, alphas, mus=MUS) -> list[dict]:
+    """The grid of a classic method: alpha for ISTA and FISTA, alpha x mu for SALSA."""
+    return [{"alpha": _jsonable(a), "mu": float(m) if method == "salsa" else None}
+            for a in alphas for m in (mus if method == "salsa" else [None])]
+
+
+def best_classic(signals, targets, dictionaries, method: str, depths, alphas,
+                 mus=MUS) -> dict[int, dict]:
+    """Per depth T, the classic setting with the lowest validation RMSE:
+    ``{T: {"alpha", "mu", "val_rmse"}}`` (ties keep the first setting of the grid)."""
+    settings = classic_settings(method, alphas, mus)
+    curves = classic_curves(signals, targets, dictionaries, method, depths, settings)
+    best = {}
+    for j, T in enumerate(depths):
+        k = int(np.argmin(curves[:, j]))
+        best[int(T)] = {**settings[k], "val_rmse": float(curves[k, j])}
+    return best
+
+
 def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
-           alphas, methods=SEARCH_METHODS, mus=(10.0,), lrs=(0.01,), lr_decays=(0.0,),
-           epochs: int = 10, optimizer: str = "sgd", batch_size: int = 64, seed: int = 0,
-           device=None, run_dir=None, progress: bool = True) -> SearchResult:
+           alphas, methods=SEARCH_METHODS, mus=MUS, lrs=(DEFAULTS["lr"],),
+           lr_decays=(0.0,), epochs: int = 10, train_options: dict | None = None,
+           seed: int = 0, device=None, run_dir=None, progress: bool = True) -> SearchResult:
     """Grid search per depth; see the module docstring for which knobs each method has.
 
     Parameters
@@ -67,10 +156,13 @@ def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
     dictionaries : array (M, N) or list of arrays (M, N_i); their dtype is the compute dtype.
     depths : iterable of T (layers for the learned encoders, iterations for the classic ones).
     alphas : grid of alphas; each entry a float or one float per dictionary.
-    methods : subset of ("fista", "salsa", "lista", "lsalsa").
-    mus, lrs, lr_decays : grids for mu (SALSA, LSALSA) and for the learning rate and its
-        inverse-time decay (LISTA, LSALSA).
-    epochs, optimizer, batch_size, seed : training of each learned trial (see :func:`train`).
+    methods : subset of ("ista", "fista", "salsa", "lista", "lsalsa", "lsalsa-fixed").
+    mus : SALSA's grid of mu (the learned LSALSA takes the best SALSA's).
+    lrs, lr_decays : grids for the learning rate and its inverse-time decay (learned methods).
+    epochs : training epochs of each learned trial.
+    train_options : further options of :func:`lsalsa.training.train` for every trial
+        (optimizer, batch_size, schedule, ...; the defaults otherwise).
+    seed : the seed of every trial's training.
     device : where to compute (default CPU).
     run_dir : write config.json, provenance.json, results.csv/.json and best.json there; a
         rerun with the same grid skips trials already in results.json.
@@ -83,35 +175,41 @@ def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
         raise InputError("run the search in one process (not under torchrun); train the "
                          "selected configuration with DDP afterwards")
     methods = tuple(methods)
-    unknown = [m for m in methods if m not in SEARCH_METHODS]
+    known = CLASSIC_METHODS + tuple(LEARNED_METHODS)
+    unknown = [m for m in methods if m not in known]
     if unknown or not methods:
-        raise InputError(f"unknown search methods {unknown}; choose from {SEARCH_METHODS}")
+        raise InputError(f"unknown search methods {unknown}; choose from {known}")
     depths = [_positive_int(T, "depth") for T in depths]
     if not depths:
         raise InputError("give at least one depth T")
     for name, grid in (("alphas", alphas), ("mus", mus), ("lrs", lrs), ("lr_decays", lr_decays)):
         if len(list(grid)) == 0:
             raise InputError(f"the {name} grid is empty")
+    train_options = dict(train_options or {})
+    clash = set(train_options) & {"lr", "lr_decay", "max_epochs", "seed", "val_signals",
+                                  "val_targets", "run_dir", "progress"}
+    if clash:
+        raise InputError(f"train_options may not set {sorted(clash)}: the search sets them")
     problem, _ = make_problem(dictionaries, 0.0)
     device = torch.device(device or "cpu")
     problem = problem.to(device=device)
-    _check_pair(val_signals, val_targets, problem.M, problem.N, "val_signals", "val_targets")
-    if any(m in ("lista", "lsalsa") for m in methods):
-        _check_pair(signals, targets, problem.M, problem.N, "signals", "targets")
     blocks = problem.blocks
-    like = problem.A
-    Y_val = _tensor(val_signals, like)
-    X_val = _tensor(val_targets, like)
+    _check_pair(val_signals, val_targets, problem.M, problem.N, "val_signals", "val_targets")
+    learned = [m for m in methods if m in LEARNED_METHODS]
+    if learned:
+        _check_pair(signals, targets, problem.M, problem.N, "signals", "targets")
+    Y_val = _tensor(val_signals, problem.A)
+    X_val = _tensor(val_targets, problem.A)
+    alphas = [_jsonable(a) for a in alphas]
 
-    trials = list(_trials(methods, depths, list(alphas), list(mus), list(lrs),
-                          list(lr_decays)))
     run = Path(run_dir) if run_dir is not None else None
-    config = {"methods": list(methods), "depths": depths, "alphas": [_jsonable(a) for a in alphas],
-              "mus": list(mus), "lrs": list(lrs), "lr_decays": list(lr_decays),
-              "epochs": epochs, "optimizer": optimizer, "batch_size": batch_size, "seed": seed,
+    config = {"methods": list(methods), "depths": depths, "alphas": alphas,
+              "mus": [float(m) for m in mus], "lrs": list(lrs), "lr_decays": list(lr_decays),
+              "epochs": epochs, "train_options": train_options, "seed": seed,
               "selection": "mean per-sample validation RMSE against the optimal codes",
-              "dictionary_hash": problem.fingerprint(), "dtype": str(like.dtype),
-              "P_train": int(signals.shape[0]) if signals is not None else 0,
+              "learned_start": "the classic algorithm's best (alpha, mu) at the same T",
+              "dictionary_hash": problem.fingerprint(), "dtype": str(problem.dtype),
+              "P_train": int(signals.shape[0]) if learned else 0,
               "P_val": int(Y_val.shape[0])}
     done: dict[str, dict] = {}
     if run is not None:
@@ -120,33 +218,59 @@ def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
         write_json(run / "provenance.json", provenance())
 
     result = SearchResult(run_dir=run)
-    for trial in tqdm(trials, desc="search", unit="trial",
-                      disable=True if not progress else None):
-        key = _key(trial)
-        if key in done:
-            result.rows.append(done[key])
-            continue
-        began = time.perf_counter()
-        method, T, alpha = trial["method"], trial["T"], trial["alpha"]
-        row = {**trial, "alpha": _jsonable(alpha), "epochs": 0, "stopped": ""}
-        if method in ("fista", "salsa"):
-            codes = solve(Y_val, blocks, alpha, method=method, n_iter=T,
-                          mu=trial["mu"] or 10.0).codes
-            row["val_rmse"] = float(code_rmse(codes, X_val).mean())
-        else:
-            encoder = build_encoder(method, blocks, alpha, T, trial["mu"])
-            trained = train(encoder, signals, targets, val_signals=Y_val, val_targets=X_val,
-                            optimizer=optimizer, lr=trial["lr"], lr_decay=trial["lr_decay"],
-                            batch_size=batch_size, max_epochs=epochs, seed=seed,
-                            progress=False)
-            row.update(val_rmse=trained.val_rmse, epochs=trained.epochs,
-                       stopped=trained.stopped)
-        if row["val_rmse"] is None or not math.isfinite(row["val_rmse"]):
-            row["val_rmse"] = None  # diverged: recorded, never selected
-        row["seconds"] = time.perf_counter() - began
+
+    def record(row: dict) -> None:
         result.rows.append(row)
         if run is not None:
             _write_tables(run, result.rows)
+
+    # The classic methods, and the starts of the learned ones.
+    classic_needed = {m for m in methods if m in CLASSIC_METHODS} | {
+        LEARNED_METHODS[m][2] for m in learned}
+    starts: dict[tuple[str, int], dict] = {}
+    for method in CLASSIC_METHODS:
+        if method not in classic_needed:
+            continue
+        settings = classic_settings(method, alphas, mus)
+        keys = [_key({"method": method, "T": T, **s, "lr": None, "lr_decay": None})
+                for T in depths for s in settings]
+        if all(k in done for k in keys):
+            rows = [done[k] for k in keys]
+        else:
+            began = time.perf_counter()
+            curves = classic_curves(Y_val, X_val, blocks, method, depths, settings)
+            seconds = (time.perf_counter() - began) / max(1, curves.size)
+            rows = [{"method": method, "T": T, **s, "lr": None, "lr_decay": None,
+                     "val_rmse": _finite(curves[k, j]), "epochs": 0, "best_epoch": None,
+                     "stopped": "", "seconds": seconds}
+                    for j, T in enumerate(depths) for k, s in enumerate(settings)]
+        for row in rows:
+            if method in methods:
+                record(row)
+        for (_, T), row in best_rows(rows).items():
+            starts[(method, T)] = row
+
+    trials = [(m, T, lr, decay) for m, T in itertools.product(learned, depths)
+              for lr, decay in itertools.product(lrs, lr_decays)]
+    for method, T, lr, decay in tqdm(trials, desc="search", unit="trial",
+                                     disable=True if not progress else None):
+        kind, learn_thresholds, classic = LEARNED_METHODS[method]
+        start = starts[(classic, T)]
+        trial = {"method": method, "T": T, "alpha": start["alpha"], "mu": start["mu"],
+                 "lr": lr, "lr_decay": decay}
+        key = _key(trial)
+        if key in done:
+            record(done[key])
+            continue
+        began = time.perf_counter()
+        encoder = build_encoder(kind, blocks, start["alpha"], T, start["mu"],
+                                learn_thresholds=learn_thresholds)
+        trained = train(encoder, signals, targets, val_signals=Y_val, val_targets=X_val,
+                        lr=lr, lr_decay=decay, max_epochs=epochs, seed=seed,
+                        progress=False, **train_options)
+        record({**trial, "val_rmse": _finite(trained.val_rmse), "epochs": trained.epochs,
+                "best_epoch": trained.best_epoch, "stopped": trained.stopped,
+                "seconds": time.perf_counter() - began})
     result.best = best_rows(result.rows)
     if run is not None:
         _write_tables(run, result.rows)
@@ -167,14 +291,8 @@ def best_rows(rows: list[dict]) -> dict[tuple[str, int], dict]:
     return best
 
 
-def _trials(methods, depths, alphas, mus, lrs, decays):
-    for method, T in itertools.product(methods, depths):
-        mu_grid = mus if method in ("salsa", "lsalsa") else [None]
-        lr_grid = lrs if method in ("lista", "lsalsa") else [None]
-        decay_grid = decays if method in ("lista", "lsalsa") else [None]
-        for alpha, mu, lr, decay in itertools.product(alphas, mu_grid, lr_grid, decay_grid):
-            yield {"method": method, "T": T, "alpha": alpha, "mu": mu, "lr": lr,
-                   "lr_decay": decay}
+def _finite(value) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) else None
 
 
 def _key(trial: dict) -> str:
