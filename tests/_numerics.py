@@ -63,44 +63,67 @@ def gap_rounding(Y, X, dictionaries, cost, dtype=np.float64) -> np.ndarray:
 
 
 def iteration_error(method: str, Y, dictionaries, alphas, T: int, *, mu: float = 10.0,
-                    dtype=np.float64, operator_cond: float = 0.0) -> np.ndarray:
-    """Bound on the rounding error of T iterations of ISTA, FISTA or SALSA (or LISTA/LSALSA at
-    initialisation), per sample, as a (B, 1) array to broadcast over the codes.
+                    dtype=np.float64, operator_cond: float = 0.0,
+                    operators=None, growth: float = 1.0) -> np.ndarray:
+    """Bound on the rounding error of T iterations of ISTA, FISTA or SALSA (or LISTA/LSALSA),
+    per sample, in the 2-norm (so also entrywise), as a (B, 1) array to broadcast over codes.
 
     Each iteration forms ``S v + b`` (ISTA, FISTA: ``v`` the previous iterate; SALSA:
-    ``v = b + mu (u - d)``): within ``gamma(N + 2) (||S||_inf ||v||_inf + ||b||_inf)`` entrywise,
-    the soft threshold and the dual update add rounding of the same size. ``operator_cond`` > 0
-    adds the error of operators formed from rounded data (float32 inputs): ``S`` is then off by
-    ``operator_cond * 2 u`` relative (ISTA: 1; SALSA's inverse: the condition number of
-    ``mu I + A^T A``). ISTA's and SALSA's iteration maps are nonexpansive, so a perturbation
-    does not grow and the T per-step errors add. FISTA's momentum is not: linearised on a
-    fixed support, its response to an error made at step k grows at most linearly in the
-    remaining steps, so errors add up with weights 1..T, T (T + 1) / 2 in all.
-    The magnitudes ``||v||_inf``, ``||b||_inf`` are taken from a float64 run of the same
-    iterations (NumPy, DESIGN.md section 2), with ``||S||_inf`` the largest absolute row sum.
+    ``v = b + mu (u - d)``), within ``gamma(N + 2) || |S| |v| + |b| ||`` of exact; SALSA's
+    other steps (forming ``v``, ``x + d``, the threshold, the dual update) add ``u`` times the
+    norms of their operands. ``operator_cond`` > 0 adds the error of operators formed from
+    rounded data (float32 inputs): ``S`` is then off by ``operator_cond * 2 u`` relative (ISTA:
+    1; SALSA's inverse: the condition number of ``mu I + A^T A``).
+    The iterations do not amplify an error: ISTA's map is ``||S||_2 <= 1`` followed by the
+    1-Lipschitz soft threshold; SALSA (ADMM) is the Douglas-Rachford iteration on
+    ``z = x + d``, firmly nonexpansive since both reflections are (the linear one is
+    ``2 mu S - I``, of norm <= 1), and ``u = soft(z)`` is 1-Lipschitz in ``z``. So the T
+    per-step errors add. FISTA's momentum is not nonexpansive: linearised on a fixed support,
+    its response to an error made at step k grows at most linearly in the remaining steps, so
+    errors add up with weights 1..T, T (T + 1) / 2 in all.
+    The norms are taken from a float64 run of the same iterations (NumPy, DESIGN.md
+    section 2).
+
+    ``operators``: ``(W, S, tau)`` of a learned encoder (``S`` (N, N) or one per layer
+    (T, N, N); ``b = W y``) instead of the classic ones built from ``dictionaries``. A trained
+    ``S`` may break the norm conditions; ``growth`` > 1 is then the per-layer Lipschitz bound
+    (see :func:`encoder_error`) and an error made at layer t is amplified by at most
+    ``growth^(T - t)``.
     """
     Y = _np(Y).astype(np.float64)
-    blocks = [_np(d).astype(np.float64) for d in (
-        dictionaries if isinstance(dictionaries, list | tuple) else [dictionaries])]
-    A = np.hstack(blocks)
-    alphas = np.broadcast_to(np.asarray(alphas, dtype=np.float64), (len(blocks),))
-    penalty = np.repeat(alphas, [b.shape[1] for b in blocks])
-    N = A.shape[1]
-    gram = A.T @ A
+    if operators is None:
+        blocks = [_np(d).astype(np.float64) for d in (
+            dictionaries if isinstance(dictionaries, list | tuple) else [dictionaries])]
+        A = np.hstack(blocks)
+        alphas = np.broadcast_to(np.asarray(alphas, dtype=np.float64), (len(blocks),))
+        penalty = np.repeat(alphas, [b.shape[1] for b in blocks])
+        gram = A.T @ A
+        if method in ("ista", "fista"):
+            L = np.linalg.eigvalsh(gram).max()
+            W, S, tau = A.T / L, np.eye(A.shape[1]) - gram / L, penalty / L
+        elif method == "salsa":
+            W, S, tau = A.T, np.linalg.inv(mu * np.eye(A.shape[1]) + gram), penalty / mu
+        else:
+            raise ValueError(method)
+    else:
+        W, S, tau = (_np(o).astype(np.float64) for o in operators)
+    layers = list(S) if S.ndim == 3 else [S] * T
+    N = layers[0].shape[0]
+    b = Y @ W.T
 
     def soft(z, tau):
         return np.sign(z) * np.maximum(np.abs(z) - tau, 0.0)
 
-    peak = np.zeros(Y.shape[0])
+    def norm(a):
+        return np.linalg.norm(a, axis=1)
+
+    largest = np.zeros(Y.shape[0])  # the largest per-step magnitude
     if method in ("ista", "fista"):
-        L = np.linalg.eigvalsh(gram).max()
-        S, b, tau = np.eye(N) - gram / L, Y @ A / L, penalty / L
-        norm_S = np.abs(S).sum(axis=1).max()
         x = x_prev = z = np.zeros((Y.shape[0], N))
         t = 1.0
-        for _ in range(T):
-            peak = np.maximum(peak, norm_S * np.abs(z).max(axis=1))
-            x = soft(b + z @ S.T, tau)
+        for S_t in layers:
+            largest = np.maximum(largest, norm(np.abs(z) @ np.abs(S_t).T + np.abs(b)))
+            x = soft(b + z @ S_t.T, tau)
             if method == "fista":
                 t_next = (1 + np.sqrt(1 + 4 * t * t)) / 2
                 z = x + (t - 1) / t_next * (x - x_prev)
@@ -108,23 +131,47 @@ def iteration_error(method: str, Y, dictionaries, alphas, T: int, *, mu: float =
             else:
                 z = x
     elif method == "salsa":
-        S = np.linalg.inv(mu * np.eye(N) + gram)
-        b, tau = Y @ A, penalty / mu
-        norm_S = np.abs(S).sum(axis=1).max()
         u = d = np.zeros((Y.shape[0], N))
-        for _ in range(T):
+        for S_t in layers:
             v = b + mu * (u - d)
-            peak = np.maximum(peak, norm_S * np.abs(v).max(axis=1)
-                              + mu * np.abs(u - d).max(axis=1))
-            x = v @ S.T
+            x = v @ S_t.T
+            largest = np.maximum(largest, norm(np.abs(v) @ np.abs(S_t).T) + norm(b)
+                                 + mu * (norm(u) + norm(d)) + 2 * (norm(x) + norm(d)))
             u = soft(x + d, tau)
             d = d + x - u
     else:
         raise ValueError(method)
-    scale = peak + np.abs(b).max(axis=1)
-    steps = T * (T + 1) / 2 if method == "fista" else T
+    if method == "fista":
+        steps = T * (T + 1) / 2
+    else:
+        excess = max(growth - 1, 0.0)  # sum_t growth^t, stable near growth = 1
+        steps = T if excess == 0 else float(np.expm1(T * np.log1p(excess)) / excess)
     per_step = gamma(N + 2, dtype) + 2 * operator_cond * unit_roundoff(dtype)
-    return (steps * per_step * scale)[:, None]
+    return (steps * per_step * largest)[:, None]
+
+
+def encoder_error(encoder, Y, dtype=None) -> np.ndarray:
+    """:func:`iteration_error` for a LISTA or LSALSA module with its current weights.
+
+    A layer amplifies an error by at most its Lipschitz constant: LISTA ``||S||_2`` (the
+    threshold is 1-Lipschitz); LSALSA ``(1 + ||2 mu S - I||_2) / 2`` (the Douglas-Rachford
+    map, one reflection of norm ``||2 mu S - I||``, the other nonexpansive). Both are 1 at
+    initialisation and may exceed 1 after training.
+    """
+    S = encoder.S.detach().cpu().double().numpy()
+    N = S.shape[-1]
+    lsalsa_kind = encoder.kind == "lsalsa"
+    growth = 1.0
+    for s in (S if S.ndim == 3 else S[None]):
+        if lsalsa_kind:
+            lipschitz = (1 + np.linalg.norm(2 * encoder.mu * s - np.eye(N), 2)) / 2
+        else:
+            lipschitz = np.linalg.norm(s, 2)
+        growth = max(growth, lipschitz)
+    return iteration_error("salsa" if lsalsa_kind else "ista", Y, None, None, encoder.depth,
+                           mu=float(encoder.mu) if lsalsa_kind else 1.0,
+                           operators=(encoder.W_e, encoder.S, encoder._tau()), growth=growth,
+                           dtype=encoder.W_e.dtype if dtype is None else dtype)
 
 
 def salsa_condition(dictionaries, mu: float) -> float:
