@@ -15,6 +15,7 @@ import torch
 from lsalsa.cli import main
 from lsalsa.errors import InputError
 from lsalsa.experiments import metrics
+from lsalsa.experiments import report as report_module
 from lsalsa.experiments.config import SCALES, alpha_grid, dense_depths, load_config, shipped
 from lsalsa.experiments.report import fmt
 from lsalsa.experiments.runner import STEPS, run_experiment
@@ -40,9 +41,8 @@ def test_alpha_grid_scales_each_component():
     grid = alpha_grid(config)
     assert [0.0625, 0.1] in grid  # factor 0.5 on both
     assert [0.0625, 0.2] in grid  # factor [0.5, 1]: alpha_1 alone halved
-    depths = dense_depths(config)
-    assert depths == sorted(set(depths)) and depths[-1] == config["dense_max"]
-    assert set(config["depths"]) <= set(depths)
+    # Every count is evaluated: iterations to match are exact counts, not upper bounds.
+    assert dense_depths(config) == list(range(1, config["dense_max"] + 1))
 
 
 def _write_config(tmp_path, **changes) -> str:
@@ -160,6 +160,45 @@ def test_targets_met_and_missed():
     assert out[4]["values"] == {"ratio": 20.0, "seconds": 2.0, "lsalsa_seconds": 0.1}
     assert "missed by 4" in out[0]["measured"]
     assert "T = 2" in out[2]["measured"]
+
+
+def test_counts_read_from_a_grid_with_gaps_are_upper_bounds():
+    """Runs made before the dense grid was dense stepped by 5 above T = 20: a count read
+    there is an upper bound, and the targets and tables say so."""
+    old_grid = [*range(1, 21), 25, 30, 35, 40, 50]
+    assert metrics.grid_step(old_grid, 12) is None
+    assert metrics.grid_step(old_grid, 40) == 5
+    assert metrics.grid_step(list(range(1, 51)), 40) is None
+    assert metrics.first_unevaluated(old_grid) == 21
+    assert metrics.describe_count(40, 5) == "40 (upper bound: grid step 5)"
+    results = _fake_results([0.1], [0.2], 40)
+    results["dense"] = {m: {"T": old_grid} for m in ("fista", "salsa")}
+    targets = [
+        *({"kind": "iterations_to_match", "method": "fista", "reference_T": 1, "more_than": m,
+           "text": str(m)} for m in (15, 30, 45)),
+        *({"kind": "time_ratio", "method": "fista", "reference_T": 1, "at_least": r,
+           "text": str(r)} for r in (10, 30)),
+    ]
+    out = metrics.evaluate_targets(targets, results)
+    # needs 21..40: more than 15 for sure, more than 30 undecided, more than 45 missed; the
+    # time at 40 iterations only bounds the ratio from above.
+    assert [t["status"] for t in out] == ["met", "n/a", "missed", "n/a", "missed"]
+    assert "upper bound: grid step 5" in out[0]["measured"]
+    assert "upper bound: grid step 5" in out[3]["measured"]
+    assert report_module._grid_note(results, "fista", 40) == "40 (upper bound: grid step 5)"
+    assert report_module._grid_note(results, "fista", 12) == "exact"
+    assert "upper bound" in report_module._grid_text({**results, "dense_max": 50})
+    results["dense"] = {m: {"T": list(range(1, 51))} for m in ("fista", "salsa")}
+    assert report_module._grid_note(results, "fista", 40) == "exact"
+    assert [t["status"] for t in metrics.evaluate_targets(targets, results)] == [
+        "met", "met", "missed", "met", "missed"]
+
+
+def test_report_states_no_unmeasured_optimizer_claim():
+    search = {"epochs": 2, "final_epochs": 8, "batch_size": 64, "val_fraction": 0.1}
+    for optimizer in ("sgd", "adam"):
+        text = report_module.training_text({**search, "optimizer": optimizer})
+        assert "diverged" not in text and "because" not in text
 
 
 # -- the pipeline on a tiny synthetic IDX data set ------------------------------------------------
