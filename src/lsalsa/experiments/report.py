@@ -19,7 +19,7 @@ from ..errors import InputError
 from ..io import write_text
 from .config import CLASSIC, DEFAULT_DEPTHS, METHODS
 from .figures import make_figures
-from .metrics import describe_count, first_unevaluated, grid_step
+from .metrics import first_unevaluated, grid_step
 
 NAMES = {"fista": "FISTA", "salsa": "SALSA", "lista": "LISTA", "lsalsa": "LSALSA"}
 
@@ -149,7 +149,7 @@ def _grid_note(results: dict, method: str, T: int | None) -> str:
     if T is None or dense is None:
         return "n/a"
     step = grid_step(dense["T"], T)
-    return "exact" if step is None else describe_count(T, step)
+    return "exact" if step is None else f"upper bound (grid step {step})"
 
 
 def _theorem1_status(check: dict) -> str:
@@ -220,11 +220,12 @@ def _blocks(run_dir: Path, results: dict, figures: dict, all_tables: list[Table]
         b.append(("p", f"Depths: T in {{{', '.join(map(str, results['depths']))}}}, a subset "
                        f"of the paper's {{{', '.join(map(str, DEFAULT_DEPTHS))}}}"
                        + (" (small scale)." if results["scale"] == "small" else ".")))
-    b.append(("p", "FISTA and SALSA are evaluated at " + _grid_text(results) + ", each T "
-                   "with the (alpha, mu) that gives the lowest validation RMSE over the same "
-                   "alpha grid the learned methods search; the iterations to match are read "
-                   "from that dense curve. LISTA and LSALSA are trained per T with the "
-                   "hyperparameters of the grid search (validation RMSE)."))
+    where, caveat = _grid_text(results)
+    b.append(("p", f"FISTA and SALSA are evaluated at {where}, each T with the (alpha, mu) "
+                   "that gives the lowest validation RMSE over the same alpha grid the learned "
+                   "methods search; the iterations to match are read from that dense curve"
+                   f"{caveat}. LISTA and LSALSA are trained per T with the hyperparameters of "
+                   "the grid search (validation RMSE)."))
     b.append(("p", training_text(c["search"])))
     b.append(("h", 2, "The paper's targets"))
     if results["targets"]:
@@ -304,20 +305,21 @@ def training_text(s: dict) -> str:
             f"validation = the last {s['val_fraction']:g} of the training images.")
 
 
-def _grid_text(results: dict) -> str:
-    """The stored dense grid in words: which iteration counts were evaluated."""
+def _grid_text(results: dict) -> tuple[str, str]:
+    """The stored dense grid in words (which iteration counts were evaluated), and the caveat
+    it implies for the iterations to match."""
     grids = [d["T"] for d in (results.get("dense") or {}).values()]
     top = results["dense_max"]
     if not grids:
-        return f"a dense list of T up to {top} iterations"
+        return f"a dense list of T up to {top} iterations", ""
     grid = sorted({int(t) for g in grids for t in g})
     exact_to = first_unevaluated(grid) - 1
     if exact_to >= top:
-        return f"every T from 1 to {top} iterations"
+        return f"every T from 1 to {top} iterations", ""
     rest = [t for t in grid if t > exact_to]
-    return (f"every T from 1 to {exact_to}, then T in {{{', '.join(map(str, rest))}}} "
-            f"(up to {top}); an iteration count above {exact_to} is therefore an upper bound "
-            "(marked with its grid step)")
+    return (f"every T from 1 to {exact_to}, then T in {{{', '.join(map(str, rest))}}}",
+            f"; a count above {exact_to} is therefore only an upper bound (marked with its "
+            "grid step)")
 
 
 def _markdown(blocks: list) -> str:
