@@ -9,13 +9,15 @@ import pytest
 import torch
 
 import lsalsa
+import lsalsa.analysis
+from _numerics import gamma
 from conftest import random_dictionary
 from lsalsa.analysis import (
-    ROUNDING_LEVEL,
     analyze,
     curvature_report,
     theorem1_check,
-    x_update_gradients,
+    theorem1_verdict,
+    x_update_residual,
 )
 from lsalsa.cli import main
 from lsalsa.errors import InputError
@@ -41,6 +43,20 @@ def data():
 @pytest.fixture
 def setup(data):
     return data[0], data[1]
+
+
+def inverse_rounding(A, mu, extra=None) -> float:
+    """Absolute bound on the rounding of S^-1 as the report forms it, and so of P, its norms
+    and (Weyl) the eigenvalues of sym(S^-1), for S the inverse of H = mu I + A^T A (+ extra).
+
+    S is formed within cond(H) gamma(n) relative; inverting it back multiplies that by
+    cond(S) = cond(H) and adds its own cond(H) gamma(n); an eigensolver adds gamma(n) ||H||.
+    n = max(M, N) + 2 also covers forming A^T A. The factor 4 covers the several terms.
+    """
+    H = mu * np.eye(A.shape[1]) + A.T @ A + (0 if extra is None else extra)
+    eigs = np.linalg.eigvalsh(H)
+    kappa = eigs[-1] / eigs[0]
+    return 4 * kappa**2 * gamma(max(A.shape) + 2) * eigs[-1]
 
 
 def train_tiny(data, depth=3, steps=60, untied=False, seed=0):
@@ -73,88 +89,133 @@ def test_untrained_curvature_is_the_original(setup):
     report = curvature_report(lsalsa.LSALSA(A, 0.1, 3, MU))
     gram = np.linalg.eigvalsh(A.T @ A)
     layer = report["layers"][0]
-    assert layer["P_rel2"] < 1e-13 and layer["P_relfro"] < 1e-13
-    np.testing.assert_allclose(layer["quad_eigs"], gram, atol=1e-12)
-    np.testing.assert_allclose(report["gram_eigs"], gram, atol=1e-12)
+    H_norm = MU + gram[-1]
+    rounding = inverse_rounding(A, MU)  # of S^-1 and what is computed from it
+    # Two eigensolvers on A^T A formed twice: each within gamma(n) ||A^T A||.
+    eig_rounding = 2 * gamma(max(A.shape) + 2) * gram[-1]
+    assert layer["P_rel2"] <= rounding / H_norm
+    assert layer["P_relfro"] <= np.sqrt(N) * rounding / np.linalg.norm(
+        MU * np.eye(N) + A.T @ A)
+    np.testing.assert_allclose(layer["quad_eigs"], gram, rtol=0, atol=rounding)
+    np.testing.assert_allclose(report["gram_eigs"], gram, rtol=0, atol=eig_rounding)
     # Overcomplete (N > M): lambda_min(A^T A) = 0, so beta = mu, and beta_hat equals it.
-    assert report["beta"] == pytest.approx(MU + gram[0], abs=1e-12)
-    assert report["beta_hat"] == pytest.approx(report["beta"], abs=1e-12)
-    assert report["beta_f1"] == pytest.approx(0.0, abs=1e-12)
-    assert report["hessian_norm2"] == pytest.approx(MU + gram[-1])
+    assert report["beta"] == pytest.approx(MU + gram[0], abs=eig_rounding)
+    assert report["beta_hat"] == pytest.approx(report["beta"], abs=rounding + eig_rounding)
+    assert report["beta_f1"] == pytest.approx(0.0, abs=eig_rounding)
+    assert report["hessian_norm2"] == pytest.approx(H_norm)
     assert layer["symmetry_error"] == 0.0 and report["S_symmetric"]
     assert report["S_positive_definite"]
     assert layer["S_sym_min_eig"] == pytest.approx(1 / (MU + gram[-1]))
-    assert report["W_e_rel_change"] == 0.0
+    # The paper's W_e = S_p^{-1} W from the stored (scaled) operators: A^T to the rounding of
+    # the inverse, relative (S_p A^T is formed within cond(H) gamma(n), S_p^{-1} adds as much).
+    assert report["W_e_rel_change"] <= rounding / H_norm
 
 
-def test_untrained_theorem1_at_rounding_level(setup):
+def test_untrained_theorem1_holds(setup):
     A, Y = setup
     check = theorem1_check(lsalsa.LSALSA(A, 0.1, 5, MU), Y)
     assert len(check["layers"]) == 5 and check["n_samples"] == len(Y)
-    assert check["stationarity_max"] < ROUNDING_LEVEL
-    assert check["symmetric_max"] < ROUNDING_LEVEL
-    assert check["stationarity_holds"] and check["symmetric_holds"]
+    assert all(e["residual_max"] <= e["bound"] for e in check["layers"])
+    assert check["symmetric"] and check["positive_definite"] and check["holds"]
+    assert theorem1_verdict(check).startswith("Theorem 1 holds")
 
 
 def test_float32_model_is_checked_in_float64(setup):
     A, Y = setup
     encoder = lsalsa.LSALSA(A.astype(np.float32), 0.1, 3, MU)
     check = theorem1_check(encoder, Y.astype(np.float32))
-    # float32 rounding of the weights does not matter: the check is of the float64 network.
-    assert check["stationarity_max"] < ROUNDING_LEVEL
-    assert curvature_report(encoder)["P_rel2"] < 1e-6  # S was rounded to float32
+    # float32 rounding of the weights does not matter: the check is of the float64 network
+    # with those weights (a symmetric S stays exactly symmetric when cast).
+    assert check["holds"]
+    # S was rounded to float32 (entrywise u32, so ||dS||_2 <= u32 ||S||_F), and P sees that
+    # through the inverse: ||d(S^-1)|| / ||S^-1|| <= cond(S) ||dS|| / ||S||.
+    A32 = A.astype(np.float32).astype(np.float64)
+    H = MU * np.eye(N) + A32.T @ A32
+    S = np.linalg.inv(H)
+    rounding = (np.linalg.cond(H) * np.finfo(np.float32).eps / 2
+                * np.linalg.norm(S) / np.linalg.norm(S, 2))
+    assert curvature_report(encoder)["P_rel2"] <= (rounding + inverse_rounding(A32, MU)
+                                                   / np.linalg.norm(H, 2))
 
 
-def test_symmetric_form_is_the_autograd_gradient_of_L_hat(rng):
-    # The formula in x_update_gradients against autograd of L_hat written out, for a
-    # non-symmetric S (where the two forms differ).
-    S = torch.from_numpy(np.linalg.inv(np.eye(N) * MU + rng.standard_normal((N, N))))
-    x, b, u, d = (torch.from_numpy(rng.standard_normal((3, N))) for _ in range(4))
-    x = x.requires_grad_()
-    Q = torch.linalg.inv(S) - MU * torch.eye(N, dtype=torch.float64)
-    lagrangian = (0.5 * torch.einsum("bi,ij,bj->b", x, Q, x) - (b * x).sum(1)
-                  + MU / 2 * ((u - x - d) ** 2).sum(1) - MU / 2 * (d ** 2).sum(1))
-    (grad,) = torch.autograd.grad(lagrangian.sum(), x)
-    grads = x_update_gradients(S, x.detach(), b, u, d, MU)
-    np.testing.assert_allclose(grads["symmetric"], torch.linalg.vector_norm(grad, dim=1),
-                               rtol=1e-10)
-    stationarity = torch.linalg.solve(S, x.detach().T).T - b - MU * (u - d)
-    np.testing.assert_allclose(grads["stationarity"], torch.linalg.vector_norm(stationarity,
-                                                                               dim=1), rtol=1e-10)
-    assert float((grads["symmetric"] - grads["stationarity"]).abs().max()) > 1e-3
+def test_gradient_formula_is_the_autograd_gradient_of_L_hat(rng):
+    # x_update_residual against autograd of L_hat written out, for a non-symmetric S (where
+    # only the symmetric part of S^-1 enters the gradient).
+    S = np.linalg.inv(np.eye(N) * MU + rng.standard_normal((N, N)))
+    x, b, u, d = (rng.standard_normal((3, N)) for _ in range(4))
+    x_t = torch.from_numpy(x).requires_grad_()
+    b_t, u_t, d_t = (torch.from_numpy(a) for a in (b, u, d))
+    Q = torch.linalg.inv(torch.from_numpy(S)) - MU * torch.eye(N, dtype=torch.float64)
+    lagrangian = (0.5 * torch.einsum("bi,ij,bj->b", x_t, Q, x_t) - (b_t * x_t).sum(1)
+                  + MU / 2 * ((u_t - x_t - d_t) ** 2).sum(1) - MU / 2 * (d_t ** 2).sum(1))
+    (grad,) = torch.autograd.grad(lagrangian.sum(), x_t)
+    S_inv = np.linalg.inv(S)
+    residual, _ = x_update_residual((S_inv + S_inv.T) / 2, x, b, u, d, MU)
+    # Two inverses of S (cond(S) gamma(n) relative each) and products of N terms.
+    kappa = np.linalg.cond(S)
+    magnitude = (np.linalg.norm(S_inv, 2) * np.linalg.norm(x, axis=1) + np.linalg.norm(b, axis=1)
+                 + MU * np.linalg.norm(np.abs(u) + np.abs(d) + np.abs(x), axis=1))
+    bound = 4 * kappa * gamma(N + 2) * magnitude
+    assert np.all(np.abs(residual - torch.linalg.vector_norm(grad, dim=1).numpy()) <= bound)
+
+
+def test_the_check_fails_for_a_wrong_x_update(setup, monkeypatch):
+    """The check can fail: a network whose x-update is not S v is caught."""
+    A, Y = setup
+    encoder = lsalsa.LSALSA(A, 0.1, 3, MU)  # symmetric S: the check holds ...
+    assert theorem1_check(encoder, Y)["holds"]
+    original = lsalsa.analysis.salsa_step
+
+    def wrong_operator(u, d, b, S, tau):  # ... until the step multiplies by S (1 + 1e-6)
+        return original(u, d, b, S * (1 + 1e-6), tau)
+
+    monkeypatch.setattr(lsalsa.analysis, "salsa_step", wrong_operator)
+    check = theorem1_check(encoder, Y)
+    assert not check["stationary"] and not check["holds"]
+    # From the zero state the first x-update is W y (no product with S): layers 2 and 3.
+    assert all(e["residual_max"] > 1e3 * e["bound"] for e in check["layers"][1:])
+    assert "does NOT hold" in theorem1_verdict(check)
+
+    def wrong_input(u, d, b, S, tau):  # W_e y off by 1e-6
+        return original(u, d, b * (1 + 1e-6), S, tau)
+
+    monkeypatch.setattr(lsalsa.analysis, "salsa_step", wrong_input)
+    assert not theorem1_check(encoder, Y)["holds"]
 
 
 # -- trained -----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("untied", [False, True])
-def test_theorem1_holds_after_training(data, untied):
+def test_trained_nonsymmetric_S_fails_theorem1(data, untied):
     Y = data[1]
     encoder, losses = train_tiny(data, untied=untied)
     assert losses[-1] < 0.7 * losses[0]  # it really trained
     check = theorem1_check(encoder, Y)
     report = curvature_report(encoder)
     assert len(report["layers"]) == (3 if untied else 1)
-    # Training moved S off (mu I + A^T A)^{-1} and made it non-symmetric ...
+    # Training moved S off (mu I + A^T A)^{-1} and made it non-symmetric (an untied model's
+    # first S is never applied: the first x-update is W y from the zero state) ...
+    used = slice(1, None) if untied else slice(None)
     assert report["P_rel2"] > 1e-3
-    assert all(e["symmetry_error"] > 1e-6 for e in report["layers"])
-    assert not report["S_symmetric"]
-    # ... but every x-update still solves S^{-1} x = W_e y + mu (u - d) to rounding,
-    assert check["stationarity_max"] < ROUNDING_LEVEL
-    # while the gradient of L_hat as written (symmetric quadratic form) is not zero.
-    assert check["symmetric_max"] > 1e3 * check["stationarity_max"]
+    assert all(e["symmetry_error"] > 1e-6 for e in report["layers"][used])
+    assert not report["S_symmetric"] and not check["symmetric"]
+    # ... so the x-update S v is not the minimiser of L_hat as written: the check says so.
+    assert all(e["residual_max"] > 1e3 * e["bound"] for e in check["layers"][used])
+    assert not check["stationary"] and not check["holds"]
+    assert "does not apply: S is not symmetric" in theorem1_verdict(check)
     assert report["W_e_rel_change"] > 0
 
 
 def test_theorem1_holds_for_trained_symmetric_S(data):
-    # Symmetrising a trained S gives a genuinely learned, symmetric S: both forms hold.
+    # Symmetrising a trained S gives a genuinely learned, symmetric S: the theorem holds.
     Y = data[1]
     encoder, _ = train_tiny(data, steps=30)
     with torch.no_grad():
         encoder.S.copy_((encoder.S + encoder.S.T) / 2)
     check = theorem1_check(encoder, Y)
     assert curvature_report(encoder)["P_rel2"] > 1e-3
-    assert check["stationarity_max"] < ROUNDING_LEVEL and check["symmetric_max"] < ROUNDING_LEVEL
+    assert check["symmetric"] and check["holds"]
 
 
 # -- a known perturbation ----------------------------------------------------------------
@@ -167,25 +228,31 @@ def test_perturbed_S_recovers_P(setup, rng):
     P0 = (B + B.T) / np.linalg.norm(B + B.T, 2)  # symmetric, ||P0||_2 = 1
     encoder = lsalsa.LSALSA(A, 0.1, 2, MU)
     with torch.no_grad():
-        encoder.S.copy_(torch.from_numpy(np.linalg.inv(H + P0)))
+        encoder.S.copy_(torch.from_numpy(MU * np.linalg.inv(H + P0)))  # stored scaled
     report = curvature_report(encoder)
     layer = report["layers"][0]
-    assert layer["P_norm2"] == pytest.approx(1.0, rel=1e-10)
-    assert layer["P_fro"] == pytest.approx(np.linalg.norm(P0), rel=1e-10)
-    assert layer["P_rel2"] == pytest.approx(1.0 / np.linalg.norm(H, 2), rel=1e-10)
-    np.testing.assert_allclose(layer["P_sym_eigs"], np.linalg.eigvalsh(P0), atol=1e-10)
-    np.testing.assert_allclose(layer["quad_eigs"], np.linalg.eigvalsh(A.T @ A + P0),
-                               atol=1e-10)
-    assert layer["beta_hat"] == pytest.approx(np.linalg.eigvalsh(H + P0)[0], rel=1e-10)
-    assert layer["symmetry_error"] < 1e-12  # inv of a symmetric matrix, to rounding
+    # S^-1 (hence P and the eigenvalues) within inverse_rounding of H + P0 (absolute).
+    rounding = inverse_rounding(A, MU, P0)
+    assert layer["P_norm2"] == pytest.approx(1.0, abs=rounding)
+    assert layer["P_fro"] == pytest.approx(np.linalg.norm(P0), abs=np.sqrt(N) * rounding)
+    assert layer["P_rel2"] == pytest.approx(1.0 / np.linalg.norm(H, 2),
+                                            abs=2 * rounding / np.linalg.norm(H, 2))
+    np.testing.assert_allclose(layer["P_sym_eigs"], np.linalg.eigvalsh(P0), rtol=0,
+                               atol=rounding)
+    np.testing.assert_allclose(layer["quad_eigs"], np.linalg.eigvalsh(A.T @ A + P0), rtol=0,
+                               atol=rounding)
+    assert layer["beta_hat"] == pytest.approx(np.linalg.eigvalsh(H + P0)[0], abs=rounding)
+    # inv of a symmetric matrix is symmetric to cond gamma(n) relative.
+    assert layer["symmetry_error"] <= 2 * np.linalg.cond(H + P0) * gamma(N + 2)
 
 
 def test_indefinite_S_is_reported(setup):
     A, _ = setup
     encoder = lsalsa.LSALSA(A, 0.1, 2, MU)
     with torch.no_grad():
-        encoder.S.copy_(torch.diag(torch.linspace(0.5, 1.0, N, dtype=torch.float64)))
-        encoder.S[0, 0] = -2.0
+        # The paper's S_p = diag(-2, ..., 1); the encoder stores mu S_p.
+        encoder.S.copy_(MU * torch.diag(torch.linspace(0.5, 1.0, N, dtype=torch.float64)))
+        encoder.S[0, 0] = -2.0 * MU
     report = curvature_report(encoder)
     assert not report["S_positive_definite"]
     assert report["layers"][0]["S_sym_min_eig"] == pytest.approx(-2.0)
@@ -227,12 +294,14 @@ def test_analyze_writes_report(saved, tmp_path):
                                                      "spectrum.png", "theorem1.png"]
     stored = json.loads((out / "analysis.json").read_text())
     assert stored["theorem1"]["n_samples"] == 10
-    assert stored["theorem1"]["stationarity_max"] == result["theorem1"]["stationarity_max"]
+    assert stored["theorem1"]["residual_max"] == result["theorem1"]["residual_max"]
     assert len(stored["curvature"]["layers"]) == 2
     for png in ("spectrum.png", "theorem1.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
     text = (out / "analysis.md").read_text()
+    # An untrained (symmetric) model: the check passes, and the report says so.
     assert "Theorem 1 holds" in text and "beta_hat" in text and "theorem1.png" in text
+    assert "rounding bound" in text
 
 
 def test_cli_end_to_end(saved, tmp_path, capsys):
@@ -240,7 +309,7 @@ def test_cli_end_to_end(saved, tmp_path, capsys):
     out = tmp_path / "cli-out"
     assert main(["analyze", str(model), "--signals", str(signals), "--out", str(out)]) == 0
     stored = json.loads((out / "analysis.json").read_text())
-    assert stored["theorem1"]["stationarity_holds"]
+    assert stored["theorem1"]["holds"]
     assert stored["theorem1"]["n_samples"] == 40
     assert "Theorem 1" in capsys.readouterr().out
     # Without signals: synthetic ones, and the default folder beside the model.
@@ -278,7 +347,7 @@ def test_cli_reads_a_prepared_data_set(saved, tmp_path):
     out = tmp_path / "from-data"
     assert main(["analyze", str(model), "--data", str(prepared), "--out", str(out)]) == 0
     stored = json.loads((out / "analysis.json").read_text())
-    assert stored["theorem1"]["n_samples"] == 12 and stored["theorem1"]["stationarity_holds"]
+    assert stored["theorem1"]["n_samples"] == 12 and stored["theorem1"]["holds"]
     assert "toy" in stored["signals"] and "stand-in" in stored["signals"]
     assert main(["analyze", str(model), "--data", str(prepared), "--split", "train",
                  "--out", str(tmp_path / "no-train")]) == 2

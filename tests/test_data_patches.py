@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from _numerics import gamma, unit_roundoff
 from lsalsa.data import (
     assemble_patches,
     covered_shape,
@@ -64,7 +65,9 @@ def test_padding_then_overlapping_round_trip(rng):
     assert (hp - 8) % 3 == 0 and (wp - 8) % 3 == 0 and hp >= 29 and wp >= 23
     assert covered_shape(hp, wp, 8, 3) == (hp, wp)
     back = assemble_patches(extract_patches(padded, 8, 3), (hp, wp), 8, 3)
-    np.testing.assert_allclose(back[:, :29, :23], images, rtol=0, atol=1e-12)
+    # Each pixel is the mean of the k <= (8 / 3 rounded up)^2 = 9 copies of itself that cover
+    # it: a sum of k equal terms and a division, within gamma(k + 1) of it.
+    np.testing.assert_allclose(back[:, :29, :23], images, rtol=gamma(9 + 1), atol=0)
 
 
 def test_pad_small_image_up_to_one_patch():
@@ -89,10 +92,13 @@ def test_resize_keeps_constants_and_shape():
     images = np.full((2, 28, 28), 0.25, dtype=np.float32)
     out = resize_images(images, 32)
     assert out.shape == (2, 32, 32) and out.dtype == np.float32
-    np.testing.assert_allclose(out, 0.25, atol=1e-6)
+    # Pillow's "F" mode resamples with normalised double weights and rounds each of its
+    # (at most two) passes to float32: within 2u of the exact interpolation.
+    u = unit_roundoff(np.float32)
+    np.testing.assert_allclose(out, 0.25, rtol=2 * u, atol=0)
     ramp = np.tile(np.linspace(0, 1, 28, dtype=np.float32), (1, 28, 1))
     wide = resize_images(ramp, (28, 56))[0]
-    assert np.all(np.diff(wide[5]) >= -1e-6)  # bilinear keeps a ramp monotone
+    assert np.all(np.diff(wide[5]) >= -4 * u)  # bilinear keeps a ramp (in [0, 1]) monotone
 
 
 def test_mixtures_are_sums_and_reproducible(rng):

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from _numerics import unit_roundoff
 from lsalsa.cli import main
 from lsalsa.data import available, extract_patches, load_prepared, prepare, sha256_file
 from lsalsa.data import catalog as catalog_module
@@ -51,7 +52,10 @@ def test_fashion_layout_and_values(tmp_path, fashion_dir):
     assert isinstance(test["signals"], np.memmap) and test["signals"].dtype == np.float32
     # Pixels / 255, zero-padded 2 on every side to 32x32, nine 10x10 patches from the top-left.
     images = np.pad(data["test"][0] / 255.0, ((0, 0), (2, 2), (2, 2)))
-    np.testing.assert_allclose(test["signals"], extract_patches(images, 10), atol=1e-7)
+    # Stored in float32: at most two roundings of values in [0, 1] (a division, or a
+    # reciprocal and a product), so within 2u of them.
+    np.testing.assert_allclose(test["signals"], extract_patches(images, 10), rtol=0,
+                               atol=2 * unit_roundoff(np.float32))
     np.testing.assert_array_equal(test["image_index"], np.repeat(np.arange(4), 9))
     np.testing.assert_array_equal(test["labels"], data["test"][1])
     train, val = ds.split("train"), ds.split("val")

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import lsalsa
+from _numerics import encoder_error
 from conftest import random_dictionary
 from lsalsa.cli import main
 
@@ -26,10 +27,12 @@ def test_chunked_file_equals_one_go(model_path, rng, tmp_path):
     assert main(["encode", str(tmp_path / "in.npy"), str(tmp_path / "out.npy"), "--model",
                  str(model_path), "--chunk-size", "100", "--quiet"]) == 0
     chunked = np.load(tmp_path / "out.npy")
-    whole = lsalsa.load_encoder(model_path).encode(signals)
+    model = lsalsa.load_encoder(model_path)
+    whole = model.encode(signals)
     assert chunked.shape == (1003, 24) and chunked.dtype == np.float32
-    # Equal up to float32 rounding: BLAS may block a 100-row product differently.
-    np.testing.assert_allclose(chunked, whole, rtol=1e-5, atol=1e-5)
+    # Equal up to float32 rounding of the layers: BLAS may block a 100-row product
+    # differently (encoder_error bounds each evaluation, per sample).
+    assert np.all(np.abs(chunked - whole) <= 2 * encoder_error(model, signals))
 
 
 def test_float64_input_is_accepted(model_path, rng, tmp_path):

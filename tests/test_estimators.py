@@ -25,7 +25,7 @@ def test_fit_learns_codes_closer_than_the_untrained_encoder(rng):
     A, Y, _ = planted(rng)
     exact = lsalsa.solve(Y, A, 0.05, method="exact").codes
     coder = LearnedSparseCoder(dictionaries=A, alphas=0.05, depth=2, mu=1.0, epochs=30,
-                               lr=1e-2).fit(Y[:250], codes=exact[:250])
+                               batch_size=16).fit(Y[:250], codes=exact[:250])
     untrained = lsalsa.LSALSA(A, 0.05, 2, mu=1.0).encode(Y[250:])
     error_trained = np.sqrt(np.mean((coder.transform(Y[250:]) - exact[250:]) ** 2))
     error_untrained = np.sqrt(np.mean((untrained - exact[250:]) ** 2))

@@ -1,8 +1,12 @@
 """lsalsa: fast sparse coding and source separation with learned SALSA encoders.
 
 Public contract (DESIGN.md section 5): :func:`solve`, :func:`objective`, :func:`duality_gap`,
-the learned encoders :class:`LISTA` and :class:`LSALSA`, and :func:`load_encoder`.
+the learned encoders :class:`LISTA` and :class:`LSALSA`, and :func:`load_encoder`. The
+subpackages (``lsalsa.training``, ``lsalsa.data``, ...) are reachable as attributes and imported
+on first use, so ``import lsalsa`` stays light.
 """
+
+import importlib
 
 from .encoders import LISTA, LSALSA, UnrolledEncoder, build_encoder, load_encoder
 from .errors import InputError
@@ -31,3 +35,20 @@ __all__ = [
     "soft_threshold",
     "solve",
 ]
+
+#: Imported on first attribute access (PEP 562): ``lsalsa.training.train(...)`` works after a
+#: plain ``import lsalsa`` without every ``import lsalsa`` paying for matplotlib or sklearn.
+SUBMODULES = frozenset({"analysis", "codes", "data", "demo", "dictionary", "estimators",
+                        "experiments", "separation", "solvers", "streaming", "training"})
+
+
+def __getattr__(name: str):
+    if name in SUBMODULES:
+        module = importlib.import_module(f".{name}", __name__)
+        globals()[name] = module  # later lookups skip this function
+        return module
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | SUBMODULES)

@@ -88,7 +88,10 @@ class UnrolledEncoder(torch.nn.Module):
         self.register_buffer("dictionary", problem.A.detach().clone())
         self.W = torch.nn.Parameter(W.detach().clone())
         S = S.detach().clone()
-        self.S = torch.nn.Parameter(S.expand(depth, -1, -1).clone() if untied else S)
+        # From the zero state the first layer is soft(W y): with one layer S is never used,
+        # so it is not trained (and DDP would wait for its gradient forever).
+        self.S = torch.nn.Parameter(S.expand(depth, -1, -1).clone() if untied else S,
+                                    requires_grad=depth > 1)
         if self.learn_thresholds:
             self.thresholds = torch.nn.Parameter(tau.detach().clone())
         else:

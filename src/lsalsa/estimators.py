@@ -16,7 +16,7 @@ from .codes import compute_codes
 from .dictionary import learn_dictionary
 from .encoders import build_encoder
 from .errors import InputError
-from .training import train
+from .training import DEFAULTS, train
 
 
 class LearnedSparseCoder(TransformerMixin, BaseEstimator):
@@ -43,8 +43,9 @@ class LearnedSparseCoder(TransformerMixin, BaseEstimator):
 
     def __init__(self, kind: str = "lsalsa", dictionaries=None, alphas=0.1, depth: int = 5,
                  mu: float = 10.0, n_atoms: int | None = None, dict_epochs: int = 5,
-                 epochs: int = 20, lr: float = 1e-3, optimizer: str = "adam",
-                 batch_size: int = 64, random_state: int = 0):
+                 epochs: int = 20, lr: float = DEFAULTS["lr"],
+                 optimizer: str = DEFAULTS["optimizer"],
+                 batch_size: int = DEFAULTS["batch_size"], random_state: int = 0):
         self.kind = kind
         self.dictionaries = dictionaries
         self.alphas = alphas

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..analysis import DEFAULT_SAMPLES, analyze
+from ..analysis import DEFAULT_SAMPLES, analyze, theorem1_verdict
 from ..encoders import read_model_header
 from ..errors import InputError
 from .common import check_model_path, read_array
@@ -84,9 +84,8 @@ def run(args) -> int:
                      source=source)
     check, curvature = result["theorem1"], result["curvature"]
     print(f"wrote {out}/analysis.json, analysis.md and figures")
-    print(f"Theorem 1: max relative residual {check['stationarity_max']:.2e} (stationarity), "
-          f"{check['symmetric_max']:.2e} (gradient of L_hat); "
-          f"||P||_2/||H||_2 = {curvature['P_rel2']:.3g}; beta_hat = {curvature['beta_hat']:.6g}"
-          f" vs beta = {curvature['beta']:.6g}; S symmetric: {curvature['S_symmetric']}, "
-          f"positive definite: {curvature['S_positive_definite']}")
+    print(theorem1_verdict(check))
+    print(f"Curvature: ||P||_2/||H||_2 = {curvature['P_rel2']:.3g}; beta_hat = "
+          f"{curvature['beta_hat']:.6g} vs beta = {curvature['beta']:.6g}; S symmetric: "
+          f"{curvature['S_symmetric']}, positive definite: {curvature['S_positive_definite']}")
     return 0

@@ -306,10 +306,8 @@ def alpha_grid(config: dict) -> list[list[float]]:
 
 
 def dense_depths(config: dict) -> list[int]:
-    """Iteration counts at which FISTA and SALSA are evaluated (for iterations to match)."""
-    top = config["dense_max"]
-    grid = set(range(1, min(top, 20) + 1))
-    grid |= {t for t in (25, 30, 35, 40, 45, 50, 60, 70, 80, 90, 100, 120, 140, 160, 180, 200,
-                         250, 300, 400, 500, 700, 1000) if t <= top}
-    grid |= set(config["depths"]) | {top}
-    return sorted(grid)
+    """Iteration counts at which FISTA and SALSA are evaluated (for iterations to match): every
+    count up to ``dense_max``, so the iterations to match are exact, not upper bounds. One
+    trajectory per setting gives all of them; the RMSE per count costs less than the
+    iteration (measured: trajectories at most 2x slower at N = 100, unchanged at N = 256)."""
+    return list(range(1, config["dense_max"] + 1))

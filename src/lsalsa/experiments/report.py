@@ -19,6 +19,7 @@ from ..errors import InputError
 from ..io import write_text
 from .config import CLASSIC, DEFAULT_DEPTHS, METHODS
 from .figures import make_figures
+from .metrics import first_unevaluated, grid_step
 
 NAMES = {"fista": "FISTA", "salsa": "SALSA", "lista": "LISTA", "lsalsa": "LSALSA"}
 
@@ -96,17 +97,23 @@ def tables(results: dict) -> list[Table]:
     rows = []
     for ref, entry in results["match"].items():
         for m in CLASSIC:
-            rows.append([int(ref), entry["lsalsa_rmse"], NAMES[m], entry[m]["iterations"]])
+            T = entry[m]["iterations"]
+            rows.append([int(ref), entry["lsalsa_rmse"], NAMES[m], _grid_note(results, m, T),
+                         T])
+    # "grid" says whether the count is exact or an upper bound (the stored dense grid skipped
+    # counts below it); the count itself stays the last column, a plain number in the CSV.
     out.append(Table("iterations_to_match", "Iterations each classic method needs to reach "
                      f"LSALSA's RMSE (n/a: not within {results['dense_max']})",
-                     ["LSALSA T", "LSALSA RMSE", "method", "iterations"], rows))
+                     ["LSALSA T", "LSALSA RMSE", "method", "grid", "iterations"], rows))
     rows = []
     for ref, entry in results["match"].items():
         for m in CLASSIC:
-            rows.append([int(ref), entry["lsalsa_seconds"], NAMES[m], entry[m]["seconds"],
+            rows.append([int(ref), entry["lsalsa_seconds"], NAMES[m],
+                         _grid_note(results, m, entry[m]["iterations"]), entry[m]["seconds"],
                          entry[m]["time_ratio"]])
-    out.append(Table("time_to_match", "Time each classic method needs to reach LSALSA's RMSE",
-                     ["LSALSA T", "LSALSA seconds", "method", "seconds", "ratio"], rows))
+    out.append(Table("time_to_match", "Time each classic method needs to reach LSALSA's RMSE "
+                     "(at an upper-bound iteration count, an upper bound too)",
+                     ["LSALSA T", "LSALSA seconds", "method", "grid", "seconds", "ratio"], rows))
     classification = results.get("classification") or {}
     for task, info in (classification.get("tasks") or {}).items():
         rows = [[NAMES[m]] + [info["errors"].get(m, {}).get(str(T)) for T in depths]
@@ -136,6 +143,27 @@ def tables(results: dict) -> list[Table]:
     return out
 
 
+def _grid_note(results: dict, method: str, T: int | None) -> str:
+    """Whether an iteration count read from the stored dense grid is exact."""
+    dense = (results.get("dense") or {}).get(method)
+    if T is None or dense is None:
+        return "n/a"
+    step = grid_step(dense["T"], T)
+    return "exact" if step is None else f"upper bound (grid step {step})"
+
+
+def _theorem1_status(check: dict) -> str:
+    if "holds" not in check:  # written before the check could fail: no verdict to report
+        return "n/a (old analysis)"
+    if check["holds"]:
+        return "holds"
+    if check["stationary"]:
+        return "not a minimiser (sym(S^-1) indefinite)"
+    if not check["symmetric"]:
+        return "does not apply (S not symmetric)"
+    return "does not hold"
+
+
 def _analysis_rows(run_dir: Path, depths) -> list[list]:
     rows = []
     for T in depths:
@@ -144,7 +172,10 @@ def _analysis_rows(run_dir: Path, depths) -> list[list]:
             continue
         a = json.loads(file.read_text())
         check, curv = a["theorem1"], a["curvature"]
-        rows.append([T, check["stationarity_max"], check["symmetric_max"],
+        # Older files hold the same gradient of L_hat as "symmetric_max", without a bound.
+        residual = check.get("residual_max", check.get("symmetric_max"))
+        bound = max(e["bound"] for e in check["layers"]) if "holds" in check else None
+        rows.append([T, residual, bound, _theorem1_status(check),
                      curv["layers"][0]["P_rel2"], curv["beta"], curv["beta_hat"],
                      curv.get("S_positive_definite")])
     return rows
@@ -189,19 +220,13 @@ def _blocks(run_dir: Path, results: dict, figures: dict, all_tables: list[Table]
         b.append(("p", f"Depths: T in {{{', '.join(map(str, results['depths']))}}}, a subset "
                        f"of the paper's {{{', '.join(map(str, DEFAULT_DEPTHS))}}}"
                        + (" (small scale)." if results["scale"] == "small" else ".")))
-    b.append(("p", "FISTA and SALSA are evaluated at every T of a dense list up to "
-                   f"{results['dense_max']} iterations, each T with the (alpha, mu) that gives "
-                   "the lowest validation RMSE over the same alpha grid the learned methods "
-                   "search; the iterations to match are read from that dense curve. LISTA and "
-                   "LSALSA are trained per T with the hyperparameters of the grid search "
-                   "(validation RMSE)."))
-    s = c["search"]
-    optimizer = {"sgd": "vanilla SGD (as in the paper)",
-                 "adam": "Adam (the paper uses SGD; Adam is used here because SGD diverged "
-                         "for T >= 5 within the small scale's few epochs)"}[s["optimizer"]]
-    b.append(("p", f"Training: {optimizer}, {s['epochs']} epochs per search trial, at most "
-                   f"{s['final_epochs']} epochs for the final models, batch {s['batch_size']}; "
-                   f"validation = the last {s['val_fraction']:g} of the training images."))
+    where, caveat = _grid_text(results)
+    b.append(("p", f"FISTA and SALSA are evaluated at {where}, each T with the (alpha, mu) "
+                   "that gives the lowest validation RMSE over the same alpha grid the learned "
+                   "methods search; the iterations to match are read from that dense curve"
+                   f"{caveat}. LISTA and LSALSA are trained per T with the hyperparameters of "
+                   "the grid search (validation RMSE)."))
+    b.append(("p", training_text(c["search"])))
     b.append(("h", 2, "The paper's targets"))
     if results["targets"]:
         b.append(("list", [f"**{t['status'].upper()}** — {t['text']}: {t['measured']}"
@@ -246,11 +271,13 @@ def _blocks(run_dir: Path, results: dict, figures: dict, all_tables: list[Table]
     rows = _analysis_rows(run_dir, results["depths"])
     if rows:
         b.append(("h", 2, "Analysis of the trained LSALSA encoders (Theorem 1, curvature)"))
-        b.append(("table", Table("analysis", "Per depth: largest relative Theorem 1 residuals "
-                                 "over layers and samples, learned curvature of layer 1 "
-                                 "(see analysis/lsalsa_T*/analysis.md)",
-                                 ["T", "stationarity", "gradient of L_hat", "P rel. norm",
-                                  "beta", "beta_hat", "S pos. def."], rows)))
+        b.append(("table", Table("analysis", "Per depth: largest relative gradient of L_hat "
+                                 "at the network's x-updates (Theorem 1) over layers and "
+                                 "samples, its largest rounding bound, the verdict, and the "
+                                 "learned curvature of layer 1 (see "
+                                 "analysis/lsalsa_T*/analysis.md)",
+                                 ["T", "gradient of L_hat", "rounding bound", "Theorem 1",
+                                  "P rel. norm", "beta", "beta_hat", "S pos. def."], rows)))
     b.append(("h", 2, "Provenance"))
     from .runner import STEPS
 
@@ -267,6 +294,32 @@ def _blocks(run_dir: Path, results: dict, figures: dict, all_tables: list[Table]
                        "reproduce: `lsalsa experiment run "
                        f"{c['origin'].removeprefix('shipped:')} --scale {results['scale']}`"]))
     return b
+
+
+def training_text(s: dict) -> str:
+    """The training settings, from the stored config only (no claim the run did not measure)."""
+    optimizer = {"sgd": "vanilla SGD (as in the paper)",
+                 "adam": "Adam (the paper uses SGD)"}[s["optimizer"]]
+    return (f"Training: {optimizer}, {s['epochs']} epochs per search trial, at most "
+            f"{s['final_epochs']} epochs for the final models, batch {s['batch_size']}; "
+            f"validation = the last {s['val_fraction']:g} of the training images.")
+
+
+def _grid_text(results: dict) -> tuple[str, str]:
+    """The stored dense grid in words (which iteration counts were evaluated), and the caveat
+    it implies for the iterations to match."""
+    grids = [d["T"] for d in (results.get("dense") or {}).values()]
+    top = results["dense_max"]
+    if not grids:
+        return f"a dense list of T up to {top} iterations", ""
+    grid = sorted({int(t) for g in grids for t in g})
+    exact_to = first_unevaluated(grid) - 1
+    if exact_to >= top:
+        return f"every T from 1 to {top} iterations", ""
+    rest = [t for t in grid if t > exact_to]
+    return (f"every T from 1 to {exact_to}, then T in {{{', '.join(map(str, rest))}}}",
+            f"; a count above {exact_to} is therefore only an upper bound (marked with its "
+            "grid step)")
 
 
 def _markdown(blocks: list) -> str:

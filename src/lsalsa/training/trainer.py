@@ -15,7 +15,7 @@ The defaults train both encoders, on any data, without hand-tuning:
   moves by about ``lr * s`` per step and every operator's spectrum by about ``lr`` of its
   size, whatever ``N``, ``mu`` or the data's scale. (Without it Adam moves each entry by
   ``lr``: the spectrum of an N x N matrix with entries ~1/N moves by ~``N * lr`` per step.)
-- **Adam, lr 1e-2, cosine decay** of the step over ``max_epochs`` (per step, to 0), optionally
+- **Adam, lr 0.1, cosine decay** of the step over ``max_epochs`` (per step, to 0), optionally
   times the paper's inverse-time decay ``1 / (1 + lr_decay * epoch)``.
 - **Gradient clipping** of the (scaled) gradient's norm, so that SGD, the paper's optimiser,
   cannot blow up on an unlucky batch.
@@ -59,7 +59,7 @@ FINAL_STOPS = ("rel_tol", "patience", "diverged")
 CHECKPOINT = "checkpoint.safetensors"
 MODEL = "model.safetensors"
 # The defaults of train(), shared with the command line and the experiments.
-DEFAULTS = {"optimizer": "adam", "lr": 1e-2, "schedule": "cosine", "lr_decay": 0.0,
+DEFAULTS = {"optimizer": "adam", "lr": 0.1, "schedule": "cosine", "lr_decay": 0.0,
             "momentum": 0.0, "step_scaling": True, "grad_clip": 1.0, "anchor_decay": 0.0,
             "reconstruction_weight": None,
             "batch_size": 64, "patience": 5, "rel_tol": 1e-6}
