@@ -79,9 +79,10 @@ def iteration_error(method: str, Y, dictionaries, alphas, T: int, *, mu: float =
     1-Lipschitz soft threshold; SALSA (ADMM) is the Douglas-Rachford iteration on
     ``z = x + d``, firmly nonexpansive since both reflections are (the linear one is
     ``2 S - I`` with ``S = mu (mu I + A^T A)^{-1}``, of norm <= 1), and ``u = soft(z)`` is
-    1-Lipschitz in ``z``. So the T per-step errors add. FISTA's momentum is not nonexpansive: linearised on a fixed support,
-    its response to an error made at step k grows at most linearly in the remaining steps, so
-    errors add up with weights 1..T, T (T + 1) / 2 in all.
+    1-Lipschitz in ``z``. So the T per-step errors add. FISTA's momentum is not
+    nonexpansive: linearised on a fixed support, its response to an error made at step k
+    grows at most linearly in the remaining steps, so errors add up with weights 1..T,
+    T (T + 1) / 2 in all.
     The norms are taken from a float64 run of the same iterations (NumPy, DESIGN.md
     section 2).
 

@@ -23,8 +23,15 @@ def test_quick_demo_runs_end_to_end_and_reuses_its_steps(tmp_path, capsys):
         assert (out / name).is_file(), name
     summary = json.loads((out / "summary.json").read_text())
     assert summary["data"].startswith("offline stand-in")
-    for method in ("lsalsa", "salsa"):
+    for method in ("lsalsa", "salsa", "salsa_best_psnr"):
         assert summary[method]["code_rmse"] > 0
+    assert summary["exact"]["code_rmse"] == 0
+    # LSALSA started as SALSA at its best validation setting, and training kept the best
+    # validation epoch: the starting point's settings are the ones recorded.
+    assert summary["salsa"]["alpha"] == summary["start"]["alpha"]
+    assert summary["salsa"]["mu"] == summary["start"]["mu"]
+    assert summary["timing"]["lsalsa_seconds"] > 0
+    assert "time: LSALSA" in printed
     first_model = (out / "lsalsa.safetensors").stat().st_mtime_ns
     # A second run reuses every step: same model file, same numbers.
     assert main(["demo", "--quick", "--out", str(out)]) == 0

@@ -64,7 +64,9 @@ def _write_config(tmp_path, **changes) -> str:
     ({"depths": [1, 1]}, "must not repeat"),
     ({"depths": [1, 300]}, "dense_max"),
     ({"search": {"val_fraction": 1.5}}, "val_fraction"),
-    ({"search": {"lrs": {"lista": [0.1]}}}, "search.lrs"),
+    ({"search": {"lrs": {"ista": [0.1]}}}, "search.lrs"),
+    ({"search": {"learned": ["lista"]}}, "search.learned"),
+    ({"search": {"max_train": 0}}, "search.max_train"),
     ({"targets": [{"kind": "time_ratio", "text": "x"}]}, "missing"),
     ({"scales": {"huge": {}}}, "scales"),
     ({"name": "../../../x"}, "plain name"),  # the run folder is named after it
@@ -237,14 +239,15 @@ TINY = {
     "alphas": [0.15], "device": "cpu", "threads": 1, "prepare": {"limit_images": 12},
     "dictionary": {"atoms": [100], "epochs": 1, "n_iter_codes": 5},
     "depths": [1, 2], "dense_max": 8,
-    "search": {"alpha_factors": [1.0], "mus": [10.0],
-               "lrs": {"lista": [0.01], "lsalsa": [0.001]}, "epochs": 1, "final_epochs": 1,
-               "val_fraction": 0.2},
+    "search": {"alpha_factors": [1.0], "mus": [1.0, 10.0],
+               "lrs": {"lista": [0.1], "lsalsa": [0.03, 0.1]}, "epochs": 1,
+               "final_epochs": 1, "val_fraction": 0.2},
     "evaluation": {"time_repeats": 1, "threads": 1, "analysis_samples": 10,
                    "sparsity_T": [1, 2], "separation_T": [1], "match_reference_T": [1]},
     "classification": {"max_iter": 100, "projection_dim": 50},
     "targets": [{"kind": "iterations_to_match", "method": "salsa", "reference_T": 1,
-                 "more_than": 5, "text": "SALSA needs more than 5"}],
+                 "more_than": 5, "text": "SALSA needs more than 5"},
+                {"kind": "training_never_hurts", "text": "training never hurts"}],
 }
 
 
@@ -278,9 +281,29 @@ def test_pipeline_end_to_end_and_resume(tmp_path, rng, monkeypatch):
         assert (run_dir / name).is_file(), name
     for step in STEPS:
         assert (run_dir / "steps" / f"{step}.json").is_file(), step
-    for method in ("lista", "lsalsa"):
+    for method in ("lista", "lsalsa", "lsalsa-fixed"):
         for T in (1, 2):
             assert (run_dir / "models" / f"{method}_T{T}" / "model.safetensors").is_file()
+    # One learning rate: no search for LISTA (nor for LSALSA with fixed thresholds).
+    assert not (run_dir / "search" / "lista").exists()
+    # Each learned encoder started from its classic algorithm's best setting at its depth.
+    classic = json.loads((run_dir / "classic.json").read_text())
+    prepared = load_prepared("fashion-mnist-10", run_dir / "data")
+    Y_val = prepared.signals("val")
+    blocks = [np.load(run_dir / "dictionaries" / "dictionary_0.npy")]
+    for T in (1, 2):
+        start = classic["starts"]["salsa"][str(T)]
+        done = json.loads((run_dir / "models" / f"lsalsa_T{T}" / "done.json").read_text())
+        assert (done["hyper"]["alpha"], done["hyper"]["mu"]) == (start["alpha"], start["mu"])
+        # Epoch 0 is SALSA(T) at that setting, computed in other batches: codes within twice
+        # iteration_error, the mean RMSE within that / sqrt(N) and its own float32 sums.
+        codes = 2 * iteration_error("salsa", Y_val, blocks, start["alpha"], T, mu=start["mu"],
+                                    dtype=np.float32)
+        N = blocks[0].shape[1]
+        bound = (float(codes.mean()) / np.sqrt(N)
+                 + 2 * gamma(N + len(Y_val) + 2, np.float32) * start["val_rmse"])
+        assert abs(done["initial_val_rmse"] - start["val_rmse"]) <= bound
+        assert done["val_rmse"] <= done["initial_val_rmse"]
 
     results = json.loads((run_dir / "results.json").read_text())
     # The stored per-sample arrays are what the means were computed from.

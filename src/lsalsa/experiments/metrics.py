@@ -287,4 +287,51 @@ def _evaluate(target: dict, results: dict) -> dict:
         out["status"] = "missed" if bad else "met"
         out["measured"] = "; ".join(lines) + (f" (not above at {', '.join(bad)})" if bad else "")
         return out
+    if kind == "rmse_ratio":
+        mine, other = _curve(results, target["method"]), _curve(results, target["other"])
+        missing = [T for T in target["T"] if T not in mine or T not in other]
+        if missing:
+            out["measured"] = f"not run at T = {', '.join(map(str, missing))}"
+            return out
+        ratios = {T: mine[T] / other[T] for T in target["T"]}
+        bad = [T for T, r in ratios.items() if not r <= target["at_most"]]
+        out["status"] = "missed" if bad else "met"
+        out["values"] = {"ratio": {str(T): r for T, r in ratios.items()}}
+        out["measured"] = (f"test RMSE ratio {target['method']}/{target['other']}: " + ", ".join(
+            f"T={T}: {r:.3g}" for T, r in ratios.items())
+            + f" (target: at most {target['at_most']:g}"
+            + (f"; missed at T = {', '.join(map(str, bad))}" if bad else "") + ")")
+        return out
+    if kind == "psnr_mean_at_least":
+        table = results.get("psnr")
+        baseline = (results.get("optimal") or {}).get("salsa_best_psnr") or {}
+        if not table or not baseline:
+            out["measured"] = "no separation baseline (not an MCA experiment with a val split)"
+            return out
+        lines, bad = [], []
+        for T in target["T"]:
+            mine, base = table[target["method"]].get(str(T)), baseline.get(str(T))
+            if mine is None or base is None:
+                bad.append(f"T={T} not run")
+                continue
+            mean = float(np.mean(mine))
+            lines.append(f"T={T}: {mean:.2f} dB vs SALSA (mu {base['mu']:g}, best validation "
+                         f"PSNR) {base['psnr_mean']:.2f} dB")
+            if not mean >= base["psnr_mean"]:
+                bad.append(f"T={T} (by {base['psnr_mean'] - mean:.2f} dB)")
+        out["status"] = "missed" if bad else "met"
+        out["measured"] = "; ".join(lines) + (f"; missed at {', '.join(bad)}" if bad else "")
+        return out
+    if kind == "training_never_hurts":
+        worse = {name: (t["initial_val_rmse"], t["val_rmse"])
+                 for name, t in (results.get("training") or {}).items()
+                 if t.get("val_rmse") is not None and t["initial_val_rmse"] is not None
+                 and t["val_rmse"] > t["initial_val_rmse"]}
+        count = len(results.get("training") or {})
+        out["status"] = "missed" if worse else "met"
+        out["measured"] = (f"{count - len(worse)} of {count} trained models are at least as "
+                           "good on validation as their start"
+                           + ("".join(f"; {n}: {a:.4g} -> {b:.4g}" for n, (a, b)
+                                      in worse.items())))
+        return out
     return out

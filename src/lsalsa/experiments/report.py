@@ -17,11 +17,12 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..io import write_text
-from .config import CLASSIC, DEFAULT_DEPTHS, METHODS
+from .config import CLASSIC, DEFAULT_DEPTHS, methods_in
 from .figures import make_figures
 from .metrics import first_unevaluated, grid_step
 
-NAMES = {"fista": "FISTA", "salsa": "SALSA", "lista": "LISTA", "lsalsa": "LSALSA"}
+NAMES = {"fista": "FISTA", "salsa": "SALSA", "lista": "LISTA", "lsalsa": "LSALSA",
+         "lsalsa-fixed": "LSALSA (fixed thresholds)"}
 
 
 def fmt(value) -> str:
@@ -80,18 +81,19 @@ def _load(run_dir: Path) -> dict:
 def tables(results: dict) -> list[Table]:
     """Every table of the report, built from ``results`` alone."""
     depths = results["depths"]
+    methods = methods_in(results)
     out = []
     rows = [[NAMES[m]] + [results["methods"][m][str(T)]["rmse_mean"] for T in depths]
-            for m in METHODS]
+            for m in methods]
     out.append(Table("rmse", "Mean code RMSE against the optimal codes (test set)",
                      ["method"] + [f"T={T}" for T in depths], rows))
     rows = [[NAMES[m]] + [results["methods"][m][str(T)]["sparsity_mean"] for T in depths]
-            for m in METHODS]
+            for m in methods]
     out.append(Table("sparsity", "Mean sparsity (fraction of exact zeros; optimal codes: "
                      f"{fmt(results['optimal']['sparsity_mean'])})",
                      ["method"] + [f"T={T}" for T in depths], rows))
     rows = [[NAMES[m]] + [results["methods"][m][str(T)]["seconds"] for T in depths]
-            for m in METHODS]
+            for m in methods]
     out.append(Table("time", "Seconds to encode the whole test set (median of repeats)",
                      ["method"] + [f"T={T}" for T in depths], rows))
     rows = []
@@ -117,29 +119,51 @@ def tables(results: dict) -> list[Table]:
     classification = results.get("classification") or {}
     for task, info in (classification.get("tasks") or {}).items():
         rows = [[NAMES[m]] + [info["errors"].get(m, {}).get(str(T)) for T in depths]
-                for m in METHODS]
+                for m in methods]
         out.append(Table(f"classification_{task}",
                          f"Classification error ({task}) of the expert classifier trained on "
                          f"the optimal codes (its error on them: "
                          f"{fmt(info['optimal_error'])}; {info['n']} test items)",
                          ["method"] + [f"T={T}" for T in depths], rows))
+    baseline = (results.get("optimal") or {}).get("salsa_best_psnr") or {}
+    if baseline:
+        rows = [[int(T), b["mu"], b["psnr"], b["psnr_mean"],
+                 *[float(sum(results["psnr"][m][T]) / len(results["psnr"][m][T]))
+                   if T in results["psnr"][m] else None for m in methods]]
+                for T, b in sorted(baseline.items(), key=lambda kv: int(kv[0]))]
+        out.append(Table("psnr_baseline", "Mean PSNR (dB) over the components: SALSA at the "
+                         "optimal codes' alphas with the mu of best validation PSNR (the "
+                         "separation baseline) against every method",
+                         ["T", "SALSA mu", "SALSA PSNR per component", "SALSA mean",
+                          *[f"{NAMES[m]} mean" for m in methods]], rows))
     if results.get("psnr"):
         rows = [[NAMES[m]] + [results["psnr"][m][str(T)][i] for T in depths]
-                for m in METHODS for i in range(len(results["block_sizes"]))]
-        for r, (m, i) in zip(rows, [(m, i) for m in METHODS
+                for m in methods for i in range(len(results["block_sizes"]))]
+        for r, (m, i) in zip(rows, [(m, i) for m in methods
                                     for i in range(len(results["block_sizes"]))], strict=True):
             r[0] = f"{NAMES[m]} {'digit' if i == 0 else 'natural'}"
         out.append(Table("psnr", "PSNR (dB) of each separated component A_i x_i against the "
                          f"true component (optimal codes: {fmt(results['psnr']['optimal'])})",
                          ["method, component"] + [f"T={T}" for T in depths], rows))
     rows = []
-    for m in METHODS:
+    for m in methods:
         for T in depths:
             h = results["methods"][m][str(T)]["hyper"]
             rows.append([NAMES[m], T, h.get("alpha"), h.get("mu"), h.get("lr"),
                          h.get("lr_decay")])
-    out.append(Table("hyperparameters", "Selected hyperparameters (by validation RMSE)",
+    out.append(Table("hyperparameters", "Selected hyperparameters (by validation RMSE; a "
+                     "learned encoder starts from its classic algorithm's alpha and mu)",
                      ["method", "T", "alpha", "mu", "lr", "lr decay"], rows))
+    training = results.get("training") or {}
+    rows = [[NAMES[m], T, t.get("initial_val_rmse"), t.get("val_rmse"), t.get("best_epoch"),
+             t.get("epochs"), t.get("stopped")]
+            for m in methods for T in depths
+            if (t := training.get(f"{m}_T{T}")) is not None]
+    if rows:
+        out.append(Table("training", "Training: validation RMSE at the start (the classic "
+                         "algorithm) and of the returned epoch (the best, start included)",
+                         ["method", "T", "start val RMSE", "val RMSE", "best epoch", "epochs",
+                          "stopped"], rows))
     return out
 
 

@@ -4,9 +4,11 @@ Steps (each writes its outputs, then ``steps/<step>.json``; a rerun skips finish
 
     data          lsalsa.data.prepare                     -> data/<dataset>/
     dictionaries  lsalsa.dictionary.learn_dictionary       -> dictionaries/, figures/atoms_*.png
-    codes         lsalsa.codes.compute_codes (train, test) -> codes/
-    search        lsalsa.training.search (LISTA, LSALSA)   -> search/ (results.csv, best.json)
-    classic       FISTA / SALSA: grid per T on validation, dense T curve on test -> classic.json
+    codes         lsalsa.codes.compute_codes (every split) -> codes/
+    classic       FISTA / SALSA: grid per T on validation, dense T curve on test; ISTA and
+                  SALSA settings that start LISTA and LSALSA per T -> classic.json
+    search        lsalsa.training.search over the learning rates (only when the grid has more
+                  than one; each encoder starts from its classic setting) -> search/<method>/
     train         lsalsa.training.train per method and T   -> models/<method>_T<T>/
     evaluate      codes of the test set for every method and T, metrics, timing, classifier
                                                             -> eval/*.npy, results.json
@@ -37,12 +39,14 @@ from ..io import load_npy, save_npy, write_json
 from ..problem import make_problem
 from ..solvers.classic import iterates
 from ..solvers.steps import ista_operators
-from ..training import code_rmse, search, train
+from ..training import DEFAULTS as TRAIN_DEFAULTS
+from ..training import best_classic, classic_curves, code_rmse, search, train
+from ..training.search import LEARNED_METHODS, classic_settings
 from ..version import provenance
 from . import metrics
-from .config import CLASSIC, LEARNED, METHODS, alpha_grid, dense_depths, load_config
+from .config import CLASSIC, alpha_grid, dense_depths, load_config
 
-STEPS = ("data", "dictionaries", "codes", "search", "classic", "train", "evaluate", "analysis",
+STEPS = ("data", "dictionaries", "codes", "classic", "search", "train", "evaluate", "analysis",
          "report")
 
 
@@ -120,20 +124,31 @@ class Run:
         return self._cache[key]
 
     def fit_val(self) -> dict:
-        """Training rows split by image into fit / validation (the last images validate)."""
+        """Training rows (a seeded subset of ``search.max_train`` rows, if set) and the
+        validation rows: the prepared ``val`` split (whole images or photographs held out),
+        or, for a data set without one, the last training images."""
         if "fit_val" not in self._cache:
             train_split = self.split_arrays("train")
             Y = train_split["signals"].astype(np.float32)
             X = np.array(self.codeset.codes("train"), dtype=np.float32)
-            image = train_split["image_index"]
-            n_images = int(image.max()) + 1
-            n_val = max(1, round(self.config["search"]["val_fraction"] * n_images))
-            if n_val >= n_images:
-                raise InputError(f"{n_images} training images are too few to hold out "
-                                 "validation images")
-            val = image >= n_images - n_val
-            self._cache["fit_val"] = {"Y": Y[~val], "X": X[~val], "Y_val": Y[val],
-                                      "X_val": X[val]}
+            if "val" in self.dataset.splits and "val" in self.codeset.splits:
+                Y_val = self.split_arrays("val")["signals"].astype(np.float32)
+                X_val = np.array(self.codeset.codes("val"), dtype=np.float32)
+            else:
+                image = train_split["image_index"]
+                n_images = int(image.max()) + 1
+                n_val = max(1, round(self.config["search"]["val_fraction"] * n_images))
+                if n_val >= n_images:
+                    raise InputError(f"{n_images} training images are too few to hold out "
+                                     "validation images")
+                val = image >= n_images - n_val
+                Y, X, Y_val, X_val = Y[~val], X[~val], Y[val], X[val]
+            cap = self.config["search"]["max_train"]
+            if cap is not None and cap < len(Y):
+                rng = np.random.default_rng([self.config["seed"], 31])
+                rows = np.sort(rng.choice(len(Y), cap, replace=False))
+                Y, X = Y[rows], X[rows]
+            self._cache["fit_val"] = {"Y": Y, "X": X, "Y_val": Y_val, "X_val": X_val}
         return self._cache["fit_val"]
 
     def blocks(self) -> list[np.ndarray]:
@@ -192,7 +207,7 @@ def step_codes(run: Run) -> dict:
     blocks = [load_npy(run.dir / "dictionaries" / f"dictionary_{i}.npy")
               for i in range(len(c["alphas"]))]
     codes, stats = {}, {}
-    for split in ("train", "test"):
+    for split in run.dataset.splits:
         codes[split], stats[split] = compute_codes(
             run.dataset.signals(split), blocks, c["alphas"], mode=c["codes"]["mode"],
             tol=c["codes"]["tol"], progress=run.progress, mu=c["mu"])
@@ -208,30 +223,16 @@ def step_codes(run: Run) -> dict:
 
 
 def lr_grid(config: dict, method: str) -> list[float]:
-    """``search.lrs``: one list for both learned methods, or one list per method."""
+    """``search.lrs``: one list for every learned method, or one list per method."""
     lrs = config["search"]["lrs"]
-    return list(lrs[method] if isinstance(lrs, dict) else lrs)
+    return list(lrs.get(method, [TRAIN_DEFAULTS["lr"]]) if isinstance(lrs, dict) else lrs)
 
 
-def step_search(run: Run) -> dict:
-    """The grid search of each learned method (its own learning-rate grid) per T."""
-    c, s = run.config, run.config["search"]
-    fv = run.fit_val()
-    trials = 0
-    for method in LEARNED:
-        result = search(fv["Y"], fv["X"], fv["Y_val"], fv["X_val"], run.blocks(),
-                        depths=c["depths"], alphas=alpha_grid(c), methods=(method,),
-                        mus=s["mus"], lrs=lr_grid(c, method), lr_decays=s["lr_decays"],
-                        epochs=s["epochs"], optimizer=s["optimizer"],
-                        batch_size=s["batch_size"], seed=c["seed"], device=run.device,
-                        run_dir=run.dir / "search" / method, progress=run.progress)
-        trials += len(result.rows)
-    return {"trials": trials}
-
-
-def _classic_settings(config: dict, method: str) -> list[dict]:
-    mus = config["search"]["mus"] if method == "salsa" else [None]
-    return [{"alpha": a, "mu": m} for a in alpha_grid(config) for m in mus]
+def train_options(config: dict) -> dict:
+    """The options of :func:`lsalsa.training.train` an experiment sets (search and final)."""
+    s = config["search"]
+    return {key: s[key] for key in ("optimizer", "batch_size", "rel_tol", "patience",
+                                    "reconstruction_weight", "anchor_decay")}
 
 
 def _trajectory(problem, Y: torch.Tensor, method: str, mu, capture, on_capture) -> None:
@@ -245,28 +246,21 @@ def _trajectory(problem, Y: torch.Tensor, method: str, mu, capture, on_capture) 
 
 
 def step_classic(run: Run) -> dict:
-    """FISTA and SALSA: select (alpha, mu) per T on validation over the same grid as the
-    learned methods, for every T of the dense list, then the test curve with those settings."""
+    """FISTA and SALSA: select (alpha, mu) per T on validation over the search grid, for every
+    T of the dense list, then the test curve with those settings. Also the settings LISTA
+    (ISTA's) and LSALSA (SALSA's) start from at each learned depth, and for MCA the SALSA mu
+    with the best validation PSNR at the optimal codes' alphas (the separation baseline)."""
     c = run.config
     fv = run.fit_val()
     dense = dense_depths(c)
-    Y_val = torch.from_numpy(fv["Y_val"]).to(run.device)
-    X_val = torch.from_numpy(fv["X_val"]).to(run.device)
     Y_test = torch.from_numpy(run.split_arrays("test")["signals"].astype(np.float32)).to(
         run.device)
     X_test = torch.from_numpy(np.array(run.codeset.codes("test"))).to(run.device)
+    blocks = [torch.from_numpy(d).to(run.device) for d in run.blocks()]
     out = {"dense_depths": dense}
     for method in CLASSIC:
-        settings = _classic_settings(c, method)
-        val = np.full((len(settings), len(dense)), np.inf)
-        for k, setting in enumerate(settings):
-            problem = run.problem(setting["alpha"])
-
-            def keep(T, codes, k=k, val=val):
-                value = float(code_rmse(codes, X_val).mean())
-                val[k, dense.index(T)] = value if np.isfinite(value) else np.inf
-
-            _trajectory(problem, Y_val, method, setting["mu"], dense, keep)
+        settings = classic_settings(method, alpha_grid(c), c["search"]["mus"])
+        val = classic_curves(fv["Y_val"], fv["X_val"], blocks, method, dense, settings)
         choice = val.argmin(axis=0)
         test_rmse = np.zeros(len(dense))
         test_sparsity = np.zeros(len(dense))
@@ -285,16 +279,81 @@ def step_classic(run: Run) -> dict:
                        "hyper": [settings[k] for k in choice.tolist()],
                        "grid": settings}
         run.log(f"{method}: dense curve over {len(dense)} depths, {len(settings)} settings")
+    # ISTA has no curve of its own in the report: it is where LISTA starts.
+    ista = best_classic(fv["Y_val"], fv["X_val"], blocks, "ista", c["depths"], alpha_grid(c))
+    out["starts"] = {"ista": {str(T): v for T, v in ista.items()},
+                     "salsa": {str(T): {**out["salsa"]["hyper"][dense.index(T)],
+                                        "val_rmse": out["salsa"]["val_rmse"][dense.index(T)]}
+                               for T in c["depths"]}}
+    if c["kind"] == "mca":
+        out["salsa_psnr"] = _salsa_by_psnr(run, blocks)
     write_json(run.dir / "classic.json", out)
     return {"file": "classic.json"}
 
 
-def _best(run: Run) -> dict[tuple[str, int], dict]:
-    best = {}
-    for method in LEARNED:
-        rows = json.loads((run.dir / "search" / method / "best.json").read_text())
-        best.update({(r["method"], int(r["T"])): r for r in rows})
-    return best
+def _salsa_by_psnr(run: Run, blocks) -> dict:
+    """Per learned depth T, SALSA at the optimal codes' alphas with the mu whose separations
+    have the best mean PSNR over the components on the validation mixtures."""
+    c = run.config
+    if "val" not in run.dataset.splits:
+        return {}
+    val = run.split_arrays("val")
+    truth = [val[f"component{i}"] for i in range(len(blocks))]
+    Y = torch.from_numpy(val["signals"].astype(np.float32)).to(run.device)
+    problem = run.problem(c["alphas"])
+    arrays = [b.cpu().numpy() for b in blocks]
+    scores = {T: {} for T in c["depths"]}
+    for mu in c["search"]["mus"]:
+        def keep(T, codes, mu=mu):
+            parts = components_of(codes.cpu().numpy(), arrays)
+            scores[T][mu] = float(np.mean([metrics.psnr(p, t)
+                                           for p, t in zip(parts, truth, strict=True)]))
+
+        _trajectory(problem, Y, "salsa", mu, c["depths"], keep)
+    out = {}
+    for T, by_mu in scores.items():
+        mu = max(by_mu, key=by_mu.get)
+        out[str(T)] = {"alpha": list(c["alphas"]), "mu": mu, "val_psnr_mean": by_mu[mu]}
+    return out
+
+
+def _starts(run: Run) -> dict[tuple[str, int], dict]:
+    classic = json.loads((run.dir / "classic.json").read_text())
+    return {(method, int(T)): v for method, by_T in classic["starts"].items()
+            for T, v in by_T.items()}
+
+
+def step_search(run: Run) -> dict:
+    """The learning-rate search of each learned method per T (each encoder starts from its
+    classic algorithm's best setting); skipped for a method with a single setting."""
+    c, s = run.config, run.config["search"]
+    trials = 0
+    for method in s["learned"]:
+        if len(lr_grid(c, method)) * len(s["lr_decays"]) == 1:
+            continue
+        fv = run.fit_val()
+        result = search(fv["Y"], fv["X"], fv["Y_val"], fv["X_val"], run.blocks(),
+                        depths=c["depths"], alphas=alpha_grid(c), methods=(method,),
+                        mus=s["mus"], lrs=lr_grid(c, method), lr_decays=s["lr_decays"],
+                        epochs=s["epochs"], train_options=train_options(c),
+                        starts=_starts(run), seed=c["seed"], device=run.device,
+                        run_dir=run.dir / "search" / method, progress=run.progress)
+        trials += len(result.rows)
+    return {"trials": trials}
+
+
+def _learned_setting(run: Run, method: str, T: int, starts) -> dict:
+    """Start (alpha, mu) and training knobs (lr, decay) of a learned method at depth T."""
+    c, s = run.config, run.config["search"]
+    kind, _, classic = LEARNED_METHODS[method]
+    start = starts[(classic, T)]
+    row = {"lr": lr_grid(c, method)[0], "lr_decay": s["lr_decays"][0], "val_rmse": None}
+    best = run.dir / "search" / method / "best.json"
+    if best.is_file():
+        row = next(r for r in json.loads(best.read_text()) if int(r["T"]) == T)
+    return {"alpha": start["alpha"], "mu": start["mu"] if kind == "lsalsa" else None,
+            "lr": row["lr"], "lr_decay": row["lr_decay"], "search_val_rmse": row["val_rmse"],
+            "start_val_rmse": start["val_rmse"]}
 
 
 def model_path(run: Run, method: str, T: int) -> Path:
@@ -304,50 +363,50 @@ def model_path(run: Run, method: str, T: int) -> Path:
 def step_train(run: Run) -> dict:
     c, s = run.config, run.config["search"]
     fv = run.fit_val()
-    best = _best(run)
+    starts = _starts(run)
     trained = {}
-    for method in LEARNED:
+    for method in s["learned"]:
+        kind, learn_thresholds, _ = LEARNED_METHODS[method]
         for T in c["depths"]:
             folder = run.dir / "models" / f"{method}_T{T}"
             done = folder / "done.json"
             if done.is_file():
                 trained[f"{method}_T{T}"] = json.loads(done.read_text())
                 continue
-            row = best[(method, T)]
-            encoder = build_encoder(method, run.blocks(), row["alpha"], T, row["mu"]).to(
-                run.device)
+            hyper = _learned_setting(run, method, T, starts)
+            encoder = build_encoder(kind, run.blocks(), hyper["alpha"], T, hyper["mu"],
+                                    learn_thresholds=learn_thresholds).to(run.device)
             began = time.perf_counter()
-            lr, retries = row["lr"], 0
-            while True:
-                encoder = build_encoder(method, run.blocks(), row["alpha"], T, row["mu"]).to(
-                    run.device)
-                result = train(encoder, fv["Y"], fv["X"], val_signals=fv["Y_val"],
-                               val_targets=fv["X_val"], optimizer=s["optimizer"], lr=lr,
-                               lr_decay=row["lr_decay"], batch_size=s["batch_size"],
-                               max_epochs=s["final_epochs"], rel_tol=s["rel_tol"],
-                               seed=c["seed"], run_dir=folder / "run", resume=True,
-                               progress=run.progress,
-                               data_info={"experiment": c["name"], "scale": c["scale"]})
-                if result.stopped != "diverged" or retries >= 3:
-                    break
-                # The longer final training can diverge where the search's short one did
-                # not: retry from scratch with a ten times smaller learning rate (recorded).
-                run.log(f"{method} T={T} diverged at lr {lr:g}; retrying with {lr / 10:g}")
-                shutil.rmtree(folder / "run")
-                lr, retries = lr / 10, retries + 1
-            if result.stopped == "diverged":
-                raise InputError(f"training {method} T={T} diverged even at lr {lr:g}")
+            result = train(encoder, fv["Y"], fv["X"], val_signals=fv["Y_val"],
+                           val_targets=fv["X_val"], lr=hyper["lr"],
+                           lr_decay=hyper["lr_decay"], max_epochs=s["final_epochs"],
+                           seed=c["seed"], run_dir=folder / "run", resume=True,
+                           progress=run.progress, **train_options(c),
+                           data_info={"experiment": c["name"], "scale": c["scale"]})
+            # Training keeps the best validation epoch, so even a diverged run holds a model
+            # no worse than its start; it is recorded, not hidden.
             shutil.copyfile(folder / "run" / "model.safetensors", model_path(run, method, T))
-            info = {**result.summary(), "hyper": {"alpha": row["alpha"], "mu": row["mu"],
-                                                  "lr": lr, "lr_decay": row["lr_decay"]},
-                    "search_lr": row["lr"], "lr_retries": retries,
-                    "search_val_rmse": row["val_rmse"],
+            info = {**result.summary(), "hyper": hyper,
                     "seconds": time.perf_counter() - began}
             write_json(done, info)
             trained[f"{method}_T{T}"] = info
-            run.log(f"trained {method} T={T}: val RMSE {result.val_rmse:.4g} "
-                    f"({result.epochs} epochs, {result.stopped})")
+            run.log(f"trained {method} T={T}: val RMSE {result.initial_val_rmse:.4g} -> "
+                    f"{result.val_rmse:.4g} ({result.epochs} epochs, best {result.best_epoch}, "
+                    f"{result.stopped})")
     return {"models": sorted(trained)}
+
+
+def components_of(X: np.ndarray, blocks: list[np.ndarray]) -> list[np.ndarray]:
+    """The components ``A_i x_i`` (each (B, M)) of codes ``X`` (B, N)."""
+    parts = np.split(np.asarray(X), np.cumsum([b.shape[1] for b in blocks])[:-1], axis=1)
+    return [p @ np.asarray(b).T for p, b in zip(parts, blocks, strict=True)]
+
+
+def salsa_encoder(run: Run, setting: dict, T: int) -> LSALSA:
+    """SALSA(T) at ``setting`` (alpha, mu) as an untrained LSALSA: equal to SALSA(T) (tested)
+    and the same in-place inference code path as a trained one, so the work per iteration,
+    and the timing, are comparable."""
+    return LSALSA(run.blocks(), setting["alpha"], T, setting["mu"]).to(run.device)
 
 
 def _fista_codes(operators, Y: torch.Tensor, T: int, batch_size: int) -> torch.Tensor:
@@ -396,9 +455,7 @@ def step_evaluate(run: Run) -> dict:
         """A callable encoding the test set with the classic method's selected setting."""
         h = hyper_at(method, T)
         if method == "salsa":
-            # An untrained LSALSA equals SALSA(T) exactly (tested) and runs the same in-place
-            # inference code path as the trained one: equal work per iteration, fair timing.
-            enc = LSALSA(blocks, h["alpha"], T, h["mu"]).to(run.device)
+            enc = salsa_encoder(run, h, T)  # operators formed outside the timed region
             return lambda: enc.encode(Y, batch_size=batch)
         problem = run.problem(h["alpha"])
         operators = ista_operators(problem)
@@ -437,14 +494,11 @@ def step_evaluate(run: Run) -> dict:
         save_npy(eval_dir / "separation_mixture.npy", Y_np[:n_show])
         save_npy(eval_dir / "separation_truth.npy", np.stack([t[:n_show] for t in truth], 1))
 
-    def components_of(X: np.ndarray) -> list[np.ndarray]:
-        parts = np.split(X, np.cumsum(sizes)[:-1], axis=1)
-        return [p @ b.T for p, b in zip(parts, blocks, strict=True)]
-
-    methods: dict = {m: {} for m in METHODS}
-    psnr_table: dict = {m: {} for m in METHODS}
+    evaluated = [*CLASSIC, *c["search"]["learned"]]
+    methods: dict = {m: {} for m in evaluated}
+    psnr_table: dict = {m: {} for m in evaluated}
     timers = {}
-    for method in METHODS:
+    for method in evaluated:
         for T in c["depths"]:
             encode = (classic_encoder if method in CLASSIC else learned_encoder)(method, T)
             codes = encode()
@@ -465,7 +519,7 @@ def step_evaluate(run: Run) -> dict:
                     err = task["clf"].error(task["features"](X), task["labels"])
                     classification["tasks"][name]["errors"].setdefault(method, {})[str(T)] = err
             if truth is not None:
-                parts = components_of(X)
+                parts = components_of(X, blocks)
                 psnr_table[method][str(T)] = [metrics.psnr(p, t)
                                               for p, t in zip(parts, truth, strict=True)]
                 if T in e["separation_T"]:
@@ -498,9 +552,17 @@ def step_evaluate(run: Run) -> dict:
                "gap": run.codeset.meta["gap"]}
     if truth is not None:
         optimal["psnr"] = [metrics.psnr(p, t) for p, t in
-                           zip(components_of(X_opt), truth, strict=True)]
+                           zip(components_of(X_opt, blocks), truth, strict=True)]
         save_npy(eval_dir / "separation_optimal.npy",
-                 np.stack([p[:n_show] for p in components_of(X_opt[:n_show])], 1))
+                 np.stack([p[:n_show] for p in components_of(X_opt[:n_show], blocks)], 1))
+        # The separation baseline: SALSA at the codes' alphas, mu chosen by validation PSNR.
+        baseline = {}
+        for T, setting in classic.get("salsa_psnr", {}).items():
+            codes = salsa_encoder(run, setting, int(T)).encode(Y, batch_size=batch)
+            parts = components_of(codes.cpu().numpy(), blocks)
+            psnr = [metrics.psnr(p, t) for p, t in zip(parts, truth, strict=True)]
+            baseline[T] = {**setting, "psnr": psnr, "psnr_mean": float(np.mean(psnr))}
+        optimal["salsa_best_psnr"] = baseline
     meta = run.dataset.meta
     results = {
         "name": c["name"], "scale": c["scale"], "dataset": c["dataset"], "kind": c["kind"],
@@ -513,6 +575,7 @@ def step_evaluate(run: Run) -> dict:
         "methods": methods,
         "dense": {m: {k: classic[m][k] for k in ("T", "rmse_mean", "sparsity_mean", "hyper")}
                   for m in CLASSIC},
+        "learned": list(c["search"]["learned"]),
         "optimal": optimal, "match": match,
         "classification": classification if classification["tasks"] else None,
         "psnr": {**psnr_table, "optimal": optimal["psnr"]} if truth is not None else None,
@@ -528,7 +591,7 @@ def step_evaluate(run: Run) -> dict:
     }
     results["training"] = {f"{m}_T{T}": json.loads(
         (model_path(run, m, T).parent / "done.json").read_text())
-        for m in LEARNED for T in c["depths"]}
+        for m in c["search"]["learned"] for T in c["depths"]}
     results["targets"] = metrics.evaluate_targets(c["targets"], results)
     write_json(run.dir / "results.json", results)
     return {"file": "results.json"}

@@ -146,7 +146,8 @@ def best_classic(signals, targets, dictionaries, method: str, depths, alphas,
 def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
            alphas, methods=SEARCH_METHODS, mus=MUS, lrs=(DEFAULTS["lr"],),
            lr_decays=(0.0,), epochs: int = 10, train_options: dict | None = None,
-           seed: int = 0, device=None, run_dir=None, progress: bool = True) -> SearchResult:
+           starts: dict | None = None, seed: int = 0, device=None, run_dir=None,
+           progress: bool = True) -> SearchResult:
     """Grid search per depth; see the module docstring for which knobs each method has.
 
     Parameters
@@ -162,6 +163,9 @@ def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
     epochs : training epochs of each learned trial.
     train_options : further options of :func:`lsalsa.training.train` for every trial
         (optimizer, batch_size, schedule, ...; the defaults otherwise).
+    starts : ``{(classic method, T): {"alpha", "mu"}}``, the learned encoders' starting points
+        when already selected (e.g. by the experiment runner on the same validation data);
+        those not given are selected here.
     seed : the seed of every trial's training.
     device : where to compute (default CPU).
     run_dir : write config.json, provenance.json, results.csv/.json and best.json there; a
@@ -204,6 +208,8 @@ def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
 
     run = Path(run_dir) if run_dir is not None else None
     config = {"methods": list(methods), "depths": depths, "alphas": alphas,
+              "starts": [{"method": m, "T": T, "alpha": _jsonable(v["alpha"]), "mu": v["mu"]}
+                         for (m, T), v in sorted((starts or {}).items())],
               "mus": [float(m) for m in mus], "lrs": list(lrs), "lr_decays": list(lr_decays),
               "epochs": epochs, "train_options": train_options, "seed": seed,
               "selection": "mean per-sample validation RMSE against the optimal codes",
@@ -225,9 +231,11 @@ def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
             _write_tables(run, result.rows)
 
     # The classic methods, and the starts of the learned ones.
+    given = dict(starts or {})
     classic_needed = {m for m in methods if m in CLASSIC_METHODS} | {
-        LEARNED_METHODS[m][2] for m in learned}
-    starts: dict[tuple[str, int], dict] = {}
+        LEARNED_METHODS[m][2] for m in learned
+        if any((LEARNED_METHODS[m][2], T) not in given for T in depths)}
+    starts = {}
     for method in CLASSIC_METHODS:
         if method not in classic_needed:
             continue
@@ -249,6 +257,7 @@ def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
                 record(row)
         for (_, T), row in best_rows(rows).items():
             starts[(method, T)] = row
+    starts.update(given)
 
     trials = [(m, T, lr, decay) for m, T in itertools.product(learned, depths)
               for lr, decay in itertools.product(lrs, lr_decays)]
