@@ -23,6 +23,18 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+def git_dirty() -> bool | None:
+    """Whether the source tree has uncommitted changes (None outside a checkout): a commit
+    alone does not say what ran when the tree differs from it."""
+    here = Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                             cwd=here, capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(out.stdout.strip()) if out.returncode == 0 else None
+
+
 def provenance() -> dict:
     """What a run directory records beside its config and seed."""
     import platform
@@ -30,4 +42,5 @@ def provenance() -> dict:
     import torch
 
     return {"lsalsa_version": __version__, "git_commit": git_commit(),
-            "torch_version": torch.__version__, "python_version": platform.python_version()}
+            "git_dirty": git_dirty(), "torch_version": torch.__version__,
+            "python_version": platform.python_version()}
