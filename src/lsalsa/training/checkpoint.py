@@ -80,8 +80,10 @@ def _check_state(state) -> None:
         ("epoch", count(state.get("epoch"))),
         ("best_epoch", count(state.get("best_epoch"))
          and state["best_epoch"] <= state.get("epoch", -1)),
-        ("history", isinstance(history, list) and bool(history)
-         and all(isinstance(entry, dict) for entry in history)),
+        # One entry per epoch, from epoch 0 (the untrained encoder) on.
+        ("history", isinstance(history, list) and all(isinstance(e, dict) for e in history)
+         and [e.get("epoch") for e in history] == list(range(len(history)))
+         and len(history) == (state.get("epoch") if count(state.get("epoch")) else -1) + 1),
         ("stopped", isinstance(state.get("stopped"), str)),
         ("scales", isinstance(scales, dict) and all(
             isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
