@@ -173,11 +173,6 @@ def staging_folder(parent: str | os.PathLike, name: str) -> Iterator[Path]:
         yield tmp.path
 
 
-def write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-
-
 def check_finite_output(array: np.ndarray, what: str) -> None:
     """Every output is checked before it is written: NaN or Inf is refused with one line."""
     from .errors import InputError
@@ -264,7 +259,9 @@ def write_safetensors(path: str | os.PathLike, tensors: dict, metadata: dict[str
     header = json.dumps(json.loads(data[8:8 + size]), sort_keys=True,
                         separators=(",", ":")).encode()
     header += b" " * (-len(header) % 8)  # the data stay 8-byte aligned, as safetensors has them
-    write_bytes(path, len(header).to_bytes(8, "little") + header + data[8 + size:])
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        handle.write(len(header).to_bytes(8, "little") + header)
+        handle.write(memoryview(data)[8 + size:])  # no copy of the tensors' bytes
 
 
 def read_safetensors(path: str | os.PathLike, what: str, tensors: bool = True
