@@ -339,8 +339,9 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return files
 
 
-def make_inputs(work: Path, rng) -> dict[str, Callable[[Path], list[str]]]:
-    """The three commands; each takes a trial folder and returns its argv (after ``lsalsa``)."""
+def make_inputs(work: Path, rng) -> dict[str, tuple[Callable[[Path], list[str]], str]]:
+    """The three commands: a function of the trial folder giving the argv (after ``lsalsa``),
+    and the output that the command writes last."""
     from PIL import Image
 
     inputs = work / "inputs"
@@ -359,15 +360,17 @@ def make_inputs(work: Path, rng) -> dict[str, Callable[[Path], list[str]]]:
     np.save(inputs / "Y.npy", Y)
     np.save(inputs / "X.npy", X)
     return {
-        "encode": lambda d: ["encode", str(inputs / "signals.npy"), str(d / "codes.npy"),
-                             "--model", str(sc), "--chunk-size", "4096", "--quiet"],
-        "separate": lambda d: ["separate", str(inputs / "in.png"), "--model", str(mca),
-                               "--out", str(d), "--stride", "2"],
-        "train": lambda d: ["train", "--signals", str(inputs / "Y.npy"), "--targets",
-                            str(inputs / "X.npy"), "--dict", str(inputs / "B.npy"), "--alpha",
-                            "0.5", "--mu", "10", "--depth", "2", "--epochs", "25",
-                            "--batch-size", "144", "--patience", "0", "--rel-tol", "0",
-                            "--run-dir", str(d), "--resume", "--quiet"],
+        "encode": (lambda d: ["encode", str(inputs / "signals.npy"), str(d / "codes.npy"),
+                              "--model", str(sc), "--chunk-size", "4096", "--quiet"],
+                   "codes.npy"),
+        "separate": (lambda d: ["separate", str(inputs / "in.png"), "--model", str(mca),
+                                "--out", str(d), "--stride", "2"], "in_separation.png"),
+        "train": (lambda d: ["train", "--signals", str(inputs / "Y.npy"), "--targets",
+                             str(inputs / "X.npy"), "--dict", str(inputs / "B.npy"),
+                             "--alpha", "0.5", "--mu", "10", "--depth", "2", "--epochs", "25",
+                             "--batch-size", "144", "--patience", "0", "--rel-tol", "0",
+                             "--run-dir", str(d), "--resume", "--quiet"],
+                  "model.safetensors"),
     }
 
 
@@ -388,15 +391,19 @@ def wait_for(proc: subprocess.Popen, folder: Path, hidden: bool = False) -> floa
     return time.perf_counter() - began
 
 
-def reference(argv: list[str], folder: Path) -> tuple[dict, float]:
-    """An uninterrupted run: its output, and how long it writes (after it begins to)."""
+def reference(argv: list[str], folder: Path, final: str) -> tuple[dict, float]:
+    """An uninterrupted run: its output, and how long it writes: from its first file to its
+    last output (the interpreter's exit after that is not part of the work)."""
     proc = start(argv)
+    wait_for(proc, folder)
     began = time.perf_counter()
-    until = wait_for(proc, folder)
+    while proc.poll() is None and not (folder / final).exists():
+        time.sleep(0.001)
+    writing = time.perf_counter() - began
     _, err = proc.communicate(timeout=600)
     if proc.returncode != 0:
         raise SystemExit(f"reference run {argv[0]} failed ({proc.returncode}): {err}")
-    return snapshot(folder), time.perf_counter() - began - until
+    return snapshot(folder), writing
 
 
 def one_trial(argv: list[str], folder: Path, sig: signal.Signals, delay: float | None,
@@ -443,11 +450,11 @@ def signal_part(work: Path, trials: int, seed: int) -> tuple[str, int]:
     draw = random.Random(seed)
     commands = make_inputs(work, rng)
     rows, failures = [], 0
-    for name, argv_for in commands.items():
+    for name, (argv_for, final) in commands.items():
         ref_dir = work / f"{name}-reference"
         if name == "encode":  # its output folder must exist
             ref_dir.mkdir()
-        expected, writing = reference(argv_for(ref_dir), ref_dir)
+        expected, writing = reference(argv_for(ref_dir), ref_dir, final)
         for sig in (signal.SIGTERM, signal.SIGKILL):
             for when, count in (("random", trials), ("on a temporary", 1)):
                 total = Counter()

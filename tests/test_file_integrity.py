@@ -338,6 +338,16 @@ def test_a_temporary_of_a_live_process_survives_until_it_is_killed(tmp_path, kin
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_temporary_left_unguarded_by_an_exception_is_removed_at_exit(tmp_path):
+    """SIGTERM's exception may strike after a temporary exists but before the ``try`` or
+    ``with`` that removes it is entered: the process removes it when it exits."""
+    script = "import sys; from lsalsa.io import Temporary; Temporary(sys.argv[1], 'x.npy'); " \
+             "Temporary(sys.argv[1], 'dir', directory=True); raise KeyboardInterrupt"
+    proc = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True)
+    assert proc.returncode != 0 and b"KeyboardInterrupt" in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def _stale_in(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     stale = folder / ".from-a-killed-run.lsalsa-0123456789ab.tmp"

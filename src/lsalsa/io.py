@@ -14,6 +14,7 @@ removed.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import json
@@ -34,6 +35,21 @@ except ImportError:  # Windows: no advisory locks, so stale temporaries are neve
 
 # The project's temporaries, and only them: ``.<target>.lsalsa-<12 hex digits>.tmp``.
 TEMPORARY = re.compile(r"\.(?P<target>.+)\.lsalsa-[0-9a-f]{12}\.tmp")
+
+
+# This process's temporaries not closed yet, removed when it exits: an exception such as the
+# CLI's SIGTERM can strike between creating one and guarding it with ``try``/``with``.
+_OPEN: dict[Path, int] = {}
+
+
+@atexit.register
+def _remove_open_temporaries() -> None:
+    for path, pid in list(_OPEN.items()):
+        if pid == os.getpid():  # not those of a parent that forked us
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
 
 
 def _lock(fd: int, wait: bool) -> bool | None:
@@ -72,6 +88,7 @@ class Temporary:
         while True:
             self.path = parent / f".{name}.lsalsa-{secrets.token_hex(6)}.tmp"
             self.fd = None
+            _OPEN[self.path] = os.getpid()  # before it exists: no moment unaccounted for
             try:
                 if directory:
                     os.mkdir(self.path, 0o777)  # the umask applies, as for any new folder
@@ -79,11 +96,16 @@ class Temporary:
                         self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
                 else:
                     self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
-            except FileExistsError:
+            except FileExistsError:  # another's: not ours to remove
+                del _OPEN[self.path]
                 continue
             except FileNotFoundError:
+                del _OPEN[self.path]
                 if directory and parent.is_dir():  # swept between mkdir and open: again
                     continue
+                raise
+            except BaseException:
+                self.close()
                 raise
             try:
                 locked = self.fd is not None and _lock(self.fd, wait=True)
@@ -94,6 +116,7 @@ class Temporary:
                 raise
             # A sweep removed it between its creation and our lock: take a fresh name.
             os.close(self.fd)
+            del _OPEN[self.path]
 
     def close(self) -> None:
         """Remove the temporary (if it is still there) and release its lock."""
@@ -103,6 +126,7 @@ class Temporary:
             else:
                 self.path.unlink(missing_ok=True)
         finally:
+            _OPEN.pop(self.path, None)
             if self.fd is not None:
                 os.close(self.fd)
                 self.fd = None
