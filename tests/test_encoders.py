@@ -14,6 +14,7 @@ from _numerics import assert_within, gamma, iteration_error
 from conftest import random_dictionary
 from lsalsa import LISTA, LSALSA, InputError, build_encoder, load_encoder
 from lsalsa.encoders import FORMAT_VERSION, components, read_model_header
+from lsalsa.io import write_safetensors
 from lsalsa.solvers import steps
 
 CLASSIC = {"lista": "ista", "lsalsa": "salsa"}
@@ -218,18 +219,20 @@ def test_save_load_lista_float32(rng, tmp_path):
 
 
 def _rewrite(src, dst, tensors=None, config_change=None, metadata=None):
-    """Copy a model file with altered tensors or config, as a corrupt/foreign file would be."""
+    """Copy a model file with altered tensors or config, resealed with fresh checksums: a
+    consistent file that only the config's and tensors' own checks can refuse."""
     from safetensors import safe_open
 
     with safe_open(str(src), framework="pt") as handle:
-        meta = dict(handle.metadata())
+        meta = {k: v for k, v in handle.metadata().items() if not k.startswith("lsalsa_t")
+                and k != "lsalsa_sha256"}
     new = load_file(str(src))
     new.update(tensors or {})
     if config_change:
         config = json.loads(meta["lsalsa_config"])
         config.update(config_change)
         meta["lsalsa_config"] = json.dumps(config)
-    save_file(new, str(dst), metadata=meta if metadata is None else metadata)
+    write_safetensors(dst, new, meta if metadata is None else metadata)
     return dst
 
 
@@ -247,8 +250,9 @@ def _rewrite(src, dst, tensors=None, config_change=None, metadata=None):
     ("nan_weights", "NaN"),
     ("bad_json", "corrupt model config"),
     ("bad_kind", "unknown encoder kind"),
-    ("negative_alpha", "alpha must be >= 0"),
+    ("negative_alpha", "alphas must be a list of finite numbers >= 0"),
     ("missing_mu", "numeric mu"),
+    ("unsealed", "does not match the checksum"),
 ])
 def test_load_refuses(trained_like, tmp_path, case, message):
     enc, _ = trained_like
@@ -272,7 +276,7 @@ def test_load_refuses(trained_like, tmp_path, case, message):
         _rewrite(good, bad, config_change={"depth": 4})  # untied S has 3 layers
     elif case == "missing_weight":
         state.pop("thresholds")
-        save_file(state, str(bad), metadata={"lsalsa_config": json.dumps(enc.config())})
+        write_safetensors(bad, state, {"lsalsa_config": json.dumps(enc.config())})
     elif case == "tampered_dictionary":
         D = state["dictionary"].clone()
         D[0, 0] += 1e-9
@@ -282,13 +286,15 @@ def test_load_refuses(trained_like, tmp_path, case, message):
         S[1, 2, 3] = float("nan")
         _rewrite(good, bad, tensors={"S": S})
     elif case == "bad_json":
-        save_file(state, str(bad), metadata={"lsalsa_config": "{not json"})
+        write_safetensors(bad, state, {"lsalsa_config": "{not json"})
     elif case == "bad_kind":
         _rewrite(good, bad, config_change={"kind": "fista"})
     elif case == "negative_alpha":
         _rewrite(good, bad, config_change={"alphas": [-a for a in enc.alphas]})
     elif case == "missing_mu":
         _rewrite(good, bad, config_change={"mu": None})
+    elif case == "unsealed":  # a file written without lsalsa's checksums
+        save_file(state, str(bad), metadata={"lsalsa_config": json.dumps(enc.config())})
     with pytest.raises(InputError, match=message) as info:
         load_encoder(tmp_path / ("absent.safetensors" if case == "missing" else "bad.safetensors"))
     assert "\n" not in str(info.value)

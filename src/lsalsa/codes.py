@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import math
 import os
-import shutil
 import sys
-import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,7 +25,7 @@ import torch
 
 from ._arrays import check_signal_array
 from .errors import InputError
-from .io import load_npy, save_npy, write_json
+from .io import Temporary, load_npy, save_npy, write_json
 from .objective import _duality_gap, _objective
 from .problem import Problem, as_alphas, make_problem
 from .solvers import solve
@@ -349,23 +347,16 @@ def save_codes(out_dir: str | Path, codes: dict[str, np.ndarray], dictionaries, 
         **(extra or {}),
     }
     # Build everything in a hidden sibling directory, then rename it into place.
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
+    with Temporary(out.parent, out.name, directory=True) as tmp:
         for split, array in arrays.items():
-            save_npy(tmp / f"codes_{split}.npy", array)
+            save_npy(tmp.path / f"codes_{split}.npy", array)
         for i, block in enumerate(blocks):
-            save_npy(tmp / f"dictionary_{i}.npy", block)
-        write_json(tmp / CODES_META, meta)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            save_npy(tmp.path / f"dictionary_{i}.npy", block)
+        write_json(tmp.path / CODES_META, meta)
+        with Temporary(out.parent, out.name, directory=True) as old:
+            if out.exists():
+                os.replace(out, old.path / "codes")
+            os.replace(tmp.path, out)
     return out
 
 

@@ -21,7 +21,7 @@ import torch
 
 from ._arrays import check_signal_array
 from .errors import InputError
-from .io import atomic_path, load_npy, save_npy, write_json
+from .io import atomic_path, load_npy, remove_stale_temporaries, save_npy, write_json
 from .objective import _objective
 from .problem import make_problem
 from .solvers.classic import run_iterations
@@ -220,7 +220,10 @@ def learn_dictionary(signals, n_atoms: int | None = None, alpha: float = 0.1, *,
         A0 = normalize_columns(torch.from_numpy(A0.copy())).numpy()
     else:
         A0 = None
-    resumed = _load_checkpoint(checkpoint_dir, config) if checkpoint_dir is not None else None
+    resumed = None
+    if checkpoint_dir is not None:
+        remove_stale_temporaries(checkpoint_dir)  # what killed runs left behind
+        resumed = _load_checkpoint(checkpoint_dir, config)
     if resumed is not None:
         A0, state, saved_cache = resumed
         history, start_epoch, step = list(state["history"]), state["epoch"], state["step"]

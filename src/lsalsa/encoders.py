@@ -19,29 +19,31 @@ Per-coordinate thresholds ``theta`` (start ``alpha / L`` and ``alpha / mu``) are
 default for both encoders; ``learn_thresholds=False`` keeps the paper's fixed ``alpha / mu``.
 
 Model files are safetensors: the weights, the dictionary, and a JSON config in the header's
-metadata. Loading checks the config against the tensors and never unpickles anything.
+metadata, sealed by a sha256 of every tensor and of the header. Loading verifies them, checks
+the config's types and ranges and the tensors against it, and never unpickles anything.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from ._arrays import as_signals, to_output
 from .errors import InputError
-from .io import atomic_path
+from .io import read_safetensors, verify_header, verify_tensors, write_safetensors
 from .problem import Problem, as_alphas, check_mu, make_problem
 from .solvers.steps import encode_input, ista_operators, ista_step, salsa_operators, salsa_step
 from .version import __version__
 
 FORMAT = "lsalsa-encoder"
-FORMAT_VERSION = 2  # 2: LSALSA stores the scaled operators W, S (version 1 stored W_e, S_p)
+# 2: LSALSA stores the scaled operators W, S (version 1 stored W_e, S_p); 3: checksums of every
+# tensor and of the header
+FORMAT_VERSION = 3
 KINDS = ("lista", "lsalsa")
 
 
@@ -169,13 +171,12 @@ class UnrolledEncoder(torch.nn.Module):
         }
 
     def save(self, path: str | os.PathLike, extra: dict | None = None) -> Path:
-        """Write weights, dictionary and config to one safetensors file, atomically."""
-        tensors = {name: t.detach().cpu().contiguous() for name, t in self.state_dict().items()}
-        metadata = {"lsalsa_config": json.dumps(self.config())}
+        """Write weights, dictionary and config (and ``extra``, a JSON object) to one
+        safetensors file, atomically, with a sha256 of every tensor and of the header."""
+        metadata = {"lsalsa_config": json.dumps(self.config(), sort_keys=True)}
         if extra:
-            metadata["lsalsa_extra"] = json.dumps(extra)
-        with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata=metadata)
+            metadata["lsalsa_extra"] = json.dumps(extra, sort_keys=True)
+        write_safetensors(path, self.state_dict(), metadata)
         return Path(path)
 
 
@@ -222,53 +223,109 @@ def build_encoder(kind: str, dictionaries, alphas, depth: int, mu: float | None 
     raise InputError(f"unknown encoder {kind!r}; choose 'lista' or 'lsalsa'")
 
 
-def read_model_header(path: str | os.PathLike) -> tuple[dict, dict]:
-    """The ``(config, extra)`` stored in a model file, without loading the weights."""
-    from safetensors import safe_open
+# Run time is linear in T, and the paper's encoders (and this project's grids) have at most
+# hundreds of layers: a depth beyond this can only come from a damaged or edited file, and one
+# of 1e9 would make ``encode`` run for days.
+MAX_DEPTH = 10_000
+CONFIG_KEYS = ("format", "format_version", "kind", "depth", "mu", "alphas", "block_sizes", "M",
+               "N", "untied", "learn_thresholds", "dtype", "dictionary_hash", "lsalsa_version")
+DTYPES = ("float32", "float64")
 
+
+def _is_int(value, low: int, high: float = math.inf) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) \
+        and math.isfinite(value)
+
+
+def _check_config(path, config: dict) -> None:
+    """Strict types and ranges of a model config (a bool is not a number here)."""
+    missing, unknown = set(CONFIG_KEYS) - set(config), set(config) - set(CONFIG_KEYS)
+    if missing or unknown:
+        parts = [f"{what} {', '.join(sorted(keys))}" for what, keys in
+                 (("missing", missing), ("unknown", unknown)) if keys]
+        raise InputError(f"{path}: the model config has the wrong fields ({'; '.join(parts)})")
+    problems = []
+    if config["kind"] not in KINDS:
+        raise InputError(f"{path}: unknown encoder kind {config['kind']!r}")
+    if not _is_int(config["depth"], 1, MAX_DEPTH):
+        problems.append(f"depth must be an integer in 1..{MAX_DEPTH}, got {config['depth']!r}")
+    for name in ("M", "N"):
+        if not _is_int(config[name], 1):
+            problems.append(f"{name} must be an integer >= 1, got {config[name]!r}")
+    blocks, alphas = config["block_sizes"], config["alphas"]
+    if not isinstance(blocks, list) or not blocks or not all(_is_int(b, 1) for b in blocks):
+        problems.append(f"block_sizes must be a list of integers >= 1, got {blocks!r}")
+    elif _is_int(config["N"], 1) and sum(blocks) != config["N"]:
+        problems.append(f"block sizes {blocks} do not add up to N = {config['N']}")
+    if not isinstance(alphas, list) or not all(_is_number(a) and a >= 0 for a in alphas):
+        problems.append(f"alphas must be a list of finite numbers >= 0, got {alphas!r}")
+    elif isinstance(blocks, list) and len(alphas) != len(blocks):
+        problems.append(f"{len(alphas)} alphas for {len(blocks)} dictionaries")
+    mu = config["mu"]
+    if config["kind"] == "lsalsa" and not (_is_number(mu) and mu > 0):
+        problems.append(f"an LSALSA config needs a finite numeric mu > 0, got {mu!r}")
+    if config["kind"] == "lista" and mu is not None:
+        problems.append(f"a LISTA config has no mu, got {mu!r}")
+    for name in ("untied", "learn_thresholds"):
+        if not isinstance(config[name], bool):
+            problems.append(f"{name} must be true or false, got {config[name]!r}")
+    if config["dtype"] not in DTYPES:
+        problems.append(f"dtype must be one of {', '.join(DTYPES)}, got {config['dtype']!r}")
+    for name in ("dictionary_hash", "lsalsa_version"):
+        if not isinstance(config[name], str):
+            problems.append(f"{name} must be a string, got {config[name]!r}")
+    if problems:
+        raise InputError(f"{path} has an invalid model config: {'; '.join(problems)}")
+
+
+def _read_model(path, tensors: bool) -> tuple[dict, dict, dict]:
+    """``(config, extra, tensors)`` of a model file, its header verified and checked."""
     file = Path(path)
+    if file.is_dir():
+        raise InputError(f"model path {path} is a folder, not a model file")
     if not file.is_file():
         raise InputError(f"model file not found: {path}")
-    try:
-        with safe_open(str(file), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise InputError(f"{path} is not a readable model file (corrupt or truncated): "
-                         f"{exc}") from exc
+    loaded, metadata = read_safetensors(file, "model file", tensors=tensors)
     if "lsalsa_config" not in metadata:
         raise InputError(f"{path} is a safetensors file but not an lsalsa model")
     try:
         config = json.loads(metadata["lsalsa_config"])
         extra = json.loads(metadata.get("lsalsa_extra", "{}"))
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, RecursionError) as exc:
         raise InputError(f"{path} has a corrupt model config: {exc}") from exc
+    if not isinstance(config, dict) or not isinstance(extra, dict):
+        raise InputError(f"{path} has a corrupt model config: not a JSON object")
     if config.get("format") != FORMAT:
         raise InputError(f"{path} is not an lsalsa encoder (format {config.get('format')!r})")
     version = config.get("format_version")
-    if isinstance(version, bool) or version != FORMAT_VERSION:
+    if not _is_int(version, FORMAT_VERSION, FORMAT_VERSION):
         raise InputError(f"{path} has model format version {version!r}; this lsalsa "
                          f"({__version__}) reads version {FORMAT_VERSION} (retrain older "
                          "models)")
+    verify_header(path, "model file", metadata)
+    _check_config(path, config)
+    if tensors:
+        verify_tensors(path, "model file", loaded, metadata)
+    return config, extra, loaded
+
+
+def read_model_header(path: str | os.PathLike) -> tuple[dict, dict]:
+    """The ``(config, extra)`` stored in a model file, verified, without loading the weights."""
+    config, extra, _ = _read_model(path, tensors=False)
     return config, extra
 
 
 def load_encoder(path: str | os.PathLike, device=None) -> UnrolledEncoder:
-    """Load a model written by :meth:`UnrolledEncoder.save`, checking it thoroughly."""
-    config, _ = read_model_header(path)
-    try:
-        tensors = load_file(str(path), device="cpu")
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise InputError(f"{path} is corrupt or truncated: {exc}") from exc
-    try:
-        kind, depth = config["kind"], int(config["depth"])
-        block_sizes, alphas = list(config["block_sizes"]), list(config["alphas"])
-        M, N = int(config["M"]), int(config["N"])
-        options = {"untied": bool(config["untied"]),
-                   "learn_thresholds": bool(config["learn_thresholds"])}
-    except (KeyError, TypeError, ValueError) as exc:
-        raise InputError(f"{path} has an incomplete model config: missing {exc}") from exc
-    if kind not in KINDS:
-        raise InputError(f"{path}: unknown encoder kind {kind!r}")
+    """Load a model written by :meth:`UnrolledEncoder.save`, checking it thoroughly: the
+    checksums of its header and of every tensor, the config's types and ranges, the shapes,
+    finite weights and the dictionary's fingerprint."""
+    config, _, tensors = _read_model(path, tensors=True)
+    kind, depth, M, N = config["kind"], config["depth"], config["M"], config["N"]
+    options = {"untied": config["untied"], "learn_thresholds": config["learn_thresholds"]}
     S_shape = (depth, N, N) if options["untied"] else (N, N)
     expected = {"dictionary": (M, N), "W": (N, M), "S": S_shape, "thresholds": (N,)}
     if set(tensors) != set(expected):
@@ -278,23 +335,18 @@ def load_encoder(path: str | os.PathLike, device=None) -> UnrolledEncoder:
         if tuple(tensors[name].shape) != shape:
             raise InputError(f"{path}: weight {name} has shape {tuple(tensors[name].shape)}, "
                              f"the config says {shape}")
+        if str(tensors[name].dtype).removeprefix("torch.") != config["dtype"]:
+            raise InputError(f"{path}: weight {name} is {tensors[name].dtype}, the config says "
+                             f"{config['dtype']}")
         if not bool(torch.isfinite(tensors[name]).all()):
             raise InputError(f"{path}: weight {name} contains NaN or Inf")
-    if sum(block_sizes) != N:
-        raise InputError(f"{path}: block sizes {block_sizes} do not add up to N = {N}")
-    alphas = as_alphas(alphas, len(block_sizes))  # a tampered config gets the usual checks
-    problem = Problem(tensors["dictionary"], tuple(block_sizes), alphas)
-    if problem.fingerprint() != config.get("dictionary_hash"):
+    alphas = as_alphas(config["alphas"], len(config["block_sizes"]))
+    problem = Problem(tensors["dictionary"], tuple(config["block_sizes"]), alphas)
+    if problem.fingerprint() != config["dictionary_hash"]:
         raise InputError(f"{path}: the stored dictionary does not match its hash in the config")
-    mu = None
-    if kind == "lsalsa":
-        if not isinstance(config.get("mu"), int | float):
-            raise InputError(f"{path}: an LSALSA config needs a numeric mu, got "
-                             f"{config.get('mu')!r}")
-        mu = config["mu"]
     # The stored weights stand in for the initial operators: no SVD or inverse at load time.
     S = tensors["S"][0] if options["untied"] else tensors["S"]
-    encoder = build_encoder(kind, problem, problem.alphas, depth, mu, **options,
+    encoder = build_encoder(kind, problem, problem.alphas, depth, config["mu"], **options,
                             operators=(tensors["W"], S, tensors["thresholds"]))
     encoder.load_state_dict(tensors)
     return encoder.to(device) if device is not None else encoder

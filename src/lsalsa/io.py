@@ -1,40 +1,200 @@
-"""Atomic file writes: write a temporary file beside the target, then rename over it.
+"""Writing files safely: atomic writes, a clean-up of what killed runs left behind, and
+verified safetensors files.
 
-A crash, a full disk or a bad input never leaves a half-written output behind.
+Every output is written to a temporary file (or staged in a temporary folder) beside its target
+and renamed over it at the end: a crash, a full disk or a bad input never leaves a half-written
+output behind. Temporaries are named ``.<target>.lsalsa-<random>.tmp``, created with the
+permissions a plain ``open`` would give, and hold an exclusive advisory lock (``flock``) while
+they are in use. The kernel drops the lock when its process dies, even by SIGKILL, so
+:func:`remove_stale_temporaries` can tell debris from a file that a live process is writing
+(an age threshold cannot: a slow write looks stale, a fresh crash does not) and removes only
+debris. Where ``flock`` does not exist or the file system does not support it, nothing is
+removed.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import hashlib
 import json
 import os
-import tempfile
+import re
+import secrets
+import shutil
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks, so stale temporaries are never swept
+    fcntl = None
+
+# The project's temporaries, and only them: ``.<target>.lsalsa-<12 hex digits>.tmp``.
+TEMPORARY = re.compile(r"\.(?P<target>.+)\.lsalsa-[0-9a-f]{12}\.tmp")
+
+
+# This process's temporaries not closed yet, removed when it exits: an exception such as the
+# CLI's SIGTERM can strike between creating one and guarding it with ``try``/``with``.
+_OPEN: dict[Path, int] = {}
+
+
+@atexit.register
+def _remove_open_temporaries() -> None:
+    for path, pid in list(_OPEN.items()):
+        if pid == os.getpid():  # not those of a parent that forked us
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
+
+def _lock(fd: int, wait: bool) -> bool | None:
+    """Take an exclusive flock on ``fd``: True, False when another holder has it (only when
+    not waiting), None when locks are unavailable here."""
+    if fcntl is None:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    except OSError:  # e.g. a file system without locks
+        return None
+    return True
+
+
+def _is_at(path: Path, fd: int) -> bool:
+    """Whether ``path`` still names the file open as ``fd`` (not removed or replaced)."""
+    try:
+        here = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    there = os.fstat(fd)
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+
+
+class Temporary:
+    """A new hidden file or folder ``<parent>/.<name>.lsalsa-<random>.tmp``, locked until
+    :meth:`close` (or the end of a ``with`` block), which removes it unless it was renamed
+    away. Stale temporaries of the same ``name`` in ``parent`` are removed first."""
+
+    def __init__(self, parent: str | os.PathLike, name: str, directory: bool = False):
+        parent = Path(parent)
+        remove_stale_temporaries(parent, name)
+        self.directory = directory
+        while True:
+            self.path = parent / f".{name}.lsalsa-{secrets.token_hex(6)}.tmp"
+            self.fd = None
+            _OPEN[self.path] = os.getpid()  # before it exists: no moment unaccounted for
+            try:
+                if directory:
+                    os.mkdir(self.path, 0o777)  # the umask applies, as for any new folder
+                    if fcntl is not None:
+                        self.fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
+                else:
+                    self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+            except FileExistsError:  # another's: not ours to remove
+                del _OPEN[self.path]
+                continue
+            except FileNotFoundError:
+                del _OPEN[self.path]
+                if directory and parent.is_dir():  # swept between mkdir and open: again
+                    continue
+                raise
+            except BaseException:
+                self.close()
+                raise
+            try:
+                locked = self.fd is not None and _lock(self.fd, wait=True)
+                if not locked or _is_at(self.path, self.fd):
+                    return
+            except BaseException:
+                self.close()
+                raise
+            # A sweep removed it between its creation and our lock: take a fresh name.
+            os.close(self.fd)
+            del _OPEN[self.path]
+
+    def close(self) -> None:
+        """Remove the temporary (if it is still there) and release its lock."""
+        try:
+            if self.directory:
+                shutil.rmtree(self.path, ignore_errors=True)
+            else:
+                self.path.unlink(missing_ok=True)
+        finally:
+            _OPEN.pop(self.path, None)
+            if self.fd is not None:
+                os.close(self.fd)
+                self.fd = None
+
+    def __enter__(self) -> Temporary:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, name: str | None = None) -> int:
+    """Remove the temporaries that dead lsalsa processes left in ``folder`` (of target
+    ``name`` only, if given); returns how many. A temporary whose lock is held (a live
+    process is writing it) and anything not named like the project's temporaries stay."""
+    if fcntl is None:
+        return 0
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:  # a folder that does not exist (yet) holds no debris
+        return 0
+    removed = 0
+    for entry in entries:
+        match = TEMPORARY.fullmatch(entry.name)
+        if match is None or (name is not None and match["target"] != name):
+            continue
+        path = Path(entry.path)
+        try:  # never through a link; O_NONBLOCK: a FIFO of that name does not block us
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        except OSError:
+            continue
+        try:
+            mode = os.fstat(fd).st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)) \
+                    or _lock(fd, wait=False) is not True or not _is_at(path, fd):
+                continue
+            # Removed while locked: a writer that locks it after us sees it gone (_is_at).
+            if stat.S_ISDIR(mode):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed += not path.exists()
+        finally:
+            os.close(fd)
+    return removed
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path in the target's folder; rename it to ``path`` on success."""
+    """Yield a temporary path in the target's folder; rename it to ``path`` on success.
+
+    Write into the yielded path by name (``open``, ``savefig``, ...): a writer that replaces
+    the file instead (renames its own file over it) would drop the lock."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    # mkstemp makes the file private (0600); give it the permissions a plain open() would.
-    os.chmod(tmp, 0o666 & ~_UMASK)
-    try:
-        yield tmp
-        with open(tmp, "rb+") as handle:
+    with Temporary(target.parent, target.name) as tmp:
+        yield tmp.path
+        with open(tmp.path, "rb+") as handle:
             os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
+        os.replace(tmp.path, target)
+
+
+@contextlib.contextmanager
+def staging_folder(parent: str | os.PathLike, name: str) -> Iterator[Path]:
+    """A new hidden folder in ``parent`` to build outputs in, removed with what is left in
+    it at the end (move what you keep out of it, or rename it, first)."""
+    with Temporary(parent, name, directory=True) as tmp:
+        yield tmp.path
 
 
 def check_finite_output(array: np.ndarray, what: str) -> None:
@@ -85,3 +245,91 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 def write_json(path: str | os.PathLike, data) -> None:
     write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+# -- safetensors files, sealed with checksums ---------------------------------------------------
+# Model files and checkpoints store the sha256 of every tensor (with its dtype and shape) in a
+# manifest, and the sha256 of all their metadata (the manifest included): a flipped bit
+# anywhere, or an edited header, is refused on loading.
+MANIFEST = "lsalsa_tensors"
+DIGEST = "lsalsa_sha256"
+
+
+def _describe(tensor) -> dict:
+    import torch
+
+    flat = tensor.detach().cpu().contiguous().reshape(-1)
+    return {"dtype": str(tensor.dtype).removeprefix("torch."), "shape": list(tensor.shape),
+            "sha256": hashlib.sha256(flat.view(torch.uint8).numpy()).hexdigest()}
+
+
+def _metadata_digest(metadata: dict[str, str]) -> str:
+    body = {key: value for key, value in metadata.items() if key != DIGEST}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def write_safetensors(path: str | os.PathLike, tensors: dict, metadata: dict[str, str]) -> None:
+    """Write torch tensors and string metadata to one safetensors file, atomically, with the
+    usual permissions, sealed by checksums. The header is written with sorted keys, so equal
+    contents give equal bytes (safetensors itself orders the metadata at random)."""
+    from safetensors.torch import save
+
+    tensors = {name: t.detach().cpu().contiguous() for name, t in tensors.items()}
+    metadata = {**metadata, MANIFEST: json.dumps(
+        {name: _describe(t) for name, t in tensors.items()}, sort_keys=True)}
+    metadata[DIGEST] = _metadata_digest(metadata)
+    data = save(tensors, metadata=metadata)
+    size = int.from_bytes(data[:8], "little")
+    header = json.dumps(json.loads(data[8:8 + size]), sort_keys=True,
+                        separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)  # the data stay 8-byte aligned, as safetensors has them
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        handle.write(len(header).to_bytes(8, "little") + header)
+        handle.write(memoryview(data)[8 + size:])  # no copy of the tensors' bytes
+
+
+def read_safetensors(path: str | os.PathLike, what: str, tensors: bool = True
+                     ) -> tuple[dict, dict[str, str]]:
+    """``(tensors, metadata)`` of a safetensors file (no tensors with ``tensors=False``); an
+    unreadable file is an :class:`InputError` calling it ``what``. Nothing is verified yet:
+    see :func:`verify_header` and :func:`verify_tensors`."""
+    from safetensors import SafetensorError, safe_open
+
+    from .errors import InputError
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            loaded = {name: handle.get_tensor(name) for name in handle.keys()} if tensors \
+                else {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        reason = " ".join(str(exc).split())
+        raise InputError(f"{what} {path} is corrupt or truncated: {reason}") from exc
+    return loaded, metadata
+
+
+def verify_header(path, what: str, metadata: dict[str, str]) -> None:
+    """Refuse metadata that do not match the checksum stored with them."""
+    from .errors import InputError
+
+    if metadata.get(DIGEST) != _metadata_digest(metadata):
+        raise InputError(f"{what} {path} is damaged or was edited: its header does not match "
+                         "the checksum stored in it")
+
+
+def verify_tensors(path, what: str, tensors: dict, metadata: dict[str, str]) -> None:
+    """Refuse tensors that differ from the manifest (names, dtypes, shapes, sha256) in a
+    header already checked by :func:`verify_header`."""
+    from .errors import InputError
+
+    try:
+        manifest = json.loads(metadata[MANIFEST])
+    except (KeyError, json.JSONDecodeError) as exc:
+        raise InputError(f"{what} {path} has no readable tensor manifest") from exc
+    if not isinstance(manifest, dict) or set(manifest) != set(tensors):
+        raise InputError(f"{what} {path} is damaged: it holds tensors {sorted(tensors)}, its "
+                         "manifest lists others")
+    for name in sorted(tensors):
+        if manifest[name] != _describe(tensors[name]):
+            raise InputError(f"{what} {path} is damaged: tensor {name} does not match its "
+                             "checksum")

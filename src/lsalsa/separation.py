@@ -17,7 +17,6 @@ import math
 import numbers
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +25,7 @@ from ._arrays import numpy_dtype
 from .data.patches import add_patches, average_overlaps, pad_to_multiple, patch_grid
 from .encoders import UnrolledEncoder, components
 from .errors import InputError
-from .io import check_finite_output
+from .io import check_finite_output, remove_stale_temporaries, staging_folder
 
 # Pillow's own default limit against decompression bombs (about 89 million pixels).
 DEFAULT_MAX_PIXELS = 89_478_485
@@ -187,7 +186,7 @@ def separate_files(encoder: UnrolledEncoder, images: list[str], out_dir: str | o
 
     Files are written into a temporary folder first and moved into ``out_dir`` only when
     every image succeeded, so a failure leaves no partial output there; one image is held in
-    memory at a time.
+    memory at a time. Staging folders that killed runs left in ``out_dir`` are removed first.
     """
     from PIL import Image
 
@@ -204,24 +203,23 @@ def separate_files(encoder: UnrolledEncoder, images: list[str], out_dir: str | o
     except OSError as exc:
         raise InputError(f"cannot create output folder {out_dir}: {exc}") from exc
     written = []
-    staging = Path(tempfile.mkdtemp(prefix=".separate-", dir=out))
+    remove_stale_temporaries(out)  # what killed runs left behind
     try:
-        for path in images:
-            stem = Path(path).stem
-            image = read_image(path, max_pixels)
-            parts = separate_image(encoder, image, stride=stride, batch_size=batch_size)
-            for i, part in enumerate(parts):
-                Image.fromarray(_to_uint8(part)).save(staging / f"{stem}_component{i}.png")
-                np.save(staging / f"{stem}_component{i}.npy", part, allow_pickle=False)
-            Image.fromarray(side_by_side([image, *parts])).save(
-                staging / f"{stem}_separation.png")
-        for file in sorted(staging.iterdir()):
-            os.replace(file, out / file.name)
-            written.append(out / file.name)
+        with staging_folder(out, "separate") as staging:
+            for path in images:
+                stem = Path(path).stem
+                image = read_image(path, max_pixels)
+                parts = separate_image(encoder, image, stride=stride, batch_size=batch_size)
+                for i, part in enumerate(parts):
+                    Image.fromarray(_to_uint8(part)).save(staging / f"{stem}_component{i}.png")
+                    np.save(staging / f"{stem}_component{i}.npy", part, allow_pickle=False)
+                Image.fromarray(side_by_side([image, *parts])).save(
+                    staging / f"{stem}_separation.png")
+            for file in sorted(staging.iterdir()):
+                os.replace(file, out / file.name)
+                written.append(out / file.name)
     except BaseException:
         if created:  # a failed run leaves no trace, not even an empty folder
             shutil.rmtree(out, ignore_errors=True)
         raise
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
     return written

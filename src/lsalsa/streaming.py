@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from ._arrays import cast_array, numpy_dtype
 from .encoders import UnrolledEncoder
 from .errors import InputError
-from .io import atomic_path, check_finite_output
+from .io import atomic_path, check_finite_output, remove_stale_temporaries
 
 
 def read_npy_header(handle) -> tuple[tuple[int, ...], np.dtype, bool, int]:
@@ -87,6 +87,7 @@ def encode_file(encoder: UnrolledEncoder, in_path: str | os.PathLike,
             raise InputError(f"{in_path} is truncated: {source.stat().st_size} bytes, "
                              f"its header promises {expected}")
         layout = (shape, dtype, fortran, offset)
+        remove_stale_temporaries(Path(out_path).parent)  # what killed runs left behind
         out_header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)),
                       "fortran_order": False, "shape": (rows, N)}
         with atomic_path(out_path) as tmp, open(tmp, "wb") as writer:

@@ -1,14 +1,18 @@
 """The ``lsalsa`` command line: one module per command group, each with ``register``.
 
 Every command exits 0 on success; bad input prints one line ``lsalsa: error: ...`` to stderr
-and exits 2, leaving no partial output (all writes are atomic).
+and exits 2, leaving no partial output (all writes are atomic). SIGTERM is handled like Ctrl-C:
+the command's clean-up runs (temporary files and staging folders are removed) and it exits
+143 (128 + 15) with one line on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from ..errors import InputError
 from ..version import __version__
@@ -29,9 +33,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """Raised by SIGTERM, so that the clean-up of an interrupted write (``finally``) runs."""
+
+
+def _terminate(signum, frame):
+    # Once is enough: a second SIGTERM must not cut the clean-up short (SIGKILL still works).
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # Python dies on SIGTERM without running any clean-up. Only the main thread may set a
+    # handler, and a SIGTERM that our parent chose to ignore stays ignored.
+    handle = threading.current_thread() is threading.main_thread() \
+        and signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN
+    previous = signal.signal(signal.SIGTERM, _terminate) if handle else None
+    try:
+        return _run(args)
+    finally:
+        if handle:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def _run(args) -> int:
     try:
         result = args.func(args)
     except (InputError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
@@ -41,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # full disk, unwritable folder, ...
         print(f"lsalsa: error: {_one_line(exc)}", file=sys.stderr)
         return 1
+    except Terminated:
+        print("lsalsa: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("lsalsa: interrupted", file=sys.stderr)
         return 130

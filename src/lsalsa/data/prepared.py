@@ -24,14 +24,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError
-from ..io import load_npy, save_npy, write_json
+from ..io import Temporary, load_npy, remove_stale_temporaries, save_npy, write_json
 from .sources import cache_dir
 
 # Every split is disjoint from the others by source image (catalog.py). Data sets prepared
@@ -119,25 +117,24 @@ class DatasetWriter:
         self.root = Path(root).expanduser()
         self.name = name
         self.root.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=self.root))
+        remove_stale_temporaries(self.root)  # what killed runs left behind
+        self.staging = Temporary(self.root, name, directory=True)
+        self.tmp = self.staging.path
 
     def save(self, split: str, key: str, array: np.ndarray) -> None:
         save_npy(self.tmp / f"{split}_{key}.npy", array)
 
     def commit(self, meta: dict) -> Path:
         write_json(self.tmp / "meta.json", meta)
-        # mkdtemp/mkstemp create private (0700/0600) entries; a data set is meant to be shared.
-        for item in (self.tmp, *self.tmp.iterdir()):
-            item.chmod(0o755 if item.is_dir() else 0o644)
         final = self.root / self.name
-        old = None
-        if final.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{self.name}.", suffix=".old", dir=self.root))
-            os.replace(final, old / "data")
-        os.replace(self.tmp, final)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        # The old data set moves into a temporary of its own: one killed in between is debris
+        # that the next run removes, like the new one.
+        with Temporary(self.root, self.name, directory=True) as old:
+            if final.exists():
+                os.replace(final, old.path / "data")
+            os.replace(self.tmp, final)
+        self.staging.close()
         return final
 
     def abort(self) -> None:
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.staging.close()

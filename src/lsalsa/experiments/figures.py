@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io import atomic_path, load_npy
+from ..io import atomic_path, load_npy, remove_stale_temporaries
 from .config import CLASSIC, methods_in
 
 STYLE = {"fista": {"color": "tab:blue", "marker": "s", "label": "FISTA"},
@@ -155,6 +155,7 @@ def make_figures(run_dir) -> dict[str, Path]:
     results = json.loads((run_dir / "results.json").read_text())
     config = results["config"]
     out = run_dir / "figures"
+    remove_stale_temporaries(out)  # what killed runs left behind
     figures = {"rmse_vs_T": rmse_vs_T(results, out / "rmse_vs_T.png"),
                "rmse_vs_time": rmse_vs_time(results, out / "rmse_vs_time.png")}
     clouds = sparsity_clouds(results, run_dir, out / "sparsity_vs_rmse.png",

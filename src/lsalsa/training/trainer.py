@@ -46,7 +46,7 @@ from tqdm.auto import tqdm
 
 from ..encoders import UnrolledEncoder
 from ..errors import InputError
-from ..io import write_json
+from ..io import remove_stale_temporaries, write_json
 from ..version import provenance
 from .checkpoint import generator_state, load_checkpoint, save_checkpoint, set_generator_state
 from .distributed import Distributed
@@ -314,6 +314,7 @@ class _Trainer:
                 raise InputError(f"run directory {self.run_dir} already holds a run; resume it or "
                                  "choose another directory")
             if self.dist.is_main:
+                remove_stale_temporaries(self.run_dir)  # what killed runs left behind
                 write_json(self.run_dir / "config.json", self.config)
                 write_json(self.run_dir / "provenance.json", provenance())
         scales = state["scales"] if state else step_scales(self.encoder)
