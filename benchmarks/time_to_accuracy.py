@@ -19,10 +19,11 @@ more trained LSALSA / LISTA models. For each model, on the test split:
   scaled linearly to the test set (each signal is solved on its own), with the mean objective
   compared against the stored optimum's.
 
-Every method gets the same signals, batch (``--batch-size``, default the whole test set) and
-thread count (``--threads``, default 1, for torch, BLAS and SPAMS). Times are medians after a
-warm-up (DESIGN.md section 4). The output is a table of ratios to each model's time, the
-issue's targets as met / missed, and JSON with every number (``--json`` also writes it).
+Every method gets the same test signals (the exact solvers a random subset of them), batch
+(``--batch-size``, default 4096 as in the experiments' evaluation) and thread count
+(``--threads``, default 1, for torch, BLAS and SPAMS). Times are medians after a warm-up
+(DESIGN.md section 4). The output is a table of ratios to each model's time, the issue's
+targets as met / missed, and JSON with every number (``--json`` also writes it).
 
 Examples::
 
@@ -97,8 +98,9 @@ def parse_args(argv=None):
                         help="largest T of the FISTA / SALSA curves (default 1000)")
     parser.add_argument("--add-mu", type=float, nargs="+", default=[],
                         help=f"SALSA mu values besides {MUS}, e.g. 0.25")
-    parser.add_argument("--batch-size", type=positive,
-                        help="rows per call for every timed method (default the whole test set)")
+    parser.add_argument("--batch-size", type=positive, default=4096,
+                        help="rows per batch for every timed method (default 4096, the "
+                             "experiments' evaluation batch)")
     parser.add_argument("--threads", type=positive, default=1, help="threads for every method (1)")
     parser.add_argument("--seed", type=int, default=0, help="row subsets and --train-quick")
     parser.add_argument("--json", help="also write the JSON to this file")
@@ -333,7 +335,7 @@ def run(args, threads: int) -> dict:
     Y, X_opt = split_pair(dataset, codeset, "test", args.limit, rng)
     dictionaries, alphas = codeset.dictionaries, list(codeset.alphas)
     blocks = [torch.from_numpy(d) for d in dictionaries]
-    batch = args.batch_size or len(Y)
+    batch = min(args.batch_size, len(Y))
     kind = problem_kind(dataset)
     print(f"data {dataset.name} ({dataset.meta.get('label', '')}): {len(Y)} test and "
           f"{len(val[0])} validation signals, M={Y.shape[1]}, N={X_opt.shape[1]}, "
