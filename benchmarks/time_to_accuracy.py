@@ -22,8 +22,9 @@ more trained LSALSA / LISTA models. For each model, on the test split:
 Every method gets the same test signals (the exact solvers a random subset of them), batch
 (``--batch-size``, default 4096 as in the experiments' evaluation) and thread count
 (``--threads``, default 1, for torch, BLAS and SPAMS). Times are medians after a warm-up
-(DESIGN.md section 4). The output is a table of ratios to each model's time, the issue's
-targets as met / missed, and JSON with every number (``--json`` also writes it).
+(DESIGN.md section 4), over rounds in which every timed call runs once in turn. The output
+is a table of ratios to each model's time, the issue's targets as met / missed, and JSON with
+every number (``--json`` also writes it).
 
 Examples::
 
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import warnings
@@ -59,7 +61,7 @@ from lsalsa.training import DEFAULTS, classic_curves
 from lsalsa.training.search import MUS, alpha_candidates, classic_settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script from anywhere
-from _common import machine_line, markdown_table, median_time, print_header, set_threads
+from _common import interleaved_times, machine_line, markdown_table, print_header, set_threads
 
 # The installed `lsalsa` command, run with this interpreter (the package has no __main__).
 LSALSA_CLI = [sys.executable, "-c", "import sys; from lsalsa.cli import main; sys.exit(main())"]
@@ -102,6 +104,8 @@ def parse_args(argv=None):
                         help="rows per batch for every timed method (default 4096, the "
                              "experiments' evaluation batch)")
     parser.add_argument("--threads", type=positive, default=1, help="threads for every method (1)")
+    parser.add_argument("--repeats", type=positive, default=5,
+                        help="interleaved timing rounds after the warm-up (default 5)")
     parser.add_argument("--seed", type=int, default=0, help="row subsets and --train-quick")
     parser.add_argument("--json", help="also write the JSON to this file")
     return parser.parse_args(argv)
@@ -238,31 +242,15 @@ def exact_solvers(Y: np.ndarray, dictionaries, alphas, names, threads: int) -> d
     return solvers
 
 
-def time_exact(Y: np.ndarray, X_opt: np.ndarray, dictionaries, alphas, names, threads: int,
-               scale: float) -> list[dict]:
-    """Median time of each exact solver on Y, scaled by ``scale``, its RMSE against the stored
-    optimum and the relative difference of the mean objectives (float64)."""
+def exact_check(codes, Y: np.ndarray, X_opt: np.ndarray, dictionaries, alphas) -> dict:
+    """RMSE of exact codes against the stored optimum and the relative difference of the mean
+    objectives (float64): the check that the solver solved the same problem."""
     blocks64 = [d.astype(np.float64) for d in dictionaries]
     Y64 = Y.astype(np.float64)
-    reference = lsalsa.objective(Y64, X_opt.astype(np.float64), blocks64, alphas).mean()
-    out = []
-    for name, solve in exact_solvers(Y, dictionaries, alphas, names, threads).items():
-        # scikit-learn warns once per signal it leaves unconverged; they are counted instead,
-        # and the objective check shows how far off they are.
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ConvergenceWarning)
-            codes = solve()  # also the warm-up
-        unconverged = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            seconds = median_time(solve, warmup=0)
-        cost = lsalsa.objective(Y64, np.asarray(codes, np.float64), blocks64, alphas).mean()
-        out.append({"method": name, "signals": len(Y), "measured_seconds": seconds,
-                    "seconds": seconds * scale, "test_rmse": mean_rmse(codes, X_opt),
-                    "objective_vs_optimum": float((cost - reference) / reference),
-                    "convergence_warnings": unconverged})
-        print(f"{name}: {seconds * 1e3:.1f} ms on {len(Y)} signals", flush=True)
-    return out
+    cost, reference = (lsalsa.objective(Y64, np.asarray(X, np.float64), blocks64, alphas).mean()
+                       for X in (codes, X_opt))
+    return {"test_rmse": mean_rmse(codes, X_opt),
+            "objective_vs_optimum": float((cost - reference) / reference)}
 
 
 def problem_kind(dataset) -> str | None:
@@ -366,32 +354,55 @@ def run(args, threads: int) -> dict:
         print(f"{method}: {len(settings)} settings, T = 1..{len(curves[method]['T'])}",
               flush=True)
 
-    # Per model, back to back (the load of a shared machine drifts): the model's time, then
-    # FISTA's and SALSA's at the smallest T that matches it.
-    for model, encoder in zip(models, encoders, strict=True):
-        model["seconds"] = median_time(lambda encoder=encoder: encoder.encode(Y, batch_size=batch))
-        model["methods"] = {}
+    # What is timed: each model, FISTA and SALSA at the smallest T that matches it (each with
+    # the setting chosen for that T), and the exact solvers on a random subset.
+    calls, matched = {}, {}
+    for i, (model, encoder) in enumerate(zip(models, encoders, strict=True)):
+        calls[i] = lambda encoder=encoder: encoder.encode(Y, batch_size=batch)
         for method, curve in curves.items():
             needed = iterations_to_match(curve["T"], curve["test_rmse"], model["test_rmse"])
             # Not reached: time the longest run, a lower bound on the time to match.
             T = needed or len(curve["T"])
             setting = curve["grid"][curve["choice"][T - 1]]
-            encode = classic_encoder(method, setting, T, dictionaries, Y, batch)
-            seconds = median_time(encode)
-            model["methods"][method] = {
-                "T": needed, "T_timed": T, "setting": setting,
-                "val_rmse": curve["val_rmse"][T - 1], "curve_test_rmse": curve["test_rmse"][T - 1],
-                "test_rmse": mean_rmse(encode(), X_opt),  # of the codes the timed call returns
-                "seconds": seconds, "ratio": seconds / model["seconds"]}
-        print(f"{model['kind'].upper()} T={model['depth']} ({model['path']}): test RMSE "
-              f"{model['test_rmse']:.5f} in {model['seconds'] * 1e3:.2f} ms", flush=True)
-
-    # Exact codes, on a subset, scaled to the test set.
+            calls[i, method] = classic_encoder(method, setting, T, dictionaries, Y, batch)
+            matched[i, method] = {"T": needed, "T_timed": T, "setting": setting,
+                                  "val_rmse": curve["val_rmse"][T - 1],
+                                  "curve_test_rmse": curve["test_rmse"][T - 1]}
     part = min(args.exact_limit, len(Y))
     rows = np.sort(rng.choice(len(Y), part, replace=False))
-    exact = time_exact(Y[rows].numpy(), X_opt[rows].numpy(), dictionaries, alphas, args.exact,
-                       threads, len(Y) / part)
-    for model in models:
+    Y_part, X_part = Y[rows].numpy(), X_opt[rows].numpy()
+    calls.update(exact_solvers(Y_part, dictionaries, alphas, args.exact, threads))
+
+    # One warm-up call each (its output is what the table checks), then interleaved rounds.
+    # scikit-learn warns once per signal it leaves unconverged: counted in the warm-up, then
+    # silenced; the objective check shows how far off those codes are.
+    outputs, unconverged = {}, {}
+    for name, fn in calls.items():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", ConvergenceWarning)
+            outputs[name] = fn()
+        unconverged[name] = sum(issubclass(w.category, ConvergenceWarning) for w in caught)
+    print(f"timing {len(calls)} calls in {args.repeats} interleaved rounds", flush=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        times = interleaved_times(calls, args.repeats)
+    seconds = {name: statistics.median(t) for name, t in times.items()}
+
+    exact = []
+    for name in calls:
+        if isinstance(name, str):  # an exact solver, scaled from the subset to the test set
+            exact.append({"method": name, "signals": part, "measured_seconds": seconds[name],
+                          "seconds": seconds[name] * len(Y) / part, "times": times[name],
+                          "convergence_warnings": unconverged[name],
+                          **exact_check(outputs[name], Y_part, X_part, dictionaries, alphas)})
+    for i, model in enumerate(models):
+        model["seconds"], model["times"] = seconds[i], times[i]
+        model["methods"] = {
+            method: {**matched[i, method], "seconds": seconds[i, method],
+                     "times": times[i, method], "ratio": seconds[i, method] / seconds[i],
+                     # of the codes the timed call returns (equal to the curve's but rounding)
+                     "test_rmse": mean_rmse(outputs[i, method], X_opt)}
+            for method in curves}
         model["exact"] = [{**row, "ratio": row["seconds"] / model["seconds"]} for row in exact]
         model["targets"] = targets(model, kind)
 
