@@ -80,6 +80,22 @@ def median_time(fn: Callable[[], object], *, device="cpu", warmup: int = 1,
     return min(times) if best else statistics.median(times)
 
 
+def interleaved_times(calls: dict[str, Callable[[], object]], rounds: int, *,
+                      device="cpu") -> dict[str, list[float]]:
+    """Wall-clock seconds of every call in each of ``rounds`` rounds; a round calls each one
+    once, in turn (warm them up first). On a shared machine a change of load then hits every
+    method alike, so ratios of their medians hold better than when one method is timed after
+    another."""
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, fn in calls.items():
+            start = time.perf_counter()
+            fn()
+            synchronize(device)
+            times[name].append(time.perf_counter() - start)
+    return times
+
+
 def random_dictionary(rng: np.random.Generator, m: int, n: int) -> np.ndarray:
     """A Gaussian (m, n) float32 dictionary with unit-norm columns."""
     A = rng.standard_normal((m, n))

@@ -1,0 +1,95 @@
+"""benchmarks/time_to_accuracy.py on a toy problem: the FISTA / SALSA settings are chosen on
+the validation split alone, and the timed runs reproduce the curves they were chosen from.
+Nothing here looks at a time."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import random_dictionary
+from lsalsa import LSALSA
+from lsalsa.codes import compute_codes, save_codes
+from lsalsa.data.prepared import DatasetWriter
+from lsalsa.experiments.metrics import iterations_to_match
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "time_to_accuracy.py"
+ALPHA = 0.1
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("time_to_accuracy", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def toy(tmp_path, rng):
+    """A prepared data set (train/val/test), its exact codes, a code set whose test codes are
+    perturbed (same val codes), and an untrained LSALSA T=2 model file."""
+    M, N, P = 12, 16, 120
+    A = random_dictionary(rng, M, N).astype(np.float32)
+    writer = DatasetWriter(tmp_path, "toy")
+    codes, stats = {}, {}
+    for split in ("train", "val", "test"):
+        X = rng.standard_normal((P, N)) * (rng.random((P, N)) < 0.2)
+        Y = (X @ A.T + 0.05 * rng.standard_normal((P, M))).astype(np.float32)
+        writer.save(split, "signals", Y)
+        codes[split], stats[split] = compute_codes(Y, [A], [ALPHA], progress=False)
+    data = writer.commit({"name": "toy", "kind": "sc"})
+    exact = save_codes(tmp_path / "codes", codes, [A], [ALPHA], stats=stats)
+    moved = {**codes, "test": codes["test"] + 0.05 * rng.standard_normal(codes["test"].shape)}
+    perturbed = save_codes(tmp_path / "perturbed", moved, [A], [ALPHA], stats=stats)
+    only_test = save_codes(tmp_path / "only-test", {"test": codes["test"]}, [A], [ALPHA],
+                           stats=stats)
+    model = tmp_path / "model.safetensors"
+    LSALSA(A, ALPHA, 2, mu=1.0).save(model)
+    return {"data": data, "codes": exact, "perturbed": perturbed, "only_test": only_test,
+            "model": model, "tmp": tmp_path}
+
+
+def run(script, toy, codes, name) -> dict:
+    out = toy["tmp"] / f"{name}.json"
+    assert script.main(["--data", str(toy["data"]), "--codes", str(codes), "--model",
+                        str(toy["model"]), "--exact", "lasso_cd", "--exact-limit", "10",
+                        "--max-iter", "40", "--repeats", "1", "--json", str(out)]) == 0
+    return json.loads(out.read_text())
+
+
+def test_selection_uses_validation_only_and_timed_runs_match_the_curves(toy):
+    script = load_script()
+    first = run(script, toy, toy["codes"], "exact")
+    second = run(script, toy, toy["perturbed"], "perturbed")
+    for method in ("fista", "salsa"):
+        a, b = first["curves"][method], second["curves"][method]
+        # Other test codes change the test curve but not one choice: the test split selects
+        # nothing.
+        assert a["test_rmse"] != b["test_rmse"]
+        assert a["choice"] == b["choice"] and a["val_rmse"] == b["val_rmse"]
+
+    model = first["models"][0]
+    for method in ("fista", "salsa"):
+        curve, row = first["curves"][method], model["methods"][method]
+        assert row["T"] == iterations_to_match(curve["T"], curve["test_rmse"],
+                                               model["test_rmse"])
+        assert row["setting"] == curve["grid"][curve["choice"][row["T_timed"] - 1]]
+        # The timed call (SALSA as an untrained LSALSA, FISTA with prebuilt operators) runs the
+        # same float32 iterations as the curve, in another order of operations: each step
+        # rounds at ~1e-7 relative and the iterations are nonexpansive, so at most ~T * 1e-7.
+        assert row["test_rmse"] == pytest.approx(row["curve_test_rmse"], rel=1e-4)
+    # scikit-learn's alpha is on the same objective as the stored codes: lasso_cd stops at a
+    # duality gap of 1e-4 ||y||^2, a few 1e-4 of the objective; an alpha off by its internal
+    # 1/n_features (12 here) would move the objective by far more.
+    assert abs(model["exact"][0]["objective_vs_optimum"]) < 1e-3
+    assert model["targets"] == []  # a toy data set has no issue targets
+
+
+def test_code_set_without_validation_codes_is_refused(toy):
+    with pytest.raises(SystemExit, match="no codes for \\['val'\\]"):
+        load_script().main(["--data", str(toy["data"]), "--codes", str(toy["only_test"]),
+                            "--model", str(toy["model"])])
