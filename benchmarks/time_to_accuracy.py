@@ -53,12 +53,12 @@ from lsalsa.codes import load_codes
 from lsalsa.data import load_prepared
 from lsalsa.encoders import read_model_header
 from lsalsa.experiments.metrics import iterations_to_match, rmse_per_sample
-from lsalsa.experiments.runner import _fista_codes
 from lsalsa.io import write_json
 from lsalsa.problem import make_problem
+from lsalsa.solvers.classic import codes_with_operators
 from lsalsa.solvers.steps import ista_operators
 from lsalsa.training import DEFAULTS, classic_curves
-from lsalsa.training.search import MUS, alpha_candidates, classic_settings
+from lsalsa.training.search import MUS, alpha_candidates, chosen_curves, classic_settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script from anywhere
 from _common import interleaved_times, machine_line, markdown_table, print_header, set_threads
@@ -161,16 +161,11 @@ def mean_rmse(codes, optimal) -> float:
 
 def selected_curve(val, test, blocks, method: str, settings: list[dict], horizon: int) -> dict:
     """For T = 1..horizon: the index in ``settings`` of the lowest validation RMSE at T
-    (``choice``), and the test RMSE of that choice (one trajectory per distinct chosen
-    setting, as the runner's step_classic)."""
+    (``choice``), and the test RMSE of that choice."""
     depths = list(range(1, horizon + 1))
     val_curves = classic_curves(*val, blocks, method, depths, settings)
     choice = val_curves.argmin(axis=0)
-    test_rmse = np.empty(horizon)
-    for k in np.unique(choice):
-        at = np.flatnonzero(choice == k)
-        test_rmse[at] = classic_curves(*test, blocks, method, [depths[j] for j in at],
-                                       [settings[k]])[0]
+    test_rmse = chosen_curves(*test, blocks, method, depths, settings, choice)["rmse"]
     # classic_curves gives inf for a diverged setting; JSON has no inf.
     return {"T": depths, "val_rmse": finite_or_none(val_curves.min(axis=0)),
             "test_rmse": finite_or_none(test_rmse), "choice": choice.tolist()}
@@ -202,7 +197,7 @@ def classic_encoder(method: str, setting: dict, T: int, dictionaries, Y, batch: 
         encoder = lsalsa.LSALSA(dictionaries, setting["alpha"], T, mu=setting["mu"])
         return lambda: encoder.encode(Y, batch_size=batch)
     operators = ista_operators(make_problem(dictionaries, setting["alpha"])[0])
-    return lambda: _fista_codes(operators, Y, T, batch)
+    return lambda: codes_with_operators(operators, Y, "fista", T, batch)
 
 
 def scaled_problem(dictionaries, alphas):

@@ -36,11 +36,9 @@ from .dictionary import learn_dictionary, plot_atoms
 from .encoders import LSALSA, components, load_encoder
 from .experiments.metrics import iterations_to_match, psnr, time_encode
 from .io import load_npy, save_npy, write_json
-from .problem import make_problem
-from .solvers.classic import iterates
 from .solvers.exact import exact_codes, spams_available
 from .training import best_classic, classic_curves, code_rmse, train
-from .training.search import MUS, alpha_candidates, classic_settings
+from .training.search import MUS, alpha_candidates, chosen_curves, classic_settings
 from .version import provenance
 
 
@@ -220,15 +218,7 @@ def _evaluate(config: DemoConfig, encoder, dictionaries, val: dict, test: dict, 
                             settings).argmin(axis=0)
     psnr_mu = _best_psnr_mu(val, dictionaries, config.alphas, T)
 
-    # The test curve of that SALSA: one trajectory per setting chosen at some depth.
-    curve = np.full(len(depths), np.inf)
-    with torch.inference_mode():
-        for k in sorted(set(choice.tolist())):
-            problem = make_problem(dictionaries, settings[k]["alpha"])[0]
-            for it, estimate in iterates(problem, Y, "salsa", len(depths),
-                                         mu=settings[k]["mu"]):
-                if choice[it - 1] == k:
-                    curve[it - 1] = float(code_rmse(estimate, target).mean())
+    curve = chosen_curves(Y, target, dictionaries, "salsa", depths, settings, choice)["rmse"]
 
     def salsa(depth: int, setting: dict) -> LSALSA:
         # An untrained LSALSA is SALSA(depth) with operators formed once, outside the timed

@@ -37,11 +37,11 @@ from ..encoders import LSALSA, build_encoder, load_encoder
 from ..errors import InputError
 from ..io import load_npy, save_npy, write_json
 from ..problem import make_problem
-from ..solvers.classic import iterates
+from ..solvers.classic import codes_with_operators, iterates
 from ..solvers.steps import ista_operators
 from ..training import DEFAULTS as TRAIN_DEFAULTS
-from ..training import best_classic, classic_curves, code_rmse, search, train
-from ..training.search import LEARNED_METHODS, classic_settings
+from ..training import best_classic, classic_curves, search, train
+from ..training.search import LEARNED_METHODS, chosen_curves, classic_settings
 from ..version import provenance
 from . import metrics
 from .config import CLASSIC, alpha_grid, dense_depths, load_config
@@ -262,20 +262,10 @@ def step_classic(run: Run) -> dict:
         settings = classic_settings(method, alpha_grid(c), c["search"]["mus"])
         val = classic_curves(fv["Y_val"], fv["X_val"], blocks, method, dense, settings)
         choice = val.argmin(axis=0)
-        test_rmse = np.zeros(len(dense))
-        test_sparsity = np.zeros(len(dense))
-        for k in sorted(set(choice.tolist())):
-            depths_k = [T for j, T in enumerate(dense) if choice[j] == k]
-            problem = run.problem(settings[k]["alpha"])
-
-            def record(T, codes, test_rmse=test_rmse, test_sparsity=test_sparsity):
-                j = dense.index(T)
-                test_rmse[j] = float(code_rmse(codes, X_test).mean())
-                test_sparsity[j] = float((codes == 0).double().mean())
-
-            _trajectory(problem, Y_test, method, settings[k]["mu"], depths_k, record)
+        test = chosen_curves(Y_test, X_test, blocks, method, dense, settings, choice)
         out[method] = {"T": dense, "val_rmse": val.min(axis=0).tolist(),
-                       "rmse_mean": test_rmse.tolist(), "sparsity_mean": test_sparsity.tolist(),
+                       "rmse_mean": test["rmse"].tolist(),
+                       "sparsity_mean": test["sparsity"].tolist(),
                        "hyper": [settings[k] for k in choice.tolist()],
                        "grid": settings}
         run.log(f"{method}: dense curve over {len(dense)} depths, {len(settings)} settings")
@@ -409,18 +399,6 @@ def salsa_encoder(run: Run, setting: dict, T: int) -> LSALSA:
     return LSALSA(run.blocks(), setting["alpha"], T, setting["mu"]).to(run.device)
 
 
-def _fista_codes(operators, Y: torch.Tensor, T: int, batch_size: int) -> torch.Tensor:
-    """FISTA(T) with operators formed once outside the timed region (as a deployed solver
-    would have them), batch by batch, through lsalsa.solve's own loop."""
-    parts = []
-    with torch.inference_mode():
-        for first in range(0, Y.shape[0], batch_size):
-            *_, (_, codes) = iterates(None, Y[first:first + batch_size], "fista", T,
-                                      operators=operators)
-            parts.append(codes)
-    return torch.cat(parts)
-
-
 def step_evaluate(run: Run) -> dict:
     c, e = run.config, run.config["evaluation"]
     test = run.split_arrays("test")
@@ -459,7 +437,7 @@ def step_evaluate(run: Run) -> dict:
             return lambda: enc.encode(Y, batch_size=batch)
         problem = run.problem(h["alpha"])
         operators = ista_operators(problem)
-        return lambda: _fista_codes(operators, Y, T, batch)
+        return lambda: codes_with_operators(operators, Y, "fista", T, batch)
 
     def learned_encoder(method: str, T: int):
         enc = load_encoder(model_path(run, method, T), device=run.device)

@@ -136,6 +136,20 @@ def iterates(problem: Problem | None, Y: torch.Tensor, method: str, n_iter: int,
         yield it, algo.codes(state)
 
 
+def codes_with_operators(operators, Y: torch.Tensor, method: str, n_iter: int,
+                         batch_size: int) -> torch.Tensor:
+    """ISTA, FISTA or SALSA codes after ``n_iter`` iterations with ``(W, S, tau)`` formed once
+    by the caller (as a deployed solver holds them: their cost stays out of a timed region),
+    batch by batch, through :func:`iterates`' loop."""
+    parts = []
+    with torch.inference_mode():
+        for first in range(0, Y.shape[0], batch_size):
+            *_, (_, codes) = iterates(None, Y[first:first + batch_size], method, n_iter,
+                                      operators=operators)
+            parts.append(codes)
+    return torch.cat(parts)
+
+
 def run_iterations(problem: Problem, Y: torch.Tensor, method: str, n_iter: int, *,
                    mu: float = 10.0, tol: float | None = None, check_every: int = 10,
                    history: bool = False, x0: torch.Tensor | None = None,

@@ -88,12 +88,34 @@ def classic_curves(signals, targets, dictionaries, method: str, depths, settings
     array (len(settings), len(depths)) of mean per-sample code RMSE (inf where not finite).
     One trajectory per setting to ``max(depths)`` iterations gives every depth at once.
     """
+    return _curves(signals, targets, dictionaries, method, depths, settings, batch_size)[0]
+
+
+def chosen_curves(signals, targets, dictionaries, method: str, depths, settings,
+                  choice) -> dict[str, np.ndarray]:
+    """Mean code RMSE and sparsity on ``signals`` of the setting chosen for each depth
+    (``settings[choice[j]]`` at ``depths[j]``, e.g. chosen on validation by
+    :func:`classic_curves`): one trajectory per distinct chosen setting. Arrays (len(depths),)
+    under "rmse" and "sparsity"."""
+    out = {"rmse": np.full(len(depths), np.inf), "sparsity": np.full(len(depths), np.nan)}
+    choice = np.asarray(choice)
+    for k in np.unique(choice):
+        at = np.flatnonzero(choice == k)
+        rmse, sparsity = _curves(signals, targets, dictionaries, method,
+                                 [depths[j] for j in at], [settings[int(k)]])
+        out["rmse"][at], out["sparsity"][at] = rmse[0], sparsity[0]
+    return out
+
+
+def _curves(signals, targets, dictionaries, method, depths, settings, batch_size=16384):
+    """Mean per-sample code RMSE (inf where not finite) and sparsity, (settings, depths)."""
     if method not in CLASSIC_METHODS:
         raise InputError(f"unknown classic method {method!r}; choose from {CLASSIC_METHODS}")
     depths = [_positive_int(T, "depth") for T in depths]
     column = {T: j for j, T in enumerate(depths)}
     like = make_problem(dictionaries, 0.0)[0].A
-    out = np.zeros((len(settings), len(depths)))
+    rmse = np.zeros((len(settings), len(depths)))
+    zeros = np.zeros_like(rmse)
     with torch.inference_mode():
         for k, setting in enumerate(settings):
             problem = make_problem(dictionaries, setting["alpha"])[0]
@@ -103,10 +125,11 @@ def classic_curves(signals, targets, dictionaries, method: str, depths, settings
                 for T, codes in iterates(problem, Y, method, max(depths),
                                          mu=setting.get("mu") or 10.0):
                     if T in column:
-                        out[k, column[T]] += float(code_rmse(codes, X).sum())
-    out /= len(signals)
-    out[~np.isfinite(out)] = np.inf
-    return out
+                        rmse[k, column[T]] += float(code_rmse(codes, X).sum())
+                        zeros[k, column[T]] += float((codes == 0).double().mean(dim=1).sum())
+    rmse /= len(signals)
+    rmse[~np.isfinite(rmse)] = np.inf
+    return rmse, zeros / len(signals)
 
 
 def alpha_candidates(alphas, factors=None) -> list[list[float]]:
