@@ -33,7 +33,7 @@ import torch
 from .codes import compute_codes
 from .data import load_prepared, prepare
 from .dictionary import learn_dictionary, plot_atoms
-from .encoders import LSALSA, components, load_encoder
+from .encoders import FORMAT_VERSION, LSALSA, components, load_encoder
 from .experiments.metrics import iterations_to_match, psnr, time_encode
 from .io import load_npy, save_npy, write_json
 from .solvers.exact import exact_codes, spams_available
@@ -158,7 +158,7 @@ def run_demo(out_dir: str | Path = "runs/demo", config: DemoConfig | None = None
     start = best_classic(val["signals"], codes["val"], dictionaries, "salsa", [config.depth],
                          alpha_grid)[config.depth]
     model_path = out / "lsalsa.safetensors"
-    model_key = {**settings, "start": start}
+    model_key = {**settings, "start": start, "model_format": FORMAT_VERSION}
     if not _cached(model_path, model_key):
         _log(f"training LSALSA (T = {config.depth}), starting as SALSA with alpha "
              f"{start['alpha']}, mu {start['mu']:g} (best on validation)", quiet)
