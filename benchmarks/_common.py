@@ -1,6 +1,6 @@
 """Shared helpers for the benchmark scripts: timing, machine description, tables.
 
-Timing follows DESIGN.md section 4: a warm-up call, then the median of repeated calls, with the
+Timing follows docs/DESIGN.md section 6: a warm-up call, then the median of repeated calls, with the
 same thread count for every method (set once with :func:`set_threads`).
 """
 

@@ -2,7 +2,7 @@
 
 For every size, batch and depth T it prints codes per second, the achieved GFLOP/s counting
 ``2*M*N + 2*T*N^2`` flops per sample (one input product plus one N x N product per iteration,
-DESIGN.md section 2) and that rate as a fraction of the machine's dense matrix-multiply rate,
+docs/DESIGN.md section 2) and that rate as a fraction of the machine's dense matrix-multiply rate,
 measured in the same run on the same shapes (``torch.mm`` of (B, N) x (N, N), the fastest of
 at least ten calls: a ceiling).
 

@@ -22,7 +22,7 @@ more trained LSALSA / LISTA models. For each model, on the test split:
 Every method gets the same test signals (the exact solvers a random subset of them), batch
 (``--batch-size``, default 4096 as in the experiments' evaluation) and thread count
 (``--threads``, default 1, for torch, BLAS and SPAMS). Times are medians after a warm-up
-(DESIGN.md section 4), over rounds in which every timed call runs once in turn. The output
+(docs/DESIGN.md section 6), over rounds in which every timed call runs once in turn. The output
 is a table of ratios to each model's time, the issue's targets as met / missed, and JSON with
 every number (``--json`` also writes it).
 
@@ -155,7 +155,7 @@ def split_pair(dataset, codeset, split: str, limit: int | None, rng) -> tuple:
 
 
 def mean_rmse(codes, optimal) -> float:
-    """Mean over samples of the per-sample code RMSE (DESIGN.md section 4)."""
+    """Mean over samples of the per-sample code RMSE (docs/DESIGN.md section 6)."""
     return float(rmse_per_sample(codes, optimal).mean())
 
 

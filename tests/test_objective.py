@@ -28,7 +28,7 @@ def np_objective(Y, X, blocks, alphas):
 
 
 def np_gap(Y, X, blocks, alphas):
-    """The duality gap of DESIGN.md section 1, written out with NumPy."""
+    """The duality gap of docs/DESIGN.md section 1, written out with NumPy."""
     A = np.hstack(blocks)
     edges = np.cumsum([0] + [b.shape[1] for b in blocks])
     gaps = []

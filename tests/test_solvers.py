@@ -4,7 +4,7 @@ References: scikit-learn's ``Lasso`` (coordinate descent; its cost is
 ``1/(2 M) ||y - A w||^2 + a ||w||_1``, so ``a = alpha / M``) and SPAMS's LARS-Lasso when
 installed. For D = 2 both get one penalty by rescaling columns: with ``lam = max(alpha_i)``
 and ``x_i = (lam / alpha_i) z_i``, every block of ``z`` carries the penalty ``lam``. Short runs
-are checked against a NumPy transcription of DESIGN.md section 2.
+are checked against a NumPy transcription of docs/DESIGN.md section 2.
 """
 
 from __future__ import annotations
@@ -208,7 +208,7 @@ def np_soft(z, tau):
 
 
 def np_reference_iterations(method, Y, A, tau_alpha, T, mu):
-    """DESIGN.md section 2 transcribed, with per-coordinate penalties ``tau_alpha`` (N,)."""
+    """docs/DESIGN.md section 2 transcribed, with per-coordinate penalties ``tau_alpha`` (N,)."""
     L = np.linalg.eigvalsh(A.T @ A).max()
     X = np.zeros((Y.shape[0], A.shape[1]))
     if method == "ista":
@@ -249,7 +249,7 @@ def test_iterations_follow_design_definition(rng, method, T):
 
 
 def test_one_ista_iteration_is_thresholded_correlation(rng):
-    """T = 1 means soft(A^T y / L; alpha / L) (DESIGN.md section 2)."""
+    """T = 1 means soft(A^T y / L; alpha / L) (docs/DESIGN.md section 2)."""
     A = random_dictionary(rng, 10, 20)
     Y = rng.standard_normal((3, 10))
     L = np.linalg.norm(A, 2) ** 2

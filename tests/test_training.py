@@ -265,11 +265,30 @@ def test_lr_schedules_and_rel_tol_stop(data):
     assert stopped.stopped == "rel_tol" and stopped.epochs == 2
 
 
-def test_divergence_is_reported_and_the_best_epoch_kept(data):
-    result = _train(data, lr=1e6, max_epochs=20, **VANILLA_SGD)
+@pytest.mark.parametrize("validation", [True, False])
+def test_divergence_is_reported_and_the_best_epoch_kept(data, tmp_path, validation):
+    options = {} if validation else {"val_signals": None, "val_targets": None}
+    run = tmp_path / "run"
+    result = _train(data, lr=1e6, max_epochs=20, run_dir=run, **VANILLA_SGD, **options)
     assert result.stopped == "diverged" and result.epochs < 20
-    assert result.best_epoch == 0
-    _assert_same_weights(result.encoder, LSALSA(data["A"], ALPHA, 2, mu=2.0))
+    assert result.best_epoch == 0 and result.history[-1]["loss"] is None
+    start = LSALSA(data["A"], ALPHA, 2, mu=2.0)
+    _assert_same_weights(result.encoder, start)
+    # Nothing written holds NaN: strict JSON, and the model and checkpoint hold the start.
+    json.loads((run / "history.json").read_text(),
+               parse_constant=lambda c: pytest.fail(f"{c} in history.json"))
+    _assert_same_weights(load_encoder(run / "model.safetensors"), start)
+    model_state, *_ = load_checkpoint(run / "checkpoint.safetensors")
+    assert all(bool(torch.isfinite(t).all()) for t in model_state.values())
+
+
+def test_a_model_with_non_finite_weights_is_not_saved(tmp_path):
+    enc = LSALSA(np.eye(4), 0.1, 2)
+    with torch.no_grad():
+        enc.S[0, 0] = float("nan")
+    with pytest.raises(InputError, match="NaN or Inf; nothing was written"):
+        enc.save(tmp_path / "m.safetensors")
+    assert not list(tmp_path.iterdir())
 
 
 def test_seed_determines_the_result(data):

@@ -1,6 +1,6 @@
 """lsalsa: fast sparse coding and source separation with learned SALSA encoders.
 
-Public contract (DESIGN.md section 5): :func:`solve`, :func:`objective`, :func:`duality_gap`,
+Public contract (docs/DESIGN.md section 7): :func:`solve`, :func:`objective`, :func:`duality_gap`,
 the learned encoders :class:`LISTA` and :class:`LSALSA`, and :func:`load_encoder`. The
 subpackages (``lsalsa.training``, ``lsalsa.data``, ...) are reachable as attributes and imported
 on first use, so ``import lsalsa`` stays light.

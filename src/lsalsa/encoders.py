@@ -173,10 +173,20 @@ class UnrolledEncoder(torch.nn.Module):
     def save(self, path: str | os.PathLike, extra: dict | None = None) -> Path:
         """Write weights, dictionary and config (and ``extra``, a JSON object) to one
         safetensors file, atomically, with a sha256 of every tensor and of the header."""
-        metadata = {"lsalsa_config": json.dumps(self.config(), sort_keys=True)}
-        if extra:
-            metadata["lsalsa_extra"] = json.dumps(extra, sort_keys=True)
-        write_safetensors(path, self.state_dict(), metadata)
+        state = self.state_dict()
+        for name, tensor in state.items():  # every output is checked before it is written
+            if not bool(torch.isfinite(tensor).all()):
+                raise InputError(f"the model's {name} holds NaN or Inf; nothing was written "
+                                 f"to {path}")
+        try:
+            metadata = {"lsalsa_config": json.dumps(self.config(), sort_keys=True,
+                                                    allow_nan=False)}
+            if extra:
+                metadata["lsalsa_extra"] = json.dumps(extra, sort_keys=True, allow_nan=False)
+        except ValueError as exc:
+            raise InputError(f"the model's header for {path} holds NaN or Inf; nothing was "
+                             "written") from exc
+        write_safetensors(path, state, metadata)
         return Path(path)
 
 

@@ -31,7 +31,7 @@ class LearnedSparseCoder(TransformerMixin, BaseEstimator):
     mu : ADMM penalty (LSALSA)
     n_atoms : atoms of a dictionary learned in ``fit`` (default: ``n_features``)
     dict_epochs : epochs of dictionary learning when ``dictionaries`` is None
-    epochs, lr, optimizer, batch_size : training of the encoder (Eq. 15)
+    epochs, lr, optimizer, batch_size : training of the encoder (lsalsa.training.train)
     random_state : int seed for dictionary learning and training
 
     Attributes

@@ -244,7 +244,14 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def write_json(path: str | os.PathLike, data) -> None:
-    write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+    """Strict JSON (no NaN or Infinity, which other parsers refuse), written atomically."""
+    from .errors import InputError
+
+    try:
+        text = json.dumps(data, indent=2, sort_keys=True, allow_nan=False)
+    except ValueError as exc:
+        raise InputError(f"the result for {path} holds NaN or Inf; nothing was written") from exc
+    write_text(path, text + "\n")
 
 
 # -- safetensors files, sealed with checksums ---------------------------------------------------

@@ -12,7 +12,7 @@ from ..data.prepared import SPLITS, PreparedDataset
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "data", help="list and prepare the real data sets (patches, MCA mixtures)",
-        description="Real data of the paper and its offline stand-ins (DESIGN.md section 3).")
+        description="Real data of the paper and its offline stand-ins (docs/DESIGN.md section 5).")
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
     lister = sub.add_parser("list", help="what can be prepared here, and from where",

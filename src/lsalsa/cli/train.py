@@ -40,7 +40,8 @@ def register(subparsers) -> None:
 
     train_parser = subparsers.add_parser(
         "train", help="train a LISTA or LSALSA encoder on optimal codes (writes a run dir)",
-        description="Train an encoder to predict optimal codes (Eq. 15). By default it starts "
+        description="Train an encoder to predict optimal codes (Eq. 15; for MCA plus each "
+                    "component's reconstruction error). By default it starts "
                     "as its classic algorithm at the best alpha (and mu) for its depth on the "
                     "validation data, learns its thresholds, trains with Adam (per-tensor step "
                     "scaling, cosine decay, clipping) and keeps the best validation epoch. "

@@ -1,4 +1,4 @@
-"""Real data: sources, patches, MCA mixtures and prepared data sets (DESIGN.md section 3).
+"""Real data: sources, patches, MCA mixtures and prepared data sets (docs/DESIGN.md section 5).
 
 Typical use::
 

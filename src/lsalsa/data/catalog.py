@@ -2,7 +2,7 @@
 
 ``prepare(name)`` resolves each source (user folder, ``LSALSA_DATA``, cache, offline stand-in,
 or a verified download when asked), splits it into train, validation and test by image with a
-seed, cuts patches exactly as DESIGN.md section 3 says, and writes a prepared data set (see
+seed, cuts patches exactly as docs/DESIGN.md section 5 says, and writes a prepared data set (see
 :mod:`lsalsa.data.prepared`).
 
 Split rules (every split disjoint by source image; ``meta.json`` records the rule and counts):
@@ -259,7 +259,7 @@ def _fraction_rule(what: str, unit: str) -> str:
 
 def load_source(source: Source, seed: int, limit: int | None,
                 progress: bool = False) -> tuple[dict[str, SplitImages], dict]:
-    """Preprocessed images of every split of a source (DESIGN.md section 3).
+    """Preprocessed images of every split of a source (docs/DESIGN.md section 5).
 
     Returns the splits and a description for ``meta.json``: the split ``rule``, ``images``
     per split, and for photographs ``unreadable`` (files skipped) and, for the offline

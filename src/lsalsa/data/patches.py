@@ -1,4 +1,4 @@
-"""Cutting images into square patches and putting them back (DESIGN.md section 3).
+"""Cutting images into square patches and putting them back (docs/DESIGN.md section 5).
 
 Patches are taken on a regular grid from the top-left corner: positions ``0, s, 2s, ...`` while
 the patch still fits, so pixels past the last full patch are dropped (Fashion-MNIST: 32 -> three

@@ -1,4 +1,4 @@
-"""Readers for the raw image sources and the places they are looked for (DESIGN.md section 3).
+"""Readers for the raw image sources and the places they are looked for (docs/DESIGN.md section 5).
 
 Every reader checks what it reads (magic numbers, sizes, decodability) and raises
 :class:`~lsalsa.errors.InputError` with one line naming the file. Nothing here unpickles:

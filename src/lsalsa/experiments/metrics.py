@@ -1,4 +1,4 @@
-"""The metrics of DESIGN.md section 4, computed from arrays (no files, no plotting).
+"""The metrics of docs/DESIGN.md section 6, computed from arrays (no files, no plotting).
 
 Code error and sparsity per sample, PSNR of separated components, encode timing, iterations
 to match, the expert classifier of Section 6 and the automatic check of the paper's targets.

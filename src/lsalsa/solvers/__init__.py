@@ -28,7 +28,7 @@ def solve(Y, dictionaries, alphas, method: str = "fista", n_iter: int | None = N
     Y : array (B, M), NumPy or torch; results follow its kind, device and dtype.
     dictionaries : array (M, N) or list of arrays (M, N_i), one per component.
     alphas : float, or one float >= 0 per dictionary.
-    method : "ista", "fista", "salsa" or "exact" (DESIGN.md section 2).
+    method : "ista", "fista", "salsa" or "exact" (docs/DESIGN.md section 2).
     n_iter : iterations T (default 100); for "exact", the most refinement iterations
         allowed (default 20000).
     mu : SALSA's ADMM penalty (> 0).

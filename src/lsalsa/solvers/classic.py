@@ -1,4 +1,4 @@
-"""Batched ISTA, FISTA and SALSA for any number of dictionaries (DESIGN.md section 2)."""
+"""Batched ISTA, FISTA and SALSA for any number of dictionaries (docs/DESIGN.md section 2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Training of the learned encoders (Eq. 15), checkpoints, hyperparameter search and DDP.
+"""Training of the learned encoders (Eq. 15, plus each component's reconstruction for MCA),
+checkpoints, the classic selection and the hyperparameter search, and DDP.
 
 - :func:`train`: Adam (default, with per-tensor step scaling) or SGD (the paper) on (signal,
   optimal code) pairs, keeping the best validation epoch, with atomic per-epoch checkpoints in

@@ -1,4 +1,4 @@
-"""Supervised training of LISTA / LSALSA on (signal, optimal code) pairs (Eq. 15).
+"""Supervised training of LISTA / LSALSA on (signal, optimal code) pairs.
 
 The loss is Eq. 15, ``1/(2P) sum_p ||x*_p - f_e(y_p)||^2`` (per mini-batch, the mean over its
 samples of half the squared error summed over the N code entries), plus, for MCA by default,
@@ -73,9 +73,9 @@ class TrainResult:
     ----------
     encoder : the trained encoder (the same object that was passed in), holding the weights
         of the best validation epoch (the last epoch without validation data)
-    history : one dict per epoch: ``epoch``, ``loss`` (Eq. 15 over the epoch's mini-batches),
-        ``val_rmse``, ``lr`` (at the epoch's first step), ``seconds``; entry 0 is the
-        untrained encoder (``loss`` None)
+    history : one dict per epoch: ``epoch``, ``loss`` (the training loss over the epoch's
+        mini-batches; None for an epoch that diverged), ``val_rmse``, ``lr`` (at the epoch's
+        first step), ``seconds``; entry 0 is the untrained encoder (``loss`` None)
     epochs : epochs trained in total (including those before a resume)
     best_epoch : the epoch whose weights the encoder holds (0: training never helped)
     stopped : "rel_tol", "max_epochs", "patience" (validation stopped improving) or
@@ -105,7 +105,7 @@ class TrainResult:
 
 
 def code_rmse(estimate: torch.Tensor, optimal: torch.Tensor) -> torch.Tensor:
-    """Per-sample ``sqrt(mean_j (x_hat_j - x*_j)^2)`` (DESIGN.md section 4), shape (B,)."""
+    """Per-sample ``sqrt(mean_j (x_hat_j - x*_j)^2)`` (docs/DESIGN.md section 6), shape (B,)."""
     return (estimate - optimal).pow(2).mean(dim=1).sqrt()
 
 
@@ -163,7 +163,7 @@ def train(encoder: UnrolledEncoder, signals, targets, *, val_signals=None, val_t
           seed: int = 0, run_dir=None, resume: bool = False, progress: bool = True,
           data_info: dict | None = None,
           callback: Callable[[dict], None] | None = None) -> TrainResult:
-    """Train ``encoder`` in place to map ``signals`` to their optimal ``targets`` (Eq. 15).
+    """Train ``encoder`` in place to map ``signals`` to their optimal ``targets``.
 
     Parameters
     ----------
@@ -192,8 +192,8 @@ def train(encoder: UnrolledEncoder, signals, targets, *, val_signals=None, val_t
     run_dir : write config.json, provenance.json, history.json, checkpoint.safetensors after
         every epoch and the final model.safetensors there. Only rank 0 writes.
     resume : continue from the checkpoint in ``run_dir`` (the hyperparameters must match;
-        ``max_epochs`` may not change, since the schedule depends on it). Without a
-        checkpoint yet, starts afresh.
+        ``max_epochs`` may only grow, and only with the constant schedule: the cosine one
+        depends on it). Without a checkpoint yet, starts afresh.
     progress : a tqdm bar with the current loss (hidden when stderr is not a terminal).
     data_info : extra description of the data recorded in config.json (e.g. dataset name).
     callback : called on every rank with each epoch's history entry after its checkpoint.
@@ -421,12 +421,19 @@ class _Trainer:
                 lr_first = self._lr(epoch * self.steps_per_epoch, epoch)
                 epoch_loss = self._epoch(model, epoch)
                 epoch += 1
-                val = self._val() if math.isfinite(epoch_loss) else None
-                entry = {"epoch": epoch, "loss": epoch_loss, "val_rmse": val, "lr": lr_first,
-                         "seconds": time.perf_counter() - began}
+                finite = math.isfinite(epoch_loss) and _finite_weights(self.encoder)
+                val = self._val() if finite else None
+                # A diverged epoch is recorded with loss None (strict JSON has no NaN).
+                entry = {"epoch": epoch, "loss": epoch_loss if finite else None,
+                         "val_rmse": val, "lr": lr_first, "seconds": time.perf_counter() - began}
                 result.history.append(entry)
-                self._keep_if_best(epoch, val, epoch_loss)
-                result.stopped = self._stop_reason(epoch, epoch_loss, prev_loss)
+                if finite:
+                    self._keep_if_best(epoch, val)
+                    result.stopped = self._stop_reason(epoch, epoch_loss, prev_loss)
+                else:
+                    # Training ends here; the checkpoint holds the best epoch, not NaN weights.
+                    result.stopped = "diverged"
+                    self.encoder.load_state_dict(self.best)
                 prev_loss = epoch_loss
                 self._checkpoint(epoch)
                 bar.update(1)
@@ -449,10 +456,9 @@ class _Trainer:
         finally:
             self.encoder.train(was_training)
 
-    def _keep_if_best(self, epoch: int, val: float | None, loss: float) -> None:
+    def _keep_if_best(self, epoch: int, val: float | None) -> None:
+        """Keep this (finite) epoch's weights if they are the best so far on validation."""
         result = self.result
-        if not math.isfinite(loss):
-            return
         if self.val is None:  # nothing to select by: the last finite epoch
             better = True
         else:
@@ -464,8 +470,6 @@ class _Trainer:
 
     def _stop_reason(self, epoch: int, loss: float, prev_loss: float | None) -> str:
         h = self.hyper
-        if not math.isfinite(loss):
-            return "diverged"
         if prev_loss is not None and abs(loss - prev_loss) < h["rel_tol"] * abs(prev_loss):
             return "rel_tol"
         if self.val is not None and h["patience"] is not None \
@@ -505,6 +509,10 @@ class _Trainer:
 
 
 # -- helpers ------------------------------------------------------------------------------------
+
+def _finite_weights(encoder: torch.nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in encoder.parameters())
+
 
 def _state_copy(encoder: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in encoder.state_dict().items()}
@@ -601,7 +609,14 @@ def _check_same_config(run: Path, config: dict) -> None:
         raise InputError(f"cannot resume {run}: {', '.join(differ)} differ from the saved run")
 
 
+# What a resume does not compare: descriptions (their wording may change between versions) and
+# the start's validation RMSE, recomputed on every call (its last bits follow the thread count;
+# the start itself is in the encoder's config).
+_NOT_COMPARED = {"encoder": ("lsalsa_version",), "training": ("lr_schedule", "loss", "selection"),
+                 "data": ("start",)}
+
+
 def _comparable(section, key: str):
-    if key == "encoder" and isinstance(section, dict):
-        return {k: v for k, v in section.items() if k != "lsalsa_version"}
+    if isinstance(section, dict):
+        return {k: v for k, v in section.items() if k not in _NOT_COMPARED.get(key, ())}
     return section
