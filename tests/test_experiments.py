@@ -66,6 +66,9 @@ def _write_config(tmp_path, **changes) -> str:
     ({"search": {"val_fraction": 1.5}}, "val_fraction"),
     ({"search": {"lrs": {"ista": [0.1]}}}, "search.lrs"),
     ({"search": {"learned": ["lista"]}}, "search.learned"),
+    ({"search": {"learned": ["lsalsa"]}, "targets": [
+        {"kind": "rmse_ratio", "method": "lsalsa", "other": "lista", "T": [1], "at_most": 1.0,
+         "text": "t"}]}, "targets[0].other"),
     ({"search": {"max_train": 0}}, "search.max_train"),
     ({"targets": [{"kind": "time_ratio", "text": "x"}]}, "missing"),
     ({"scales": {"huge": {}}}, "scales"),
@@ -283,7 +286,7 @@ def test_pipeline_end_to_end_and_resume(tmp_path, rng, monkeypatch):
         assert (run_dir / "steps" / f"{step}.json").is_file(), step
     for method in ("lista", "lsalsa", "lsalsa-fixed"):
         for T in (1, 2):
-            assert (run_dir / "models" / f"{method}_T{T}" / "model.safetensors").is_file()
+            assert (run_dir / "models" / f"{method}_T{T}" / "run" / "model.safetensors").is_file()
     # One learning rate: no search for LISTA (nor for LSALSA with fixed thresholds).
     assert not (run_dir / "search" / "lista").exists()
     # Each learned encoder started from its classic algorithm's best setting at its depth.

@@ -527,6 +527,13 @@ def test_search_grid_selection_and_tables(data, tmp_path, monkeypatch):
                **{**grid, "alphas": [0.3]})
 
 
+def test_classic_selection_refuses_bad_grids_and_empty_data(data):
+    with pytest.raises(InputError, match="mu must be a positive number"):  # not run as 10
+        best_classic(data["Yv"], data["Xv"], data["A"], "salsa", [1], [0.1], mus=(0.0,))
+    with pytest.raises(InputError, match="non-empty"):
+        best_classic(data["Yv"][:0], data["Xv"][:0], data["A"], "salsa", [1], [0.1])
+
+
 def test_best_classic_takes_the_lowest_validation_rmse_per_depth(data):
     best = best_classic(data["Yv"], data["Xv"], data["A"], "salsa", [1, 3], [0.1, 0.2],
                         mus=(0.5, 2.0))

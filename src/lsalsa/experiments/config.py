@@ -303,9 +303,11 @@ def validate(config: dict) -> dict:
         if missing or extra:
             raise InputError(f"targets[{i}] ({target['kind']}): missing {missing}, "
                              f"unknown {extra}")
+        run_methods = (*CLASSIC, *learned)  # a target can only read what the run evaluates
         for key in ("method", "other"):
-            if key in target and target[key] not in METHODS:
-                raise InputError(f"targets[{i}].{key} must be one of {', '.join(METHODS)}")
+            if key in target and target[key] not in run_methods:
+                raise InputError(f"targets[{i}].{key} must be one of the methods this config "
+                                 f"runs ({', '.join(run_methods)}), got {target[key]!r}")
     c["kind"] = kind
     return c
 

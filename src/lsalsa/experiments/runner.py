@@ -22,7 +22,6 @@ the start; a run directory holding another configuration is refused.
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -240,7 +239,9 @@ def _trajectory(problem, Y: torch.Tensor, method: str, mu, capture, on_capture) 
     hand the codes at every captured ``T`` to ``on_capture(T, codes)``: all ``T`` in one pass."""
     wanted = set(capture)
     with torch.inference_mode():
-        for it, codes in iterates(problem, Y, method, max(wanted), mu=mu or 10.0):  # FISTA: no mu
+        # mu only matters to SALSA (FISTA's setting has None)
+        for it, codes in iterates(problem, Y, method, max(wanted),
+                                  mu=10.0 if mu is None else mu):
             if it in wanted:
                 on_capture(it, codes)
 
@@ -347,7 +348,8 @@ def _learned_setting(run: Run, method: str, T: int, starts) -> dict:
 
 
 def model_path(run: Run, method: str, T: int) -> Path:
-    return run.dir / "models" / f"{method}_T{T}" / "model.safetensors"
+    """The trained model: the training run's own file (written atomically by the trainer)."""
+    return run.dir / "models" / f"{method}_T{T}" / "run" / "model.safetensors"
 
 
 def step_train(run: Run) -> dict:
@@ -374,8 +376,7 @@ def step_train(run: Run) -> dict:
                            progress=run.progress, **train_options(c),
                            data_info={"experiment": c["name"], "scale": c["scale"]})
             # Training keeps the best validation epoch, so even a diverged run holds a model
-            # no worse than its start; it is recorded, not hidden.
-            shutil.copyfile(folder / "run" / "model.safetensors", model_path(run, method, T))
+            # no worse than its start; its stop reason is recorded, not hidden.
             info = {**result.summary(), "hyper": hyper,
                     "seconds": time.perf_counter() - began}
             write_json(done, info)
@@ -488,7 +489,7 @@ def step_evaluate(run: Run) -> dict:
             seconds = timed(encode)
             timers[(method, T)] = seconds
             hyper = hyper_at(method, T) if method in CLASSIC else json.loads(
-                (model_path(run, method, T).parent / "done.json").read_text())["hyper"]
+                (run.dir / "models" / f"{method}_T{T}" / "done.json").read_text())["hyper"]
             methods[method][str(T)] = {
                 "rmse_mean": float(rmse.mean()), "rmse_median": float(np.median(rmse)),
                 "sparsity_mean": float(sparsity.mean()), "seconds": seconds, "hyper": hyper}
@@ -568,7 +569,7 @@ def step_evaluate(run: Run) -> dict:
         "config": c, "provenance": provenance(),
     }
     results["training"] = {f"{m}_T{T}": json.loads(
-        (model_path(run, m, T).parent / "done.json").read_text())
+        (run.dir / "models" / f"{m}_T{T}" / "done.json").read_text())
         for m in c["search"]["learned"] for T in c["depths"]}
     results["targets"] = metrics.evaluate_targets(c["targets"], results)
     write_json(run.dir / "results.json", results)

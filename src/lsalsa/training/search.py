@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 from ..encoders import build_encoder
 from ..errors import InputError
 from ..io import write_json, write_text
-from ..problem import make_problem
+from ..problem import check_mu, make_problem
 from ..solvers.classic import iterates
 from ..version import provenance
 from .trainer import DEFAULTS, _check_pair, code_rmse, train
@@ -114,6 +114,7 @@ def _curves(signals, targets, dictionaries, method, depths, settings, batch_size
     depths = [_positive_int(T, "depth") for T in depths]
     column = {T: j for j, T in enumerate(depths)}
     like = make_problem(dictionaries, 0.0)[0].A
+    _check_pair(signals, targets, like.shape[0], like.shape[1], "signals", "targets")
     rmse = np.zeros((len(settings), len(depths)))
     zeros = np.zeros_like(rmse)
     with torch.inference_mode():
@@ -122,8 +123,9 @@ def _curves(signals, targets, dictionaries, method, depths, settings, batch_size
             for first in range(0, len(signals), batch_size):
                 Y = _tensor(signals[first:first + batch_size], like)
                 X = _tensor(targets[first:first + batch_size], like)
+                mu = setting.get("mu")  # only SALSA's settings have one
                 for T, codes in iterates(problem, Y, method, max(depths),
-                                         mu=setting.get("mu") or 10.0):
+                                         mu=10.0 if mu is None else mu):
                     if T in column:
                         rmse[k, column[T]] += float(code_rmse(codes, X).sum())
                         zeros[k, column[T]] += float((codes == 0).double().mean(dim=1).sum())
@@ -149,7 +151,7 @@ def alpha_candidates(alphas, factors=None) -> list[list[float]]:
 
 def classic_settings(method: str, alphas, mus=MUS) -> list[dict]:
     """The grid of a classic method: alpha for ISTA and FISTA, alpha x mu for SALSA."""
-    return [{"alpha": _jsonable(a), "mu": float(m) if method == "salsa" else None}
+    return [{"alpha": _jsonable(a), "mu": check_mu(m) if method == "salsa" else None}
             for a in alphas for m in (mus if method == "salsa" else [None])]
 
 
@@ -162,6 +164,9 @@ def best_classic(signals, targets, dictionaries, method: str, depths, alphas,
     best = {}
     for j, T in enumerate(depths):
         k = int(np.argmin(curves[:, j]))
+        if not np.isfinite(curves[k, j]):
+            raise InputError(f"every {method.upper()} setting diverges at T = {T} on the "
+                             "validation data; nothing to start from")
         best[int(T)] = {**settings[k], "val_rmse": float(curves[k, j])}
     return best
 
@@ -212,6 +217,7 @@ def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
     for name, grid in (("alphas", alphas), ("mus", mus), ("lrs", lrs), ("lr_decays", lr_decays)):
         if len(list(grid)) == 0:
             raise InputError(f"the {name} grid is empty")
+    mus = [check_mu(m) for m in mus]
     train_options = dict(train_options or {})
     clash = set(train_options) & {"lr", "lr_decay", "max_epochs", "seed", "val_signals",
                                   "val_targets", "run_dir", "progress"}
