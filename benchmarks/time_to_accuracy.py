@@ -52,13 +52,12 @@ import lsalsa
 from lsalsa.codes import load_codes
 from lsalsa.data import load_prepared
 from lsalsa.encoders import read_model_header
-from lsalsa.experiments.metrics import iterations_to_match, rmse_per_sample
+from lsalsa.experiments.metrics import classic_encoder, iterations_to_match, rmse_per_sample
 from lsalsa.io import write_json
 from lsalsa.problem import make_problem
-from lsalsa.solvers.classic import codes_with_operators
-from lsalsa.solvers.steps import ista_operators
-from lsalsa.training import DEFAULTS, classic_curves
-from lsalsa.training.search import MUS, alpha_candidates, chosen_curves, classic_settings
+from lsalsa.solvers.exact import spams_available, spams_lasso
+from lsalsa.training import DEFAULTS
+from lsalsa.training.search import MUS, alpha_candidates, classic_settings, selected_curves
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script from anywhere
 from _common import interleaved_times, machine_line, markdown_table, print_header, set_threads
@@ -161,14 +160,12 @@ def mean_rmse(codes, optimal) -> float:
 
 def selected_curve(val, test, blocks, method: str, settings: list[dict], horizon: int) -> dict:
     """For T = 1..horizon: the index in ``settings`` of the lowest validation RMSE at T
-    (``choice``), and the test RMSE of that choice."""
+    (``choice``), and the test RMSE of that choice (lsalsa.training.search.selected_curves)."""
     depths = list(range(1, horizon + 1))
-    val_curves = classic_curves(*val, blocks, method, depths, settings)
-    choice = val_curves.argmin(axis=0)
-    test_rmse = chosen_curves(*test, blocks, method, depths, settings, choice)["rmse"]
+    curve = selected_curves(val, test, blocks, method, depths, settings)
     # classic_curves gives inf for a diverged setting; JSON has no inf.
-    return {"T": depths, "val_rmse": finite_or_none(val_curves.min(axis=0)),
-            "test_rmse": finite_or_none(test_rmse), "choice": choice.tolist()}
+    return {"T": depths, "val_rmse": finite_or_none(curve["val_rmse"]),
+            "test_rmse": finite_or_none(curve["rmse"]), "choice": curve["choice"].tolist()}
 
 
 def finite_or_none(values) -> list:
@@ -189,17 +186,6 @@ def dense_curve(val, test, blocks, method, settings, references, max_iter: int) 
         horizon = min(2 * horizon, max_iter)
 
 
-def classic_encoder(method: str, setting: dict, T: int, dictionaries, Y, batch: int):
-    """A call encoding Y with FISTA(T) or SALSA(T) at ``setting``, its operators built here,
-    outside the timer. SALSA runs as an untrained LSALSA: equal to SALSA(T), through the same
-    in-place inference code as a trained model; FISTA through lsalsa.solve's own loop."""
-    if method == "salsa":
-        encoder = lsalsa.LSALSA(dictionaries, setting["alpha"], T, mu=setting["mu"])
-        return lambda: encoder.encode(Y, batch_size=batch)
-    operators = ista_operators(make_problem(dictionaries, setting["alpha"])[0])
-    return lambda: codes_with_operators(operators, Y, "fista", T, batch)
-
-
 def scaled_problem(dictionaries, alphas):
     """One dictionary and one alpha equivalent to per-block alphas: atoms of block i are scaled
     by ``a / alpha_i`` so that ``a ||x'||_1`` equals ``sum_i alpha_i ||x_i||_1``."""
@@ -215,17 +201,16 @@ def exact_solvers(Y: np.ndarray, dictionaries, alphas, names, threads: int) -> d
     Y64, A64 = Y.astype(np.float64), A.astype(np.float64)
     solvers = {}
     if "spams" in names:
-        try:
-            import spams
-        except ImportError:
+        if not spams_available():
             print("SPAMS not installed (pip install spams-bin): skipped")
         else:
-            Yf, Af = np.asfortranarray(Y64.T), np.asfortranarray(A64)
-            # cholesky=True as lsalsa.solvers.exact: the Gram-update LARS loses the path on
-            # ill-conditioned (MCA) dictionaries.
-            solvers["SPAMS lasso (LARS, Cholesky)"] = lambda: np.asarray(spams.lasso(
-                Yf, D=Af, lambda1=a, mode=2, cholesky=True, numThreads=threads
-            ).toarray()).T * scale
+            # The library's own call (LARS with Cholesky: the Gram-update LARS loses the path
+            # on ill-conditioned MCA dictionaries), on the given threads.
+            problem = make_problem([np.asarray(d, np.float64) for d in dictionaries],
+                                   alphas)[0]
+            Yt = torch.from_numpy(Y64)
+            solvers["SPAMS lasso (LARS, Cholesky)"] = lambda: spams_lasso(
+                problem, Yt, threads=threads).numpy()
     from sklearn.decomposition import sparse_encode
 
     for algorithm in ("lasso_lars", "lasso_cd"):
@@ -361,7 +346,7 @@ def run(args, threads: int) -> dict:
             # Not reached: time the longest run, a lower bound on the time to match.
             T = needed or len(curve["T"])
             setting = curve["grid"][curve["choice"][T - 1]]
-            calls[i, method] = classic_encoder(method, setting, T, dictionaries, Y, batch)
+            calls[i, method] = classic_encoder(method, dictionaries, setting, T, Y, batch)
             matched[i, method] = {"T": needed, "T_timed": T, "setting": setting,
                                   "val_rmse": curve["val_rmse"][T - 1],
                                   "curve_test_rmse": curve["test_rmse"][T - 1]}

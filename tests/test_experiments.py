@@ -210,7 +210,8 @@ def test_counts_read_from_a_grid_with_gaps_are_upper_bounds():
 
 
 def test_report_states_no_unmeasured_optimizer_claim():
-    search = {"epochs": 2, "final_epochs": 8, "batch_size": 64, "val_fraction": 0.1}
+    search = {"epochs": 2, "final_epochs": 8, "batch_size": 64, "val_fraction": 0.1,
+              "lrs": [0.1], "reconstruction_weight": None, "max_train": None}
     for optimizer in ("sgd", "adam"):
         text = report_module.training_text({**search, "optimizer": optimizer})
         assert "diverged" not in text and "because" not in text

@@ -338,7 +338,7 @@ def test_float32_agrees_with_float64_and_kind_follows_input(rng, device, method)
 
 @pytest.mark.parametrize("method", ["ista", "fista", "salsa"])
 def test_iterates_yields_what_solve_returns_at_every_t(method, rng):
-    from lsalsa.solvers.classic import iterates, run_iterations
+    from lsalsa.solvers.classic import codes_with_operators, iterates, run_iterations
     from lsalsa.solvers.steps import ista_operators, salsa_operators
 
     problem, _ = lsalsa.make_problem(
@@ -353,3 +353,12 @@ def test_iterates_yields_what_solve_returns_at_every_t(method, rng):
     operators = salsa_operators(problem, 2.0) if method == "salsa" else ista_operators(problem)
     *_, (_, last) = iterates(None, Y, method, 6, mu=2.0, operators=operators)
     assert torch.equal(last, seen[-1][1])
+    # In place (the timed path, as the learned encoders run): the same operations on the same
+    # batch, so the same bits; the iterates of every step, not just the last.
+    with torch.inference_mode():
+        for (t, codes), (_, reference) in zip(iterates(None, Y, method, 6, mu=2.0,
+                                                       operators=operators, inplace=True),
+                                              seen, strict=True):
+            assert torch.equal(codes, reference), t
+    assert torch.equal(codes_with_operators(operators, Y, method, 6, batch_size=len(Y)),
+                       seen[-1][1])

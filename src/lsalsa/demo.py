@@ -34,11 +34,17 @@ from .codes import compute_codes
 from .data import load_prepared, prepare
 from .dictionary import learn_dictionary, plot_atoms
 from .encoders import FORMAT_VERSION, LSALSA, components, load_encoder
-from .experiments.metrics import iterations_to_match, psnr, time_encode
+from .experiments.metrics import (
+    classic_encoder,
+    iterations_to_match,
+    psnr,
+    salsa_mu_by_psnr,
+    time_encode,
+)
 from .io import load_npy, save_npy, write_json
-from .solvers.exact import exact_codes, spams_available
-from .training import best_classic, classic_curves, code_rmse, train
-from .training.search import MUS, alpha_candidates, chosen_curves, classic_settings
+from .solvers.exact import spams_available, spams_lasso
+from .training import code_rmse, train
+from .training.search import MUS, alpha_candidates, classic_settings, selected_curves
 from .version import provenance
 
 
@@ -58,6 +64,7 @@ class DemoConfig:
     epochs: int = 10                 # the library's default recipe does the rest
     max_salsa_iterations: int = 100  # how far SALSA may run to reach LSALSA's code RMSE
     threads: int = 1                 # every method is timed with the same thread count
+    batch_size: int = 4096           # ... and the same batch
     shown: int = 6
     seed: int = 0
 
@@ -152,11 +159,16 @@ def run_demo(out_dir: str | Path = "runs/demo", config: DemoConfig | None = None
             _stamp(path, key)
         codes[split] = load_npy(path)
 
-    # The pipeline's selection: SALSA's best (alpha, mu) for this depth on validation.
+    # The pipeline's selection: SALSA's best (alpha, mu) on validation for every depth up to
+    # max_salsa_iterations (so "iterations to reach LSALSA" uses the strongest SALSA at each
+    # count), evaluated on the test mixtures; LSALSA starts as the one for its own depth.
     val, test = sets["val"], sets["test"]
-    alpha_grid = alpha_candidates(config.alphas)
-    start = best_classic(val["signals"], codes["val"], dictionaries, "salsa", [config.depth],
-                         alpha_grid)[config.depth]
+    grid = classic_settings("salsa", alpha_candidates(config.alphas), MUS)
+    depths = list(range(1, max(config.max_salsa_iterations, config.depth) + 1))
+    salsa = selected_curves((val["signals"], codes["val"]), (test["signals"], codes["test"]),
+                            dictionaries, "salsa", depths, grid)
+    start = {**grid[int(salsa["choice"][config.depth - 1])],
+             "val_rmse": float(salsa["val_rmse"][config.depth - 1])}
     model_path = out / "lsalsa.safetensors"
     model_key = {**settings, "start": start, "model_format": FORMAT_VERSION}
     if not _cached(model_path, model_key):
@@ -174,8 +186,8 @@ def run_demo(out_dir: str | Path = "runs/demo", config: DemoConfig | None = None
     summary = {"settings": settings, "data": data.meta.get("label"),
                "test_mixtures": len(test["signals"]), "start": start,
                "provenance": provenance()}
-    summary.update(_evaluate(config, encoder, dictionaries, val, test, codes, alpha_grid,
-                             quiet))
+    summary.update(_evaluate(config, encoder, dictionaries, val, test, codes["test"],
+                             {"depths": depths, "settings": grid, **salsa}, quiet))
     picture = out / "separation.png"
     _plot_separations(picture, test, encoder, summary.pop("_codes"), config)
     summary["seconds"] = round(time.perf_counter() - started, 1)
@@ -194,12 +206,13 @@ def _subset(split: dict, count: int | None, seed: int) -> dict:
     return {k: np.array(split[k][rows]) for k in ("signals", "component0", "component1")}
 
 
-def _evaluate(config: DemoConfig, encoder, dictionaries, val: dict, test: dict, codes: dict,
-              alpha_grid, quiet: bool) -> dict:
-    """Quality and time of LSALSA, SALSA and the exact codes on the test mixtures."""
-    T = config.depth
+def _evaluate(config: DemoConfig, encoder, dictionaries, val: dict, test: dict, optimal,
+              salsa: dict, quiet: bool) -> dict:
+    """Quality and time of LSALSA, SALSA and the exact codes on the test mixtures; ``salsa``
+    holds SALSA's settings, its choice per depth (on validation) and its test curve."""
+    T, batch = config.depth, config.batch_size
     Y = torch.from_numpy(test["signals"])
-    target = torch.from_numpy(codes["test"])
+    target = torch.from_numpy(optimal)
     truth = [test["component0"], test["component1"]]
 
     def quality(estimate) -> dict:
@@ -210,65 +223,49 @@ def _evaluate(config: DemoConfig, encoder, dictionaries, val: dict, test: dict, 
                 "psnr_digits_db": values[0], "psnr_natural_db": values[1],
                 "psnr_mean_db": float(np.mean(values))}
 
-    # SALSA for every depth up to max_salsa_iterations at its validation-best setting, so
-    # "iterations to reach LSALSA" uses the strongest SALSA at each count.
-    depths = list(range(1, config.max_salsa_iterations + 1))
-    settings = classic_settings("salsa", alpha_grid, MUS)
-    choice = classic_curves(val["signals"], codes["val"], dictionaries, "salsa", depths,
-                            settings).argmin(axis=0)
-    psnr_mu = _best_psnr_mu(val, dictionaries, config.alphas, T)
+    def setting_at(depth: int) -> dict:
+        return salsa["settings"][int(salsa["choice"][depth - 1])]
 
-    curve = chosen_curves(Y, target, dictionaries, "salsa", depths, settings, choice)["rmse"]
+    def salsa_codes(depth: int, setting: dict):
+        return classic_encoder("salsa", dictionaries, setting, depth, Y, batch)()
 
-    def salsa(depth: int, setting: dict) -> LSALSA:
-        # An untrained LSALSA is SALSA(depth) with operators formed once, outside the timed
-        # region, run by the same in-place code as the trained one.
-        return LSALSA(dictionaries, setting["alpha"], depth, mu=setting["mu"])
-
+    psnr_mu = salsa_mu_by_psnr(val["signals"], [val["component0"], val["component1"]],
+                               dictionaries, config.alphas, [T], MUS)[T]["mu"]
     threads = torch.get_num_threads()
     torch.set_num_threads(config.threads)
     try:
-        lsalsa_codes = encoder.encode(Y)
-        lsalsa_seconds = time_encode(lambda: encoder.encode(Y), repeats=5)
+        lsalsa_codes = encoder.encode(Y, batch_size=batch)
+        lsalsa_seconds = time_encode(lambda: encoder.encode(Y, batch_size=batch), repeats=5)
         lsalsa_rmse = float(code_rmse(lsalsa_codes, target).mean())
-        reach = iterations_to_match(depths, curve.tolist(), lsalsa_rmse)
+        reach = iterations_to_match(salsa["depths"], salsa["rmse"].tolist(), lsalsa_rmse)
         timing = {"lsalsa_seconds": lsalsa_seconds, "threads": config.threads,
-                  "salsa_iterations_to_match": reach, "salsa_seconds_to_match": None}
+                  "batch_size": batch, "salsa_iterations_to_match": reach,
+                  "salsa_seconds_to_match": None}
         if reach is not None:
-            model = salsa(reach, settings[int(choice[reach - 1])])
-            timing["salsa_seconds_to_match"] = time_encode(lambda: model.encode(Y), repeats=5)
+            timing["salsa_seconds_to_match"] = time_encode(classic_encoder(
+                "salsa", dictionaries, setting_at(reach), reach, Y, batch), repeats=5)
         if spams_available():
             problem = encoder.problem.to(dtype=torch.float64)
             Y64 = Y.to(torch.float64)
             timing["spams_exact_seconds"] = time_encode(
-                lambda: exact_codes(problem, Y64, backend="spams"), repeats=1)
+                lambda: spams_lasso(problem, Y64, threads=config.threads), repeats=1)
         _log(f"timing on {len(Y)} test mixtures ({config.threads} thread)", quiet)
     finally:
         torch.set_num_threads(threads)
-    same_depth = settings[int(choice[T - 1])]
-    salsa_codes = salsa(T, same_depth).encode(Y)
-    salsa_psnr = salsa(T, {"alpha": list(config.alphas), "mu": psnr_mu}).encode(Y)
+    same_depth = setting_at(T)
+    salsa_T = salsa_codes(T, same_depth)
     return {
         "lsalsa": quality(lsalsa_codes),
-        "salsa": {**quality(salsa_codes), "alpha": same_depth["alpha"],
+        "salsa": {**quality(salsa_T), "alpha": same_depth["alpha"],
                   "mu": same_depth["mu"], "chosen_by": "validation code RMSE"},
-        "salsa_best_psnr": {**quality(salsa_psnr), "alpha": list(config.alphas), "mu": psnr_mu,
+        "salsa_best_psnr": {**quality(salsa_codes(T, {"alpha": list(config.alphas),
+                                                      "mu": psnr_mu})),
+                            "alpha": list(config.alphas), "mu": psnr_mu,
                             "chosen_by": "validation mean PSNR"},
-        "exact": quality(codes["test"]),
+        "exact": quality(optimal),
         "timing": timing,
-        "_codes": {"lsalsa": np.asarray(lsalsa_codes), "salsa": np.asarray(salsa_codes)},
+        "_codes": {"lsalsa": np.asarray(lsalsa_codes), "salsa": np.asarray(salsa_T)},
     }
-
-
-def _best_psnr_mu(val: dict, dictionaries, alphas, T: int) -> float:
-    """The mu whose SALSA(T) separations of the validation mixtures have the best mean PSNR."""
-    truth = [val["component0"], val["component1"]]
-    scores = {}
-    for mu in MUS:
-        model = LSALSA(dictionaries, list(alphas), T, mu=mu)
-        parts = components(model, model.encode(val["signals"]))
-        scores[mu] = float(np.mean([psnr(p, t) for p, t in zip(parts, truth, strict=True)]))
-    return max(scores, key=scores.get)
 
 
 def _print_summary(summary: dict, config: DemoConfig, quiet: bool) -> None:

@@ -362,11 +362,10 @@ def load_encoder(path: str | os.PathLike, device=None) -> UnrolledEncoder:
     return encoder.to(device) if device is not None else encoder
 
 
-def components(encoder: UnrolledEncoder, codes: torch.Tensor | np.ndarray) -> list:
-    """The reconstructed components ``A_i x_i`` (each (B, M)) of codes from ``encoder``."""
-    tensor = torch.as_tensor(codes, dtype=encoder.dictionary.dtype,
-                             device=encoder.dictionary.device)
-    blocks = torch.split(encoder.dictionary, encoder.block_sizes, dim=1)
-    parts = torch.split(tensor, encoder.block_sizes, dim=1)
-    result = [p @ a.T for p, a in zip(parts, blocks, strict=True)]
+def components(model: UnrolledEncoder | Problem, codes: torch.Tensor | np.ndarray) -> list:
+    """The reconstructed components ``A_i x_i`` (each (B, M)) of codes (B, N), for an encoder's
+    dictionaries or a :class:`~lsalsa.problem.Problem`'s; NumPy codes give NumPy arrays."""
+    problem = model.problem if isinstance(model, UnrolledEncoder) else model
+    tensor = torch.as_tensor(codes, dtype=problem.dtype, device=problem.device)
+    result = [p @ a.T for p, a in zip(problem.split(tensor), problem.blocks, strict=True)]
     return [r.cpu().numpy() for r in result] if isinstance(codes, np.ndarray) else result

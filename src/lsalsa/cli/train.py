@@ -29,6 +29,7 @@ import torch
 
 from ..encoders import build_encoder
 from ..errors import InputError
+from ..training import DEFAULTS as TRAIN_DEFAULTS
 from ..training.search import CLASSIC_METHODS, LEARNED_METHODS, MUS, SEARCH_METHODS
 from .common import read_array
 
@@ -36,8 +37,6 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def register(subparsers) -> None:
-    from ..training import DEFAULTS
-
     train_parser = subparsers.add_parser(
         "train", help="train a LISTA or LSALSA encoder on optimal codes (writes a run dir)",
         description="Train an encoder to predict optimal codes (Eq. 15; for MCA plus each "
@@ -63,30 +62,32 @@ def register(subparsers) -> None:
                                    "alpha/mu, alpha/L (the paper's LSALSA)")
     train_parser.add_argument("--epochs", type=int, default=100, help="most epochs (100)")
     train_parser.add_argument("--optimizer", choices=("adam", "sgd"),
-                              default=DEFAULTS["optimizer"])
-    train_parser.add_argument("--lr", type=float, default=DEFAULTS["lr"],
+                              default=TRAIN_DEFAULTS["optimizer"])
+    train_parser.add_argument("--lr", type=float, default=TRAIN_DEFAULTS["lr"],
                               help=f"step size, relative to each tensor's size "
-                                   f"(default {DEFAULTS['lr']:g})")
+                                   f"(default {TRAIN_DEFAULTS['lr']:g})")
     train_parser.add_argument("--schedule", choices=("cosine", "constant"),
-                              default=DEFAULTS["schedule"])
-    train_parser.add_argument("--lr-decay", type=float, default=DEFAULTS["lr_decay"],
+                              default=TRAIN_DEFAULTS["schedule"])
+    train_parser.add_argument("--lr-decay", type=float, default=TRAIN_DEFAULTS["lr_decay"],
                               help="epoch e also divides the step by 1 + lr_decay * e")
-    train_parser.add_argument("--momentum", type=float, default=DEFAULTS["momentum"],
+    train_parser.add_argument("--momentum", type=float, default=TRAIN_DEFAULTS["momentum"],
                               help="SGD momentum")
     train_parser.add_argument("--no-step-scaling", dest="step_scaling", action="store_false",
                               help="plain steps (not relative to each tensor's size)")
-    train_parser.add_argument("--grad-clip", type=_optional_float, default=DEFAULTS["grad_clip"],
+    train_parser.add_argument("--grad-clip", type=_optional_float,
+                              default=TRAIN_DEFAULTS["grad_clip"],
                               help=f"clip the scaled gradient's norm (default "
-                                   f"{DEFAULTS['grad_clip']:g}; 'none': off)")
-    train_parser.add_argument("--anchor-decay", type=float, default=DEFAULTS["anchor_decay"],
+                                   f"{TRAIN_DEFAULTS['grad_clip']:g}; 'none': off)")
+    train_parser.add_argument("--anchor-decay", type=float,
+                              default=TRAIN_DEFAULTS["anchor_decay"],
                               help="pull the weights towards their start (default 0: off)")
     train_parser.add_argument("--reconstruction-weight", type=_optional_float, default=None,
                               help="weight of each component's reconstruction error in the "
                                    "loss (default: 0 for one dictionary, 1 for MCA)")
-    train_parser.add_argument("--patience", type=int, default=DEFAULTS["patience"],
+    train_parser.add_argument("--patience", type=int, default=TRAIN_DEFAULTS["patience"],
                               help="stop after this many epochs without a better validation "
-                                   f"RMSE (default {DEFAULTS['patience']}; 0: never)")
-    train_parser.add_argument("--rel-tol", type=float, default=DEFAULTS["rel_tol"],
+                                   f"RMSE (default {TRAIN_DEFAULTS['patience']}; 0: never)")
+    train_parser.add_argument("--rel-tol", type=float, default=TRAIN_DEFAULTS["rel_tol"],
                               help="stop when the epoch loss changes by less than this")
     train_parser.add_argument("--resume", action="store_true",
                               help="continue the run in --run-dir from its last checkpoint")
@@ -106,11 +107,11 @@ def register(subparsers) -> None:
     search_parser.add_argument("--alphas", nargs="+", required=True, metavar="ALPHA",
                                help="alpha grid; for several dictionaries write a1:a2")
     search_parser.add_argument("--mus", nargs="+", type=float, default=list(MUS))
-    search_parser.add_argument("--lrs", nargs="+", type=float, default=[DEFAULTS["lr"]])
+    search_parser.add_argument("--lrs", nargs="+", type=float, default=[TRAIN_DEFAULTS["lr"]])
     search_parser.add_argument("--lr-decays", nargs="+", type=float, default=[0.0])
     search_parser.add_argument("--epochs", type=int, default=10, help="epochs per trial (10)")
     search_parser.add_argument("--optimizer", choices=("adam", "sgd"),
-                               default=DEFAULTS["optimizer"])
+                               default=TRAIN_DEFAULTS["optimizer"])
     search_parser.set_defaults(func=run_search)
 
 
@@ -137,7 +138,8 @@ def _data_arguments(parser) -> None:
     group.add_argument("--val-fraction", type=float, default=0.1,
                        help="without --val-* or a val split: hold out this last fraction of "
                             "the training images (0.1)")
-    parser.add_argument("--batch-size", type=int, default=64, help="global mini-batch size")
+    parser.add_argument("--batch-size", type=int, default=TRAIN_DEFAULTS["batch_size"],
+                        help="global mini-batch size")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--run-dir", required=True, help="output run directory")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")

@@ -21,12 +21,14 @@ from importlib import resources
 from pathlib import Path
 
 from ..errors import InputError
+from ..training.search import ALPHA_FACTORS, LEARNED_METHODS, MUS, alpha_candidates
+from ..training.trainer import DEFAULTS as TRAIN_DEFAULTS
 
 SCALES = ("small", "full")
 DEFAULT_DEPTHS = (1, 2, 5, 10, 20, 50, 100)
 CLASSIC = ("fista", "salsa")
 # "lsalsa" learns its thresholds (the default); "lsalsa-fixed" is the paper's exact model.
-LEARNED = ("lista", "lsalsa", "lsalsa-fixed")
+LEARNED = tuple(LEARNED_METHODS)
 METHODS = CLASSIC + LEARNED
 
 #: Every key a configuration may hold, with its default (None: required or "not set").
@@ -47,11 +49,13 @@ DEFAULTS: dict = {
     "dense_max": 200,
     # The training knobs default to lsalsa.training.DEFAULTS (one recipe for every data set);
     # a learning-rate grid of one value skips the search step.
-    "search": {"alpha_factors": [0.5, 1.0, 2.0], "mus": [0.5, 1.0, 2.0, 5.0, 10.0],
-               "lrs": [0.1], "lr_decays": [0.0], "epochs": 10, "final_epochs": 100,
-               "optimizer": "adam", "batch_size": 64, "val_fraction": 0.1, "rel_tol": 1e-6,
-               "learned": list(LEARNED), "patience": 5, "reconstruction_weight": None,
-               "anchor_decay": 0.0, "max_train": None},
+    "search": {"alpha_factors": list(ALPHA_FACTORS), "mus": list(MUS),
+               "lrs": [TRAIN_DEFAULTS["lr"]], "lr_decays": [TRAIN_DEFAULTS["lr_decay"]],
+               "epochs": 10, "final_epochs": 100, "val_fraction": 0.1,
+               **{k: TRAIN_DEFAULTS[k] for k in ("optimizer", "batch_size", "rel_tol",
+                                                 "patience", "reconstruction_weight",
+                                                 "anchor_decay")},
+               "learned": list(LEARNED), "max_train": None},
     "evaluation": {"batch_size": 4096, "time_repeats": 5, "sparsity_T": [1, 5, 20],
                    "separation_T": [1, 5, 20], "separation_samples": 4,
                    "analysis_samples": 500, "match_reference_T": [1, 5],
@@ -325,8 +329,6 @@ def methods_in(results: dict) -> list[str]:
 
 def alpha_grid(config: dict) -> list[list[float]]:
     """The search's alpha vectors: each factor times the optimal-code alphas."""
-    from ..training.search import alpha_candidates
-
     return alpha_candidates(config["alphas"], config["search"]["alpha_factors"])
 
 

@@ -237,8 +237,9 @@ def _blocks(run_dir: Path, results: dict, figures: dict, all_tables: list[Table]
             + f"; {results['P_test']} test signals, M = {results['M']}, N = {results['N']}"
             + (f" (blocks {results['block_sizes']})" if len(results["block_sizes"]) > 1 else "")
             + f"; optimal codes with alphas {results['alphas']} "
-              f"({c['codes']['mode']} mode, relative duality gap tol {c['codes']['tol']:g}), "
-              f"mu = {results['mu']:g}.")
+              f"({c['codes']['mode']} mode, relative duality gap tol {c['codes']['tol']:g}"
+            + (f", SALSA mu {results['mu']:g}" if c["codes"]["mode"] == "paper"
+               and len(results["block_sizes"]) > 1 else "") + ").")
     b.append(("p", data))
     if list(results["depths"]) != list(DEFAULT_DEPTHS):
         b.append(("p", f"Depths: T in {{{', '.join(map(str, results['depths']))}}}, a subset "
@@ -248,9 +249,10 @@ def _blocks(run_dir: Path, results: dict, figures: dict, all_tables: list[Table]
     b.append(("p", f"FISTA and SALSA are evaluated at {where}, each T with the (alpha, mu) "
                    "that gives the lowest validation RMSE over the same alpha grid the learned "
                    "methods search; the iterations to match are read from that dense curve"
-                   f"{caveat}. LISTA and LSALSA are trained per T with the hyperparameters of "
-                   "the grid search (validation RMSE)."))
-    b.append(("p", training_text(c["search"])))
+                   f"{caveat}. Each learned encoder starts as its classic algorithm at that "
+                   "algorithm's best setting for its depth (LISTA as ISTA, LSALSA as SALSA), "
+                   "so at epoch 0 it is as good as that algorithm can be made on validation."))
+    b.append(("p", training_text(c["search"], searched=(run_dir / "search").is_dir())))
     b.append(("h", 2, "The paper's targets"))
     if results["targets"]:
         b.append(("list", [f"**{t['status'].upper()}** — {t['text']}: {t['measured']}"
@@ -320,13 +322,24 @@ def _blocks(run_dir: Path, results: dict, figures: dict, all_tables: list[Table]
     return b
 
 
-def training_text(s: dict) -> str:
+def training_text(s: dict, searched: bool = False) -> str:
     """The training settings, from the stored config only (no claim the run did not measure)."""
     optimizer = {"sgd": "vanilla SGD (as in the paper)",
                  "adam": "Adam (the paper uses SGD)"}[s["optimizer"]]
-    return (f"Training: {optimizer}, {s['epochs']} epochs per search trial, at most "
-            f"{s['final_epochs']} epochs for the final models, batch {s['batch_size']}; "
-            f"validation = the last {s['val_fraction']:g} of the training images.")
+    lrs = s["lrs"] if isinstance(s["lrs"], list) else sorted(
+        {v for grid in s["lrs"].values() for v in grid})
+    weight = s.get("reconstruction_weight")
+    loss = ("Eq. 15, plus each component's reconstruction error for MCA (the default)"
+            if weight is None else f"Eq. 15 plus {weight:g} x each component's "
+            "reconstruction error" if weight else "Eq. 15")
+    search = (f"the learning rate searched over {lrs} with {s['epochs']} epochs per trial"
+              if searched else f"learning rate {fmt(lrs)} (no search: one value)")
+    return (f"Training: {optimizer} with per-tensor step scaling and a cosine schedule, {search}, "
+            f"at most {s['final_epochs']} epochs for the final models (the best validation "
+            f"epoch kept, the start included), batch {s['batch_size']}; loss: {loss}"
+            + (f"; at most {s['max_train']} training signals (a seeded subset)"
+               if s.get("max_train") else "")
+            + "; validation: the prepared val split (whole images or photographs held out).")
 
 
 def _grid_text(results: dict) -> tuple[str, str]:

@@ -32,15 +32,13 @@ import torch
 from ..codes import compute_codes, load_codes, save_codes
 from ..data import load_prepared, prepare
 from ..dictionary import learn_dictionary, plot_atoms, save_dictionary
-from ..encoders import LSALSA, build_encoder, load_encoder
+from ..encoders import build_encoder, components, load_encoder
 from ..errors import InputError
 from ..io import load_npy, save_npy, write_json
 from ..problem import make_problem
-from ..solvers.classic import codes_with_operators, iterates
-from ..solvers.steps import ista_operators
 from ..training import DEFAULTS as TRAIN_DEFAULTS
-from ..training import best_classic, classic_curves, search, train
-from ..training.search import LEARNED_METHODS, chosen_curves, classic_settings
+from ..training import best_classic, search, train
+from ..training.search import LEARNED_METHODS, classic_settings, selected_curves
 from ..version import provenance
 from . import metrics
 from .config import CLASSIC, alpha_grid, dense_depths, load_config
@@ -234,18 +232,6 @@ def train_options(config: dict) -> dict:
                                     "reconstruction_weight", "anchor_decay")}
 
 
-def _trajectory(problem, Y: torch.Tensor, method: str, mu, capture, on_capture) -> None:
-    """Run FISTA or SALSA once to ``max(capture)`` iterations (the loop of lsalsa.solve) and
-    hand the codes at every captured ``T`` to ``on_capture(T, codes)``: all ``T`` in one pass."""
-    wanted = set(capture)
-    with torch.inference_mode():
-        # mu only matters to SALSA (FISTA's setting has None)
-        for it, codes in iterates(problem, Y, method, max(wanted),
-                                  mu=10.0 if mu is None else mu):
-            if it in wanted:
-                on_capture(it, codes)
-
-
 def step_classic(run: Run) -> dict:
     """FISTA and SALSA: select (alpha, mu) per T on validation over the search grid, for every
     T of the dense list, then the test curve with those settings. Also the settings LISTA
@@ -261,13 +247,12 @@ def step_classic(run: Run) -> dict:
     out = {"dense_depths": dense}
     for method in CLASSIC:
         settings = classic_settings(method, alpha_grid(c), c["search"]["mus"])
-        val = classic_curves(fv["Y_val"], fv["X_val"], blocks, method, dense, settings)
-        choice = val.argmin(axis=0)
-        test = chosen_curves(Y_test, X_test, blocks, method, dense, settings, choice)
-        out[method] = {"T": dense, "val_rmse": val.min(axis=0).tolist(),
-                       "rmse_mean": test["rmse"].tolist(),
-                       "sparsity_mean": test["sparsity"].tolist(),
-                       "hyper": [settings[k] for k in choice.tolist()],
+        curve = selected_curves((fv["Y_val"], fv["X_val"]), (Y_test, X_test), blocks, method,
+                                dense, settings)
+        out[method] = {"T": dense, "val_rmse": curve["val_rmse"].tolist(),
+                       "rmse_mean": curve["rmse"].tolist(),
+                       "sparsity_mean": curve["sparsity"].tolist(),
+                       "hyper": [settings[k] for k in curve["choice"].tolist()],
                        "grid": settings}
         run.log(f"{method}: dense curve over {len(dense)} depths, {len(settings)} settings")
     # ISTA has no curve of its own in the report: it is where LISTA starts.
@@ -276,36 +261,14 @@ def step_classic(run: Run) -> dict:
                      "salsa": {str(T): {**out["salsa"]["hyper"][dense.index(T)],
                                         "val_rmse": out["salsa"]["val_rmse"][dense.index(T)]}
                                for T in c["depths"]}}
-    if c["kind"] == "mca":
-        out["salsa_psnr"] = _salsa_by_psnr(run, blocks)
+    if c["kind"] == "mca" and "val" in run.dataset.splits:
+        val = run.split_arrays("val")
+        chosen = metrics.salsa_mu_by_psnr(
+            val["signals"].astype(np.float32), [val[f"component{i}"] for i in range(len(blocks))],
+            blocks, c["alphas"], c["depths"], c["search"]["mus"])
+        out["salsa_psnr"] = {str(T): v for T, v in chosen.items()}
     write_json(run.dir / "classic.json", out)
     return {"file": "classic.json"}
-
-
-def _salsa_by_psnr(run: Run, blocks) -> dict:
-    """Per learned depth T, SALSA at the optimal codes' alphas with the mu whose separations
-    have the best mean PSNR over the components on the validation mixtures."""
-    c = run.config
-    if "val" not in run.dataset.splits:
-        return {}
-    val = run.split_arrays("val")
-    truth = [val[f"component{i}"] for i in range(len(blocks))]
-    Y = torch.from_numpy(val["signals"].astype(np.float32)).to(run.device)
-    problem = run.problem(c["alphas"])
-    arrays = [b.cpu().numpy() for b in blocks]
-    scores = {T: {} for T in c["depths"]}
-    for mu in c["search"]["mus"]:
-        def keep(T, codes, mu=mu):
-            parts = components_of(codes.cpu().numpy(), arrays)
-            scores[T][mu] = float(np.mean([metrics.psnr(p, t)
-                                           for p, t in zip(parts, truth, strict=True)]))
-
-        _trajectory(problem, Y, "salsa", mu, c["depths"], keep)
-    out = {}
-    for T, by_mu in scores.items():
-        mu = max(by_mu, key=by_mu.get)
-        out[str(T)] = {"alpha": list(c["alphas"]), "mu": mu, "val_psnr_mean": by_mu[mu]}
-    return out
 
 
 def _starts(run: Run) -> dict[tuple[str, int], dict]:
@@ -387,19 +350,6 @@ def step_train(run: Run) -> dict:
     return {"models": sorted(trained)}
 
 
-def components_of(X: np.ndarray, blocks: list[np.ndarray]) -> list[np.ndarray]:
-    """The components ``A_i x_i`` (each (B, M)) of codes ``X`` (B, N)."""
-    parts = np.split(np.asarray(X), np.cumsum([b.shape[1] for b in blocks])[:-1], axis=1)
-    return [p @ np.asarray(b).T for p, b in zip(parts, blocks, strict=True)]
-
-
-def salsa_encoder(run: Run, setting: dict, T: int) -> LSALSA:
-    """SALSA(T) at ``setting`` (alpha, mu) as an untrained LSALSA: equal to SALSA(T) (tested)
-    and the same in-place inference code path as a trained one, so the work per iteration,
-    and the timing, are comparable."""
-    return LSALSA(run.blocks(), setting["alpha"], T, setting["mu"]).to(run.device)
-
-
 def step_evaluate(run: Run) -> dict:
     c, e = run.config, run.config["evaluation"]
     test = run.split_arrays("test")
@@ -423,6 +373,7 @@ def step_evaluate(run: Run) -> dict:
             torch.set_num_threads(threads)
 
     blocks = run.blocks()
+    problem = run.problem(c["alphas"])  # the components A_i x_i of any codes
     sizes = [b.shape[1] for b in blocks]
     eval_dir = run.dir / "eval"
     D = len(blocks)
@@ -432,13 +383,7 @@ def step_evaluate(run: Run) -> dict:
 
     def classic_encoder(method: str, T: int):
         """A callable encoding the test set with the classic method's selected setting."""
-        h = hyper_at(method, T)
-        if method == "salsa":
-            enc = salsa_encoder(run, h, T)  # operators formed outside the timed region
-            return lambda: enc.encode(Y, batch_size=batch)
-        problem = run.problem(h["alpha"])
-        operators = ista_operators(problem)
-        return lambda: codes_with_operators(operators, Y, "fista", T, batch)
+        return metrics.classic_encoder(method, blocks, hyper_at(method, T), T, Y, batch)
 
     def learned_encoder(method: str, T: int):
         enc = load_encoder(model_path(run, method, T), device=run.device)
@@ -498,7 +443,7 @@ def step_evaluate(run: Run) -> dict:
                     err = task["clf"].error(task["features"](X), task["labels"])
                     classification["tasks"][name]["errors"].setdefault(method, {})[str(T)] = err
             if truth is not None:
-                parts = components_of(X, blocks)
+                parts = components(problem, X)
                 psnr_table[method][str(T)] = [metrics.psnr(p, t)
                                               for p, t in zip(parts, truth, strict=True)]
                 if T in e["separation_T"]:
@@ -531,14 +476,14 @@ def step_evaluate(run: Run) -> dict:
                "gap": run.codeset.meta["gap"]}
     if truth is not None:
         optimal["psnr"] = [metrics.psnr(p, t) for p, t in
-                           zip(components_of(X_opt, blocks), truth, strict=True)]
+                           zip(components(problem, X_opt), truth, strict=True)]
         save_npy(eval_dir / "separation_optimal.npy",
-                 np.stack([p[:n_show] for p in components_of(X_opt[:n_show], blocks)], 1))
+                 np.stack([p[:n_show] for p in components(problem, X_opt[:n_show])], 1))
         # The separation baseline: SALSA at the codes' alphas, mu chosen by validation PSNR.
         baseline = {}
         for T, setting in classic.get("salsa_psnr", {}).items():
-            codes = salsa_encoder(run, setting, int(T)).encode(Y, batch_size=batch)
-            parts = components_of(codes.cpu().numpy(), blocks)
+            codes = metrics.classic_encoder("salsa", blocks, setting, int(T), Y, batch)()
+            parts = components(problem, codes.cpu().numpy())
             psnr = [metrics.psnr(p, t) for p, t in zip(parts, truth, strict=True)]
             baseline[T] = {**setting, "psnr": psnr, "psnr_mean": float(np.mean(psnr))}
         optimal["salsa_best_psnr"] = baseline
@@ -562,8 +507,8 @@ def step_evaluate(run: Run) -> dict:
                    "threads": e["threads"] or torch.get_num_threads(), "repeats": e["time_repeats"],
                    "statistic": "median after one warm-up, whole test set",
                    "classic_timing": "SALSA: an untrained LSALSA (identical to SALSA(T), same "
-                                     "code path); FISTA: lsalsa's FISTA loop with operators "
-                                     "formed once outside the timed region"},
+                                     "code path); FISTA: lsalsa's FISTA loop run in place; "
+                                     "operators formed once outside the timed region"},
         "arrays": {"rmse": "eval/rmse_{method}_T{T}.npy",
                    "sparsity": "eval/sparsity_{method}_T{T}.npy"},
         "config": c, "provenance": provenance(),

@@ -44,16 +44,19 @@ class SolveResult:
 
 
 class _Ista:
-    def __init__(self, problem: Problem, Y: torch.Tensor, operators=None):
+    def __init__(self, problem: Problem, Y: torch.Tensor, operators=None,
+                 inplace: bool = False):
         W, self.S, self.tau = ista_operators(problem) if operators is None else operators
         self.b = encode_input(Y, W)
+        self.inplace = inplace
 
     # The state carries the batch's b = W y, so dropping finished samples drops their b too.
     def start(self, x0):
         return {"b": self.b, "x": x0}
 
     def step(self, state):
-        return {**state, "x": ista_step(state["x"], state["b"], self.S, self.tau)}
+        return {**state, "x": ista_step(state["x"], state["b"], self.S, self.tau,
+                                        inplace=self.inplace)}
 
     @staticmethod
     def codes(state):
@@ -63,8 +66,10 @@ class _Ista:
 class _Fista(_Ista):
     """FISTA; with ``restart`` the momentum resets per sample when it points uphill."""
 
-    def __init__(self, problem, Y, restart: bool = False, operators=None):
-        super().__init__(problem, Y, operators)
+    def __init__(self, problem, Y, restart: bool = False, operators=None,
+                 inplace: bool = False):
+        # A restart reads z after the step, so it keeps its own buffers.
+        super().__init__(problem, Y, operators, inplace=inplace and not restart)
         self.restart = restart
 
     def start(self, x0):
@@ -73,7 +78,14 @@ class _Fista(_Ista):
 
     def step(self, state):
         x_prev, t = state["x"], state["t"]
-        x = ista_step(state["z"], state["b"], self.S, self.tau)
+        x = ista_step(state["z"], state["b"], self.S, self.tau, inplace=self.inplace)
+        if self.inplace:
+            # The same operations as below, into buffers that are dead: x - x^{k-1} into
+            # x^{k-1}'s, then x + momentum (x - x^{k-1}) into that one again.
+            step = x.clone() if x_prev is None else torch.sub(x, x_prev, out=x_prev)
+            t_next = (1 + torch.sqrt(1 + 4 * t * t)) / 2
+            momentum = ((t - 1) / t_next)[:, None]
+            return {**state, "x": x, "z": step.mul_(momentum).add_(x), "t": t_next}
         if x_prev is None:  # first iteration from zero: x^{k-1} = 0
             x_prev = torch.zeros_like(x)
         step = x - x_prev
@@ -89,10 +101,11 @@ class _Fista(_Ista):
 
 class _Salsa:
     def __init__(self, problem: Problem, Y: torch.Tensor, mu: float, output: str = "u",
-                 operators=None):
+                 operators=None, inplace: bool = False):
         W, self.S, self.tau = salsa_operators(problem, mu) if operators is None else operators
         self.b = encode_input(Y, W)
         self.output = output
+        self.inplace = inplace
 
     def start(self, x0):
         # A warm start u = x0 with d = 0 is a valid ADMM state.
@@ -100,7 +113,8 @@ class _Salsa:
                 "d": None if x0 is None else torch.zeros_like(x0)}
 
     def step(self, state):
-        x, u, d = salsa_step(state["u"], state["d"], state["b"], self.S, self.tau)
+        x, u, d = salsa_step(state["u"], state["d"], state["b"], self.S, self.tau,
+                             inplace=self.inplace)
         return {**state, "x": x, "u": u, "d": d}
 
     def codes(self, state):
@@ -111,25 +125,30 @@ def _select(state: dict, keep: torch.Tensor) -> dict:
     return {k: (v[keep] if isinstance(v, torch.Tensor) else v) for k, v in state.items()}
 
 
-def _algorithm(problem, Y, method, *, mu=10.0, restart=False, output="u", operators=None):
+def _algorithm(problem, Y, method, *, mu=10.0, restart=False, output="u", operators=None,
+               inplace=False):
     if method == "ista":
-        return _Ista(problem, Y, operators)
+        return _Ista(problem, Y, operators, inplace=inplace)
     if method == "fista":
-        return _Fista(problem, Y, restart=restart, operators=operators)
+        return _Fista(problem, Y, restart=restart, operators=operators, inplace=inplace)
     if method == "salsa":
-        return _Salsa(problem, Y, mu, output=output, operators=operators)
+        return _Salsa(problem, Y, mu, output=output, operators=operators, inplace=inplace)
     raise InputError(f"unknown method {method!r}; choose ista, fista or salsa")
 
 
 def iterates(problem: Problem | None, Y: torch.Tensor, method: str, n_iter: int, *,
-             mu: float = 10.0, operators=None) -> Iterator[tuple[int, torch.Tensor]]:
+             mu: float = 10.0, operators=None,
+             inplace: bool = False) -> Iterator[tuple[int, torch.Tensor]]:
     """Yield ``(t, codes)`` after every iteration ``t = 1..n_iter`` of ISTA, FISTA or SALSA
     on the whole batch (no early stop): one pass gives the codes at every T.
 
     ``operators``: the ``(W, S, tau)`` of :mod:`lsalsa.solvers.steps`, formed once by the
     caller (then ``problem`` may be None), e.g. to keep their cost out of a timed region.
+    ``inplace`` (under ``torch.inference_mode`` only): the iterates are updated in place, as
+    the learned encoders do at inference (same operations and rounding, fewer temporaries);
+    each yielded tensor is then valid only until the next iteration.
     """
-    algo = _algorithm(problem, Y, method, mu=mu, operators=operators)
+    algo = _algorithm(problem, Y, method, mu=mu, operators=operators, inplace=inplace)
     state = algo.start(None)
     for it in range(1, n_iter + 1):
         state = algo.step(state)
@@ -140,12 +159,12 @@ def codes_with_operators(operators, Y: torch.Tensor, method: str, n_iter: int,
                          batch_size: int) -> torch.Tensor:
     """ISTA, FISTA or SALSA codes after ``n_iter`` iterations with ``(W, S, tau)`` formed once
     by the caller (as a deployed solver holds them: their cost stays out of a timed region),
-    batch by batch, through :func:`iterates`' loop."""
+    batch by batch, in place (as the learned encoders run), through :func:`iterates`' loop."""
     parts = []
     with torch.inference_mode():
         for first in range(0, Y.shape[0], batch_size):
             *_, (_, codes) = iterates(None, Y[first:first + batch_size], method, n_iter,
-                                      operators=operators)
+                                      operators=operators, inplace=True)
             parts.append(codes)
     return torch.cat(parts)
 

@@ -28,8 +28,11 @@ def spams_available() -> bool:
     return importlib.util.find_spec("spams") is not None
 
 
-def _spams_lasso(problem: Problem, Y: torch.Tensor) -> torch.Tensor:
-    """Solve with SPAMS: with ``x_i = (lam / alpha_i) z_i`` every block has penalty ``lam``."""
+def spams_lasso(problem: Problem, Y: torch.Tensor, threads: int = -1) -> torch.Tensor:
+    """Exact codes by SPAMS's LARS (float64, on the CPU), on ``threads`` threads (-1: all).
+
+    Per-block alphas: with ``x_i = (lam / alpha_i) z_i`` every block has penalty ``lam``.
+    """
     import spams  # optional dependency, imported only when used
 
     lam = max(problem.alphas)
@@ -41,7 +44,7 @@ def _spams_lasso(problem: Problem, Y: torch.Tensor) -> torch.Tensor:
     # dictionaries (measured on the demo's MCA pair, cond ~4e7: 132 of 200 samples left with
     # relative gaps up to 1.0); the Cholesky variant reaches ~1e-9 on every sample.
     z = spams.lasso(signals, D=np.asfortranarray(A), lambda1=lam, mode=2, cholesky=True,
-                    numThreads=-1)
+                    numThreads=threads)
     X = np.asarray(z.todense()).T * scales[None, :]
     return torch.from_numpy(np.ascontiguousarray(X))
 
@@ -66,7 +69,7 @@ def exact_codes(problem: Problem, Y: torch.Tensor, *, tol: float | None = None,
         # The column rescaling lam / alpha_i needs every alpha > 0.
         raise InputError("backend='spams' needs every alpha > 0; use backend='own' or 'auto'")
     if use_spams:
-        X = _spams_lasso(problem64, Y64).to(Y64.device)
+        X = spams_lasso(problem64, Y64).to(Y64.device)
         name = "exact (spams lars)"
     else:
         X = torch.zeros(Y.shape[0], problem.N, dtype=torch.float64, device=Y.device)

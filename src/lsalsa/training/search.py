@@ -107,6 +107,20 @@ def chosen_curves(signals, targets, dictionaries, method: str, depths, settings,
     return out
 
 
+def selected_curves(val, other, dictionaries, method: str, depths, settings) -> dict:
+    """Per depth T, the setting with the lowest validation RMSE, and how that choice does on
+    other signals (e.g. the test split: nothing is selected on them).
+
+    ``val`` and ``other`` are ``(signals, optimal codes)`` pairs. Returns ``choice`` (index into
+    ``settings`` per depth), ``val_rmse`` (its validation RMSE), and ``rmse`` and ``sparsity``
+    on ``other``: arrays of len(depths).
+    """
+    val_curves = classic_curves(*val, dictionaries, method, depths, settings)
+    choice = val_curves.argmin(axis=0)
+    return {"choice": choice, "val_rmse": val_curves.min(axis=0),
+            **chosen_curves(*other, dictionaries, method, depths, settings, choice)}
+
+
 def _curves(signals, targets, dictionaries, method, depths, settings, batch_size=16384):
     """Mean per-sample code RMSE (inf where not finite) and sparsity, (settings, depths)."""
     if method not in CLASSIC_METHODS:
