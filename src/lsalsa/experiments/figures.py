@@ -20,6 +20,8 @@ STYLE = {"fista": {"color": "tab:blue", "marker": "s", "label": "FISTA"},
          "lsalsa": {"color": "black", "marker": "o", "label": "LSALSA"},
          "lsalsa-fixed": {"color": "tab:gray", "marker": "x",
                           "label": "LSALSA, fixed thresholds (paper)"}}
+# Column titles of the separation grid, where a long label would run into its neighbours.
+SHORT = {"lsalsa-fixed": "LSALSA\nfixed thr."}
 
 
 def _figure(width: float, height: float):
@@ -123,7 +125,7 @@ def separation_grid(results: dict, run_dir: Path, path: Path, T: int) -> Path | 
     columns = [("mixture", mixture, None), ("truth", load_npy(eval_dir /
                                                                "separation_truth.npy"), None),
                ("optimal", load_npy(eval_dir / "separation_optimal.npy"), None)]
-    columns += [(STYLE[m]["label"], load_npy(files[m]), m) for m in files]
+    columns += [(SHORT.get(m, STYLE[m]["label"]), load_npy(files[m]), m) for m in files]
     side = math.isqrt(mixture.shape[1])
     n = mixture.shape[0]
     n_cols = 1 + 2 * (len(columns) - 1)
