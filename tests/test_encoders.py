@@ -303,10 +303,12 @@ def test_load_refuses(trained_like, tmp_path, case, message):
 
 @pytest.mark.parametrize("kind", ["lista", "lsalsa"])
 @pytest.mark.parametrize("untied", [False, True])
-def test_inference_mode_in_place_path_equals_the_autograd_path(kind, untied, rng):
-    """Under inference mode the steps update buffers in place; the codes must not change."""
+@pytest.mark.parametrize("depth", [1, 2, 4])
+def test_inference_mode_in_place_path_equals_the_autograd_path(kind, untied, depth, rng):
+    """Under inference mode the steps update buffers in place, write the codes into the
+    caller's output and skip LSALSA's last ``d``; the codes must not change, bit for bit."""
     A = random_dictionary(rng, 10, 16)
-    encoder = build_encoder(kind, [A[:, :6], A[:, 6:]], [0.05, 0.2], 4,
+    encoder = build_encoder(kind, [A[:, :6], A[:, 6:]], [0.05, 0.2], depth,
                             2.0 if kind == "lsalsa" else None, untied=untied)
     with torch.no_grad():  # perturb away from init so every layer's weights matter
         encoder.S.add_(0.01 * torch.randn(encoder.S.shape, dtype=encoder.S.dtype,
@@ -314,6 +316,13 @@ def test_inference_mode_in_place_path_equals_the_autograd_path(kind, untied, rng
     Y = torch.from_numpy(rng.standard_normal((9, 10)))
     with torch.no_grad():
         plain = encoder(Y)
+        copied = encoder(Y, out=torch.full_like(plain, float("nan")))
     with torch.inference_mode():
         in_place = encoder(Y)
+        out = torch.full_like(plain, float("nan"))
+        written = encoder(Y, out=out)
     assert torch.equal(plain, in_place)
+    assert written is out and torch.equal(plain, out)
+    assert torch.equal(plain, copied)
+    # encode() writes each batch into one result: uneven batches, the same codes
+    assert torch.equal(plain, encoder.encode(Y, batch_size=4))

@@ -111,7 +111,9 @@ class UnrolledEncoder(torch.nn.Module):
         # Learned thresholds may drift below zero, where soft thresholding is meaningless.
         return self.thresholds.clamp_min(0) if self.learn_thresholds else self.thresholds
 
-    def forward(self, Y: torch.Tensor) -> torch.Tensor:
+    def forward(self, Y: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Codes of the batch ``Y`` (B, M); in inference mode they are written into ``out``
+        (B, N) when given, which is then returned."""
         if Y.ndim != 2 or Y.shape[1] != self.W.shape[1]:
             raise InputError(f"expected signals of shape (B, {self.W.shape[1]}), got "
                              f"{tuple(Y.shape)}")
@@ -124,20 +126,29 @@ class UnrolledEncoder(torch.nn.Module):
         if self.kind == "lsalsa":
             u = d = None
             for t in range(self.depth):
-                _, u, d = salsa_step(u, d, b, self._layer_S(t), tau, inplace=inplace)
-            return u
-        x = None
-        for t in range(self.depth):
-            x = ista_step(x, b, self._layer_S(t), tau, inplace=inplace)
-        return x
+                _, u, d = salsa_step(u, d, b, self._layer_S(t), tau, inplace=inplace,
+                                     out=out, final=inplace and t == self.depth - 1)
+            codes = u
+        else:
+            codes = None
+            for t in range(self.depth):
+                codes = ista_step(codes, b, self._layer_S(t), tau, inplace=inplace, out=out)
+        if out is None or codes is out:
+            return codes
+        return out.copy_(codes)  # only where the steps did not run in place
 
     @torch.inference_mode()
     def encode(self, Y, batch_size: int = 65536):
         """Codes of ``Y`` (B, M), NumPy or torch, in batches; the same kind comes back."""
         Y_t, as_numpy = as_signals(Y, "Y")
         Y_t = Y_t.to(device=self.W.device, dtype=self.W.dtype)
-        parts = [self(Y_t[i:i + batch_size]) for i in range(0, Y_t.shape[0], batch_size)]
-        return to_output(torch.cat(parts), as_numpy)
+        # Each batch's codes are written straight into the result: no concatenation, and
+        # peak memory is the result plus one batch.
+        codes = torch.empty((Y_t.shape[0], self.W.shape[0]), dtype=self.W.dtype,
+                            device=self.W.device)
+        for i in range(0, Y_t.shape[0], batch_size):
+            self(Y_t[i:i + batch_size], out=codes[i:i + batch_size])
+        return to_output(codes, as_numpy)
 
     def separate(self, image, *, stride: int | None = None) -> list[np.ndarray]:
         """Split a grayscale image (H, W) in [0, 1] into one image per dictionary (MCA)."""

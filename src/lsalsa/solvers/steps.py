@@ -60,35 +60,40 @@ def encode_input(Y: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
 
 
 def ista_step(x: torch.Tensor | None, b: torch.Tensor, S: torch.Tensor,
-              tau: torch.Tensor, *, inplace: bool = False) -> torch.Tensor:
+              tau: torch.Tensor, *, inplace: bool = False,
+              out: torch.Tensor | None = None) -> torch.Tensor:
     """``soft(b + S x; tau)``; ``x = None`` stands for the zero start (no product needed).
 
     ISTA: ``b = A^T y / L``, ``S = I - A^T A / L``; LISTA: learned ``b = W y`` and ``S``.
-    With ``inplace`` (only where autograd is off) ``x`` is overwritten and no temporaries are
-    allocated; the operations, their order and so the rounding are the same as without.
+    With ``inplace`` (only where autograd is off) the new ``x`` is written into the given one
+    (from the zero start into ``out``, or a new buffer), so an unrolled loop keeps its codes in
+    one buffer; the operations, their order and so the rounding are the same as without.
     """
     if not inplace:
         z = b if x is None else torch.addmm(b, x, S.T)
         return soft_threshold(z, tau)
     if x is None:
-        z, clip = b, torch.empty_like(b)
+        z, clip = b, torch.empty_like(b) if out is None else out  # b stays intact
     else:
         z, clip = torch.addmm(b, x, S.T), x  # x is no longer needed once z exists
     # soft_threshold(z, tau) = z - min(max(z, -tau), tau), written into existing buffers.
     _clip(z, tau, clip)
-    return torch.sub(z, clip, out=clip) if x is None else z.sub_(clip)  # b stays intact
+    return torch.sub(z, clip, out=clip)
 
 
 def salsa_step(u: torch.Tensor | None, d: torch.Tensor | None, b: torch.Tensor,
-               S: torch.Tensor, tau: torch.Tensor, *, inplace: bool = False
-               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+               S: torch.Tensor, tau: torch.Tensor, *, inplace: bool = False,
+               out: torch.Tensor | None = None, final: bool = False
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """One SALSA (ADMM) iteration, returning ``(x, u, d)``; ``None`` stands for zero state.
 
     ``x = b + S (u - d)`` (the splitting step), ``u = soft(x + d; tau)``, ``d = d + x - u``.
     SALSA: ``b = W y`` with the scaled operators of :func:`salsa_operators`; LSALSA: learned
     ``W`` and ``S``. From the zero state ``x = b``: the first iteration needs no product.
     With ``inplace`` (only where autograd is off) the new ``u`` and ``d`` are written into the
-    given ones; the operations, their order and so the rounding are the same as without.
+    given ones (from the zero state, ``u`` into ``out`` or a new buffer); the operations, their
+    order and so the rounding are the same as without. ``final`` (inplace only): the last
+    iteration of an unrolled loop, whose ``d`` nobody reads; it is not formed (``None``).
     """
     if not inplace:
         if u is None:
@@ -100,16 +105,16 @@ def salsa_step(u: torch.Tensor | None, d: torch.Tensor | None, b: torch.Tensor,
         d_next = z - u_next  # = d + x - u_next
         return x, u_next, d_next
     if u is None:
-        x = z = b
-        clip, d = torch.empty_like(b), torch.empty_like(b)  # b itself stays intact
+        x = z = b  # b itself stays intact
+        clip = torch.empty_like(b) if out is None else out
+        d = None if final else torch.empty_like(b)
     else:
         v = torch.sub(u, d, out=u)
         x = torch.addmm(b, v, S.T)
         z, clip = torch.add(x, d, out=d), v  # v is dead after the product
     _clip(z, tau, clip)
     u_next = torch.sub(z, clip, out=clip)
-    d_next = torch.sub(z, u_next, out=d)
-    return x, u_next, d_next
+    return x, u_next, None if final else torch.sub(z, u_next, out=d)
 
 
 def _clip(z: torch.Tensor, tau: torch.Tensor | float, out: torch.Tensor) -> None:
