@@ -271,8 +271,16 @@ def test_pipeline_end_to_end_and_resume(tmp_path, rng, monkeypatch):
     run_dir = tmp_path / "run"
     lines: list[str] = []
     torch.manual_seed(0)
-    run_experiment(str(config), run_dir, scale="small", data_dir=tmp_path / "raw",
-                   progress=False, log=lines.append)
+    # The run sets its own thread count (1) and seed; the caller's must come back unchanged.
+    threads, rng_state = torch.get_num_threads(), torch.get_rng_state()
+    torch.set_num_threads(2)
+    try:
+        run_experiment(str(config), run_dir, scale="small", data_dir=tmp_path / "raw",
+                       progress=False, log=lines.append)
+        assert torch.get_num_threads() == 2
+        assert torch.equal(torch.get_rng_state(), rng_state)
+    finally:
+        torch.set_num_threads(threads)
 
     for name in ("config.json", "provenance.json", "seed.json", "results.json", "report.md",
                  "report.html", "classic.json", "figures/rmse_vs_T.png",

@@ -400,6 +400,22 @@ def test_writers_sweep_the_folders_they_write(rng, tmp_path, monkeypatch):
     assert not stale.exists()
 
 
+def test_code_sets_are_shared_like_other_outputs(rng, tmp_path, umask_022):
+    from lsalsa.codes import compute_codes, load_codes, save_codes
+
+    A = rng.standard_normal((6, 8))
+    A /= np.linalg.norm(A, axis=0)
+    Y = rng.standard_normal((5, 6)).astype(np.float32)
+    X, stats = compute_codes(Y, [A], [0.1], progress=False)
+    for _ in range(2):  # the second save replaces the first, leaving nothing else behind
+        final = save_codes(tmp_path / "codes", {"train": X}, [A], [0.1],
+                           stats={"train": stats}, overwrite=True)
+    assert final.stat().st_mode & 0o777 == 0o755
+    assert all(p.stat().st_mode & 0o777 == 0o644 for p in final.iterdir())
+    assert [p.name for p in tmp_path.iterdir()] == ["codes"]
+    assert load_codes(final).alphas == (0.1,)
+
+
 def test_prepared_data_sets_are_shared_like_other_outputs(tmp_path, umask_022):
     from lsalsa.data.prepared import DatasetWriter
 

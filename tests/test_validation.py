@@ -82,7 +82,7 @@ def test_alphas(good):
     assert lsalsa.solve(Y, A, 0.0, n_iter=2).codes.shape == (4, N)
 
 
-@pytest.mark.parametrize("mu", [0.0, -1.0, np.nan, np.inf, "ten", None])
+@pytest.mark.parametrize("mu", [0.0, -1.0, np.nan, np.inf, "ten", None, True, np.True_, "10"])
 def test_mu_must_be_positive(good, mu):
     Y, A = good
     raises(r"mu must be a positive number", lambda: lsalsa.solve(Y, A, 0.1, method="salsa",

@@ -13,7 +13,6 @@ Stored layout (read by the encoder trainer; keep it): a directory with ``codes_<
 from __future__ import annotations
 
 import math
-import os
 import sys
 import warnings
 from collections.abc import Sequence
@@ -25,7 +24,7 @@ import torch
 
 from ._arrays import check_signal_array
 from .errors import InputError
-from .io import Temporary, load_npy, save_npy, write_json
+from .io import Temporary, load_npy, replace_folder, save_npy, write_json
 from .objective import _duality_gap, _objective
 from .problem import Problem, as_alphas, make_problem
 from .solvers import solve
@@ -353,10 +352,7 @@ def save_codes(out_dir: str | Path, codes: dict[str, np.ndarray], dictionaries, 
         for i, block in enumerate(blocks):
             save_npy(tmp.path / f"dictionary_{i}.npy", block)
         write_json(tmp.path / CODES_META, meta)
-        with Temporary(out.parent, out.name, directory=True) as old:
-            if out.exists():
-                os.replace(out, old.path / "codes")
-            os.replace(tmp.path, out)
+        replace_folder(tmp.path, out)
     return out
 
 

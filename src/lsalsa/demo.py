@@ -40,6 +40,7 @@ from .experiments.metrics import (
     psnr,
     salsa_mu_by_psnr,
     time_encode,
+    torch_threads,
 )
 from .io import load_npy, save_npy, write_json
 from .solvers.exact import spams_available, spams_lasso
@@ -231,9 +232,7 @@ def _evaluate(config: DemoConfig, encoder, dictionaries, val: dict, test: dict, 
 
     psnr_mu = salsa_mu_by_psnr(val["signals"], [val["component0"], val["component1"]],
                                dictionaries, config.alphas, [T], MUS)[T]["mu"]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(config.threads)
-    try:
+    with torch_threads(config.threads):
         lsalsa_codes = encoder.encode(Y, batch_size=batch)
         lsalsa_seconds = time_encode(lambda: encoder.encode(Y, batch_size=batch), repeats=5)
         lsalsa_rmse = float(code_rmse(lsalsa_codes, target).mean())
@@ -250,8 +249,6 @@ def _evaluate(config: DemoConfig, encoder, dictionaries, val: dict, test: dict, 
             timing["spams_exact_seconds"] = time_encode(
                 lambda: spams_lasso(problem, Y64, threads=config.threads), repeats=1)
         _log(f"timing on {len(Y)} test mixtures ({config.threads} thread)", quiet)
-    finally:
-        torch.set_num_threads(threads)
     same_depth = setting_at(T)
     salsa_T = salsa_codes(T, same_depth)
     return {

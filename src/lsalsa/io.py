@@ -189,6 +189,16 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.replace(tmp.path, target)
 
 
+def replace_folder(staged: Path, final: Path) -> None:
+    """Rename the folder ``staged`` to ``final``. An existing ``final`` first moves into a
+    temporary of its own and is removed: a run killed in between leaves only debris that the
+    next run sweeps, never a mix of old and new files."""
+    with Temporary(final.parent, final.name, directory=True) as old:
+        if final.exists():
+            os.replace(final, old.path / final.name)
+        os.replace(staged, final)
+
+
 @contextlib.contextmanager
 def staging_folder(parent: str | os.PathLike, name: str) -> Iterator[Path]:
     """A new hidden folder in ``parent`` to build outputs in, removed with what is left in

@@ -170,6 +170,9 @@ def as_alphas(alphas, n_blocks: int, positive: bool = False) -> tuple[float, ...
 
 
 def check_mu(mu: float) -> float:
+    # A bool or a string is a mistake (a JSON "10", a stray flag), not a number to coerce.
+    if isinstance(mu, (bool, np.bool_, str, bytes)):
+        raise InputError(f"mu must be a positive number, got {mu!r}")
     try:
         mu = float(mu)
     except (TypeError, ValueError) as exc:

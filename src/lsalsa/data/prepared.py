@@ -23,13 +23,19 @@ its final name.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError
-from ..io import Temporary, load_npy, remove_stale_temporaries, save_npy, write_json
+from ..io import (
+    Temporary,
+    load_npy,
+    remove_stale_temporaries,
+    replace_folder,
+    save_npy,
+    write_json,
+)
 from .sources import cache_dir
 
 # Every split is disjoint from the others by source image (catalog.py). Data sets prepared
@@ -127,12 +133,7 @@ class DatasetWriter:
     def commit(self, meta: dict) -> Path:
         write_json(self.tmp / "meta.json", meta)
         final = self.root / self.name
-        # The old data set moves into a temporary of its own: one killed in between is debris
-        # that the next run removes, like the new one.
-        with Temporary(self.root, self.name, directory=True) as old:
-            if final.exists():
-                os.replace(final, old.path / "data")
-            os.replace(self.tmp, final)
+        replace_folder(self.tmp, final)
         self.staging.close()
         return final
 

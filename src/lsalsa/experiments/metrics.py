@@ -6,10 +6,11 @@ to match, the expert classifier of Section 6 and the automatic check of the pape
 
 from __future__ import annotations
 
+import contextlib
 import math
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -34,6 +35,19 @@ def psnr(estimate: np.ndarray, truth: np.ndarray, peak: float = 1.0) -> float:
     """PSNR in dB of ``estimate`` against ``truth`` over the whole set (one mean squared error)."""
     mse = float(np.mean((np.asarray(estimate, np.float64) - np.asarray(truth, np.float64)) ** 2))
     return math.inf if mse == 0 else 10.0 * math.log10(peak ** 2 / mse)
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """torch's intra-op thread count set to ``threads`` (None: left as it is) inside the
+    block, and restored after it: a library call must not change its caller's process."""
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def time_encode(encode: Callable[[], object], repeats: int, sync: Callable[[], None] | None = None

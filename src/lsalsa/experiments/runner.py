@@ -364,13 +364,8 @@ def step_evaluate(run: Run) -> dict:
     def timed(encode) -> float:
         # Every method is timed with the same thread count (evaluation.threads, e.g. 1 on a
         # shared CPU, where a descheduled OpenMP worker would stall a parallel product).
-        threads = torch.get_num_threads()
-        if e["threads"] is not None:
-            torch.set_num_threads(e["threads"])
-        try:
+        with metrics.torch_threads(e["threads"]):
             return metrics.time_encode(encode, e["time_repeats"], sync)
-        finally:
-            torch.set_num_threads(threads)
 
     blocks = run.blocks()
     problem = run.problem(c["alphas"])  # the components A_i x_i of any codes
@@ -565,18 +560,18 @@ def run_experiment(config_name, run_dir, *, scale: str = "full", data_dir=None,
     config = load_config(config_name, scale)
     run = Run(run_dir, config, data_dir=data_dir, progress=progress, log=log)
     run.start()
-    if config["threads"] is not None:
-        torch.set_num_threads(config["threads"])
-    torch.manual_seed(config["seed"])
-    for step in STEPS:
-        # A later step's outputs depend on the earlier ones: the report is always rewritten.
-        if run.done(step) and step != "report":
-            run.log(f"step {step}: done before, reused")
-            continue
-        run.log(f"step {step} ...")
-        began = time.perf_counter()
-        info = STEP_FUNCTIONS[step](run)
-        seconds = time.perf_counter() - began
-        run.mark(step, seconds, **info)
-        run.log(f"step {step} finished in {seconds:.1f} s")
+    # The run's thread count and seed hold inside it only; the caller's are restored after.
+    with metrics.torch_threads(config["threads"]), torch.random.fork_rng():
+        torch.manual_seed(config["seed"])
+        for step in STEPS:
+            # A later step's outputs depend on the earlier ones: the report is always rewritten.
+            if run.done(step) and step != "report":
+                run.log(f"step {step}: done before, reused")
+                continue
+            run.log(f"step {step} ...")
+            began = time.perf_counter()
+            info = STEP_FUNCTIONS[step](run)
+            seconds = time.perf_counter() - began
+            run.mark(step, seconds, **info)
+            run.log(f"step {step} finished in {seconds:.1f} s")
     return run.dir
