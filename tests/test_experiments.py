@@ -177,6 +177,30 @@ def test_targets_met_and_missed():
     assert "T = 2" in out[2]["measured"]
 
 
+def test_a_method_that_never_matches_decides_only_what_its_horizon_can():
+    """Not reached within dense_max = 200 iterations: it needs at least 201, so "more than 50"
+    is met but "more than 500" is not decided; the time at 200 iterations is a lower bound,
+    which shows a ratio target met or leaves it open, never missed."""
+    results = _fake_results([0.1], [0.2], 12)
+    results["match"]["1"]["salsa"] = {"iterations": None, "timed_at": 200, "seconds": 0.8,
+                                      "time_ratio": 8.0}
+    targets = [
+        {"kind": "iterations_to_match", "method": "salsa", "reference_T": 1, "more_than": m,
+         "text": str(m)} for m in (50, 200, 500)] + [
+        {"kind": "time_ratio", "method": "salsa", "reference_T": 1, "at_least": r,
+         "text": str(r)} for r in (5, 100)]
+    out = metrics.evaluate_targets(targets, results)
+    assert [t["status"] for t in out] == ["met", "met", "n/a", "met", "n/a"]
+    assert "8x or more" in out[3]["measured"]
+    assert metrics.count_verdict(None, 200, 500) is None
+    assert metrics.count_verdict(12, 200, 15) is False
+    assert metrics.ratio_verdict(3.0, True, 5) is False
+    assert metrics.ratio_verdict(3.0, False, 5) is None
+    # A results.json from before the horizon was timed: nothing to decide the ratio on.
+    results["match"]["1"]["salsa"] = {"iterations": None}
+    assert metrics.evaluate_targets(targets[3:4], results)[0]["status"] == "n/a"
+
+
 def test_counts_read_from_a_grid_with_gaps_are_upper_bounds():
     """Runs made before the dense grid was dense stepped by 5 above T = 20: a count read
     there is an upper bound, and the targets and tables say so."""

@@ -11,7 +11,8 @@ the best validation epoch. Nothing is tuned on the test mixtures.
 On the test mixtures it then compares LSALSA with
 
 - SALSA at the same depth at its best (alpha, mu) (chosen on validation by code RMSE), and
-  SALSA at the codes' alphas with the mu of best validation PSNR (the separation baseline);
+  SALSA at the (alpha, mu) of the same grid with the best validation PSNR (the separation
+  baseline);
 - the exact codes (PSNR of their components);
 
 and reports the time each needs: LSALSA, SALSA run until it reaches LSALSA's code RMSE, and
@@ -38,7 +39,7 @@ from .experiments.metrics import (
     classic_encoder,
     iterations_to_match,
     psnr,
-    salsa_mu_by_psnr,
+    salsa_by_psnr,
     time_encode,
     torch_threads,
 )
@@ -230,8 +231,8 @@ def _evaluate(config: DemoConfig, encoder, dictionaries, val: dict, test: dict, 
     def salsa_codes(depth: int, setting: dict):
         return classic_encoder("salsa", dictionaries, setting, depth, Y, batch)()
 
-    psnr_mu = salsa_mu_by_psnr(val["signals"], [val["component0"], val["component1"]],
-                               dictionaries, config.alphas, [T], MUS)[T]["mu"]
+    by_psnr = salsa_by_psnr(val["signals"], [val["component0"], val["component1"]],
+                            dictionaries, salsa["settings"], [T])[T]
     with torch_threads(config.threads):
         lsalsa_codes = encoder.encode(Y, batch_size=batch)
         lsalsa_seconds = time_encode(lambda: encoder.encode(Y, batch_size=batch), repeats=5)
@@ -255,10 +256,8 @@ def _evaluate(config: DemoConfig, encoder, dictionaries, val: dict, test: dict, 
         "lsalsa": quality(lsalsa_codes),
         "salsa": {**quality(salsa_T), "alpha": same_depth["alpha"],
                   "mu": same_depth["mu"], "chosen_by": "validation code RMSE"},
-        "salsa_best_psnr": {**quality(salsa_codes(T, {"alpha": list(config.alphas),
-                                                      "mu": psnr_mu})),
-                            "alpha": list(config.alphas), "mu": psnr_mu,
-                            "chosen_by": "validation mean PSNR"},
+        "salsa_best_psnr": {**quality(salsa_codes(T, by_psnr)), "alpha": by_psnr["alpha"],
+                            "mu": by_psnr["mu"], "chosen_by": "validation mean PSNR"},
         "exact": quality(optimal),
         "timing": timing,
         "_codes": {"lsalsa": np.asarray(lsalsa_codes), "salsa": np.asarray(salsa_T)},
@@ -267,14 +266,15 @@ def _evaluate(config: DemoConfig, encoder, dictionaries, val: dict, test: dict, 
 
 def _print_summary(summary: dict, config: DemoConfig, quiet: bool) -> None:
     T, t = config.depth, summary["timing"]
-    rows = [("LSALSA", summary["lsalsa"]), (f"SALSA, mu {summary['salsa']['mu']:g}",
+    rows = [("LSALSA", summary["lsalsa"]), (f"SALSA, {_setting(summary['salsa'])}",
                                             summary["salsa"]),
-            (f"SALSA, mu {summary['salsa_best_psnr']['mu']:g} (best PSNR)",
+            (f"SALSA, {_setting(summary['salsa_best_psnr'])} (best PSNR)",
              summary["salsa_best_psnr"]), ("exact codes", summary["exact"])]
     _log(f"{summary['test_mixtures']} test mixtures (digits and photographs held out), "
          f"T = {T}:", quiet)
+    width = max(len(name) for name, _ in rows)
     for name, q in rows:
-        _log(f"  {name:28s} code RMSE {q['code_rmse']:.4f}  PSNR digits/natural "
+        _log(f"  {name:{width}s}  code RMSE {q['code_rmse']:.4f}  PSNR digits/natural "
              f"{q['psnr_digits_db']:.2f}/{q['psnr_natural_db']:.2f} dB (mean "
              f"{q['psnr_mean_db']:.2f})", quiet)
     reach = t["salsa_iterations_to_match"]
@@ -292,6 +292,10 @@ def _print_summary(summary: dict, config: DemoConfig, quiet: bool) -> None:
     _log(line, quiet)
     _log(f"done in {summary['seconds']} s; the picture is {summary['picture']}, the model "
          f"{summary['model']}", quiet)
+
+
+def _setting(row: dict) -> str:
+    return f"alpha {'/'.join(f'{a:g}' for a in row['alpha'])}, mu {row['mu']:g}"
 
 
 def _plot_separations(path: Path, test_set: dict, encoder, estimates: dict,

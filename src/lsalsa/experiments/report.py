@@ -127,14 +127,16 @@ def tables(results: dict) -> list[Table]:
                          ["method"] + [f"T={T}" for T in depths], rows))
     baseline = (results.get("optimal") or {}).get("salsa_best_psnr") or {}
     if baseline:
-        rows = [[int(T), b["mu"], b["psnr"], b["psnr_mean"],
+        rows = [[int(T), "/".join(f"{a:g}" for a in b["alpha"]), b["mu"], b["psnr"],
+                 b["psnr_mean"],
                  *[float(sum(results["psnr"][m][T]) / len(results["psnr"][m][T]))
                    if T in results["psnr"][m] else None for m in methods]]
                 for T, b in sorted(baseline.items(), key=lambda kv: int(kv[0]))]
-        out.append(Table("psnr_baseline", "Mean PSNR (dB) over the components: SALSA at the "
-                         "optimal codes' alphas with the mu of best validation PSNR (the "
-                         "separation baseline) against every method",
-                         ["T", "SALSA mu", "SALSA PSNR per component", "SALSA mean",
+        out.append(Table("psnr_baseline", "Mean PSNR (dB) over the components: SALSA at "
+                         "the (alpha, mu) of best validation PSNR (the separation baseline) "
+                         "against every method",
+                         ["T", "SALSA alpha", "SALSA mu", "SALSA PSNR per component",
+                          "SALSA mean",
                           *[f"{NAMES[m]} mean" for m in methods]], rows))
     if results.get("psnr"):
         rows = [[NAMES[m]] + [results["psnr"][m][str(T)][i] for T in depths]
