@@ -23,7 +23,7 @@ from lsalsa.cli import main
 from lsalsa.encoders import read_model_header
 from lsalsa.training import best_classic, code_rmse, search, train, validation_rmse
 from lsalsa.training.checkpoint import flatten_optimizer, load_checkpoint, unflatten_optimizer
-from lsalsa.training.trainer import DEFAULTS
+from lsalsa.training.trainer import DEFAULTS, step_scales
 
 ALPHA = 0.2
 
@@ -679,3 +679,74 @@ def test_training_beats_salsa_on_fashion_mnist_patches():
     assert result.stopped != "diverged"
     assert result.val_rmse < 0.8 * result.initial_val_rmse
     assert result.val_rmse < 0.85 * salsa  # beats SALSA at the same T, whatever its mu
+
+
+def test_classic_selection_refuses_a_depth_where_every_setting_diverges(rng, monkeypatch):
+    """Both ways of choosing a classic setting per depth (the starts of the learned encoders
+    and the baselines' curves) take the lowest validation RMSE and refuse a depth with no
+    finite one, instead of starting from, or reporting, a diverged setting."""
+    search_module = importlib.import_module("lsalsa.training.search")
+
+    A = random_dictionary(rng, 8, 12)
+    Y = rng.standard_normal((6, 8))
+    X = lsalsa.solve(Y, A, 0.1, method="exact").codes
+    curves = np.array([[0.5, np.inf], [0.4, np.inf]])  # settings x depths (1, 2)
+    monkeypatch.setattr(search_module, "classic_curves", lambda *a, **k: curves.copy())
+    for choose in (lambda: best_classic(Y, X, A, "salsa", [1, 2], [[0.1]], mus=[1.0, 2.0]),
+                   lambda: search_module.selected_curves(
+                       (Y, X), (Y, X), A, "salsa", [1, 2],
+                       search_module.classic_settings("salsa", [[0.1]], [1.0, 2.0]))):
+        with pytest.raises(InputError, match="every SALSA setting diverges at T = 2"):
+            choose()
+    curves[:, 1] = [0.3, 0.2]
+    best = best_classic(Y, X, A, "salsa", [1, 2], [[0.1]], mus=[1.0, 2.0])
+    assert (best[1]["mu"], best[2]["mu"]) == (2.0, 2.0)
+    assert best[2]["val_rmse"] == 0.2
+
+
+def test_one_step_clips_the_scaled_gradient_then_pulls_towards_the_anchor(rng):
+    """One full-batch SGD step, worked out by hand: each tensor P moves by
+    ``-lr s_P^2 c g_P`` with ``c = clip / ||(s_P g_P)_P||`` (the clip binds here), then
+    ``-lr a (P - P_0)`` towards its start. Scaling the clip norm differently or pulling the
+    wrong way changes every entry by far more than the tolerance."""
+    A = random_dictionary(rng, 8, 12)
+    Y = rng.standard_normal((16, 8))
+    X = lsalsa.solve(Y, A, 0.1, method="exact").codes
+    lr, clip, decay = 0.05, 1e-3, 3.0
+    encoder = LSALSA(A, 0.1, 2, mu=1.0)
+    start = {n: p.detach().clone() for n, p in encoder.named_parameters()}
+    model = LSALSA(A, 0.1, 2, mu=1.0)  # the same start, for the hand-made gradient
+    loss = 0.5 * (model(torch.from_numpy(Y)) - torch.from_numpy(X)).pow(2).sum(1).mean()
+    loss.backward()
+    grads = {n: p.grad.detach() for n, p in model.named_parameters()}
+    # s: spectral norm / sqrt(size) for W and S, RMS for the thresholds (step_scales)
+    sizes = {n: float(torch.linalg.matrix_norm(P, ord=2)) / P.numel() ** 0.5 if P.ndim == 2
+             else float(P.pow(2).mean().sqrt()) for n, P in start.items()}
+    total = sum((sizes[n] * g.norm()) ** 2 for n, g in grads.items()) ** 0.5
+    assert total > clip  # the clip binds
+    train(encoder, Y, X, optimizer="sgd", lr=lr, schedule="constant", grad_clip=clip,
+          anchor_decay=decay, batch_size=16, max_epochs=1, progress=False)
+    for name, P in encoder.named_parameters():
+        moved = start[name] - lr * sizes[name] ** 2 * (clip / total) * grads[name]
+        expected = moved - lr * decay * (moved - start[name])
+        # float64; the batch sums 16 samples in another order: a few eps of the weights
+        tol = 4 * gamma(16 + 12, np.float64) * float(start[name].abs().max())
+        assert torch.allclose(P.detach(), expected, rtol=0, atol=tol), name
+
+
+def test_the_cosine_schedule_decays_per_step_not_per_epoch(rng, tmp_path):
+    """lr_t = lr (1 + cos(pi t / n)) / 2 at step t of n; the checkpoint's optimizer holds
+    the last step's rate (times each tensor's step scale s, Adam)."""
+    A = random_dictionary(rng, 8, 12)
+    Y = rng.standard_normal((16, 8))
+    X = lsalsa.solve(Y, A, 0.1, method="exact").codes
+    encoder = LSALSA(A, 0.1, 2, mu=1.0)
+    sizes = step_scales(encoder)
+    train(encoder, Y, X, lr=0.1, batch_size=4, max_epochs=1, progress=False,
+          run_dir=tmp_path / "run")
+    _, optim, _, _ = load_checkpoint(tmp_path / "run" / "checkpoint.safetensors")
+    last = 0.1 * (1 + np.cos(np.pi * 3 / 4)) / 2  # step 3 of 4, all in epoch 0
+    for group in optim["param_groups"]:
+        assert group["lr"] == pytest.approx(last * group["scale"], rel=4 * np.finfo(float).eps)
+    assert sorted(g["scale"] for g in optim["param_groups"]) == pytest.approx(
+        sorted(sizes.values()), rel=4 * np.finfo(float).eps)

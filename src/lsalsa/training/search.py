@@ -116,9 +116,21 @@ def selected_curves(val, other, dictionaries, method: str, depths, settings) -> 
     on ``other``: arrays of len(depths).
     """
     val_curves = classic_curves(*val, dictionaries, method, depths, settings)
-    choice = val_curves.argmin(axis=0)
+    choice = _choose(val_curves, method, depths)
     return {"choice": choice, "val_rmse": val_curves.min(axis=0),
             **chosen_curves(*other, dictionaries, method, depths, settings, choice)}
+
+
+def _choose(curves: np.ndarray, method: str, depths) -> np.ndarray:
+    """Per depth (column of ``curves``, settings x depths), the setting with the lowest
+    validation RMSE, ties keeping the first; a depth where every setting diverges is refused,
+    since nothing there is a baseline or a start."""
+    choice = curves.argmin(axis=0)
+    for j, T in enumerate(depths):
+        if not np.isfinite(curves[choice[j], j]):
+            raise InputError(f"every {method.upper()} setting diverges at T = {T} on the "
+                             "validation data; nothing to start from")
+    return choice
 
 
 def _curves(signals, targets, dictionaries, method, depths, settings, batch_size=16384):
@@ -175,14 +187,9 @@ def best_classic(signals, targets, dictionaries, method: str, depths, alphas,
     ``{T: {"alpha", "mu", "val_rmse"}}`` (ties keep the first setting of the grid)."""
     settings = classic_settings(method, alphas, mus)
     curves = classic_curves(signals, targets, dictionaries, method, depths, settings)
-    best = {}
-    for j, T in enumerate(depths):
-        k = int(np.argmin(curves[:, j]))
-        if not np.isfinite(curves[k, j]):
-            raise InputError(f"every {method.upper()} setting diverges at T = {T} on the "
-                             "validation data; nothing to start from")
-        best[int(T)] = {**settings[k], "val_rmse": float(curves[k, j])}
-    return best
+    choice = _choose(curves, method, depths)
+    return {int(T): {**settings[k], "val_rmse": float(curves[k, j])}
+            for j, (T, k) in enumerate(zip(depths, choice.tolist(), strict=True))}
 
 
 def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
@@ -299,6 +306,9 @@ def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
             if method in methods:
                 record(row)
         for (_, T), row in best_rows(rows).items():
+            if row["val_rmse"] is None:  # as _choose: no start where every setting diverges
+                raise InputError(f"every {method.upper()} setting diverges at T = {T} on the "
+                                 "validation data; nothing to start from")
             starts[(method, T)] = row
     starts.update(given)
 
