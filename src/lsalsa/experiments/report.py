@@ -110,9 +110,13 @@ def tables(results: dict) -> list[Table]:
     rows = []
     for ref, entry in results["match"].items():
         for m in CLASSIC:
-            rows.append([int(ref), entry["lsalsa_seconds"], NAMES[m],
-                         _grid_note(results, m, entry[m]["iterations"]), entry[m]["seconds"],
-                         entry[m]["time_ratio"]])
+            row = entry[m]
+            # Not reached: timed at the last count evaluated, a lower bound on the time.
+            grid = (_grid_note(results, m, row["iterations"]) if row["iterations"] is not None
+                    else f"lower bound (not reached; timed at {row['timed_at']})"
+                    if row.get("timed_at") is not None else "n/a")
+            rows.append([int(ref), entry["lsalsa_seconds"], NAMES[m], grid,
+                         row.get("seconds"), row.get("time_ratio")])
     out.append(Table("time_to_match", "Time each classic method needs to reach LSALSA's RMSE "
                      "(at an upper-bound iteration count, an upper bound too)",
                      ["LSALSA T", "LSALSA seconds", "method", "grid", "seconds", "ratio"], rows))
