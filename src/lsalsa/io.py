@@ -23,7 +23,7 @@ import re
 import secrets
 import shutil
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -205,6 +205,25 @@ def staging_folder(parent: str | os.PathLike, name: str) -> Iterator[Path]:
     it at the end (move what you keep out of it, or rename it, first)."""
     with Temporary(parent, name, directory=True) as tmp:
         yield tmp.path
+
+
+def check_output_path(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = ()
+                      ) -> Path:
+    """The output path, refused when it is a folder, its folder is missing, or it is one of
+    ``inputs`` (under any name: a link or a hard link to an input is the same file)."""
+    from .errors import InputError
+
+    out = Path(path)
+    if out.exists() and out.is_dir():
+        raise InputError(f"output {path} is a directory")
+    if not out.parent.exists():
+        raise InputError(f"output folder {out.parent} does not exist")
+    if out.exists():
+        for source in inputs:
+            if Path(source).exists() and os.path.samefile(out, source):
+                raise InputError(f"output {path} is the input file {source}; writing it would "
+                                 "destroy the input, choose another output")
+    return out
 
 
 def check_finite_output(array: np.ndarray, what: str) -> None:

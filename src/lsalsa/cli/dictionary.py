@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .common import check_output_path, read_array
+from ..io import check_output_path
+from .common import read_array
 
 
 def register(subparsers) -> None:

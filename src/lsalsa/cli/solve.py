@@ -6,9 +6,9 @@ import numpy as np
 
 from .._arrays import cast_array
 from ..errors import InputError
-from ..io import save_npy
+from ..io import check_output_path, save_npy
 from ..solvers import METHODS, solve
-from .common import check_output_path, read_array
+from .common import read_array
 
 
 def register(subparsers) -> None:
