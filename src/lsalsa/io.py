@@ -207,22 +207,31 @@ def staging_folder(parent: str | os.PathLike, name: str) -> Iterator[Path]:
         yield tmp.path
 
 
-def check_output_path(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = ()
-                      ) -> Path:
-    """The output path, refused when it is a folder, its folder is missing, or it is one of
-    ``inputs`` (under any name: a link or a hard link to an input is the same file)."""
+def check_output_path(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (),
+                      folder: bool = False) -> Path:
+    """The output path, refused when its folder is missing or when writing it would destroy
+    one of ``inputs``: it is that input under any name (a link or a hard link to an input is
+    the same file) or, for an output ``folder`` (replaced as a whole), a folder above it. A
+    file output that is a folder is refused too."""
     from .errors import InputError
 
     out = Path(path)
-    if out.exists() and out.is_dir():
+    if not folder and out.is_dir():
         raise InputError(f"output {path} is a directory")
     if not out.parent.exists():
         raise InputError(f"output folder {out.parent} does not exist")
     if out.exists():
         for source in inputs:
-            if Path(source).exists() and os.path.samefile(out, source):
-                raise InputError(f"output {path} is the input file {source}; writing it would "
+            if not Path(source).exists():
+                continue
+            if os.path.samefile(out, source):
+                kind = "folder" if Path(source).is_dir() else "file"
+                raise InputError(f"output {path} is the input {kind} {source}; writing it would "
                                  "destroy the input, choose another output")
+            # resolve(): the folders that really hold the input, whatever name it was given by
+            if any(os.path.samefile(out, above) for above in Path(source).resolve().parents):
+                raise InputError(f"output {path} holds the input {source}; replacing it would "
+                                 "delete the input, choose another output")
     return out
 
 
