@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from ..io import check_output_path
+from ..io import check_output_path, remove_stale_temporaries
 from .common import read_array
 
 
@@ -98,6 +98,7 @@ def run_learn(args) -> int:
         inputs += Path(args.checkpoint_dir).iterdir()
     out = check_output_path(args.out, inputs)
     check_output_path(out.with_suffix(".json"), inputs)
+    remove_stale_temporaries(out.parent)  # what killed runs left behind
     if args.limit is not None:
         if args.limit < 1:
             raise InputError(f"--limit must be >= 1, got {args.limit}")
@@ -144,6 +145,7 @@ def run_show(args) -> int:
 
     # The sidecar is read too (for the patch shape).
     out = check_output_path(args.out, [args.dictionary, Path(args.dictionary).with_suffix(".json")])
+    remove_stale_temporaries(out.parent)  # what killed runs left behind
     A = read_array(args.dictionary, "dictionary")
     shape = _patch_shape(args.patch_shape, Path(args.dictionary))
     plot_atoms(A, out, shape, title=args.title)
