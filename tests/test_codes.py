@@ -269,3 +269,65 @@ def test_cli_tune_alpha(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "alpha =" in text and "sparsity" in text
     json.dumps(text)  # plain text output
+
+
+def _tree(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() if p.is_file() else None
+            for p in sorted(folder.rglob("*"))}
+
+
+@pytest.mark.parametrize("where", ["data folder", "above the data", "holds the dict",
+                                   "not a code set", "dot"])
+def test_cli_codes_overwrite_replaces_only_a_code_set(tmp_path, capsys, monkeypatch, where):
+    # --overwrite swaps the whole --out folder: never the data set, a --dict or another folder.
+    prep = tmp_path / "prep"
+    data = make_prepared(prep, kind="sc", P=(20, 10))
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    A, _ = planted(seed=0)
+    np.save(other / "d.npy", A.astype(np.float32))
+    monkeypatch.chdir(other)
+    out = {"data folder": data, "above the data": prep, "holds the dict": other,
+           "not a code set": other, "dot": "."}[where]
+    dictionary = str(other / "d.npy") if where != "not a code set" else str(tmp_path / "d.npy")
+    if where == "not a code set":
+        (other / "d.npy").rename(dictionary)
+    before = _tree(tmp_path)
+    assert main(["codes", "compute", "--data", str(data), "--dict", dictionary, "--alpha", "0.1",
+                 "--out", str(out), "--overwrite", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("lsalsa: error:") and "\n" not in err
+    assert {"data folder": "is the input folder", "above the data": "holds the input",
+            "holds the dict": "holds the input", "not a code set": "not a code set",
+            "dot": "holds the input"}[where] in err, err
+    assert _tree(tmp_path) == before
+
+
+def test_cli_codes_overwrite_replaces_a_code_set(tmp_path, capsys):
+    data = make_prepared(tmp_path, kind="sc", P=(20, 10))
+    A, _ = planted(seed=0)
+    np.save(tmp_path / "d.npy", A.astype(np.float32))
+    args = ["codes", "compute", "--data", str(data), "--dict", str(tmp_path / "d.npy"),
+            "--out", str(tmp_path / "codes"), "--quiet", "--alpha"]
+    assert main([*args, "0.1"]) == 0
+    assert main([*args, "0.2", "--overwrite"]) == 0
+    assert load_codes(tmp_path / "codes").meta["alphas"] == [0.2]
+
+
+def test_save_codes_overwrites_only_a_code_set(tmp_path, sc, monkeypatch):
+    A, Y = sc
+    codes, stats = compute_codes(Y[:20], A, 0.1, progress=False)
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "data.npy").write_bytes(b"precious")
+    with pytest.raises(InputError, match="not a code set"):
+        save_codes(plain, {"train": codes}, [A], 0.1, stats={"train": stats}, overwrite=True)
+    assert [p.name for p in plain.iterdir()] == ["data.npy"]
+    # "." has no name to swap a new folder in under, even where it is a code set.
+    save_codes(tmp_path / "set", {"train": codes}, [A], 0.1, stats={"train": stats})
+    monkeypatch.chdir(tmp_path / "set")
+    with pytest.raises(InputError, match="must name a folder"):
+        save_codes(".", {"train": codes}, [A], 0.1, stats={"train": stats}, overwrite=True)
+    assert load_codes(tmp_path / "set").meta["alphas"] == [0.1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain", "set"]

@@ -234,3 +234,33 @@ def test_show_refuses_to_draw_over_its_input(tmp_path, capsys):
                  str(tmp_path / "A.npy")]) == 2
     assert "is the input file" in capsys.readouterr().err
     assert (tmp_path / "A.npy").read_bytes() == before
+
+
+@pytest.mark.parametrize("name", ["meta.npy", "train_signals.npy", "checkpoint"])
+def test_cli_learn_refuses_to_write_over_its_inputs(tmp_path, capsys, name):
+    # meta.npy: its sidecar would be the data set's meta.json.
+    data = make_prepared(tmp_path, kind="sc", P=(40, 20))
+    args = ["dictionary", "learn", "--data", str(data), "--alpha", "0.5", "--epochs", "1",
+            "--quiet", "--checkpoint-dir", str(tmp_path / "ck")]
+    if name == "checkpoint":
+        assert main([*args, "--out", str(tmp_path / "d.npy")]) == 0
+        victims = sorted(p for p in (tmp_path / "ck").iterdir() if p.suffix == ".npy")
+        out = victims[0]
+    else:
+        out = data / name
+        victims = sorted(data.iterdir())
+    before = {p: p.read_bytes() for p in victims}
+    assert main([*args, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("lsalsa: error:") and "\n" not in err and "is the input file" in err
+    assert {p: p.read_bytes() for p in victims} == before
+    assert not out.with_suffix(".json").exists() or out.with_suffix(".json") in before
+
+
+def test_show_refuses_to_draw_over_the_sidecar_it_reads(tmp_path, capsys):
+    np.save(tmp_path / "A.npy", np.eye(16))
+    (tmp_path / "A.json").write_text('{"patch_shape": [4, 4]}')
+    assert main(["dictionary", "show", str(tmp_path / "A.npy"), "--out",
+                 str(tmp_path / "A.json")]) == 2
+    assert "is the input file" in capsys.readouterr().err
+    assert (tmp_path / "A.json").read_text() == '{"patch_shape": [4, 4]}'

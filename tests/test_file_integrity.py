@@ -400,6 +400,31 @@ def test_writers_sweep_the_folders_they_write(rng, tmp_path, monkeypatch):
     assert not stale.exists()
 
 
+@pytest.mark.parametrize("command", ["solve", "show", "learn", "analyze"])
+def test_commands_sweep_the_folders_they_write(rng, tmp_path, command):
+    from test_dictionary import make_prepared
+
+    A = random_dictionary(rng, 16, 8)
+    np.save(tmp_path / "A.npy", A)
+    np.save(tmp_path / "Y.npy", rng.standard_normal((5, 16)))
+    out = tmp_path / "out"
+    argv = {
+        "solve": lambda: ["solve", str(tmp_path / "Y.npy"), str(out / "c.npy"), "--dict",
+                          str(tmp_path / "A.npy"), "--alpha", "0.1"],
+        "show": lambda: ["dictionary", "show", str(tmp_path / "A.npy"), "--out",
+                         str(out / "a.png"), "--patch-shape", "4x4"],
+        "learn": lambda: ["dictionary", "learn", "--data",
+                          str(make_prepared(tmp_path, kind="sc", P=(40, 20))), "--alpha", "0.5",
+                          "--epochs", "1", "--quiet", "--out", str(out / "d.npy")],
+        "analyze": lambda: ["analyze", str(lsalsa.LSALSA(A, 0.1, 2, mu=2.0).save(
+            tmp_path / "m.safetensors")), "--signals", str(tmp_path / "Y.npy"), "--out",
+            str(out)],
+    }[command]()
+    stale = _stale_in(out)
+    assert main(argv) == 0
+    assert not stale.exists()
+
+
 def test_code_sets_are_shared_like_other_outputs(rng, tmp_path, umask_022):
     from lsalsa.codes import compute_codes, load_codes, save_codes
 

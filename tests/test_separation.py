@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 
@@ -292,3 +293,60 @@ def test_rows_held_at_once_are_bounded_by_the_batch(mca_model, rng, monkeypatch)
     rows, cols = grid_shape(40, 40, SIDE, 2)
     assert sum(seen) == rows * cols and max(seen) <= 16
     assert all(p.shape == (40, 40) for p in parts)
+
+
+# -- outputs never replace inputs, and are all checked before any is moved ---------------------
+
+@pytest.fixture
+def small_mca(tmp_path):
+    model = lsalsa.LSALSA([dct_dictionary(SIDE), np.eye(SIDE * SIDE)], [0.02, 0.02], depth=2,
+                          mu=0.5)
+    return str(model.save(tmp_path / "model.safetensors"))
+
+
+def _gray_png(path, value):
+    Image.fromarray(np.full((8, 8), value, dtype=np.uint8)).save(path)
+    return path
+
+
+@pytest.mark.parametrize("alias", ["same name", "hard link"])
+def test_an_output_that_is_an_input_image_is_refused(small_mca, tmp_path, capsys, alias):
+    # x.png's first component would be written over the input x_component0.png.
+    folder = tmp_path / "ow"
+    folder.mkdir()
+    _gray_png(folder / "x.png", 10)
+    victim = _gray_png(tmp_path / "other.png", 200)
+    if alias == "same name":
+        victim = victim.rename(folder / "x_component0.png")
+    else:
+        os.link(victim, folder / "x_component0.png")
+    before = victim.read_bytes()
+    _fails_with_one_line(["separate", str(folder / "x.png"), str(victim), "--model", small_mca,
+                          "--out", str(folder)], capsys, "is the input file")
+    assert victim.read_bytes() == before
+    assert sorted(p.name for p in folder.iterdir()) == ["x.png", "x_component0.png"]
+
+
+def test_separating_a_folder_into_itself_twice_is_refused(small_mca, tmp_path, capsys):
+    folder = tmp_path / "ow"
+    folder.mkdir()
+    _gray_png(folder / "x.png", 10)
+    assert main(["separate", str(folder / "x.png"), "--model", small_mca, "--out",
+                 str(folder)]) == 0
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    # The second run takes its own outputs as inputs: x.png would replace x_component0.png.
+    _fails_with_one_line(["separate", *sorted(str(p) for p in folder.glob("*.png")), "--model",
+                          small_mca, "--out", str(folder)], capsys, "is the input file")
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+
+
+def test_a_destination_that_is_a_folder_is_refused_before_anything_is_moved(
+        small_mca, tmp_path, capsys):
+    image = _gray_png(tmp_path / "img.png", 10)
+    out = tmp_path / "half"
+    (out / "img_separation.png").mkdir(parents=True)
+    (out / "img_separation.png" / "keep").touch()
+    _fails_with_one_line(["separate", str(image), "--model", small_mca, "--out", str(out)],
+                         capsys, f"output {out / 'img_separation.png'} is a directory")
+    assert sorted(p.name for p in out.iterdir()) == ["img_separation.png"]
+    assert [p.name for p in (out / "img_separation.png").iterdir()] == ["keep"]

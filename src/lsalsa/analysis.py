@@ -41,7 +41,7 @@ import torch
 from ._arrays import as_signals
 from .encoders import UnrolledEncoder, load_encoder, read_model_header
 from .errors import InputError
-from .io import atomic_path, write_json, write_text
+from .io import atomic_path, remove_stale_temporaries, write_json, write_text
 from .solvers.steps import encode_input, salsa_step
 from .version import provenance
 
@@ -478,6 +478,7 @@ def analyze(model_path: str | os.PathLike, signals, out_dir: str | os.PathLike, 
         raise InputError(f"{model_path}: the Theorem 1 residual is not finite (singular S?)")
     figures = {"spectrum": _spectrum_figure(curvature), "theorem1": _theorem1_figure(check)}
     out.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(out)  # what killed runs left behind
     for name, fig in figures.items():
         _save_figure(fig, out / FIGURES[name])
     write_text(out / "analysis.md", _markdown(str(model_path), description, check, curvature))

@@ -285,6 +285,22 @@ class CodeSet:
         return load_npy(self.path / f"codes_{split}.npy", mmap=mmap)
 
 
+def check_codes_output(out: Path, overwrite: bool, option: str = "overwrite") -> None:
+    """Refuse an existing ``out`` unless ``overwrite`` is given and it is a code set: it is
+    replaced as a whole, and any other folder (a data set, ``.``) would be deleted with it."""
+    if out.name in ("", ".", ".."):  # a folder is swapped in under its name: it needs one
+        raise InputError(f"output {out} must name a folder, not . or ..")
+    if out.exists() and not overwrite:
+        raise InputError(f"output {out} already exists (pass {option} to replace it)")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"output {out} exists and is not a directory")
+    if out.exists() and not (out / CODES_META).is_file():
+        raise InputError(f"output {out} is not a code set (no {CODES_META}); only a code set "
+                         "is replaced, choose another output")
+    if not out.parent.is_dir():
+        raise InputError(f"output folder {out.parent} does not exist")
+
+
 def save_codes(out_dir: str | Path, codes: dict[str, np.ndarray], dictionaries, alphas, *,
                stats: dict[str, dict], data: dict | None = None, seed: int | None = None,
                extra: dict | None = None, overwrite: bool = False) -> Path:
@@ -300,7 +316,7 @@ def save_codes(out_dir: str | Path, codes: dict[str, np.ndarray], dictionaries, 
         mu, gap).
     data : where the signals came from, e.g. ``{"path": ..., "name": ..., "stand_in": ...}``.
     seed : the seed of the run, recorded.
-    overwrite : replace an existing directory.
+    overwrite : replace an existing code set (never any other folder).
     """
     from .version import provenance
 
@@ -324,12 +340,7 @@ def save_codes(out_dir: str | Path, codes: dict[str, np.ndarray], dictionaries, 
         if split not in stats:
             raise InputError(f"no stats given for split {split!r}")
         arrays[split] = array.astype(np.float32, copy=False)
-    if out.exists() and not overwrite:
-        raise InputError(f"output {out} already exists (pass overwrite to replace it)")
-    if out.exists() and not out.is_dir():
-        raise InputError(f"output {out} exists and is not a directory")
-    if not out.parent.is_dir():
-        raise InputError(f"output folder {out.parent} does not exist")
+    check_codes_output(out, overwrite)
     first = next(iter(stats.values()))
     meta = {
         "format": FORMAT_VERSION,

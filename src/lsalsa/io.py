@@ -23,7 +23,7 @@ import re
 import secrets
 import shutil
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -205,6 +205,34 @@ def staging_folder(parent: str | os.PathLike, name: str) -> Iterator[Path]:
     it at the end (move what you keep out of it, or rename it, first)."""
     with Temporary(parent, name, directory=True) as tmp:
         yield tmp.path
+
+
+def check_output_path(path: str | os.PathLike, inputs: Iterable[str | os.PathLike] = (),
+                      folder: bool = False) -> Path:
+    """The output path, refused when its folder is missing or when writing it would destroy
+    one of ``inputs``: it is that input under any name (a link or a hard link to an input is
+    the same file) or, for an output ``folder`` (replaced as a whole), a folder above it. A
+    file output that is a folder is refused too."""
+    from .errors import InputError
+
+    out = Path(path)
+    if not folder and out.is_dir():
+        raise InputError(f"output {path} is a directory")
+    if not out.parent.exists():
+        raise InputError(f"output folder {out.parent} does not exist")
+    if out.exists():
+        for source in inputs:
+            if not Path(source).exists():
+                continue
+            if os.path.samefile(out, source):
+                kind = "folder" if Path(source).is_dir() else "file"
+                raise InputError(f"output {path} is the input {kind} {source}; writing it would "
+                                 "destroy the input, choose another output")
+            # resolve(): the folders that really hold the input, whatever name it was given by
+            if any(os.path.samefile(out, above) for above in Path(source).resolve().parents):
+                raise InputError(f"output {path} holds the input {source}; replacing it would "
+                                 "delete the input, choose another output")
+    return out
 
 
 def check_finite_output(array: np.ndarray, what: str) -> None:

@@ -17,6 +17,7 @@ import math
 import numbers
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,12 @@ from ._arrays import numpy_dtype
 from .data.patches import add_patches, average_overlaps, pad_to_multiple, patch_grid
 from .encoders import UnrolledEncoder, components
 from .errors import InputError
-from .io import check_finite_output, remove_stale_temporaries, staging_folder
+from .io import (
+    check_finite_output,
+    check_output_path,
+    remove_stale_temporaries,
+    staging_folder,
+)
 
 # Pillow's own default limit against decompression bombs (about 89 million pixels).
 DEFAULT_MAX_PIXELS = 89_478_485
@@ -178,15 +184,38 @@ def side_by_side(panels: list[np.ndarray], gap: int = 4) -> np.ndarray:
     return np.concatenate(row, axis=1)
 
 
+def _output_names(stem: str, count: int) -> list[str]:
+    """The files ``separate_files`` writes for one image of an MCA model with ``count``
+    dictionaries."""
+    parts = [f"{stem}_component{i}{suffix}" for i in range(count) for suffix in (".png", ".npy")]
+    return [*parts, f"{stem}_separation.png"]
+
+
+def _check_destinations(out: Path, stems: set[str], count: int, inputs: list) -> None:
+    """Refuse a destination that is a folder or an input (under any name), or an output folder
+    we cannot write to, before anything is moved: a move failing halfway would leave some
+    outputs in place and others not, and an input replaced would be lost."""
+    if not out.is_dir():
+        return  # created by this run: it holds nothing yet
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise InputError(f"output folder {out} is not writable")
+    for stem in sorted(stems):
+        for name in _output_names(stem, count):
+            check_output_path(out / name, inputs)
+
+
 def separate_files(encoder: UnrolledEncoder, images: list[str], out_dir: str | os.PathLike,
                    *, stride: int | None = None, batch_size: int = 8192,
-                   max_pixels: int | None = DEFAULT_MAX_PIXELS) -> list[Path]:
+                   max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                   inputs: Sequence[str | os.PathLike] = ()) -> list[Path]:
     """Separate image files and write, per image, ``<stem>_component<i>.png`` and ``.npy``
     and ``<stem>_separation.png`` (input, then each component).
 
     Files are written into a temporary folder first and moved into ``out_dir`` only when
     every image succeeded, so a failure leaves no partial output there; one image is held in
     memory at a time. Staging folders that killed runs left in ``out_dir`` are removed first.
+    An output that would replace an input image (or one of ``inputs``, e.g. the model file)
+    or an existing folder is refused before anything is written.
     """
     from PIL import Image
 
@@ -196,7 +225,9 @@ def separate_files(encoder: UnrolledEncoder, images: list[str], out_dir: str | o
         if stem in stems:
             raise InputError(f"two input images share the name {stem!r}")
         stems.add(stem)
+    protected = [*images, *inputs]
     out = Path(out_dir)
+    _check_destinations(out, stems, encoder.problem.D, protected)
     created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -215,9 +246,15 @@ def separate_files(encoder: UnrolledEncoder, images: list[str], out_dir: str | o
                     np.save(staging / f"{stem}_component{i}.npy", part, allow_pickle=False)
                 Image.fromarray(side_by_side([image, *parts])).save(
                     staging / f"{stem}_separation.png")
+            # Again: the folder may have changed during a long run.
+            _check_destinations(out, stems, encoder.problem.D, protected)
             for file in sorted(staging.iterdir()):
-                os.replace(file, out / file.name)
-                written.append(out / file.name)
+                target = out / file.name
+                try:
+                    os.replace(file, target)
+                except OSError as exc:  # name the destination, not the staging file
+                    raise type(exc)(exc.errno, exc.strerror, str(target)) from exc
+                written.append(target)
     except BaseException:
         if created:  # a failed run leaves no trace, not even an empty folder
             shutil.rmtree(out, ignore_errors=True)

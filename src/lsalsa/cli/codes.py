@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import InputError
+from ..io import check_output_path
 from .common import read_array
 
 
@@ -41,7 +42,8 @@ def register(subparsers) -> None:
                          help="comma-separated splits (default every split present)")
     compute.add_argument("--batch-size", type=int, default=1024)
     compute.add_argument("--device", default=None, help="paper mode: torch device")
-    compute.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
+    compute.add_argument("--overwrite", action="store_true",
+                         help="replace an existing OUT (only ever a code set)")
     compute.add_argument("--quiet", action="store_true", help="no progress bar")
     compute.add_argument("--out", required=True, metavar="CODES_DIR")
     compute.set_defaults(func=run_compute)
@@ -66,16 +68,14 @@ def register(subparsers) -> None:
 def run_compute(args) -> int:
     import numpy as np
 
-    from ..codes import compute_codes, save_codes
+    from ..codes import check_codes_output, compute_codes, save_codes
     from ..data import load_prepared
     from ..data.prepared import SPLITS
 
-    out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise InputError(f"output {out} already exists (--overwrite replaces it)")
-    if not out.parent.is_dir():
-        raise InputError(f"output folder {out.parent} does not exist")
     data = load_prepared(args.data, root=args.root)
+    # Checked before the (long) computation; save_codes checks again before it writes.
+    out = check_output_path(args.out, [data.path, *args.dictionaries], folder=True)
+    check_codes_output(out, args.overwrite, "--overwrite")
     splits = data.splits if args.splits is None else tuple(
         s.strip() for s in args.splits.split(",") if s.strip())
     for split in splits:

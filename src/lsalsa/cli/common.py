@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -20,22 +18,6 @@ def read_array(path: str, name: str, mmap: bool = False) -> np.ndarray:
         return load_npy(file, mmap=mmap)
     except InputError as exc:
         raise InputError(f"{name}: {exc}") from exc
-
-
-def check_output_path(path: str, inputs: Iterable[str] = ()) -> Path:
-    """The output path, refused when it is a folder, its folder is missing, or it is one of
-    ``inputs`` (under any name: a link or a hard link to an input is the same file)."""
-    out = Path(path)
-    if out.exists() and out.is_dir():
-        raise InputError(f"output {path} is a directory")
-    if not out.parent.exists():
-        raise InputError(f"output folder {out.parent} does not exist")
-    if out.exists():
-        for source in inputs:
-            if Path(source).exists() and os.path.samefile(out, source):
-                raise InputError(f"output {path} is the input file {source}; writing it would "
-                                 "destroy the input, choose another output")
-    return out
 
 
 def check_model_path(path: str) -> str:

@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .common import check_output_path, read_array
+from ..io import check_output_path, remove_stale_temporaries
+from .common import read_array
 
 
 def register(subparsers) -> None:
@@ -87,10 +88,17 @@ def _training_signals(args):
 def run_learn(args) -> int:
     from ..dictionary import learn_dictionary, save_dictionary
 
-    out = check_output_path(args.out)
-    if out.suffix != ".npy":
+    if Path(args.out).suffix != ".npy":
         raise InputError(f"output {args.out} must end in .npy")
     data, key, signals = _training_signals(args)
+    # Neither the dictionary nor its sidecar may replace a file of the data set (meta.json,
+    # the signals) or of the checkpoint it resumes from.
+    inputs = [*data.path.iterdir()]
+    if args.checkpoint_dir is not None and Path(args.checkpoint_dir).is_dir():
+        inputs += Path(args.checkpoint_dir).iterdir()
+    out = check_output_path(args.out, inputs)
+    check_output_path(out.with_suffix(".json"), inputs)
+    remove_stale_temporaries(out.parent)  # what killed runs left behind
     if args.limit is not None:
         if args.limit < 1:
             raise InputError(f"--limit must be >= 1, got {args.limit}")
@@ -135,7 +143,9 @@ def _patch_shape(text: str | None, dictionary_path: Path):
 def run_show(args) -> int:
     from ..dictionary import plot_atoms
 
-    out = check_output_path(args.out, [args.dictionary])
+    # The sidecar is read too (for the patch shape).
+    out = check_output_path(args.out, [args.dictionary, Path(args.dictionary).with_suffix(".json")])
+    remove_stale_temporaries(out.parent)  # what killed runs left behind
     A = read_array(args.dictionary, "dictionary")
     shape = _patch_shape(args.patch_shape, Path(args.dictionary))
     plot_atoms(A, out, shape, title=args.title)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from ..encoders import load_encoder
+from ..io import check_output_path
 from ..streaming import encode_file
-from .common import check_model_path, check_output_path, resolve_device
+from .common import check_model_path, resolve_device
 
 
 def register(subparsers) -> None:

@@ -37,7 +37,8 @@ def run(args) -> int:
         raise InputError(f"--max-pixels must be >= 1, got {args.max_pixels}")
     encoder = load_encoder(check_model_path(args.model), device=resolve_device(args.device))
     written = separate_files(encoder, args.images, args.out, stride=args.stride,
-                             batch_size=args.batch_size, max_pixels=args.max_pixels)
+                             batch_size=args.batch_size, max_pixels=args.max_pixels,
+                             inputs=[args.model])
     for path in written:
         if path.name.endswith("_separation.png"):
             print(f"wrote {path}")

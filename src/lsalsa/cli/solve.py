@@ -6,9 +6,9 @@ import numpy as np
 
 from .._arrays import cast_array
 from ..errors import InputError
-from ..io import save_npy
+from ..io import check_output_path, remove_stale_temporaries, save_npy
 from ..solvers import METHODS, solve
-from .common import check_output_path, read_array
+from .common import read_array
 
 
 def register(subparsers) -> None:
@@ -34,6 +34,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     out = check_output_path(args.out, [args.signals, *args.dictionaries])
+    remove_stale_temporaries(out.parent)  # what killed runs left behind
     dtype = np.float32 if args.float32 else np.float64
     Y = _as_real(read_array(args.signals, "signals"), f"signals {args.signals}", dtype)
     dictionaries = [_as_real(read_array(p, "dictionary"), f"dictionary {p}", dtype)
