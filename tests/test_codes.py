@@ -260,6 +260,23 @@ def test_cli_codes_errors_write_nothing(tmp_path, capsys, bad):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".codes")]
 
 
+@pytest.mark.parametrize("dictionary, message", [
+    (np.eye(16, 24) + 1j, "must hold real numbers"),  # the imaginary part was dropped
+    (np.full((16, 24), "a"), "must hold real numbers"),  # a ValueError traceback
+    (np.eye(16, 24) * 1e200, "beyond the float32 range"),  # was "contains NaN or Inf"
+])
+def test_cli_codes_compute_refuses_dictionaries_it_cannot_cast(tmp_path, capsys, dictionary,
+                                                                message):
+    data = make_prepared(tmp_path, kind="sc", P=(40, 20))
+    np.save(tmp_path / "d.npy", dictionary)
+    out = tmp_path / "codes"
+    assert main(["codes", "compute", "--data", str(data), "--dict", str(tmp_path / "d.npy"),
+                 "--alpha", "0.1", "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("lsalsa: error:") and "\n" not in err and message in err
+    assert not out.exists()
+
+
 def test_cli_tune_alpha(tmp_path, capsys):
     data = make_prepared(tmp_path, kind="sc", P=(100, 20))
     A, _ = planted(seed=0)

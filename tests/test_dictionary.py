@@ -227,6 +227,17 @@ def test_show_refuses_sizes_below_one(shape, tmp_path, capsys):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("dtype", ["complex128", "<U3"])
+def test_show_refuses_complex_and_text_dictionaries(dtype, tmp_path, capsys):
+    # The imaginary part used to be dropped with only a warning; text gave a traceback.
+    np.save(tmp_path / "A.npy", np.eye(16).astype(dtype))
+    out = tmp_path / "a.png"
+    assert main(["dictionary", "show", str(tmp_path / "A.npy"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("lsalsa: error:") and "\n" not in err
+    assert "must hold real numbers" in err and not out.exists()
+
+
 def test_show_refuses_to_draw_over_its_input(tmp_path, capsys):
     np.save(tmp_path / "A.npy", np.eye(16))
     before = (tmp_path / "A.npy").read_bytes()

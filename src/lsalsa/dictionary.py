@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._arrays import check_signal_array
+from ._arrays import as_real, check_signal_array
 from .errors import InputError
 from .io import atomic_path, load_npy, remove_stale_temporaries, save_npy, write_json
 from .objective import _objective
@@ -354,11 +354,9 @@ def plot_atoms(dictionary, path: str | Path, patch_shape: tuple[int, int] | None
     Each atom is shown as a ``patch_shape`` image (default square, ``sqrt(M)``), scaled to its
     own symmetric range so that zero is mid-grey.
     """
-    A = np.asarray(dictionary, dtype=np.float64)
+    A = as_real(dictionary, np.float64, "dictionary")
     if A.ndim != 2 or A.size == 0:
         raise InputError(f"dictionary must be a non-empty 2-D (M, N) array, got shape {A.shape}")
-    if not np.isfinite(A).all():
-        raise InputError("dictionary contains NaN or Inf")
     M, N = A.shape
     if patch_shape is None:
         side = math.isqrt(M)

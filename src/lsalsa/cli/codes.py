@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .._arrays import as_real
 from ..errors import InputError
 from .common import read_array
 
@@ -83,7 +84,7 @@ def run_compute(args) -> int:
             raise InputError(f"{data.path} has no split {split!r} (has {', '.join(data.splits)})")
     if not splits:
         raise InputError(f"{data.path} has no splits to encode")
-    dictionaries = [np.asarray(read_array(p, "dictionary"), dtype=np.float32)
+    dictionaries = [as_real(read_array(p, "dictionary"), np.float32, f"dictionary {p}")
                     for p in args.dictionaries]
     codes, stats = {}, {}
     for split in splits:
