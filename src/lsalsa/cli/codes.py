@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .._arrays import as_real
 from ..errors import InputError
-from .common import read_array
+from .common import non_negative_int, read_array
 
 
 def register(subparsers) -> None:
@@ -60,7 +60,7 @@ def register(subparsers) -> None:
     tune.add_argument("--target", type=float, default=0.89, help="target sparsity (0.89)")
     tune.add_argument("--grid", default=None, help="comma-separated alphas to try instead")
     tune.add_argument("--samples", type=int, default=1000)
-    tune.add_argument("--seed", type=int, default=0)
+    tune.add_argument("--seed", type=non_negative_int, default=0)
     tune.set_defaults(func=run_tune)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -10,6 +11,18 @@ import numpy as np
 
 from ..errors import InputError
 from ..io import load_npy
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type of ``--seed``: NumPy's generators refuse a negative seed with a
+    traceback, so it is refused here, with argparse's usage error."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
 
 
 def read_array(path: str, name: str, mmap: bool = False) -> np.ndarray:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .common import check_output_path, read_array
+from .common import check_output_path, non_negative_int, read_array
 
 
 def register(subparsers) -> None:
@@ -45,7 +45,7 @@ def register(subparsers) -> None:
     learn.add_argument("--init", choices=("data", "random"), default="data")
     learn.add_argument("--limit", type=int, default=None, metavar="P",
                        help="use a seeded random subset of P training signals")
-    learn.add_argument("--seed", type=int, default=0)
+    learn.add_argument("--seed", type=non_negative_int, default=0)
     learn.add_argument("--checkpoint-dir", default=None, metavar="DIR",
                        help="write a checkpoint after every epoch; resume from it when present")
     learn.add_argument("--device", default=None, help="torch device (default cpu)")
