@@ -286,3 +286,18 @@ def test_cli_tune_alpha(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "alpha =" in text and "sparsity" in text
     json.dumps(text)  # plain text output
+
+
+@pytest.mark.parametrize("grid", [",", " ", "0.1,x"])
+def test_cli_tune_alpha_refuses_a_grid_without_numbers(tmp_path, capsys, grid):
+    # "," used to reach max() of an empty curve: a ValueError traceback.
+    data = make_prepared(tmp_path, kind="sc", P=(40, 20))
+    A, _ = planted(seed=0)
+    np.save(tmp_path / "d.npy", A.astype(np.float32))
+    assert main(["codes", "tune-alpha", "--data", str(data), "--dict", str(tmp_path / "d.npy"),
+                 f"--grid={grid}", "--samples", "20"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"lsalsa: error: --grid must be comma-separated numbers, got {grid!r}"
+    A, Y = planted(seed=0, P=20)
+    with pytest.raises(InputError, match="empty grid"):
+        tune_alpha(Y, A, 0.9, alphas=[], n_samples=20)

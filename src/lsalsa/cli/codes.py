@@ -117,7 +117,9 @@ def run_tune(args) -> int:
         try:
             grid = [float(v) for v in args.grid.split(",") if v.strip()]
         except ValueError:
-            raise InputError(f"--grid must be comma-separated numbers, got {args.grid!r}") from None
+            grid = []
+        if not grid:
+            raise InputError(f"--grid must be comma-separated numbers, got {args.grid!r}")
     alpha, curve = tune_alpha(signals, A, args.target, grid, n_samples=args.samples,
                               seed=args.seed)
     print("alpha        sparsity  rel_error  nonzeros")
