@@ -277,6 +277,19 @@ def test_cli_codes_compute_refuses_dictionaries_it_cannot_cast(tmp_path, capsys,
     assert not out.exists()
 
 
+def test_cli_codes_compute_refuses_a_device_other_than_cpu_or_cuda(tmp_path, capsys):
+    # "meta" tensors hold no values: paper mode failed in .item() with a traceback.
+    data = make_prepared(tmp_path, kind="sc", P=(40, 20))
+    np.save(tmp_path / "d.npy", np.eye(16, 24, dtype=np.float32))
+    out = tmp_path / "codes"
+    assert main(["codes", "compute", "--data", str(data), "--dict", str(tmp_path / "d.npy"),
+                 "--alpha", "0.1", "--mode", "paper", "--device", "meta", "--out", str(out),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "lsalsa: error: --device must be cpu, cuda or cuda:N, got 'meta'"
+    assert not out.exists()
+
+
 def test_cli_tune_alpha(tmp_path, capsys):
     data = make_prepared(tmp_path, kind="sc", P=(100, 20))
     A, _ = planted(seed=0)

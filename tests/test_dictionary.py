@@ -209,6 +209,16 @@ def test_cli_learn_errors_write_nothing(tmp_path, capsys, extra, message):
     assert not (tmp_path / "d.npy").exists() and not (tmp_path / "d.json").exists()
 
 
+def test_cli_learn_refuses_a_device_other_than_cpu_or_cuda(tmp_path, capsys):
+    # "meta" tensors hold no values: learning failed in .item() with a traceback.
+    data = make_prepared(tmp_path, kind="sc")
+    assert main(["dictionary", "learn", "--data", str(data), "--alpha", "0.1", "--out",
+                 str(tmp_path / "d.npy"), "--quiet", "--device", "meta"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "lsalsa: error: --device must be cpu, cuda or cuda:N, got 'meta'"
+    assert not (tmp_path / "d.npy").exists()
+
+
 def test_cli_component_on_sc_data_is_refused(tmp_path, capsys):
     data = make_prepared(tmp_path, kind="sc")
     assert main(["dictionary", "learn", "--data", str(data), "--component", "1", "--alpha",

@@ -644,6 +644,17 @@ def test_cli_errors(extra, message, tmp_path, capsys):
     assert message in capsys.readouterr().err
 
 
+def test_cli_train_refuses_a_device_other_than_cpu_or_cuda(files, tmp_path, capsys):
+    # "meta" tensors hold no values: training failed later with a traceback.
+    run = tmp_path / "run"
+    assert main(["train", "--signals", str(files["signals"]), "--targets", str(files["codes"]),
+                 "--dict", str(files["dict"]), "--alpha", "0.2", "--depth", "2", "--mu", "2",
+                 "--device", "meta", "--run-dir", str(run), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "lsalsa: error: --device must be cpu, cuda or cuda:N, got 'meta'"
+    assert not run.exists()
+
+
 # -- real data ----------------------------------------------------------------------------------
 
 FASHION = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"

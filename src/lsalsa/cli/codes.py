@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .._arrays import as_real
 from ..errors import InputError
-from .common import non_negative_int, read_array
+from .common import non_negative_int, read_array, resolve_device
 
 
 def register(subparsers) -> None:
@@ -84,13 +84,14 @@ def run_compute(args) -> int:
             raise InputError(f"{data.path} has no split {split!r} (has {', '.join(data.splits)})")
     if not splits:
         raise InputError(f"{data.path} has no splits to encode")
+    device = None if args.device is None else resolve_device(args.device)
     dictionaries = [as_real(read_array(p, "dictionary"), np.float32, f"dictionary {p}")
                     for p in args.dictionaries]
     codes, stats = {}, {}
     for split in splits:
         codes[split], stats[split] = compute_codes(
             data.signals(split), dictionaries, args.alphas, mode=args.mode, tol=args.tol,
-            batch_size=args.batch_size, progress=not args.quiet, device=args.device,
+            batch_size=args.batch_size, progress=not args.quiet, device=device,
             mu=args.mu, n_iter=args.n_iter)
     save_codes(out, codes, dictionaries, args.alphas, stats=stats, overwrite=args.overwrite,
                data={"path": str(data.path), "name": data.name, "key": "signals",

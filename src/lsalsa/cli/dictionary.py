@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .common import check_output_path, non_negative_int, read_array
+from .common import check_output_path, non_negative_int, read_array, resolve_device
 
 
 def register(subparsers) -> None:
@@ -102,7 +102,8 @@ def run_learn(args) -> int:
         signals, args.atoms, args.alpha, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, lr_decay=args.lr_decay, tol=args.tol, seed=args.seed, init=args.init,
         n_iter_codes=args.n_iter_codes, checkpoint_dir=args.checkpoint_dir,
-        progress=not args.quiet, device=args.device)
+        progress=not args.quiet,
+        device=None if args.device is None else resolve_device(args.device))
     sidecar = save_dictionary(out, result, extra={
         "data": {"path": str(data.path), "name": data.name, "key": key, "split": "train",
                  "stand_in": data.meta.get("stand_in"), "label": data.meta.get("label"),

@@ -31,7 +31,7 @@ from ..encoders import build_encoder
 from ..errors import InputError
 from ..training import DEFAULTS as TRAIN_DEFAULTS
 from ..training.search import CLASSIC_METHODS, LEARNED_METHODS, MUS, SEARCH_METHODS
-from .common import read_array
+from .common import read_array, resolve_device
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -237,6 +237,7 @@ def _read_codes(path: str):
 def _device_and_dtype(args):
     from ..training.distributed import local_device
 
+    resolve_device(args.device)  # the checks; local_device picks cuda:LOCAL_RANK for "cuda"
     return local_device(args.device), DTYPES[args.dtype]
 
 
