@@ -248,6 +248,28 @@ def test_show_refuses_complex_and_text_dictionaries(dtype, tmp_path, capsys):
     assert "must hold real numbers" in err and not out.exists()
 
 
+@pytest.mark.parametrize("sidecar, message", [
+    ('{"patch_shape": 5}', "has patch_shape 5"),
+    ('{"patch_shape": "ab"}', "has patch_shape 'ab'"),
+    ('{"patch_shape": [4, true]}', "has patch_shape [4, True]"),
+    ('"ab"', "is not a JSON object"),
+    ("[1, 2]", "is not a JSON object"),
+    ("{", "cannot read the sidecar"),
+])
+def test_show_refuses_a_malformed_sidecar(sidecar, message, tmp_path, capsys):
+    # These were TypeError, ValueError or AttributeError tracebacks (bad JSON was ignored).
+    np.save(tmp_path / "A.npy", np.eye(16))
+    (tmp_path / "A.json").write_text(sidecar)
+    out = tmp_path / "a.png"
+    assert main(["dictionary", "show", str(tmp_path / "A.npy"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("lsalsa: error:") and "\n" not in err
+    assert message in err and err.endswith("give --patch-shape HxW") and not out.exists()
+    # --patch-shape does not read the sidecar.
+    assert main(["dictionary", "show", str(tmp_path / "A.npy"), "--out", str(out),
+                 "--patch-shape", "4x4"]) == 0 and out.is_file()
+
+
 def test_show_refuses_to_draw_over_its_input(tmp_path, capsys):
     np.save(tmp_path / "A.npy", np.eye(16))
     before = (tmp_path / "A.npy").read_bytes()

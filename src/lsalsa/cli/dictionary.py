@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..encoders import _is_int
 from ..errors import InputError
 from .common import check_output_path, non_negative_int, read_array, resolve_device
 
@@ -123,14 +124,24 @@ def _patch_shape(text: str | None, dictionary_path: Path):
             raise InputError(f"--patch-shape must look like 10x10, got {text!r}") from None
         return (h, w)
     sidecar = dictionary_path.with_suffix(".json")
-    if sidecar.is_file():
-        try:
-            shape = json.loads(sidecar.read_text()).get("patch_shape")
-        except ValueError:
-            shape = None
-        if shape and len(shape) == 2:
-            return tuple(int(v) for v in shape)
-    return None
+    if not sidecar.is_file():
+        return None
+    # save_dictionary writes an object whose patch_shape is [rows, cols] or null; anything
+    # else is a damaged or foreign file, refused rather than guessed around.
+    try:
+        meta = json.loads(sidecar.read_text())
+    except (OSError, ValueError, RecursionError) as exc:
+        raise InputError(f"cannot read the sidecar {sidecar}: {exc}; give --patch-shape "
+                         "HxW") from exc
+    if not isinstance(meta, dict):
+        raise InputError(f"the sidecar {sidecar} is not a JSON object; give --patch-shape HxW")
+    shape = meta.get("patch_shape")
+    if shape is None:
+        return None
+    if not (isinstance(shape, list) and len(shape) == 2 and all(_is_int(v, 1) for v in shape)):
+        raise InputError(f"the sidecar {sidecar} has patch_shape {shape!r}, not two integers "
+                         ">= 1; give --patch-shape HxW")
+    return tuple(shape)
 
 
 def run_show(args) -> int:
