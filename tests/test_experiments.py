@@ -65,6 +65,7 @@ def _write_config(tmp_path, **changes) -> str:
     ({"depths": [1, 300]}, "dense_max"),
     ({"search": {"val_fraction": 1.5}}, "val_fraction"),
     ({"search": {"lrs": {"ista": [0.1]}}}, "search.lrs"),
+    ({"search": {"lrs": [0.1, 1e300]}}, "search.lrs must be a number in (0, 1e+06]"),
     ({"search": {"learned": ["lista"]}}, "search.learned"),
     ({"search": {"learned": ["lsalsa"]}, "targets": [
         {"kind": "rmse_ratio", "method": "lsalsa", "other": "lista", "T": [1], "at_most": 1.0,
