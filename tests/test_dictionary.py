@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -117,6 +118,71 @@ def test_checkpoint_resume_matches_an_uninterrupted_run(tmp_path):
     with pytest.raises(InputError, match="another run"):
         learn_dictionary(Y, 24, epochs=4, checkpoint_dir=tmp_path / "ck",
                          **{**settings, "alpha": 0.2})
+
+
+def _edit_state(folder, **changes):
+    state = json.loads((folder / "state.json").read_text())
+    for key, value in changes.items():
+        if value is _DELETE:
+            del state[key]
+        elif isinstance(value, dict) and isinstance(state.get(key), dict):
+            state[key].update(value)
+        else:
+            state[key] = value
+    (folder / "state.json").write_text(json.dumps(state))
+
+
+_DELETE = object()
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"files": _DELETE}, "files must name the dictionary, power (and codes) arrays"),
+    ({"epoch": "1"}, "epoch must be an integer >= 1, got '1'"),
+    ({"epoch": -5}, "epoch must be an integer >= 1, got -5"),
+    ({"epoch": True}, "epoch must be an integer >= 1, got True"),
+    ({"history": None}, "history must be a list of finite numbers"),
+    ({"history": [1.0, "x"]}, "history must be a list of finite numbers"),
+    # epoch 0 with one history entry resumed into "3 epochs" of --epochs 2.
+    ({"epoch": 0}, "epoch must be an integer >= 1, got 0"),
+    ({"epoch": 2}, "history has 1 entries at epoch 2"),
+    ({"step": 7}, "step must be 2 at epoch 1, got 7"),
+    ({"converged": "no"}, "converged must be true or false"),
+    ({"files": {"dictionary": "../outside.npy"}},
+     "files.dictionary must be dictionary_e00001.npy, got '../outside.npy'"),
+    ({"files": {"power": "/etc/passwd"}}, "files.power must be power_e00001.npy"),
+    ({"files": {"extra": "x.npy"}}, "files must name"),
+    ({"config": [1]}, "not a dictionary-learning state"),
+])
+def test_a_damaged_checkpoint_state_is_refused(tmp_path, changes, message):
+    # Each of these was a traceback, a wrong resume, or a read outside the folder.
+    _, Y = planted(seed=4, P=100)
+    settings = dict(alpha=0.1, batch_size=64, n_iter_codes=5, seed=5, progress=False, tol=0.0)
+    learn_dictionary(Y, 24, epochs=1, checkpoint_dir=tmp_path / "ck", **settings)
+    np.save(tmp_path / "outside.npy", np.ones((16, 24), np.float32))
+    _edit_state(tmp_path / "ck", **changes)
+    with pytest.raises(InputError, match=re.escape(message)) as info:
+        learn_dictionary(Y, 24, epochs=2, checkpoint_dir=tmp_path / "ck", **settings)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("array, message", [
+    ("dictionary", "has shape (16, 23), expected (16, 24)"),
+    ("power", "has shape (23,), expected (24,)"),
+    ("power zero", "is all zeros"),
+    ("codes", "must hold real numbers, got dtype complex64"),
+])
+def test_a_damaged_checkpoint_array_is_refused(tmp_path, array, message):
+    _, Y = planted(seed=4, P=100)
+    settings = dict(alpha=0.1, batch_size=64, n_iter_codes=5, seed=5, progress=False, tol=0.0)
+    learn_dictionary(Y, 24, epochs=1, checkpoint_dir=tmp_path / "ck", **settings)
+    name = array.split()[0]
+    file = tmp_path / "ck" / f"{name}_e00001.npy"
+    saved = np.load(file)
+    bad = {"dictionary": lambda: saved[:, :23], "power": lambda: saved[:23],
+           "power zero": lambda: saved * 0, "codes": lambda: saved + 1j}[array]
+    np.save(file, bad())
+    with pytest.raises(InputError, match=re.escape(message)):
+        learn_dictionary(Y, 24, epochs=2, checkpoint_dir=tmp_path / "ck", **settings)
 
 
 @pytest.mark.parametrize("kwargs, message", [
