@@ -322,6 +322,9 @@ def test_cli_errors_write_nothing(saved, tmp_path, capsys):
     model, lista, signals = saved
     wide = tmp_path / "wide.npy"
     np.save(wide, np.ones((4, M + 1)))
+    # astype would drop an imaginary part with a warning and fail on text with a traceback.
+    np.save(tmp_path / "complex.npy", np.ones((4, M)) + 1j)
+    np.save(tmp_path / "text.npy", np.full((4, M), "a"))
     out = tmp_path / "never"
     cases = [
         ([str(tmp_path / "missing.safetensors"), "--signals", str(signals)], "not found"),
@@ -329,6 +332,8 @@ def test_cli_errors_write_nothing(saved, tmp_path, capsys):
         ([str(model), "--signals", str(wide)], "expects"),
         ([str(model), "--signals", str(tmp_path / "nope.npy")], "not found"),
         ([str(model), "--signals", str(signals), "--n-samples", "0"], "n-samples"),
+        ([str(model), "--signals", str(tmp_path / "complex.npy")], "must hold real numbers"),
+        ([str(model), "--signals", str(tmp_path / "text.npy")], "must hold real numbers"),
     ]
     for argv, message in cases:
         assert main(["analyze", *argv, "--out", str(out)]) == 2

@@ -260,6 +260,36 @@ def test_cli_codes_errors_write_nothing(tmp_path, capsys, bad):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".codes")]
 
 
+@pytest.mark.parametrize("dictionary, message", [
+    (np.eye(16, 24) + 1j, "must hold real numbers"),  # the imaginary part was dropped
+    (np.full((16, 24), "a"), "must hold real numbers"),  # a ValueError traceback
+    (np.eye(16, 24) * 1e200, "beyond the float32 range"),  # was "contains NaN or Inf"
+])
+def test_cli_codes_compute_refuses_dictionaries_it_cannot_cast(tmp_path, capsys, dictionary,
+                                                                message):
+    data = make_prepared(tmp_path, kind="sc", P=(40, 20))
+    np.save(tmp_path / "d.npy", dictionary)
+    out = tmp_path / "codes"
+    assert main(["codes", "compute", "--data", str(data), "--dict", str(tmp_path / "d.npy"),
+                 "--alpha", "0.1", "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("lsalsa: error:") and "\n" not in err and message in err
+    assert not out.exists()
+
+
+def test_cli_codes_compute_refuses_a_device_other_than_cpu_or_cuda(tmp_path, capsys):
+    # "meta" tensors hold no values: paper mode failed in .item() with a traceback.
+    data = make_prepared(tmp_path, kind="sc", P=(40, 20))
+    np.save(tmp_path / "d.npy", np.eye(16, 24, dtype=np.float32))
+    out = tmp_path / "codes"
+    assert main(["codes", "compute", "--data", str(data), "--dict", str(tmp_path / "d.npy"),
+                 "--alpha", "0.1", "--mode", "paper", "--device", "meta", "--out", str(out),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "lsalsa: error: --device must be cpu, cuda or cuda:N, got 'meta'"
+    assert not out.exists()
+
+
 def test_cli_tune_alpha(tmp_path, capsys):
     data = make_prepared(tmp_path, kind="sc", P=(100, 20))
     A, _ = planted(seed=0)
@@ -331,3 +361,18 @@ def test_save_codes_overwrites_only_a_code_set(tmp_path, sc, monkeypatch):
         save_codes(".", {"train": codes}, [A], 0.1, stats={"train": stats}, overwrite=True)
     assert load_codes(tmp_path / "set").meta["alphas"] == [0.1]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plain", "set"]
+
+
+@pytest.mark.parametrize("grid", [",", " ", "0.1,x"])
+def test_cli_tune_alpha_refuses_a_grid_without_numbers(tmp_path, capsys, grid):
+    # "," used to reach max() of an empty curve: a ValueError traceback.
+    data = make_prepared(tmp_path, kind="sc", P=(40, 20))
+    A, _ = planted(seed=0)
+    np.save(tmp_path / "d.npy", A.astype(np.float32))
+    assert main(["codes", "tune-alpha", "--data", str(data), "--dict", str(tmp_path / "d.npy"),
+                 f"--grid={grid}", "--samples", "20"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"lsalsa: error: --grid must be comma-separated numbers, got {grid!r}"
+    A, Y = planted(seed=0, P=20)
+    with pytest.raises(InputError, match="empty grid"):
+        tune_alpha(Y, A, 0.9, alphas=[], n_samples=20)

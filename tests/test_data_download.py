@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import socket
 import threading
 from typing import ClassVar
 
@@ -101,4 +102,33 @@ def test_http_error_is_one_line(server, tmp_path):
     with pytest.raises(InputError, match="cannot download") as err:
         download(f"{server}/missing.bin", tmp_path / "x.bin", GOOD_SHA)
     assert "\n" not in str(err.value)
+    assert leftovers(tmp_path) == []
+
+
+def _one_reply_server(reply: bytes) -> str:
+    """A server that answers one request with ``reply`` verbatim, however malformed."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def answer():
+        with listener:
+            connection, _ = listener.accept()
+            with connection:
+                connection.recv(65536)
+                connection.sendall(reply)
+
+    threading.Thread(target=answer, daemon=True).start()
+    return f"http://127.0.0.1:{listener.getsockname()[1]}/f.bin"
+
+
+@pytest.mark.parametrize("reply, message", [
+    (b"garbage\r\n\r\n", "cannot download .*BadStatusLine: garbage\\)$"),
+    (b"HTTP/1.1 200 OK\r\n" + b"X: y\r\n" * 200 + b"\r\n", "more than 100 headers"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"1" * 70000 + b"\r\n",
+     "download of .* failed: malformed HTTP response \\(LineTooLong"),  # in the read loop
+])
+def test_malformed_http_response_is_one_line(tmp_path, reply, message):
+    # http.client.HTTPException is no OSError: it escaped as a traceback.
+    with pytest.raises(InputError, match=message) as err:
+        download(_one_reply_server(reply), tmp_path / "x.bin", GOOD_SHA, timeout=10)
+    assert "\n" not in str(err.value) and "\r" not in str(err.value)
     assert leftovers(tmp_path) == []

@@ -246,6 +246,37 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
     assert not (tmp_path / "p").exists() or not any((tmp_path / "p").iterdir())
 
 
+@pytest.mark.parametrize("meta, message", [
+    ([1, 2], "not a JSON object"),
+    ({"kind": "sc"}, "name must be a non-empty string"),
+    ({"name": "toy", "kind": "patches"}, "kind must be one of sc, mca"),
+    ({"name": "toy", "kind": "sc", "counts": [1]}, "counts must be an object"),
+])
+def test_a_malformed_meta_json_is_one_line(tmp_path, capsys, meta, message):
+    # These were AttributeError, KeyError or TypeError tracebacks in the commands that read it.
+    import json
+
+    from test_dictionary import make_prepared
+
+    root = tmp_path / "prep"
+    data = make_prepared(root, name="fashion-mnist-10", P=(40, 20))
+    (data / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(InputError, match=message):
+        load_prepared(data)
+    np.save(tmp_path / "d.npy", np.eye(16, 24, dtype=np.float32))
+    for argv in (["dictionary", "learn", "--data", str(data), "--alpha", "0.1", "--out",
+                  str(tmp_path / "A.npy"), "--quiet"],
+                 ["codes", "compute", "--data", str(data), "--dict", str(tmp_path / "d.npy"),
+                  "--alpha", "0.1", "--out", str(tmp_path / "codes"), "--quiet"]):
+        assert message in one_line_error(capsys, argv)
+    assert not (tmp_path / "A.npy").exists() and not (tmp_path / "codes").exists()
+    # The list still shows the folder as prepared; loading it says what is wrong.
+    assert main(["data", "list", "--root", str(root), "--data-dir", str(tmp_path)]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines()
+               if line.startswith("fashion-mnist-10 "))
+    assert row.split()[2] == "prepared" and row.endswith(f"[prepared: {data}]")
+
+
 def save_cmyk_jpeg(path, value: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.new("RGB", (40, 30), (value, value, value)).convert("CMYK").save(path, "JPEG",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -119,6 +120,71 @@ def test_checkpoint_resume_matches_an_uninterrupted_run(tmp_path):
                          **{**settings, "alpha": 0.2})
 
 
+def _edit_state(folder, **changes):
+    state = json.loads((folder / "state.json").read_text())
+    for key, value in changes.items():
+        if value is _DELETE:
+            del state[key]
+        elif isinstance(value, dict) and isinstance(state.get(key), dict):
+            state[key].update(value)
+        else:
+            state[key] = value
+    (folder / "state.json").write_text(json.dumps(state))
+
+
+_DELETE = object()
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"files": _DELETE}, "files must name the dictionary, power (and codes) arrays"),
+    ({"epoch": "1"}, "epoch must be an integer >= 1, got '1'"),
+    ({"epoch": -5}, "epoch must be an integer >= 1, got -5"),
+    ({"epoch": True}, "epoch must be an integer >= 1, got True"),
+    ({"history": None}, "history must be a list of finite numbers"),
+    ({"history": [1.0, "x"]}, "history must be a list of finite numbers"),
+    # epoch 0 with one history entry resumed into "3 epochs" of --epochs 2.
+    ({"epoch": 0}, "epoch must be an integer >= 1, got 0"),
+    ({"epoch": 2}, "history has 1 entries at epoch 2"),
+    ({"step": 7}, "step must be 2 at epoch 1, got 7"),
+    ({"converged": "no"}, "converged must be true or false"),
+    ({"files": {"dictionary": "../outside.npy"}},
+     "files.dictionary must be dictionary_e00001.npy, got '../outside.npy'"),
+    ({"files": {"power": "/etc/passwd"}}, "files.power must be power_e00001.npy"),
+    ({"files": {"extra": "x.npy"}}, "files must name"),
+    ({"config": [1]}, "not a dictionary-learning state"),
+])
+def test_a_damaged_checkpoint_state_is_refused(tmp_path, changes, message):
+    # Each of these was a traceback, a wrong resume, or a read outside the folder.
+    _, Y = planted(seed=4, P=100)
+    settings = dict(alpha=0.1, batch_size=64, n_iter_codes=5, seed=5, progress=False, tol=0.0)
+    learn_dictionary(Y, 24, epochs=1, checkpoint_dir=tmp_path / "ck", **settings)
+    np.save(tmp_path / "outside.npy", np.ones((16, 24), np.float32))
+    _edit_state(tmp_path / "ck", **changes)
+    with pytest.raises(InputError, match=re.escape(message)) as info:
+        learn_dictionary(Y, 24, epochs=2, checkpoint_dir=tmp_path / "ck", **settings)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("array, message", [
+    ("dictionary", "has shape (16, 23), expected (16, 24)"),
+    ("power", "has shape (23,), expected (24,)"),
+    ("power zero", "is all zeros"),
+    ("codes", "must hold real numbers, got dtype complex64"),
+])
+def test_a_damaged_checkpoint_array_is_refused(tmp_path, array, message):
+    _, Y = planted(seed=4, P=100)
+    settings = dict(alpha=0.1, batch_size=64, n_iter_codes=5, seed=5, progress=False, tol=0.0)
+    learn_dictionary(Y, 24, epochs=1, checkpoint_dir=tmp_path / "ck", **settings)
+    name = array.split()[0]
+    file = tmp_path / "ck" / f"{name}_e00001.npy"
+    saved = np.load(file)
+    bad = {"dictionary": lambda: saved[:, :23], "power": lambda: saved[:23],
+           "power zero": lambda: saved * 0, "codes": lambda: saved + 1j}[array]
+    np.save(file, bad())
+    with pytest.raises(InputError, match=re.escape(message)):
+        learn_dictionary(Y, 24, epochs=2, checkpoint_dir=tmp_path / "ck", **settings)
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"alpha": 0.0}, "alpha"), ({"alpha": -1.0}, "alpha"), ({"n_atoms": 0}, "n_atoms"),
     ({"epochs": 0}, "epochs"), ({"init": "svd"}, "init"), ({"lr": float("nan")}, "lr"),
@@ -209,6 +275,16 @@ def test_cli_learn_errors_write_nothing(tmp_path, capsys, extra, message):
     assert not (tmp_path / "d.npy").exists() and not (tmp_path / "d.json").exists()
 
 
+def test_cli_learn_refuses_a_device_other_than_cpu_or_cuda(tmp_path, capsys):
+    # "meta" tensors hold no values: learning failed in .item() with a traceback.
+    data = make_prepared(tmp_path, kind="sc")
+    assert main(["dictionary", "learn", "--data", str(data), "--alpha", "0.1", "--out",
+                 str(tmp_path / "d.npy"), "--quiet", "--device", "meta"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "lsalsa: error: --device must be cpu, cuda or cuda:N, got 'meta'"
+    assert not (tmp_path / "d.npy").exists()
+
+
 def test_cli_component_on_sc_data_is_refused(tmp_path, capsys):
     data = make_prepared(tmp_path, kind="sc")
     assert main(["dictionary", "learn", "--data", str(data), "--component", "1", "--alpha",
@@ -225,6 +301,39 @@ def test_show_refuses_sizes_below_one(shape, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("lsalsa: error:") and "\n" not in err and "sizes >= 1" in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("dtype", ["complex128", "<U3"])
+def test_show_refuses_complex_and_text_dictionaries(dtype, tmp_path, capsys):
+    # The imaginary part used to be dropped with only a warning; text gave a traceback.
+    np.save(tmp_path / "A.npy", np.eye(16).astype(dtype))
+    out = tmp_path / "a.png"
+    assert main(["dictionary", "show", str(tmp_path / "A.npy"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("lsalsa: error:") and "\n" not in err
+    assert "must hold real numbers" in err and not out.exists()
+
+
+@pytest.mark.parametrize("sidecar, message", [
+    ('{"patch_shape": 5}', "has patch_shape 5"),
+    ('{"patch_shape": "ab"}', "has patch_shape 'ab'"),
+    ('{"patch_shape": [4, true]}', "has patch_shape [4, True]"),
+    ('"ab"', "is not a JSON object"),
+    ("[1, 2]", "is not a JSON object"),
+    ("{", "cannot read the sidecar"),
+])
+def test_show_refuses_a_malformed_sidecar(sidecar, message, tmp_path, capsys):
+    # These were TypeError, ValueError or AttributeError tracebacks (bad JSON was ignored).
+    np.save(tmp_path / "A.npy", np.eye(16))
+    (tmp_path / "A.json").write_text(sidecar)
+    out = tmp_path / "a.png"
+    assert main(["dictionary", "show", str(tmp_path / "A.npy"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("lsalsa: error:") and "\n" not in err
+    assert message in err and err.endswith("give --patch-shape HxW") and not out.exists()
+    # --patch-shape does not read the sidecar.
+    assert main(["dictionary", "show", str(tmp_path / "A.npy"), "--out", str(out),
+                 "--patch-shape", "4x4"]) == 0 and out.is_file()
 
 
 def test_show_refuses_to_draw_over_its_input(tmp_path, capsys):

@@ -90,6 +90,16 @@ def _fails_with_one_line(argv, capsys, out, match):
     assert [p.name for p in out.parent.iterdir() if p.name.endswith(".tmp")] == []
 
 
+@pytest.mark.parametrize("device", ["meta", "mps", "cpux", "cuda:99"])
+def test_a_device_other_than_cpu_or_cuda_is_refused(device, model_path, rng, tmp_path, capsys):
+    # "meta" used to reach the encoder and fail there with a NotImplementedError traceback.
+    np.save(tmp_path / "in.npy", rng.standard_normal((10, 16)).astype(np.float32))
+    out = tmp_path / "out.npy"
+    match = {"cpux": "unknown device", "cuda:99": "CUDA"}.get(device, "must be cpu, cuda")
+    _fails_with_one_line(["encode", str(tmp_path / "in.npy"), str(out), "--model",
+                          str(model_path), "--device", device, "--quiet"], capsys, out, match)
+
+
 def test_values_beyond_the_models_dtype_are_refused(model_path, rng, tmp_path, capsys):
     # Finite in float64, Inf once cast to the float32 model (before: Inf/NaN codes, exit 0).
     signals = rng.standard_normal((300, 16))

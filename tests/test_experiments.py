@@ -65,6 +65,7 @@ def _write_config(tmp_path, **changes) -> str:
     ({"depths": [1, 300]}, "dense_max"),
     ({"search": {"val_fraction": 1.5}}, "val_fraction"),
     ({"search": {"lrs": {"ista": [0.1]}}}, "search.lrs"),
+    ({"search": {"lrs": [0.1, 1e300]}}, "search.lrs must be a number in (0, 1e+06]"),
     ({"search": {"learned": ["lista"]}}, "search.learned"),
     ({"search": {"learned": ["lsalsa"]}, "targets": [
         {"kind": "rmse_ratio", "method": "lsalsa", "other": "lista", "T": [1], "at_most": 1.0,
@@ -105,6 +106,31 @@ def test_experiment_list(capsys):
 def test_report_of_a_folder_without_results(tmp_path, capsys):
     assert main(["report", str(tmp_path)]) == 2
     assert "no results.json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("results, message", [
+    ([1], "not a JSON object"),
+    ({"kind": "sc"}, "missing name, scale, dataset, description"),
+    ("{}", "not a JSON object"),
+])
+def test_report_refuses_a_malformed_results_json(tmp_path, capsys, results, message):
+    # [1] and {"kind": "sc"} were TypeError and KeyError tracebacks.
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("lsalsa: error:") and "\n" not in err and message in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.json"]  # nothing written
+
+
+def test_report_names_a_results_field_of_the_wrong_type(tmp_path, capsys):
+    from lsalsa.experiments.report import REQUIRED
+
+    results = {key: {} if kind is dict else [] if kind is list else 1
+               for key, kind in REQUIRED.items()}
+    results["methods"] = [1]
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    assert main(["report", str(tmp_path)]) == 2
+    assert "(methods is not a JSON object)" in capsys.readouterr().err
 
 
 # -- metrics ----------------------------------------------------------------------------------

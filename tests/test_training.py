@@ -316,6 +316,7 @@ def test_memory_mapped_and_tensor_inputs_match_arrays(data, tmp_path):
     ({"optimizer": "lbfgs"}, "optimizer"),
     ({"lr": 0.0}, "lr"),
     ({"lr": float("nan")}, "lr"),
+    ({"lr": 1e300}, r"lr must be a number in \(0, 1e\+06\], got 1e\+300"),  # a RuntimeError
     ({"batch_size": 0}, "batch_size"),
     ({"max_epochs": 1.5}, "max_epochs"),
     ({"seed": "x"}, "seed"),
@@ -642,6 +643,36 @@ def test_cli_errors(extra, message, tmp_path, capsys):
     assert main(["train", *extra, "--depth", "2", "--alpha", "0.1",
                  "--run-dir", str(tmp_path / "r")]) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["train", "search"])
+def test_cli_refuses_a_learning_rate_beyond_the_maximum_and_writes_nothing(command, files,
+                                                                          tmp_path, capsys):
+    # --lr 1e300 failed in the optimizer with a traceback, leaving config.json and
+    # provenance.json behind in the run dir.
+    run = tmp_path / "run"
+    knobs = (["--lr", "1e300", "--alpha", "0.2", "--depth", "2", "--mu", "2"]
+             if command == "train" else ["--lrs", "0.1", "1e300", "--alphas", "0.2",
+                                         "--depths", "1", "--methods", "lsalsa"])
+    assert main([command, "--signals", str(files["signals"]), "--targets", str(files["codes"]),
+                 "--dict", str(files["dict"]), *knobs, "--run-dir", str(run), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    name = "--lr" if command == "train" else "every --lrs value"
+    assert err == f"lsalsa: error: {name} must be a number in (0, 1e+06], got 1e+300"
+    assert not run.exists()
+    with pytest.raises(InputError, match="every lr must be"):
+        search(None, None, None, None, None, depths=[1], alphas=[0.1], lrs=[float("inf")])
+
+
+def test_cli_train_refuses_a_device_other_than_cpu_or_cuda(files, tmp_path, capsys):
+    # "meta" tensors hold no values: training failed later with a traceback.
+    run = tmp_path / "run"
+    assert main(["train", "--signals", str(files["signals"]), "--targets", str(files["codes"]),
+                 "--dict", str(files["dict"]), "--alpha", "0.2", "--depth", "2", "--mu", "2",
+                 "--device", "meta", "--run-dir", str(run), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "lsalsa: error: --device must be cpu, cuda or cuda:N, got 'meta'"
+    assert not run.exists()
 
 
 # -- real data ----------------------------------------------------------------------------------

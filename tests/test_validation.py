@@ -234,3 +234,21 @@ def test_load_npy_names_a_text_file_and_a_folder(tmp_path):
     raises(r"text.npy is not a .npy file \(no NumPy header\)",
            lambda: load_npy(tmp_path / "text.npy"))
     raises(r"is a folder, not a .npy file", lambda: load_npy(tmp_path))
+
+
+@pytest.mark.parametrize("command", [
+    ["data", "prepare", "toy"],
+    ["dictionary", "learn", "--data", "toy", "--alpha", "0.1", "--out", "d.npy"],
+    ["codes", "tune-alpha", "--data", "toy", "--dict", "d.npy"],
+    ["analyze", "m.safetensors", "--synthetic", "4"],
+])
+def test_negative_seed_is_a_usage_error(command, capsys):
+    # NumPy's generators refused it later, with a traceback; argparse stops before any work.
+    from lsalsa.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main([*command, "--seed", "-1"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and "Traceback" not in err
+    assert err.strip().splitlines()[-1].endswith("argument --seed: expected an integer >= 0, "
+                                                 "got -1")

@@ -63,6 +63,16 @@ def cast_array(array: np.ndarray, dtype, name: str) -> np.ndarray:
     return out
 
 
+def as_real(array, dtype, name: str) -> np.ndarray:
+    """``array`` as the real ``dtype``, refusing complex, text and object arrays (astype would
+    drop an imaginary part with only a warning, or fail on text with a traceback) and what
+    :func:`cast_array` refuses."""
+    array = np.asarray(array)
+    if array.dtype.kind not in "biuf":
+        raise InputError(f"{name} must hold real numbers, got dtype {array.dtype}")
+    return cast_array(array, dtype, name)
+
+
 def check_same_kind(tensors: dict[str, torch.Tensor]) -> None:
     """All tensors must live on one device with one dtype: we never convert silently."""
     items = list(tensors.items())

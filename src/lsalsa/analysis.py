@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._arrays import as_signals
+from ._arrays import as_real, as_signals
 from .encoders import UnrolledEncoder, load_encoder, read_model_header
 from .errors import InputError
 from .io import atomic_path, remove_stale_temporaries, write_json, write_text
@@ -465,7 +465,8 @@ def analyze(model_path: str | os.PathLike, signals, out_dir: str | os.PathLike, 
         raise InputError(f"signals must have shape (B, {config['M']}) for this model, got "
                          f"{tuple(shape) if shape is not None else type(Y).__name__}")
     Y, picked = _pick_samples(Y, n_samples, seed)
-    Y = np.array(Y, dtype=np.float64)  # a writable copy, also of a memory-mapped file
+    # A writable copy, also of a memory-mapped file; complex or text signals are refused.
+    Y = np.array(as_real(Y, np.float64, "signals"))
     check = theorem1_check(encoder, Y)
     curvature = curvature_report(encoder)
     description = f"{source or 'given array'} ({picked})"

@@ -224,6 +224,8 @@ def tune_alpha(signals, dictionary, target_sparsity: float = 0.89, alphas=None, 
 
     curve: list[dict] = []
     if alphas is not None:
+        if np.size(alphas) == 0:  # max() of an empty curve below would be the error
+            raise InputError("alphas is an empty grid; give at least one alpha to try")
         grid = sorted(as_alphas(alphas, np.size(alphas), positive=True))
         curve = [evaluate(a) for a in grid]
     else:

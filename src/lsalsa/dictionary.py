@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ._arrays import check_signal_array
+from ._arrays import as_real, check_signal_array
+from .encoders import _is_int, _is_number
 from .errors import InputError
 from .io import atomic_path, load_npy, remove_stale_temporaries, save_npy, write_json
 from .objective import _objective
@@ -307,28 +308,77 @@ def _save_checkpoint(directory, A: np.ndarray, cache: np.ndarray | None,
 
 
 def _load_checkpoint(directory, config: dict):
-    """``(A, state, cache or None)`` from a checkpoint of the same run, or None when empty."""
-    state_file = Path(directory) / CHECKPOINT_STATE
+    """``(A, state, cache or None)`` from a checkpoint of the same run, or None when empty.
+
+    ``state.json`` is checked as strictly as model files and training checkpoints: a state
+    this lsalsa would not have written (edited, damaged, pointing outside the folder) is
+    refused in one line, never resumed into a run that silently differs."""
+    directory = Path(directory)
+    state_file = directory / CHECKPOINT_STATE
     if not state_file.is_file():
         return None
     try:
         state = json.loads(state_file.read_text())
-        saved = state["config"]
-    except (ValueError, KeyError, OSError) as exc:
+    except (ValueError, OSError, RecursionError) as exc:
         raise InputError(f"checkpoint {state_file} is unreadable: {exc}") from exc
+    if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
+        raise InputError(f"checkpoint {state_file} is not a dictionary-learning state "
+                         "(no config object)")
+    saved = state["config"]
     differs = sorted(k for k in config if saved.get(k) != config[k])
     if differs:
         raise InputError(f"checkpoint in {directory} belongs to another run (differs in "
                          f"{', '.join(differs)}); use a fresh --checkpoint-dir")
-    A = load_npy(Path(directory) / state["files"]["dictionary"])
-    if A.shape != (config["M"], config["n_atoms"]):
-        raise InputError(f"checkpoint dictionary has shape {A.shape}, expected "
-                         f"{(config['M'], config['n_atoms'])}")
+    problems = _state_problems(state, config)
+    if problems:
+        raise InputError(f"checkpoint {state_file} is invalid ({'; '.join(problems)}); use a "
+                         "fresh --checkpoint-dir")
+    files, n_atoms = state["files"], config["n_atoms"]
+    A = _checkpoint_array(directory / files["dictionary"], (config["M"], n_atoms), np.float32)
+    power = _checkpoint_array(directory / files["power"], (n_atoms,), np.float64)
+    if not power.any():  # the Lipschitz tracker would estimate L = 0: an infinite step
+        raise InputError(f"checkpoint {directory / files['power']} is all zeros")
     cache = None
-    if "codes" in state["files"]:
-        cache = np.array(load_npy(Path(directory) / state["files"]["codes"]), dtype=np.float32)
-    state["power"] = np.array(load_npy(Path(directory) / state["files"]["power"]))
-    return A.astype(np.float32), state, cache
+    if "codes" in files:
+        cache = _checkpoint_array(directory / files["codes"], (config["P"], n_atoms),
+                                  np.float32)
+    state["power"] = power
+    return A, state, cache
+
+
+def _state_problems(state: dict, config: dict) -> list[str]:
+    """What is wrong with the fields of a checkpoint's state (besides its config)."""
+    problems = []
+    epoch, step, history, files = (state.get(k) for k in ("epoch", "step", "history", "files"))
+    if not _is_int(epoch, 1):
+        problems.append(f"epoch must be an integer >= 1, got {epoch!r}")
+        epoch = None
+    if not isinstance(history, list) or not all(_is_number(h) for h in history):
+        problems.append("history must be a list of finite numbers")
+    elif epoch is not None and len(history) != epoch:
+        problems.append(f"history has {len(history)} entries at epoch {epoch}")
+    # Every epoch takes the same number of steps: the lr schedule resumes from this count.
+    steps = math.ceil(config["P"] / config["batch_size"])
+    if epoch is not None and not (_is_int(step, 0) and step == epoch * steps):
+        problems.append(f"step must be {epoch * steps} at epoch {epoch}, got {step!r}")
+    if not isinstance(state.get("converged"), bool):
+        problems.append(f"converged must be true or false, got {state.get('converged')!r}")
+    if not isinstance(files, dict) or not {"dictionary", "power"} <= set(files) <= {
+            "dictionary", "power", "codes"}:
+        problems.append("files must name the dictionary, power (and codes) arrays")
+    elif epoch is not None:
+        # The names _save_checkpoint gives: plain names in this folder, of this epoch.
+        for key, name in sorted(files.items()):
+            if name != f"{key}_e{epoch:05d}.npy":
+                problems.append(f"files.{key} must be {key}_e{epoch:05d}.npy, got {name!r}")
+    return problems
+
+
+def _checkpoint_array(file: Path, shape: tuple, dtype) -> np.ndarray:
+    array = load_npy(file)
+    if array.shape != shape:
+        raise InputError(f"checkpoint array {file} has shape {array.shape}, expected {shape}")
+    return as_real(array, dtype, f"checkpoint array {file}")
 
 
 def save_dictionary(path: str | Path, result: DictionaryResult, extra: dict | None = None
@@ -354,11 +404,9 @@ def plot_atoms(dictionary, path: str | Path, patch_shape: tuple[int, int] | None
     Each atom is shown as a ``patch_shape`` image (default square, ``sqrt(M)``), scaled to its
     own symmetric range so that zero is mid-grey.
     """
-    A = np.asarray(dictionary, dtype=np.float64)
+    A = as_real(dictionary, np.float64, "dictionary")
     if A.ndim != 2 or A.size == 0:
         raise InputError(f"dictionary must be a non-empty 2-D (M, N) array, got shape {A.shape}")
-    if not np.isfinite(A).all():
-        raise InputError("dictionary contains NaN or Inf")
     M, N = A.shape
     if patch_shape is None:
         side = math.isqrt(M)

@@ -9,7 +9,7 @@ import numpy as np
 from ..analysis import DEFAULT_SAMPLES, analyze, theorem1_verdict
 from ..encoders import read_model_header
 from ..errors import InputError
-from .common import check_model_path, read_array
+from .common import check_model_path, non_negative_int, read_array
 
 
 def register(subparsers) -> None:
@@ -29,7 +29,8 @@ def register(subparsers) -> None:
                         help="output folder (default: MODEL without suffix + '-analysis')")
     parser.add_argument("--n-samples", type=int, default=DEFAULT_SAMPLES,
                         help=f"signals used for the Theorem 1 check (default {DEFAULT_SAMPLES})")
-    parser.add_argument("--seed", type=int, default=0, help="seed for drawing the signals")
+    parser.add_argument("--seed", type=non_negative_int, default=0,
+                        help="seed for drawing the signals")
     parser.add_argument("--synthetic", type=int, default=None, metavar="B",
                         help="without --data or --signals: B synthetic signals y = A x "
                              "(x sparse, drawn with --seed); default 256")

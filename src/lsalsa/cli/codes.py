@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .._arrays import as_real
 from ..errors import InputError
 from ..io import check_output_path
-from .common import read_array
+from .common import non_negative_int, read_array, resolve_device
 
 
 def register(subparsers) -> None:
@@ -61,7 +62,7 @@ def register(subparsers) -> None:
     tune.add_argument("--target", type=float, default=0.89, help="target sparsity (0.89)")
     tune.add_argument("--grid", default=None, help="comma-separated alphas to try instead")
     tune.add_argument("--samples", type=int, default=1000)
-    tune.add_argument("--seed", type=int, default=0)
+    tune.add_argument("--seed", type=non_negative_int, default=0)
     tune.set_defaults(func=run_tune)
 
 
@@ -83,13 +84,14 @@ def run_compute(args) -> int:
             raise InputError(f"{data.path} has no split {split!r} (has {', '.join(data.splits)})")
     if not splits:
         raise InputError(f"{data.path} has no splits to encode")
-    dictionaries = [np.asarray(read_array(p, "dictionary"), dtype=np.float32)
+    device = None if args.device is None else resolve_device(args.device)
+    dictionaries = [as_real(read_array(p, "dictionary"), np.float32, f"dictionary {p}")
                     for p in args.dictionaries]
     codes, stats = {}, {}
     for split in splits:
         codes[split], stats[split] = compute_codes(
             data.signals(split), dictionaries, args.alphas, mode=args.mode, tol=args.tol,
-            batch_size=args.batch_size, progress=not args.quiet, device=args.device,
+            batch_size=args.batch_size, progress=not args.quiet, device=device,
             mu=args.mu, n_iter=args.n_iter)
     save_codes(out, codes, dictionaries, args.alphas, stats=stats, overwrite=args.overwrite,
                data={"path": str(data.path), "name": data.name, "key": "signals",
@@ -116,7 +118,9 @@ def run_tune(args) -> int:
         try:
             grid = [float(v) for v in args.grid.split(",") if v.strip()]
         except ValueError:
-            raise InputError(f"--grid must be comma-separated numbers, got {args.grid!r}") from None
+            grid = []
+        if not grid:
+            raise InputError(f"--grid must be comma-separated numbers, got {args.grid!r}")
     alpha, curve = tune_alpha(signals, A, args.target, grid, n_samples=args.samples,
                               seed=args.seed)
     print("alpha        sparsity  rel_error  nonzeros")

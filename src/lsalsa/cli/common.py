@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError
 from ..io import load_npy
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type of ``--seed``: NumPy's generators refuse a negative seed with a
+    traceback, so it is refused here, with argparse's usage error."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
 
 
 def read_array(path: str, name: str, mmap: bool = False) -> np.ndarray:
@@ -28,13 +41,22 @@ def check_model_path(path: str) -> str:
 
 
 def resolve_device(name: str):
-    """A torch device from a name, refusing CUDA where there is none."""
+    """A torch device from a name: ``cpu`` or ``cuda[:N]``, refusing a CUDA device that is not
+    here. torch also names devices (meta, mps, xla, ...) whose tensors fail later with a
+    traceback, or hold no values at all (meta)."""
     import torch
 
     try:
         device = torch.device(name)
     except RuntimeError as exc:
         raise InputError(f"unknown device {name!r}") from exc
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda asked for, but no CUDA device is available")
+    if device.type not in ("cpu", "cuda"):
+        raise InputError(f"--device must be cpu, cuda or cuda:N, got {name!r}")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError("--device cuda asked for, but no CUDA device is available")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise InputError(f"--device {name}: there is no such CUDA device "
+                             f"({count} available, cuda:0 to cuda:{count - 1})")
     return device

@@ -7,6 +7,7 @@ import warnings
 
 from ..data import available, prepare
 from ..data.prepared import SPLITS, PreparedDataset
+from .common import non_negative_int
 
 
 def register(subparsers) -> None:
@@ -27,8 +28,8 @@ def register(subparsers) -> None:
                                       "ROOT/NAME: .npy arrays per split and meta.json.")
     prep.add_argument("name", metavar="NAME", help="data set name, e.g. fashion-mnist-10")
     _common(prep)
-    prep.add_argument("--seed", type=int, default=0, help="seed of every random choice "
-                      "(default 0)")
+    prep.add_argument("--seed", type=non_negative_int, default=0,
+                      help="seed of every random choice (default 0)")
     prep.add_argument("--limit-images", type=int, default=None, metavar="N",
                       help="at most N images per split and source (small experiments)")
     prep.add_argument("--download", action="store_true",

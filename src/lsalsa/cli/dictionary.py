@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..encoders import _is_int
 from ..errors import InputError
 from ..io import check_output_path, remove_stale_temporaries
-from .common import read_array
+from .common import non_negative_int, read_array, resolve_device
 
 
 def register(subparsers) -> None:
@@ -46,7 +47,7 @@ def register(subparsers) -> None:
     learn.add_argument("--init", choices=("data", "random"), default="data")
     learn.add_argument("--limit", type=int, default=None, metavar="P",
                        help="use a seeded random subset of P training signals")
-    learn.add_argument("--seed", type=int, default=0)
+    learn.add_argument("--seed", type=non_negative_int, default=0)
     learn.add_argument("--checkpoint-dir", default=None, metavar="DIR",
                        help="write a checkpoint after every epoch; resume from it when present")
     learn.add_argument("--device", default=None, help="torch device (default cpu)")
@@ -110,7 +111,8 @@ def run_learn(args) -> int:
         signals, args.atoms, args.alpha, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, lr_decay=args.lr_decay, tol=args.tol, seed=args.seed, init=args.init,
         n_iter_codes=args.n_iter_codes, checkpoint_dir=args.checkpoint_dir,
-        progress=not args.quiet, device=args.device)
+        progress=not args.quiet,
+        device=None if args.device is None else resolve_device(args.device))
     sidecar = save_dictionary(out, result, extra={
         "data": {"path": str(data.path), "name": data.name, "key": key, "split": "train",
                  "stand_in": data.meta.get("stand_in"), "label": data.meta.get("label"),
@@ -130,14 +132,24 @@ def _patch_shape(text: str | None, dictionary_path: Path):
             raise InputError(f"--patch-shape must look like 10x10, got {text!r}") from None
         return (h, w)
     sidecar = dictionary_path.with_suffix(".json")
-    if sidecar.is_file():
-        try:
-            shape = json.loads(sidecar.read_text()).get("patch_shape")
-        except ValueError:
-            shape = None
-        if shape and len(shape) == 2:
-            return tuple(int(v) for v in shape)
-    return None
+    if not sidecar.is_file():
+        return None
+    # save_dictionary writes an object whose patch_shape is [rows, cols] or null; anything
+    # else is a damaged or foreign file, refused rather than guessed around.
+    try:
+        meta = json.loads(sidecar.read_text())
+    except (OSError, ValueError, RecursionError) as exc:
+        raise InputError(f"cannot read the sidecar {sidecar}: {exc}; give --patch-shape "
+                         "HxW") from exc
+    if not isinstance(meta, dict):
+        raise InputError(f"the sidecar {sidecar} is not a JSON object; give --patch-shape HxW")
+    shape = meta.get("patch_shape")
+    if shape is None:
+        return None
+    if not (isinstance(shape, list) and len(shape) == 2 and all(_is_int(v, 1) for v in shape)):
+        raise InputError(f"the sidecar {sidecar} has patch_shape {shape!r}, not two integers "
+                         ">= 1; give --patch-shape HxW")
+    return tuple(shape)
 
 
 def run_show(args) -> int:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._arrays import cast_array
-from ..errors import InputError
+from .._arrays import as_real
 from ..io import check_output_path, remove_stale_temporaries, save_npy
 from ..solvers import METHODS, solve
 from .common import read_array
@@ -36,8 +35,8 @@ def run(args) -> int:
     out = check_output_path(args.out, [args.signals, *args.dictionaries])
     remove_stale_temporaries(out.parent)  # what killed runs left behind
     dtype = np.float32 if args.float32 else np.float64
-    Y = _as_real(read_array(args.signals, "signals"), f"signals {args.signals}", dtype)
-    dictionaries = [_as_real(read_array(p, "dictionary"), f"dictionary {p}", dtype)
+    Y = as_real(read_array(args.signals, "signals"), dtype, f"signals {args.signals}")
+    dictionaries = [as_real(read_array(p, "dictionary"), dtype, f"dictionary {p}")
                     for p in args.dictionaries]
     result = solve(Y, dictionaries, args.alphas, method=args.method, n_iter=args.n_iter,
                    mu=args.mu, tol=args.tol)
@@ -46,11 +45,3 @@ def run(args) -> int:
     print(f"wrote {out} ({result.codes.shape[0]} x {result.codes.shape[1]} codes, "
           f"{result.method}, {result.n_iter} iterations{gap})")
     return 0
-
-
-def _as_real(array: np.ndarray, name: str, dtype) -> np.ndarray:
-    # astype would turn complex silently into real and strings into a traceback; a float64
-    # value beyond float32's range would become Inf under --float32.
-    if array.dtype.kind not in "biuf":
-        raise InputError(f"{name} must hold real numbers, got dtype {array.dtype}")
-    return cast_array(array, dtype, name)

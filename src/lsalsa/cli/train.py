@@ -31,7 +31,8 @@ from ..encoders import build_encoder
 from ..errors import InputError
 from ..training import DEFAULTS as TRAIN_DEFAULTS
 from ..training.search import CLASSIC_METHODS, LEARNED_METHODS, MUS, SEARCH_METHODS
-from .common import read_array
+from ..training.trainer import MAX_LR, check_lr
+from .common import read_array, resolve_device
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -65,7 +66,7 @@ def register(subparsers) -> None:
                               default=TRAIN_DEFAULTS["optimizer"])
     train_parser.add_argument("--lr", type=float, default=TRAIN_DEFAULTS["lr"],
                               help=f"step size, relative to each tensor's size "
-                                   f"(default {TRAIN_DEFAULTS['lr']:g})")
+                                   f"(default {TRAIN_DEFAULTS['lr']:g}, at most {MAX_LR:g})")
     train_parser.add_argument("--schedule", choices=("cosine", "constant"),
                               default=TRAIN_DEFAULTS["schedule"])
     train_parser.add_argument("--lr-decay", type=float, default=TRAIN_DEFAULTS["lr_decay"],
@@ -237,6 +238,7 @@ def _read_codes(path: str):
 def _device_and_dtype(args):
     from ..training.distributed import local_device
 
+    resolve_device(args.device)  # the checks; local_device picks cuda:LOCAL_RANK for "cuda"
     return local_device(args.device), DTYPES[args.dtype]
 
 
@@ -245,6 +247,7 @@ def run_train(args) -> int:
     from ..training.distributed import Distributed
     from ..training.search import alpha_candidates
 
+    check_lr(args.lr, "--lr")  # before the data are read and the start is searched
     data = load_training_data(args)
     device, dtype = _device_and_dtype(args)
     dictionaries = [torch.as_tensor(np.asarray(d), dtype=dtype, device=device)
@@ -304,6 +307,8 @@ def _positive_float(text: str, name: str) -> float:
 def run_search(args) -> int:
     from ..training import search
 
+    for lr in args.lrs:
+        check_lr(lr, "every --lrs value")
     data = load_training_data(args)
     device, dtype = _device_and_dtype(args)
     dictionaries = [np.asarray(d, dtype=np.float32 if dtype == torch.float32 else np.float64)

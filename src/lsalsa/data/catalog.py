@@ -20,7 +20,6 @@ only, so validation and test never see a training digit or photograph.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 import warnings
@@ -36,7 +35,7 @@ from .download import RESOURCES, fetch_resource, sha256_file
 from .download import download as fetch_file
 from .mixtures import make_mixtures
 from .patches import extract_patches, resize_images
-from .prepared import SPLITS, DatasetWriter, default_root
+from .prepared import SPLITS, DatasetWriter, default_root, read_meta
 
 NATURAL_SIZE = 224          # ASIRRA photographs are resized to 224x224 (paper, Section 6)
 ASIRRA_SPLIT = (4000, 1000)  # images used for train / test, as in the paper
@@ -569,8 +568,8 @@ def available(root=None, data_dir=None) -> list[dict]:
         if prepared.is_file():
             status = "prepared"
             try:
-                counts = json.loads(prepared.read_text()).get("counts")
-            except (OSError, ValueError):
+                counts = read_meta(prepared).get("counts")
+            except InputError:
                 counts = None  # listed as prepared; loading it will say what is wrong
         rows.append({"name": spec.name, "kind": spec.kind, "status": status,
                      "stand_in": stand_in, "source": source,

@@ -100,6 +100,8 @@ def download(url: str, dest, sha256: str, *, timeout: float = 60.0,
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise InputError(f"cannot download {url}: {reason}") from exc
+    except http.client.HTTPException as exc:  # a bad status line, over 100 headers, ...
+        raise InputError(f"cannot download {url}: {_malformed(exc)}") from exc
     with response, atomic_path(dest) as tmp:
         length = response.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
@@ -115,6 +117,8 @@ def download(url: str, dest, sha256: str, *, timeout: float = 60.0,
                         received += len(chunk)
                         raise InputError(f"download of {url} truncated: got {received} of "
                                          f"{total} bytes") from exc
+                    except http.client.HTTPException as exc:  # e.g. a chunk line too long
+                        raise InputError(f"download of {url} failed: {_malformed(exc)}") from exc
                     except OSError as exc:
                         raise InputError(f"download of {url} failed: {exc}") from exc
                     if not chunk:
@@ -142,6 +146,12 @@ def fetch_resource(group: str, dest_dir, progress: bool = False) -> Path:
     for name, (url, digest) in RESOURCES[group].items():
         download(url, dest_dir / name, digest, progress=progress)
     return dest_dir
+
+
+def _malformed(exc: http.client.HTTPException) -> str:
+    # Their text is often the server's raw line (with its CR LF): one line, cut short.
+    detail = " ".join(str(exc).split())[:100]
+    return f"malformed HTTP response ({type(exc).__name__}{': ' + detail if detail else ''})"
 
 
 def _bar(total, name, enabled):

@@ -41,11 +41,35 @@ from .sources import cache_dir
 # Every split is disjoint from the others by source image (catalog.py). Data sets prepared
 # before the validation split existed hold only train and test, and still load.
 SPLITS = ("train", "val", "test")
+KINDS = ("sc", "mca")  # sparse coding patches, or MCA mixtures with their two components
 
 
 def default_root() -> Path:
     """Where prepared data sets live by default: ``<cache>/prepared``."""
     return cache_dir() / "prepared"
+
+
+def read_meta(meta_file: Path) -> dict:
+    """A data set's ``meta.json``: a JSON object with the fields every reader relies on (a
+    non-empty ``name``, ``kind`` "sc" or "mca", ``counts`` an object when present); anything
+    else is an InputError, not a KeyError or AttributeError later."""
+    try:
+        meta = json.loads(meta_file.read_text())
+    except (OSError, ValueError, RecursionError) as exc:
+        raise InputError(f"cannot read {meta_file}: {exc}") from exc
+    if not isinstance(meta, dict):
+        raise InputError(f"{meta_file} is not a data set description (not a JSON object)")
+    problems = []
+    if not isinstance(meta.get("name"), str) or not meta["name"]:
+        problems.append(f"name must be a non-empty string, got {meta.get('name')!r}")
+    if meta.get("kind") not in KINDS:
+        problems.append(f"kind must be one of {', '.join(KINDS)}, got {meta.get('kind')!r}")
+    if not isinstance(meta.get("counts", {}), dict):
+        problems.append(f"counts must be an object, got {meta['counts']!r}")
+    if problems:
+        raise InputError(f"{meta_file} is not a valid data set description: "
+                         f"{'; '.join(problems)}")
+    return meta
 
 
 class PreparedDataset:
@@ -56,10 +80,7 @@ class PreparedDataset:
         meta_file = self.path / "meta.json"
         if not meta_file.is_file():
             raise InputError(f"{self.path} is not a prepared data set (no meta.json)")
-        try:
-            self.meta = json.loads(meta_file.read_text())
-        except (OSError, ValueError) as exc:
-            raise InputError(f"cannot read {meta_file}: {exc}") from exc
+        self.meta = read_meta(meta_file)
 
     @property
     def name(self) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 from ..errors import InputError
 from ..training.search import ALPHA_FACTORS, LEARNED_METHODS, MUS, alpha_candidates
 from ..training.trainer import DEFAULTS as TRAIN_DEFAULTS
+from ..training.trainer import check_lr
 
 SCALES = ("small", "full")
 DEFAULT_DEPTHS = (1, 2, 5, 10, 20, 50, 100)
@@ -267,10 +268,10 @@ def validate(config: dict) -> dict:
             raise InputError(f"search.lrs as an object takes keys among {LEARNED}")
         for method, grid in lrs.items():
             for v in _list(grid, f"search.lrs.{method}"):
-                _positive(v, f"search.lrs.{method}")
+                check_lr(v, f"search.lrs.{method}")
     else:
         for v in _list(lrs, "search.lrs"):
-            _positive(v, "search.lrs")
+            check_lr(v, "search.lrs")
     for v in _list(s["lr_decays"], "search.lr_decays"):
         _nonneg(v, "search.lr_decays")
     for key in ("epochs", "final_epochs", "batch_size"):

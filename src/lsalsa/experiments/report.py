@@ -68,14 +68,36 @@ class Table:
         return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+# The fields of results.json that the report reads unconditionally (the runner writes them
+# all), with the type of each container; the rest (dense, training, psnr, classification)
+# older runs may lack, and the report reads them with .get.
+REQUIRED = {"name": None, "scale": None, "dataset": None, "kind": None, "description": None,
+            "stand_in": None, "data_label": None, "P_test": None, "M": None, "N": None,
+            "seed": None, "dense_max": None, "alphas": list, "block_sizes": list,
+            "depths": list, "targets": list, "methods": dict, "optimal": dict, "match": dict,
+            "timing": dict, "config": dict, "provenance": dict}
+
+
 def _load(run_dir: Path) -> dict:
     file = run_dir / "results.json"
     if not file.is_file():
         raise InputError(f"{run_dir} has no results.json (run `lsalsa experiment run` first)")
     try:
-        return json.loads(file.read_text())
-    except (OSError, ValueError) as exc:
+        results = json.loads(file.read_text())
+    except (OSError, ValueError, RecursionError) as exc:
         raise InputError(f"cannot read {file}: {exc}") from exc
+    # Checked before any figure or table is written: no half-written report.
+    if not isinstance(results, dict):
+        raise InputError(f"{file} is not the results of an experiment run (not a JSON object)")
+    missing = [k for k in REQUIRED if k not in results]
+    wrong = [k for k, kind in REQUIRED.items()
+             if kind is not None and k in results and not isinstance(results[k], kind)]
+    if missing or wrong:
+        parts = ([f"missing {', '.join(missing)}"] if missing else []) + (
+            [f"{k} is not a JSON {'object' if REQUIRED[k] is dict else 'list'}" for k in wrong])
+        raise InputError(f"{file} is not the results of an experiment run "
+                         f"({'; '.join(parts)})")
+    return results
 
 
 def tables(results: dict) -> list[Table]:

@@ -43,7 +43,7 @@ from ..io import write_json, write_text
 from ..problem import check_mu, make_problem
 from ..solvers.classic import iterates
 from ..version import provenance
-from .trainer import DEFAULTS, _check_pair, code_rmse, train
+from .trainer import DEFAULTS, _check_pair, check_lr, code_rmse, train
 
 CLASSIC_METHODS = ("ista", "fista", "salsa")
 # Learned method -> (encoder kind, learned thresholds, the classic algorithm it starts as).
@@ -239,6 +239,7 @@ def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
         if len(list(grid)) == 0:
             raise InputError(f"the {name} grid is empty")
     mus = [check_mu(m) for m in mus]
+    lrs = [check_lr(v, "every lr") for v in lrs]  # before any trial, not in the middle
     train_options = dict(train_options or {})
     clash = set(train_options) & {"lr", "lr_decay", "max_epochs", "seed", "val_signals",
                                   "val_targets", "run_dir", "progress"}

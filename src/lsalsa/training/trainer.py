@@ -64,6 +64,21 @@ DEFAULTS = {"optimizer": "adam", "lr": 0.1, "schedule": "cosine", "lr_decay": 0.
             "reconstruction_weight": None,
             "batch_size": 64, "patience": 5, "rel_tol": 1e-6}
 
+# With step scaling (the default) lr is each step's size relative to the tensor's own size, so
+# lr = 1 can already move a tensor by its whole size in one step. 1e6 leaves room for vanilla
+# SGD's absolute steps on small gradients (and for forcing a divergence in tests); far above
+# it training can only diverge, and near float32's range (lr times a tensor's scale) the
+# optimizer itself fails with a traceback.
+MAX_LR = 1e6
+
+
+def check_lr(value, name: str = "lr") -> float:
+    """A learning rate in (0, MAX_LR], else an InputError naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int | float) \
+            or not math.isfinite(value) or not 0 < value <= MAX_LR:
+        raise InputError(f"{name} must be a number in (0, {MAX_LR:g}], got {value!r}")
+    return float(value)
+
 
 @dataclass
 class TrainResult:
@@ -173,7 +188,7 @@ def train(encoder: UnrolledEncoder, signals, targets, *, val_signals=None, val_t
     val_signals, val_targets : optional validation pair (whole images or photographs held out
         of training); RMSE is measured every epoch and selects the epoch returned.
     optimizer : "adam" (default) or "sgd" (vanilla SGD, the paper; ``momentum`` optional).
-    lr : the (relative, with ``step_scaling``) step size.
+    lr : the (relative, with ``step_scaling``) step size, in (0, ``MAX_LR`` = 1e6].
     schedule : "cosine" (decay to 0 over ``max_epochs``, per step) or "constant".
     lr_decay : epoch e additionally divides the step by ``1 + lr_decay * e`` (the paper's grid).
     step_scaling : optimise each tensor divided by its starting size (:func:`step_scales`).
@@ -212,14 +227,13 @@ def train(encoder: UnrolledEncoder, signals, targets, *, val_signals=None, val_t
     _check_positive_int(max_epochs, "max_epochs")
     if patience is not None:
         _check_positive_int(patience, "patience")
-    for name, value in (("lr", lr), ("lr_decay", lr_decay), ("momentum", momentum),
+    check_lr(lr)
+    for name, value in (("lr_decay", lr_decay), ("momentum", momentum),
                         ("rel_tol", rel_tol), ("anchor_decay", anchor_decay),
                         ("grad_clip", 1.0 if grad_clip is None else grad_clip)):
         if isinstance(value, bool) or not isinstance(value, int | float) \
                 or not math.isfinite(value) or value < 0:
             raise InputError(f"{name} must be a finite number >= 0, got {value!r}")
-    if lr <= 0:
-        raise InputError(f"lr must be > 0, got {lr}")
     if reconstruction_weight is None:
         reconstruction_weight = 0.0 if len(encoder.block_sizes) == 1 else 1.0
     if isinstance(reconstruction_weight, bool) or not isinstance(
