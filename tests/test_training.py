@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import os
 import signal
 import subprocess
@@ -781,3 +782,34 @@ def test_the_cosine_schedule_decays_per_step_not_per_epoch(rng, tmp_path):
         assert group["lr"] == pytest.approx(last * group["scale"], rel=4 * np.finfo(float).eps)
     assert sorted(g["scale"] for g in optim["param_groups"]) == pytest.approx(
         sorted(sizes.values()), rel=4 * np.finfo(float).eps)
+
+
+def test_codes_that_overflow_on_validation_end_training_as_diverged(rng, tmp_path, monkeypatch):
+    """Finite weights whose validation RMSE is not finite (codes that overflow) diverged: the
+    epoch is recorded with val_rmse None, the run keeps its best epoch and every file it
+    writes is strict JSON; a start that is already non-finite is refused before anything is
+    written."""
+    trainer = importlib.import_module("lsalsa.training.trainer")
+    A = random_dictionary(rng, 8, 12)
+    Y = rng.standard_normal((32, 8))
+    X = lsalsa.solve(Y, A, 0.1, method="exact").codes
+    real = trainer.validation_rmse
+    calls = []
+
+    def overflowing_after_epoch_1(*args):
+        calls.append(1)
+        return math.inf if len(calls) >= 3 else real(*args)
+
+    monkeypatch.setattr(trainer, "validation_rmse", overflowing_after_epoch_1)
+    encoder = LSALSA(A, 0.1, 2, mu=1.0)
+    result = train(encoder, Y, X, val_signals=Y, val_targets=X, max_epochs=5, progress=False,
+                   run_dir=tmp_path / "run")
+    assert result.stopped == "diverged" and result.epochs == 2
+    assert result.history[2]["val_rmse"] is None and result.best_epoch <= 1
+    json.loads((tmp_path / "run" / "history.json").read_text())  # strict JSON
+
+    monkeypatch.setattr(trainer, "validation_rmse", lambda *args: math.nan)
+    with pytest.raises(InputError, match="not finite"):
+        train(LSALSA(A, 0.1, 2, mu=1.0), Y, X, val_signals=Y, val_targets=X, max_epochs=1,
+              progress=False, run_dir=tmp_path / "refused")
+    assert not (tmp_path / "refused").exists() or not any((tmp_path / "refused").iterdir())

@@ -327,10 +327,6 @@ class _Trainer:
             elif not self.resume and (checkpoint.exists() or (self.run_dir / MODEL).exists()):
                 raise InputError(f"run directory {self.run_dir} already holds a run; resume it or "
                                  "choose another directory")
-            if self.dist.is_main:
-                remove_stale_temporaries(self.run_dir)  # what killed runs left behind
-                write_json(self.run_dir / "config.json", self.config)
-                write_json(self.run_dir / "provenance.json", provenance())
         scales = state["scales"] if state else step_scales(self.encoder)
         self.scales = scales
         self.opt = self._optimizer(scales)
@@ -351,10 +347,19 @@ class _Trainer:
                                                             strict=True)}
         self.anchor = anchor
         if not result.history:  # epoch 0: the untrained encoder
-            result.history.append({"epoch": 0, "loss": None, "val_rmse": self._val(),
+            start = self._val()
+            if start is not None and not math.isfinite(start):
+                raise InputError("the untrained encoder's codes of the validation data are "
+                                 "not finite; rescale the signals or check the dictionary")
+            result.history.append({"epoch": 0, "loss": None, "val_rmse": start,
                                    "lr": None, "seconds": 0.0})
         self.best = best if best is not None else _state_copy(self.encoder)
         result.initial_val_rmse = result.history[0]["val_rmse"]
+        # Written once everything above passed its checks: a refused start leaves nothing.
+        if checkpoint is not None and self.dist.is_main:
+            remove_stale_temporaries(self.run_dir)  # what killed runs left behind
+            write_json(self.run_dir / "config.json", self.config)
+            write_json(self.run_dir / "provenance.json", provenance())
 
     # -- the loop ----------------------------------------------------------------------------
     def _lr(self, step: int, epoch: int) -> float:
@@ -435,11 +440,14 @@ class _Trainer:
                 lr_first = self._lr(epoch * self.steps_per_epoch, epoch)
                 epoch_loss = self._epoch(model, epoch)
                 epoch += 1
-                finite = math.isfinite(epoch_loss) and _finite_weights(self.encoder)
-                val = self._val() if finite else None
-                # A diverged epoch is recorded with loss None (strict JSON has no NaN).
-                entry = {"epoch": epoch, "loss": epoch_loss if finite else None,
-                         "val_rmse": val, "lr": lr_first, "seconds": time.perf_counter() - began}
+                loss_ok = math.isfinite(epoch_loss) and _finite_weights(self.encoder)
+                val = self._val() if loss_ok else None
+                # Finite weights whose codes overflow on the validation data diverged too.
+                finite = loss_ok and (val is None or math.isfinite(val))
+                # A diverged epoch is recorded with None (strict JSON has no NaN).
+                entry = {"epoch": epoch, "loss": epoch_loss if loss_ok else None,
+                         "val_rmse": val if finite else None, "lr": lr_first,
+                         "seconds": time.perf_counter() - began}
                 result.history.append(entry)
                 if finite:
                     self._keep_if_best(epoch, val)
@@ -451,8 +459,9 @@ class _Trainer:
                 prev_loss = epoch_loss
                 self._checkpoint(epoch)
                 bar.update(1)
-                bar.set_postfix(loss=f"{epoch_loss:.4g}",
-                                **({"val_rmse": f"{val:.4g}"} if val is not None else {}))
+                bar.set_postfix(loss=f"{epoch_loss:.4g}", **(
+                    {"val_rmse": f"{entry['val_rmse']:.4g}"} if entry["val_rmse"] is not None
+                    else {}))
                 if self.callback is not None:
                     self.callback(entry)
         finally:
