@@ -25,7 +25,7 @@ def test_quick_demo_runs_end_to_end_and_reuses_its_steps(tmp_path, capsys):
         assert (out / name).is_file(), name
     summary = json.loads((out / "summary.json").read_text())
     assert summary["data"].startswith("offline stand-in")
-    for method in ("lsalsa", "salsa", "salsa_best_psnr"):
+    for method in ("lsalsa", "salsa", "salsa_best_psnr", "salsa_best_psnr_any_alpha"):
         assert summary[method]["code_rmse"] > 0
     assert summary["exact"]["code_rmse"] == 0
     # The model file is LSALSA built at the start the demo reports (SALSA's best validation
@@ -36,9 +36,12 @@ def test_quick_demo_runs_end_to_end_and_reuses_its_steps(tmp_path, capsys):
     assert encoder.mu == summary["start"]["mu"]
     assert list(encoder.alphas) == summary["start"]["alpha"]
     assert extra["training"]["val_rmse"] <= extra["training"]["initial_val_rmse"]
-    # The separation baseline carries the setting it was chosen at.
-    assert summary["salsa_best_psnr"]["chosen_by"] == "validation mean PSNR"
-    assert len(summary["salsa_best_psnr"]["alpha"]) == 2
+    # The separation baselines carry the settings they were chosen at; the first keeps the
+    # optimal codes' alphas.
+    for key in ("salsa_best_psnr", "salsa_best_psnr_any_alpha"):
+        assert summary[key]["chosen_by"] == "validation mean PSNR"
+        assert len(summary[key]["alpha"]) == 2
+    assert summary["salsa_best_psnr"]["alpha"] == summary["settings"]["alphas"]
     assert summary["timing"]["lsalsa_seconds"] > 0
     assert "time: LSALSA" in printed
     first_model = (out / "lsalsa.safetensors").stat().st_mtime_ns

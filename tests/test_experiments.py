@@ -227,6 +227,47 @@ def test_a_method_that_never_matches_decides_only_what_its_horizon_can():
     assert metrics.evaluate_targets(targets[3:4], results)[0]["status"] == "n/a"
 
 
+def test_salsa_by_psnr_takes_the_grid_setting_of_best_mean_psnr(rng):
+    """Against a brute force over the grid with lsalsa.solve: per depth, the (alpha, mu) whose
+    SALSA(T) components have the best mean PSNR."""
+    import lsalsa
+
+    A1, A2 = rng.standard_normal((16, 10)), rng.standard_normal((16, 10))
+    A1 /= np.linalg.norm(A1, axis=0)
+    A2 /= np.linalg.norm(A2, axis=0)
+    X1 = rng.standard_normal((40, 10)) * (rng.random((40, 10)) < 0.2)
+    X2 = rng.standard_normal((40, 10)) * (rng.random((40, 10)) < 0.2)
+    truth = [X1 @ A1.T, X2 @ A2.T]
+    Y = truth[0] + truth[1]
+    settings = [{"alpha": [a, b], "mu": mu} for a, b in ((0.05, 0.05), (0.2, 0.4), (0.4, 0.1))
+                for mu in (0.5, 2.0)]
+    chosen = metrics.salsa_by_psnr(Y, truth, [A1, A2], settings, [1, 4])
+    for T in (1, 4):
+        scores = []
+        for s in settings:
+            X = lsalsa.solve(Y, [A1, A2], s["alpha"], method="salsa", n_iter=T,
+                             mu=s["mu"]).codes
+            scores.append(np.mean([metrics.psnr(X[:, :10] @ A1.T, truth[0]),
+                                   metrics.psnr(X[:, 10:] @ A2.T, truth[1])]))
+        best = settings[int(np.argmax(scores))]
+        assert (chosen[T]["alpha"], chosen[T]["mu"]) == (best["alpha"], best["mu"])
+        assert chosen[T]["val_psnr_mean"] == pytest.approx(max(scores), rel=1e-9)
+
+
+def test_the_psnr_target_reads_the_baseline_it_names():
+    results = _fake_results([0.1], [0.2], 12)
+    results["psnr"] = {"lsalsa": {"1": [20.0, 21.0]}}
+    results["optimal"] = {"salsa_best_psnr": {"1": {"alpha": [0.1, 0.2], "mu": 2.0,
+                                                   "psnr_mean": 20.0}},
+                          "salsa_best_psnr_any_alpha": {"1": {"alpha": [0.05, 0.2], "mu": 1.0,
+                                                             "psnr_mean": 21.0}}}
+    targets = [{"kind": "psnr_mean_at_least", "method": "lsalsa", "T": [1], "baseline": b,
+                "text": b} for b in ("codes_alphas", "any_alpha")]
+    out = metrics.evaluate_targets(targets, results)
+    assert [t["status"] for t in out] == ["met", "missed"]
+    assert "by 0.50 dB" in out[1]["measured"] and "alpha 0.05/0.2" in out[1]["measured"]
+
+
 def test_counts_read_from_a_grid_with_gaps_are_upper_bounds():
     """Runs made before the dense grid was dense stepped by 5 above T = 20: a count read
     there is an upper bound, and the targets and tables say so."""

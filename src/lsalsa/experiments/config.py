@@ -66,10 +66,14 @@ DEFAULTS: dict = {
     "scales": {},
 }
 
+# The MCA separation baselines: SALSA at the mu of best validation PSNR with the optimal codes'
+# alphas (the problem LSALSA is trained on), or at the best (alpha, mu) of the whole grid.
+PSNR_BASELINES = {"codes_alphas": "salsa_best_psnr", "any_alpha": "salsa_best_psnr_any_alpha"}
+
 TARGET_KINDS = {
     "iterations_to_match": ("method", "reference_T", "more_than"),
     "rmse_ratio": ("method", "other", "T", "at_most"),
-    "psnr_mean_at_least": ("method", "T"),
+    "psnr_mean_at_least": ("method", "T", "baseline"),
     "training_never_hurts": (),
     "rmse_below": ("method", "other", "below_T"),
     "lowest_classification_error": ("method",),
@@ -308,6 +312,9 @@ def validate(config: dict) -> dict:
         if missing or extra:
             raise InputError(f"targets[{i}] ({target['kind']}): missing {missing}, "
                              f"unknown {extra}")
+        if target["kind"] == "psnr_mean_at_least" and target["baseline"] not in PSNR_BASELINES:
+            raise InputError(f"targets[{i}].baseline must be one of "
+                             f"{', '.join(PSNR_BASELINES)}, got {target['baseline']!r}")
         run_methods = (*CLASSIC, *learned)  # a target can only read what the run evaluates
         for key in ("method", "other"):
             if key in target and target[key] not in run_methods:

@@ -17,6 +17,7 @@ import torch
 
 from ..errors import InputError
 from ..training import code_rmse
+from .config import PSNR_BASELINES
 
 
 def rmse_per_sample(estimate, optimal) -> np.ndarray:
@@ -392,7 +393,8 @@ def _evaluate(target: dict, results: dict) -> dict:
         return out
     if kind == "psnr_mean_at_least":
         table = results.get("psnr")
-        baseline = (results.get("optimal") or {}).get("salsa_best_psnr") or {}
+        key = PSNR_BASELINES[target.get("baseline", "codes_alphas")]
+        baseline = (results.get("optimal") or {}).get(key) or {}
         if not table or not baseline:
             out["measured"] = "no separation baseline (not an MCA experiment with a val split)"
             return out

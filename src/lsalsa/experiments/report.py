@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..errors import InputError
 from ..io import write_text
-from .config import CLASSIC, DEFAULT_DEPTHS, methods_in
+from .config import CLASSIC, DEFAULT_DEPTHS, PSNR_BASELINES, methods_in
 from .figures import make_figures
 from .metrics import first_unevaluated, grid_step
 
@@ -151,16 +151,22 @@ def tables(results: dict) -> list[Table]:
                          f"the optimal codes (its error on them: "
                          f"{fmt(info['optimal_error'])}; {info['n']} test items)",
                          ["method"] + [f"T={T}" for T in depths], rows))
-    baseline = (results.get("optimal") or {}).get("salsa_best_psnr") or {}
-    if baseline:
+    titles = {"codes_alphas": ("psnr_baseline", "the mu of best validation PSNR at the optimal "
+                               "codes' alphas"),
+              "any_alpha": ("psnr_baseline_any_alpha", "the (alpha, mu) of best validation PSNR "
+                            "over the whole grid")}
+    for kind, key in PSNR_BASELINES.items():
+        baseline = (results.get("optimal") or {}).get(key) or {}
+        if not baseline:
+            continue
         rows = [[int(T), "/".join(f"{a:g}" for a in b["alpha"]), b["mu"], b["psnr"],
                  b["psnr_mean"],
                  *[float(sum(results["psnr"][m][T]) / len(results["psnr"][m][T]))
                    if T in results["psnr"][m] else None for m in methods]]
                 for T, b in sorted(baseline.items(), key=lambda kv: int(kv[0]))]
-        out.append(Table("psnr_baseline", "Mean PSNR (dB) over the components: SALSA at "
-                         "the (alpha, mu) of best validation PSNR (the separation baseline) "
-                         "against every method",
+        name, which = titles[kind]
+        out.append(Table(name, f"Mean PSNR (dB) over the components: SALSA at {which} (a "
+                         "separation baseline) against every method",
                          ["T", "SALSA alpha", "SALSA mu", "SALSA PSNR per component",
                           "SALSA mean",
                           *[f"{NAMES[m]} mean" for m in methods]], rows))

@@ -41,7 +41,7 @@ from ..training import best_classic, search, train
 from ..training.search import LEARNED_METHODS, classic_settings, selected_curves
 from ..version import provenance
 from . import metrics
-from .config import CLASSIC, alpha_grid, dense_depths, load_config
+from .config import CLASSIC, PSNR_BASELINES, alpha_grid, dense_depths, load_config
 
 STEPS = ("data", "dictionaries", "codes", "classic", "search", "train", "evaluate", "analysis",
          "report")
@@ -232,12 +232,16 @@ def train_options(config: dict) -> dict:
                                     "reconstruction_weight", "anchor_decay")}
 
 
+# Where the classic step stores each separation baseline's settings (see PSNR_BASELINES).
+_CLASSIC_PSNR_KEYS = {"codes_alphas": "salsa_psnr", "any_alpha": "salsa_psnr_any_alpha"}
+
+
 def step_classic(run: Run) -> dict:
     """FISTA and SALSA: select (alpha, mu) per T on validation over the search grid, for every
     T of the dense list, then the test curve with those settings. Also the settings LISTA
     (ISTA's) and LSALSA (SALSA's) start from at each learned depth, and for MCA the SALSA
-    setting (alpha, mu) of the same grid with the best validation PSNR (the separation
-    baseline)."""
+    settings with the best validation PSNR (the separation baselines): the mu at the optimal
+    codes' alphas, and the (alpha, mu) of the whole grid."""
     c = run.config
     fv = run.fit_val()
     dense = dense_depths(c)
@@ -264,10 +268,13 @@ def step_classic(run: Run) -> dict:
                                for T in c["depths"]}}
     if c["kind"] == "mca" and "val" in run.dataset.splits:
         val = run.split_arrays("val")
-        chosen = metrics.salsa_by_psnr(
-            val["signals"].astype(np.float32), [val[f"component{i}"] for i in range(len(blocks))],
-            blocks, out["salsa"]["grid"], c["depths"])
-        out["salsa_psnr"] = {str(T): v for T, v in chosen.items()}
+        signals = val["signals"].astype(np.float32)
+        truth = [val[f"component{i}"] for i in range(len(blocks))]
+        grids = {"salsa_psnr": classic_settings("salsa", [c["alphas"]], c["search"]["mus"]),
+                 "salsa_psnr_any_alpha": out["salsa"]["grid"]}
+        for key, grid in grids.items():
+            chosen = metrics.salsa_by_psnr(signals, truth, blocks, grid, c["depths"])
+            out[key] = {str(T): v for T, v in chosen.items()}
     write_json(run.dir / "classic.json", out)
     return {"file": "classic.json"}
 
@@ -475,14 +482,15 @@ def step_evaluate(run: Run) -> dict:
                            zip(components(problem, X_opt), truth, strict=True)]
         save_npy(eval_dir / "separation_optimal.npy",
                  np.stack([p[:n_show] for p in components(problem, X_opt[:n_show])], 1))
-        # The separation baseline: SALSA at the (alpha, mu) of best validation PSNR.
-        baseline = {}
-        for T, setting in classic.get("salsa_psnr", {}).items():
-            codes = metrics.classic_encoder("salsa", blocks, setting, int(T), Y, batch)()
-            parts = components(problem, codes.cpu().numpy())
-            psnr = [metrics.psnr(p, t) for p, t in zip(parts, truth, strict=True)]
-            baseline[T] = {**setting, "psnr": psnr, "psnr_mean": float(np.mean(psnr))}
-        optimal["salsa_best_psnr"] = baseline
+        # The separation baselines: SALSA at the settings of best validation PSNR.
+        for key, stored in PSNR_BASELINES.items():
+            baseline = {}
+            for T, setting in classic.get(_CLASSIC_PSNR_KEYS[key], {}).items():
+                codes = metrics.classic_encoder("salsa", blocks, setting, int(T), Y, batch)()
+                parts = components(problem, codes.cpu().numpy())
+                psnr = [metrics.psnr(p, t) for p, t in zip(parts, truth, strict=True)]
+                baseline[T] = {**setting, "psnr": psnr, "psnr_mean": float(np.mean(psnr))}
+            optimal[stored] = baseline
     meta = run.dataset.meta
     results = {
         "name": c["name"], "scale": c["scale"], "dataset": c["dataset"], "kind": c["kind"],
