@@ -318,9 +318,9 @@ def test_show_refuses_complex_and_text_dictionaries(dtype, tmp_path, capsys):
     ('{"patch_shape": 5}', "has patch_shape 5"),
     ('{"patch_shape": "ab"}', "has patch_shape 'ab'"),
     ('{"patch_shape": [4, true]}', "has patch_shape [4, True]"),
-    ('"ab"', "is not a JSON object"),
-    ("[1, 2]", "is not a JSON object"),
-    ("{", "cannot read the sidecar"),
+    ('"ab"', "(not a JSON object)"),
+    ("[1, 2]", "(not a JSON object)"),
+    ("{", "cannot read a dictionary sidecar"),
 ])
 def test_show_refuses_a_malformed_sidecar(sidecar, message, tmp_path, capsys):
     # These were TypeError, ValueError or AttributeError tracebacks (bad JSON was ignored).

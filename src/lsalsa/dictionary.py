@@ -10,7 +10,6 @@ term does not depend on ``A``). After every step each column is projected back t
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import sys
 from dataclasses import dataclass, field, replace
@@ -22,7 +21,14 @@ import torch
 from ._arrays import as_real, check_signal_array
 from .encoders import _is_int, _is_number
 from .errors import InputError
-from .io import atomic_path, load_npy, remove_stale_temporaries, save_npy, write_json
+from .io import (
+    atomic_path,
+    load_npy,
+    read_json_object,
+    remove_stale_temporaries,
+    save_npy,
+    write_json,
+)
 from .objective import _objective
 from .problem import make_problem
 from .solvers.classic import run_iterations
@@ -317,11 +323,8 @@ def _load_checkpoint(directory, config: dict):
     state_file = directory / CHECKPOINT_STATE
     if not state_file.is_file():
         return None
-    try:
-        state = json.loads(state_file.read_text())
-    except (ValueError, OSError, RecursionError) as exc:
-        raise InputError(f"checkpoint {state_file} is unreadable: {exc}") from exc
-    if not isinstance(state, dict) or not isinstance(state.get("config"), dict):
+    state = read_json_object(state_file, "a dictionary-learning checkpoint state")
+    if not isinstance(state.get("config"), dict):
         raise InputError(f"checkpoint {state_file} is not a dictionary-learning state "
                          "(no config object)")
     saved = state["config"]

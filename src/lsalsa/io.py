@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import InputError
+
 try:
     import fcntl
 except ImportError:  # Windows: no advisory locks, so stale temporaries are never swept
@@ -213,8 +215,6 @@ def check_output_path(path: str | os.PathLike, inputs: Iterable[str | os.PathLik
     one of ``inputs``: it is that input under any name (a link or a hard link to an input is
     the same file) or, for an output ``folder`` (replaced as a whole), a folder above it. A
     file output that is a folder is refused too."""
-    from .errors import InputError
-
     out = Path(path)
     if not folder and out.is_dir():
         raise InputError(f"output {path} is a directory")
@@ -237,8 +237,6 @@ def check_output_path(path: str | os.PathLike, inputs: Iterable[str | os.PathLik
 
 def check_finite_output(array: np.ndarray, what: str) -> None:
     """Every output is checked before it is written: NaN or Inf is refused with one line."""
-    from .errors import InputError
-
     if array.dtype.kind in "fc" and not np.isfinite(array).all():
         raise InputError(f"{what} would hold NaN or Inf (an overflow: are the input values or "
                          "the model's weights too large?); nothing was written")
@@ -254,8 +252,6 @@ def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
 def load_npy(path: str | os.PathLike, mmap: bool = False) -> np.ndarray:
     """Load a ``.npy`` file; never unpickles. A missing, corrupt, truncated or pickled file
     is an :class:`InputError` naming it."""
-    from .errors import InputError
-
     try:
         with open(path, "rb") as handle:
             magic = handle.read(len(np.lib.format.MAGIC_PREFIX))
@@ -281,10 +277,20 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text)
 
 
+def read_json_object(path: str | os.PathLike, what: str) -> dict:
+    """The JSON object stored in ``path``; a file that cannot be read or parsed, or that holds
+    anything but an object, is one InputError naming ``what`` it should have been."""
+    try:
+        value = json.loads(Path(path).read_text())
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: absurd nesting
+        raise InputError(f"cannot read {what} {path}: {exc}") from exc
+    if not isinstance(value, dict):
+        raise InputError(f"{path} is not {what} (not a JSON object)")
+    return value
+
+
 def write_json(path: str | os.PathLike, data) -> None:
     """Strict JSON (no NaN or Infinity, which other parsers refuse), written atomically."""
-    from .errors import InputError
-
     try:
         text = json.dumps(data, indent=2, sort_keys=True, allow_nan=False)
     except ValueError as exc:
@@ -340,8 +346,6 @@ def read_safetensors(path: str | os.PathLike, what: str, tensors: bool = True
     see :func:`verify_header` and :func:`verify_tensors`."""
     from safetensors import SafetensorError, safe_open
 
-    from .errors import InputError
-
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
@@ -355,8 +359,6 @@ def read_safetensors(path: str | os.PathLike, what: str, tensors: bool = True
 
 def verify_header(path, what: str, metadata: dict[str, str]) -> None:
     """Refuse metadata that do not match the checksum stored with them."""
-    from .errors import InputError
-
     if metadata.get(DIGEST) != _metadata_digest(metadata):
         raise InputError(f"{what} {path} is damaged or was edited: its header does not match "
                          "the checksum stored in it")
@@ -365,8 +367,6 @@ def verify_header(path, what: str, metadata: dict[str, str]) -> None:
 def verify_tensors(path, what: str, tensors: dict, metadata: dict[str, str]) -> None:
     """Refuse tensors that differ from the manifest (names, dtypes, shapes, sha256) in a
     header already checked by :func:`verify_header`."""
-    from .errors import InputError
-
     try:
         manifest = json.loads(metadata[MANIFEST])
     except (KeyError, json.JSONDecodeError) as exc:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from ..encoders import _is_int
 from ..errors import InputError
-from ..io import check_output_path, remove_stale_temporaries
+from ..io import check_output_path, read_json_object, remove_stale_temporaries
 from .common import non_negative_int, read_array, resolve_device
 
 
@@ -137,12 +136,9 @@ def _patch_shape(text: str | None, dictionary_path: Path):
     # save_dictionary writes an object whose patch_shape is [rows, cols] or null; anything
     # else is a damaged or foreign file, refused rather than guessed around.
     try:
-        meta = json.loads(sidecar.read_text())
-    except (OSError, ValueError, RecursionError) as exc:
-        raise InputError(f"cannot read the sidecar {sidecar}: {exc}; give --patch-shape "
-                         "HxW") from exc
-    if not isinstance(meta, dict):
-        raise InputError(f"the sidecar {sidecar} is not a JSON object; give --patch-shape HxW")
+        meta = read_json_object(sidecar, "a dictionary sidecar")
+    except InputError as exc:
+        raise InputError(f"{exc}; give --patch-shape HxW") from exc
     shape = meta.get("patch_shape")
     if shape is None:
         return None

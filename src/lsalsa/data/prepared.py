@@ -22,7 +22,6 @@ its final name.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +30,7 @@ from ..errors import InputError
 from ..io import (
     Temporary,
     load_npy,
+    read_json_object,
     remove_stale_temporaries,
     replace_folder,
     save_npy,
@@ -53,12 +53,7 @@ def read_meta(meta_file: Path) -> dict:
     """A data set's ``meta.json``: a JSON object with the fields every reader relies on (a
     non-empty ``name``, ``kind`` "sc" or "mca", ``counts`` an object when present); anything
     else is an InputError, not a KeyError or AttributeError later."""
-    try:
-        meta = json.loads(meta_file.read_text())
-    except (OSError, ValueError, RecursionError) as exc:
-        raise InputError(f"cannot read {meta_file}: {exc}") from exc
-    if not isinstance(meta, dict):
-        raise InputError(f"{meta_file} is not a data set description (not a JSON object)")
+    meta = read_json_object(meta_file, "a data set description")
     problems = []
     if not isinstance(meta.get("name"), str) or not meta["name"]:
         problems.append(f"name must be a non-empty string, got {meta.get('name')!r}")

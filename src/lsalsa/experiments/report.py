@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 
 from ..errors import InputError
-from ..io import write_text
+from ..io import read_json_object, write_text
 from .config import CLASSIC, DEFAULT_DEPTHS, PSNR_BASELINES, methods_in
 from .figures import make_figures
 from .metrics import first_unevaluated, grid_step
@@ -82,13 +82,8 @@ def _load(run_dir: Path) -> dict:
     file = run_dir / "results.json"
     if not file.is_file():
         raise InputError(f"{run_dir} has no results.json (run `lsalsa experiment run` first)")
-    try:
-        results = json.loads(file.read_text())
-    except (OSError, ValueError, RecursionError) as exc:
-        raise InputError(f"cannot read {file}: {exc}") from exc
     # Checked before any figure or table is written: no half-written report.
-    if not isinstance(results, dict):
-        raise InputError(f"{file} is not the results of an experiment run (not a JSON object)")
+    results = read_json_object(file, "the results of an experiment run")
     missing = [k for k in REQUIRED if k not in results]
     wrong = [k for k, kind in REQUIRED.items()
              if kind is not None and k in results and not isinstance(results[k], kind)]
