@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -32,3 +35,17 @@ def random_dictionary(rng: np.random.Generator, m: int, n: int) -> np.ndarray:
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+def alias_of(target: Path, alias: str, name: Path) -> Path:
+    """``target`` itself ("same name"), or ``name`` made a "symlink" or "hard link" to it: the
+    ways an output path can be an input under another name."""
+    if alias == "same name":
+        return target
+    if alias == "symlink":
+        name.symlink_to(target)
+    elif alias == "hard link":
+        os.link(target, name)
+    else:
+        raise ValueError(alias)
+    return name

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
 import lsalsa
 from _numerics import code_error_bound, gap_rounding, iteration_error
-from conftest import random_dictionary
+from conftest import alias_of, random_dictionary
 from lsalsa.cli import main
 
 M, N1, N2 = 6, 5, 7
@@ -163,11 +161,7 @@ def test_argument_errors_exit_2(files, capsys, extra):
 def test_output_that_is_an_input_is_refused(files, capsys, alias, victim):
     folder, paths, _ = files
     target = paths[victim]
-    out = target if alias == "same name" else folder / "alias.npy"
-    if alias == "symlink":
-        out.symlink_to(target)
-    elif alias == "hard link":
-        os.link(target, out)
+    out = alias_of(target, alias, folder / "alias.npy")
     before = target.read_bytes()
     argv = ["solve", str(paths["Y"]), str(out), "--dict", str(paths["A1"]), "--alpha", "0.1"]
     assert main(argv) == 2

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 import torch
 
 import lsalsa
 from _numerics import encoder_error
-from conftest import random_dictionary
+from conftest import alias_of, random_dictionary
 from lsalsa.cli import main
 
 
@@ -143,11 +141,7 @@ def test_input_truncated_while_encoding(model_path, rng, tmp_path, capsys, monke
 def test_output_that_is_the_input_is_refused(alias, model_path, rng, tmp_path, capsys):
     source = tmp_path / "in.npy"
     np.save(source, rng.standard_normal((10, 16)).astype(np.float32))
-    out = source if alias == "same name" else tmp_path / "alias.npy"
-    if alias == "symlink":
-        out.symlink_to(source)
-    elif alias == "hard link":
-        os.link(source, out)
+    out = alias_of(source, alias, tmp_path / "alias.npy")
     before = source.read_bytes()
     assert main(["encode", str(source), str(out), "--model", str(model_path), "--quiet"]) == 2
     assert "is the input file" in capsys.readouterr().err
