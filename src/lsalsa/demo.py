@@ -34,6 +34,7 @@ import torch
 
 from .codes import compute_codes
 from .data import load_prepared, prepare
+from .data.prepared import read_meta
 from .dictionary import learn_dictionary, plot_atoms
 from .encoders import FORMAT_VERSION, LSALSA, components, load_encoder
 from .experiments.metrics import (
@@ -109,8 +110,7 @@ def run_demo(out_dir: str | Path = "runs/demo", config: DemoConfig | None = None
     root = Path(data_root) if data_root else out / "data"
     meta_file = root / config.dataset / "meta.json"
     wanted = {"seed": config.seed, "limit_images": config.limit_images}
-    if meta_file.exists() and {k: json.loads(meta_file.read_text()).get(k)
-                               for k in wanted} == wanted:
+    if meta_file.exists() and {k: read_meta(meta_file).get(k) for k in wanted} == wanted:
         _log(f"reusing the prepared {config.dataset}", quiet)
     else:
         _log(f"preparing {config.dataset} (offline data)", quiet)

@@ -97,11 +97,11 @@ def salsa_by_psnr(signals, truth: list, dictionaries, settings: list[dict], dept
     from ..solvers.classic import iterates
 
     best: dict[int, dict] = {int(T): {"val_psnr_mean": -math.inf} for T in depths}
+    like = make_problem(dictionaries, 0.0)[0]  # the dtype and device of every setting's problem
+    Y = torch.as_tensor(np.asarray(signals), dtype=like.dtype, device=like.device)
     with torch.inference_mode():
         for setting in settings:
             problem = make_problem(dictionaries, setting["alpha"])[0]
-            Y = torch.as_tensor(np.asarray(signals), dtype=problem.dtype,
-                                device=problem.device)
             for T, codes in iterates(problem, Y, "salsa", max(best), mu=setting["mu"]):
                 if T in best:
                     parts = components(problem, codes.cpu().numpy())

@@ -31,6 +31,7 @@ import torch
 
 from ..codes import compute_codes, load_codes, save_codes
 from ..data import load_prepared, prepare
+from ..data.prepared import read_meta
 from ..dictionary import learn_dictionary, plot_atoms, save_dictionary
 from ..encoders import build_encoder, components, load_encoder
 from ..errors import InputError
@@ -162,7 +163,7 @@ def step_data(run: Run) -> dict:
     c = run.config
     path = prepare(c["dataset"], root=run.dir / "data", data_dir=run.data_dir, seed=c["seed"],
                    limit_images=c["prepare"]["limit_images"], progress=run.progress)
-    meta = json.loads((path / "meta.json").read_text())
+    meta = read_meta(path / "meta.json")
     return {"path": str(path.relative_to(run.dir)), "stand_in": meta.get("stand_in"),
             "label": meta.get("label"), "counts": meta.get("counts")}
 
@@ -232,10 +233,6 @@ def train_options(config: dict) -> dict:
                                     "reconstruction_weight", "anchor_decay")}
 
 
-# Where the classic step stores each separation baseline's settings (see PSNR_BASELINES).
-_CLASSIC_PSNR_KEYS = {"codes_alphas": "salsa_psnr", "any_alpha": "salsa_psnr_any_alpha"}
-
-
 def step_classic(run: Run) -> dict:
     """FISTA and SALSA: select (alpha, mu) per T on validation over the search grid, for every
     T of the dense list, then the test curve with those settings. Also the settings LISTA
@@ -270,11 +267,11 @@ def step_classic(run: Run) -> dict:
         val = run.split_arrays("val")
         signals = val["signals"].astype(np.float32)
         truth = [val[f"component{i}"] for i in range(len(blocks))]
-        grids = {"salsa_psnr": classic_settings("salsa", [c["alphas"]], c["search"]["mus"]),
-                 "salsa_psnr_any_alpha": out["salsa"]["grid"]}
-        for key, grid in grids.items():
+        grids = {"codes_alphas": classic_settings("salsa", [c["alphas"]], c["search"]["mus"]),
+                 "any_alpha": out["salsa"]["grid"]}
+        for kind, grid in grids.items():
             chosen = metrics.salsa_by_psnr(signals, truth, blocks, grid, c["depths"])
-            out[key] = {str(T): v for T, v in chosen.items()}
+            out[PSNR_BASELINES[kind]] = {str(T): v for T, v in chosen.items()}
     write_json(run.dir / "classic.json", out)
     return {"file": "classic.json"}
 
@@ -483,9 +480,9 @@ def step_evaluate(run: Run) -> dict:
         save_npy(eval_dir / "separation_optimal.npy",
                  np.stack([p[:n_show] for p in components(problem, X_opt[:n_show])], 1))
         # The separation baselines: SALSA at the settings of best validation PSNR.
-        for key, stored in PSNR_BASELINES.items():
+        for stored in PSNR_BASELINES.values():
             baseline = {}
-            for T, setting in classic.get(_CLASSIC_PSNR_KEYS[key], {}).items():
+            for T, setting in classic.get(stored, {}).items():
                 codes = metrics.classic_encoder("salsa", blocks, setting, int(T), Y, batch)()
                 parts = components(problem, codes.cpu().numpy())
                 psnr = [metrics.psnr(p, t) for p, t in zip(parts, truth, strict=True)]
