@@ -61,9 +61,9 @@ sys.path.insert(1, str(Path(__file__).resolve().parent))
 import lsalsa  # noqa: E402
 from _common import markdown_table, print_header, random_dictionary  # noqa: E402
 from lsalsa import InputError, load_encoder  # noqa: E402
+from lsalsa.core.training import train  # noqa: E402
 from lsalsa.io import DIGEST, MANIFEST, write_safetensors  # noqa: E402
-from lsalsa.training import train  # noqa: E402
-from lsalsa.training.checkpoint import load_checkpoint  # noqa: E402
+from lsalsa.workflow.checkpoint import load_checkpoint  # noqa: E402
 
 CLI = [sys.executable, "-c", "import sys; from lsalsa.cli import main; sys.exit(main())"]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 import lsalsa
-from lsalsa.problem import make_problem
+from lsalsa.core.problem import make_problem
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script from anywhere
 from _common import (

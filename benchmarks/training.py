@@ -30,8 +30,8 @@ FASHION = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 
 def make_data(folder: Path, n_images: int, seed: int) -> dict:
     import lsalsa
-    from lsalsa.data.patches import extract_patches
-    from lsalsa.data.sources import read_idx
+    from lsalsa.core.patches import extract_patches
+    from lsalsa.workflow.data.sources import read_idx
 
     images = read_idx(FASHION, ndim=3)[:n_images].astype(np.float32) / 255
     patches = extract_patches(images, 10, stride=6)  # 16 patches of 10x10 per 28x28 image
@@ -51,8 +51,8 @@ def worker(args) -> None:
     import torch
 
     import lsalsa
-    from lsalsa.training import train
-    from lsalsa.training.distributed import local_device
+    from lsalsa.core.training import train
+    from lsalsa.core.training.distributed import local_device
 
     torch.set_num_threads(args.threads)
     folder = Path(args.folder)

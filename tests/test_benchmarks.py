@@ -13,9 +13,9 @@ import pytest
 
 from conftest import random_dictionary
 from lsalsa import LSALSA
-from lsalsa.codes import compute_codes, save_codes
-from lsalsa.data.prepared import DatasetWriter
-from lsalsa.experiments.metrics import iterations_to_match
+from lsalsa.core.codes import compute_codes, save_codes
+from lsalsa.core.metrics import iterations_to_match
+from lsalsa.workflow.data.prepared import DatasetWriter
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "time_to_accuracy.py"
 ALPHA = 0.1

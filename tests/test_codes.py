@@ -11,7 +11,7 @@ import pytest
 from _numerics import code_error_bound, gap_rounding, unit_roundoff
 from lsalsa import InputError, duality_gap, objective, solve
 from lsalsa.cli import main
-from lsalsa.codes import compute_codes, load_codes, save_codes, tune_alpha
+from lsalsa.core.codes import compute_codes, load_codes, save_codes, tune_alpha
 from test_dictionary import make_prepared, planted
 
 

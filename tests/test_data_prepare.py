@@ -11,11 +11,11 @@ from PIL import Image
 
 from _numerics import unit_roundoff
 from lsalsa.cli import main
-from lsalsa.data import available, extract_patches, load_prepared, prepare, sha256_file
-from lsalsa.data import catalog as catalog_module
-from lsalsa.data import sources as sources_module
-from lsalsa.data.prepared import SPLITS
 from lsalsa.errors import InputError
+from lsalsa.workflow.data import available, extract_patches, load_prepared, prepare, sha256_file
+from lsalsa.workflow.data import catalog as catalog_module
+from lsalsa.workflow.data import sources as sources_module
+from lsalsa.workflow.data.prepared import SPLITS
 from test_data_sources import idx_bytes, save_png, write_idx_dir, write_npm_tarball
 
 

@@ -19,7 +19,7 @@ SCRIPT = textwrap.dedent("""
     import sys
     import numpy as np
     import lsalsa
-    from lsalsa.training import train
+    from lsalsa.core.training import train
 
     def problem():
         rng = np.random.default_rng(0)

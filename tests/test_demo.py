@@ -9,8 +9,8 @@ import pytest
 from _realdata import require_data
 from lsalsa import load_encoder
 from lsalsa.cli import main
-from lsalsa.data import cache_dir
-from lsalsa.encoders import read_model_header
+from lsalsa.core.encoders import read_model_header
+from lsalsa.workflow.data import cache_dir
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ import torch
 from _numerics import gamma, unit_roundoff
 from lsalsa import InputError, objective, solve
 from lsalsa.cli import main
-from lsalsa.dictionary import (
+from lsalsa.core.dictionary import (
     _LipschitzTracker,
     learn_dictionary,
     normalize_columns,
@@ -219,7 +219,7 @@ def test_plot_atoms_draws_a_grid(tmp_path, rng):
 
 
 def make_prepared(root, name="toy", kind="sc", P=(200, 60), M=16, seed=0):
-    """A minimal prepared data set in the layout of :mod:`lsalsa.data.prepared`.
+    """A minimal prepared data set in the layout of :mod:`lsalsa.workflow.data.prepared`.
 
     ``P`` holds the train and test sizes, or train, val and test."""
     from lsalsa.io import save_npy, write_json

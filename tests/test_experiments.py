@@ -14,13 +14,13 @@ import torch
 
 from _numerics import gamma, iteration_error
 from lsalsa.cli import main
-from lsalsa.data import load_prepared
+from lsalsa.core import metrics
 from lsalsa.errors import InputError
-from lsalsa.experiments import metrics
-from lsalsa.experiments import report as report_module
-from lsalsa.experiments.config import SCALES, alpha_grid, dense_depths, load_config, shipped
-from lsalsa.experiments.report import fmt
-from lsalsa.experiments.runner import STEPS, run_experiment
+from lsalsa.workflow.config import SCALES, alpha_grid, dense_depths, load_config, shipped
+from lsalsa.workflow.data import load_prepared
+from lsalsa.workflow.pipeline import STEPS, run_experiment
+from lsalsa.workflow.report import document as report_module
+from lsalsa.workflow.report.document import fmt
 
 # -- configs ----------------------------------------------------------------------------------
 
@@ -123,7 +123,7 @@ def test_report_refuses_a_malformed_results_json(tmp_path, capsys, results, mess
 
 
 def test_report_names_a_results_field_of_the_wrong_type(tmp_path, capsys):
-    from lsalsa.experiments.report import REQUIRED
+    from lsalsa.workflow.report.document import REQUIRED
 
     results = {key: {} if kind is dict else [] if kind is list else 1
                for key, kind in REQUIRED.items()}

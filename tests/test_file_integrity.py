@@ -26,7 +26,8 @@ import lsalsa
 from conftest import random_dictionary
 from lsalsa import InputError, load_encoder
 from lsalsa.cli import main
-from lsalsa.encoders import FORMAT_VERSION, read_model_header
+from lsalsa.core.encoders import FORMAT_VERSION, read_model_header
+from lsalsa.core.training import train
 from lsalsa.io import (
     DIGEST,
     MANIFEST,
@@ -36,8 +37,7 @@ from lsalsa.io import (
     remove_stale_temporaries,
     write_safetensors,
 )
-from lsalsa.training import train
-from lsalsa.training.checkpoint import generator_state, load_checkpoint, save_checkpoint
+from lsalsa.workflow.checkpoint import generator_state, load_checkpoint, save_checkpoint
 
 # -- helpers: raw safetensors surgery ---------------------------------------------------------
 
@@ -356,10 +356,10 @@ def _stale_in(folder: Path) -> Path:
 
 
 def test_writers_sweep_the_folders_they_write(rng, tmp_path, monkeypatch):
-    from lsalsa.data.prepared import DatasetWriter
-    from lsalsa.dictionary import learn_dictionary
-    from lsalsa.experiments import figures
-    from lsalsa.streaming import encode_file
+    from lsalsa.apps.streaming import encode_file
+    from lsalsa.core.dictionary import learn_dictionary
+    from lsalsa.workflow.data.prepared import DatasetWriter
+    from lsalsa.workflow.report import figures
 
     A = random_dictionary(rng, 16, 8)
     encoder = lsalsa.LSALSA([A[:, :4], A[:, 4:]], [0.1, 0.1], depth=2, mu=2.0)
@@ -373,7 +373,7 @@ def test_writers_sweep_the_folders_they_write(rng, tmp_path, monkeypatch):
     assert not stale.exists()
 
     stale = _stale_in(tmp_path / "separated")
-    lsalsa.separation.separate_files(encoder, [str(image)], tmp_path / "separated")
+    lsalsa.apps.separation.separate_files(encoder, [str(image)], tmp_path / "separated")
     assert not stale.exists()
 
     stale = _stale_in(tmp_path / "ck")
@@ -426,7 +426,7 @@ def test_commands_sweep_the_folders_they_write(rng, tmp_path, command):
 
 
 def test_code_sets_are_shared_like_other_outputs(rng, tmp_path, umask_022):
-    from lsalsa.codes import compute_codes, load_codes, save_codes
+    from lsalsa.core.codes import compute_codes, load_codes, save_codes
 
     A = rng.standard_normal((6, 8))
     A /= np.linalg.norm(A, axis=0)
@@ -442,7 +442,7 @@ def test_code_sets_are_shared_like_other_outputs(rng, tmp_path, umask_022):
 
 
 def test_prepared_data_sets_are_shared_like_other_outputs(tmp_path, umask_022):
-    from lsalsa.data.prepared import DatasetWriter
+    from lsalsa.workflow.data.prepared import DatasetWriter
 
     writer = DatasetWriter(tmp_path, "set")
     writer.save("train", "signals", np.zeros((2, 4), dtype=np.float32))
@@ -462,7 +462,7 @@ def test_prepared_data_sets_are_shared_like_other_outputs(tmp_path, umask_022):
 # The child stops inside the write (a temporary exists) and waits there for the signal.
 STALLED = textwrap.dedent("""
     import sys, time
-    import lsalsa.{module} as where
+    import lsalsa.apps.{module} as where
     from lsalsa.cli import main
 
     def stall(*args, **kwargs):

@@ -13,10 +13,10 @@ from PIL import Image
 from scipy.fft import idctn
 
 import lsalsa
+from lsalsa.apps.separation import read_image, separate_image
 from lsalsa.cli import main
-from lsalsa.data.patches import assemble_patches, extract_patches, grid_shape, pad_to_multiple
-from lsalsa.encoders import components
-from lsalsa.separation import read_image, separate_image
+from lsalsa.core.encoders import components
+from lsalsa.core.patches import assemble_patches, extract_patches, grid_shape, pad_to_multiple
 
 SIDE = 8
 
@@ -197,7 +197,7 @@ def test_8_bit_gray_and_colour(rng, tmp_path):
 
 
 def test_other_modes(rng, tmp_path):
-    from lsalsa.separation import _scaled
+    from lsalsa.apps.separation import _scaled
 
     gray = rng.integers(0, 256, (6, 7), dtype=np.uint8)
     expected = gray.astype(np.float32) / 255.0

@@ -21,10 +21,10 @@ from _numerics import encoder_error, gamma, iteration_error
 from conftest import random_dictionary
 from lsalsa import LSALSA, InputError, load_encoder
 from lsalsa.cli import main
-from lsalsa.encoders import read_model_header
-from lsalsa.training import best_classic, code_rmse, search, train, validation_rmse
-from lsalsa.training.checkpoint import flatten_optimizer, load_checkpoint, unflatten_optimizer
-from lsalsa.training.trainer import DEFAULTS, step_scales
+from lsalsa.core.encoders import read_model_header
+from lsalsa.core.training import best_classic, code_rmse, search, train, validation_rmse
+from lsalsa.core.training.trainer import DEFAULTS, step_scales
+from lsalsa.workflow.checkpoint import flatten_optimizer, load_checkpoint, unflatten_optimizer
 
 ALPHA = 0.2
 
@@ -120,7 +120,7 @@ def test_one_full_batch_epoch_is_one_sgd_step_on_eq15(data):
 
 def test_step_scaling_optimises_each_tensor_divided_by_its_size(data):
     """SGD on P / s moves P by lr s^2 dL/dP; Adam's first step moves each entry by lr s."""
-    from lsalsa.training.trainer import step_scales
+    from lsalsa.core.training.trainer import step_scales
 
     enc, ref, _ = _full_batch_gradient(data)
     scales = step_scales(ref)
@@ -442,7 +442,7 @@ KILL_SCRIPT = textwrap.dedent("""
     import sys, time
     import numpy as np
     import lsalsa
-    from lsalsa.training import train
+    from lsalsa.core.training import train
 
     run_dir, resume, pause = sys.argv[1], sys.argv[2] == "1", float(sys.argv[3])
     rng = np.random.default_rng(0)
@@ -521,7 +521,7 @@ def test_search_grid_selection_and_tables(data, tmp_path, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("trained again")
 
-    monkeypatch.setattr(importlib.import_module("lsalsa.training.search"), "train", no_training)
+    monkeypatch.setattr(importlib.import_module("lsalsa.core.training.search"), "train", no_training)
     again = search(data["Y"], data["X"], data["Yv"], data["Xv"], data["A"], run_dir=run, **grid)
     assert again.rows == json.loads((run / "results.json").read_text())
     with pytest.raises(InputError, match="different search"):
@@ -590,7 +590,7 @@ def test_cli_train_and_resume(files, tmp_path, capsys):
 
 
 def test_cli_train_from_codes_directory(data, files, tmp_path, monkeypatch):
-    from lsalsa.codes import compute_codes, save_codes
+    from lsalsa.core.codes import compute_codes, save_codes
 
     A = data["A"].astype(np.float32)
     values, stats = compute_codes(data["Y"], [A], [ALPHA], progress=False)
@@ -610,7 +610,7 @@ def test_cli_train_from_codes_directory(data, files, tmp_path, monkeypatch):
         def split(self, name):  # 120 rows: 40 images of 3 patches
             return {"image_index": np.repeat(np.arange(40), 3)}
 
-    monkeypatch.setattr("lsalsa.data.load_prepared", lambda name, root=None: Prepared())
+    monkeypatch.setattr("lsalsa.workflow.data.load_prepared", lambda name, root=None: Prepared())
     run = tmp_path / "run"
     assert main(["train", "--data", "toy", "--codes", str(codes), "--model", "lista",
                  "--depth", "2", "--epochs", "1", "--run-dir", str(run), "--quiet"]) == 0
@@ -685,8 +685,8 @@ FASHION = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 @pytest.mark.slow
 def test_training_beats_salsa_on_fashion_mnist_patches():
     from _realdata import require_data
-    from lsalsa.data.patches import extract_patches
-    from lsalsa.data.sources import read_idx
+    from lsalsa.core.patches import extract_patches
+    from lsalsa.workflow.data.sources import read_idx
 
     images = read_idx(require_data(FASHION, "Fashion-MNIST (Debian dataset-fashion-mnist)"),
                       ndim=3)[:300].astype(np.float64) / 255
@@ -717,7 +717,7 @@ def test_classic_selection_refuses_a_depth_where_every_setting_diverges(rng, mon
     """Both ways of choosing a classic setting per depth (the starts of the learned encoders
     and the baselines' curves) take the lowest validation RMSE and refuse a depth with no
     finite one, instead of starting from, or reporting, a diverged setting."""
-    search_module = importlib.import_module("lsalsa.training.search")
+    search_module = importlib.import_module("lsalsa.core.training.search")
 
     A = random_dictionary(rng, 8, 12)
     Y = rng.standard_normal((6, 8))
@@ -789,7 +789,7 @@ def test_codes_that_overflow_on_validation_end_training_as_diverged(rng, tmp_pat
     epoch is recorded with val_rmse None, the run keeps its best epoch and every file it
     writes is strict JSON; a start that is already non-finite is refused before anything is
     written."""
-    trainer = importlib.import_module("lsalsa.training.trainer")
+    trainer = importlib.import_module("lsalsa.core.training.trainer")
     A = random_dictionary(rng, 8, 12)
     Y = rng.standard_normal((32, 8))
     X = lsalsa.solve(Y, A, 0.1, method="exact").codes

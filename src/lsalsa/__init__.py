@@ -2,18 +2,18 @@
 
 Public contract (docs/DESIGN.md section 7): :func:`solve`, :func:`objective`, :func:`duality_gap`,
 the learned encoders :class:`LISTA` and :class:`LSALSA`, and :func:`load_encoder`. The
-subpackages (``lsalsa.training``, ``lsalsa.data``, ...) are reachable as attributes and imported
+subpackages (``lsalsa.core.training``, ``lsalsa.workflow.data``, ...) are reachable as attributes and imported
 on first use, so ``import lsalsa`` stays light.
 """
 
 import importlib
 
-from .encoders import LISTA, LSALSA, UnrolledEncoder, build_encoder, load_encoder
+from .core.encoders import LISTA, LSALSA, UnrolledEncoder, build_encoder, load_encoder
+from .core.objective import duality_gap, kkt_violation, lipschitz_constant, objective
+from .core.problem import Problem, make_problem
+from .core.prox import soft_threshold
+from .core.solvers import METHODS, SolveResult, solve
 from .errors import InputError
-from .objective import duality_gap, kkt_violation, lipschitz_constant, objective
-from .problem import Problem, make_problem
-from .prox import soft_threshold
-from .solvers import METHODS, SolveResult, solve
 from .version import __version__
 
 __all__ = [
@@ -36,10 +36,9 @@ __all__ = [
     "solve",
 ]
 
-#: Imported on first attribute access (PEP 562): ``lsalsa.training.train(...)`` works after a
+#: Imported on first attribute access (PEP 562): ``lsalsa.core.training.train(...)`` works after a
 #: plain ``import lsalsa`` without every ``import lsalsa`` paying for matplotlib or sklearn.
-SUBMODULES = frozenset({"analysis", "codes", "data", "demo", "dictionary", "estimators",
-                        "experiments", "separation", "solvers", "streaming", "training"})
+SUBMODULES = frozenset({"apps", "cli", "core", "workflow"})
 
 
 def __getattr__(name: str):

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..analysis import DEFAULT_SAMPLES, analyze, theorem1_verdict
-from ..encoders import read_model_header
+from ..core.encoders import read_model_header
+from ..core.theory import DEFAULT_SAMPLES, analyze, theorem1_verdict
 from ..errors import InputError
 from .common import check_model_path, non_negative_int, read_array
 
@@ -61,7 +61,7 @@ def run(args) -> int:
         Path(model).with_suffix("").name + "-analysis")
     if args.data is not None:
         try:
-            from ..data import load_prepared
+            from ..workflow.data import load_prepared
         except ImportError as exc:
             raise InputError(f"prepared data sets are not available: {exc}") from exc
         dataset = load_prepared(args.data)

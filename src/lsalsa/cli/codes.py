@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .._arrays import as_real
+from ..core._arrays import as_real
 from ..errors import InputError
 from ..io import check_output_path
 from .common import non_negative_int, read_array, resolve_device
@@ -69,9 +69,9 @@ def register(subparsers) -> None:
 def run_compute(args) -> int:
     import numpy as np
 
-    from ..codes import check_codes_output, compute_codes, save_codes
-    from ..data import load_prepared
-    from ..data.prepared import SPLITS
+    from ..core.codes import check_codes_output, compute_codes, save_codes
+    from ..workflow.data import load_prepared
+    from ..workflow.data.prepared import SPLITS
 
     data = load_prepared(args.data, root=args.root)
     # Checked before the (long) computation; save_codes checks again before it writes.
@@ -108,7 +108,7 @@ def run_compute(args) -> int:
 
 
 def run_tune(args) -> int:
-    from ..codes import tune_alpha
+    from ..core.codes import tune_alpha
     from .dictionary import _training_signals
 
     _, key, signals = _training_signals(args)

@@ -1,8 +1,8 @@
-"""``lsalsa demo``: the main job on offline data (see :mod:`lsalsa.demo`)."""
+"""``lsalsa demo``: the main job on offline data (see :mod:`lsalsa.apps.demo`)."""
 
 from __future__ import annotations
 
-from ..demo import DemoConfig, run_demo
+from ..apps.demo import DemoConfig, run_demo
 
 
 def register(subparsers) -> None:

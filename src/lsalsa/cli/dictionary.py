@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..encoders import _is_int
+from ..core.encoders import _is_int
 from ..errors import InputError
 from ..io import check_output_path, read_json_object, remove_stale_temporaries
 from .common import non_negative_int, read_array, resolve_device
@@ -66,7 +66,7 @@ def register(subparsers) -> None:
 
 
 def _training_signals(args):
-    from ..data import load_prepared
+    from ..workflow.data import load_prepared
 
     data = load_prepared(args.data, root=args.root)
     arrays = data.split("train")
@@ -86,7 +86,7 @@ def _training_signals(args):
 
 
 def run_learn(args) -> int:
-    from ..dictionary import learn_dictionary, save_dictionary
+    from ..core.dictionary import learn_dictionary, save_dictionary
 
     if Path(args.out).suffix != ".npy":
         raise InputError(f"output {args.out} must end in .npy")
@@ -149,7 +149,7 @@ def _patch_shape(text: str | None, dictionary_path: Path):
 
 
 def run_show(args) -> int:
-    from ..dictionary import plot_atoms
+    from ..core.dictionary import plot_atoms
 
     # The sidecar is read too (for the patch shape).
     out = check_output_path(args.out, [args.dictionary, Path(args.dictionary).with_suffix(".json")])

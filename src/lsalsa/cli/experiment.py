@@ -2,7 +2,7 @@
 
 ``run`` executes data preparation, dictionaries, optimal codes, the per-T search, training,
 evaluation, analysis and the report into a run directory; finished steps are reused when the
-same command runs again (see :mod:`lsalsa.experiments.runner`).
+same command runs again (see :mod:`lsalsa.workflow.pipeline`).
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ def register(subparsers) -> None:
 
 
 def run_run(args) -> int:
-    from ..experiments.config import load_config
-    from ..experiments.runner import run_experiment
+    from ..workflow.config import load_config
+    from ..workflow.pipeline import run_experiment
 
     config = load_config(args.config, args.scale)
     run_dir = args.run_dir or f"runs/{config['name']}-{args.scale}"
@@ -53,8 +53,8 @@ def run_run(args) -> int:
 
 
 def run_list(args) -> int:
-    from ..data import available
-    from ..experiments.config import load_config, shipped
+    from ..workflow.config import load_config, shipped
+    from ..workflow.data import available
 
     status = {row["name"]: row["status"] for row in available()}
     for name in shipped():

@@ -14,7 +14,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..experiments.report import write_report
+    from ..workflow.report.document import write_report
 
     for path in write_report(args.run_dir):
         print(path)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..encoders import load_encoder
+from ..apps.separation import DEFAULT_MAX_PIXELS, separate_files
+from ..core.encoders import load_encoder
 from ..errors import InputError
-from ..separation import DEFAULT_MAX_PIXELS, separate_files
 from .common import check_model_path, resolve_device
 
 

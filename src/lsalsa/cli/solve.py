@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._arrays import as_real
+from ..core._arrays import as_real
+from ..core.solvers import METHODS, solve
 from ..io import check_output_path, remove_stale_temporaries, save_npy
-from ..solvers import METHODS, solve
 from .common import read_array
 
 

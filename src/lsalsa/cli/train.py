@@ -27,11 +27,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..encoders import build_encoder
+from ..core.encoders import build_encoder
+from ..core.training import DEFAULTS as TRAIN_DEFAULTS
+from ..core.training.search import CLASSIC_METHODS, LEARNED_METHODS, MUS, SEARCH_METHODS
+from ..core.training.trainer import MAX_LR, check_lr
 from ..errors import InputError
-from ..training import DEFAULTS as TRAIN_DEFAULTS
-from ..training.search import CLASSIC_METHODS, LEARNED_METHODS, MUS, SEARCH_METHODS
-from ..training.trainer import MAX_LR, check_lr
 from .common import read_array, resolve_device
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -156,7 +156,7 @@ def load_training_data(args) -> dict:
             raise InputError("--data and --codes go together")
         if args.signals or args.targets:
             raise InputError("give either --data/--codes or --signals/--targets, not both")
-        from ..data import load_prepared
+        from ..workflow.data import load_prepared
 
         dataset = load_prepared(args.data, root=args.root)
         signals = dataset.signals("train")
@@ -221,7 +221,7 @@ def _read_codes(path: str):
     """``(train codes, dictionaries or None, alphas or None, description, code set or None)``
     from a code set directory written by ``lsalsa codes compute`` (checked by ``load_codes``)
     or a .npy of training codes."""
-    from ..codes import load_codes
+    from ..core.codes import load_codes
 
     where = Path(path)
     if where.is_file():
@@ -236,16 +236,16 @@ def _read_codes(path: str):
 
 
 def _device_and_dtype(args):
-    from ..training.distributed import local_device
+    from ..core.training.distributed import local_device
 
     resolve_device(args.device)  # the checks; local_device picks cuda:LOCAL_RANK for "cuda"
     return local_device(args.device), DTYPES[args.dtype]
 
 
 def run_train(args) -> int:
-    from ..training import best_classic, train
-    from ..training.distributed import Distributed
-    from ..training.search import alpha_candidates
+    from ..core.training import best_classic, train
+    from ..core.training.distributed import Distributed
+    from ..core.training.search import alpha_candidates
 
     check_lr(args.lr, "--lr")  # before the data are read and the start is searched
     data = load_training_data(args)
@@ -305,7 +305,7 @@ def _positive_float(text: str, name: str) -> float:
 
 
 def run_search(args) -> int:
-    from ..training import search
+    from ..core.training import search
 
     for lr in args.lrs:
         check_lr(lr, "every --lrs value")

@@ -1,0 +1,262 @@
+"""Separating whole images with a trained MCA encoder (one dictionary per component).
+
+An image of any size is padded so a patch grid covers it, cut into patches of the model's size
+(non-overlapping by default; with ``stride < patch`` overlapping, averaged on the way back),
+and encoded a batch of patches at a time: each batch's components ``A_i x_i`` are added into
+the component images at once, so memory is bounded by the batch and the image, not by the
+number of patches. The components are then averaged over the overlaps and cropped.
+
+Images are read at their native depth (8-bit, 16-bit, float) and scaled to [0, 1] by the
+range of their type.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import numbers
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..core._arrays import numpy_dtype
+from ..core.encoders import UnrolledEncoder, components
+from ..core.patches import add_patches, average_overlaps, pad_to_multiple, patch_grid
+from ..errors import InputError
+from ..io import (
+    check_finite_output,
+    check_output_path,
+    remove_stale_temporaries,
+    staging_folder,
+)
+
+# Pillow's own default limit against decompression bombs (about 89 million pixels).
+DEFAULT_MAX_PIXELS = 89_478_485
+# ITU-R 601-2 luma, the weights of Pillow's convert("L"), applied here without rounding to 8 bits.
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
+
+
+def patch_side(encoder: UnrolledEncoder) -> int:
+    M = int(encoder.dictionary.shape[0])
+    side = math.isqrt(M)
+    if side * side != M:
+        raise InputError(f"the model's signals have M = {M} pixels, not a square patch")
+    return side
+
+
+def _tiles(rows: int, cols: int, batch: int):
+    """Rectangles ``(i0, i1, j0, j1)`` of grid positions, row-major, at most ``batch`` each."""
+    width = min(cols, batch)
+    height = max(1, batch // width)
+    for i0 in range(0, rows, height):
+        for j0 in range(0, cols, width):
+            yield i0, min(i0 + height, rows), j0, min(j0 + width, cols)
+
+
+def separate_image(encoder: UnrolledEncoder, image, *, stride: int | None = None,
+                   batch_size: int = 8192) -> list[np.ndarray]:
+    """Split a grayscale image (H, W) with values in [0, 1] into the model's components.
+
+    Patches go through the encoder ``batch_size`` at a time. Returns one (H, W) float32 array
+    per dictionary; they add up to the model's reconstruction of the image.
+    """
+    if encoder.problem.D < 2:
+        raise InputError("separation needs an MCA model (two or more dictionaries); this "
+                         "model has one")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) \
+            or batch_size < 1:
+        raise InputError(f"batch size must be an integer >= 1, got {batch_size!r}")
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim != 2 or image.size == 0:
+        raise InputError(f"image must be a non-empty 2-D grayscale array, got {image.shape}")
+    if not np.isfinite(image).all():
+        raise InputError("image contains NaN or Inf")
+    side = patch_side(encoder)
+    padded, (height, width) = pad_to_multiple(image[None], side, stride)
+    grid = patch_grid(padded, side, stride)[0]  # a view (rows, cols, side, side)
+    stride = side if stride is None else int(stride)
+    totals = np.zeros((encoder.problem.D, *padded.shape[1:]),
+                      dtype=np.result_type(numpy_dtype(encoder.dictionary.dtype), np.float32))
+    for i0, i1, j0, j1 in _tiles(*grid.shape[:2], int(batch_size)):
+        patches = grid[i0:i1, j0:j1].reshape(-1, side * side)  # copies this batch only
+        codes = encoder.encode(patches, batch_size=int(batch_size))
+        for k, part in enumerate(components(encoder, codes)):
+            add_patches(totals[k:k + 1], part.reshape(1, i1 - i0, j1 - j0, side, side),
+                        (i0, j0), stride)
+    average_overlaps(totals, side, stride)
+    with np.errstate(over="ignore"):  # an overflow is reported just below, in one line
+        parts = [total[:height, :width].astype(np.float32) for total in totals]
+    for part in parts:
+        check_finite_output(part, "the separated components")
+    return parts
+
+
+def _scaled(handle, path) -> np.ndarray:
+    """The pixels of an open Pillow image as float32 gray in [0, 1], at native depth."""
+    mode = handle.mode
+    if mode.startswith("I;16"):  # 16-bit grayscale (PNG, TIFF)
+        return np.asarray(handle).astype(np.float32) / 65535.0
+    if mode == "I":
+        # 32-bit integers: older Pillows open 16-bit PNGs so; other sources give no range.
+        if handle.format == "PNG":
+            return np.asarray(handle).astype(np.float32) / 65535.0
+        raise InputError(f"{path}: 32-bit integer images are not supported; save it as 8- "
+                         "or 16-bit or float")
+    if mode == "F":  # float (TIFF): taken as is, so it must already be in [0, 1]
+        values = np.asarray(handle, dtype=np.float32)
+        if not np.isfinite(values).all():
+            raise InputError(f"{path}: the float image contains NaN or Inf")
+        low, high = float(values.min()), float(values.max())
+        if low < 0 or high > 1:
+            raise InputError(f"{path}: float image values span [{low:.4g}, {high:.4g}]; float "
+                             "images must lie in [0, 1]")
+        return values
+    if mode in ("1", "L", "LA", "La"):
+        return np.asarray(handle.getchannel(0), dtype=np.float32) / (1.0 if mode == "1"
+                                                                      else 255.0)
+    # Colour (and palette, CMYK, ...) at 8 bits per channel; alpha is ignored as before.
+    rgb = np.asarray(handle.convert("RGB"), dtype=np.float32)
+    return (rgb @ LUMA) / 255.0
+
+
+@contextlib.contextmanager
+def _pixel_limit_off():
+    """Pillow's own bomb check warns or raises at open; the caller checks the size instead."""
+    from PIL import Image
+
+    before = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = before
+
+
+def read_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS
+               ) -> np.ndarray:
+    """Any image Pillow reads, as grayscale float32 in [0, 1].
+
+    8-bit images are divided by 255, 16-bit ones by 65535, float images are taken as they are
+    (and must lie in [0, 1]); colour becomes luminance (ITU-R 601-2). Images of more than
+    ``max_pixels`` pixels (a guard against decompression bombs; None: no limit) are refused
+    before they are decoded.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    file = Path(path)
+    if not file.is_file():
+        raise InputError(f"image not found: {path}")
+    try:
+        with _pixel_limit_off(), Image.open(file) as handle:
+            width, height = handle.size
+            if max_pixels is not None and width * height > max_pixels:
+                raise InputError(f"image {path} has {width}x{height} = {width * height} "
+                                 f"pixels, more than the limit {max_pixels} (a guard against "
+                                 "decompression bombs); raise it with --max-pixels if you "
+                                 "trust the file")
+            handle.load()
+            gray = _scaled(handle, path)
+    except InputError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise InputError(f"cannot read image {path}: {exc}") from exc
+    if gray.ndim != 2:
+        raise InputError(f"image {path} has an unsupported layout {gray.shape}")
+    return gray
+
+
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    return (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+
+
+def side_by_side(panels: list[np.ndarray], gap: int = 4) -> np.ndarray:
+    """Panels (H, W) in [0, 1] next to each other with white gaps, as uint8."""
+    height = panels[0].shape[0]
+    spacer = np.full((height, gap), 255, dtype=np.uint8)
+    row = []
+    for k, panel in enumerate(panels):
+        if k:
+            row.append(spacer)
+        row.append(_to_uint8(panel))
+    return np.concatenate(row, axis=1)
+
+
+def _output_names(stem: str, count: int) -> list[str]:
+    """The files ``separate_files`` writes for one image of an MCA model with ``count``
+    dictionaries."""
+    parts = [f"{stem}_component{i}{suffix}" for i in range(count) for suffix in (".png", ".npy")]
+    return [*parts, f"{stem}_separation.png"]
+
+
+def _check_destinations(out: Path, stems: set[str], count: int, inputs: list) -> None:
+    """Refuse a destination that is a folder or an input (under any name), or an output folder
+    we cannot write to, before anything is moved: a move failing halfway would leave some
+    outputs in place and others not, and an input replaced would be lost."""
+    if not out.is_dir():
+        return  # created by this run: it holds nothing yet
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise InputError(f"output folder {out} is not writable")
+    for stem in sorted(stems):
+        for name in _output_names(stem, count):
+            check_output_path(out / name, inputs)
+
+
+def separate_files(encoder: UnrolledEncoder, images: list[str], out_dir: str | os.PathLike,
+                   *, stride: int | None = None, batch_size: int = 8192,
+                   max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                   inputs: Sequence[str | os.PathLike] = ()) -> list[Path]:
+    """Separate image files and write, per image, ``<stem>_component<i>.png`` and ``.npy``
+    and ``<stem>_separation.png`` (input, then each component).
+
+    Files are written into a temporary folder first and moved into ``out_dir`` only when
+    every image succeeded, so a failure leaves no partial output there; one image is held in
+    memory at a time. Staging folders that killed runs left in ``out_dir`` are removed first.
+    An output that would replace an input image (or one of ``inputs``, e.g. the model file)
+    or an existing folder is refused before anything is written.
+    """
+    from PIL import Image
+
+    stems = set()
+    for path in images:
+        stem = Path(path).stem
+        if stem in stems:
+            raise InputError(f"two input images share the name {stem!r}")
+        stems.add(stem)
+    protected = [*images, *inputs]
+    out = Path(out_dir)
+    _check_destinations(out, stems, encoder.problem.D, protected)
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create output folder {out_dir}: {exc}") from exc
+    written = []
+    remove_stale_temporaries(out)  # what killed runs left behind
+    try:
+        with staging_folder(out, "separate") as staging:
+            for path in images:
+                stem = Path(path).stem
+                image = read_image(path, max_pixels)
+                parts = separate_image(encoder, image, stride=stride, batch_size=batch_size)
+                for i, part in enumerate(parts):
+                    Image.fromarray(_to_uint8(part)).save(staging / f"{stem}_component{i}.png")
+                    np.save(staging / f"{stem}_component{i}.npy", part, allow_pickle=False)
+                Image.fromarray(side_by_side([image, *parts])).save(
+                    staging / f"{stem}_separation.png")
+            # Again: the folder may have changed during a long run.
+            _check_destinations(out, stems, encoder.problem.D, protected)
+            for file in sorted(staging.iterdir()):
+                target = out / file.name
+                try:
+                    os.replace(file, target)
+                except OSError as exc:  # name the destination, not the staging file
+                    raise type(exc)(exc.errno, exc.strerror, str(target)) from exc
+                written.append(target)
+    except BaseException:
+        if created:  # a failed run leaves no trace, not even an empty folder
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    return written

@@ -1,0 +1,12 @@
+"""The numerical core: arrays in, typed results out.
+
+Nothing here reads or writes files (the encoders' own ``save``/``load`` aside, which go through
+:mod:`lsalsa.io`), draws a progress bar or a figure, or changes global state. Long loops take
+an optional callback; the workflow layer (:mod:`lsalsa.workflow`) turns those calls into
+checkpoints, progress bars and logs.
+
+Layer order, bottom up (checked by ``tests/test_layers.py``)::
+
+    _arrays, prox -> problem -> operators, objective -> solvers -> encoders
+        -> metrics, codes, dictionary, theory, patches, mixtures -> training
+"""

