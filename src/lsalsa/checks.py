@@ -1,0 +1,132 @@
+"""One vocabulary of constraints for parameters, configs and the fields of stored files.
+
+Every check takes the value and the name a user knows it by, and returns the value in its plain
+Python type, or raises :class:`InputError` in one line naming that field. The rules are the same
+everywhere:
+
+- a bool is never a number (``True`` is a stray flag, not 1), and a string is never coerced
+  (a JSON ``"10"`` is a mistake);
+- NumPy scalars count as numbers (they come from arrays and configs);
+- numbers must be finite.
+
+Frozen dataclasses declare their constraints once, on the fields, with :func:`rule`, and call
+:func:`check_fields` in ``__post_init__``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from collections.abc import Callable, Sequence
+from functools import partial
+
+from .errors import InputError
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) \
+        and not _is_bool(value)
+
+
+def _is_bool(value) -> bool:
+    # np.bool_ is not a subclass of bool; it is not a numbers.Real either, so this is cheap.
+    return type(value).__name__ == "bool_"
+
+
+def integer(value, name: str, *, low: int | None = None, high: int | None = None,
+            none: bool = False) -> int | None:
+    """An integer in [low, high] (either bound may be absent); None passes when ``none``."""
+    if value is None and none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) \
+            or (low is not None and value < low) or (high is not None and value > high):
+        raise InputError(f"{name} must be {_int_range(low, high)}, got {value!r}")
+    return int(value)
+
+
+def positive_int(value, name: str, *, none: bool = False) -> int | None:
+    return integer(value, name, low=1, none=none)
+
+
+def non_negative_int(value, name: str, *, none: bool = False) -> int | None:
+    return integer(value, name, low=0, none=none)
+
+
+def number(value, name: str, *, low: float | None = None, high: float | None = None,
+           low_open: bool = False, none: bool = False) -> float | None:
+    """A finite number in [low, high], or (low, high] when ``low_open``."""
+    if value is None and none:
+        return None
+    ok = _is_number(value) and math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value <= high
+    if not ok:
+        raise InputError(f"{name} must be {_number_range(low, high, low_open)}, got {value!r}")
+    return float(value)
+
+
+def positive_number(value, name: str, *, none: bool = False) -> float | None:
+    return number(value, name, low=0, low_open=True, none=none)
+
+
+def non_negative_number(value, name: str, *, none: bool = False) -> float | None:
+    return number(value, name, low=0, none=none)
+
+
+def one_of(value, name: str, *, choices: Sequence) -> object:
+    if isinstance(value, bool) or value not in choices:
+        raise InputError(f"{name} must be one of {', '.join(map(str, choices))}, "
+                         f"got {value!r}")
+    return value
+
+
+def text(value, name: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise InputError(f"{name} must be a non-empty text, got {value!r}")
+    return value
+
+
+def non_empty_list(value, name: str, *, each: Callable | None = None) -> list:
+    """A non-empty list (a JSON array), each item checked by ``each(item, name)``."""
+    if not isinstance(value, list | tuple) or not value:
+        raise InputError(f"{name} must be a non-empty list, got {value!r}")
+    return [each(item, f"every {name} value") for item in value] if each else list(value)
+
+
+def _int_range(low, high) -> str:
+    if low is not None and high is not None:
+        return f"an integer in [{low}, {high}]"
+    if low is not None:
+        return f"an integer >= {low}"
+    return "an integer" if high is None else f"an integer <= {high}"
+
+
+def _number_range(low, high, low_open: bool) -> str:
+    if low == 0 and low_open and high is None:
+        return "a positive number"
+    if low is not None and high is not None:
+        return f"a number in {'(' if low_open else '['}{low:g}, {high:g}]"
+    if low is not None:
+        return f"a number {'>' if low_open else '>='} {low:g}"
+    return "a finite number" if high is None else f"a number <= {high:g}"
+
+
+# -- declared constraints on dataclass fields ---------------------------------------------------
+def rule(check: Callable, default=dataclasses.MISSING, *, factory=dataclasses.MISSING,
+         **options):
+    """A dataclass field checked by ``check(value, name, **options)`` in :func:`check_fields`."""
+    return dataclasses.field(default=default, default_factory=factory,
+                             metadata={"check": partial(check, **options)})
+
+
+def check_fields(instance, prefix: str = "") -> None:
+    """Check (and normalise) every field declared with :func:`rule`; for a frozen dataclass
+    too. Field names are reported as ``prefix + name``."""
+    for field in dataclasses.fields(instance):
+        check = field.metadata.get("check")
+        if check is not None:
+            value = check(getattr(instance, field.name), prefix + field.name)
+            object.__setattr__(instance, field.name, value)
