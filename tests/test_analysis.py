@@ -1,4 +1,5 @@
-"""Theorem 1 and the learned curvature (lsalsa.core.theory, ``lsalsa analyze``)."""
+"""Theorem 1 and the learned curvature (lsalsa.core.theory, lsalsa.workflow.analysis,
+``lsalsa analyze``)."""
 
 from __future__ import annotations
 
@@ -14,13 +15,13 @@ from _numerics import gamma
 from conftest import random_dictionary
 from lsalsa.cli import main
 from lsalsa.core.theory import (
-    analyze,
     curvature_report,
     theorem1_check,
     theorem1_verdict,
     x_update_residual,
 )
 from lsalsa.errors import InputError
+from lsalsa.workflow.analysis import analyze
 
 M, N, MU = 8, 16, 10.0
 

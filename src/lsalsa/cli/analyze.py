@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from ..core.encoders import read_model_header
-from ..core.theory import DEFAULT_SAMPLES, analyze, theorem1_verdict
+from ..core.theory import DEFAULT_SAMPLES, theorem1_verdict
 from ..errors import InputError
+from ..workflow.analysis import analyze
 from .common import check_model_path, non_negative_int, read_array
 
 

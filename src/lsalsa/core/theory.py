@@ -27,27 +27,27 @@ layer for an untied model.
 
 Everything here runs in float64 on the CPU, whatever the model's dtype and device: the
 quantities checked are at rounding level and must not be swamped by float32 rounding.
+
+Numerics only: encoders and arrays in, plain result dicts (JSON-ready) out. Reading a model
+and writing the analysis folder is :mod:`lsalsa.workflow.analysis`; its figures and Markdown
+are :mod:`lsalsa.workflow.report.theory`.
 """
 
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..checks import positive_int
 from ..errors import InputError
-from ..io import atomic_path, remove_stale_temporaries, write_json, write_text
-from ..version import provenance
-from ._arrays import as_real, as_signals
-from .encoders import UnrolledEncoder, load_encoder, read_model_header
+from ._arrays import as_signals
+from .encoders import UnrolledEncoder
 from .operators import encode_input, salsa_step
 
 #: Default number of signals used for the Theorem 1 check.
 DEFAULT_SAMPLES = 1000
-FIGURES = {"spectrum": "spectrum.png", "theorem1": "theorem1.png"}
 #: How the rounding bound of the check is formed (stored with every result).
 BOUND_FORMULA = "4 sqrt(N) cond(S)^2 gamma_n, gamma_n = n u / (1 - n u), n = max(N, M) + 2"
 
@@ -141,8 +141,7 @@ def theorem1_check(encoder, Y, batch_size: int = 4096) -> dict:
     if Y_t.shape[1] != M:
         raise InputError(f"signals have {Y_t.shape[1]} features per sample but the model "
                          f"expects M = {M}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InputError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    batch_size = positive_int(batch_size, "batch_size")
     W = encoder.W.detach().to(**_F64)
     W_np = W.numpy()
     tau = encoder._tau().detach().to(**_F64)  # the thresholds the network really uses
@@ -312,176 +311,10 @@ def curvature_report(encoder) -> dict:
     }
 
 
-# -- figures and the report --------------------------------------------------------------
-
-
-def _spectrum_figure(curvature: dict):
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import FuncFormatter
-
-    fig = Figure(figsize=(10, 4), layout="constrained")
-    left, right = fig.subplots(1, 2)
-    index = np.arange(1, curvature["N"] + 1)
-    left.plot(index, curvature["gram_eigs"], "k-", lw=2, label="A^T A (original)")
-    several = len(curvature["layers"]) > 1
-    for entry in curvature["layers"]:
-        label = f"sym(S^-1) - mu I, layer {entry['layer']}" if several else "sym(S^-1) - mu I"
-        left.plot(index, entry["quad_eigs"], "--", lw=1.2, label=label)
-        right.plot(index, entry["P_sym_eigs"], "-", lw=1.2,
-                   label=f"layer {entry['layer']}" if several else None)
-    values = np.abs(np.concatenate([curvature["gram_eigs"]]
-                                   + [e["quad_eigs"] for e in curvature["layers"]]))
-    top = float(values.max()) if values.size else 1.0
-    # Overcomplete A^T A has N - M zero eigenvalues and learned ones can go negative:
-    # a symmetric log scale shows both ends of the spectrum.
-    linthresh = max(top * 1e-4, 1e-12)
-    left.set_yscale("symlog", linthresh=linthresh, linscale=2.0)
-    # Label 0 but not the crowded ticks at +-linthresh right beside it.
-    plain = left.yaxis.get_major_formatter()
-    left.yaxis.set_major_formatter(FuncFormatter(
-        lambda v, pos: "" if 0 < abs(v) <= linthresh * 1.001 else plain(v, pos)))
-    left.set_xlabel("index (ascending)")
-    left.set_ylabel("eigenvalue")
-    left.set_title("quadratic term: learned vs original")
-    left.legend(fontsize=8)
-    right.axhline(0.0, color="k", lw=0.5)
-    right.set_xlabel("index (ascending)")
-    right.set_ylabel("eigenvalue")
-    right.set_title("learned curvature: sym(P), P = S^-1 - (mu I + A^T A)", fontsize=10)
-    if several:
-        right.legend(fontsize=8)
-    return fig
-
-
-def _theorem1_figure(check: dict):
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(5.5, 4), layout="constrained")
-    ax = fig.subplots()
-    layers = [e["layer"] for e in check["layers"]]
-    floor = 1e-18  # an exactly zero residual still needs a place on a log axis
-    ax.plot(layers, [max(e["residual_max"], floor) for e in check["layers"]], "o-",
-            label="grad of L_hat (sym(S^-1)), max")
-    ax.plot(layers, [e["bound"] for e in check["layers"]], "r:", label="rounding bound")
-    ax.axhline(np.finfo(np.float64).eps, color="gray", lw=0.8, ls=":", label="float64 eps")
-    ax.set_yscale("log")
-    ax.set_xlabel("layer t")
-    ax.set_ylabel("relative x-gradient of L_hat")
-    ax.set_title(f"Theorem 1 check ({check['n_samples']} signals)")
-    ax.set_xticks(layers)
-    ax.legend(fontsize=8)
-    return fig
-
-
-def _save_figure(fig, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-
-
-def _markdown(model_path: str, source: str, check: dict, curvature: dict) -> str:
-    c, t = curvature, check
-    lines = [
-        "# LSALSA analysis: Theorem 1 and the learned curvature",
-        "",
-        f"Model `{model_path}` (depth {c['depth']}, M = {c['M']}, N = {c['N']}, "
-        f"mu = {c['mu']:g}, {'untied' if c['untied'] else 'tied'} S); "
-        f"signals: {source}, {t['n_samples']} samples. All numbers in float64.",
-        "",
-        "## Theorem 1",
-        "",
-        "Relative x-gradient of the learned augmented Lagrangian, "
-        "||sym(S^-1) x - W_e y - mu (u - d)|| / (||sym(S^-1) x|| + ||W_e y|| + mu ||u - d||), "
-        "at each x-update of the network (max over samples), formed from the stored weights "
-        f"apart from the network, against its rounding bound ({BOUND_FORMULA}):",
-        "",
-        "| layer | gradient of L_hat | rounding bound | cond(S) | S symmetry error "
-        "| min eig sym(S^-1) |",
-        "|---|---|---|---|---|---|",
-    ]
-    lines += [f"| {e['layer']} | {e['residual_max']:.2e} | {e['bound']:.2e} | "
-              f"{e['cond_S']:.3g} | {e['symmetry_error']:.2e} | {e['hessian_min_eig']:.3g} |"
-              for e in t["layers"]]
-    lines += ["", theorem1_verdict(t), "", f"![Theorem 1]({FIGURES['theorem1']})", "",
-              "## Learned curvature P = S^-1 - (mu I + A^T A)", "",
-              f"beta = lambda_min(mu I + A^T A) = {c['beta']:.6g}; "
-              f"lambda_min(A^T A) = {c['beta_f1']:.3g}; "
-              f"||mu I + A^T A||_2 = {c['hessian_norm2']:.6g}; "
-              f"||W_e - A^T||_F / ||A||_F = {c['W_e_rel_change']:.3g}.", "",
-              # ASCII names in the table: a "|" inside a cell would split it.
-              "| layer | P rel. spectral norm | P rel. Frobenius norm | beta_hat "
-              "| beta_hat - beta | S symmetry error | min eig sym(S) | cond(S) |",
-              "|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {e['layer']} | {e['P_rel2']:.3g} | {e['P_relfro']:.3g} | "
-              f"{e['beta_hat']:.6g} | {e['beta_hat'] - c['beta']:+.3g} | "
-              f"{e['symmetry_error']:.2e} | {e['S_sym_min_eig']:.3g} | {e['S_cond']:.3g} |"
-              for e in c["layers"]]
-    lines += ["", "P rel. norms: ||P|| / ||mu I + A^T A|| (spectral, Frobenius); S symmetry "
-              "error: ||S - S^T||_F / ||S||_F.", "",
-              "beta and beta_hat are the convexity moduli in x of L_A and L_hat (paper "
-              "Sec. 5.3): the smallest eigenvalues of mu I + A^T A and of sym(S^-1). "
-              "beta_hat > beta is the paper's condition for LSALSA's faster convergence.", "",
-              f"![spectrum]({FIGURES['spectrum']})", ""]
-    return "\n".join(lines)
-
-
-def _pick_samples(Y: np.ndarray, n_samples: int | None, seed: int) -> tuple[np.ndarray, str]:
+def pick_samples(Y: np.ndarray, n_samples: int | None, seed: int) -> tuple[np.ndarray, str]:
+    """At most ``n_samples`` rows of ``Y`` (None: all), drawn without replacement with
+    ``seed`` and kept in their order, and a description of the draw for the report."""
     if n_samples is None or n_samples >= Y.shape[0]:
         return Y, "all"
     rows = np.sort(np.random.default_rng(seed).choice(Y.shape[0], n_samples, replace=False))
     return Y[rows], f"{n_samples} drawn with seed {seed}"
-
-
-def analyze(model_path: str | os.PathLike, signals, out_dir: str | os.PathLike, *,
-            n_samples: int | None = DEFAULT_SAMPLES, seed: int = 0,
-            source: str | None = None) -> dict:
-    """Analyse an LSALSA model file and write ``analysis.json``, ``analysis.md`` and figures.
-
-    Parameters
-    ----------
-    model_path : a model saved by :meth:`lsalsa.UnrolledEncoder.save` (LSALSA only)
-    signals : (B, M) array of inputs for the Theorem 1 check
-    out_dir : folder for the outputs (created; existing files of the same names replaced)
-    n_samples : use at most this many signals, drawn without replacement with ``seed``
-        (None: all)
-    source : a description of where the signals came from, for the report
-
-    Every input is checked before anything is written, and each file is written atomically.
-    Returns the dict stored in ``analysis.json``.
-    """
-    config, extra = read_model_header(model_path)
-    if config.get("kind") != "lsalsa":
-        raise InputError(f"analyze needs an LSALSA model; {model_path} is a "
-                         f"{config.get('kind')!r} model")
-    if n_samples is not None and (isinstance(n_samples, bool) or not isinstance(n_samples, int)
-                                  or n_samples < 1):
-        raise InputError(f"n_samples must be an integer >= 1, got {n_samples!r}")
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"output {out_dir} exists and is not a directory")
-    encoder = load_encoder(model_path)
-    Y = signals.detach().cpu().numpy() if isinstance(signals, torch.Tensor) else signals
-    if not isinstance(Y, np.ndarray) or Y.ndim != 2 or Y.shape[1] != config["M"]:
-        shape = getattr(Y, "shape", None)
-        raise InputError(f"signals must have shape (B, {config['M']}) for this model, got "
-                         f"{tuple(shape) if shape is not None else type(Y).__name__}")
-    Y, picked = _pick_samples(Y, n_samples, seed)
-    # A writable copy, also of a memory-mapped file; complex or text signals are refused.
-    Y = np.array(as_real(Y, np.float64, "signals"))
-    check = theorem1_check(encoder, Y)
-    curvature = curvature_report(encoder)
-    description = f"{source or 'given array'} ({picked})"
-    result = {
-        "model": str(model_path), "model_config": config, "model_extra": extra,
-        "signals": description, "theorem1": check, "curvature": curvature,
-        "figures": dict(FIGURES), "provenance": provenance(),
-    }
-    if not all(math.isfinite(e["residual_max"]) for e in check["layers"]):
-        raise InputError(f"{model_path}: the Theorem 1 residual is not finite (singular S?)")
-    figures = {"spectrum": _spectrum_figure(curvature), "theorem1": _theorem1_figure(check)}
-    out.mkdir(parents=True, exist_ok=True)
-    remove_stale_temporaries(out)  # what killed runs left behind
-    for name, fig in figures.items():
-        _save_figure(fig, out / FIGURES[name])
-    write_text(out / "analysis.md", _markdown(str(model_path), description, check, curvature))
-    write_json(out / "analysis.json", result)
-    return result

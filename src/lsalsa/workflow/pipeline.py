@@ -523,7 +523,7 @@ def step_evaluate(run: Run) -> dict:
 
 
 def step_analysis(run: Run) -> dict:
-    from ..core.theory import analyze
+    from .analysis import analyze
 
     c = run.config
     Y = run.split_arrays("test")["signals"].astype(np.float64)
