@@ -62,7 +62,7 @@ def worker(args) -> None:
     encoder = lsalsa.LSALSA(A, 0.1, args.depth, mu=1.0)
     began = time.perf_counter()
     result = train(encoder, Y, X, lr=0.01, batch_size=args.batch_size, max_epochs=args.epochs,
-                   rel_tol=0.0, seed=0, progress=False)
+                   rel_tol=0.0, seed=0)
     total = time.perf_counter() - began
     seconds = [h["seconds"] for h in result.history[1:]]
     steady = seconds[1:] or seconds  # the first epoch includes warm-up

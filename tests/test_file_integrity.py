@@ -27,7 +27,6 @@ from conftest import random_dictionary
 from lsalsa import InputError, load_encoder
 from lsalsa.cli import main
 from lsalsa.core.encoders import FORMAT_VERSION, read_model_header
-from lsalsa.core.training import train
 from lsalsa.io import (
     DIGEST,
     MANIFEST,
@@ -38,6 +37,7 @@ from lsalsa.io import (
     write_safetensors,
 )
 from lsalsa.workflow.checkpoint import generator_state, load_checkpoint, save_checkpoint
+from lsalsa.workflow.training import train_in_dir
 
 # -- helpers: raw safetensors surgery ---------------------------------------------------------
 
@@ -239,13 +239,13 @@ def test_resuming_from_a_damaged_checkpoint_is_refused(rng, tmp_path):
     Y = rng.standard_normal((40, 6))
     X = lsalsa.solve(Y, A, 0.2, method="fista", n_iter=100).codes
     run = tmp_path / "run"
-    options = {"batch_size": 10, "max_epochs": 2, "progress": False, "run_dir": run}
-    train(lsalsa.LSALSA(A, 0.2, 2, mu=2.0), Y, X, **options)
+    options = {"batch_size": 10, "max_epochs": 2, "progress": False}
+    train_in_dir(run, lsalsa.LSALSA(A, 0.2, 2, mu=2.0), Y, X, **options)
     checkpoint = run / "checkpoint.safetensors"
     _flip_tensor_byte(checkpoint, checkpoint, "model.W")
     with pytest.raises(InputError, match="does not match its checksum"):
-        train(lsalsa.LSALSA(A, 0.2, 2, mu=2.0), Y, X, resume=True,
-              **{**options, "max_epochs": 2})
+        train_in_dir(run, lsalsa.LSALSA(A, 0.2, 2, mu=2.0), Y, X, resume=True,
+                     **{**options, "max_epochs": 2})
 
 
 # -- section 8: model files are reproducible and have the usual permissions -------------------
@@ -395,8 +395,8 @@ def test_writers_sweep_the_folders_they_write(rng, tmp_path, monkeypatch):
 
     stale = _stale_in(tmp_path / "train")
     X = lsalsa.solve(Y.astype(np.float64), A, 0.1, method="fista", n_iter=50).codes
-    train(lsalsa.LSALSA(A.astype(np.float32), 0.1, 1, mu=2.0), Y, X.astype(np.float32),
-          max_epochs=1, progress=False, run_dir=tmp_path / "train")
+    train_in_dir(tmp_path / "train", lsalsa.LSALSA(A.astype(np.float32), 0.1, 1, mu=2.0), Y,
+                 X.astype(np.float32), max_epochs=1, progress=False)
     assert not stale.exists()
 
 

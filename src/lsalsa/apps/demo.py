@@ -37,6 +37,7 @@ from ..core.dictionary import learn_dictionary, plot_atoms
 from ..core.encoders import FORMAT_VERSION, LSALSA, components, load_encoder
 from ..core.metrics import (
     classic_encoder,
+    code_rmse,
     iterations_to_match,
     psnr,
     salsa_by_psnr,
@@ -44,12 +45,12 @@ from ..core.metrics import (
     torch_threads,
 )
 from ..core.solvers.exact import spams_available, spams_lasso
-from ..core.training import code_rmse, train
 from ..core.training.search import MUS, alpha_candidates, classic_settings, selected_curves
 from ..io import load_npy, save_npy, write_json
 from ..version import provenance
 from ..workflow.data import load_prepared, prepare
 from ..workflow.data.prepared import read_meta
+from ..workflow.training import train_in_dir
 
 
 @dataclass(frozen=True)
@@ -178,9 +179,9 @@ def run_demo(out_dir: str | Path = "runs/demo", config: DemoConfig | None = None
         _log(f"training LSALSA (T = {config.depth}), starting as SALSA with alpha "
              f"{start['alpha']}, mu {start['mu']:g} (best on validation)", quiet)
         encoder = LSALSA(dictionaries, start["alpha"], config.depth, mu=start["mu"])
-        result = train(encoder, sets["train"]["signals"], codes["train"],
-                       val_signals=val["signals"], val_targets=codes["val"],
-                       max_epochs=config.epochs, seed=config.seed, progress=progress)
+        result = train_in_dir(None, encoder, sets["train"]["signals"], codes["train"],
+                              val_signals=val["signals"], val_targets=codes["val"],
+                              max_epochs=config.epochs, seed=config.seed, progress=progress)
         encoder.save(model_path, extra={"demo": settings, "start": start,
                                         "training": result.summary()})
         _stamp(model_path, model_key)

@@ -88,7 +88,7 @@ class LearnedSparseCoder(TransformerMixin, BaseEstimator):
         encoder = build_encoder(self.kind, dictionaries, alphas, self.depth,
                                 self.mu if self.kind == "lsalsa" else None)
         train(encoder, X, codes, optimizer=self.optimizer, lr=self.lr,
-              batch_size=self.batch_size, max_epochs=self.epochs, seed=seed, progress=False)
+              batch_size=self.batch_size, max_epochs=self.epochs, seed=seed)
         self.encoder_ = encoder
         self.dictionaries_ = dictionaries
         return self

@@ -243,9 +243,10 @@ def _device_and_dtype(args):
 
 
 def run_train(args) -> int:
-    from ..core.training import best_classic, train
+    from ..core.training import best_classic
     from ..core.training.distributed import Distributed
     from ..core.training.search import alpha_candidates
+    from ..workflow.training import train_in_dir
 
     check_lr(args.lr, "--lr")  # before the data are read and the start is searched
     data = load_training_data(args)
@@ -270,16 +271,17 @@ def run_train(args) -> int:
     encoder = build_encoder(args.model, dictionaries, start["alpha"], args.depth, start["mu"],
                             untied=args.untied,
                             learn_thresholds=args.thresholds == "learned")
-    result = train(encoder, data["signals"], data["targets"], val_signals=data["val_signals"],
-                   val_targets=data["val_targets"], optimizer=args.optimizer, lr=args.lr,
-                   schedule=args.schedule, lr_decay=args.lr_decay, momentum=args.momentum,
-                   step_scaling=args.step_scaling, grad_clip=args.grad_clip,
-                   anchor_decay=args.anchor_decay,
-                   reconstruction_weight=args.reconstruction_weight,
-                   batch_size=args.batch_size, max_epochs=args.epochs,
-                   patience=args.patience or None, rel_tol=args.rel_tol, seed=args.seed,
-                   run_dir=args.run_dir, resume=args.resume, progress=not args.quiet,
-                   data_info={**data["info"], "start": start})
+    result = train_in_dir(args.run_dir, encoder, data["signals"], data["targets"],
+                          val_signals=data["val_signals"], val_targets=data["val_targets"],
+                          optimizer=args.optimizer, lr=args.lr, schedule=args.schedule,
+                          lr_decay=args.lr_decay, momentum=args.momentum,
+                          step_scaling=args.step_scaling, grad_clip=args.grad_clip,
+                          anchor_decay=args.anchor_decay,
+                          reconstruction_weight=args.reconstruction_weight,
+                          batch_size=args.batch_size, max_epochs=args.epochs,
+                          patience=args.patience or None, rel_tol=args.rel_tol,
+                          seed=args.seed, resume=args.resume, progress=not args.quiet,
+                          data_info={**data["info"], "start": start})
     if Distributed(rank=_rank()).is_main:
         knobs = ", ".join(f"{k} {v}" for k, v in (("alpha", start["alpha"]),
                                                   ("mu", start["mu"])) if v is not None)
@@ -305,7 +307,7 @@ def _positive_float(text: str, name: str) -> float:
 
 
 def run_search(args) -> int:
-    from ..core.training import search
+    from ..workflow.search import search
 
     for lr in args.lrs:
         check_lr(lr, "every --lrs value")

@@ -120,3 +120,15 @@ def check_signal_array(signals, name: str = "signals") -> tuple[int, int]:
     if np.dtype(signals.dtype).kind not in "fiu":
         raise InputError(f"{name} must be numeric, got dtype {signals.dtype}")
     return P, M
+
+
+def as_batch(rows, like: torch.Tensor) -> torch.Tensor:
+    """Rows of a NumPy array (memory-mapped is fine) or tensor, as ``like``'s dtype and device.
+
+    NumPy rows are always copied into torch's own (aligned) memory: MKL's products may round
+    differently for buffers of another alignment, which would break bit-exact resume and make
+    NumPy and torch inputs train differently. A batch is small.
+    """
+    if not isinstance(rows, torch.Tensor):
+        rows = torch.tensor(np.asarray(rows))
+    return rows.to(dtype=like.dtype, device=like.device)

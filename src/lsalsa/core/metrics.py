@@ -1,7 +1,8 @@
 """The metrics of docs/DESIGN.md section 6, computed from arrays (no files, no plotting).
 
-Code error and sparsity per sample, PSNR of separated components, encode timing, iterations
-to match, the expert classifier of Section 6 and the automatic check of the paper's targets.
+Code error (per sample, and an encoder's mean over a data set) and sparsity per sample, PSNR
+of separated components, encode timing, iterations to match, the expert classifier of Section 6
+and the automatic check of the paper's targets.
 """
 
 from __future__ import annotations
@@ -16,8 +17,30 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..workflow.config import PSNR_BASELINES
-from .training import code_rmse
+from ._arrays import as_batch
+
+# The MCA separation baselines: SALSA at the mu of best validation PSNR with the optimal codes'
+# alphas (the problem LSALSA is trained on), or at the best (alpha, mu) of the whole grid.
+PSNR_BASELINES = {"codes_alphas": "salsa_best_psnr", "any_alpha": "salsa_best_psnr_any_alpha"}
+
+
+def code_rmse(estimate: torch.Tensor, optimal: torch.Tensor) -> torch.Tensor:
+    """Per-sample ``sqrt(mean_j (x_hat_j - x*_j)^2)`` (docs/DESIGN.md section 6), shape (B,)."""
+    return (estimate - optimal).pow(2).mean(dim=1).sqrt()
+
+
+@torch.no_grad()
+def validation_rmse(encoder: torch.nn.Module, signals, targets, batch_size: int = 4096) -> float:
+    """Mean over samples of :func:`code_rmse` of ``encoder(signals)`` against ``targets``."""
+    param = next(encoder.parameters())
+    total, count = 0.0, 0
+    for start in range(0, len(signals), batch_size):
+        rows = slice(start, start + batch_size)
+        Y = as_batch(signals[rows], param)
+        X = as_batch(targets[rows], param)
+        total += float(code_rmse(encoder(Y), X).sum())
+        count += Y.shape[0]
+    return total / count
 
 
 def rmse_per_sample(estimate, optimal) -> np.ndarray:

@@ -1,9 +1,11 @@
 """One iteration of each algorithm, written once.
 
-The classic solvers (:mod:`lsalsa.core.solvers.classic`) loop over these steps with fixed operators;
-the learned encoders (:mod:`lsalsa.core.encoders`) unroll the same steps with learned ``W`` and ``S``.
-Both start from the same operators (``ista_operators``, ``salsa_operators``), stored in the same
-layout, so an encoder at initialisation returns exactly what its classic algorithm returns.
+The classic solvers (:mod:`lsalsa.core.solvers.classic`) loop over these steps with fixed
+operators; the learned encoders (:mod:`lsalsa.core.encoders`) unroll the same steps with learned
+``W`` and ``S``.
+Both start from the same operators (``ista_operators``; ``salsa_operators``, built on SALSA's
+inverse ``salsa_inverse64``), stored in the same layout, so an encoder at initialisation returns
+exactly what its classic algorithm returns.
 
 Every step costs at most one ``(B, N) x (N, N)`` product: that is what one iteration ``T`` means.
 """
@@ -28,6 +30,20 @@ def ista_operators(problem: Problem) -> tuple[torch.Tensor, torch.Tensor, torch.
     return _cast(problem, W, S, problem.alpha_vector(1.0 / L))
 
 
+def salsa_inverse64(problem: Problem, mu: float) -> torch.Tensor:
+    """SALSA's splitting operator ``S_p = (mu I + A^T A)^{-1}`` (N, N) in float64 (Woodbury
+    when M < N)."""
+    A = problem.A64
+    M, N = A.shape
+    if M < N:
+        inner = mu * torch.eye(M, dtype=A.dtype, device=A.device) + A @ A.T
+        S = (torch.eye(N, dtype=A.dtype, device=A.device) - A.T @ torch.linalg.solve(
+            inner, A)) / mu
+    else:
+        S = torch.linalg.inv(mu * torch.eye(N, dtype=A.dtype, device=A.device) + A.T @ A)
+    return (S + S.T) / 2  # symmetric by construction; remove rounding asymmetry
+
+
 def salsa_operators(problem: Problem, mu: float) -> tuple[torch.Tensor, torch.Tensor,
                                                            torch.Tensor]:
     """SALSA's splitting step in scaled form: ``W = (mu I + A^T A)^{-1} A^T`` (N, M),
@@ -40,7 +56,7 @@ def salsa_operators(problem: Problem, mu: float) -> tuple[torch.Tensor, torch.Te
     """
     A = problem.A64
     M, N = A.shape
-    S_p = problem.salsa_operator64(mu)
+    S_p = salsa_inverse64(problem, mu)
     if M < N:  # push-through identity: (mu I + A^T A)^{-1} A^T = A^T (mu I + A A^T)^{-1}
         inner = mu * torch.eye(M, dtype=A.dtype, device=A.device) + A @ A.T
         W = torch.linalg.solve(inner, A).T  # inner is symmetric

@@ -99,18 +99,6 @@ class Problem:
     def gram64(self) -> torch.Tensor:
         return self.A64.T @ self.A64
 
-    def salsa_operator64(self, mu: float) -> torch.Tensor:
-        """The splitting operator ``S = (mu I + A^T A)^{-1}`` in float64 (Woodbury when M < N)."""
-        A = self.A64
-        M, N = A.shape
-        if M < N:
-            inner = mu * torch.eye(M, dtype=A.dtype, device=A.device) + A @ A.T
-            S = (torch.eye(N, dtype=A.dtype, device=A.device) - A.T @ torch.linalg.solve(
-                inner, A)) / mu
-        else:
-            S = torch.linalg.inv(mu * torch.eye(N, dtype=A.dtype, device=A.device) + A.T @ A)
-        return (S + S.T) / 2  # symmetric by construction; remove rounding asymmetry
-
     def fingerprint(self) -> str:
         """A short hash of the dictionary, block sizes and alphas (stored with models, codes)."""
         digest = hashlib.sha256()

@@ -58,13 +58,16 @@ def unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
     return {"state": state, "param_groups": groups}
 
 
-def generator_state(generator: torch.Generator) -> str:
-    return base64.b64encode(generator.get_state().numpy().tobytes()).decode("ascii")
+def generator_state(generator: torch.Generator | torch.Tensor) -> str:
+    """A generator's state (or the state tensor ``get_state()`` gave) as base64 text."""
+    state = generator.get_state() if isinstance(generator, torch.Generator) else generator
+    return base64.b64encode(state.numpy().tobytes()).decode("ascii")
 
 
-def set_generator_state(generator: torch.Generator, text: str) -> None:
+def read_generator_state(text: str) -> torch.Tensor:
+    """The state tensor (for ``torch.Generator.set_state``) of :func:`generator_state`'s text."""
     raw = base64.b64decode(text.encode("ascii"))
-    generator.set_state(torch.frombuffer(bytearray(raw), dtype=torch.uint8))
+    return torch.frombuffer(bytearray(raw), dtype=torch.uint8)
 
 
 def _check_state(state) -> None:
@@ -102,19 +105,23 @@ def _check_state(state) -> None:
         raise ValueError(f"bad or missing state fields: {', '.join(bad)}")
 
 
-def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module,
-                    optimizer: torch.optim.Optimizer, state: dict,
+def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module | dict,
+                    optimizer: torch.optim.Optimizer | dict, state: dict,
                     extra: dict[str, dict[str, torch.Tensor]] | None = None) -> Path:
-    """Write model + optimizer + ``state`` (JSON-serialisable scalars) + ``extra`` (named sets
-    of tensors, e.g. ``{"best": state_dict}``) atomically."""
-    tensors = {f"model.{k}": v.detach().cpu().contiguous()
-               for k, v in model.state_dict().items()}
+    """Write model + optimizer (the objects or their ``state_dict()``) + ``state``
+    (JSON-serialisable scalars) + ``extra`` (named sets of tensors, e.g.
+    ``{"best": state_dict}``) atomically."""
+    if isinstance(model, torch.nn.Module):
+        model = model.state_dict()
+    if isinstance(optimizer, torch.optim.Optimizer):
+        optimizer = optimizer.state_dict()
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.items()}
     for group, named in (extra or {}).items():
         if "." in group or group in ("model", "optim"):
             raise ValueError(f"bad tensor set name {group!r}")
         tensors.update({f"{group}.{k}": v.detach().cpu().contiguous()
                         for k, v in named.items()})
-    optim_tensors, optim_meta = flatten_optimizer(optimizer.state_dict())
+    optim_tensors, optim_meta = flatten_optimizer(optimizer)
     tensors.update(optim_tensors)
     metadata = {
         "format": FORMAT, "format_version": str(FORMAT_VERSION),

@@ -20,6 +20,7 @@ import re
 from importlib import resources
 from pathlib import Path
 
+from ..core.metrics import PSNR_BASELINES
 from ..core.training.search import ALPHA_FACTORS, LEARNED_METHODS, MUS, alpha_candidates
 from ..core.training.trainer import DEFAULTS as TRAIN_DEFAULTS
 from ..core.training.trainer import check_lr
@@ -65,10 +66,6 @@ DEFAULTS: dict = {
     "targets": [],
     "scales": {},
 }
-
-# The MCA separation baselines: SALSA at the mu of best validation PSNR with the optimal codes'
-# alphas (the problem LSALSA is trained on), or at the best (alpha, mu) of the whole grid.
-PSNR_BASELINES = {"codes_alphas": "salsa_best_psnr", "any_alpha": "salsa_best_psnr_any_alpha"}
 
 TARGET_KINDS = {
     "iterations_to_match": ("method", "reference_T", "more_than"),

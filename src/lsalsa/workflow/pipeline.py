@@ -35,7 +35,7 @@ from ..core.dictionary import learn_dictionary, plot_atoms, save_dictionary
 from ..core.encoders import build_encoder, components, load_encoder
 from ..core.problem import make_problem
 from ..core.training import DEFAULTS as TRAIN_DEFAULTS
-from ..core.training import best_classic, search, train
+from ..core.training import best_classic
 from ..core.training.search import LEARNED_METHODS, classic_settings, selected_curves
 from ..errors import InputError
 from ..io import load_npy, save_npy, write_json
@@ -43,6 +43,8 @@ from ..version import provenance
 from .config import CLASSIC, PSNR_BASELINES, alpha_grid, dense_depths, load_config
 from .data import load_prepared, prepare
 from .data.prepared import read_meta
+from .search import search
+from .training import train_in_dir
 
 STEPS = ("data", "dictionaries", "codes", "classic", "search", "train", "evaluate", "analysis",
          "report")
@@ -337,12 +339,12 @@ def step_train(run: Run) -> dict:
             encoder = build_encoder(kind, run.blocks(), hyper["alpha"], T, hyper["mu"],
                                     learn_thresholds=learn_thresholds).to(run.device)
             began = time.perf_counter()
-            result = train(encoder, fv["Y"], fv["X"], val_signals=fv["Y_val"],
-                           val_targets=fv["X_val"], lr=hyper["lr"],
-                           lr_decay=hyper["lr_decay"], max_epochs=s["final_epochs"],
-                           seed=c["seed"], run_dir=folder / "run", resume=True,
-                           progress=run.progress, **train_options(c),
-                           data_info={"experiment": c["name"], "scale": c["scale"]})
+            result = train_in_dir(folder / "run", encoder, fv["Y"], fv["X"],
+                                  val_signals=fv["Y_val"], val_targets=fv["X_val"],
+                                  lr=hyper["lr"], lr_decay=hyper["lr_decay"],
+                                  max_epochs=s["final_epochs"], seed=c["seed"], resume=True,
+                                  progress=run.progress, **train_options(c),
+                                  data_info={"experiment": c["name"], "scale": c["scale"]})
             # Training keeps the best validation epoch, so even a diverged run holds a model
             # no worse than its start; its stop reason is recorded, not hidden.
             info = {**result.summary(), "hyper": hyper,

@@ -1,16 +1,25 @@
 """Training of the learned encoders (Eq. 15, plus each component's reconstruction for MCA),
-checkpoints, the classic selection and the hyperparameter search, and DDP.
+the classic selection that gives them their start, and DDP. No files: what a training run or
+a search keeps on disk is :mod:`lsalsa.workflow.training` and :mod:`lsalsa.workflow.search`.
 
 - :func:`train`: Adam (default, with per-tensor step scaling) or SGD (the paper) on (signal,
-  optimal code) pairs, keeping the best validation epoch, with atomic per-epoch checkpoints in
-  a run directory and exact resume; under ``torchrun`` it runs data-parallel
-  (:mod:`lsalsa.core.training.distributed`).
-- :func:`search`: the paper's grid search per depth T, selecting by validation RMSE; the
-  classic methods' settings (:func:`best_classic`) are the learned encoders' starting points.
+  optimal code) pairs, keeping the best validation epoch; it hands its whole state to a
+  per-epoch callback and continues exactly from such a state (:class:`TrainState`); under
+  ``torchrun`` it runs data-parallel (:mod:`lsalsa.core.training.distributed`).
+- :func:`best_classic` and :func:`classic_curves`: the classic methods' settings per depth T,
+  selected by validation RMSE, which are the learned encoders' starting points.
 """
 
-from .search import SearchResult, best_classic, classic_curves, search
-from .trainer import DEFAULTS, OPTIMIZERS, TrainResult, code_rmse, train, validation_rmse
+from .search import SearchResult, best_classic, classic_curves
+from .trainer import (
+    DEFAULTS,
+    OPTIMIZERS,
+    Trainer,
+    TrainResult,
+    TrainSettings,
+    TrainState,
+    train,
+)
 
-__all__ = ["DEFAULTS", "OPTIMIZERS", "SearchResult", "TrainResult", "best_classic",
-           "classic_curves", "code_rmse", "search", "train", "validation_rmse"]
+__all__ = ["DEFAULTS", "OPTIMIZERS", "SearchResult", "TrainResult", "TrainSettings",
+           "TrainState", "Trainer", "best_classic", "classic_curves", "train"]
