@@ -49,7 +49,6 @@ from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
 import lsalsa
-from lsalsa.core.codes import load_codes
 from lsalsa.core.encoders import read_model_header
 from lsalsa.core.metrics import (
     classic_encoder,
@@ -63,6 +62,7 @@ from lsalsa.core.solvers.exact import spams_available, spams_lasso
 from lsalsa.core.training import DEFAULTS
 from lsalsa.core.training.search import MUS, alpha_candidates, classic_settings, selected_curves
 from lsalsa.io import write_json
+from lsalsa.workflow.code_sets import load_codes
 from lsalsa.workflow.data import load_prepared
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script from anywhere

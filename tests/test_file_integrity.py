@@ -357,8 +357,8 @@ def _stale_in(folder: Path) -> Path:
 
 def test_writers_sweep_the_folders_they_write(rng, tmp_path, monkeypatch):
     from lsalsa.apps.streaming import encode_file
-    from lsalsa.core.dictionary import learn_dictionary
     from lsalsa.workflow.data.prepared import DatasetWriter
+    from lsalsa.workflow.dictionaries import learn_with_checkpoints
     from lsalsa.workflow.report import figures
 
     A = random_dictionary(rng, 16, 8)
@@ -377,7 +377,7 @@ def test_writers_sweep_the_folders_they_write(rng, tmp_path, monkeypatch):
     assert not stale.exists()
 
     stale = _stale_in(tmp_path / "ck")
-    learn_dictionary(Y, 8, epochs=1, checkpoint_dir=tmp_path / "ck", progress=False)
+    learn_with_checkpoints(Y, 8, epochs=1, checkpoint_dir=tmp_path / "ck")
     assert not stale.exists()
 
     stale = _stale_in(tmp_path / "prepared")
@@ -426,12 +426,13 @@ def test_commands_sweep_the_folders_they_write(rng, tmp_path, command):
 
 
 def test_code_sets_are_shared_like_other_outputs(rng, tmp_path, umask_022):
-    from lsalsa.core.codes import compute_codes, load_codes, save_codes
+    from lsalsa.core.codes import compute_codes
+    from lsalsa.workflow.code_sets import load_codes, save_codes
 
     A = rng.standard_normal((6, 8))
     A /= np.linalg.norm(A, axis=0)
     Y = rng.standard_normal((5, 6)).astype(np.float32)
-    X, stats = compute_codes(Y, [A], [0.1], progress=False)
+    X, stats = compute_codes(Y, [A], [0.1])
     for _ in range(2):  # the second save replaces the first, leaving nothing else behind
         final = save_codes(tmp_path / "codes", {"train": X}, [A], [0.1],
                            stats={"train": stats}, overwrite=True)

@@ -595,10 +595,11 @@ def test_cli_train_and_resume(files, tmp_path, capsys):
 
 
 def test_cli_train_from_codes_directory(data, files, tmp_path, monkeypatch):
-    from lsalsa.core.codes import compute_codes, save_codes
+    from lsalsa.core.codes import compute_codes
+    from lsalsa.workflow.code_sets import save_codes
 
     A = data["A"].astype(np.float32)
-    values, stats = compute_codes(data["Y"], [A], [ALPHA], progress=False)
+    values, stats = compute_codes(data["Y"], [A], [ALPHA])
     codes = save_codes(tmp_path / "codes", {"train": values}, [A], [ALPHA],
                        stats={"train": stats})
 

@@ -32,8 +32,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..core.codes import compute_codes
-from ..core.dictionary import learn_dictionary, plot_atoms
 from ..core.encoders import FORMAT_VERSION, LSALSA, components, load_encoder
 from ..core.metrics import (
     classic_encoder,
@@ -48,8 +46,12 @@ from ..core.solvers.exact import spams_available, spams_lasso
 from ..core.training.search import MUS, alpha_candidates, classic_settings, selected_curves
 from ..io import load_npy, save_npy, write_json
 from ..version import provenance
+from ..workflow.code_sets import compute_codes_with_progress
 from ..workflow.data import load_prepared, prepare
 from ..workflow.data.prepared import read_meta
+from ..workflow.dictionaries import learn_with_checkpoints
+from ..workflow.progress import Progress
+from ..workflow.report.atoms import plot_atoms
 from ..workflow.training import train_in_dir
 
 
@@ -134,9 +136,9 @@ def run_demo(out_dir: str | Path = "runs/demo", config: DemoConfig | None = None
             rows = np.unique(rng.choice(len(clean), min(config.dict_samples, len(clean)),
                                         replace=False))
             _log(f"learning the {name} dictionary ({config.atoms} atoms)", quiet)
-            result = learn_dictionary(clean[rows], config.atoms, config.alphas[i],
-                                      epochs=config.dict_epochs, seed=config.seed,
-                                      progress=progress)
+            result = learn_with_checkpoints(clean[rows], config.atoms, config.alphas[i],
+                                            epochs=config.dict_epochs, seed=config.seed,
+                                            progress=Progress(quiet=quiet))
             save_npy(path, result.dictionary)
             plot_atoms(result.dictionary, out / f"atoms_{name}.png")
             _stamp(path, key)
@@ -156,8 +158,9 @@ def run_demo(out_dir: str | Path = "runs/demo", config: DemoConfig | None = None
                "data": wanted}
         if not _cached(path, key):
             _log(f"exact optimal codes of {len(subset['signals'])} {split} mixtures", quiet)
-            values, stats = compute_codes(subset["signals"], dictionaries,
-                                          list(config.alphas), progress=progress)
+            values, stats = compute_codes_with_progress(subset["signals"], dictionaries,
+                                                        list(config.alphas),
+                                                        progress=Progress(quiet=quiet))
             save_npy(path, values)
             write_json(out / f"codes_{split}_stats.json", stats)
             _stamp(path, key)

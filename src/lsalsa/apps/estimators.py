@@ -71,7 +71,7 @@ class LearnedSparseCoder(TransformerMixin, BaseEstimator):
             n_atoms = self.n_atoms or X.shape[1]
             alpha = float(np.atleast_1d(self.alphas)[0])
             dictionaries = [learn_dictionary(X, n_atoms, alpha, epochs=self.dict_epochs,
-                                             seed=seed, progress=False).dictionary]
+                                             seed=seed).dictionary]
         elif isinstance(self.dictionaries, np.ndarray | torch.Tensor):
             dictionaries = [np.asarray(self.dictionaries)]
         else:
@@ -83,7 +83,7 @@ class LearnedSparseCoder(TransformerMixin, BaseEstimator):
         alphas = np.broadcast_to(np.atleast_1d(np.asarray(self.alphas, dtype=float)),
                                  (len(dictionaries),)).tolist()
         if codes is None:
-            codes, _ = compute_codes(X, dictionaries, alphas, progress=False)
+            codes, _ = compute_codes(X, dictionaries, alphas)
         codes = np.asarray(codes, dtype=np.float64)
         encoder = build_encoder(self.kind, dictionaries, alphas, self.depth,
                                 self.mu if self.kind == "lsalsa" else None)

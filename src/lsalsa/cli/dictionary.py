@@ -86,7 +86,8 @@ def _training_signals(args):
 
 
 def run_learn(args) -> int:
-    from ..core.dictionary import learn_dictionary, save_dictionary
+    from ..workflow.dictionaries import learn_with_checkpoints, save_dictionary
+    from ..workflow.progress import Progress
 
     if Path(args.out).suffix != ".npy":
         raise InputError(f"output {args.out} must end in .npy")
@@ -106,11 +107,11 @@ def run_learn(args) -> int:
             rng = np.random.default_rng([args.seed, 4])
             picks = np.sort(rng.choice(signals.shape[0], size=args.limit, replace=False))
             signals = np.asarray(signals[picks])
-    result = learn_dictionary(
+    result = learn_with_checkpoints(
         signals, args.atoms, args.alpha, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, lr_decay=args.lr_decay, tol=args.tol, seed=args.seed, init=args.init,
         n_iter_codes=args.n_iter_codes, checkpoint_dir=args.checkpoint_dir,
-        progress=not args.quiet,
+        progress=Progress("lsalsa dictionary", quiet=args.quiet),
         device=None if args.device is None else resolve_device(args.device))
     sidecar = save_dictionary(out, result, extra={
         "data": {"path": str(data.path), "name": data.name, "key": key, "split": "train",
@@ -149,7 +150,7 @@ def _patch_shape(text: str | None, dictionary_path: Path):
 
 
 def run_show(args) -> int:
-    from ..core.dictionary import plot_atoms
+    from ..workflow.report.atoms import plot_atoms
 
     # The sidecar is read too (for the patch shape).
     out = check_output_path(args.out, [args.dictionary, Path(args.dictionary).with_suffix(".json")])

@@ -221,7 +221,7 @@ def _read_codes(path: str):
     """``(train codes, dictionaries or None, alphas or None, description, code set or None)``
     from a code set directory written by ``lsalsa codes compute`` (checked by ``load_codes``)
     or a .npy of training codes."""
-    from ..core.codes import load_codes
+    from ..workflow.code_sets import load_codes
 
     where = Path(path)
     if where.is_file():

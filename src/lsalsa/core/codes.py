@@ -1,4 +1,4 @@
-"""Optimal codes of fixed dictionaries, the alpha search, and the stored code sets.
+"""Optimal codes of fixed dictionaries and the alpha search.
 
 Every method is scored against these codes (paper Section 3, Remark 1, Section 6), so they are
 by default truly optimal: :func:`compute_codes` with ``mode="exact"`` runs the exact solver
@@ -6,36 +6,31 @@ until every sample's relative duality gap is below ``tol``. ``mode="paper"`` is 
 recipe (FISTA 200 iterations for SC, SALSA 100 iterations with ``mu = 10`` for MCA), kept for
 comparison; its gaps are recorded just as honestly.
 
-Stored layout (read by the encoder trainer; keep it): a directory with ``codes_<split>.npy``
-(P, N) float32 per split, ``dictionary_<i>.npy`` (M, N_i) float32 and ``codes.json``.
+Arrays in, arrays and stats out: the stored code sets are :mod:`lsalsa.workflow.code_sets`.
 """
 
 from __future__ import annotations
 
 import math
-import sys
 import warnings
-from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 
+from ..checks import one_of, positive_int, positive_number
 from ..errors import InputError
-from ..io import Temporary, load_npy, replace_folder, save_npy, write_json
 from ._arrays import check_signal_array
 from .objective import _duality_gap, _objective
 from .problem import Problem, as_alphas, make_problem
 from .solvers import solve
 
 MODES = ("exact", "paper")
-FORMAT_VERSION = 1
-CODES_META = "codes.json"
 DEFAULT_TOL = 1e-7
 
 
-def _as_dictionaries(dictionaries) -> list[np.ndarray]:
+def as_dictionaries(dictionaries) -> list[np.ndarray]:
+    """One (M, N) array or a list of them (NumPy or torch) as a list of float32 arrays."""
     if isinstance(dictionaries, np.ndarray | torch.Tensor):
         dictionaries = [dictionaries]
     if not isinstance(dictionaries, Sequence) or not dictionaries:
@@ -51,7 +46,7 @@ def _as_dictionaries(dictionaries) -> list[np.ndarray]:
     return out
 
 
-def _problem(dictionaries: list[np.ndarray], alphas, M: int) -> Problem:
+def stored_problem(dictionaries: list[np.ndarray], alphas, M: int) -> Problem:
     """The float64 problem of the float32 dictionaries (what is stored is what is solved)."""
     problem, _ = make_problem([torch.from_numpy(d.astype(np.float64)) for d in dictionaries],
                               alphas)
@@ -60,15 +55,6 @@ def _problem(dictionaries: list[np.ndarray], alphas, M: int) -> Problem:
         raise InputError(f"dictionary shape {shapes} does not fit the data: signals have "
                          f"M = {M} features, the dictionary has {problem.M} rows")
     return problem
-
-
-def _batches(P: int, batch_size: int, progress: bool, desc: str):
-    starts = range(0, P, batch_size)
-    if progress and sys.stderr.isatty():
-        from tqdm import tqdm
-
-        return tqdm(starts, desc=desc, unit="batch", leave=False)
-    return starts
 
 
 def _signals64(signals, first: int, last: int) -> torch.Tensor:
@@ -100,8 +86,9 @@ def gap_stats(problem: Problem, signals, codes: np.ndarray, batch_size: int = 40
 
 
 def compute_codes(signals, dictionaries, alphas, *, mode: str = "exact", tol: float = DEFAULT_TOL,
-                  batch_size: int = 1024, progress: bool = True, device=None, mu: float = 10.0,
-                  n_iter: int | None = None) -> tuple[np.ndarray, dict]:
+                  batch_size: int = 1024, device=None, mu: float = 10.0, n_iter: int | None = None,
+                  callback: Callable[[int, int], None] | None = None
+                  ) -> tuple[np.ndarray, dict]:
     """Codes of every signal for fixed dictionaries, with their achieved duality gaps.
 
     Parameters
@@ -118,6 +105,7 @@ def compute_codes(signals, dictionaries, alphas, *, mode: str = "exact", tol: fl
     device : torch device for "paper" mode (exact mode runs where the exact solver is fastest:
         SPAMS on CPU).
     n_iter : exact mode: most refinement iterations; paper mode: iterations.
+    callback : called as ``callback(done, total)`` after every batch (e.g. a progress bar).
 
     Returns
     -------
@@ -126,16 +114,13 @@ def compute_codes(signals, dictionaries, alphas, *, mode: str = "exact", tol: fl
         :func:`gap_stats`; computed on the float32 codes as returned; exact mode adds
         ``solver_relative_max``, the worst relative gap of the float64 solution).
     """
-    if mode not in MODES:
-        raise InputError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    one_of(mode, "mode", choices=MODES)
     P, M = check_signal_array(signals)
-    blocks = _as_dictionaries(dictionaries)
+    blocks = as_dictionaries(dictionaries)
     alphas = as_alphas(alphas, len(blocks), positive=True)
-    problem = _problem(blocks, alphas, M)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InputError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-    if not math.isfinite(tol) or tol <= 0:
-        raise InputError(f"tol must be a positive number, got {tol}")
+    problem = stored_problem(blocks, alphas, M)
+    batch_size = positive_int(batch_size, "batch_size")
+    positive_number(tol, "tol")
     if mode == "paper":
         method = "fista" if problem.D == 1 else "salsa"
         n_iter = (200 if method == "fista" else 100) if n_iter is None else n_iter
@@ -149,7 +134,8 @@ def compute_codes(signals, dictionaries, alphas, *, mode: str = "exact", tol: fl
     solver_worst = 0.0  # exact mode: worst relative gap before rounding to float32
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", RuntimeWarning)
-        for first in _batches(P, batch_size, progress, f"codes ({mode})"):
+        starts = range(0, P, batch_size)
+        for done, first in enumerate(starts, 1):
             Y = _signals64(signals, first, first + batch_size)
             if mode == "paper":
                 Y = Y.to(dtype=torch.float32, device=A_blocks[0].device)
@@ -162,6 +148,8 @@ def compute_codes(signals, dictionaries, alphas, *, mode: str = "exact", tol: fl
             codes[first:first + Y.shape[0]] = result.codes.detach().cpu().numpy()
             solver_name = result.method or method
             iterations = max(iterations, result.n_iter)
+            if callback is not None:
+                callback(done, len(starts))
     unconverged = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
     stats = {"mode": mode, "solver": solver_name,
              "n_iter": n_iter if mode == "paper" else iterations,
@@ -197,15 +185,14 @@ def tune_alpha(signals, dictionary, target_sparsity: float = 0.89, alphas=None, 
         ``relative_error`` (mean ``||y - A x|| / ||y||``), ``mean_nonzeros``.
     """
     P, M = check_signal_array(signals)
-    A = _as_dictionaries(dictionary)
+    A = as_dictionaries(dictionary)
     if len(A) != 1:
         raise InputError("tune_alpha takes one dictionary (tune each MCA component on its own)")
     A = A[0]
-    _problem([A], 1.0, M)
+    stored_problem([A], 1.0, M)
     if not 0 < target_sparsity < 1:
         raise InputError(f"target_sparsity must lie in (0, 1), got {target_sparsity}")
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-        raise InputError(f"n_samples must be an integer >= 1, got {n_samples!r}")
+    n_samples = positive_int(n_samples, "n_samples")
     rng = np.random.default_rng([seed, 3])
     picks = np.sort(rng.choice(P, size=min(n_samples, P), replace=False))
     Y = np.asarray(signals[picks], dtype=np.float64)
@@ -252,157 +239,3 @@ def tune_alpha(signals, dictionary, target_sparsity: float = 0.89, alphas=None, 
         raise InputError(f"no alpha searched reaches sparsity {target_sparsity}; the highest "
                          f"was {best['sparsity']:.3f} at alpha {best['alpha']:g}")
     return min(r["alpha"] for r in good), curve
-
-
-@dataclass
-class CodeSet:
-    """Stored optimal codes, as :func:`load_codes` gives them back.
-
-    Attributes
-    ----------
-    path : Path of the directory.
-    dictionaries : list of ndarray (M, N_i) float32.
-    alphas : tuple of float, one per dictionary.
-    meta : dict, the contents of ``codes.json``.
-    """
-
-    path: Path
-    dictionaries: list[np.ndarray]
-    alphas: tuple[float, ...]
-    meta: dict
-
-    @property
-    def splits(self) -> list[str]:
-        return sorted(self.meta["counts"])
-
-    @property
-    def problem(self) -> Problem:
-        return make_problem([torch.from_numpy(d) for d in self.dictionaries], self.alphas)[0]
-
-    def codes(self, split: str, mmap: bool = True) -> np.ndarray:
-        """Codes (P, N) float32 of ``split``, memory-mapped by default."""
-        if split not in self.meta["counts"]:
-            raise InputError(f"no codes for split {split!r} in {self.path}; have "
-                             f"{', '.join(self.splits)}")
-        return load_npy(self.path / f"codes_{split}.npy", mmap=mmap)
-
-
-def check_codes_output(out: Path, overwrite: bool, option: str = "overwrite") -> None:
-    """Refuse an existing ``out`` unless ``overwrite`` is given and it is a code set: it is
-    replaced as a whole, and any other folder (a data set, ``.``) would be deleted with it."""
-    if out.name in ("", ".", ".."):  # a folder is swapped in under its name: it needs one
-        raise InputError(f"output {out} must name a folder, not . or ..")
-    if out.exists() and not overwrite:
-        raise InputError(f"output {out} already exists (pass {option} to replace it)")
-    if out.exists() and not out.is_dir():
-        raise InputError(f"output {out} exists and is not a directory")
-    if out.exists() and not (out / CODES_META).is_file():
-        raise InputError(f"output {out} is not a code set (no {CODES_META}); only a code set "
-                         "is replaced, choose another output")
-    if not out.parent.is_dir():
-        raise InputError(f"output folder {out.parent} does not exist")
-
-
-def save_codes(out_dir: str | Path, codes: dict[str, np.ndarray], dictionaries, alphas, *,
-               stats: dict[str, dict], data: dict | None = None, seed: int | None = None,
-               extra: dict | None = None, overwrite: bool = False) -> Path:
-    """Write a code set directory atomically (all files appear at once, or none).
-
-    Parameters
-    ----------
-    out_dir : the directory to create.
-    codes : ``{split: (P_split, N) array}``, e.g. "train" and "test".
-    dictionaries : list of (M, N_i) arrays (stored as float32).
-    alphas : one positive alpha per dictionary.
-    stats : ``{split: stats}`` as returned by :func:`compute_codes` (mode, solver, n_iter, tol,
-        mu, gap).
-    data : where the signals came from, e.g. ``{"path": ..., "name": ..., "stand_in": ...}``.
-    seed : the seed of the run, recorded.
-    overwrite : replace an existing code set (never any other folder).
-    """
-    from ..version import provenance
-
-    out = Path(out_dir)
-    blocks = _as_dictionaries(dictionaries)
-    alphas = as_alphas(alphas, len(blocks), positive=True)
-    if not codes:
-        raise InputError("no codes to save")
-    M = blocks[0].shape[0] if blocks[0].ndim == 2 else -1
-    problem = _problem(blocks, alphas, M)
-    arrays = {}
-    for split, array in codes.items():
-        if not isinstance(split, str) or not split.isidentifier():
-            raise InputError(f"split names must be plain words, got {split!r}")
-        array = np.asarray(array)
-        if array.ndim != 2 or array.shape[1] != problem.N or array.shape[0] == 0:
-            raise InputError(f"codes for {split} must have shape (P, {problem.N}), got "
-                             f"{array.shape}")
-        if not np.isfinite(array).all():
-            raise InputError(f"codes for {split} contain NaN or Inf")
-        if split not in stats:
-            raise InputError(f"no stats given for split {split!r}")
-        arrays[split] = array.astype(np.float32, copy=False)
-    check_codes_output(out, overwrite)
-    first = next(iter(stats.values()))
-    meta = {
-        "format": FORMAT_VERSION,
-        "alphas": list(alphas), "block_sizes": list(problem.block_sizes),
-        "M": problem.M, "N": problem.N,
-        "mode": first.get("mode"), "solver": first.get("solver"),
-        "n_iter": first.get("n_iter"), "tol": first.get("tol"), "mu": first.get("mu"),
-        "gap": {split: stats[split]["gap"] for split in arrays},
-        "counts": {split: int(a.shape[0]) for split, a in arrays.items()},
-        "fingerprint": problem.fingerprint(),
-        "data": data or {}, "seed": seed, "provenance": provenance(),
-        "gap_note": "duality gaps in float64 of the stored float32 codes and dictionaries; "
-                    "relative = gap / E(x) per sample",
-        **(extra or {}),
-    }
-    # Build everything in a hidden sibling directory, then rename it into place.
-    with Temporary(out.parent, out.name, directory=True) as tmp:
-        for split, array in arrays.items():
-            save_npy(tmp.path / f"codes_{split}.npy", array)
-        for i, block in enumerate(blocks):
-            save_npy(tmp.path / f"dictionary_{i}.npy", block)
-        write_json(tmp.path / CODES_META, meta)
-        replace_folder(tmp.path, out)
-    return out
-
-
-def load_codes(path: str | Path) -> CodeSet:
-    """Open a code set written by :func:`save_codes`; checks shapes and the fingerprint."""
-    import json
-
-    root = Path(path)
-    meta_file = root / CODES_META
-    if not meta_file.is_file():
-        raise InputError(f"{root} is not a code set (no {CODES_META})")
-    try:
-        meta = json.loads(meta_file.read_text())
-        block_sizes, alphas, M = meta["block_sizes"], tuple(meta["alphas"]), meta["M"]
-        counts, fingerprint = meta["counts"], meta["fingerprint"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"{meta_file} is not a valid code set description: {exc}") from exc
-    dictionaries = []
-    for i, width in enumerate(block_sizes):
-        file = root / f"dictionary_{i}.npy"
-        if not file.is_file():
-            raise InputError(f"code set {root} lacks {file.name}")
-        block = load_npy(file)
-        if block.shape != (M, width) or block.dtype != np.float32:
-            raise InputError(f"{file} has shape {block.shape} ({block.dtype}), expected "
-                             f"{(M, width)} float32")
-        dictionaries.append(block)
-    problem, _ = make_problem([torch.from_numpy(d) for d in dictionaries], alphas)
-    if problem.fingerprint() != fingerprint:
-        raise InputError(f"dictionaries in {root} do not match the fingerprint in "
-                         f"{CODES_META} (files changed after the codes were computed)")
-    for split, count in counts.items():
-        file = root / f"codes_{split}.npy"
-        if not file.is_file():
-            raise InputError(f"code set {root} lacks {file.name}")
-        codes = load_npy(file, mmap=True)
-        if codes.shape != (count, problem.N) or codes.dtype != np.float32:
-            raise InputError(f"{file} has shape {codes.shape} ({codes.dtype}), expected "
-                             f"{(count, problem.N)} float32")
-    return CodeSet(root, dictionaries, alphas, meta)

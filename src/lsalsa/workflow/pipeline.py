@@ -30,8 +30,6 @@ import numpy as np
 import torch
 
 from ..core import metrics
-from ..core.codes import compute_codes, load_codes, save_codes
-from ..core.dictionary import learn_dictionary, plot_atoms, save_dictionary
 from ..core.encoders import build_encoder, components, load_encoder
 from ..core.problem import make_problem
 from ..core.training import DEFAULTS as TRAIN_DEFAULTS
@@ -40,9 +38,13 @@ from ..core.training.search import LEARNED_METHODS, classic_settings, selected_c
 from ..errors import InputError
 from ..io import load_npy, save_npy, write_json
 from ..version import provenance
+from .code_sets import compute_codes_with_progress, load_codes, save_codes
 from .config import CLASSIC, PSNR_BASELINES, alpha_grid, dense_depths, load_config
 from .data import load_prepared, prepare
 from .data.prepared import read_meta
+from .dictionaries import learn_with_checkpoints, save_dictionary
+from .progress import Progress
+from .report.atoms import plot_atoms
 from .search import search
 from .training import train_in_dir
 
@@ -188,11 +190,11 @@ def step_dictionaries(run: Run) -> dict:
                 rows = np.sort(rng.choice(len(rows), d["max_signals"], replace=False))
             data = np.array(signals[rows], dtype=np.float32)
             run.log(f"dictionary {i} ({name}): {d['atoms'][i]} atoms on {len(rows)} signals")
-            result = learn_dictionary(
+            result = learn_with_checkpoints(
                 data, d["atoms"][i], d["alpha"][i], epochs=d["epochs"],
                 batch_size=d["batch_size"], lr=d["lr"], seed=c["seed"] + i,
                 n_iter_codes=d["n_iter_codes"], checkpoint_dir=out / f"checkpoint_{i}",
-                progress=run.progress, device=run.device)
+                progress=Progress(quiet=not run.progress), device=run.device)
             save_dictionary(target, result, extra={"component": name, "signals": len(rows)})
         A = load_npy(target)
         plot_atoms(A, run.dir / "figures" / f"atoms_{i}.png", tuple(side),
@@ -208,9 +210,9 @@ def step_codes(run: Run) -> dict:
               for i in range(len(c["alphas"]))]
     codes, stats = {}, {}
     for split in run.dataset.splits:
-        codes[split], stats[split] = compute_codes(
+        codes[split], stats[split] = compute_codes_with_progress(
             run.dataset.signals(split), blocks, c["alphas"], mode=c["codes"]["mode"],
-            tol=c["codes"]["tol"], progress=run.progress, mu=c["mu"])
+            tol=c["codes"]["tol"], progress=Progress(quiet=not run.progress), mu=c["mu"])
         run.log(f"optimal codes {split}: {codes[split].shape}, sparsity "
                 f"{float((codes[split] == 0).mean()):.3f}")
     meta = run.dataset.meta
