@@ -16,7 +16,6 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..workflow.config import PSNR_BASELINES
 from .training import code_rmse
 
 
@@ -232,6 +231,12 @@ class ExpertClassifier:
 
 
 # -- the paper's targets ------------------------------------------------------------------------
+
+# The MCA separation baselines, by a target's ``baseline``: SALSA at the mu of best validation PSNR
+# with the optimal codes' alphas (the problem LSALSA is trained on), or at the best (alpha, mu) of
+# the whole grid; the values are their keys in ``results["optimal"]``.
+PSNR_BASELINES = {"codes_alphas": "salsa_best_psnr", "any_alpha": "salsa_best_psnr_any_alpha"}
+
 
 def evaluate_targets(targets: list[dict], results: dict) -> list[dict]:
     """Check each target of the config against ``results`` (the ``results.json`` dict).
