@@ -28,18 +28,35 @@ import numpy as np
 from .errors import InputError
 
 
-def _is_number(value) -> bool:
-    # np.bool_ is no numbers.Real; bool is, and is refused here.
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+# -- predicates, for collecting every fault of a stored file (see also :func:`fault`) -----------
+def is_integer(value, low: int | None = None, high: int | None = None) -> bool:
+    """An integer (not a bool) in [low, high]."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) \
+        and (low is None or value >= low) and (high is None or value <= high)
 
 
+def is_number(value) -> bool:
+    """A finite real number, not a bool (np.bool_ is no numbers.Real; bool is)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) \
+        and math.isfinite(value)
+
+
+def fault(check: Callable, value, name: str, **options) -> str | None:
+    """The one-line message of ``check(value, name, **options)``, or None when it passes."""
+    try:
+        check(value, name, **options)
+    except InputError as exc:
+        return str(exc)
+    return None
+
+
+# -- checks -------------------------------------------------------------------------------------
 def integer(value, name: str, *, low: int | None = None, high: int | None = None,
             none: bool = False) -> int | None:
     """An integer in [low, high] (either bound may be absent); None passes when ``none``."""
     if value is None and none:
         return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) \
-            or (low is not None and value < low) or (high is not None and value > high):
+    if not is_integer(value, low, high):
         raise InputError(f"{name} must be {_int_range(low, high)}, got {value!r}")
     return int(value)
 
@@ -58,7 +75,7 @@ def number(value, name: str, *, low: float | None = None, high: float | None = N
     """A finite number in [low, high]; ``low_open`` / ``high_open`` leave a bound out."""
     if value is None and none:
         return None
-    ok = _is_number(value) and math.isfinite(value)
+    ok = is_number(value)
     if ok and low is not None:
         ok = value > low if low_open else value >= low
     if ok and high is not None:

@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..checks import is_integer as _is_int
+from ..checks import is_number as _is_number
 from ..errors import InputError
 from ..io import (
     atomic_path,
@@ -28,7 +30,6 @@ from ..io import (
     write_json,
 )
 from ._arrays import as_real, check_signal_array
-from .encoders import _is_int, _is_number
 from .objective import _objective
 from .problem import make_problem
 from .solvers.classic import run_iterations
