@@ -112,7 +112,7 @@ def text(value, name: str, *, empty: bool = False, none: bool = False) -> str | 
     if value is None and none:
         return None
     if not isinstance(value, str) or not (value or empty):
-        raise InputError(f"{name} must be a {'' if empty else 'non-empty '}text, "
+        raise InputError(f"{name} must be a {'' if empty else 'non-empty '}string, "
                          f"got {value!r}")
     return value
 
@@ -136,7 +136,7 @@ def non_empty_list(value, name: str, *, each: Callable | None = None,
 
 def _int_range(low, high) -> str:
     if low is not None and high is not None:
-        return f"an integer in [{low}, {high}]"
+        return f"an integer in {low}..{high}"
     if low is not None:
         return f"an integer >= {low}"
     return "an integer" if high is None else f"an integer <= {high}"

@@ -252,6 +252,13 @@ CONFIG_KEYS = ("format", "format_version", "kind", "depth", "mu", "alphas", "blo
 DTYPES = ("float32", "float64")
 
 
+def _block_sizes(value, name: str) -> list:
+    if not isinstance(value, list) or not value \
+            or not all(checks.is_integer(b, 1) for b in value):
+        raise InputError(f"{name} must be a list of integers >= 1, got {value!r}")
+    return value
+
+
 def _alpha_list(value, name: str) -> list:
     if not isinstance(value, list) or not all(checks.is_number(a) and a >= 0 for a in value):
         raise InputError(f"{name} must be a list of finite numbers >= 0, got {value!r}")
@@ -263,7 +270,7 @@ CONFIG_FIELDS = {
     "depth": partial(checks.integer, low=1, high=MAX_DEPTH),
     "M": checks.positive_int,
     "N": checks.positive_int,
-    "block_sizes": partial(checks.non_empty_list, each=checks.positive_int),
+    "block_sizes": _block_sizes,
     "alphas": _alpha_list,
     "untied": checks.flag,
     "learn_thresholds": checks.flag,
