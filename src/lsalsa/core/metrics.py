@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 
+from .. import checks
 from ..errors import InputError
 from .training import code_rmse
 
@@ -41,6 +42,7 @@ def psnr(estimate: np.ndarray, truth: np.ndarray, peak: float = 1.0) -> float:
 def torch_threads(threads: int | None) -> Iterator[None]:
     """torch's intra-op thread count set to ``threads`` (None: left as it is) inside the
     block, and restored after it: a library call must not change its caller's process."""
+    checks.positive_int(threads, "threads", none=True)
     before = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
@@ -53,6 +55,7 @@ def torch_threads(threads: int | None) -> Iterator[None]:
 def time_encode(encode: Callable[[], object], repeats: int, sync: Callable[[], None] | None = None
                 ) -> float:
     """Median wall-clock seconds of ``encode()`` over ``repeats`` runs after one warm-up."""
+    checks.positive_int(repeats, "repeats")
     sync = sync or (lambda: None)
     encode()
     sync()
@@ -194,6 +197,11 @@ class ExpertClassifier:
 
     def __init__(self, projection_dim: int = 500, C: float = 10.0, max_iter: int = 2000,
                  seed: int = 0):
+        # Checked, and kept as given: describe() quotes them in results.json.
+        checks.positive_int(projection_dim, "projection_dim")
+        checks.positive_number(C, "C")
+        checks.positive_int(max_iter, "max_iter")
+        checks.non_negative_int(seed, "seed")
         self.projection_dim, self.C, self.max_iter, self.seed = projection_dim, C, max_iter, seed
         self.projection: np.ndarray | None = None
         self.model = None
