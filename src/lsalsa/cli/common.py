@@ -15,10 +15,10 @@ from ..io import load_npy
 def non_negative_int(text: str) -> int:
     """argparse type of ``--seed``: NumPy's generators refuse a negative seed with a
     traceback, so it is refused here, with argparse's usage error."""
-    return _parsed(text, checks.non_negative_int)
+    return _int_argument(text, checks.non_negative_int)
 
 
-def _parsed(text: str, check) -> int:
+def _int_argument(text: str, check) -> int:
     """``text`` as an integer that passes ``check`` (of :mod:`lsalsa.checks`); its fault
     becomes argparse's usage error: "argument --seed: expected an integer >= 0, got -1"."""
     try:
