@@ -166,6 +166,7 @@ def test_defaults_and_normalisations():
                    "at_least": 5, "text": "t"}]}, "targets[0].reference_T must be an integer"),
     ({"targets": [{"kind": "rmse_ratio", "method": "lsalsa", "other": "lista", "T": [1],
                    "at_most": "1", "text": "t"}]}, "targets[0].at_most must be a positive"),
+    ({"targets": [{"kind": ["rmse_ratio"]}]}, "targets[0] needs a kind among"),
     ({"kind": "mca"}, "kind 'mca' does not match data set fashion-mnist-10"),
     ({"scales": {}}, "config: unknown key 'scales'"),
 ])

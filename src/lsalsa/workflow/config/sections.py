@@ -259,7 +259,8 @@ class Target:
 
     @classmethod
     def from_dict(cls, raw, where: str) -> Target:
-        if not isinstance(raw, dict) or raw.get("kind") not in TARGET_KINDS:
+        if not isinstance(raw, dict) \
+                or checks.fault(checks.one_of, raw.get("kind"), "kind", choices=TARGET_KINDS):
             raise InputError(f"{where} needs a kind among {', '.join(TARGET_KINDS)}")
         need = ("kind", "text", *TARGET_KINDS[raw["kind"]])
         missing = [key for key in need if key not in raw]
