@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import numbers
 import os
 import shutil
 from collections.abc import Sequence
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import checks
 from ..core._arrays import numpy_dtype
 from ..core.encoders import UnrolledEncoder, components
 from ..core.patches import add_patches, average_overlaps, pad_to_multiple, patch_grid
@@ -66,9 +66,7 @@ def separate_image(encoder: UnrolledEncoder, image, *, stride: int | None = None
     if encoder.problem.D < 2:
         raise InputError("separation needs an MCA model (two or more dictionaries); this "
                          "model has one")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) \
-            or batch_size < 1:
-        raise InputError(f"batch size must be an integer >= 1, got {batch_size!r}")
+    batch_size = checks.positive_int(batch_size, "batch size")
     image = np.asarray(image, dtype=np.float32)
     if image.ndim != 2 or image.size == 0:
         raise InputError(f"image must be a non-empty 2-D grayscale array, got {image.shape}")
@@ -80,9 +78,9 @@ def separate_image(encoder: UnrolledEncoder, image, *, stride: int | None = None
     stride = side if stride is None else int(stride)
     totals = np.zeros((encoder.problem.D, *padded.shape[1:]),
                       dtype=np.result_type(numpy_dtype(encoder.dictionary.dtype), np.float32))
-    for i0, i1, j0, j1 in _tiles(*grid.shape[:2], int(batch_size)):
+    for i0, i1, j0, j1 in _tiles(*grid.shape[:2], batch_size):
         patches = grid[i0:i1, j0:j1].reshape(-1, side * side)  # copies this batch only
-        codes = encoder.encode(patches, batch_size=int(batch_size))
+        codes = encoder.encode(patches, batch_size=batch_size)
         for k, part in enumerate(components(encoder, codes)):
             add_patches(totals[k:k + 1], part.reshape(1, i1 - i0, j1 - j0, side, side),
                         (i0, j0), stride)
@@ -146,6 +144,7 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIX
     """
     from PIL import Image, UnidentifiedImageError
 
+    checks.positive_int(max_pixels, "max_pixels", none=True)
     file = Path(path)
     if not file.is_file():
         raise InputError(f"image not found: {path}")

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .. import checks
 from ..core._arrays import cast_array, numpy_dtype
 from ..core.encoders import UnrolledEncoder
 from ..errors import InputError
@@ -65,8 +66,7 @@ def encode_file(encoder: UnrolledEncoder, in_path: str | os.PathLike,
     shape. Nothing is left at ``out_path`` when anything fails, including codes that come out
     NaN or Inf (an overflow).
     """
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise InputError(f"chunk size must be an integer >= 1, got {chunk_size!r}")
+    chunk_size = checks.positive_int(chunk_size, "chunk size")
     source = Path(in_path)
     if not source.is_file():
         raise InputError(f"input file not found: {in_path}")

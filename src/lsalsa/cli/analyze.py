@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import checks
 from ..core.encoders import read_model_header
 from ..core.theory import DEFAULT_SAMPLES, theorem1_verdict
 from ..errors import InputError
@@ -56,8 +57,7 @@ def run(args) -> int:
     if config.get("kind") != "lsalsa":
         raise InputError(f"analyze needs an LSALSA model; {model} is a "
                          f"{config.get('kind')!r} model")
-    if args.n_samples < 1:
-        raise InputError(f"--n-samples must be >= 1, got {args.n_samples}")
+    checks.positive_int(args.n_samples, "--n-samples")
     out = Path(args.out) if args.out else Path(model).with_suffix("").with_name(
         Path(model).with_suffix("").name + "-analysis")
     if args.data is not None:
@@ -74,9 +74,8 @@ def run(args) -> int:
         signals = read_array(args.signals, "signals", mmap=True)
         source = f"{args.signals}"
     else:
-        count = 256 if args.synthetic is None else args.synthetic
-        if count < 1:
-            raise InputError(f"--synthetic must be >= 1, got {count}")
+        count = 256 if args.synthetic is None else checks.positive_int(args.synthetic,
+                                                                       "--synthetic")
         signals = _synthetic_signals(model, count, args.seed)
         source = f"{count} synthetic signals y = A x, 10% non-zeros, seed {args.seed}"
     if signals.ndim != 2 or signals.shape[1] != config["M"]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import checks
 from ..errors import InputError
 from ..io import load_npy
 
@@ -14,13 +15,21 @@ from ..io import load_npy
 def non_negative_int(text: str) -> int:
     """argparse type of ``--seed``: NumPy's generators refuse a negative seed with a
     traceback, so it is refused here, with argparse's usage error."""
+    return _int_argument(text, checks.non_negative_int)
+
+
+def _int_argument(text: str, check) -> int:
+    """``text`` as an integer that passes ``check`` (of :mod:`lsalsa.checks`); its fault
+    becomes argparse's usage error: "argument --seed: expected an integer >= 0, got -1"."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
+        value = text  # not an integer: the check refuses it, quoted as typed
+    try:
+        return check(value, "")
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(
+            f"expected {str(exc).removeprefix(' must be ')}") from None
 
 
 def read_array(path: str, name: str, mmap: bool = False) -> np.ndarray:

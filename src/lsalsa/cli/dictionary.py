@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.encoders import _is_int
+from .. import checks
 from ..errors import InputError
 from ..io import check_output_path, read_json_object, remove_stale_temporaries
 from .common import non_negative_int, read_array, resolve_device
@@ -101,8 +101,7 @@ def run_learn(args) -> int:
     check_output_path(out.with_suffix(".json"), inputs)
     remove_stale_temporaries(out.parent)  # what killed runs left behind
     if args.limit is not None:
-        if args.limit < 1:
-            raise InputError(f"--limit must be >= 1, got {args.limit}")
+        checks.positive_int(args.limit, "--limit")
         if args.limit < signals.shape[0]:
             rng = np.random.default_rng([args.seed, 4])
             picks = np.sort(rng.choice(signals.shape[0], size=args.limit, replace=False))
@@ -143,7 +142,8 @@ def _patch_shape(text: str | None, dictionary_path: Path):
     shape = meta.get("patch_shape")
     if shape is None:
         return None
-    if not (isinstance(shape, list) and len(shape) == 2 and all(_is_int(v, 1) for v in shape)):
+    if not (isinstance(shape, list) and len(shape) == 2
+            and all(checks.is_integer(v, 1) for v in shape)):
         raise InputError(f"the sidecar {sidecar} has patch_shape {shape!r}, not two integers "
                          ">= 1; give --patch-shape HxW")
     return tuple(shape)

@@ -40,11 +40,11 @@ def register(subparsers) -> None:
 
 
 def run_run(args) -> int:
-    from ..workflow.config import load_config
+    from ..workflow.config import load_experiment
     from ..workflow.pipeline import run_experiment
 
-    config = load_config(args.config, args.scale)
-    run_dir = args.run_dir or f"runs/{config['name']}-{args.scale}"
+    config = load_experiment(args.config, args.scale)
+    run_dir = args.run_dir or f"runs/{config.name}-{args.scale}"
     log = (lambda message: None) if args.quiet else None
     out = run_experiment(args.config, run_dir, scale=args.scale, data_dir=args.data_dir,
                          progress=not args.quiet, log=log)
@@ -53,13 +53,13 @@ def run_run(args) -> int:
 
 
 def run_list(args) -> int:
-    from ..workflow.config import load_config, shipped
+    from ..workflow.config import load_experiment, shipped
     from ..workflow.data import available
 
     status = {row["name"]: row["status"] for row in available()}
     for name in shipped():
-        config = load_config(name, "full")
-        data = status.get(config["dataset"], "?")
-        sys.stdout.write(f"{name:20s} {config['kind']:4s} data {config['dataset']} ({data}): "
-                         f"{textwrap.shorten(config['description'], 70)}\n")
+        config = load_experiment(name, "full")
+        data = status.get(config.dataset, "?")
+        sys.stdout.write(f"{name:20s} {config.kind:4s} data {config.dataset} ({data}): "
+                         f"{textwrap.shorten(config.description, 70)}\n")
     return 0

@@ -10,3 +10,24 @@ Layer order, bottom up (checked by ``tests/test_layers.py``)::
     _arrays, prox -> problem -> operators, objective -> solvers -> encoders
         -> metrics, codes, dictionary, theory, patches, mixtures -> training
 """
+
+# Every core module, so ``import lsalsa`` reaches them all as attributes (``lsalsa.core.training``)
+# without importing anything from the layers above.
+from . import (  # noqa: E402
+    codes,
+    dictionary,
+    encoders,
+    metrics,
+    mixtures,
+    objective,
+    operators,
+    patches,
+    problem,
+    prox,
+    solvers,
+    theory,
+    training,
+)
+
+__all__ = ["codes", "dictionary", "encoders", "metrics", "mixtures", "objective", "operators",
+           "patches", "problem", "prox", "solvers", "theory", "training"]

@@ -26,13 +26,14 @@ the config's types and ranges and the tensors against it, and never unpickles an
 from __future__ import annotations
 
 import json
-import math
 import os
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from .. import checks
 from ..errors import InputError
 from ..io import read_safetensors, verify_header, verify_tensors, write_safetensors
 from ..version import __version__
@@ -70,9 +71,7 @@ class UnrolledEncoder(torch.nn.Module):
         super().__init__()
         problem = dictionaries if isinstance(dictionaries, Problem) else make_problem(
             dictionaries, alphas)[0]
-        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
-            raise InputError(f"depth must be an integer >= 1, got {depth!r}")
-        self.depth = depth
+        self.depth = checks.positive_int(depth, "depth")
         self.block_sizes = problem.block_sizes
         self.alphas = problem.alphas
         self.untied = bool(untied)
@@ -253,52 +252,56 @@ CONFIG_KEYS = ("format", "format_version", "kind", "depth", "mu", "alphas", "blo
 DTYPES = ("float32", "float64")
 
 
-def _is_int(value, low: int, high: float = math.inf) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+def _block_sizes(value, name: str) -> list:
+    if not isinstance(value, list) or not value \
+            or not all(checks.is_integer(b, 1) for b in value):
+        raise InputError(f"{name} must be a list of integers >= 1, got {value!r}")
+    return value
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) \
-        and math.isfinite(value)
+def _alpha_list(value, name: str) -> list:
+    if not isinstance(value, list) or not all(checks.is_number(a) and a >= 0 for a in value):
+        raise InputError(f"{name} must be a list of finite numbers >= 0, got {value!r}")
+    return value
+
+
+#: The constraint on each field of a model config (a bool is not a number here).
+CONFIG_FIELDS = {
+    "depth": partial(checks.integer, low=1, high=MAX_DEPTH),
+    "M": checks.positive_int,
+    "N": checks.positive_int,
+    "block_sizes": _block_sizes,
+    "alphas": _alpha_list,
+    "untied": checks.flag,
+    "learn_thresholds": checks.flag,
+    "dtype": partial(checks.one_of, choices=DTYPES),
+    "dictionary_hash": checks.text,
+    "lsalsa_version": checks.text,
+}
 
 
 def _check_config(path, config: dict) -> None:
-    """Strict types and ranges of a model config (a bool is not a number here)."""
+    """Every field's constraint, then what ties them together; all faults in one line."""
     missing, unknown = set(CONFIG_KEYS) - set(config), set(config) - set(CONFIG_KEYS)
     if missing or unknown:
         parts = [f"{what} {', '.join(sorted(keys))}" for what, keys in
                  (("missing", missing), ("unknown", unknown)) if keys]
         raise InputError(f"{path}: the model config has the wrong fields ({'; '.join(parts)})")
-    problems = []
     if config["kind"] not in KINDS:
         raise InputError(f"{path}: unknown encoder kind {config['kind']!r}")
-    if not _is_int(config["depth"], 1, MAX_DEPTH):
-        problems.append(f"depth must be an integer in 1..{MAX_DEPTH}, got {config['depth']!r}")
-    for name in ("M", "N"):
-        if not _is_int(config[name], 1):
-            problems.append(f"{name} must be an integer >= 1, got {config[name]!r}")
+    faults = {name: checks.fault(check, config[name], name)
+              for name, check in CONFIG_FIELDS.items()}
+    problems = [message for message in faults.values() if message]
     blocks, alphas = config["block_sizes"], config["alphas"]
-    if not isinstance(blocks, list) or not blocks or not all(_is_int(b, 1) for b in blocks):
-        problems.append(f"block_sizes must be a list of integers >= 1, got {blocks!r}")
-    elif _is_int(config["N"], 1) and sum(blocks) != config["N"]:
+    if not faults["block_sizes"] and not faults["N"] and sum(blocks) != config["N"]:
         problems.append(f"block sizes {blocks} do not add up to N = {config['N']}")
-    if not isinstance(alphas, list) or not all(_is_number(a) and a >= 0 for a in alphas):
-        problems.append(f"alphas must be a list of finite numbers >= 0, got {alphas!r}")
-    elif isinstance(blocks, list) and len(alphas) != len(blocks):
+    if not faults["block_sizes"] and not faults["alphas"] and len(alphas) != len(blocks):
         problems.append(f"{len(alphas)} alphas for {len(blocks)} dictionaries")
     mu = config["mu"]
-    if config["kind"] == "lsalsa" and not (_is_number(mu) and mu > 0):
+    if config["kind"] == "lsalsa" and checks.fault(checks.positive_number, mu, "mu"):
         problems.append(f"an LSALSA config needs a finite numeric mu > 0, got {mu!r}")
     if config["kind"] == "lista" and mu is not None:
         problems.append(f"a LISTA config has no mu, got {mu!r}")
-    for name in ("untied", "learn_thresholds"):
-        if not isinstance(config[name], bool):
-            problems.append(f"{name} must be true or false, got {config[name]!r}")
-    if config["dtype"] not in DTYPES:
-        problems.append(f"dtype must be one of {', '.join(DTYPES)}, got {config['dtype']!r}")
-    for name in ("dictionary_hash", "lsalsa_version"):
-        if not isinstance(config[name], str):
-            problems.append(f"{name} must be a string, got {config[name]!r}")
     if problems:
         raise InputError(f"{path} has an invalid model config: {'; '.join(problems)}")
 
@@ -323,7 +326,7 @@ def _read_model(path, tensors: bool) -> tuple[dict, dict, dict]:
     if config.get("format") != FORMAT:
         raise InputError(f"{path} is not an lsalsa encoder (format {config.get('format')!r})")
     version = config.get("format_version")
-    if not _is_int(version, FORMAT_VERSION, FORMAT_VERSION):
+    if not checks.is_integer(version, FORMAT_VERSION, FORMAT_VERSION):
         raise InputError(f"{path} has model format version {version!r}; this lsalsa "
                          f"({__version__}) reads version {FORMAT_VERSION} (retrain older "
                          "models)")

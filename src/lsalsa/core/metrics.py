@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 
+from .. import checks
 from ..errors import InputError
 from ._arrays import as_batch
 
@@ -65,6 +66,7 @@ def psnr(estimate: np.ndarray, truth: np.ndarray, peak: float = 1.0) -> float:
 def torch_threads(threads: int | None) -> Iterator[None]:
     """torch's intra-op thread count set to ``threads`` (None: left as it is) inside the
     block, and restored after it: a library call must not change its caller's process."""
+    checks.positive_int(threads, "threads", none=True)
     before = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
@@ -77,6 +79,7 @@ def torch_threads(threads: int | None) -> Iterator[None]:
 def time_encode(encode: Callable[[], object], repeats: int, sync: Callable[[], None] | None = None
                 ) -> float:
     """Median wall-clock seconds of ``encode()`` over ``repeats`` runs after one warm-up."""
+    checks.positive_int(repeats, "repeats")
     sync = sync or (lambda: None)
     encode()
     sync()
@@ -218,6 +221,11 @@ class ExpertClassifier:
 
     def __init__(self, projection_dim: int = 500, C: float = 10.0, max_iter: int = 2000,
                  seed: int = 0):
+        # Checked, and kept as given: describe() quotes them in results.json.
+        checks.positive_int(projection_dim, "projection_dim")
+        checks.positive_number(C, "C")
+        checks.positive_int(max_iter, "max_iter")
+        checks.non_negative_int(seed, "seed")
         self.projection_dim, self.C, self.max_iter, self.seed = projection_dim, C, max_iter, seed
         self.projection: np.ndarray | None = None
         self.model = None
@@ -255,6 +263,12 @@ class ExpertClassifier:
 
 
 # -- the paper's targets ------------------------------------------------------------------------
+
+# The MCA separation baselines, by a target's ``baseline``: SALSA at the mu of best validation PSNR
+# with the optimal codes' alphas (the problem LSALSA is trained on), or at the best (alpha, mu) of
+# the whole grid; the values are their keys in ``results["optimal"]``.
+PSNR_BASELINES = {"codes_alphas": "salsa_best_psnr", "any_alpha": "salsa_best_psnr_any_alpha"}
+
 
 def evaluate_targets(targets: list[dict], results: dict) -> list[dict]:
     """Check each target of the config against ``results`` (the ``results.json`` dict).

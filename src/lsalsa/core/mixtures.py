@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import checks
 from ..errors import InputError
 
 
@@ -44,9 +45,9 @@ def make_mixtures(digits, naturals, n_mixtures: int | None = None, seed: int = 0
             or len(digits) == 0 or len(naturals) == 0:
         raise InputError(f"digits {digits.shape} and naturals {naturals.shape} must be "
                          "non-empty (n, M) and (m, M) arrays with the same M")
-    n_mixtures = max(len(digits), len(naturals)) if n_mixtures is None else int(n_mixtures)
-    if n_mixtures < 1:
-        raise InputError(f"n_mixtures must be positive, got {n_mixtures}")
+    n_mixtures = checks.positive_int(n_mixtures, "n_mixtures", none=True)
+    if n_mixtures is None:
+        n_mixtures = max(len(digits), len(naturals))
     rng = np.random.default_rng(seed)
     digit_index = balanced_draw(rng, len(digits), n_mixtures)
     natural_index = balanced_draw(rng, len(naturals), n_mixtures)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .. import checks
 from ..errors import InputError
 
 
@@ -26,12 +27,8 @@ def _check_images(images, name: str = "images") -> np.ndarray:
 
 
 def _check_grid(patch: int, stride: int | None) -> tuple[int, int]:
-    patch = int(patch)
-    stride = patch if stride is None else int(stride)
-    if patch < 1:
-        raise InputError(f"patch size must be positive, got {patch}")
-    if not 1 <= stride <= patch:
-        raise InputError(f"stride must be in [1, patch={patch}], got {stride}")
+    patch = checks.positive_int(patch, "patch size")
+    stride = patch if stride is None else checks.integer(stride, "stride", low=1, high=patch)
     return patch, stride
 
 

@@ -16,6 +16,7 @@ from functools import cached_property
 import numpy as np
 import torch
 
+from .. import checks
 from ..errors import InputError
 from ._arrays import as_tensor, check_finite, check_same_kind
 
@@ -140,6 +141,11 @@ def as_alphas(alphas, n_blocks: int, positive: bool = False) -> tuple[float, ...
     if isinstance(alphas, torch.Tensor):
         alphas = alphas.detach().cpu().numpy()
     try:
+        # A bool, a text or None is a mistake, not a number to coerce (the float64 cast
+        # would: to 1.0, to the text's value, to NaN).
+        if any(a is None or isinstance(a, bool | np.bool_ | str | bytes)
+               for a in np.asarray(alphas, dtype=object).ravel()):
+            raise TypeError
         values = np.atleast_1d(np.asarray(alphas, dtype=np.float64)).ravel()
     except (TypeError, ValueError) as exc:
         raise InputError(f"alphas must be a number or one number per dictionary, "
@@ -158,13 +164,5 @@ def as_alphas(alphas, n_blocks: int, positive: bool = False) -> tuple[float, ...
 
 
 def check_mu(mu: float) -> float:
-    # A bool or a string is a mistake (a JSON "10", a stray flag), not a number to coerce.
-    if isinstance(mu, (bool, np.bool_, str, bytes)):
-        raise InputError(f"mu must be a positive number, got {mu!r}")
-    try:
-        mu = float(mu)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"mu must be a positive number, got {mu!r}") from exc
-    if not math.isfinite(mu) or mu <= 0:
-        raise InputError(f"mu must be a positive number, got {mu}")
-    return mu
+    """SALSA's ADMM penalty, a positive number (a bool or a JSON "10" is a mistake)."""
+    return checks.positive_number(mu, "mu")

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import torch
 
+from ... import checks
 from ...errors import InputError
 from .._arrays import as_signals, check_same_kind, to_output
 from ..problem import check_mu, make_problem
@@ -46,12 +44,10 @@ def solve(Y, dictionaries, alphas, method: str = "fista", n_iter: int | None = N
         raise InputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
     if n_iter is None:
         n_iter = DEFAULT_MAX_ITER if method == "exact" else 100
-    n_iter = _positive_int(n_iter, "n_iter")
+    n_iter = checks.positive_int(n_iter, "n_iter")
     mu = check_mu(mu)
-    if tol is not None and (not isinstance(tol, numbers.Real) or not math.isfinite(tol)
-                            or tol < 0):
-        raise InputError(f"tol must be a number >= 0, got {tol!r}")
-    check_every = _positive_int(check_every, "check_every")
+    tol = checks.non_negative_number(tol, "tol", none=True)
+    check_every = checks.positive_int(check_every, "check_every")
     if output not in ("u", "x"):
         raise InputError(f"output must be 'u' or 'x', got {output!r}")
     if backend not in ("auto", "spams", "own"):
@@ -79,9 +75,3 @@ def solve(Y, dictionaries, alphas, method: str = "fista", n_iter: int | None = N
     result.history = as_history_arrays(result.history)
     return result
 
-
-def _positive_int(value, name: str) -> int:
-    # NumPy integers are fine (they come from arrays and configs); bools and floats are not.
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise InputError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)

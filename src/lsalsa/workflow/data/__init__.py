@@ -2,9 +2,9 @@
 
 Typical use::
 
-    path = lsalsa.workflow.data.prepare("fashion-mnist-10")      # once; stored under <cache>/prepared
+    path = lsalsa.workflow.data.prepare("fashion-mnist-10")  # once; under <cache>/prepared
     data = lsalsa.workflow.data.load_prepared("fashion-mnist-10")
-    Y = data.signals("train")                           # (P, 100) float32, memory-mapped
+    Y = data.signals("train")                                # (P, 100) float32, memory-mapped
 """
 
 from ...core.mixtures import make_mixtures

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ... import checks
 from ...core.mixtures import make_mixtures
 from ...core.patches import extract_patches, resize_images
 from ...errors import InputError
@@ -427,8 +428,8 @@ def prepare(name: str, root=None, data_dir=None, seed: int = 0, limit_images: in
         Fetch canonical files (SHA-256 verified) when not found locally.
     """
     spec = get_spec(name)
-    if limit_images is not None and int(limit_images) < 1:
-        raise InputError(f"limit_images must be positive, got {limit_images}")
+    seed = checks.non_negative_int(seed, "seed")
+    limit_images = checks.positive_int(limit_images, "limit_images", none=True)
     root = Path(root).expanduser() if root is not None else default_root()
     found = [resolve_source(key, data_dir, download, progress) for key in spec.sources]
     for source in found:

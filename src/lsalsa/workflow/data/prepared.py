@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ... import checks
 from ...errors import InputError
 from ...io import (
     Temporary,
@@ -54,11 +55,9 @@ def read_meta(meta_file: Path) -> dict:
     non-empty ``name``, ``kind`` "sc" or "mca", ``counts`` an object when present); anything
     else is an InputError, not a KeyError or AttributeError later."""
     meta = read_json_object(meta_file, "a data set description")
-    problems = []
-    if not isinstance(meta.get("name"), str) or not meta["name"]:
-        problems.append(f"name must be a non-empty string, got {meta.get('name')!r}")
-    if meta.get("kind") not in KINDS:
-        problems.append(f"kind must be one of {', '.join(KINDS)}, got {meta.get('kind')!r}")
+    problems = [fault for fault in (checks.fault(checks.text, meta.get("name"), "name"),
+                                    checks.fault(checks.one_of, meta.get("kind"), "kind",
+                                                 choices=KINDS)) if fault]
     if not isinstance(meta.get("counts", {}), dict):
         problems.append(f"counts must be an object, got {meta['counts']!r}")
     if problems:
