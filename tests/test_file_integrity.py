@@ -463,7 +463,7 @@ def test_prepared_data_sets_are_shared_like_other_outputs(tmp_path, umask_022):
 # The child stops inside the write (a temporary exists) and waits there for the signal.
 STALLED = textwrap.dedent("""
     import sys, time
-    import lsalsa.apps.{module} as where
+    import lsalsa.{module} as where
     from lsalsa.cli import main
 
     def stall(*args, **kwargs):
@@ -484,9 +484,9 @@ def mca_setup(rng, tmp_path):
     Image.fromarray((rng.random((8, 8)) * 255).astype(np.uint8)).save(tmp_path / "in.png")
     out = tmp_path / "out"
     out.mkdir()
-    return {"encode": ("streaming", ["encode", str(tmp_path / "in.npy"), str(out / "c.npy"),
+    return {"encode": ("apps.streaming", ["encode", str(tmp_path / "in.npy"), str(out / "c.npy"),
                                      "--model", str(model), "--quiet"]),
-            "separate": ("separation", ["separate", str(tmp_path / "in.png"), "--model",
+            "separate": ("core.separation", ["separate", str(tmp_path / "in.png"), "--model",
                                         str(model), "--out", str(out)])}, out
 
 

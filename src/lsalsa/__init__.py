@@ -1,9 +1,14 @@
 """lsalsa: fast sparse coding and source separation with learned SALSA encoders.
 
 Public contract (docs/DESIGN.md section 7): :func:`solve`, :func:`objective`, :func:`duality_gap`,
-the learned encoders :class:`LISTA` and :class:`LSALSA`, and :func:`load_encoder`. The
-subpackages (``lsalsa.core.training``, ``lsalsa.workflow.data``, ...) are reachable as attributes and imported
-on first use, so ``import lsalsa`` stays light.
+the learned encoders :class:`LISTA` and :class:`LSALSA`, :func:`load_encoder` and
+:func:`separate_image`.
+
+Layers, bottom up (docs/DESIGN.md section 8): :mod:`lsalsa.core` (numerics, loaded with the
+package), :mod:`lsalsa.workflow` (files, configs, the experiment pipeline, reports),
+:mod:`lsalsa.apps` (image separation, streaming encode, the scikit-learn estimator, the demo)
+and :mod:`lsalsa.cli`. The layers above the core are imported on first use, so
+``import lsalsa`` stays light.
 """
 
 import importlib
@@ -12,6 +17,7 @@ from .core.encoders import LISTA, LSALSA, UnrolledEncoder, build_encoder, load_e
 from .core.objective import duality_gap, kkt_violation, lipschitz_constant, objective
 from .core.problem import Problem, make_problem
 from .core.prox import soft_threshold
+from .core.separation import separate_image
 from .core.solvers import METHODS, SolveResult, solve
 from .errors import InputError
 from .version import __version__
@@ -32,6 +38,7 @@ __all__ = [
     "load_encoder",
     "make_problem",
     "objective",
+    "separate_image",
     "soft_threshold",
     "solve",
 ]

@@ -13,7 +13,7 @@ Layer order, bottom up (checked by ``tests/test_layers.py``)::
 
 # Every core module, so ``import lsalsa`` reaches them all as attributes (``lsalsa.core.training``)
 # without importing anything from the layers above.
-from . import (  # noqa: E402
+from . import (
     codes,
     dictionary,
     encoders,
@@ -24,10 +24,11 @@ from . import (  # noqa: E402
     patches,
     problem,
     prox,
+    separation,
     solvers,
     theory,
     training,
 )
 
 __all__ = ["codes", "dictionary", "encoders", "metrics", "mixtures", "objective", "operators",
-           "patches", "problem", "prox", "solvers", "theory", "training"]
+           "patches", "problem", "prox", "separation", "solvers", "theory", "training"]

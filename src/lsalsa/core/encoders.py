@@ -149,11 +149,6 @@ class UnrolledEncoder(torch.nn.Module):
             self(Y_t[i:i + batch_size], out=codes[i:i + batch_size])
         return to_output(codes, as_numpy)
 
-    def separate(self, image, *, stride: int | None = None) -> list[np.ndarray]:
-        """Split a grayscale image (H, W) in [0, 1] into one image per dictionary (MCA)."""
-        from ..apps.separation import separate_image  # separation builds on encoders
-
-        return separate_image(self, image, stride=stride)
 
     def paper_operators(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The learned ``(W_e, S)`` as the paper writes them (Eq. 14), in float64.
