@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .. import checks
 from ..core._arrays import cast_array, numpy_dtype
 from ..core.encoders import UnrolledEncoder
 from ..errors import InputError
 from ..io import atomic_path, check_finite_output, remove_stale_temporaries
+from ..workflow.progress import Progress
 
 
 def read_npy_header(handle) -> tuple[tuple[int, ...], np.dtype, bool, int]:
@@ -92,9 +92,7 @@ def encode_file(encoder: UnrolledEncoder, in_path: str | os.PathLike,
                       "fortran_order": False, "shape": (rows, N)}
         with atomic_path(out_path) as tmp, open(tmp, "wb") as writer:
             np.lib.format.write_array_header_2_0(writer, out_header)
-            # disable=None: tqdm hides itself when stderr is not a terminal.
-            bar = tqdm(total=rows, unit="rows", desc="encode",
-                       disable=None if progress else True)
+            bar = Progress(quiet=not progress).bar(rows, "encode", "rows")
             done = 0
             while done < rows:
                 count = min(chunk_size, rows - done)

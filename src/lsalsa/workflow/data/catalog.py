@@ -20,7 +20,6 @@ only, so validation and test never see a training digit or photograph.
 
 from __future__ import annotations
 
-import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from ...core.mixtures import make_mixtures
 from ...core.patches import extract_patches, resize_images
 from ...errors import InputError
 from ...version import __version__, git_commit
+from ..progress import Progress
 from . import sources as src
 from .download import RESOURCES, fetch_resource, sha256_file
 from .download import download as fetch_file
@@ -367,10 +367,9 @@ def _load_photos(source: Source, rng: np.random.Generator, limit: int | None,
 
 
 def _bar(iterable, desc: str, enabled: bool, total: int | None = None):
-    from tqdm import tqdm
-
-    return tqdm(iterable, desc=desc, total=total, leave=False,
-                disable=not (enabled and sys.stderr.isatty()))
+    sink = Progress(quiet=not enabled)
+    return sink.bar(total, desc) if iterable is None else sink.iterate(iterable, desc,
+                                                                        total=total)
 
 
 def verify_cached(source: Source, download: bool = False, progress: bool = False) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ...errors import InputError
 from ...io import atomic_path
+from ..progress import Progress
 
 # Canonical files with their SHA-256 (sizes in bytes for the progress bar). ASIRRA has no
 # published checksum we could pin, so it is read only from a folder the user provides.
@@ -155,9 +156,4 @@ def _malformed(exc: http.client.HTTPException) -> str:
 
 
 def _bar(total, name, enabled):
-    import sys
-
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=f"download {name}", unit="B", unit_scale=True,
-                disable=not (enabled and sys.stderr.isatty()), leave=False)
+    return Progress(quiet=not enabled).bar(total, f"download {name}", "B", unit_scale=True)
