@@ -1,8 +1,8 @@
 """Experiment configurations: JSON files with a base setting and per-scale overrides.
 
-A configuration names a prepared data set (:mod:`lsalsa.workflow.data`), how to learn the dictionaries,
-the optimal codes, the depths ``T`` and the search grid of Section 6 of the paper. The shipped
-ones live in ``lsalsa/experiments/configs/*.json``; ``scales.small`` / ``scales.full`` hold
+A configuration names a prepared data set (:mod:`lsalsa.workflow.data`), how to learn the
+dictionaries, the optimal codes, the depths ``T`` and the search grid of Section 6 of the paper.
+The shipped ones live in ``lsalsa/workflow/configs/*.json``; ``scales.small`` / ``scales.full`` hold
 overrides merged (recursively, leaf by leaf) over the base for ``--scale small|full``.
 
 The search grid gives alphas as *factors* of the optimal-code penalties ``alphas``: a factor is
@@ -64,6 +64,14 @@ DEFAULTS: dict = {
     "classification": {"projection_dim": 500, "C": 10.0, "max_iter": 2000},
     "targets": [],
     "scales": {},
+}
+
+#: Keys a configuration may set that are left out of the resolved config unless set (so the
+#: config.json and results.json of the configs without them stay as they were), with their
+#: defaults: evaluation extras the demo reports.
+OPTIONAL: dict = {
+    "evaluation": {"baseline_code_rmse": False,  # the PSNR baselines' code RMSE
+                   "time_exact_codes": False},   # SPAMS's time to compute the exact codes
 }
 
 # The MCA separation baselines: SALSA at the mu of best validation PSNR with the optimal codes'
@@ -156,14 +164,15 @@ def load_config(name_or_path: str | Path, scale: str = "full") -> dict:
     return validate(config)
 
 
-def _check_keys(section: dict, allowed: dict, where: str) -> None:
+def _check_keys(section: dict, allowed: dict, where: str, optional: dict = OPTIONAL) -> None:
     for key, value in section.items():
-        if key not in allowed:
-            raise InputError(f"{where}: unknown key {key!r} (allowed: {', '.join(allowed)})")
-        if isinstance(allowed[key], dict) and key != "scales":
+        if key not in allowed and key not in optional:
+            names = ", ".join(dict.fromkeys([*allowed, *optional]))
+            raise InputError(f"{where}: unknown key {key!r} (allowed: {names})")
+        if key in allowed and isinstance(allowed[key], dict) and key != "scales":
             if not isinstance(value, dict):
                 raise InputError(f"{where}.{key} must be an object")
-            _check_keys(value, allowed[key], f"{where}.{key}")
+            _check_keys(value, allowed[key], f"{where}.{key}", optional.get(key, {}))
 
 
 def _positive(value, where: str, integer: bool = False, allow_none: bool = False):
@@ -297,6 +306,9 @@ def validate(config: dict) -> dict:
     for key in ("sparsity_T", "separation_T", "match_reference_T"):
         for t in _list(e[key], f"evaluation.{key}"):
             _positive(t, f"evaluation.{key}", integer=True)
+    for key in OPTIONAL["evaluation"]:
+        if not isinstance(e.get(key, False), bool):
+            raise InputError(f"evaluation.{key} must be true or false, got {e[key]!r}")
     k = c["classification"]
     _positive(k["projection_dim"], "classification.projection_dim", integer=True)
     _positive(k["C"], "classification.C")
@@ -328,6 +340,11 @@ def config_hash(config: dict, keys) -> str:
     """A short hash of the parts of ``config`` one step depends on (for resuming)."""
     part = {k: config[k] for k in keys}
     return hashlib.sha256(json.dumps(part, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def evaluation_option(config: dict, key: str):
+    """An optional evaluation setting (:data:`OPTIONAL`): the config's, else its default."""
+    return config["evaluation"].get(key, OPTIONAL["evaluation"][key])
 
 
 def methods_in(results: dict) -> list[str]:
