@@ -97,6 +97,26 @@ def test_bad_config_files_and_names(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
+def test_a_run_whose_training_diverged_exits_1_as_lsalsa_train_does(tmp_path, capsys,
+                                                                    monkeypatch):
+    """One rule for every command that trains: it finishes, each model keeping its best epoch,
+    and exits 1 with one warning line (cli's error mapping, TrainingDiverged)."""
+    from lsalsa.workflow import pipeline
+
+    def finished_run(config_name, run_dir, **options):
+        training = {"lista_T1": {"stopped": "max_epochs"}, "lsalsa_T1": {"stopped": "diverged"}}
+        (tmp_path / "results.json").write_text(json.dumps({"training": training}))
+        return tmp_path
+
+    monkeypatch.setattr(pipeline, "run_experiment", finished_run)
+    assert main(["experiment", "run", "fashion-mnist", "--scale", "small",
+                 "--run-dir", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.strip() == str(tmp_path / "report.md")
+    err = captured.err.strip()
+    assert err.startswith("lsalsa: warning: training diverged for lsalsa_T1;") and "\n" not in err
+
+
 def test_experiment_list(capsys):
     assert main(["experiment", "list"]) == 0
     out = capsys.readouterr().out
