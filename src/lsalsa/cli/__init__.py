@@ -4,9 +4,9 @@ Every command exits 0 on success; bad input prints one line ``lsalsa: error: ...
 and exits 2, leaving no partial output (all writes are atomic). A failed write (full disk,
 unwritable folder) exits 1, and so does a command whose training diverged (``lsalsa train``,
 ``lsalsa experiment run``, ``lsalsa demo``): it finishes, keeps the model of the best epoch
-before the divergence, and prints one line ``lsalsa: warning: ...``. SIGTERM is handled like Ctrl-C:
-the command's clean-up runs (temporary files and staging folders are removed) and it exits
-143 (128 + 15) with one line on stderr.
+before the divergence, and prints one line ``lsalsa: warning: ...``. SIGTERM is handled like
+Ctrl-C: the command's clean-up runs (temporary files and staging folders are removed) and it
+exits 143 (128 + 15) with one line on stderr.
 """
 
 from __future__ import annotations
