@@ -26,8 +26,7 @@ class Run:
     def __init__(self, run_dir, config: dict, *, data_dir=None, progress: bool = True,
                  log=None):
         self.config = config
-        self.files = RunDir(run_dir, config, seed=config["seed"], ignore=("origin",),
-                            hint="choose another --run-dir")
+        self.files = run_directory(run_dir, config)
         self.dir = self.files.path
         self.data_dir = data_dir
         self.bars = Progress(LOG_NAME, quiet=not progress).bars
@@ -82,6 +81,12 @@ class Run:
         """The MCA (or sparse coding) problem of the dictionaries at ``alphas``, on the device."""
         tensors = [torch.from_numpy(d).to(self.device) for d in self.blocks()]
         return make_problem(tensors, alphas)[0]
+
+
+def run_directory(path, config: dict, hint: str = "choose another --run-dir") -> RunDir:
+    """The run directory of an experiment: its config (where the file came from may change),
+    seed and step markers."""
+    return RunDir(path, config, seed=config["seed"], ignore=("origin",), hint=hint)
 
 
 def fit_and_validation(run: Run, *, val_fraction: float, max_train: int | None,
