@@ -14,6 +14,8 @@ Each step module has ``run(run) -> dict``: it writes its outputs into the run di
     analysis      Theorem 1 and the curvature of each LSALSA       -> analysis/lsalsa_T<T>/
     report        figures, tables, report.md / report.html from the stored results
 
+:mod:`.context` holds what the steps share (the run directory, config, progress sink,
+device and loaders); :mod:`.classifiers` the expert classifiers the evaluate step scores.
 A step reads the config in one place (the top of its ``run``, or a named helper such as
 :func:`.train.train_options`) and hands plain values to the functions that do the work.
 """

@@ -24,6 +24,7 @@ from ...io import save_npy, write_json
 from ...version import provenance
 from ..config import CLASSIC, PSNR_BASELINES, evaluation_option
 from . import classic
+from .classifiers import Task, fit_classifiers
 from .context import Run
 from .train import model_path, training_record
 
@@ -38,14 +39,11 @@ class TestSet:
     """The test split as every part of the evaluation reads it."""
 
     arrays: dict              # every array of the split (signals, labels, components, ...)
-    Y: torch.Tensor           # the signals, float32, on the run's device
+    signals: np.ndarray       # the signals, float32
+    Y: torch.Tensor           # the same on the run's device
     optimal: np.ndarray       # the exact codes (P, N) float32
     truth: list | None        # MCA: the true components; None for sparse coding
     shown: int                # how many mixtures the separation arrays keep
-
-    @property
-    def signals(self) -> np.ndarray:
-        return self.arrays["signals"].astype(np.float32)
 
 
 @dataclass
@@ -84,13 +82,21 @@ def run(run: Run) -> dict:
     c, e = run.config, run.config["evaluation"]
     depths, learned, kind = c["depths"], c["search"]["learned"], c["kind"]
     stored = classic.read(run.dir)
-    test = load_test_set(run, e["separation_samples"])
+    test = load_test_set(run, len(c["alphas"]) if kind == "mca" else 0,
+                         e["separation_samples"])
+    if test.truth is not None:
+        save_npy(run.dir / "eval" / "separation_mixture.npy", test.signals[:test.shown])
+        save_npy(run.dir / "eval" / "separation_truth.npy",
+                 np.stack([t[:test.shown] for t in test.truth], 1))
     timer = Timer(e["threads"], e["time_repeats"],
                   torch.cuda.synchronize if run.device.type == "cuda" else None)
     encoders = ClassicEncoders(run.blocks(), test.Y, e["batch_size"])
     problem = run.problem(c["alphas"])  # the components A_i x_i of any codes
     sizes = [b.shape[1] for b in encoders.blocks]
-    tasks = fit_classifiers(test, kind, sizes, c["classification"], c["seed"])
+    k = c["classification"]
+    tasks = fit_classifiers(test.arrays, test.optimal, kind, sizes[0],
+                            projection_dim=k["projection_dim"], C=k["C"],
+                            max_iter=k["max_iter"], seed=c["seed"])
     evaluated = {}
     for method in [*CLASSIC, *learned]:
         evaluated[method] = {}
@@ -113,72 +119,19 @@ def run(run: Run) -> dict:
     return {"file": "results.json"}
 
 
-def load_test_set(run: Run, separation_samples: int) -> TestSet:
+def load_test_set(run: Run, n_components: int, separation_samples: int) -> TestSet:
+    """The test split; ``n_components``: how many true components it holds (0: none)."""
     arrays = run.split_arrays("test")
     signals = arrays["signals"].astype(np.float32)
-    truth = ([arrays[f"component{i}"] for i in range(len(run.config["alphas"]))]
-             if run.config["kind"] == "mca" else None)
-    test = TestSet(arrays, torch.from_numpy(signals).to(run.device),
+    truth = [arrays[f"component{i}"] for i in range(n_components)] or None
+    return TestSet(arrays, signals, torch.from_numpy(signals).to(run.device),
                    np.array(run.codeset.codes("test"), dtype=np.float32), truth,
                    min(separation_samples, signals.shape[0]))
-    if truth is not None:
-        save_npy(run.dir / "eval" / "separation_mixture.npy", signals[:test.shown])
-        save_npy(run.dir / "eval" / "separation_truth.npy",
-                 np.stack([t[:test.shown] for t in truth], 1))
-    return test
 
 
 def learned_encoder(run: Run, method: str, T: int, Y: torch.Tensor, batch: int):
     encoder = load_encoder(model_path(run.dir, method, T), device=run.device)
     return lambda: encoder.encode(Y, batch_size=batch)
-
-
-# -- the expert classifiers ----------------------------------------------------------------------
-
-@dataclass
-class Task:
-    """One classification task: its labels, the classifier trained on the exact codes, and
-    what results.json keeps of it (the errors per method and T)."""
-
-    name: str
-    labels: np.ndarray
-    classifier: metrics.ExpertClassifier
-    image_index: np.ndarray | None
-    first_block: int
-    record: dict = field(default_factory=dict)
-
-    def features(self, codes: np.ndarray) -> np.ndarray:
-        """The codes of a whole image (sparse coding), or of the digit's or the natural
-        image's dictionary (MCA)."""
-        if self.name == "classes":
-            return metrics.image_features(codes, self.image_index)
-        first = self.first_block
-        return codes[:, :first] if self.name == "digits" else codes[:, first:]
-
-    def error(self, codes: np.ndarray) -> float:
-        return self.classifier.error(self.features(codes), self.labels)
-
-
-def fit_classifiers(test: TestSet, kind: str, sizes: list[int], options: dict,
-                    seed: int) -> dict[str, Task]:
-    """The expert classifiers, trained on the exact codes of the test images (a task with
-    fewer than two classes is left out)."""
-    labels = {}
-    if test.arrays.get("labels") is not None:
-        labels["classes" if kind == "sc" else "digits"] = test.arrays["labels"]
-    if kind == "mca" and "labels_component1" in test.arrays:
-        labels["natural"] = test.arrays["labels_component1"]
-    tasks = {}
-    for name, values in labels.items():
-        if len(np.unique(values)) < 2:
-            continue
-        clf = metrics.ExpertClassifier(options["projection_dim"], options["C"],
-                                       options["max_iter"], seed)
-        task = Task(name, values, clf, test.arrays.get("image_index"), sizes[0])
-        task.record = {"optimal_error": clf.fit(task.features(test.optimal), values),
-                       "n": len(values), "classifier": clf.describe(), "errors": {}}
-        tasks[name] = task
-    return tasks
 
 
 # -- one method at one depth ---------------------------------------------------------------------
@@ -292,7 +245,7 @@ def assemble(run: Run, test: TestSet, sizes: list[int], evaluated: dict,
     learned = list(c["search"]["learned"])
     methods = {m: {str(T): v["row"] for T, v in by_T.items()} for m, by_T in evaluated.items()}
     meta = run.dataset.meta
-    signals = test.arrays["signals"]
+    signals = test.signals
     results = {
         "name": c["name"], "scale": c["scale"], "dataset": c["dataset"], "kind": c["kind"],
         "description": c["description"],
