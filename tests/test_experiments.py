@@ -76,10 +76,25 @@ def _write_config(tmp_path, **changes) -> str:
     ({"name": "../../../x"}, "plain name"),  # the run folder is named after it
     ({"name": "a/b"}, "plain name"),
     ({"name": ".hidden"}, "plain name"),
+    ({"evaluation": {"time_exact_codes": 1}}, "evaluation.time_exact_codes must be true or false"),
+    ({"evaluation": {"time_exact": True}}, "evaluation: unknown key 'time_exact'"),
 ])
 def test_bad_configs_are_refused_with_the_field_named(tmp_path, changes, message):
     with pytest.raises(InputError, match=re.escape(message)):
         load_config(_write_config(tmp_path, **changes), "small")
+
+
+def test_optional_evaluation_keys_stay_out_of_configs_that_do_not_set_them(tmp_path):
+    """config.json and results.json of the shipped experiments keep their keys: an optional
+    key appears only where a config sets it, and reads as its default elsewhere."""
+    from lsalsa.workflow.config import OPTIONAL, evaluation_option
+
+    plain = load_config("mca-mnist-natural", "small")
+    assert not set(OPTIONAL["evaluation"]) & set(plain["evaluation"])
+    assert evaluation_option(plain, "time_exact_codes") is False
+    mine = load_config(_write_config(tmp_path, evaluation={"time_exact_codes": True}), "small")
+    assert mine["evaluation"]["time_exact_codes"] is True
+    assert evaluation_option(mine, "baseline_code_rmse") is False
 
 
 def test_bad_config_files_and_names(tmp_path, capsys):
@@ -95,6 +110,26 @@ def test_bad_config_files_and_names(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("lsalsa: error:") and "\n" not in err
     assert not (tmp_path / "r").exists()
+
+
+def test_a_run_whose_training_diverged_exits_1_as_lsalsa_train_does(tmp_path, capsys,
+                                                                    monkeypatch):
+    """One rule for every command that trains: it finishes, each model keeping its best epoch,
+    and exits 1 with one warning line (cli's error mapping, TrainingDiverged)."""
+    from lsalsa.workflow import pipeline
+
+    def finished_run(config_name, run_dir, **options):
+        training = {"lista_T1": {"stopped": "max_epochs"}, "lsalsa_T1": {"stopped": "diverged"}}
+        (tmp_path / "results.json").write_text(json.dumps({"training": training}))
+        return tmp_path
+
+    monkeypatch.setattr(pipeline, "run_experiment", finished_run)
+    assert main(["experiment", "run", "fashion-mnist", "--scale", "small",
+                 "--run-dir", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.strip() == str(tmp_path / "report.md")
+    err = captured.err.strip()
+    assert err.startswith("lsalsa: warning: training diverged for lsalsa_T1;") and "\n" not in err
 
 
 def test_experiment_list(capsys):

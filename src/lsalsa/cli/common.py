@@ -1,4 +1,5 @@
-"""Helpers shared by the CLI commands: loading arrays and dictionaries with clear errors."""
+"""Helpers shared by the CLI commands: loading arrays and dictionaries with clear errors, and
+the exit rule of a run whose training diverged."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import checks
-from ..errors import InputError
+from ..errors import InputError, TrainingDiverged
 from ..io import load_npy
 
 
@@ -69,3 +70,14 @@ def resolve_device(name: str):
             raise InputError(f"--device {name}: there is no such CUDA device "
                              f"({count} available, cuda:0 to cuda:{count - 1})")
     return device
+
+
+def check_training(run_dir) -> None:
+    """Raise :class:`TrainingDiverged` (exit 1) when a training of a finished experiment run
+    diverged: the run is complete, each model holding its best epoch before the divergence."""
+    from ..workflow.pipeline import diverged_models
+
+    diverged = diverged_models(run_dir)
+    if diverged:
+        raise TrainingDiverged(f"training diverged for {', '.join(diverged)}; each model holds "
+                               "its best epoch before the divergence (see the report)")

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
-from ..apps.demo import DemoConfig, run_demo
+from .common import check_training
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "demo", help="separate MNIST digits from natural images, end to end, offline",
         description="Prepare the offline MCA data, learn small dictionaries, compute exact "
-                    "codes, train LSALSA and separate held-out mixtures; results are reused "
-                    "by later runs with the same settings.")
+                    "codes, train LSALSA and separate held-out mixtures (a small config of "
+                    "`lsalsa experiment run`); a rerun reuses the finished steps.")
     parser.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
     parser.add_argument("--quick", action="store_true", help="a reduced run (about a minute)")
-    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--data-dir", default=None,
+                        help="folder with canonical raw data (else LSALSA_DATA, the cache and "
+                             "the offline stand-ins)")
+    parser.add_argument("--quiet", action="store_true", help="no output")
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
-    config = DemoConfig.quick() if args.quick else DemoConfig()
-    run_demo(args.out, config, quiet=args.quiet)
+    from ..apps.demo import run_demo
+
+    run_demo(args.out, quick=args.quick, data_dir=args.data_dir, quiet=args.quiet)
+    check_training(args.out)
     return 0

@@ -2,13 +2,16 @@
 
 ``run`` executes data preparation, dictionaries, optimal codes, the per-T search, training,
 evaluation, analysis and the report into a run directory; finished steps are reused when the
-same command runs again (see :mod:`lsalsa.workflow.pipeline`).
+same command runs again (see :mod:`lsalsa.workflow.pipeline`). A run in which a training
+diverged finishes (each model keeps its best epoch) and exits 1 (see :mod:`lsalsa.cli`).
 """
 
 from __future__ import annotations
 
 import sys
 import textwrap
+
+from .common import check_training
 
 
 def register(subparsers) -> None:
@@ -49,6 +52,7 @@ def run_run(args) -> int:
     out = run_experiment(args.config, run_dir, scale=args.scale, data_dir=args.data_dir,
                          progress=not args.quiet, log=log)
     print(out / "report.md")
+    check_training(out)
     return 0
 
 

@@ -15,7 +15,8 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from ..workflow.report.document import write_report
+    from ..workflow.steps import STEPS
 
-    for path in write_report(args.run_dir):
+    for path in write_report(args.run_dir, steps=STEPS):
         print(path)
     return 0

@@ -1,11 +1,35 @@
-"""The workflow layer: everything that touches files, progress output and configs.
+"""The workflow layer: everything that touches files, progress output and configs, over the
+numerical core (:mod:`lsalsa.core`).
 
-- :mod:`.data`: offline sources, downloads and prepared data sets;
-- :mod:`.config`: the experiments' configs;
-- :mod:`.pipeline`: one experiment end to end in a resumable run directory
+- :mod:`.progress` (one sink for bars and log lines), :mod:`.rundir` (one run-directory
+  object: config, provenance, step markers, stale temporaries) and :mod:`.config` (typed,
+  frozen experiment configs);
+- the stores and resumable loops: :mod:`.code_sets`, :mod:`.dictionaries`, :mod:`.training`
+  and :mod:`.checkpoint`, :mod:`.search`, :mod:`.analysis`;
+- :mod:`.data`: offline sources, verified downloads and prepared data sets;
+- :mod:`.steps` and :mod:`.pipeline`: one experiment end to end in a run directory
   (``lsalsa experiment run``);
 - :mod:`.report`: figures, tables and documents drawn from stored results only
   (``lsalsa report``).
 
-Subpackages are imported on use, so importing one step does not import them all.
+Importing it loads every module above (none imports matplotlib before it draws).
 """
+
+from . import (
+    analysis,
+    checkpoint,
+    code_sets,
+    config,
+    data,
+    dictionaries,
+    pipeline,
+    progress,
+    report,
+    rundir,
+    search,
+    steps,
+    training,
+)
+
+__all__ = ["analysis", "checkpoint", "code_sets", "config", "data", "dictionaries", "pipeline",
+           "progress", "report", "rundir", "search", "steps", "training"]

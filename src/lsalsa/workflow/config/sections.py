@@ -144,7 +144,11 @@ class _Section:
             set_field(self, f.name, freeze(getattr(self, f.name)))
 
     def to_dict(self) -> dict:
-        return {f.name: to_json(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        # An optional field at its default is left out: the config.json of the configs that
+        # never set it stays as it was.
+        return {f.name: to_json(getattr(self, f.name)) for f in dataclasses.fields(self)
+                if not (f.name in OPTIONAL.get(self.PREFIX[:-1], {})
+                        and getattr(self, f.name) == f.default)}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -223,6 +227,19 @@ class EvaluationSection(_Section):
     match_reference_T: tuple[int, ...] = rule(checks.non_empty_list, (1, 5),
                                               each=checks.positive_int)
     threads: int | None = rule(checks.positive_int, None, none=True)
+    # Extras the demo reports (see OPTIONAL).
+    baseline_code_rmse: bool = rule(checks.flag, False)  # the PSNR baselines' code RMSE
+    time_exact_codes: bool = rule(checks.flag, False)    # SPAMS's time for the exact codes
+
+
+#: Fields left out of the resolved config unless set, with their defaults, per section.
+OPTIONAL: dict = {"evaluation": {"baseline_code_rmse": False, "time_exact_codes": False}}
+
+
+def evaluation_option(config: dict, key: str):
+    """An optional evaluation setting (:data:`OPTIONAL`) of a resolved config: its value, else
+    the default."""
+    return config["evaluation"].get(key, OPTIONAL["evaluation"][key])
 
 
 @dataclass(frozen=True, kw_only=True)

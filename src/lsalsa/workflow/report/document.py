@@ -234,8 +234,11 @@ def _analysis_rows(run_dir: Path, depths) -> list[list]:
     return rows
 
 
-def write_report(run_dir) -> list[Path]:
-    """Write figures/, tables/, report.md and report.html into ``run_dir``; return the paths."""
+def write_report(run_dir, steps=()) -> list[Path]:
+    """Write figures/, tables/, report.md and report.html into ``run_dir``; return the paths.
+
+    ``steps``: the pipeline's step names in order (:data:`lsalsa.workflow.steps.STEPS`), whose
+    markers' times the provenance lists (none when empty)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise InputError(f"run directory {run_dir} does not exist")
@@ -248,14 +251,15 @@ def write_report(run_dir) -> list[Path]:
             path = run_dir / "tables" / f"{table.name}.{suffix}"
             write_text(path, text)
             written.append(path)
-    blocks = _blocks(run_dir, results, figures, all_tables)
+    blocks = _blocks(run_dir, results, figures, all_tables, steps)
     md_path, html_path = run_dir / "report.md", run_dir / "report.html"
     write_text(md_path, _markdown(blocks))
     write_text(html_path, _html(blocks, results))
     return [md_path, html_path, *figures.values(), *written]
 
 
-def _blocks(run_dir: Path, results: dict, figures: dict, all_tables: list[Table]) -> list:
+def _blocks(run_dir: Path, results: dict, figures: dict, all_tables: list[Table],
+            step_names) -> list:
     """The report as a list of ("h"|"p"|"table"|"img"|"list", ...) blocks."""
     c = results["config"]
     b: list = [("h", 1, f"Experiment {results['name']} ({results['scale']} scale)")]
@@ -334,10 +338,8 @@ def _blocks(run_dir: Path, results: dict, figures: dict, all_tables: list[Table]
                                  ["T", "gradient of L_hat", "rounding bound", "Theorem 1",
                                   "P rel. norm", "beta", "beta_hat", "S pos. def."], rows)))
     b.append(("h", 2, "Provenance"))
-    from ..pipeline import STEPS
-
     steps = {}
-    for step in STEPS[:-1]:
+    for step in step_names[:-1]:
         file = run_dir / "steps" / f"{step}.json"
         if file.is_file():
             steps[step] = json.loads(file.read_text())["seconds"]

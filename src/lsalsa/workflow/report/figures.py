@@ -114,11 +114,12 @@ def sparsity_clouds(results: dict, run_dir: Path, path: Path, depths) -> Path | 
     return _save(fig, path)
 
 
-def separation_grid(results: dict, run_dir: Path, path: Path, T: int) -> Path | None:
+def separation_grid(results: dict, run_dir: Path, path: Path, T: int,
+                    methods=None) -> Path | None:
     """Rows: test samples; columns: mixture, truth (digit, natural), optimal codes' and each
-    method's components ``A_i x_i`` at depth ``T``."""
+    method's components ``A_i x_i`` at depth ``T`` (``methods``: those shown, default all)."""
     eval_dir = run_dir / "eval"
-    files = {m: eval_dir / f"separation_{m}_T{T}.npy" for m in methods_in(results)}
+    files = {m: eval_dir / f"separation_{m}_T{T}.npy" for m in methods or methods_in(results)}
     if not all(f.is_file() for f in files.values()):
         return None
     mixture = load_npy(eval_dir / "separation_mixture.npy")

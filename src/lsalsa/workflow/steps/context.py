@@ -1,0 +1,125 @@
+"""What every step of an experiment shares: the run directory, the config, the progress sink,
+the device, and the data, codes and dictionaries loaded once per run."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ...core.problem import make_problem
+from ...errors import InputError
+from ..code_sets import load_codes
+from ..data import load_prepared
+from ..progress import Progress
+from ..rundir import RunDir
+
+LOG_NAME = "lsalsa experiment"
+
+
+class Run:
+    """One experiment's run directory (:class:`RunDir`), its config (the resolved dict of
+    :func:`lsalsa.workflow.config.load_config`), where its output goes, and shared loaders.
+
+    ``progress`` draws bars (on a terminal); ``log`` takes one line of text (default: stderr,
+    ``[lsalsa experiment] ...``)."""
+
+    def __init__(self, run_dir, config: dict, *, data_dir=None, progress: bool = True,
+                 log=None):
+        self.config = config
+        self.files = run_directory(run_dir, config)
+        self.dir = self.files.path
+        self.data_dir = data_dir
+        self.sink = Progress(LOG_NAME, quiet=not progress)  # bars of the steps
+        self.bars = self.sink.bars
+        self.log = log or Progress(LOG_NAME).log
+        self.device = _device(config["device"])
+        self._cache: dict = {}
+
+    def open(self) -> Run:
+        """Check or record the config (a directory of another one is refused), provenance
+        and seed, and sweep the temporaries that killed runs left."""
+        self.files.open()
+        self.files.sweep("steps", "dictionaries", "eval", "figures", "tables")
+        return self
+
+    # -- shared loaders ----------------------------------------------------------------------
+    @property
+    def dataset(self):
+        """The prepared data set the data step recorded."""
+        if "dataset" not in self._cache:
+            path = self.files.read_marker("data")["path"]
+            self._cache["dataset"] = load_prepared(self.dir / path)
+        return self._cache["dataset"]
+
+    @property
+    def codeset(self):
+        if "codes" not in self._cache:
+            self._cache["codes"] = load_codes(self.dir / "codes")
+        return self._cache["codes"]
+
+    def split_arrays(self, split: str) -> dict:
+        """Every array of a split, read into memory once."""
+        key = f"split:{split}"
+        if key not in self._cache:
+            self._cache[key] = {k: np.array(v) for k, v in self.dataset.split(split).items()}
+        return self._cache[key]
+
+    def fit_val(self) -> dict:
+        """Training pairs ``Y``, ``X`` and validation pairs ``Y_val``, ``X_val`` (signals and
+        optimal codes, float32); see :func:`fit_and_validation`."""
+        if "fit_val" not in self._cache:
+            search = self.config["search"]
+            self._cache["fit_val"] = fit_and_validation(
+                self, val_fraction=search["val_fraction"], max_train=search["max_train"],
+                seed=self.config["seed"])
+        return self._cache["fit_val"]
+
+    def blocks(self) -> list[np.ndarray]:
+        """The dictionaries (float32), as the code set stores them."""
+        return [np.asarray(d, dtype=np.float32) for d in self.codeset.dictionaries]
+
+    def problem(self, alphas):
+        """The MCA (or sparse coding) problem of the dictionaries at ``alphas``, on the device."""
+        tensors = [torch.from_numpy(d).to(self.device) for d in self.blocks()]
+        return make_problem(tensors, alphas)[0]
+
+
+def run_directory(path, config: dict, hint: str = "choose another --run-dir") -> RunDir:
+    """The run directory of an experiment: its config (where the file came from may change),
+    seed and step markers."""
+    return RunDir(path, config, seed=config["seed"], ignore=("origin",), hint=hint)
+
+
+def fit_and_validation(run: Run, *, val_fraction: float, max_train: int | None,
+                       seed: int) -> dict:
+    """The training rows (a seeded subset of ``max_train`` rows, if set) and the validation
+    rows: the prepared ``val`` split (whole images or photographs held out), or, for a data set
+    without one, the last ``val_fraction`` of the training images."""
+    train_split = run.split_arrays("train")
+    Y = train_split["signals"].astype(np.float32)
+    X = np.array(run.codeset.codes("train"), dtype=np.float32)
+    if "val" in run.dataset.splits and "val" in run.codeset.splits:
+        Y_val = run.split_arrays("val")["signals"].astype(np.float32)
+        X_val = np.array(run.codeset.codes("val"), dtype=np.float32)
+    else:
+        image = train_split["image_index"]
+        n_images = int(image.max()) + 1
+        n_val = max(1, round(val_fraction * n_images))
+        if n_val >= n_images:
+            raise InputError(f"{n_images} training images are too few to hold out "
+                             "validation images")
+        val = image >= n_images - n_val
+        Y, X, Y_val, X_val = Y[~val], X[~val], Y[val], X[val]
+    if max_train is not None and max_train < len(Y):
+        rng = np.random.default_rng([seed, 31])
+        rows = np.sort(rng.choice(len(Y), max_train, replace=False))
+        Y, X = Y[rows], X[rows]
+    return {"Y": Y, "X": X, "Y_val": Y_val, "X_val": X_val}
+
+
+def _device(wanted: str) -> torch.device:
+    if wanted == "auto":
+        wanted = "cuda" if torch.cuda.is_available() else "cpu"
+    if wanted == "cuda" and not torch.cuda.is_available():
+        raise InputError("the config asks for device cuda, but no CUDA device is available")
+    return torch.device(wanted)
