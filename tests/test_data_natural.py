@@ -13,8 +13,8 @@ from PIL import Image
 from _realdata import require_data
 from lsalsa.workflow.data import extract_patches, load_prepared, prepare, resolve_source
 from lsalsa.workflow.data import sources as sources_module
-from lsalsa.workflow.data.catalog import load_source
 from lsalsa.workflow.data.prepared import SPLITS
+from lsalsa.workflow.data.registry import load_source
 from lsalsa.workflow.data.sources import load_photo, natural_packages, natural_photo_list
 
 # Near-duplicates: the correlation of two photographs' 16x16 thumbnails. A copy of one

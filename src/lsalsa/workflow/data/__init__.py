@@ -5,6 +5,12 @@ Typical use::
     path = lsalsa.workflow.data.prepare("fashion-mnist-10")  # once; under <cache>/prepared
     data = lsalsa.workflow.data.load_prepared("fashion-mnist-10")
     Y = data.signals("train")                                # (P, 100) float32, memory-mapped
+
+Modules: ``catalog`` (the named data sets, ``prepare``, ``available``), ``registry`` (the table
+of raw sources: resolve, verify, load), ``forms`` (each storage form declared once: how it is
+found, verified and loaded), ``splits`` (train / val / test by image), ``sources`` (the readers
+and where files are looked for), ``download`` (verified downloads), ``prepared`` (the on-disk
+format).
 """
 
 from ...core.mixtures import make_mixtures
@@ -16,9 +22,10 @@ from ...core.patches import (
     pad_to_multiple,
     resize_images,
 )
-from .catalog import SPECS, Spec, available, get_spec, prepare, resolve_source
+from .catalog import SPECS, Spec, available, get_spec, prepare
 from .download import RESOURCES, download, sha256_file
 from .prepared import PreparedDataset, default_root, load_prepared
+from .registry import resolve_source
 from .sources import (
     cache_dir,
     list_photo_folder,

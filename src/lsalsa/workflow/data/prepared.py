@@ -39,7 +39,7 @@ from ...io import (
 )
 from .sources import cache_dir
 
-# Every split is disjoint from the others by source image (catalog.py). Data sets prepared
+# Every split is disjoint from the others by source image (splits.py). Data sets prepared
 # before the validation split existed hold only train and test, and still load.
 SPLITS = ("train", "val", "test")
 KINDS = ("sc", "mca")  # sparse coding patches, or MCA mixtures with their two components

@@ -368,6 +368,17 @@ def list_photo_folder(folder) -> PhotoList:
                      ("cat", "dog"), tuple(f.relative_to(folder).as_posix() for f, _ in entries))
 
 
+def looks_like_photo_folder(folder: Path) -> bool:
+    """Whether ``folder`` seems to hold cat and dog photographs (:func:`list_photo_folder`)."""
+    if (folder / "PetImages").is_dir():
+        return True
+    try:
+        return any(_CAT_DOG.match(p.name) and p.is_dir() for p in folder.iterdir()) or any(
+            p.name.lower().startswith(("cat.", "dog.")) for p in folder.iterdir())
+    except OSError:
+        return False
+
+
 def _module_dir(module: str, sub: str) -> Path | None:
     """``<package folder>/<sub>`` of an installed module, found without importing it."""
     try:
