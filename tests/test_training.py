@@ -666,6 +666,42 @@ def test_the_split_holds_out_whole_images_and_keeps_memory_maps(files):
         hold_out(Y, X, val_fraction=0.95, image_index=image)
 
 
+def test_split_prepared_prefers_the_val_split_and_keeps_a_seeded_subset(data, tmp_path):
+    """The pipeline's split (Run.fit_val): the prepared val split when the code set has its
+    codes, else the last images; max_train draws the rows it always drew, in stored order."""
+    from lsalsa.core.codes import compute_codes
+    from lsalsa.workflow.code_sets import load_codes, save_codes
+    from lsalsa.workflow.data import load_prepared
+    from lsalsa.workflow.training_data import PREPARED_VAL, split_prepared
+
+    folder = tmp_path / "toy"
+    folder.mkdir()
+    (folder / "meta.json").write_text(json.dumps({"name": "toy", "kind": "sc"}))
+    for split, Y in (("train", data["Y"]), ("val", data["Yv"])):
+        np.save(folder / f"{split}_signals.npy", Y.astype(np.float32))
+        np.save(folder / f"{split}_image_index.npy", np.repeat(np.arange(len(Y) // 3), 3))
+    A = data["A"].astype(np.float32)
+    solved = {split: compute_codes(Y, [A], [ALPHA]) for split, Y in
+              (("train", data["Y"]), ("val", data["Yv"]))}
+    dataset = load_prepared(folder)
+    for splits in (["train"], ["train", "val"]):
+        codes = save_codes(tmp_path / f"codes_{len(splits)}", {k: solved[k][0] for k in splits},
+                           [A], [ALPHA], stats={k: solved[k][1] for k in splits})
+        code_set = load_codes(codes)
+        split = split_prepared(dataset, code_set, val_fraction=0.1, max_train=50, seed=3,
+                               dtype=np.float32)
+        n_train = 120 if "val" in splits else 108  # else the last 4 of 40 images held out
+        rows = np.sort(np.random.default_rng([3, 31]).choice(n_train, 50, replace=False))
+        assert np.array_equal(split.signals, data["Y"][rows].astype(np.float32))
+        assert np.array_equal(split.targets, code_set.codes("train")[rows])
+        val = data["Yv"] if "val" in splits else data["Y"][108:]
+        assert np.array_equal(split.val_signals, val.astype(np.float32))
+        assert split.validation == (PREPARED_VAL if "val" in splits
+                                    else "last 4 of 40 training images")
+        assert all(type(a) is np.ndarray and a.dtype == np.float32 for a in
+                   (split.signals, split.targets, split.val_signals, split.val_targets))
+
+
 def test_cli_search(files, tmp_path, capsys):
     run = tmp_path / "search"
     assert main(["search", "--signals", str(files["signals"]), "--targets", str(files["codes"]),
