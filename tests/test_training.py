@@ -616,7 +616,8 @@ def test_cli_train_from_codes_directory(data, files, tmp_path, monkeypatch):
         def split(self, name):  # 120 rows: 40 images of 3 patches
             return {"image_index": np.repeat(np.arange(40), 3)}
 
-    monkeypatch.setattr("lsalsa.workflow.data.load_prepared", lambda name, root=None: Prepared())
+    monkeypatch.setattr("lsalsa.workflow.training_data.load_prepared",
+                        lambda name, root=None: Prepared())
     run = tmp_path / "run"
     assert main(["train", "--data", "toy", "--codes", str(codes), "--model", "lista",
                  "--depth", "2", "--epochs", "1", "--run-dir", str(run), "--quiet"]) == 0
@@ -628,6 +629,77 @@ def test_cli_train_from_codes_directory(data, files, tmp_path, monkeypatch):
     start = config["data"]["start"]
     assert model.kind == "lista" and model.alphas == tuple(start["alpha"])
     assert start["alpha"][0] in (0.5 * ALPHA, ALPHA, 2 * ALPHA) and start["mu"] is None
+
+
+def test_cli_train_that_diverges_exits_1_with_one_warning_line(files, tmp_path, capsys):
+    """A diverged training exits through the CLI's one rule (TrainingDiverged), as
+    ``lsalsa experiment run`` does: the run is written, its model the best epoch."""
+    run = tmp_path / "run"
+    assert main(["train", "--signals", str(files["signals"]), "--targets", str(files["codes"]),
+                 "--dict", str(files["dict"]), "--alpha", "0.2", "--depth", "2", "--mu", "2",
+                 "--optimizer", "sgd", "--no-step-scaling", "--grad-clip", "none",
+                 "--schedule", "constant", "--lr", "1e6", "--epochs", "20",
+                 "--batch-size", "16", "--run-dir", str(run), "--quiet"]) == 1
+    captured = capsys.readouterr()
+    assert "trained lsalsa T=2" in captured.out
+    err = captured.err.strip()
+    assert err.startswith("lsalsa: warning: the loss diverged at epoch ") and "\n" not in err
+    assert err.endswith("; the model holds epoch 0, the best on validation")
+    assert (run / "model.safetensors").is_file()
+
+
+def test_the_split_holds_out_whole_images_and_keeps_memory_maps(files):
+    """One rule for the pipeline and ``lsalsa train``: the last images, whatever their number
+    of patches, never part of one; the arrays are sliced, not copied."""
+    from lsalsa.workflow.training_data import hold_out
+
+    Y, X = np.load(files["signals"], mmap_mode="r"), np.load(files["codes"], mmap_mode="r")
+    image = np.repeat(np.arange(7), [30, 5, 20, 10, 25, 12, 18])  # 120 rows
+    split = hold_out(Y, X, val_fraction=0.3, image_index=image)  # round(2.1) = 2 images
+    assert split.validation == "last 2 of 7 training images"
+    assert np.array_equal(split.signals, Y[:90]) and np.array_equal(split.val_targets, X[90:])
+    assert isinstance(split.signals, np.memmap) and isinstance(split.val_signals, np.memmap)
+    assert hold_out(Y, X, val_fraction=0.1).validation == "last 12 of 120 rows"
+    with pytest.raises(InputError, match="image by image"):
+        hold_out(Y, X, val_fraction=0.3, image_index=image[::-1])
+    with pytest.raises(InputError, match="7 training images are too few"):
+        hold_out(Y, X, val_fraction=0.95, image_index=image)
+
+
+def test_split_prepared_prefers_the_val_split_and_keeps_a_seeded_subset(data, tmp_path):
+    """The pipeline's split (Run.fit_val): the prepared val split when the code set has its
+    codes, else the last images; max_train draws the rows it always drew, in stored order."""
+    from lsalsa.core.codes import compute_codes
+    from lsalsa.workflow.code_sets import load_codes, save_codes
+    from lsalsa.workflow.data import load_prepared
+    from lsalsa.workflow.training_data import PREPARED_VAL, split_prepared
+
+    folder = tmp_path / "toy"
+    folder.mkdir()
+    (folder / "meta.json").write_text(json.dumps({"name": "toy", "kind": "sc"}))
+    for split, Y in (("train", data["Y"]), ("val", data["Yv"])):
+        np.save(folder / f"{split}_signals.npy", Y.astype(np.float32))
+        np.save(folder / f"{split}_image_index.npy", np.repeat(np.arange(len(Y) // 3), 3))
+    A = data["A"].astype(np.float32)
+    solved = {split: compute_codes(Y, [A], [ALPHA]) for split, Y in
+              (("train", data["Y"]), ("val", data["Yv"]))}
+    dataset = load_prepared(folder)
+    for splits in (["train"], ["train", "val"]):
+        codes = save_codes(tmp_path / f"codes_{len(splits)}", {k: solved[k][0] for k in splits},
+                           [A], [ALPHA], stats={k: solved[k][1] for k in splits})
+        code_set = load_codes(codes)
+        split = split_prepared(dataset, code_set, val_fraction=0.1, max_train=50, seed=3,
+                               dtype=np.float32)
+        n_train = 120 if "val" in splits else 108  # else the last 4 of 40 images held out
+        rows = np.sort(np.random.default_rng([3, 31]).choice(n_train, 50, replace=False))
+        assert np.array_equal(split.signals, data["Y"][rows].astype(np.float32))
+        assert np.array_equal(split.targets, code_set.codes("train")[rows])
+        val = data["Yv"] if "val" in splits else data["Y"][108:]
+        assert np.array_equal(split.val_signals, val.astype(np.float32))
+        assert split.validation == (PREPARED_VAL if "val" in splits
+                                    else "last 4 of 40 training images")
+        assert all(type(a) is np.ndarray and a.dtype == np.float32 for a in
+                   (split.signals, split.targets, split.val_signals, split.val_targets))
 
 
 def test_cli_search(files, tmp_path, capsys):

@@ -10,8 +10,9 @@ from .. import checks
 from ..core.encoders import read_model_header
 from ..core.theory import DEFAULT_SAMPLES, theorem1_verdict
 from ..errors import InputError
+from ..io import read_array
 from ..workflow.analysis import analyze
-from .common import check_model_path, non_negative_int, read_array
+from .common import check_model_path, non_negative_int
 
 
 def register(subparsers) -> None:

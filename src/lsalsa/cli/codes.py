@@ -6,8 +6,8 @@ from pathlib import Path
 
 from ..core._arrays import as_real
 from ..errors import InputError
-from ..io import check_output_path
-from .common import non_negative_int, read_array, resolve_device
+from ..io import check_output_path, read_array
+from .common import non_negative_int, resolve_device
 
 
 def register(subparsers) -> None:

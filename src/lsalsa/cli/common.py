@@ -1,16 +1,14 @@
-"""Helpers shared by the CLI commands: loading arrays and dictionaries with clear errors, and
-the exit rule of a run whose training diverged."""
+"""Helpers shared by the CLI commands: argparse types, model paths and devices with clear
+errors, and the exit rule of a run whose training diverged (``.npy`` inputs are read with
+:func:`lsalsa.io.read_array`)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-import numpy as np
-
 from .. import checks
 from ..errors import InputError, TrainingDiverged
-from ..io import load_npy
 
 
 def non_negative_int(text: str) -> int:
@@ -31,16 +29,6 @@ def _int_argument(text: str, check) -> int:
     except InputError as exc:
         raise argparse.ArgumentTypeError(
             f"expected {str(exc).removeprefix(' must be ')}") from None
-
-
-def read_array(path: str, name: str, mmap: bool = False) -> np.ndarray:
-    file = Path(path)
-    if not file.is_file():
-        raise InputError(f"{name} file not found: {path}")
-    try:
-        return load_npy(file, mmap=mmap)
-    except InputError as exc:
-        raise InputError(f"{name}: {exc}") from exc
 
 
 def check_model_path(path: str) -> str:

@@ -8,8 +8,8 @@ import numpy as np
 
 from .. import checks
 from ..errors import InputError
-from ..io import check_output_path, read_json_object, remove_stale_temporaries
-from .common import non_negative_int, read_array, resolve_device
+from ..io import check_output_path, read_array, read_json_object, remove_stale_temporaries
+from .common import non_negative_int, resolve_device
 
 
 def register(subparsers) -> None:

@@ -6,8 +6,7 @@ import numpy as np
 
 from ..core._arrays import as_real
 from ..core.solvers import METHODS, solve
-from ..io import check_output_path, remove_stale_temporaries, save_npy
-from .common import read_array
+from ..io import check_output_path, read_array, remove_stale_temporaries, save_npy
 
 
 def register(subparsers) -> None:

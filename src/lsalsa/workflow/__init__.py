@@ -5,7 +5,8 @@ numerical core (:mod:`lsalsa.core`).
   object: config, provenance, step markers, stale temporaries) and :mod:`.config` (typed,
   frozen experiment configs);
 - the stores and resumable loops: :mod:`.code_sets`, :mod:`.dictionaries`, :mod:`.training`
-  and :mod:`.checkpoint`, :mod:`.search`, :mod:`.analysis`;
+  and :mod:`.checkpoint`, :mod:`.search`, :mod:`.analysis`; :mod:`.training_data` (the pairs
+  the encoders train on, and the one train/validation split);
 - :mod:`.data`: offline sources, verified downloads and prepared data sets;
 - :mod:`.steps` and :mod:`.pipeline`: one experiment end to end in a run directory
   (``lsalsa experiment run``);
@@ -29,7 +30,8 @@ from . import (
     search,
     steps,
     training,
+    training_data,
 )
 
 __all__ = ["analysis", "checkpoint", "code_sets", "config", "data", "dictionaries", "pipeline",
-           "progress", "report", "rundir", "search", "steps", "training"]
+           "progress", "report", "rundir", "search", "steps", "training", "training_data"]

@@ -5,7 +5,8 @@ numerics (the classic curves, the starts of the learned encoders, the winners). 
 is run: every learned trial is trained (:func:`lsalsa.core.training.train`), and with a run
 directory the table goes to ``results.csv`` and ``results.json`` after every trial (an
 interrupted search skips finished trials when run again), the winners per (method, T) to
-``best.json``, beside ``config.json`` and ``provenance.json``.
+``best.json``, beside ``config.json`` and ``provenance.json``. :func:`encoder_start` chooses
+the start of one learned encoder the same way (``lsalsa train``).
 """
 
 from __future__ import annotations
@@ -31,7 +32,9 @@ from ..core.training.search import (
     MUS,
     SEARCH_METHODS,
     SearchResult,
+    alpha_candidates,
     as_tensor_like,
+    best_classic,
     best_rows,
     classic_curves,
     classic_settings,
@@ -159,6 +162,29 @@ def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
         _write_tables(run, result.rows)
         write_json(run / "best.json", [result.best[k] for k in sorted(result.best)])
     return result
+
+
+def encoder_start(kind: str, depth: int, val_signals, val_targets, dictionaries, *,
+                  alpha=None, mu: float | None = None, code_alphas=None) -> dict:
+    """Where a learned encoder (``kind`` "lista" or "lsalsa") of depth ``T`` starts: ``alpha``
+    and LSALSA's ``mu`` as given, and what is not given the best setting of its classic
+    algorithm (ISTA, SALSA) at ``T`` iterations on the validation pairs, alpha among the
+    multiples of ``code_alphas`` (``alpha_candidates``), mu among :data:`MUS`.
+
+    Returns ``{"alpha", "mu"}``, and after a choice also how it was made (``chosen_by``) and the
+    start's ``val_rmse``.
+    """
+    if alpha is not None and (kind != "lsalsa" or mu is not None):
+        return {"alpha": alpha, "mu": mu}
+    if alpha is None and code_alphas is None:
+        raise InputError("give alpha, or the alphas of the optimal codes to choose it among")
+    classic = LEARNED_METHODS[kind][2]
+    alphas = [alpha] if alpha is not None else alpha_candidates(code_alphas)
+    mus = [mu] if mu is not None else MUS
+    best = best_classic(val_signals, val_targets, dictionaries, classic, [depth], alphas,
+                        mus)[depth]
+    return {"alpha": best["alpha"], "mu": best["mu"], "chosen_by": f"{classic.upper()} at "
+            f"T = {depth} on the validation data", "val_rmse": best["val_rmse"]}
 
 
 def _classic_rows(blocks, val, methods, depths, alphas, mus, given: dict, done: dict,

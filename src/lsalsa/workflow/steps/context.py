@@ -12,6 +12,7 @@ from ..code_sets import load_codes
 from ..data import load_prepared
 from ..progress import Progress
 from ..rundir import RunDir
+from ..training_data import TrainingSplit, split_prepared
 
 LOG_NAME = "lsalsa experiment"
 
@@ -64,14 +65,15 @@ class Run:
             self._cache[key] = {k: np.array(v) for k, v in self.dataset.split(split).items()}
         return self._cache[key]
 
-    def fit_val(self) -> dict:
-        """Training pairs ``Y``, ``X`` and validation pairs ``Y_val``, ``X_val`` (signals and
-        optimal codes, float32); see :func:`fit_and_validation`."""
+    def fit_val(self) -> TrainingSplit:
+        """The training and validation pairs (signals and optimal codes, float32, in memory):
+        :func:`~lsalsa.workflow.training_data.split_prepared` with the search's
+        ``val_fraction`` and ``max_train``."""
         if "fit_val" not in self._cache:
             search = self.config["search"]
-            self._cache["fit_val"] = fit_and_validation(
-                self, val_fraction=search["val_fraction"], max_train=search["max_train"],
-                seed=self.config["seed"])
+            self._cache["fit_val"] = split_prepared(
+                self.dataset, self.codeset, val_fraction=search["val_fraction"],
+                max_train=search["max_train"], seed=self.config["seed"], dtype=np.float32)
         return self._cache["fit_val"]
 
     def blocks(self) -> list[np.ndarray]:
@@ -88,33 +90,6 @@ def run_directory(path, config: dict, hint: str = "choose another --run-dir") ->
     """The run directory of an experiment: its config (where the file came from may change),
     seed and step markers."""
     return RunDir(path, config, seed=config["seed"], ignore=("origin",), hint=hint)
-
-
-def fit_and_validation(run: Run, *, val_fraction: float, max_train: int | None,
-                       seed: int) -> dict:
-    """The training rows (a seeded subset of ``max_train`` rows, if set) and the validation
-    rows: the prepared ``val`` split (whole images or photographs held out), or, for a data set
-    without one, the last ``val_fraction`` of the training images."""
-    train_split = run.split_arrays("train")
-    Y = train_split["signals"].astype(np.float32)
-    X = np.array(run.codeset.codes("train"), dtype=np.float32)
-    if "val" in run.dataset.splits and "val" in run.codeset.splits:
-        Y_val = run.split_arrays("val")["signals"].astype(np.float32)
-        X_val = np.array(run.codeset.codes("val"), dtype=np.float32)
-    else:
-        image = train_split["image_index"]
-        n_images = int(image.max()) + 1
-        n_val = max(1, round(val_fraction * n_images))
-        if n_val >= n_images:
-            raise InputError(f"{n_images} training images are too few to hold out "
-                             "validation images")
-        val = image >= n_images - n_val
-        Y, X, Y_val, X_val = Y[~val], X[~val], Y[val], X[val]
-    if max_train is not None and max_train < len(Y):
-        rng = np.random.default_rng([seed, 31])
-        rows = np.sort(rng.choice(len(Y), max_train, replace=False))
-        Y, X = Y[rows], X[rows]
-    return {"Y": Y, "X": X, "Y_val": Y_val, "X_val": X_val}
 
 
 def _device(wanted: str) -> torch.device:

@@ -21,7 +21,7 @@ def run(run: Run) -> dict:
         if len(lrs) * len(s["lr_decays"]) == 1:
             continue
         fv = run.fit_val()
-        result = search(fv["Y"], fv["X"], fv["Y_val"], fv["X_val"], run.blocks(),
+        result = search(fv.signals, fv.targets, fv.val_signals, fv.val_targets, run.blocks(),
                         depths=depths, alphas=alphas, methods=(method,), mus=s["mus"],
                         lrs=lrs, lr_decays=s["lr_decays"], epochs=s["epochs"],
                         train_options=options, starts=classic.starts(run.dir), seed=seed,

@@ -86,8 +86,8 @@ def train_one(run: Run, method: str, T: int, hyper: dict, *, epochs: int, seed: 
     encoder = build_encoder(kind, run.blocks(), hyper["alpha"], T, hyper["mu"],
                             learn_thresholds=learn_thresholds).to(run.device)
     began = time.perf_counter()
-    result = train_in_dir(model_folder(run.dir, method, T) / "run", encoder, fv["Y"], fv["X"],
-                          val_signals=fv["Y_val"], val_targets=fv["X_val"], lr=hyper["lr"],
+    result = train_in_dir(model_folder(run.dir, method, T) / "run", encoder, fv.signals, fv.targets,
+                          val_signals=fv.val_signals, val_targets=fv.val_targets, lr=hyper["lr"],
                           lr_decay=hyper["lr_decay"], max_epochs=epochs, seed=seed,
                           resume=True, progress=run.sink, **options, data_info=data_info)
     run.log(f"trained {method} T={T}: val RMSE {result.initial_val_rmse:.4g} -> "
