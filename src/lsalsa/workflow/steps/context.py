@@ -9,6 +9,7 @@ import torch
 from ...core.problem import make_problem
 from ...errors import InputError
 from ..code_sets import load_codes
+from ..config import ExperimentConfig
 from ..data import load_prepared
 from ..progress import Progress
 from ..rundir import RunDir
@@ -17,14 +18,15 @@ LOG_NAME = "lsalsa experiment"
 
 
 class Run:
-    """One experiment's run directory (:class:`RunDir`), its config (the resolved dict of
-    :func:`lsalsa.workflow.config.load_config`), where its output goes, and shared loaders.
+    """One experiment's run directory (:class:`RunDir`), its config (an
+    :class:`~lsalsa.workflow.config.ExperimentConfig`), where its output goes, and shared
+    loaders.
 
     ``progress`` draws bars (on a terminal); ``log`` takes one line of text (default: stderr,
     ``[lsalsa experiment] ...``)."""
 
-    def __init__(self, run_dir, config: dict, *, data_dir=None, progress: bool = True,
-                 log=None):
+    def __init__(self, run_dir, config: ExperimentConfig, *, data_dir=None,
+                 progress: bool = True, log=None):
         self.config = config
         self.files = run_directory(run_dir, config)
         self.dir = self.files.path
@@ -32,7 +34,7 @@ class Run:
         self.sink = Progress(LOG_NAME, quiet=not progress)  # bars of the steps
         self.bars = self.sink.bars
         self.log = log or Progress(LOG_NAME).log
-        self.device = _device(config["device"])
+        self.device = _device(config.device)
         self._cache: dict = {}
 
     def open(self) -> Run:
@@ -68,10 +70,10 @@ class Run:
         """Training pairs ``Y``, ``X`` and validation pairs ``Y_val``, ``X_val`` (signals and
         optimal codes, float32); see :func:`fit_and_validation`."""
         if "fit_val" not in self._cache:
-            search = self.config["search"]
+            search = self.config.search
             self._cache["fit_val"] = fit_and_validation(
-                self, val_fraction=search["val_fraction"], max_train=search["max_train"],
-                seed=self.config["seed"])
+                self, val_fraction=search.val_fraction, max_train=search.max_train,
+                seed=self.config.seed)
         return self._cache["fit_val"]
 
     def blocks(self) -> list[np.ndarray]:
@@ -84,10 +86,11 @@ class Run:
         return make_problem(tensors, alphas)[0]
 
 
-def run_directory(path, config: dict, hint: str = "choose another --run-dir") -> RunDir:
-    """The run directory of an experiment: its config (where the file came from may change),
-    seed and step markers."""
-    return RunDir(path, config, seed=config["seed"], ignore=("origin",), hint=hint)
+def run_directory(path, config: ExperimentConfig,
+                  hint: str = "choose another --run-dir") -> RunDir:
+    """The run directory of an experiment: its config as JSON (``config.json``; where the file
+    came from may change), seed and step markers."""
+    return RunDir(path, config.to_dict(), seed=config.seed, ignore=("origin",), hint=hint)
 
 
 def fit_and_validation(run: Run, *, val_fraction: float, max_train: int | None,
