@@ -16,7 +16,14 @@ from _numerics import gamma, iteration_error
 from lsalsa.cli import main
 from lsalsa.core import metrics
 from lsalsa.errors import InputError
-from lsalsa.workflow.config import SCALES, alpha_grid, dense_depths, load_config, shipped
+from lsalsa.workflow.config import (
+    SCALES,
+    alpha_grid,
+    dense_depths,
+    load_config,
+    load_experiment,
+    shipped,
+)
 from lsalsa.workflow.data import load_prepared
 from lsalsa.workflow.pipeline import STEPS, run_experiment
 from lsalsa.workflow.report import document as report_module
@@ -39,12 +46,12 @@ def test_shipped_configs_load_at_both_scales():
 
 
 def test_alpha_grid_scales_each_component():
-    config = load_config("mca-mnist-natural", "full")
+    config = load_experiment("mca-mnist-natural", "full")
     grid = alpha_grid(config)
     assert [0.0625, 0.1] in grid  # factor 0.5 on both
     assert [0.0625, 0.2] in grid  # factor [0.5, 1]: alpha_1 alone halved
     # Every count is evaluated: iterations to match are exact counts, not upper bounds.
-    assert dense_depths(config) == list(range(1, config["dense_max"] + 1))
+    assert dense_depths(config) == list(range(1, config.dense_max + 1))
 
 
 def _write_config(tmp_path, **changes) -> str:

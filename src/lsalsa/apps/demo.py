@@ -30,7 +30,7 @@ from importlib import resources
 from pathlib import Path
 
 from ..io import atomic_path, write_json
-from ..workflow.config import load_config
+from ..workflow.config import load_experiment
 from ..workflow.pipeline import STEPS, run_experiment
 from ..workflow.progress import Progress
 from ..workflow.report.figures import separation_grid
@@ -61,7 +61,7 @@ def run_demo(out_dir: str | Path = "runs/demo", *, quick: bool = False, data_dir
     scale = QUICK_SCALE if quick else "full"
     screen = Progress("demo", quiet=quiet, stream=sys.stdout)
     with config_file() as path:
-        config = load_config(path, scale)
+        config = load_experiment(path, scale)
         files = run_directory(out, config, hint="choose another --out").open()
         reused = [step for step in STEPS[:-1] if files.done(step)]
         if reused:
@@ -73,7 +73,7 @@ def run_demo(out_dir: str | Path = "runs/demo", *, quick: bool = False, data_dir
         began = time.perf_counter()
         write_products(out, results)
         files.mark(MARKER, time.perf_counter() - began, depends_on=results,
-                   files=sorted(products(out, config["depths"][0])))
+                   files=sorted(products(out, config.depths[0])))
     summary = json.loads((out / "summary.json").read_text())
     print_summary(summary, out, screen)
     return summary

@@ -4,7 +4,8 @@ The steps (:data:`STEPS`, one module each in :mod:`lsalsa.workflow.steps`) run i
 writes its outputs, then ``steps/<step>.json``, and a rerun skips the finished ones (the report
 is always redrawn). ``config.json`` (the resolved configuration), ``provenance.json`` and
 ``seed.json`` are recorded at the start; a run directory holding another configuration is
-refused (:class:`lsalsa.workflow.rundir.RunDir`).
+refused (:class:`lsalsa.workflow.rundir.RunDir`). The steps read the typed config
+(:class:`lsalsa.workflow.config.ExperimentConfig`, held by :class:`.steps.context.Run`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 import torch
 
 from ..core import metrics
-from .config import load_config
+from .config import load_experiment
 from .steps import STEPS, analysis, classic, codes, data, dictionaries, evaluate, report, search
 from .steps import train as train_step
 from .steps.context import Run
@@ -43,11 +44,11 @@ def run_experiment(config_name, run_dir, *, scale: str = "full", data_dir=None,
     progress : tqdm bars on a terminal.
     log : callable taking one line of progress text (default: print to stderr).
     """
-    config = load_config(config_name, scale)
+    config = load_experiment(config_name, scale)
     run = Run(run_dir, config, data_dir=data_dir, progress=progress, log=log).open()
     # The run's thread count and seed hold inside it only; the caller's are restored after.
-    with metrics.torch_threads(config["threads"]), torch.random.fork_rng():
-        torch.manual_seed(config["seed"])
+    with metrics.torch_threads(config.threads), torch.random.fork_rng():
+        torch.manual_seed(config.seed)
         for step in STEPS:
             run_step(run, step)
     return run.dir

@@ -10,9 +10,11 @@ A loaded configuration is an :class:`ExperimentConfig` (:mod:`.experiment`): fro
 one per section (:mod:`.sections`), each field declared once with its default and its
 constraint (:mod:`lsalsa.checks`). What ties fields together (one value per component, the
 largest depth, the methods a target reads) is a small named check. Values stay as the JSON
-wrote them (``10`` stays 10, not 10.0), lists become tuples; :meth:`ExperimentConfig.to_dict`
-gives the JSON back, resolved: what a run directory records in ``config.json`` and what the
-pipeline reads (:func:`load_config`).
+wrote them (``10`` stays 10, not 10.0), lists become tuples. The pipeline's steps and the demo
+read its attributes (``config.search.lrs``); :meth:`ExperimentConfig.to_dict` gives the JSON
+back, resolved: what a run directory records in ``config.json`` and ``results.json`` keeps
+under ``"config"`` (:func:`load_config` gives it directly). The report reads that stored JSON,
+never the config file.
 
 The search grid gives alphas as *factors* of the optimal-code penalties ``alphas``: a factor is
 one number (all components scaled alike) or one number per component (``[f1, f2]``: MCA's

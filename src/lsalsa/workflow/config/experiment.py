@@ -4,8 +4,6 @@ fields together (small named checks), and its JSON form."""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 from dataclasses import dataclass, field
 
 from ... import checks
@@ -13,6 +11,7 @@ from ...checks import rule
 from ...core.training.search import alpha_candidates
 from ...errors import InputError
 from ..data import SPECS
+from ..rundir import config_key
 from .sections import (
     CLASSIC,
     DEFAULT_DEPTHS,
@@ -162,11 +161,12 @@ def check_keys(section: dict, where: str, allowed) -> None:
                        [f.name for f in dataclasses.fields(SECTIONS[key])])
 
 
-# -- derived values (of the resolved JSON) ------------------------------------------------------
-def config_hash(config: dict, keys) -> str:
-    """A short hash of the parts of ``config`` one step depends on (for resuming)."""
-    part = {k: config[k] for k in keys}
-    return hashlib.sha256(json.dumps(part, sort_keys=True).encode()).hexdigest()[:16]
+# -- derived values -----------------------------------------------------------------------------
+def config_hash(config: ExperimentConfig, keys) -> str:
+    """A short hash of the parts of ``config`` one step depends on (for resuming), as
+    :func:`lsalsa.workflow.rundir.config_key` hashes them in the JSON form."""
+    resolved = config.to_dict()
+    return config_key({k: resolved[k] for k in keys})
 
 
 def methods_in(results: dict) -> list[str]:
@@ -174,14 +174,14 @@ def methods_in(results: dict) -> list[str]:
     return [m for m in METHODS if m in results["methods"]]
 
 
-def alpha_grid(config: dict) -> list[list[float]]:
+def alpha_grid(config: ExperimentConfig) -> list[list[float]]:
     """The search's alpha vectors: each factor times the optimal-code alphas."""
-    return alpha_candidates(config["alphas"], config["search"]["alpha_factors"])
+    return alpha_candidates(config.alphas, config.search.alpha_factors)
 
 
-def dense_depths(config: dict) -> list[int]:
+def dense_depths(config: ExperimentConfig) -> list[int]:
     """Iteration counts at which FISTA and SALSA are evaluated (for iterations to match): every
     count up to ``dense_max``, so the iterations to match are exact, not upper bounds. One
     trajectory per setting gives all of them; the RMSE per count costs less than the
     iteration (measured: trajectories at most 2x slower at N = 100, unchanged at N = 256)."""
-    return list(range(1, config["dense_max"] + 1))
+    return list(range(1, config.dense_max + 1))

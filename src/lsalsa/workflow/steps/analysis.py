@@ -12,8 +12,8 @@ from .train import model_path
 
 def run(run: Run) -> dict:
     c = run.config
-    depths, samples, seed, dataset = (c["depths"], c["evaluation"]["analysis_samples"],
-                                      c["seed"], c["dataset"])
+    depths, samples, seed, dataset = (c.depths, c.evaluation.analysis_samples, c.seed,
+                                      c.dataset)
     Y = run.split_arrays("test")["signals"].astype(np.float64)
     summary = {}
     for T in depths:

@@ -28,8 +28,8 @@ FILE = "classic.json"
 
 def run(run: Run) -> dict:
     c = run.config
-    depths, dense, alphas, grid, mus = (c["depths"], dense_depths(c), c["alphas"],
-                                        alpha_grid(c), c["search"]["mus"])
+    depths, dense, alphas, grid, mus = (c.depths, dense_depths(c), c.alphas, alpha_grid(c),
+                                        c.search.mus)
     fv = run.fit_val()
     val = (fv.val_signals, fv.val_targets)
     test = (torch.from_numpy(run.split_arrays("test")["signals"].astype(np.float32)).to(
@@ -47,7 +47,7 @@ def run(run: Run) -> dict:
                      "salsa": {str(T): {**salsa["hyper"][dense.index(T)],
                                         "val_rmse": salsa["val_rmse"][dense.index(T)]}
                                for T in depths}}
-    if c["kind"] == "mca" and "val" in run.dataset.splits:
+    if c.kind == "mca" and "val" in run.dataset.splits:
         grids = {"codes_alphas": classic_settings("salsa", [alphas], mus),
                  "any_alpha": salsa["grid"]}
         out.update(psnr_baselines(run.split_arrays("val"), blocks, grids, depths))

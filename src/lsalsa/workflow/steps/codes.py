@@ -10,8 +10,7 @@ from .dictionaries import dictionary_file
 
 def run(run: Run) -> dict:
     c = run.config
-    alphas, mode, tol, mu, seed = (c["alphas"], c["codes"]["mode"], c["codes"]["tol"], c["mu"],
-                                   c["seed"])
+    alphas, mode, tol, mu, seed = c.alphas, c.codes.mode, c.codes.tol, c.mu, c.seed
     blocks = [load_npy(dictionary_file(run.dir, i)) for i in range(len(alphas))]
     codes, stats = {}, {}
     for split in run.dataset.splits:

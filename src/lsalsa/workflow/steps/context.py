@@ -9,6 +9,7 @@ import torch
 from ...core.problem import make_problem
 from ...errors import InputError
 from ..code_sets import load_codes
+from ..config import ExperimentConfig
 from ..data import load_prepared
 from ..progress import Progress
 from ..rundir import RunDir
@@ -18,14 +19,15 @@ LOG_NAME = "lsalsa experiment"
 
 
 class Run:
-    """One experiment's run directory (:class:`RunDir`), its config (the resolved dict of
-    :func:`lsalsa.workflow.config.load_config`), where its output goes, and shared loaders.
+    """One experiment's run directory (:class:`RunDir`), its config (an
+    :class:`~lsalsa.workflow.config.ExperimentConfig`), where its output goes, and shared
+    loaders.
 
     ``progress`` draws bars (on a terminal); ``log`` takes one line of text (default: stderr,
     ``[lsalsa experiment] ...``)."""
 
-    def __init__(self, run_dir, config: dict, *, data_dir=None, progress: bool = True,
-                 log=None):
+    def __init__(self, run_dir, config: ExperimentConfig, *, data_dir=None,
+                 progress: bool = True, log=None):
         self.config = config
         self.files = run_directory(run_dir, config)
         self.dir = self.files.path
@@ -33,7 +35,7 @@ class Run:
         self.sink = Progress(LOG_NAME, quiet=not progress)  # bars of the steps
         self.bars = self.sink.bars
         self.log = log or Progress(LOG_NAME).log
-        self.device = _device(config["device"])
+        self.device = _device(config.device)
         self._cache: dict = {}
 
     def open(self) -> Run:
@@ -70,10 +72,10 @@ class Run:
         :func:`~lsalsa.workflow.training_data.split_prepared` with the search's
         ``val_fraction`` and ``max_train``."""
         if "fit_val" not in self._cache:
-            search = self.config["search"]
+            search = self.config.search
             self._cache["fit_val"] = split_prepared(
-                self.dataset, self.codeset, val_fraction=search["val_fraction"],
-                max_train=search["max_train"], seed=self.config["seed"], dtype=np.float32)
+                self.dataset, self.codeset, val_fraction=search.val_fraction,
+                max_train=search.max_train, seed=self.config.seed, dtype=np.float32)
         return self._cache["fit_val"]
 
     def blocks(self) -> list[np.ndarray]:
@@ -86,10 +88,11 @@ class Run:
         return make_problem(tensors, alphas)[0]
 
 
-def run_directory(path, config: dict, hint: str = "choose another --run-dir") -> RunDir:
-    """The run directory of an experiment: its config (where the file came from may change),
-    seed and step markers."""
-    return RunDir(path, config, seed=config["seed"], ignore=("origin",), hint=hint)
+def run_directory(path, config: ExperimentConfig,
+                  hint: str = "choose another --run-dir") -> RunDir:
+    """The run directory of an experiment: its config as JSON (``config.json``; where the file
+    came from may change), seed and step markers."""
+    return RunDir(path, config.to_dict(), seed=config.seed, ignore=("origin",), hint=hint)
 
 
 def _device(wanted: str) -> torch.device:

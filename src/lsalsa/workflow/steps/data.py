@@ -9,7 +9,7 @@ from .context import Run
 
 def run(run: Run) -> dict:
     c = run.config
-    dataset, seed, limit_images = c["dataset"], c["seed"], c["prepare"]["limit_images"]
+    dataset, seed, limit_images = c.dataset, c.seed, c.prepare.limit_images
     path = prepare(dataset, root=run.dir / "data", data_dir=run.data_dir, seed=seed,
                    limit_images=limit_images, progress=run.bars)
     meta = read_meta(path / "meta.json")

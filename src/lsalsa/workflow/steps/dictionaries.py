@@ -16,8 +16,8 @@ COMPONENTS = {"sc": ["patches"], "mca": ["digits", "natural"]}
 
 
 def run(run: Run) -> dict:
-    c, d = run.config, run.config["dictionary"]
-    kind, seed, name = c["kind"], c["seed"], c["name"]
+    c, d = run.config, run.config.dictionary
+    kind, seed, name = c.kind, c.seed, c.name
     train_split = run.dataset.split("train")
     sources = [train_split["signals"]] if kind == "sc" else [
         train_split["component0"], train_split["component1"]]
@@ -27,13 +27,13 @@ def run(run: Run) -> dict:
     for i, (signals, component) in enumerate(zip(sources, COMPONENTS[kind], strict=True)):
         target = dictionary_file(run.dir, i)
         if not (target.is_file() and target.with_suffix(".json").is_file()):
-            rows = _rows(len(signals), d["max_signals"], seed, i)
-            run.log(f"dictionary {i} ({component}): {d['atoms'][i]} atoms on {len(rows)} "
+            rows = _rows(len(signals), d.max_signals, seed, i)
+            run.log(f"dictionary {i} ({component}): {d.atoms[i]} atoms on {len(rows)} "
                     "signals")
             result = learn_with_checkpoints(
-                np.array(signals[rows], dtype=np.float32), d["atoms"][i], d["alpha"][i],
-                epochs=d["epochs"], batch_size=d["batch_size"], lr=d["lr"], seed=seed + i,
-                n_iter_codes=d["n_iter_codes"], checkpoint_dir=out / f"checkpoint_{i}",
+                np.array(signals[rows], dtype=np.float32), d.atoms[i], d.alpha[i],
+                epochs=d.epochs, batch_size=d.batch_size, lr=d.lr, seed=seed + i,
+                n_iter_codes=d.n_iter_codes, checkpoint_dir=out / f"checkpoint_{i}",
                 progress=run.sink, device=run.device)
             save_dictionary(target, result, extra={"component": component,
                                                    "signals": len(rows)})

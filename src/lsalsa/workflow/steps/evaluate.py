@@ -22,7 +22,7 @@ from ...core.encoders import components, load_encoder
 from ...core.solvers.exact import spams_available, spams_lasso
 from ...io import save_npy, write_json
 from ...version import provenance
-from ..config import CLASSIC, PSNR_BASELINES, evaluation_option
+from ..config import CLASSIC, PSNR_BASELINES
 from . import classic
 from .classifiers import Task, fit_classifiers
 from .context import Run
@@ -79,24 +79,23 @@ class ClassicEncoders:
 
 
 def run(run: Run) -> dict:
-    c, e = run.config, run.config["evaluation"]
-    depths, learned, kind = c["depths"], c["search"]["learned"], c["kind"]
+    c, e = run.config, run.config.evaluation
+    depths, learned, kind = c.depths, c.search.learned, c.kind
     stored = classic.read(run.dir)
-    test = load_test_set(run, len(c["alphas"]) if kind == "mca" else 0,
-                         e["separation_samples"])
+    test = load_test_set(run, c.n_components if kind == "mca" else 0, e.separation_samples)
     if test.truth is not None:
         save_npy(run.dir / "eval" / "separation_mixture.npy", test.signals[:test.shown])
         save_npy(run.dir / "eval" / "separation_truth.npy",
                  np.stack([t[:test.shown] for t in test.truth], 1))
-    timer = Timer(e["threads"], e["time_repeats"],
+    timer = Timer(e.threads, e.time_repeats,
                   torch.cuda.synchronize if run.device.type == "cuda" else None)
-    encoders = ClassicEncoders(run.blocks(), test.Y, e["batch_size"])
-    problem = run.problem(c["alphas"])  # the components A_i x_i of any codes
+    encoders = ClassicEncoders(run.blocks(), test.Y, e.batch_size)
+    problem = run.problem(c.alphas)  # the components A_i x_i of any codes
     sizes = [b.shape[1] for b in encoders.blocks]
-    k = c["classification"]
+    k = c.classification
     tasks = fit_classifiers(test.arrays, test.optimal, kind, sizes[0],
-                            projection_dim=k["projection_dim"], C=k["C"],
-                            max_iter=k["max_iter"], seed=c["seed"])
+                            projection_dim=k.projection_dim, C=k.C, max_iter=k.max_iter,
+                            seed=c.seed)
     evaluated = {}
     for method in [*CLASSIC, *learned]:
         evaluated[method] = {}
@@ -106,14 +105,14 @@ def run(run: Run) -> dict:
                 encode = encoders.get(method, hyper, T)
             else:
                 hyper = training_record(run.dir, method, T)["hyper"]
-                encode = learned_encoder(run, method, T, test.Y, e["batch_size"])
+                encode = learned_encoder(run, method, T, test.Y, e.batch_size)
             evaluated[method][T] = evaluate_method(
                 run, test, problem, tasks, method, T, encode, hyper, timer,
-                separation=T in e["separation_T"])
-    match = match_lsalsa(stored, evaluated, e["match_reference_T"], encoders, timer)
+                separation=T in e.separation_T)
+    match = match_lsalsa(stored, evaluated, e.match_reference_T, encoders, timer)
     optimal = evaluate_optimal(run, test, problem, stored, encoders, timer,
-                               baseline_rmse=evaluation_option(c, "baseline_code_rmse"),
-                               time_exact=evaluation_option(c, "time_exact_codes"))
+                               baseline_rmse=e.baseline_code_rmse,
+                               time_exact=e.time_exact_codes)
     results = assemble(run, test, sizes, evaluated, tasks, match, optimal, stored)
     write_json(run.dir / "results.json", results)
     return {"file": "results.json"}
@@ -241,19 +240,20 @@ def exact_seconds(problem, test: TestSet, threads: int | None) -> float | None:
 
 def assemble(run: Run, test: TestSet, sizes: list[int], evaluated: dict,
              tasks: dict[str, Task], match: dict, optimal: dict, stored: dict) -> dict:
-    c, e = run.config, run.config["evaluation"]
-    learned = list(c["search"]["learned"])
+    c, e = run.config, run.config.evaluation
+    settings = c.to_dict()  # as config.json holds it
+    learned = list(c.search.learned)
     methods = {m: {str(T): v["row"] for T, v in by_T.items()} for m, by_T in evaluated.items()}
     meta = run.dataset.meta
     signals = test.signals
     results = {
-        "name": c["name"], "scale": c["scale"], "dataset": c["dataset"], "kind": c["kind"],
-        "description": c["description"],
+        "name": c.name, "scale": c.scale, "dataset": c.dataset, "kind": c.kind,
+        "description": c.description,
         "stand_in": meta.get("stand_in"), "data_label": meta.get("label"),
         "counts": meta.get("counts"), "P_test": int(signals.shape[0]),
         "M": int(signals.shape[1]), "N": int(sum(sizes)), "block_sizes": sizes,
-        "alphas": c["alphas"], "mu": c["mu"], "depths": c["depths"],
-        "dense_max": c["dense_max"], "seed": c["seed"],
+        "alphas": list(c.alphas), "mu": c.mu, "depths": list(c.depths),
+        "dense_max": c.dense_max, "seed": c.seed,
         "methods": methods,
         "dense": {m: {k: stored[m][k] for k in ("T", "rmse_mean", "sparsity_mean", "hyper")}
                   for m in CLASSIC},
@@ -264,14 +264,14 @@ def assemble(run: Run, test: TestSet, sizes: list[int], evaluated: dict,
         "psnr": ({**{m: {str(T): v["psnr"] for T, v in by_T.items()}
                      for m, by_T in evaluated.items()}, "optimal": optimal["psnr"]}
                  if test.truth is not None else None),
-        "timing": {"device": str(run.device), "dtype": "float32", "batch_size": e["batch_size"],
-                   "threads": e["threads"] or torch.get_num_threads(),
-                   "repeats": e["time_repeats"], **TIMING_NOTE},
+        "timing": {"device": str(run.device), "dtype": "float32", "batch_size": e.batch_size,
+                   "threads": e.threads or torch.get_num_threads(),
+                   "repeats": e.time_repeats, **TIMING_NOTE},
         "arrays": {"rmse": "eval/rmse_{method}_T{T}.npy",
                    "sparsity": "eval/sparsity_{method}_T{T}.npy"},
-        "config": c, "provenance": provenance(),
+        "config": settings, "provenance": provenance(),
     }
     results["training"] = {f"{m}_T{T}": training_record(run.dir, m, T)
-                           for m in learned for T in c["depths"]}
-    results["targets"] = metrics.evaluate_targets(c["targets"], results)
+                           for m in learned for T in c.depths}
+    results["targets"] = metrics.evaluate_targets(settings["targets"], results)
     return results

@@ -6,28 +6,31 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from ...core.encoders import build_encoder
 from ...core.training import DEFAULTS as TRAIN_DEFAULTS
 from ...core.training.search import LEARNED_METHODS
 from ...io import write_json
+from ..config import ExperimentConfig
 from ..training import train_in_dir
 from . import classic
 from .context import Run
 
 
-def lr_grid(config: dict, method: str) -> list[float]:
+def lr_grid(config: ExperimentConfig, method: str) -> list[float]:
     """``search.lrs``: one list for every learned method, or one list per method."""
-    lrs = config["search"]["lrs"]
-    return list(lrs.get(method, [TRAIN_DEFAULTS["lr"]]) if isinstance(lrs, dict) else lrs)
+    lrs = config.search.lrs
+    return list(lrs.get(method, [TRAIN_DEFAULTS["lr"]]) if isinstance(lrs, Mapping) else lrs)
 
 
-def train_options(config: dict) -> dict:
-    """The options of :func:`lsalsa.core.training.train` an experiment sets (search and final)."""
-    s = config["search"]
-    return {key: s[key] for key in ("optimizer", "batch_size", "rel_tol", "patience",
-                                    "reconstruction_weight", "anchor_decay")}
+def train_options(config: ExperimentConfig) -> dict:
+    """The options of :func:`lsalsa.core.training.train` an experiment sets (search and final),
+    as its keywords."""
+    s = config.search
+    return {key: getattr(s, key) for key in ("optimizer", "batch_size", "rel_tol", "patience",
+                                             "reconstruction_weight", "anchor_decay")}
 
 
 def model_folder(run_dir: Path, method: str, T: int) -> Path:
@@ -46,9 +49,9 @@ def training_record(run_dir: Path, method: str, T: int) -> dict:
 
 def run(run: Run) -> dict:
     c = run.config
-    s = c["search"]
-    learned, depths, seed, epochs = s["learned"], c["depths"], c["seed"], s["final_epochs"]
-    options, data_info = train_options(c), {"experiment": c["name"], "scale": c["scale"]}
+    s = c.search
+    learned, depths, seed, epochs = s.learned, c.depths, c.seed, s.final_epochs
+    options, data_info = train_options(c), {"experiment": c.name, "scale": c.scale}
     starts = classic.starts(run.dir)
     trained = []
     for method in learned:
@@ -57,7 +60,7 @@ def run(run: Run) -> dict:
             done = model_folder(run.dir, method, T) / "done.json"
             if not done.is_file():
                 hyper = learned_setting(run.dir, method, T, starts[(start_method, T)],
-                                        lr_grid(c, method)[0], s["lr_decays"][0])
+                                        lr_grid(c, method)[0], s.lr_decays[0])
                 write_json(done, train_one(run, method, T, hyper, epochs=epochs, seed=seed,
                                            options=options, data_info=data_info))
             trained.append(f"{method}_T{T}")
