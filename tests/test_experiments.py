@@ -94,14 +94,14 @@ def test_bad_configs_are_refused_with_the_field_named(tmp_path, changes, message
 def test_optional_evaluation_keys_stay_out_of_configs_that_do_not_set_them(tmp_path):
     """config.json and results.json of the shipped experiments keep their keys: an optional
     key appears only where a config sets it, and reads as its default elsewhere."""
-    from lsalsa.workflow.config import OPTIONAL, evaluation_option
+    from lsalsa.workflow.config import OPTIONAL, ExperimentConfig
 
     plain = load_config("mca-mnist-natural", "small")
     assert not set(OPTIONAL["evaluation"]) & set(plain["evaluation"])
-    assert evaluation_option(plain, "time_exact_codes") is False
+    assert ExperimentConfig.from_dict(plain).evaluation.time_exact_codes is False
     mine = load_config(_write_config(tmp_path, evaluation={"time_exact_codes": True}), "small")
     assert mine["evaluation"]["time_exact_codes"] is True
-    assert evaluation_option(mine, "baseline_code_rmse") is False
+    assert ExperimentConfig.from_dict(mine).evaluation.baseline_code_rmse is False
 
 
 def test_bad_config_files_and_names(tmp_path, capsys):

@@ -47,13 +47,12 @@ from .sections import (
     PrepareSection,
     SearchSection,
     Target,
-    evaluation_option,
 )
 
 __all__ = [
     "CLASSIC", "DEFAULT_DEPTHS", "FILE_KEYS", "LEARNED", "METHODS", "OPTIONAL", "PSNR_BASELINES",
     "SCALES", "SECTIONS", "TARGET_KINDS", "ClassificationSection", "CodesSection",
     "DictionarySection", "EvaluationSection", "ExperimentConfig", "PrepareSection",
-    "SearchSection", "Target", "alpha_grid", "config_hash", "dense_depths", "evaluation_option",
+    "SearchSection", "Target", "alpha_grid", "config_hash", "dense_depths",
     "load_config", "load_experiment", "merge", "methods_in", "read_config", "shipped",
 ]

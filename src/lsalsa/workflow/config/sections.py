@@ -236,12 +236,6 @@ class EvaluationSection(_Section):
 OPTIONAL: dict = {"evaluation": {"baseline_code_rmse": False, "time_exact_codes": False}}
 
 
-def evaluation_option(config: dict, key: str):
-    """An optional evaluation setting (:data:`OPTIONAL`) of a resolved config: its value, else
-    the default."""
-    return config["evaluation"].get(key, OPTIONAL["evaluation"][key])
-
-
 @dataclass(frozen=True, kw_only=True)
 class ClassificationSection(_Section):
     PREFIX: ClassVar[str] = "classification."
