@@ -50,13 +50,7 @@ from threadpoolctl import threadpool_limits
 
 import lsalsa
 from lsalsa.core.encoders import read_model_header
-from lsalsa.core.metrics import (
-    classic_encoder,
-    count_verdict,
-    iterations_to_match,
-    ratio_verdict,
-    rmse_per_sample,
-)
+from lsalsa.core.metrics import classic_encoder, iterations_to_match, rmse_per_sample
 from lsalsa.core.problem import make_problem
 from lsalsa.core.solvers.exact import spams_available, spams_lasso
 from lsalsa.core.training import DEFAULTS
@@ -64,6 +58,7 @@ from lsalsa.core.training.search import MUS, alpha_candidates, classic_settings,
 from lsalsa.io import write_json
 from lsalsa.workflow.code_sets import load_codes
 from lsalsa.workflow.data import load_prepared
+from lsalsa.workflow.targets import count_verdict, ratio_verdict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script from anywhere
 from _common import interleaved_times, machine_line, markdown_table, print_header, set_threads

@@ -18,6 +18,7 @@ from lsalsa.core import metrics
 from lsalsa.errors import InputError
 from lsalsa.workflow.config import (
     SCALES,
+    TARGET_KINDS,
     alpha_grid,
     dense_depths,
     load_config,
@@ -28,6 +29,15 @@ from lsalsa.workflow.data import load_prepared
 from lsalsa.workflow.pipeline import STEPS, run_experiment
 from lsalsa.workflow.report import document as report_module
 from lsalsa.workflow.report.document import fmt
+from lsalsa.workflow.targets import (
+    CHECKS,
+    count_verdict,
+    describe_count,
+    evaluate_targets,
+    first_unevaluated,
+    grid_step,
+    ratio_verdict,
+)
 
 # -- configs ----------------------------------------------------------------------------------
 
@@ -223,6 +233,10 @@ def _fake_results(lsalsa_rmse, salsa_rmse, match_iterations):
                             "salsa": {"iterations": None}}}}
 
 
+def test_every_target_kind_has_its_check():
+    assert list(CHECKS) == list(TARGET_KINDS)
+
+
 def test_targets_met_and_missed():
     results = _fake_results([0.1, 0.05], [0.2, 0.04], 12)
     targets = [
@@ -238,7 +252,7 @@ def test_targets_met_and_missed():
         {"kind": "time_ratio", "method": "fista", "reference_T": 1, "at_least": 30,
          "text": "f"},
     ]
-    out = metrics.evaluate_targets(targets, results)
+    out = evaluate_targets(targets, results)
     assert [t["status"] for t in out] == ["missed", "met", "missed", "n/a", "met", "missed"]
     assert out[4]["values"] == {"ratio": 20.0, "seconds": 2.0, "lsalsa_seconds": 0.1}
     assert "missed by 4" in out[0]["measured"]
@@ -257,16 +271,16 @@ def test_a_method_that_never_matches_decides_only_what_its_horizon_can():
          "text": str(m)} for m in (50, 200, 500)] + [
         {"kind": "time_ratio", "method": "salsa", "reference_T": 1, "at_least": r,
          "text": str(r)} for r in (5, 100)]
-    out = metrics.evaluate_targets(targets, results)
+    out = evaluate_targets(targets, results)
     assert [t["status"] for t in out] == ["met", "met", "n/a", "met", "n/a"]
     assert "8x or more" in out[3]["measured"]
-    assert metrics.count_verdict(None, 200, 500) is None
-    assert metrics.count_verdict(12, 200, 15) is False
-    assert metrics.ratio_verdict(3.0, True, 5) is False
-    assert metrics.ratio_verdict(3.0, False, 5) is None
+    assert count_verdict(None, 200, 500) is None
+    assert count_verdict(12, 200, 15) is False
+    assert ratio_verdict(3.0, True, 5) is False
+    assert ratio_verdict(3.0, False, 5) is None
     # A results.json from before the horizon was timed: nothing to decide the ratio on.
     results["match"]["1"]["salsa"] = {"iterations": None}
-    assert metrics.evaluate_targets(targets[3:4], results)[0]["status"] == "n/a"
+    assert evaluate_targets(targets[3:4], results)[0]["status"] == "n/a"
 
 
 def test_salsa_by_psnr_takes_the_grid_setting_of_best_mean_psnr(rng):
@@ -305,7 +319,7 @@ def test_the_psnr_target_reads_the_baseline_it_names():
                                                              "psnr_mean": 21.0}}}
     targets = [{"kind": "psnr_mean_at_least", "method": "lsalsa", "T": [1], "baseline": b,
                 "text": b} for b in ("codes_alphas", "any_alpha")]
-    out = metrics.evaluate_targets(targets, results)
+    out = evaluate_targets(targets, results)
     assert [t["status"] for t in out] == ["met", "missed"]
     assert "by 0.50 dB" in out[1]["measured"] and "alpha 0.05/0.2" in out[1]["measured"]
 
@@ -314,11 +328,11 @@ def test_counts_read_from_a_grid_with_gaps_are_upper_bounds():
     """Runs made before the dense grid was dense stepped by 5 above T = 20: a count read
     there is an upper bound, and the targets and tables say so."""
     old_grid = [*range(1, 21), 25, 30, 35, 40, 50]
-    assert metrics.grid_step(old_grid, 12) is None
-    assert metrics.grid_step(old_grid, 40) == 5
-    assert metrics.grid_step(list(range(1, 51)), 40) is None
-    assert metrics.first_unevaluated(old_grid) == 21
-    assert metrics.describe_count(40, 5) == "40 (upper bound: grid step 5)"
+    assert grid_step(old_grid, 12) is None
+    assert grid_step(old_grid, 40) == 5
+    assert grid_step(list(range(1, 51)), 40) is None
+    assert first_unevaluated(old_grid) == 21
+    assert describe_count(40, 5) == "40 (upper bound: grid step 5)"
     results = _fake_results([0.1], [0.2], 40)
     results["dense"] = {m: {"T": old_grid} for m in ("fista", "salsa")}
     targets = [
@@ -327,7 +341,7 @@ def test_counts_read_from_a_grid_with_gaps_are_upper_bounds():
         *({"kind": "time_ratio", "method": "fista", "reference_T": 1, "at_least": r,
            "text": str(r)} for r in (10, 30)),
     ]
-    out = metrics.evaluate_targets(targets, results)
+    out = evaluate_targets(targets, results)
     # needs 21..40: more than 15 for sure, more than 30 undecided, more than 45 missed; the
     # time at 40 iterations only bounds the ratio from above.
     assert [t["status"] for t in out] == ["met", "n/a", "missed", "n/a", "missed"]
@@ -338,7 +352,7 @@ def test_counts_read_from_a_grid_with_gaps_are_upper_bounds():
     assert "upper bound" in report_module._grid_text({**results, "dense_max": 50})[1]
     results["dense"] = {m: {"T": list(range(1, 51))} for m in ("fista", "salsa")}
     assert report_module._grid_note(results, "fista", 40) == "exact"
-    assert [t["status"] for t in metrics.evaluate_targets(targets, results)] == [
+    assert [t["status"] for t in evaluate_targets(targets, results)] == [
         "met", "met", "missed", "met", "missed"]
 
 

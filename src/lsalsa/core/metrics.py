@@ -1,8 +1,9 @@
 """The metrics of docs/DESIGN.md section 6, computed from arrays (no files, no plotting).
 
 Code error (per sample, and an encoder's mean over a data set) and sparsity per sample, PSNR
-of separated components, encode timing, iterations to match, the expert classifier of Section 6
-and the automatic check of the paper's targets.
+of separated components, encode timing, iterations to match and the expert classifier of
+Section 6. The paper's targets are checked against the stored results by
+:mod:`lsalsa.workflow.targets`.
 """
 
 from __future__ import annotations
@@ -20,8 +21,9 @@ from .. import checks
 from ..errors import InputError
 from ._arrays import as_batch
 
-# The MCA separation baselines: SALSA at the mu of best validation PSNR with the optimal codes'
-# alphas (the problem LSALSA is trained on), or at the best (alpha, mu) of the whole grid.
+# The MCA separation baselines, by a target's ``baseline``: SALSA at the mu of best validation
+# PSNR with the optimal codes' alphas (the problem LSALSA is trained on), or at the best
+# (alpha, mu) of the whole grid; the values are their keys in ``results["optimal"]``.
 PSNR_BASELINES = {"codes_alphas": "salsa_best_psnr", "any_alpha": "salsa_best_psnr_any_alpha"}
 
 
@@ -147,52 +149,6 @@ def iterations_to_match(depths, mean_rmse, reference: float) -> int | None:
     return None
 
 
-def count_verdict(needed: int | None, horizon: int, more_than: int) -> bool | None:
-    """Whether a method needs more than ``more_than`` iterations, from the count it needed
-    (None: not reached within ``horizon`` iterations, so it needs at least ``horizon + 1``).
-    None where the measurement cannot decide it."""
-    if needed is not None:
-        return needed > more_than
-    return True if horizon >= more_than else None
-
-
-def ratio_verdict(ratio: float, reached: bool, at_least: float) -> bool | None:
-    """Whether a time ratio is at least ``at_least``. A ratio timed at the horizon of a method
-    that never reached the accuracy is a lower bound: it can show a target met, never missed
-    (None)."""
-    if ratio >= at_least:
-        return True
-    return False if reached else None
-
-
-def grid_step(depths, T: int) -> int | None:
-    """How far apart the evaluated depths are just below ``T``, or None if every count from 1
-    to ``T`` was evaluated. Otherwise :func:`iterations_to_match` gave an upper bound only:
-    an iteration count that was not evaluated may already reach the reference."""
-    grid = sorted(int(t) for t in depths)
-    if all(t in grid for t in range(1, T + 1)):
-        return None
-    below = [t for t in grid if t < T]
-    return T - (below[-1] if below else 0)
-
-
-def first_unevaluated(depths) -> int:
-    """The smallest iteration count missing from ``depths``: no count below it was skipped."""
-    grid = {int(t) for t in depths}
-    missing = 1
-    while missing in grid:
-        missing += 1
-    return missing
-
-
-def describe_count(T: int | None, step: int | None) -> str:
-    """An iteration count as the report prints it: with "(upper bound: grid step k)" when the
-    dense grid skipped counts below it."""
-    if T is None:
-        return "n/a"
-    return str(T) if step is None else f"{T} (upper bound: grid step {step})"
-
-
 def image_features(codes: np.ndarray, image_index: np.ndarray) -> np.ndarray:
     """Concatenate the codes of all patches of each image: (n_images, patches * N).
 
@@ -261,207 +217,3 @@ class ExpertClassifier:
                 "projection": None if self.projection is None else
                 f"Gaussian {self.projection.shape[1]} -> {self.projection_dim}"}
 
-
-# -- the paper's targets ------------------------------------------------------------------------
-
-# The MCA separation baselines, by a target's ``baseline``: SALSA at the mu of best validation PSNR
-# with the optimal codes' alphas (the problem LSALSA is trained on), or at the best (alpha, mu) of
-# the whole grid; the values are their keys in ``results["optimal"]``.
-PSNR_BASELINES = {"codes_alphas": "salsa_best_psnr", "any_alpha": "salsa_best_psnr_any_alpha"}
-
-
-def evaluate_targets(targets: list[dict], results: dict) -> list[dict]:
-    """Check each target of the config against ``results`` (the ``results.json`` dict).
-
-    Returns one dict per target: ``text``, ``status`` ("met" | "missed" | "n/a"),
-    ``measured`` (a sentence with the numbers) and ``values`` (the numbers themselves).
-    """
-    return [_evaluate(target, results) for target in targets]
-
-
-def _dense_grid(results: dict, method: str) -> list[int] | None:
-    """The depths at which the dense curve of ``method`` was evaluated, as stored."""
-    dense = (results.get("dense") or {}).get(method)
-    return None if dense is None else [int(t) for t in dense["T"]]
-
-
-def _curve(results: dict, method: str) -> dict[int, float]:
-    return {int(T): row["rmse_mean"] for T, row in results["methods"][method].items()}
-
-
-def _evaluate(target: dict, results: dict) -> dict:
-    kind = target["kind"]
-    out = {"text": target["text"], "kind": kind, "status": "n/a", "measured": "", "values": {}}
-    if kind == "iterations_to_match":
-        match = results["match"].get(str(target["reference_T"]), {}).get(target["method"])
-        if match is None:
-            out["measured"] = f"LSALSA was not run at T = {target['reference_T']}"
-            return out
-        T, limit = match["iterations"], target["more_than"]
-        top = results["dense_max"]
-        grid = _dense_grid(results, target["method"])
-        step = None if T is None or grid is None else grid_step(grid, T)
-        out["values"] = {"iterations": T, "more_than": limit, "dense_max": top,
-                         "upper_bound": step is not None}
-        name = target["method"].upper()
-        verdict = count_verdict(T, top, limit)
-        if T is None:
-            out["status"] = "met" if verdict else "n/a"
-            out["measured"] = (f"{name} does not reach it within {top} iterations (> {top})"
-                               + ("" if verdict else f"; the run stops short of {limit + 1}"))
-        elif step is None:
-            out["status"] = "met" if verdict else "missed"
-            # Every count up to T was evaluated: the method needs exactly T iterations.
-            out["measured"] = (f"{name} needs {T} iteration{'s' if T != 1 else ''} "
-                               f"(target: more than {limit}"
-                               + ("" if T > limit else f"; missed by {limit + 1 - T}") + ")")
-        else:
-            # Counts skipped by the grid below T may already reach it: at least the first
-            # skipped count, at most T.
-            low = first_unevaluated(grid)
-            out["status"] = "missed" if T <= limit else "met" if low > limit else "n/a"
-            out["measured"] = (f"{name} needs at most {T} iterations (upper bound: grid step "
-                               f"{step}; at least {low}) (target: more than {limit}"
-                               + ("; not decided by the grid" if out["status"] == "n/a"
-                                  else "") + ")")
-        return out
-    if kind == "rmse_below":
-        mine, other = _curve(results, target["method"]), _curve(results, target["other"])
-        depths = sorted(T for T in mine if T in other and T < target["below_T"])
-        if not depths:
-            out["measured"] = "no common depth below the bound"
-            return out
-        ratios = {T: mine[T] / other[T] for T in depths}
-        bad = [T for T in depths if mine[T] >= other[T]]
-        out["status"] = "missed" if bad else "met"
-        out["values"] = {"ratio": {str(T): r for T, r in ratios.items()}}
-        out["measured"] = ("RMSE ratio LSALSA/SALSA " + ", ".join(
-            f"T={T}: {r:.3g}" for T, r in ratios.items())
-            + (f"; not below at T = {', '.join(map(str, bad))}" if bad else ""))
-        return out
-    if kind == "lowest_classification_error":
-        table = results.get("classification")
-        if not table or not table.get("tasks"):
-            out["measured"] = "no class labels in this data set"
-            return out
-        lines, bad = [], []
-        for task, rows in table["tasks"].items():
-            for T in sorted({int(t) for m in rows["errors"].values() for t in m}):
-                errs = {m: rows["errors"][m].get(str(T)) for m in rows["errors"]}
-                errs = {m: e for m, e in errs.items() if e is not None}
-                best = min(errs.values())
-                mine = errs.get(target["method"])
-                ok = mine is not None and mine <= best
-                if not ok:
-                    bad.append(f"{task} T={T}")
-                lines.append(f"{task} T={T}: {mine:.3g} vs best other "
-                             f"{min(e for m, e in errs.items() if m != target['method']):.3g}")
-        out["status"] = "missed" if bad else "met"
-        out["measured"] = "; ".join(lines) + (f" (not lowest at {', '.join(bad)})" if bad else "")
-        return out
-    if kind == "time_ratio":
-        entry = results["match"].get(str(target["reference_T"]), {})
-        match = entry.get(target["method"])
-        if match is None:
-            out["measured"] = f"LSALSA was not run at T = {target['reference_T']}"
-            return out
-        if match["iterations"] is None:
-            # Timed at the last count evaluated: the time to match is longer still.
-            ratio = match.get("time_ratio")
-            out["measured"] = (f"{target['method'].upper()} never reaches it within "
-                               f"{results['dense_max']} iterations")
-            if ratio is not None:
-                verdict = ratio_verdict(ratio, False, target["at_least"])
-                out["status"] = "met" if verdict else "n/a"
-                out["values"] = {"ratio": ratio, "lower_bound": True}
-                out["measured"] += (f"; at {results['dense_max']}: {ratio:.3g}x or more "
-                                    f"(target: at least {target['at_least']}x)")
-            return out
-        ratio = match["time_ratio"]
-        grid = _dense_grid(results, target["method"])
-        step = None if grid is None else grid_step(grid, match["iterations"])
-        out["values"] = {"ratio": ratio, "seconds": match["seconds"],
-                         "lsalsa_seconds": entry["lsalsa_seconds"]}
-        if step is not None:
-            out["values"]["upper_bound"] = True
-        # At an upper-bound count the time, and so the ratio, are upper bounds too: a ratio
-        # below the target is a miss, one above it decides nothing.
-        out["status"] = ("missed" if ratio < target["at_least"]
-                         else "met" if step is None else "n/a")
-        out["measured"] = (f"{match['seconds']:.4g} s ("
-                           f"{describe_count(match['iterations'], step)} iterations) vs "
-                           f"LSALSA {entry['lsalsa_seconds']:.4g} s: {ratio:.3g}x"
-                           + (" at most" if step is not None else "")
-                           + f" (target: at least {target['at_least']}x)")
-        return out
-    if kind == "psnr_above":
-        table = results.get("psnr")
-        if not table:
-            out["measured"] = "no separation (not an MCA experiment)"
-            return out
-        lines, bad = [], []
-        for T in target["T"]:
-            mine = table[target["method"]].get(str(T))
-            other = table[target["other"]].get(str(T))
-            if mine is None or other is None:
-                bad.append(f"T={T} not run")
-                continue
-            for i, (a, b) in enumerate(zip(mine, other, strict=True)):
-                lines.append(f"T={T} component {i}: {a:.3g} dB vs {b:.3g} dB")
-                if not a > b:
-                    bad.append(f"T={T} component {i}")
-        out["status"] = "missed" if bad else "met"
-        out["measured"] = "; ".join(lines) + (f" (not above at {', '.join(bad)})" if bad else "")
-        return out
-    if kind == "rmse_ratio":
-        mine, other = _curve(results, target["method"]), _curve(results, target["other"])
-        missing = [T for T in target["T"] if T not in mine or T not in other]
-        if missing:
-            out["measured"] = f"not run at T = {', '.join(map(str, missing))}"
-            return out
-        ratios = {T: mine[T] / other[T] for T in target["T"]}
-        bad = [T for T, r in ratios.items() if not r <= target["at_most"]]
-        out["status"] = "missed" if bad else "met"
-        out["values"] = {"ratio": {str(T): r for T, r in ratios.items()}}
-        out["measured"] = (f"test RMSE ratio {target['method']}/{target['other']}: " + ", ".join(
-            f"T={T}: {r:.3g}" for T, r in ratios.items())
-            + f" (target: at most {target['at_most']:g}"
-            + (f"; missed at T = {', '.join(map(str, bad))}" if bad else "") + ")")
-        return out
-    if kind == "psnr_mean_at_least":
-        table = results.get("psnr")
-        key = PSNR_BASELINES[target.get("baseline", "codes_alphas")]
-        baseline = (results.get("optimal") or {}).get(key) or {}
-        if not table or not baseline:
-            out["measured"] = "no separation baseline (not an MCA experiment with a val split)"
-            return out
-        lines, bad = [], []
-        for T in target["T"]:
-            mine, base = table[target["method"]].get(str(T)), baseline.get(str(T))
-            if mine is None or base is None:
-                bad.append(f"T={T} not run")
-                continue
-            mean = float(np.mean(mine))
-            setting = "/".join(f"{a:g}" for a in base["alpha"])
-            lines.append(f"T={T}: {mean:.2f} dB vs SALSA (alpha {setting}, mu {base['mu']:g}, "
-                         f"best validation PSNR) {base['psnr_mean']:.2f} dB")
-            if not mean >= base["psnr_mean"]:
-                bad.append(f"T={T} (by {base['psnr_mean'] - mean:.2f} dB)")
-        out["status"] = "missed" if bad else "met"
-        out["measured"] = "; ".join(lines) + (f"; missed at {', '.join(bad)}" if bad else "")
-        return out
-    if kind == "training_never_hurts":
-        worse = {name: (t["initial_val_rmse"], t["val_rmse"])
-                 for name, t in (results.get("training") or {}).items()
-                 if t.get("val_rmse") is not None and t["initial_val_rmse"] is not None
-                 and t["val_rmse"] > t["initial_val_rmse"]}
-        count = len(results.get("training") or {})
-        out["status"] = "missed" if worse else "met"
-        # The trainer keeps the best validation epoch, the start included, so this holds by
-        # construction; it checks that the run's stored models are those epochs.
-        out["measured"] = (f"{count - len(worse)} of {count} trained models are at least as "
-                           "good on validation as their start (the best-epoch selection)"
-                           + ("".join(f"; {n}: {a:.4g} -> {b:.4g}" for n, (a, b)
-                                      in worse.items())))
-        return out
-    return out

@@ -5,21 +5,17 @@ a search keeps on disk is :mod:`lsalsa.workflow.training` and :mod:`lsalsa.workf
 - :func:`train`: Adam (default, with per-tensor step scaling) or SGD (the paper) on (signal,
   optimal code) pairs, keeping the best validation epoch; it hands its whole state to a
   per-epoch callback and continues exactly from such a state (:class:`TrainState`); under
-  ``torchrun`` it runs data-parallel (:mod:`lsalsa.core.training.distributed`).
+  ``torchrun`` it runs data-parallel (:mod:`lsalsa.core.training.distributed`). Its options and
+  their checks are :mod:`.settings` (:class:`TrainSettings`, :data:`DEFAULTS`), what a run
+  carries and returns :mod:`.state`, the loop :mod:`.trainer`.
 - :func:`best_classic` and :func:`classic_curves`: the classic methods' settings per depth T,
   selected by validation RMSE, which are the learned encoders' starting points.
 """
 
 from .search import SearchResult, best_classic, classic_curves
-from .trainer import (
-    DEFAULTS,
-    OPTIMIZERS,
-    Trainer,
-    TrainResult,
-    TrainSettings,
-    TrainState,
-    train,
-)
+from .settings import DEFAULTS, OPTIMIZERS, TrainSettings
+from .state import TrainResult, TrainState
+from .trainer import Trainer, train
 
 __all__ = ["DEFAULTS", "OPTIMIZERS", "SearchResult", "TrainResult", "TrainSettings",
            "TrainState", "Trainer", "best_classic", "classic_curves", "train"]

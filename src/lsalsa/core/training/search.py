@@ -33,7 +33,7 @@ from ...errors import InputError
 from ..metrics import code_rmse
 from ..problem import check_mu, make_problem
 from ..solvers.classic import iterates
-from .trainer import check_pair
+from .settings import check_pair
 
 CLASSIC_METHODS = ("ista", "fista", "salsa")
 # Learned method -> (encoder kind, learned thresholds, the classic algorithm it starts as).

@@ -246,7 +246,7 @@ class ClassificationSection(_Section):
 
 @dataclass(frozen=True, kw_only=True)
 class Target:
-    """One of the paper's claims, checked on the results (:func:`lsalsa.core.metrics.
+    """One of the paper's claims, checked on the results (:func:`lsalsa.workflow.targets.
     evaluate_targets`); a kind holds the keys of :data:`TARGET_KINDS`, the others stay None.
     Thresholds stay as written: the report quotes them."""
 

@@ -15,10 +15,10 @@ import io
 import json
 from pathlib import Path
 
-from ...core.metrics import first_unevaluated, grid_step
 from ...errors import InputError
 from ...io import read_json_object, write_text
 from ..config import CLASSIC, DEFAULT_DEPTHS, PSNR_BASELINES, methods_in
+from ..targets import first_unevaluated, grid_step
 from .figures import make_figures
 
 NAMES = {"fista": "FISTA", "salsa": "SALSA", "lista": "LISTA", "lsalsa": "LSALSA",

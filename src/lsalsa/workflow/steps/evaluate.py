@@ -23,6 +23,7 @@ from ...core.solvers.exact import spams_available, spams_lasso
 from ...io import save_npy, write_json
 from ...version import provenance
 from ..config import CLASSIC, PSNR_BASELINES
+from ..targets import evaluate_targets
 from . import classic
 from .classifiers import Task, fit_classifiers
 from .context import Run
@@ -273,5 +274,5 @@ def assemble(run: Run, test: TestSet, sizes: list[int], evaluated: dict,
     }
     results["training"] = {f"{m}_T{T}": training_record(run.dir, m, T)
                            for m in learned for T in c.depths}
-    results["targets"] = metrics.evaluate_targets(settings["targets"], results)
+    results["targets"] = evaluate_targets(settings["targets"], results)
     return results
