@@ -109,19 +109,7 @@ def save_codes(out_dir: str | Path, codes: dict[str, np.ndarray], dictionaries, 
         raise InputError("no codes to save")
     M = blocks[0].shape[0] if blocks[0].ndim == 2 else -1
     problem = stored_problem(blocks, alphas, M)
-    arrays = {}
-    for split, array in codes.items():
-        if not isinstance(split, str) or not split.isidentifier():
-            raise InputError(f"split names must be plain words, got {split!r}")
-        array = np.asarray(array)
-        if array.ndim != 2 or array.shape[1] != problem.N or array.shape[0] == 0:
-            raise InputError(f"codes for {split} must have shape (P, {problem.N}), got "
-                             f"{array.shape}")
-        if not np.isfinite(array).all():
-            raise InputError(f"codes for {split} contain NaN or Inf")
-        if split not in stats:
-            raise InputError(f"no stats given for split {split!r}")
-        arrays[split] = array.astype(np.float32, copy=False)
+    arrays = _checked_codes(codes, stats, problem.N)
     check_codes_output(out, overwrite)
     first = next(iter(stats.values()))
     meta = {
@@ -147,6 +135,23 @@ def save_codes(out_dir: str | Path, codes: dict[str, np.ndarray], dictionaries, 
         write_json(tmp.path / CODES_META, meta)
         replace_folder(tmp.path, out)
     return out
+
+
+def _checked_codes(codes: dict, stats: dict, N: int) -> dict[str, np.ndarray]:
+    """Each split's codes as float32 (P, N), once its name, shape, values and stats pass."""
+    arrays = {}
+    for split, array in codes.items():
+        if not isinstance(split, str) or not split.isidentifier():
+            raise InputError(f"split names must be plain words, got {split!r}")
+        array = np.asarray(array)
+        if array.ndim != 2 or array.shape[1] != N or array.shape[0] == 0:
+            raise InputError(f"codes for {split} must have shape (P, {N}), got {array.shape}")
+        if not np.isfinite(array).all():
+            raise InputError(f"codes for {split} contain NaN or Inf")
+        if split not in stats:
+            raise InputError(f"no stats given for split {split!r}")
+        arrays[split] = array.astype(np.float32, copy=False)
+    return arrays
 
 
 def load_codes(path: str | Path) -> CodeSet:

@@ -81,6 +81,56 @@ def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
     -------
     SearchResult
     """
+    methods, depths, mus, lrs, train_options = _checked_grid(
+        methods, depths, alphas, mus, lrs, lr_decays, train_options)
+    problem, _ = make_problem(dictionaries, 0.0)
+    problem = problem.to(device=torch.device(device or "cpu"))
+    learned = [m for m in methods if m in LEARNED_METHODS]
+    val = _checked_data(problem, signals, targets, val_signals, val_targets, learned)
+    alphas = [plain_alpha(a) for a in alphas]
+    config = {"methods": list(methods), "depths": depths, "alphas": alphas,
+              "starts": [{"method": m, "T": T, "alpha": plain_alpha(v["alpha"]), "mu": v["mu"]}
+                         for (m, T), v in sorted((starts or {}).items())],
+              "mus": [float(m) for m in mus], "lrs": list(lrs), "lr_decays": list(lr_decays),
+              "epochs": epochs, "train_options": train_options, "seed": seed,
+              "selection": "mean per-sample validation RMSE against the optimal codes",
+              "learned_start": "the classic algorithm's best (alpha, mu) at the same T",
+              "dictionary_hash": problem.fingerprint(), "dtype": str(problem.dtype),
+              "P_train": int(signals.shape[0]) if learned else 0,
+              "P_val": int(val[0].shape[0])}
+    run = Path(run_dir) if run_dir is not None else None
+    done = {} if run is None else _open_run(run, config)
+    result = SearchResult()
+
+    def record(row: dict) -> None:
+        result.rows.append(row)
+        if run is not None:
+            _write_tables(run, result.rows)
+
+    starts = _classic_rows(problem.blocks, val, methods, depths, alphas, mus, dict(starts or {}),
+                           done, record)
+    trials = [(m, T, lr, decay) for m, T in itertools.product(learned, depths)
+              for lr, decay in itertools.product(lrs, lr_decays)]
+    sink = progress if isinstance(progress, Progress) else Progress(quiet=not progress)
+    for method, T, lr, decay in sink.iterate(trials, "search", "trial"):
+        start = starts[(LEARNED_METHODS[method][2], T)]
+        trial = {"method": method, "T": T, "alpha": start["alpha"], "mu": start["mu"],
+                 "lr": lr, "lr_decay": decay}
+        finished = done.get(_key(trial))  # an earlier run of the same search trained it
+        record(finished if finished is not None else _train_trial(
+            trial, problem, signals, targets, val, epochs=epochs, seed=seed,
+            train_options=train_options))
+    result.best = best_rows(result.rows)
+    if run is not None:
+        _write_tables(run, result.rows)
+        write_json(run / "best.json", [result.best[k] for k in sorted(result.best)])
+    return result
+
+
+def _checked_grid(methods, depths, alphas, mus, lrs, lr_decays, train_options):
+    """The grid checked before any trial runs (one process, known methods, no empty grid, no
+    option that the search sets itself); returns methods, depths, mus, lrs and train_options
+    as the search uses them."""
     if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
         raise InputError("run the search in one process (not under torchrun); train the "
                          "selected configuration with DDP afterwards")
@@ -102,66 +152,31 @@ def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
                                   "val_targets", "run_dir", "progress"}
     if clash:
         raise InputError(f"train_options may not set {sorted(clash)}: the search sets them")
-    problem, _ = make_problem(dictionaries, 0.0)
-    problem = problem.to(device=torch.device(device or "cpu"))
+    return methods, depths, mus, lrs, train_options
+
+
+def _checked_data(problem, signals, targets, val_signals, val_targets, learned) -> tuple:
+    """The validation pairs as tensors like the problem's, once they (and the training pairs,
+    when a learned method is searched) fit the dictionaries."""
     check_pair(val_signals, val_targets, problem.M, problem.N, "val_signals", "val_targets")
-    learned = [m for m in methods if m in LEARNED_METHODS]
     if learned:
         check_pair(signals, targets, problem.M, problem.N, "signals", "targets")
-    val = (as_tensor_like(val_signals, problem.A), as_tensor_like(val_targets, problem.A))
-    alphas = [plain_alpha(a) for a in alphas]
+    return as_tensor_like(val_signals, problem.A), as_tensor_like(val_targets, problem.A)
 
-    run = Path(run_dir) if run_dir is not None else None
-    config = {"methods": list(methods), "depths": depths, "alphas": alphas,
-              "starts": [{"method": m, "T": T, "alpha": plain_alpha(v["alpha"]), "mu": v["mu"]}
-                         for (m, T), v in sorted((starts or {}).items())],
-              "mus": [float(m) for m in mus], "lrs": list(lrs), "lr_decays": list(lr_decays),
-              "epochs": epochs, "train_options": train_options, "seed": seed,
-              "selection": "mean per-sample validation RMSE against the optimal codes",
-              "learned_start": "the classic algorithm's best (alpha, mu) at the same T",
-              "dictionary_hash": problem.fingerprint(), "dtype": str(problem.dtype),
-              "P_train": int(signals.shape[0]) if learned else 0,
-              "P_val": int(val[0].shape[0])}
-    done: dict[str, dict] = {}
-    if run is not None:
-        done = _previous_rows(run, config)
-        write_json(run / "config.json", config)
-        write_json(run / "provenance.json", provenance())
 
-    result = SearchResult()
-
-    def record(row: dict) -> None:
-        result.rows.append(row)
-        if run is not None:
-            _write_tables(run, result.rows)
-
-    starts = _classic_rows(problem.blocks, val, methods, depths, alphas, mus, dict(starts or {}),
-                           done, record)
-    trials = [(m, T, lr, decay) for m, T in itertools.product(learned, depths)
-              for lr, decay in itertools.product(lrs, lr_decays)]
-    sink = progress if isinstance(progress, Progress) else Progress(quiet=not progress)
-    for method, T, lr, decay in sink.iterate(trials, "search", "trial"):
-        kind, learn_thresholds, classic = LEARNED_METHODS[method]
-        start = starts[(classic, T)]
-        trial = {"method": method, "T": T, "alpha": start["alpha"], "mu": start["mu"],
-                 "lr": lr, "lr_decay": decay}
-        key = _key(trial)
-        if key in done:
-            record(done[key])
-            continue
-        began = time.perf_counter()
-        encoder = build_encoder(kind, problem.blocks, start["alpha"], T, start["mu"],
-                                learn_thresholds=learn_thresholds)
-        trained = train(encoder, signals, targets, val_signals=val[0], val_targets=val[1],
-                        lr=lr, lr_decay=decay, max_epochs=epochs, seed=seed, **train_options)
-        record({**trial, "val_rmse": _finite(trained.val_rmse), "epochs": trained.epochs,
-                "best_epoch": trained.best_epoch, "stopped": trained.stopped,
-                "seconds": time.perf_counter() - began})
-    result.best = best_rows(result.rows)
-    if run is not None:
-        _write_tables(run, result.rows)
-        write_json(run / "best.json", [result.best[k] for k in sorted(result.best)])
-    return result
+def _train_trial(trial: dict, problem, signals, targets, val, *, epochs: int, seed: int,
+                 train_options: dict) -> dict:
+    """Train one learned encoder from its start (``trial``); its row of the table."""
+    kind, learn_thresholds, _ = LEARNED_METHODS[trial["method"]]
+    began = time.perf_counter()
+    encoder = build_encoder(kind, problem.blocks, trial["alpha"], trial["T"], trial["mu"],
+                            learn_thresholds=learn_thresholds)
+    trained = train(encoder, signals, targets, val_signals=val[0], val_targets=val[1],
+                    lr=trial["lr"], lr_decay=trial["lr_decay"], max_epochs=epochs, seed=seed,
+                    **train_options)
+    return {**trial, "val_rmse": _finite(trained.val_rmse), "epochs": trained.epochs,
+            "best_epoch": trained.best_epoch, "stopped": trained.stopped,
+            "seconds": time.perf_counter() - began}
 
 
 def encoder_start(kind: str, depth: int, val_signals, val_targets, dictionaries, *,
@@ -231,6 +246,15 @@ def _finite(value) -> float | None:
 def _key(trial: dict) -> str:
     return json.dumps([trial[k] if k != "alpha" else plain_alpha(trial[k])
                        for k in ("method", "T", "alpha", "mu", "lr", "lr_decay")])
+
+
+def _open_run(run: Path, config: dict) -> dict[str, dict]:
+    """Record the search's config and provenance in ``run``; return the finished trials of an
+    earlier run of the same search there (to skip them), keyed by :func:`_key`."""
+    done = _previous_rows(run, config)
+    write_json(run / "config.json", config)
+    write_json(run / "provenance.json", provenance())
+    return done
 
 
 def _previous_rows(run: Path, config: dict) -> dict[str, dict]:

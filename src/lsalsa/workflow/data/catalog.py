@@ -118,7 +118,6 @@ def prepare(name: str, root=None, data_dir=None, seed: int = 0, limit_images: in
         splits, infos[source.key] = load_source(source, seed, limit_images, progress)
         loaded.append(splits)
     next(step)
-    unreadable = [f for info in infos.values() for f in info.get("unreadable", {}).get("files", ())]
     writer = DatasetWriter(root, name)
     try:
         if spec.kind == "sc":
@@ -126,19 +125,7 @@ def prepare(name: str, root=None, data_dir=None, seed: int = 0, limit_images: in
         else:
             meta = _write_mca(writer, spec, loaded[0], loaded[1], seed)
         next(step)
-        meta.update({
-            "splits": list(SPLITS), "split_by_source": infos,
-            "unreadable": {"count": len(unreadable), "files": unreadable},
-            "name": name, "kind": spec.kind, "description": spec.description,
-            "source": " + ".join(s.label for s in found),
-            "sources": [{"key": s.key, "location": str(s.location), "stand_in": s.stand_in,
-                         "label": s.label} for s in found],
-            "stand_in": any(s.stand_in for s in found),
-            "label": _label(spec, found), "patch_shape": [spec.patch, spec.patch],
-            "M": spec.patch ** 2, "seed": int(seed), "limit_images": limit_images,
-            "lsalsa_version": __version__, "git_commit": git_commit(),
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        })
+        meta.update(_provenance(spec, found, infos, seed, limit_images))
         path = writer.commit(meta)
     except BaseException:
         writer.abort()
@@ -146,6 +133,26 @@ def prepare(name: str, root=None, data_dir=None, seed: int = 0, limit_images: in
     finally:
         steps.close()
     return path
+
+
+def _provenance(spec: Spec, found: list[Source], infos: dict, seed: int,
+                limit_images: int | None) -> dict:
+    """What a prepared set records of where it came from: the spec, the sources and how each
+    was split, the unreadable files skipped, the seed and the version that prepared it."""
+    unreadable = [f for info in infos.values() for f in info.get("unreadable", {}).get("files", ())]
+    return {
+        "splits": list(SPLITS), "split_by_source": infos,
+        "unreadable": {"count": len(unreadable), "files": unreadable},
+        "name": spec.name, "kind": spec.kind, "description": spec.description,
+        "source": " + ".join(s.label for s in found),
+        "sources": [{"key": s.key, "location": str(s.location), "stand_in": s.stand_in,
+                     "label": s.label} for s in found],
+        "stand_in": any(s.stand_in for s in found),
+        "label": _label(spec, found), "patch_shape": [spec.patch, spec.patch],
+        "M": spec.patch ** 2, "seed": int(seed), "limit_images": limit_images,
+        "lsalsa_version": __version__, "git_commit": git_commit(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
 
 
 def _label(spec: Spec, found: list[Source]) -> str:

@@ -96,38 +96,13 @@ def download(url: str, dest, sha256: str, *, timeout: float = 60.0,
         if sha256_file(dest) == expected:
             return dest
         dest.unlink()  # a corrupt cached copy is never used; fetch it again
-    try:
-        response = urllib.request.urlopen(url, timeout=timeout)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise InputError(f"cannot download {url}: {reason}") from exc
-    except http.client.HTTPException as exc:  # a bad status line, over 100 headers, ...
-        raise InputError(f"cannot download {url}: {_malformed(exc)}") from exc
+    response = _open(url, timeout)
     with response, atomic_path(dest) as tmp:
         length = response.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
-        digest, received = hashlib.sha256(), 0
         bar = _bar(total, dest.name, progress)
         try:
-            with open(tmp, "wb") as handle:
-                while True:
-                    try:
-                        chunk = response.read(_CHUNK)
-                    except http.client.IncompleteRead as exc:
-                        chunk = exc.partial
-                        received += len(chunk)
-                        raise InputError(f"download of {url} truncated: got {received} of "
-                                         f"{total} bytes") from exc
-                    except http.client.HTTPException as exc:  # e.g. a chunk line too long
-                        raise InputError(f"download of {url} failed: {_malformed(exc)}") from exc
-                    except OSError as exc:
-                        raise InputError(f"download of {url} failed: {exc}") from exc
-                    if not chunk:
-                        break
-                    handle.write(chunk)
-                    digest.update(chunk)
-                    received += len(chunk)
-                    bar.update(len(chunk))
+            digest, received = _stream(response, tmp, url, total, bar)
         finally:
             bar.close()
         if total is not None and received != total:
@@ -137,6 +112,43 @@ def download(url: str, dest, sha256: str, *, timeout: float = 60.0,
             raise InputError(f"checksum mismatch for {url}: expected sha256 {expected}, "
                              f"got {got}; nothing was kept")
     return dest
+
+
+def _open(url: str, timeout: float):
+    """The server's response to ``url``; a network or protocol failure as an InputError."""
+    try:
+        return urllib.request.urlopen(url, timeout=timeout)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise InputError(f"cannot download {url}: {reason}") from exc
+    except http.client.HTTPException as exc:  # a bad status line, over 100 headers, ...
+        raise InputError(f"cannot download {url}: {_malformed(exc)}") from exc
+
+
+def _stream(response, path: Path, url: str, total: int | None, bar):
+    """Copy ``response`` to ``path`` chunk by chunk; return its SHA-256 (a hashlib object) and
+    its length. A failed or cut-short read is an InputError."""
+    digest, received = hashlib.sha256(), 0
+    with open(path, "wb") as handle:
+        while True:
+            try:
+                chunk = response.read(_CHUNK)
+            except http.client.IncompleteRead as exc:
+                chunk = exc.partial
+                received += len(chunk)
+                raise InputError(f"download of {url} truncated: got {received} of "
+                                 f"{total} bytes") from exc
+            except http.client.HTTPException as exc:  # e.g. a chunk line too long
+                raise InputError(f"download of {url} failed: {_malformed(exc)}") from exc
+            except OSError as exc:
+                raise InputError(f"download of {url} failed: {exc}") from exc
+            if not chunk:
+                break
+            handle.write(chunk)
+            digest.update(chunk)
+            received += len(chunk)
+            bar.update(len(chunk))
+    return digest, received
 
 
 def fetch_resource(group: str, dest_dir, progress: bool = False) -> Path:
