@@ -360,6 +360,7 @@ def test_writers_sweep_the_folders_they_write(rng, tmp_path, monkeypatch):
     from lsalsa.workflow.data.prepared import DatasetWriter
     from lsalsa.workflow.dictionaries import learn_with_checkpoints
     from lsalsa.workflow.report import figures
+    from lsalsa.workflow.search import search
 
     A = random_dictionary(rng, 16, 8)
     encoder = lsalsa.LSALSA([A[:, :4], A[:, 4:]], [0.1, 0.1], depth=2, mu=2.0)
@@ -397,6 +398,12 @@ def test_writers_sweep_the_folders_they_write(rng, tmp_path, monkeypatch):
     X = lsalsa.solve(Y.astype(np.float64), A, 0.1, method="fista", n_iter=50).codes
     train_in_dir(tmp_path / "train", lsalsa.LSALSA(A.astype(np.float32), 0.1, 1, mu=2.0), Y,
                  X.astype(np.float32), max_epochs=1, progress=False)
+    assert not stale.exists()
+
+    stale = _stale_in(tmp_path / "search")
+    X32 = X.astype(np.float32)
+    search(Y, X32, Y, X32, A, depths=[1], alphas=[0.1], methods=("lista",), epochs=1,
+           run_dir=tmp_path / "search", progress=False)
     assert not stale.exists()
 
 

@@ -1,8 +1,8 @@
 """lsalsa: fast sparse coding and source separation with learned SALSA encoders.
 
 Public contract (docs/DESIGN.md section 7): :func:`solve`, :func:`objective`, :func:`duality_gap`,
-the learned encoders :class:`LISTA` and :class:`LSALSA`, :func:`load_encoder` and
-:func:`separate_image`.
+the learned encoders :class:`LISTA` and :class:`LSALSA` and :func:`load_encoder`; also
+:func:`separate_image` (an image through an MCA encoder).
 
 Layers, bottom up (docs/DESIGN.md section 8): :mod:`lsalsa.core` (numerics, loaded with the
 package), :mod:`lsalsa.workflow` (files, configs, the experiment pipeline, reports),

@@ -69,11 +69,12 @@ def run_demo(out_dir: str | Path = "runs/demo", *, quick: bool = False, data_dir
         run_experiment(path, out, scale=scale, data_dir=data_dir, progress=not quiet,
                        log=Progress("lsalsa demo", quiet=quiet).log)
     results = json.loads((out / "results.json").read_text())
-    if not files.done(MARKER, depends_on=results):
+    made = products(out, config.depths[0])
+    if not (files.done(MARKER, depends_on=results) and all((out / n).is_file() for n in made)):
         began = time.perf_counter()
         write_products(out, results)
         files.mark(MARKER, time.perf_counter() - began, depends_on=results,
-                   files=sorted(products(out, config.depths[0])))
+                   files=sorted(made))
     summary = json.loads((out / "summary.json").read_text())
     print_summary(summary, out, screen)
     return summary

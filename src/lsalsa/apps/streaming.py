@@ -18,7 +18,7 @@ from ..core._arrays import cast_array, numpy_dtype
 from ..core.encoders import UnrolledEncoder
 from ..errors import InputError
 from ..io import atomic_path, check_finite_output, remove_stale_temporaries
-from ..workflow.progress import Progress
+from ..workflow.progress import as_progress
 
 
 def read_npy_header(handle) -> tuple[tuple[int, ...], np.dtype, bool, int]:
@@ -92,7 +92,7 @@ def encode_file(encoder: UnrolledEncoder, in_path: str | os.PathLike,
                       "fortran_order": False, "shape": (rows, N)}
         with atomic_path(out_path) as tmp, open(tmp, "wb") as writer:
             np.lib.format.write_array_header_2_0(writer, out_header)
-            bar = Progress(quiet=not progress).bar(rows, "encode", "rows")
+            bar = as_progress(progress).bar(rows, "encode", "rows")
             done = 0
             while done < rows:
                 count = min(chunk_size, rows - done)

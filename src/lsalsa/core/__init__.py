@@ -7,8 +7,8 @@ checkpoints, progress bars and logs.
 
 Layer order, bottom up (checked by ``tests/test_layers.py``)::
 
-    _arrays, prox -> problem -> operators, objective -> solvers -> encoders
-        -> metrics, codes, dictionary, theory, patches, mixtures -> training
+    _arrays, prox, patches, mixtures -> problem -> operators, objective -> solvers, encoders
+        -> codes, dictionary, metrics, separation, theory -> training
 """
 
 # Every core module, so ``import lsalsa`` reaches them all as attributes (``lsalsa.core.training``)

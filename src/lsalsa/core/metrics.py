@@ -21,11 +21,6 @@ from .. import checks
 from ..errors import InputError
 from ._arrays import as_batch
 
-# The MCA separation baselines, by a target's ``baseline``: SALSA at the mu of best validation
-# PSNR with the optimal codes' alphas (the problem LSALSA is trained on), or at the best
-# (alpha, mu) of the whole grid; the values are their keys in ``results["optimal"]``.
-PSNR_BASELINES = {"codes_alphas": "salsa_best_psnr", "any_alpha": "salsa_best_psnr_any_alpha"}
-
 
 def code_rmse(estimate: torch.Tensor, optimal: torch.Tensor) -> torch.Tensor:
     """Per-sample ``sqrt(mean_j (x_hat_j - x*_j)^2)`` (docs/DESIGN.md section 6), shape (B,)."""

@@ -23,16 +23,17 @@ from ..core.problem import Problem, as_alphas, make_problem
 from ..errors import InputError
 from ..io import Temporary, load_npy, replace_folder, save_npy, write_json
 from ..version import provenance
-from .progress import QUIET, Progress
+from .progress import Progress, as_progress
 
 FORMAT_VERSION = 1
 CODES_META = "codes.json"
 
 
-def compute_codes_with_progress(signals, dictionaries, alphas, *, progress: Progress = QUIET,
+def compute_codes_with_progress(signals, dictionaries, alphas, *, progress: bool | Progress = True,
                                 **options) -> tuple[np.ndarray, dict]:
     """:func:`lsalsa.core.codes.compute_codes` with a bar of its batches on ``progress``."""
-    with progress.callback(f"codes ({options.get('mode', 'exact')})", "batch") as callback:
+    desc = f"codes ({options.get('mode', 'exact')})"
+    with as_progress(progress).callback(desc, "batch") as callback:
         return compute_codes(signals, dictionaries, alphas, callback=callback, **options)
 
 

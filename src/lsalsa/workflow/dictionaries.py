@@ -34,14 +34,14 @@ from ..core.dictionary import (
 from ..errors import InputError
 from ..io import load_npy, read_json_object, remove_stale_temporaries, save_npy, write_json
 from ..version import provenance
-from .progress import QUIET, Progress
+from .progress import Progress, as_progress
 
 CHECKPOINT_STATE = "state.json"
 
 
 def learn_with_checkpoints(signals, n_atoms: int | None = None,
                            alpha: float = DEFAULTS["alpha"], *, checkpoint_dir=None,
-                           progress: Progress = QUIET, device=None,
+                           progress: bool | Progress = True, device=None,
                            **settings) -> DictionaryResult:
     """:func:`lsalsa.core.dictionary.learn_dictionary` with a bar on ``progress`` and, when
     ``checkpoint_dir`` is given, a checkpoint there after every epoch; a checkpoint of the same
@@ -55,7 +55,7 @@ def learn_with_checkpoints(signals, n_atoms: int | None = None,
     if checkpoint_dir is not None:
         remove_stale_temporaries(checkpoint_dir)  # what killed runs left behind
         state = _load_checkpoint(checkpoint_dir, config)
-    with progress.bar(None, "dictionary", "batch") as bar:
+    with as_progress(progress).bar(None, "dictionary", "batch") as bar:
         def batch_done(done: int, total: int) -> None:
             bar.total = total
             bar.update(done - bar.n)

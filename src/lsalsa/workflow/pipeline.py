@@ -10,6 +10,7 @@ refused (:class:`lsalsa.workflow.rundir.RunDir`). The steps read the typed confi
 
 from __future__ import annotations
 
+import importlib
 import json
 import time
 from pathlib import Path
@@ -18,15 +19,13 @@ import torch
 
 from ..core import metrics
 from .config import load_experiment
-from .steps import STEPS, analysis, classic, codes, data, dictionaries, evaluate, report, search
-from .steps import train as train_step
+from .steps import STEPS
 from .steps.context import Run
 
 __all__ = ["STEPS", "diverged_models", "run_experiment"]
 
-STEP_MODULES = {"data": data, "dictionaries": dictionaries, "codes": codes, "classic": classic,
-                "search": search, "train": train_step, "evaluate": evaluate,
-                "analysis": analysis, "report": report}
+# Each step is the module of its name in lsalsa.workflow.steps.
+STEP_MODULES = {step: importlib.import_module(f".steps.{step}", __package__) for step in STEPS}
 # A later step's outputs depend on the earlier ones: the report is always rewritten.
 ALWAYS_RERUN = ("report",)
 

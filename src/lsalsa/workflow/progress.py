@@ -34,10 +34,6 @@ class Progress:
         isatty = getattr(self.stream, "isatty", None)
         return not self.quiet and bool(isatty and isatty())
 
-    def child(self, name: str) -> Progress:
-        """The same sink under another name (a step of a run)."""
-        return Progress(name, quiet=self.quiet, stream=self._stream)
-
     def log(self, message: str) -> None:
         if not self.quiet:
             print(f"[{self.name}] {message}", file=self.stream, flush=True)
@@ -69,7 +65,10 @@ class Progress:
             yield update
 
 
-QUIET = Progress(quiet=True)
+def as_progress(progress: bool | Progress) -> Progress:
+    """The sink a workflow function reports to: its ``progress`` argument is a
+    :class:`Progress`, or whether to draw bars at all (on a terminal)."""
+    return progress if isinstance(progress, Progress) else Progress(quiet=not progress)
 
 
 def _length(iterable) -> int | None:

@@ -57,9 +57,6 @@ class RunDir:
         self.what = what
         self.hint = hint
 
-    def __truediv__(self, name: str | os.PathLike) -> Path:
-        return self.path / name
-
     # -- opening -------------------------------------------------------------------------------
     def differences(self) -> list[str] | None:
         """The top-level keys where the stored config differs from this one; None when the

@@ -42,9 +42,9 @@ from ..core.training.search import (
 )
 from ..core.training.trainer import DEFAULTS, check_lr, check_pair, train
 from ..errors import InputError
-from ..io import write_json, write_text
+from ..io import remove_stale_temporaries, write_json, write_text
 from ..version import provenance
-from .progress import Progress
+from .progress import Progress, as_progress
 
 
 def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
@@ -111,7 +111,7 @@ def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
                            done, record)
     trials = [(m, T, lr, decay) for m, T in itertools.product(learned, depths)
               for lr, decay in itertools.product(lrs, lr_decays)]
-    sink = progress if isinstance(progress, Progress) else Progress(quiet=not progress)
+    sink = as_progress(progress)
     for method, T, lr, decay in sink.iterate(trials, "search", "trial"):
         start = starts[(LEARNED_METHODS[method][2], T)]
         trial = {"method": method, "T": T, "alpha": start["alpha"], "mu": start["mu"],
@@ -149,7 +149,7 @@ def _checked_grid(methods, depths, alphas, mus, lrs, lr_decays, train_options):
     lrs = [check_lr(v, "every lr") for v in lrs]  # before any trial, not in the middle
     train_options = dict(train_options or {})
     clash = set(train_options) & {"lr", "lr_decay", "max_epochs", "seed", "val_signals",
-                                  "val_targets", "run_dir", "progress"}
+                                  "val_targets", "start", "callback"}
     if clash:
         raise InputError(f"train_options may not set {sorted(clash)}: the search sets them")
     return methods, depths, mus, lrs, train_options
@@ -251,6 +251,7 @@ def _key(trial: dict) -> str:
 def _open_run(run: Path, config: dict) -> dict[str, dict]:
     """Record the search's config and provenance in ``run``; return the finished trials of an
     earlier run of the same search there (to skip them), keyed by :func:`_key`."""
+    remove_stale_temporaries(run)  # what a killed search left behind
     done = _previous_rows(run, config)
     write_json(run / "config.json", config)
     write_json(run / "provenance.json", provenance())

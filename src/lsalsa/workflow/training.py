@@ -31,7 +31,7 @@ from ..errors import InputError
 from ..io import write_json
 from ..version import provenance
 from .checkpoint import generator_state, load_checkpoint, read_generator_state, save_checkpoint
-from .progress import Progress
+from .progress import Progress, as_progress
 from .rundir import RunDir
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -73,7 +73,7 @@ def train_in_dir(run_dir, encoder, signals, targets, *, val_signals=None, val_ta
             trainer.begin(*run.start(resume))
             if main:  # once the start passed its checks: a refused start leaves nothing
                 run.open()
-        sink = progress if isinstance(progress, Progress) else Progress(quiet=not progress)
+        sink = as_progress(progress)
         if not main:
             sink = Progress(quiet=True)
         with sink.bar(trainer.max_epochs, f"train {encoder.kind}", "epoch",

@@ -26,7 +26,6 @@ from .experiment import (
     SECTIONS,
     ExperimentConfig,
     alpha_grid,
-    config_hash,
     dense_depths,
     methods_in,
 )
@@ -53,6 +52,6 @@ __all__ = [
     "CLASSIC", "DEFAULT_DEPTHS", "FILE_KEYS", "LEARNED", "METHODS", "OPTIONAL", "PSNR_BASELINES",
     "SCALES", "SECTIONS", "TARGET_KINDS", "ClassificationSection", "CodesSection",
     "DictionarySection", "EvaluationSection", "ExperimentConfig", "PrepareSection",
-    "SearchSection", "Target", "alpha_grid", "config_hash", "dense_depths",
+    "SearchSection", "Target", "alpha_grid", "dense_depths",
     "load_config", "load_experiment", "merge", "methods_in", "read_config", "shipped",
 ]

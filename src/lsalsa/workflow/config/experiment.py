@@ -11,7 +11,6 @@ from ...checks import rule
 from ...core.training.search import alpha_candidates
 from ...errors import InputError
 from ..data import SPECS
-from ..rundir import config_key
 from .sections import (
     CLASSIC,
     DEFAULT_DEPTHS,
@@ -162,13 +161,6 @@ def check_keys(section: dict, where: str, allowed) -> None:
 
 
 # -- derived values -----------------------------------------------------------------------------
-def config_hash(config: ExperimentConfig, keys) -> str:
-    """A short hash of the parts of ``config`` one step depends on (for resuming), as
-    :func:`lsalsa.workflow.rundir.config_key` hashes them in the JSON form."""
-    resolved = config.to_dict()
-    return config_key({k: resolved[k] for k in keys})
-
-
 def methods_in(results: dict) -> list[str]:
     """The methods a stored ``results.json`` holds, in report order (older runs lack some)."""
     return [m for m in METHODS if m in results["methods"]]

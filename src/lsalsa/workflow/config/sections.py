@@ -16,7 +16,6 @@ from typing import ClassVar
 
 from ... import checks
 from ...checks import rule
-from ...core.metrics import PSNR_BASELINES
 from ...core.training.search import ALPHA_FACTORS, LEARNED_METHODS, MUS
 from ...core.training.trainer import DEFAULTS as TRAIN_DEFAULTS
 from ...core.training.trainer import MAX_LR
@@ -25,6 +24,10 @@ from ...errors import InputError
 SCALES = ("small", "full")
 DEFAULT_DEPTHS = (1, 2, 5, 10, 20, 50, 100)
 DEVICES = ("auto", "cpu", "cuda")
+# The MCA separation baselines, by a target's ``baseline``: SALSA at the mu of best validation
+# PSNR with the optimal codes' alphas (the problem LSALSA is trained on), or at the best
+# (alpha, mu) of the whole grid; the values are their keys in ``results["optimal"]``.
+PSNR_BASELINES = {"codes_alphas": "salsa_best_psnr", "any_alpha": "salsa_best_psnr_any_alpha"}
 CLASSIC = ("fista", "salsa")
 # "lsalsa" learns its thresholds (the default); "lsalsa-fixed" is the paper's exact model.
 LEARNED = tuple(LEARNED_METHODS)

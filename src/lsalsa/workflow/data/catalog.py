@@ -24,7 +24,7 @@ from ...core.mixtures import make_mixtures
 from ...core.patches import extract_patches
 from ...errors import InputError
 from ...version import __version__, git_commit
-from ..progress import Progress
+from ..progress import as_progress
 from . import sources as src
 from .prepared import SPLITS, DatasetWriter, default_root, read_meta
 from .registry import Source, can_download, load_source, resolve_source, verify_cached
@@ -110,7 +110,7 @@ def prepare(name: str, root=None, data_dir=None, seed: int = 0, limit_images: in
     found = [resolve_source(key, data_dir, download, progress) for key in spec.sources]
     for source in found:
         verify_cached(source, download, progress)
-    steps = Progress(quiet=not progress).iterate(range(len(found) + 2), f"prepare {name}")
+    steps = as_progress(progress).iterate(range(len(found) + 2), f"prepare {name}")
     step = iter(steps)
     loaded, infos = [], {}
     for source in found:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ...errors import InputError
 from ...io import atomic_path
-from ..progress import Progress
+from ..progress import as_progress
 
 # Canonical files with their SHA-256 (sizes in bytes for the progress bar). ASIRRA has no
 # published checksum we could pin, so it is read only from a folder the user provides.
@@ -168,4 +168,4 @@ def _malformed(exc: http.client.HTTPException) -> str:
 
 
 def _bar(total, name, enabled):
-    return Progress(quiet=not enabled).bar(total, f"download {name}", "B", unit_scale=True)
+    return as_progress(enabled).bar(total, f"download {name}", "B", unit_scale=True)

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import InputError
-from ..progress import Progress
+from ..progress import as_progress
 from . import sources as src
 from .prepared import SPLITS
 
@@ -133,7 +133,7 @@ def split_photos(photos: src.PhotoList, location: Path, rng: np.random.Generator
         want = quotas[split] if limit is None else min(quotas[split], limit)
         x = np.empty((want, NATURAL_SIZE, NATURAL_SIZE), dtype=np.float32)
         ids: list[int] = []
-        bar = Progress(quiet=not progress).bar(want, f"decode {split} photographs")
+        bar = as_progress(progress).bar(want, f"decode {split} photographs")
         while len(ids) < want:
             i = next(queue, None)
             if i is None:

@@ -24,9 +24,9 @@ NAMES = {"fista": "FISTA", "salsa": "SALSA", "lista": "LISTA", "lsalsa": "LSALSA
          "lsalsa-fixed": "LSALSA (fixed thresholds)"}
 
 
-# The fields of results.json that the report reads unconditionally (the runner writes them
-# all), with the type of each container; the rest (dense, training, psnr, classification)
-# older runs may lack, and the report reads them with .get.
+# The fields of results.json that the report reads unconditionally (the pipeline's evaluate
+# step writes them all), with the type of each container; the rest (dense, training, psnr,
+# classification) older runs may lack, and the report reads them with .get.
 REQUIRED = {"name": None, "scale": None, "dataset": None, "kind": None, "description": None,
             "stand_in": None, "data_label": None, "P_test": None, "M": None, "N": None,
             "seed": None, "dense_max": None, "alphas": list, "block_sizes": list,

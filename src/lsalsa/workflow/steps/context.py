@@ -42,7 +42,11 @@ class Run:
         """Check or record the config (a directory of another one is refused), provenance
         and seed, and sweep the temporaries that killed runs left."""
         self.files.open()
-        self.files.sweep("steps", "dictionaries", "eval", "figures", "tables")
+        # Every folder a step writes into (the trainer and the search sweep their own too).
+        nested = [p for top in ("models", "search") for p in (self.dir / top).glob("*")
+                  if p.is_dir()]
+        self.files.sweep("steps", "dictionaries", "eval", "figures", "tables", "models",
+                         "search", *nested)
         return self
 
     # -- shared loaders ----------------------------------------------------------------------
