@@ -81,11 +81,17 @@ class RunDir:
         self.path.mkdir(parents=True, exist_ok=True)
         self.sweep()
         if differ is None:
-            write_json(self.path / self.CONFIG, self.config)
-            write_json(self.path / "provenance.json", provenance())
-            if self.seed is not None:
-                write_json(self.path / "seed.json", {"seed": self.seed})
+            self.record()
         return self
+
+    def record(self) -> None:
+        """Write ``config.json``, ``provenance.json`` and (with a seed) ``seed.json``. Runs
+        whose own rules allow a changed config (a training run's longer schedule, a search
+        before its first trial) call this after their own check instead of :meth:`open`."""
+        write_json(self.path / self.CONFIG, self.config)
+        write_json(self.path / "provenance.json", provenance())
+        if self.seed is not None:
+            write_json(self.path / "seed.json", {"seed": self.seed})
 
     def sweep(self, *folders: str) -> None:
         """Remove temporaries that killed runs left (in the directory and ``folders``)."""

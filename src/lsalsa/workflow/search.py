@@ -42,9 +42,9 @@ from ..core.training.search import (
 )
 from ..core.training.trainer import DEFAULTS, check_lr, check_pair, train
 from ..errors import InputError
-from ..io import remove_stale_temporaries, write_json, write_text
-from ..version import provenance
+from ..io import write_json, write_text
 from .progress import Progress, as_progress
+from .rundir import RunDir
 
 
 def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
@@ -251,10 +251,10 @@ def _key(trial: dict) -> str:
 def _open_run(run: Path, config: dict) -> dict[str, dict]:
     """Record the search's config and provenance in ``run``; return the finished trials of an
     earlier run of the same search there (to skip them), keyed by :func:`_key`."""
-    remove_stale_temporaries(run)  # what a killed search left behind
+    files = RunDir(run, config)
+    files.sweep()  # what a killed search left behind
     done = _previous_rows(run, config)
-    write_json(run / "config.json", config)
-    write_json(run / "provenance.json", provenance())
+    files.record()
     return done
 
 

@@ -29,7 +29,6 @@ import torch
 from ..core.training.trainer import Trainer, TrainResult, TrainState
 from ..errors import InputError
 from ..io import write_json
-from ..version import provenance
 from .checkpoint import generator_state, load_checkpoint, read_generator_state, save_checkpoint
 from .progress import Progress, as_progress
 from .rundir import RunDir
@@ -132,8 +131,7 @@ class _Run:
     def open(self) -> None:
         """Sweep what killed runs left behind; record this run's config and provenance."""
         self.rundir.sweep()
-        write_json(self.dir / RunDir.CONFIG, self.config)
-        write_json(self.dir / "provenance.json", provenance())
+        self.rundir.record()
 
     def save(self, state: TrainState) -> None:
         """The checkpoint of an epoch, and the history so far."""
