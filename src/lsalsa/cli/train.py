@@ -28,7 +28,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import checks
 from ..core.encoders import build_encoder
 from ..core.training import DEFAULTS as TRAIN_DEFAULTS
 from ..core.training.search import CLASSIC_METHODS, LEARNED_METHODS, MUS, SEARCH_METHODS
@@ -152,20 +151,9 @@ def _data_arguments(parser) -> None:
 
 def _training_set(args):
     """The data of ``lsalsa train`` / ``lsalsa search``
-    (:func:`lsalsa.workflow.training_data.load_training_set`), once the options go together."""
+    (:func:`lsalsa.workflow.training_data.load_training_set`)."""
     from ..workflow.training_data import load_training_set
 
-    if args.data or args.codes:
-        if not (args.data and args.codes):
-            raise InputError("--data and --codes go together")
-        if args.signals or args.targets:
-            raise InputError("give either --data/--codes or --signals/--targets, not both")
-    elif not (args.signals and args.targets):
-        raise InputError("give --data and --codes, or --signals, --targets and --dict")
-    if bool(args.val_signals) != bool(args.val_targets):
-        raise InputError("--val-signals and --val-targets go together")
-    checks.number(args.val_fraction, "--val-fraction", low=0, high=1, low_open=True,
-                  high_open=True)
     return load_training_set(dataset=args.data, root=args.root, codes=args.codes,
                              signals=args.signals, targets=args.targets,
                              dictionaries=args.dictionaries, val_signals=args.val_signals,

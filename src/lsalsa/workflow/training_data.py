@@ -128,6 +128,20 @@ class TrainingSet:
         return [np.asarray(d, dtype=dtype) for d in self.dictionaries]
 
 
+def _check_sources(dataset, codes, signals, targets, val_signals, val_targets) -> None:
+    """The sources of the training data go together: a data set with its codes, or signals
+    with their targets; validation pairs both or neither."""
+    if dataset or codes:
+        if not (dataset and codes):
+            raise InputError("--data and --codes go together")
+        if signals or targets:
+            raise InputError("give either --data/--codes or --signals/--targets, not both")
+    elif not (signals and targets):
+        raise InputError("give --data and --codes, or --signals, --targets and --dict")
+    if bool(val_signals) != bool(val_targets):
+        raise InputError("--val-signals and --val-targets go together")
+
+
 def load_training_set(*, dataset=None, root=None, codes=None, signals=None, targets=None,
                       dictionaries=(), val_signals=None, val_targets=None,
                       val_fraction: float = 0.1) -> TrainingSet:
@@ -146,7 +160,11 @@ def load_training_set(*, dataset=None, root=None, codes=None, signals=None, targ
     val_signals, val_targets : ``.npy`` files of validation pairs; without them
         :func:`split_prepared` (a data set) or :func:`hold_out` by rows (``.npy`` files)
         holds them out, a ``val_fraction``.
+
+    Errors name the options of ``lsalsa train``, whose arguments these are.
     """
+    _check_sources(dataset, codes, signals, targets, val_signals, val_targets)
+    checks.number(val_fraction, "--val-fraction", low=0, high=1, low_open=True, high_open=True)
     prepared, code_dictionaries, code_alphas = None, None, None
     if dataset is not None:
         prepared = load_prepared(dataset, root=root)
