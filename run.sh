@@ -12,7 +12,7 @@ cd "$(dirname "$0")"
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 
 VENV=${LSALSA_VENV:-.venv}
-# The cache the package uses (lsalsa.data.cache_dir): $LSALSA_CACHE, else $XDG_CACHE_HOME/lsalsa
+# The cache the package uses (lsalsa.workflow.data.cache_dir): $LSALSA_CACHE, else $XDG_CACHE_HOME/lsalsa
 # (an absolute XDG_CACHE_HOME only, as the XDG spec says), else ~/.cache/lsalsa.
 XDG=${XDG_CACHE_HOME:-}; [[ $XDG == /* ]] || XDG=$HOME/.cache
 CACHE=${LSALSA_CACHE:-$XDG/lsalsa}

@@ -62,8 +62,8 @@ import lsalsa  # noqa: E402
 from _common import markdown_table, print_header, random_dictionary  # noqa: E402
 from lsalsa import InputError, load_encoder  # noqa: E402
 from lsalsa.io import DIGEST, MANIFEST, write_safetensors  # noqa: E402
-from lsalsa.training import train  # noqa: E402
-from lsalsa.training.checkpoint import load_checkpoint  # noqa: E402
+from lsalsa.workflow.checkpoint import load_checkpoint  # noqa: E402
+from lsalsa.workflow.training import train_in_dir  # noqa: E402
 
 CLI = [sys.executable, "-c", "import sys; from lsalsa.cli import main; sys.exit(main())"]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(
@@ -298,9 +298,9 @@ def checkpoint_part(tally: Tally, work: Path, rng) -> None:
     Y = rng.standard_normal((60, 16))
     X = lsalsa.solve(Y, A, 0.2, method="fista", n_iter=100).codes
     run = work / "run"
-    train(lsalsa.LSALSA(A, 0.2, 3, mu=2.0, untied=True), Y[:50], X[:50],
-          val_signals=Y[50:], val_targets=X[50:], anchor_decay=0.01, batch_size=10,
-          max_epochs=2, progress=False, run_dir=run)
+    train_in_dir(run, lsalsa.LSALSA(A, 0.2, 3, mu=2.0, untied=True), Y[:50], X[:50],
+                 val_signals=Y[50:], val_targets=X[50:], anchor_decay=0.01, batch_size=10,
+                 max_epochs=2, progress=False)
     good = run / "checkpoint.safetensors"
     bad = work / "bad.safetensors"
     flip_tensors(tally, "checkpoint", load_checkpoint, good, bad, rng)

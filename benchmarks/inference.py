@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 import lsalsa
-from lsalsa.problem import make_problem
+from lsalsa.core.operators import salsa_inverse64
+from lsalsa.core.problem import make_problem
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script from anywhere
 from _common import (
@@ -118,7 +119,7 @@ def main(argv=None) -> int:
             dicts_arg = dicts if len(dicts) > 1 else dicts[0]
             problem, _ = make_problem(dicts_arg, alphas)
             start = time.perf_counter()
-            _ = problem.lipschitz, problem.salsa_operator64(MU)
+            _ = problem.lipschitz, salsa_inverse64(problem, MU)
             print(f"[{device} {size}] operator set-up (Lipschitz + SALSA inverse, float64): "
                   f"{time.perf_counter() - start:.3f} s per solve call", flush=True)
             encoders = {}

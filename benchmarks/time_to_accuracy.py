@@ -8,12 +8,12 @@ more trained LSALSA / LISTA models. For each model, on the test split:
   encode the test set;
 - FISTA and SALSA: for every iteration count T = 1, 2, ... the setting (alpha among
   ``alpha_candidates`` of the codes' alphas; for SALSA also mu among ``MUS`` and ``--add-mu``)
-  with the lowest VALIDATION RMSE at that T (``lsalsa.training.classic_curves``), then the test
+  with the lowest VALIDATION RMSE at that T (``lsalsa.core.training.classic_curves``), then the test
   RMSE of that choice. "Iterations to match" is the smallest T whose test RMSE is at most the
   model's; nothing is selected on the test split. The method is timed at that T with its chosen
   setting, with its operators built once outside the timer: SALSA as an untrained
   ``lsalsa.LSALSA`` (equal to SALSA(T), and the same in-place inference code as the model),
-  FISTA through ``lsalsa.solvers.classic.iterates`` with prebuilt operators;
+  FISTA through ``lsalsa.core.solvers.classic.iterates`` with prebuilt operators;
 - SPAMS (``spams.lasso``, LARS with Cholesky updates) and scikit-learn (``sparse_encode``,
   lasso_lars and lasso_cd): the time to the exact codes of ``--exact-limit`` of the signals,
   scaled linearly to the test set (each signal is solved on its own), with the mean objective
@@ -49,21 +49,16 @@ from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
 import lsalsa
-from lsalsa.codes import load_codes
-from lsalsa.data import load_prepared
-from lsalsa.encoders import read_model_header
-from lsalsa.experiments.metrics import (
-    classic_encoder,
-    count_verdict,
-    iterations_to_match,
-    ratio_verdict,
-    rmse_per_sample,
-)
+from lsalsa.core.encoders import read_model_header
+from lsalsa.core.metrics import classic_encoder, iterations_to_match, rmse_per_sample
+from lsalsa.core.problem import make_problem
+from lsalsa.core.solvers.exact import spams_available, spams_lasso
+from lsalsa.core.training import DEFAULTS
+from lsalsa.core.training.search import MUS, alpha_candidates, classic_settings, selected_curves
 from lsalsa.io import write_json
-from lsalsa.problem import make_problem
-from lsalsa.solvers.exact import spams_available, spams_lasso
-from lsalsa.training import DEFAULTS
-from lsalsa.training.search import MUS, alpha_candidates, classic_settings, selected_curves
+from lsalsa.workflow.code_sets import load_codes
+from lsalsa.workflow.data import load_prepared
+from lsalsa.workflow.targets import count_verdict, ratio_verdict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script from anywhere
 from _common import interleaved_times, machine_line, markdown_table, print_header, set_threads
@@ -166,7 +161,7 @@ def mean_rmse(codes, optimal) -> float:
 
 def selected_curve(val, test, blocks, method: str, settings: list[dict], horizon: int) -> dict:
     """For T = 1..horizon: the index in ``settings`` of the lowest validation RMSE at T
-    (``choice``), and the test RMSE of that choice (lsalsa.training.search.selected_curves)."""
+    (``choice``), and the test RMSE of that choice (lsalsa.core.training.search.selected_curves)."""
     depths = list(range(1, horizon + 1))
     curve = selected_curves(val, test, blocks, method, depths, settings)
     # classic_curves gives inf for a diverged setting; JSON has no inf.

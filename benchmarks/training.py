@@ -30,8 +30,8 @@ FASHION = Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
 
 def make_data(folder: Path, n_images: int, seed: int) -> dict:
     import lsalsa
-    from lsalsa.data.patches import extract_patches
-    from lsalsa.data.sources import read_idx
+    from lsalsa.core.patches import extract_patches
+    from lsalsa.workflow.data.sources import read_idx
 
     images = read_idx(FASHION, ndim=3)[:n_images].astype(np.float32) / 255
     patches = extract_patches(images, 10, stride=6)  # 16 patches of 10x10 per 28x28 image
@@ -51,8 +51,8 @@ def worker(args) -> None:
     import torch
 
     import lsalsa
-    from lsalsa.training import train
-    from lsalsa.training.distributed import local_device
+    from lsalsa.core.training import train
+    from lsalsa.core.training.distributed import local_device
 
     torch.set_num_threads(args.threads)
     folder = Path(args.folder)
@@ -62,7 +62,7 @@ def worker(args) -> None:
     encoder = lsalsa.LSALSA(A, 0.1, args.depth, mu=1.0)
     began = time.perf_counter()
     result = train(encoder, Y, X, lr=0.01, batch_size=args.batch_size, max_epochs=args.epochs,
-                   rel_tol=0.0, seed=0, progress=False)
+                   rel_tol=0.0, seed=0)
     total = time.perf_counter() - began
     seconds = [h["seconds"] for h in result.history[1:]]
     steady = seconds[1:] or seconds  # the first epoch includes warm-up

@@ -69,7 +69,7 @@ def iteration_error(method: str, Y, dictionaries, alphas, T: int, *, mu: float =
     per sample, in the 2-norm (so also entrywise), as a (B, 1) array to broadcast over codes.
 
     Each iteration forms ``S v + b`` (ISTA, FISTA: ``v`` the previous iterate; SALSA in the
-    scaled form of :func:`lsalsa.solvers.steps.salsa_operators`: ``v = u - d``), within
+    scaled form of :func:`lsalsa.core.operators.salsa_operators`: ``v = u - d``), within
     ``gamma(N + 2) || |S| |v| + |b| ||`` of exact; SALSA's other steps (forming ``v``,
     ``x + d``, the threshold, the dual update) add ``u`` times the norms of their operands.
     ``operator_cond`` > 0 adds the error of operators formed from rounded data (float32

@@ -1,4 +1,5 @@
-"""Theorem 1 and the learned curvature (lsalsa.analysis, ``lsalsa analyze``)."""
+"""Theorem 1 and the learned curvature (lsalsa.core.theory, lsalsa.workflow.analysis,
+``lsalsa analyze``)."""
 
 from __future__ import annotations
 
@@ -9,18 +10,18 @@ import pytest
 import torch
 
 import lsalsa
-import lsalsa.analysis
+import lsalsa.core.theory
 from _numerics import gamma
 from conftest import random_dictionary
-from lsalsa.analysis import (
-    analyze,
+from lsalsa.cli import main
+from lsalsa.core.theory import (
     curvature_report,
     theorem1_check,
     theorem1_verdict,
     x_update_residual,
 )
-from lsalsa.cli import main
 from lsalsa.errors import InputError
+from lsalsa.workflow.analysis import analyze
 
 M, N, MU = 8, 16, 10.0
 
@@ -164,12 +165,12 @@ def test_the_check_fails_for_a_wrong_x_update(setup, monkeypatch):
     A, Y = setup
     encoder = lsalsa.LSALSA(A, 0.1, 3, MU)  # symmetric S: the check holds ...
     assert theorem1_check(encoder, Y)["holds"]
-    original = lsalsa.analysis.salsa_step
+    original = lsalsa.core.theory.salsa_step
 
     def wrong_operator(u, d, b, S, tau):  # ... until the step multiplies by S (1 + 1e-6)
         return original(u, d, b, S * (1 + 1e-6), tau)
 
-    monkeypatch.setattr(lsalsa.analysis, "salsa_step", wrong_operator)
+    monkeypatch.setattr(lsalsa.core.theory, "salsa_step", wrong_operator)
     check = theorem1_check(encoder, Y)
     assert not check["stationary"] and not check["holds"]
     # From the zero state the first x-update is W y (no product with S): layers 2 and 3.
@@ -179,7 +180,7 @@ def test_the_check_fails_for_a_wrong_x_update(setup, monkeypatch):
     def wrong_input(u, d, b, S, tau):  # W_e y off by 1e-6
         return original(u, d, b * (1 + 1e-6), S, tau)
 
-    monkeypatch.setattr(lsalsa.analysis, "salsa_step", wrong_input)
+    monkeypatch.setattr(lsalsa.core.theory, "salsa_step", wrong_input)
     assert not theorem1_check(encoder, Y)["holds"]
 
 

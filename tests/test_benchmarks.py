@@ -13,9 +13,10 @@ import pytest
 
 from conftest import random_dictionary
 from lsalsa import LSALSA
-from lsalsa.codes import compute_codes, save_codes
-from lsalsa.data.prepared import DatasetWriter
-from lsalsa.experiments.metrics import iterations_to_match
+from lsalsa.core.codes import compute_codes
+from lsalsa.core.metrics import iterations_to_match
+from lsalsa.workflow.code_sets import save_codes
+from lsalsa.workflow.data.prepared import DatasetWriter
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "time_to_accuracy.py"
 ALPHA = 0.1
@@ -40,7 +41,7 @@ def toy(tmp_path, rng):
         X = rng.standard_normal((P, N)) * (rng.random((P, N)) < 0.2)
         Y = (X @ A.T + 0.05 * rng.standard_normal((P, M))).astype(np.float32)
         writer.save(split, "signals", Y)
-        codes[split], stats[split] = compute_codes(Y, [A], [ALPHA], progress=False)
+        codes[split], stats[split] = compute_codes(Y, [A], [ALPHA])
     data = writer.commit({"name": "toy", "kind": "sc"})
     exact = save_codes(tmp_path / "codes", codes, [A], [ALPHA], stats=stats)
     moved = {**codes, "test": codes["test"] + 0.05 * rng.standard_normal(codes["test"].shape)}

@@ -11,7 +11,8 @@ import pytest
 from _numerics import code_error_bound, gap_rounding, unit_roundoff
 from lsalsa import InputError, duality_gap, objective, solve
 from lsalsa.cli import main
-from lsalsa.codes import compute_codes, load_codes, save_codes, tune_alpha
+from lsalsa.core.codes import compute_codes, tune_alpha
+from lsalsa.workflow.code_sets import load_codes, save_codes
 from test_dictionary import make_prepared, planted
 
 
@@ -66,8 +67,8 @@ def storage_gap_bound(Y, X, dictionaries, alphas, tol):
 
 def test_exact_codes_meet_the_bound_and_beat_the_paper_recipe(mca):
     dictionaries, Y = mca
-    exact, s_exact = compute_codes(Y, dictionaries, [0.1, 0.2], progress=False)
-    paper, s_paper = compute_codes(Y, dictionaries, [0.1, 0.2], mode="paper", progress=False)
+    exact, s_exact = compute_codes(Y, dictionaries, [0.1, 0.2])
+    paper, s_paper = compute_codes(Y, dictionaries, [0.1, 0.2], mode="paper")
     assert exact.dtype == np.float32 and exact.shape == (200, 44)
     assert s_paper["solver"] == "salsa" and s_paper["n_iter"] == 100 and s_paper["mu"] == 10
     gap_exact, rel_exact, rounding, rel_rounding = recompute_gap(Y, exact, dictionaries,
@@ -93,14 +94,14 @@ def test_exact_codes_meet_the_bound_and_beat_the_paper_recipe(mca):
 
 def test_paper_mode_for_one_dictionary_is_fista(sc):
     A, Y = sc
-    _, stats = compute_codes(Y, A, 0.1, mode="paper", n_iter=7, progress=False)
+    _, stats = compute_codes(Y, A, 0.1, mode="paper", n_iter=7)
     assert stats["solver"] == "fista" and stats["n_iter"] == 7 and stats["mu"] is None
 
 
 def test_batches_do_not_change_the_codes(sc):
     A, Y = sc
-    whole, _ = compute_codes(Y, A, 0.1, batch_size=1000, progress=False)
-    pieces, _ = compute_codes(Y, A, 0.1, batch_size=64, progress=False)
+    whole, _ = compute_codes(Y, A, 0.1, batch_size=1000)
+    pieces, _ = compute_codes(Y, A, 0.1, batch_size=64)
     # Batches change only rounding: both are within what their cost excess allows of the
     # minimiser (a sharp float64 solve; tests/_numerics.py).
     A64, Y64 = A.astype(np.float64), Y.astype(np.float64)
@@ -111,8 +112,8 @@ def test_batches_do_not_change_the_codes(sc):
 
 def test_stored_codes_reload_bit_identical_with_the_gap_recomputed(tmp_path, mca):
     dictionaries, Y = mca
-    train, s_train = compute_codes(Y[:150], dictionaries, [0.1, 0.2], progress=False)
-    test, s_test = compute_codes(Y[150:], dictionaries, [0.1, 0.2], progress=False)
+    train, s_train = compute_codes(Y[:150], dictionaries, [0.1, 0.2])
+    test, s_test = compute_codes(Y[150:], dictionaries, [0.1, 0.2])
     out = save_codes(tmp_path / "codes", {"train": train, "test": test}, dictionaries,
                      [0.1, 0.2], stats={"train": s_train, "test": s_test},
                      data={"name": "toy"}, seed=3)
@@ -144,7 +145,7 @@ def test_stored_codes_reload_bit_identical_with_the_gap_recomputed(tmp_path, mca
 
 def test_load_codes_refuses_changed_dictionaries_and_shapes(tmp_path, sc):
     A, Y = sc
-    codes, stats = compute_codes(Y[:20], A, 0.1, progress=False)
+    codes, stats = compute_codes(Y[:20], A, 0.1)
     out = save_codes(tmp_path / "c", {"train": codes}, [A], 0.1, stats={"train": stats})
     np.save(out / "dictionary_0.npy", A * 1.001)
     with pytest.raises(InputError, match="fingerprint"):
@@ -159,7 +160,7 @@ def test_load_codes_refuses_changed_dictionaries_and_shapes(tmp_path, sc):
 
 def test_save_codes_refuses_bad_input_and_writes_nothing(tmp_path, sc):
     A, Y = sc
-    codes, stats = compute_codes(Y[:20], A, 0.1, progress=False)
+    codes, stats = compute_codes(Y[:20], A, 0.1)
     cases = [
         ({"train": codes[:, :5]}, [A], 0.1, "shape"),
         ({"train": codes}, [A[:, :10]], 0.1, "shape"),
@@ -184,7 +185,7 @@ def test_save_codes_refuses_bad_input_and_writes_nothing(tmp_path, sc):
 ])
 def test_compute_codes_bad_input(signals, dictionary, alpha, message):
     with pytest.raises(InputError, match=message):
-        compute_codes(signals, dictionary, alpha, progress=False)
+        compute_codes(signals, dictionary, alpha)
 
 
 def test_tune_alpha_finds_the_smallest_alpha_reaching_the_target(sc):
@@ -347,7 +348,7 @@ def test_cli_codes_overwrite_replaces_a_code_set(tmp_path, capsys):
 
 def test_save_codes_overwrites_only_a_code_set(tmp_path, sc, monkeypatch):
     A, Y = sc
-    codes, stats = compute_codes(Y[:20], A, 0.1, progress=False)
+    codes, stats = compute_codes(Y[:20], A, 0.1)
     plain = tmp_path / "plain"
     plain.mkdir()
     (plain / "data.npy").write_bytes(b"precious")

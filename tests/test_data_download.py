@@ -10,8 +10,8 @@ from typing import ClassVar
 
 import pytest
 
-from lsalsa.data import download, sha256_file
 from lsalsa.errors import InputError
+from lsalsa.workflow.data import download, sha256_file
 
 PAYLOAD = bytes(range(256)) * 64
 GOOD_SHA = hashlib.sha256(PAYLOAD).hexdigest()

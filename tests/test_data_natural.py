@@ -11,11 +11,11 @@ import pytest
 from PIL import Image
 
 from _realdata import require_data
-from lsalsa.data import extract_patches, load_prepared, prepare, resolve_source
-from lsalsa.data import sources as sources_module
-from lsalsa.data.catalog import load_source
-from lsalsa.data.prepared import SPLITS
-from lsalsa.data.sources import load_photo, natural_packages, natural_photo_list
+from lsalsa.workflow.data import extract_patches, load_prepared, prepare, resolve_source
+from lsalsa.workflow.data import sources as sources_module
+from lsalsa.workflow.data.prepared import SPLITS
+from lsalsa.workflow.data.registry import load_source
+from lsalsa.workflow.data.sources import load_photo, natural_packages, natural_photo_list
 
 # Near-duplicates: the correlation of two photographs' 16x16 thumbnails. A copy of one
 # photograph (re-encoded, resized) correlates above 0.99 and skimage's stereo pair

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from _numerics import gamma, unit_roundoff
-from lsalsa.data import (
+from lsalsa.errors import InputError
+from lsalsa.workflow.data import (
     assemble_patches,
     covered_shape,
     extract_patches,
@@ -15,7 +16,6 @@ from lsalsa.data import (
     pad_to_multiple,
     resize_images,
 )
-from lsalsa.errors import InputError
 
 
 def test_patch_order_is_image_major_then_row_major(rng):

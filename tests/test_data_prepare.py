@@ -11,11 +11,12 @@ from PIL import Image
 
 from _numerics import unit_roundoff
 from lsalsa.cli import main
-from lsalsa.data import available, extract_patches, load_prepared, prepare, sha256_file
-from lsalsa.data import catalog as catalog_module
-from lsalsa.data import sources as sources_module
-from lsalsa.data.prepared import SPLITS
 from lsalsa.errors import InputError
+from lsalsa.workflow.data import available, extract_patches, load_prepared, prepare, sha256_file
+from lsalsa.workflow.data import catalog as catalog_module
+from lsalsa.workflow.data import forms as forms_module
+from lsalsa.workflow.data import sources as sources_module
+from lsalsa.workflow.data.prepared import SPLITS
 from test_data_sources import idx_bytes, save_png, write_idx_dir, write_npm_tarball
 
 
@@ -341,7 +342,7 @@ def test_cached_downloads_are_checked_against_their_checksums(tmp_path, rng, iso
     write_idx_dir(folder, rng)
     recorded = {f.name: (f"https://example.invalid/{f.name}", sha256_file(f))
                 for f in folder.iterdir()}
-    monkeypatch.setitem(catalog_module.RESOURCES, "fashion-mnist", recorded)
+    monkeypatch.setitem(forms_module.RESOURCES, "fashion-mnist", recorded)
     prepare("fashion-mnist-10", tmp_path / "p", progress=False)
     labels = folder / "train-labels-idx1-ubyte.gz"
     good = labels.read_bytes()
@@ -356,7 +357,7 @@ def test_cached_downloads_are_checked_against_their_checksums(tmp_path, rng, iso
         dest.write_bytes(good)
         return dest
 
-    monkeypatch.setattr(catalog_module, "fetch_file", fake_download)
+    monkeypatch.setattr(forms_module, "fetch_file", fake_download)
     prepare("fashion-mnist-10", tmp_path / "q", progress=False, download=True)
     assert fetched == [recorded[labels.name][0]] and labels.read_bytes() == good
 

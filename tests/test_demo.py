@@ -9,8 +9,24 @@ import pytest
 from _realdata import require_data
 from lsalsa import load_encoder
 from lsalsa.cli import main
-from lsalsa.data import cache_dir
-from lsalsa.encoders import read_model_header
+from lsalsa.core.encoders import read_model_header
+from lsalsa.workflow.data import cache_dir
+
+
+def test_the_demo_is_a_config_of_the_pipeline():
+    from lsalsa.apps.demo import QUICK_SCALE, config_file
+    from lsalsa.workflow.config import load_config
+
+    with config_file() as path:
+        full, quick = load_config(path, "full"), load_config(path, QUICK_SCALE)
+    for config in (full, quick):
+        assert (config["kind"], config["dataset"], config["depths"]) == (
+            "mca", "mca-mnist-natural", [5])
+        assert config["search"]["learned"] == ["lsalsa"]
+        assert config["evaluation"]["time_exact_codes"] is True
+        assert config["evaluation"]["baseline_code_rmse"] is True
+    assert full["dictionary"]["atoms"] == [256, 256]
+    assert quick["dictionary"]["atoms"] == [32, 32]
 
 
 @pytest.mark.slow
@@ -51,3 +67,20 @@ def test_quick_demo_runs_end_to_end_and_reuses_its_steps(tmp_path, capsys):
     assert (out / "lsalsa.safetensors").stat().st_mtime_ns == first_model
     again = json.loads((out / "summary.json").read_text())
     assert again["lsalsa"] == summary["lsalsa"]
+    # A product deleted by hand is written again from the stored run.
+    (out / "summary.json").unlink()
+    assert main(["demo", "--quick", "--out", str(out), "--quiet"]) == 0
+    assert json.loads((out / "summary.json").read_text())["lsalsa"] == summary["lsalsa"]
+
+
+def test_full_and_quick_demos_default_to_their_own_folders(monkeypatch, tmp_path):
+    """A run directory holds one configuration, so the two scales never share a folder."""
+    import lsalsa.apps.demo as demo
+    import lsalsa.cli.demo as cli_demo
+
+    chosen = []
+    monkeypatch.setattr(demo, "run_demo", lambda out, **options: chosen.append(out))
+    monkeypatch.setattr(cli_demo, "check_training", lambda out: None)
+    monkeypatch.chdir(tmp_path)
+    assert main(["demo"]) == 0 and main(["demo", "--quick"]) == 0
+    assert chosen == ["runs/demo", "runs/demo-quick"]

@@ -12,12 +12,9 @@ import torch
 from _numerics import gamma, unit_roundoff
 from lsalsa import InputError, objective, solve
 from lsalsa.cli import main
-from lsalsa.dictionary import (
-    _LipschitzTracker,
-    learn_dictionary,
-    normalize_columns,
-    plot_atoms,
-)
+from lsalsa.core.dictionary import _LipschitzTracker, learn_dictionary, normalize_columns
+from lsalsa.workflow.dictionaries import learn_with_checkpoints
+from lsalsa.workflow.report.atoms import plot_atoms
 
 
 def planted(seed=0, M=16, N=24, k=3, P=2000):
@@ -42,13 +39,13 @@ def exact_mean_objective(Y, A, alpha):
 def test_planted_dictionary_is_recovered():
     A_true, Y = planted()
     result = learn_dictionary(Y, 24, alpha=0.1, epochs=20, batch_size=128, lr=10.0,
-                              lr_decay=1000, n_iter_codes=30, seed=0, progress=False)
+                              lr_decay=1000, n_iter_codes=30, seed=0)
     cosines = np.abs(A_true.T @ result.dictionary)  # (true atom, learned atom)
     recovered = (cosines.max(axis=1) > 0.95).mean()
     assert recovered >= 0.9
     # The initial dictionary (random signals) is far from it: learning did the work.
     start = learn_dictionary(Y, 24, alpha=0.1, epochs=1, batch_size=128, lr=1e-12,
-                             seed=0, progress=False).dictionary
+                             seed=0).dictionary
     assert (np.abs(A_true.T @ start).max(axis=1) > 0.95).mean() < 0.5
 
 
@@ -56,7 +53,7 @@ def test_objective_decreases_and_columns_stay_unit_norm():
     _, Y = planted(seed=1, P=600)
     Y = Y[:, :] + np.random.default_rng(0).normal(0, 0.05, Y.shape).astype(np.float32)
     result = learn_dictionary(Y, 20, alpha=0.1, epochs=6, batch_size=64, lr=3.0,
-                              n_iter_codes=20, seed=3, init="random", progress=False)
+                              n_iter_codes=20, seed=3, init="random")
     A = result.dictionary
     assert A.shape == (16, 20) and A.dtype == np.float32
     # Normalised (at worst in float32: gamma(M + 2)), stored in float32 (u), and the norm
@@ -74,7 +71,7 @@ def test_objective_decreases_and_columns_stay_unit_norm():
 def test_tolerance_stops_early():
     _, Y = planted(seed=2, P=300)
     result = learn_dictionary(Y, 24, alpha=0.1, epochs=50, batch_size=300, lr=1e-9,
-                              tol=1e-3, seed=0, progress=False)
+                              tol=1e-3, seed=0)
     # Steps of 1e-9 leave the objective unchanged: the second epoch meets the tolerance.
     assert result.converged and result.epochs == 2
 
@@ -102,13 +99,12 @@ def test_lipschitz_tracker_is_a_tight_upper_bound(rng):
 
 def test_checkpoint_resume_matches_an_uninterrupted_run(tmp_path):
     _, Y = planted(seed=4, P=256)
-    settings = dict(alpha=0.1, batch_size=64, lr=3.0, n_iter_codes=10, seed=5, progress=False,
-                    tol=0.0)
+    settings = dict(alpha=0.1, batch_size=64, lr=3.0, n_iter_codes=10, seed=5, tol=0.0)
     full = learn_dictionary(Y, 24, epochs=4, **settings)
-    learn_dictionary(Y, 24, epochs=2, checkpoint_dir=tmp_path / "ck", **settings)
+    learn_with_checkpoints(Y, 24, epochs=2, checkpoint_dir=tmp_path / "ck", **settings)
     state = json.loads((tmp_path / "ck" / "state.json").read_text())
     assert state["epoch"] == 2
-    resumed = learn_dictionary(Y, 24, epochs=4, checkpoint_dir=tmp_path / "ck", **settings)
+    resumed = learn_with_checkpoints(Y, 24, epochs=4, checkpoint_dir=tmp_path / "ck", **settings)
     # Exact: the resumed run repeats the same operations on the same restored state.
     np.testing.assert_array_equal(resumed.dictionary, full.dictionary)
     assert resumed.history == full.history
@@ -116,8 +112,8 @@ def test_checkpoint_resume_matches_an_uninterrupted_run(tmp_path):
     assert sorted(p.name for p in (tmp_path / "ck").glob("dictionary_*")) == [
         "dictionary_e00004.npy"]
     with pytest.raises(InputError, match="another run"):
-        learn_dictionary(Y, 24, epochs=4, checkpoint_dir=tmp_path / "ck",
-                         **{**settings, "alpha": 0.2})
+        learn_with_checkpoints(Y, 24, epochs=4, checkpoint_dir=tmp_path / "ck",
+                               **{**settings, "alpha": 0.2})
 
 
 def _edit_state(folder, **changes):
@@ -156,12 +152,12 @@ _DELETE = object()
 def test_a_damaged_checkpoint_state_is_refused(tmp_path, changes, message):
     # Each of these was a traceback, a wrong resume, or a read outside the folder.
     _, Y = planted(seed=4, P=100)
-    settings = dict(alpha=0.1, batch_size=64, n_iter_codes=5, seed=5, progress=False, tol=0.0)
-    learn_dictionary(Y, 24, epochs=1, checkpoint_dir=tmp_path / "ck", **settings)
+    settings = dict(alpha=0.1, batch_size=64, n_iter_codes=5, seed=5, tol=0.0)
+    learn_with_checkpoints(Y, 24, epochs=1, checkpoint_dir=tmp_path / "ck", **settings)
     np.save(tmp_path / "outside.npy", np.ones((16, 24), np.float32))
     _edit_state(tmp_path / "ck", **changes)
     with pytest.raises(InputError, match=re.escape(message)) as info:
-        learn_dictionary(Y, 24, epochs=2, checkpoint_dir=tmp_path / "ck", **settings)
+        learn_with_checkpoints(Y, 24, epochs=2, checkpoint_dir=tmp_path / "ck", **settings)
     assert "\n" not in str(info.value)
 
 
@@ -173,8 +169,8 @@ def test_a_damaged_checkpoint_state_is_refused(tmp_path, changes, message):
 ])
 def test_a_damaged_checkpoint_array_is_refused(tmp_path, array, message):
     _, Y = planted(seed=4, P=100)
-    settings = dict(alpha=0.1, batch_size=64, n_iter_codes=5, seed=5, progress=False, tol=0.0)
-    learn_dictionary(Y, 24, epochs=1, checkpoint_dir=tmp_path / "ck", **settings)
+    settings = dict(alpha=0.1, batch_size=64, n_iter_codes=5, seed=5, tol=0.0)
+    learn_with_checkpoints(Y, 24, epochs=1, checkpoint_dir=tmp_path / "ck", **settings)
     name = array.split()[0]
     file = tmp_path / "ck" / f"{name}_e00001.npy"
     saved = np.load(file)
@@ -182,7 +178,7 @@ def test_a_damaged_checkpoint_array_is_refused(tmp_path, array, message):
            "power zero": lambda: saved * 0, "codes": lambda: saved + 1j}[array]
     np.save(file, bad())
     with pytest.raises(InputError, match=re.escape(message)):
-        learn_dictionary(Y, 24, epochs=2, checkpoint_dir=tmp_path / "ck", **settings)
+        learn_with_checkpoints(Y, 24, epochs=2, checkpoint_dir=tmp_path / "ck", **settings)
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -192,8 +188,7 @@ def test_a_damaged_checkpoint_array_is_refused(tmp_path, array, message):
 def test_bad_arguments_raise_and_write_nothing(tmp_path, kwargs, message):
     _, Y = planted(seed=0, P=50)
     with pytest.raises(InputError, match=message):
-        learn_dictionary(Y, **{"alpha": 0.1, **kwargs}, checkpoint_dir=tmp_path / "ck",
-                         progress=False)
+        learn_with_checkpoints(Y, **{"alpha": 0.1, **kwargs}, checkpoint_dir=tmp_path / "ck")
     assert not (tmp_path / "ck").exists()
 
 
@@ -201,7 +196,7 @@ def test_bad_arguments_raise_and_write_nothing(tmp_path, kwargs, message):
                                      np.full((4, 16), np.nan, np.float32)])
 def test_bad_signals_raise(signals):
     with pytest.raises(InputError):
-        learn_dictionary(signals, 8, alpha=0.1, progress=False)
+        learn_dictionary(signals, 8, alpha=0.1)
 
 
 def test_plot_atoms_draws_a_grid(tmp_path, rng):
@@ -219,7 +214,7 @@ def test_plot_atoms_draws_a_grid(tmp_path, rng):
 
 
 def make_prepared(root, name="toy", kind="sc", P=(200, 60), M=16, seed=0):
-    """A minimal prepared data set in the layout of :mod:`lsalsa.data.prepared`.
+    """A minimal prepared data set in the layout of :mod:`lsalsa.workflow.data.prepared`.
 
     ``P`` holds the train and test sizes, or train, val and test."""
     from lsalsa.io import save_npy, write_json

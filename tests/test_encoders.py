@@ -13,9 +13,9 @@ import lsalsa
 from _numerics import assert_within, gamma, iteration_error
 from conftest import random_dictionary
 from lsalsa import LISTA, LSALSA, InputError, build_encoder, load_encoder
-from lsalsa.encoders import FORMAT_VERSION, components, read_model_header
+from lsalsa.core import operators as steps
+from lsalsa.core.encoders import FORMAT_VERSION, components, read_model_header
 from lsalsa.io import write_safetensors
-from lsalsa.solvers import steps
 
 CLASSIC = {"lista": "ista", "lsalsa": "salsa"}
 

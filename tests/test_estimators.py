@@ -10,7 +10,7 @@ from sklearn.utils.estimator_checks import check_estimator
 
 import lsalsa
 from conftest import random_dictionary
-from lsalsa.estimators import LearnedSparseCoder
+from lsalsa.apps.estimators import LearnedSparseCoder
 
 
 def planted(rng, n=300, m=12, n_atoms=16):

@@ -14,13 +14,30 @@ import torch
 
 from _numerics import gamma, iteration_error
 from lsalsa.cli import main
-from lsalsa.data import load_prepared
+from lsalsa.core import metrics
 from lsalsa.errors import InputError
-from lsalsa.experiments import metrics
-from lsalsa.experiments import report as report_module
-from lsalsa.experiments.config import SCALES, alpha_grid, dense_depths, load_config, shipped
-from lsalsa.experiments.report import fmt
-from lsalsa.experiments.runner import STEPS, run_experiment
+from lsalsa.workflow.config import (
+    SCALES,
+    TARGET_KINDS,
+    alpha_grid,
+    dense_depths,
+    load_config,
+    load_experiment,
+    shipped,
+)
+from lsalsa.workflow.data import load_prepared
+from lsalsa.workflow.pipeline import STEPS, run_experiment
+from lsalsa.workflow.report import document as report_module
+from lsalsa.workflow.report.document import fmt
+from lsalsa.workflow.targets import (
+    CHECKS,
+    count_verdict,
+    describe_count,
+    evaluate_targets,
+    first_unevaluated,
+    grid_step,
+    ratio_verdict,
+)
 
 # -- configs ----------------------------------------------------------------------------------
 
@@ -39,12 +56,12 @@ def test_shipped_configs_load_at_both_scales():
 
 
 def test_alpha_grid_scales_each_component():
-    config = load_config("mca-mnist-natural", "full")
+    config = load_experiment("mca-mnist-natural", "full")
     grid = alpha_grid(config)
     assert [0.0625, 0.1] in grid  # factor 0.5 on both
     assert [0.0625, 0.2] in grid  # factor [0.5, 1]: alpha_1 alone halved
     # Every count is evaluated: iterations to match are exact counts, not upper bounds.
-    assert dense_depths(config) == list(range(1, config["dense_max"] + 1))
+    assert dense_depths(config) == list(range(1, config.dense_max + 1))
 
 
 def _write_config(tmp_path, **changes) -> str:
@@ -76,10 +93,25 @@ def _write_config(tmp_path, **changes) -> str:
     ({"name": "../../../x"}, "plain name"),  # the run folder is named after it
     ({"name": "a/b"}, "plain name"),
     ({"name": ".hidden"}, "plain name"),
+    ({"evaluation": {"time_exact_codes": 1}}, "evaluation.time_exact_codes must be true or false"),
+    ({"evaluation": {"time_exact": True}}, "evaluation: unknown key 'time_exact'"),
 ])
 def test_bad_configs_are_refused_with_the_field_named(tmp_path, changes, message):
     with pytest.raises(InputError, match=re.escape(message)):
         load_config(_write_config(tmp_path, **changes), "small")
+
+
+def test_optional_evaluation_keys_stay_out_of_configs_that_do_not_set_them(tmp_path):
+    """config.json and results.json of the shipped experiments keep their keys: an optional
+    key appears only where a config sets it, and reads as its default elsewhere."""
+    from lsalsa.workflow.config import OPTIONAL, ExperimentConfig
+
+    plain = load_config("mca-mnist-natural", "small")
+    assert not set(OPTIONAL["evaluation"]) & set(plain["evaluation"])
+    assert ExperimentConfig.from_dict(plain).evaluation.time_exact_codes is False
+    mine = load_config(_write_config(tmp_path, evaluation={"time_exact_codes": True}), "small")
+    assert mine["evaluation"]["time_exact_codes"] is True
+    assert ExperimentConfig.from_dict(mine).evaluation.baseline_code_rmse is False
 
 
 def test_bad_config_files_and_names(tmp_path, capsys):
@@ -95,6 +127,26 @@ def test_bad_config_files_and_names(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("lsalsa: error:") and "\n" not in err
     assert not (tmp_path / "r").exists()
+
+
+def test_a_run_whose_training_diverged_exits_1_as_lsalsa_train_does(tmp_path, capsys,
+                                                                    monkeypatch):
+    """One rule for every command that trains: it finishes, each model keeping its best epoch,
+    and exits 1 with one warning line (cli's error mapping, TrainingDiverged)."""
+    from lsalsa.workflow import pipeline
+
+    def finished_run(config_name, run_dir, **options):
+        training = {"lista_T1": {"stopped": "max_epochs"}, "lsalsa_T1": {"stopped": "diverged"}}
+        (tmp_path / "results.json").write_text(json.dumps({"training": training}))
+        return tmp_path
+
+    monkeypatch.setattr(pipeline, "run_experiment", finished_run)
+    assert main(["experiment", "run", "fashion-mnist", "--scale", "small",
+                 "--run-dir", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out.strip() == str(tmp_path / "report.md")
+    err = captured.err.strip()
+    assert err.startswith("lsalsa: warning: training diverged for lsalsa_T1;") and "\n" not in err
 
 
 def test_experiment_list(capsys):
@@ -123,7 +175,7 @@ def test_report_refuses_a_malformed_results_json(tmp_path, capsys, results, mess
 
 
 def test_report_names_a_results_field_of_the_wrong_type(tmp_path, capsys):
-    from lsalsa.experiments.report import REQUIRED
+    from lsalsa.workflow.report.document import REQUIRED
 
     results = {key: {} if kind is dict else [] if kind is list else 1
                for key, kind in REQUIRED.items()}
@@ -181,6 +233,10 @@ def _fake_results(lsalsa_rmse, salsa_rmse, match_iterations):
                             "salsa": {"iterations": None}}}}
 
 
+def test_every_target_kind_has_its_check():
+    assert list(CHECKS) == list(TARGET_KINDS)
+
+
 def test_targets_met_and_missed():
     results = _fake_results([0.1, 0.05], [0.2, 0.04], 12)
     targets = [
@@ -196,7 +252,7 @@ def test_targets_met_and_missed():
         {"kind": "time_ratio", "method": "fista", "reference_T": 1, "at_least": 30,
          "text": "f"},
     ]
-    out = metrics.evaluate_targets(targets, results)
+    out = evaluate_targets(targets, results)
     assert [t["status"] for t in out] == ["missed", "met", "missed", "n/a", "met", "missed"]
     assert out[4]["values"] == {"ratio": 20.0, "seconds": 2.0, "lsalsa_seconds": 0.1}
     assert "missed by 4" in out[0]["measured"]
@@ -215,16 +271,16 @@ def test_a_method_that_never_matches_decides_only_what_its_horizon_can():
          "text": str(m)} for m in (50, 200, 500)] + [
         {"kind": "time_ratio", "method": "salsa", "reference_T": 1, "at_least": r,
          "text": str(r)} for r in (5, 100)]
-    out = metrics.evaluate_targets(targets, results)
+    out = evaluate_targets(targets, results)
     assert [t["status"] for t in out] == ["met", "met", "n/a", "met", "n/a"]
     assert "8x or more" in out[3]["measured"]
-    assert metrics.count_verdict(None, 200, 500) is None
-    assert metrics.count_verdict(12, 200, 15) is False
-    assert metrics.ratio_verdict(3.0, True, 5) is False
-    assert metrics.ratio_verdict(3.0, False, 5) is None
+    assert count_verdict(None, 200, 500) is None
+    assert count_verdict(12, 200, 15) is False
+    assert ratio_verdict(3.0, True, 5) is False
+    assert ratio_verdict(3.0, False, 5) is None
     # A results.json from before the horizon was timed: nothing to decide the ratio on.
     results["match"]["1"]["salsa"] = {"iterations": None}
-    assert metrics.evaluate_targets(targets[3:4], results)[0]["status"] == "n/a"
+    assert evaluate_targets(targets[3:4], results)[0]["status"] == "n/a"
 
 
 def test_salsa_by_psnr_takes_the_grid_setting_of_best_mean_psnr(rng):
@@ -263,7 +319,7 @@ def test_the_psnr_target_reads_the_baseline_it_names():
                                                              "psnr_mean": 21.0}}}
     targets = [{"kind": "psnr_mean_at_least", "method": "lsalsa", "T": [1], "baseline": b,
                 "text": b} for b in ("codes_alphas", "any_alpha")]
-    out = metrics.evaluate_targets(targets, results)
+    out = evaluate_targets(targets, results)
     assert [t["status"] for t in out] == ["met", "missed"]
     assert "by 0.50 dB" in out[1]["measured"] and "alpha 0.05/0.2" in out[1]["measured"]
 
@@ -272,11 +328,11 @@ def test_counts_read_from_a_grid_with_gaps_are_upper_bounds():
     """Runs made before the dense grid was dense stepped by 5 above T = 20: a count read
     there is an upper bound, and the targets and tables say so."""
     old_grid = [*range(1, 21), 25, 30, 35, 40, 50]
-    assert metrics.grid_step(old_grid, 12) is None
-    assert metrics.grid_step(old_grid, 40) == 5
-    assert metrics.grid_step(list(range(1, 51)), 40) is None
-    assert metrics.first_unevaluated(old_grid) == 21
-    assert metrics.describe_count(40, 5) == "40 (upper bound: grid step 5)"
+    assert grid_step(old_grid, 12) is None
+    assert grid_step(old_grid, 40) == 5
+    assert grid_step(list(range(1, 51)), 40) is None
+    assert first_unevaluated(old_grid) == 21
+    assert describe_count(40, 5) == "40 (upper bound: grid step 5)"
     results = _fake_results([0.1], [0.2], 40)
     results["dense"] = {m: {"T": old_grid} for m in ("fista", "salsa")}
     targets = [
@@ -285,7 +341,7 @@ def test_counts_read_from_a_grid_with_gaps_are_upper_bounds():
         *({"kind": "time_ratio", "method": "fista", "reference_T": 1, "at_least": r,
            "text": str(r)} for r in (10, 30)),
     ]
-    out = metrics.evaluate_targets(targets, results)
+    out = evaluate_targets(targets, results)
     # needs 21..40: more than 15 for sure, more than 30 undecided, more than 45 missed; the
     # time at 40 iterations only bounds the ratio from above.
     assert [t["status"] for t in out] == ["met", "n/a", "missed", "n/a", "missed"]
@@ -296,7 +352,7 @@ def test_counts_read_from_a_grid_with_gaps_are_upper_bounds():
     assert "upper bound" in report_module._grid_text({**results, "dense_max": 50})[1]
     results["dense"] = {m: {"T": list(range(1, 51))} for m in ("fista", "salsa")}
     assert report_module._grid_note(results, "fista", 40) == "exact"
-    assert [t["status"] for t in metrics.evaluate_targets(targets, results)] == [
+    assert [t["status"] for t in evaluate_targets(targets, results)] == [
         "met", "met", "missed", "met", "missed"]
 
 

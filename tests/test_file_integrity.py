@@ -26,7 +26,7 @@ import lsalsa
 from conftest import random_dictionary
 from lsalsa import InputError, load_encoder
 from lsalsa.cli import main
-from lsalsa.encoders import FORMAT_VERSION, read_model_header
+from lsalsa.core.encoders import FORMAT_VERSION, read_model_header
 from lsalsa.io import (
     DIGEST,
     MANIFEST,
@@ -36,8 +36,8 @@ from lsalsa.io import (
     remove_stale_temporaries,
     write_safetensors,
 )
-from lsalsa.training import train
-from lsalsa.training.checkpoint import generator_state, load_checkpoint, save_checkpoint
+from lsalsa.workflow.checkpoint import generator_state, load_checkpoint, save_checkpoint
+from lsalsa.workflow.training import train_in_dir
 
 # -- helpers: raw safetensors surgery ---------------------------------------------------------
 
@@ -239,13 +239,13 @@ def test_resuming_from_a_damaged_checkpoint_is_refused(rng, tmp_path):
     Y = rng.standard_normal((40, 6))
     X = lsalsa.solve(Y, A, 0.2, method="fista", n_iter=100).codes
     run = tmp_path / "run"
-    options = {"batch_size": 10, "max_epochs": 2, "progress": False, "run_dir": run}
-    train(lsalsa.LSALSA(A, 0.2, 2, mu=2.0), Y, X, **options)
+    options = {"batch_size": 10, "max_epochs": 2, "progress": False}
+    train_in_dir(run, lsalsa.LSALSA(A, 0.2, 2, mu=2.0), Y, X, **options)
     checkpoint = run / "checkpoint.safetensors"
     _flip_tensor_byte(checkpoint, checkpoint, "model.W")
     with pytest.raises(InputError, match="does not match its checksum"):
-        train(lsalsa.LSALSA(A, 0.2, 2, mu=2.0), Y, X, resume=True,
-              **{**options, "max_epochs": 2})
+        train_in_dir(run, lsalsa.LSALSA(A, 0.2, 2, mu=2.0), Y, X, resume=True,
+                     **{**options, "max_epochs": 2})
 
 
 # -- section 8: model files are reproducible and have the usual permissions -------------------
@@ -356,10 +356,11 @@ def _stale_in(folder: Path) -> Path:
 
 
 def test_writers_sweep_the_folders_they_write(rng, tmp_path, monkeypatch):
-    from lsalsa.data.prepared import DatasetWriter
-    from lsalsa.dictionary import learn_dictionary
-    from lsalsa.experiments import figures
-    from lsalsa.streaming import encode_file
+    from lsalsa.apps.streaming import encode_file
+    from lsalsa.workflow.data.prepared import DatasetWriter
+    from lsalsa.workflow.dictionaries import learn_with_checkpoints
+    from lsalsa.workflow.report import figures
+    from lsalsa.workflow.search import search
 
     A = random_dictionary(rng, 16, 8)
     encoder = lsalsa.LSALSA([A[:, :4], A[:, 4:]], [0.1, 0.1], depth=2, mu=2.0)
@@ -373,11 +374,11 @@ def test_writers_sweep_the_folders_they_write(rng, tmp_path, monkeypatch):
     assert not stale.exists()
 
     stale = _stale_in(tmp_path / "separated")
-    lsalsa.separation.separate_files(encoder, [str(image)], tmp_path / "separated")
+    lsalsa.apps.separation.separate_files(encoder, [str(image)], tmp_path / "separated")
     assert not stale.exists()
 
     stale = _stale_in(tmp_path / "ck")
-    learn_dictionary(Y, 8, epochs=1, checkpoint_dir=tmp_path / "ck", progress=False)
+    learn_with_checkpoints(Y, 8, epochs=1, checkpoint_dir=tmp_path / "ck")
     assert not stale.exists()
 
     stale = _stale_in(tmp_path / "prepared")
@@ -395,8 +396,14 @@ def test_writers_sweep_the_folders_they_write(rng, tmp_path, monkeypatch):
 
     stale = _stale_in(tmp_path / "train")
     X = lsalsa.solve(Y.astype(np.float64), A, 0.1, method="fista", n_iter=50).codes
-    train(lsalsa.LSALSA(A.astype(np.float32), 0.1, 1, mu=2.0), Y, X.astype(np.float32),
-          max_epochs=1, progress=False, run_dir=tmp_path / "train")
+    train_in_dir(tmp_path / "train", lsalsa.LSALSA(A.astype(np.float32), 0.1, 1, mu=2.0), Y,
+                 X.astype(np.float32), max_epochs=1, progress=False)
+    assert not stale.exists()
+
+    stale = _stale_in(tmp_path / "search")
+    X32 = X.astype(np.float32)
+    search(Y, X32, Y, X32, A, depths=[1], alphas=[0.1], methods=("lista",), epochs=1,
+           run_dir=tmp_path / "search", progress=False)
     assert not stale.exists()
 
 
@@ -426,12 +433,13 @@ def test_commands_sweep_the_folders_they_write(rng, tmp_path, command):
 
 
 def test_code_sets_are_shared_like_other_outputs(rng, tmp_path, umask_022):
-    from lsalsa.codes import compute_codes, load_codes, save_codes
+    from lsalsa.core.codes import compute_codes
+    from lsalsa.workflow.code_sets import load_codes, save_codes
 
     A = rng.standard_normal((6, 8))
     A /= np.linalg.norm(A, axis=0)
     Y = rng.standard_normal((5, 6)).astype(np.float32)
-    X, stats = compute_codes(Y, [A], [0.1], progress=False)
+    X, stats = compute_codes(Y, [A], [0.1])
     for _ in range(2):  # the second save replaces the first, leaving nothing else behind
         final = save_codes(tmp_path / "codes", {"train": X}, [A], [0.1],
                            stats={"train": stats}, overwrite=True)
@@ -442,7 +450,7 @@ def test_code_sets_are_shared_like_other_outputs(rng, tmp_path, umask_022):
 
 
 def test_prepared_data_sets_are_shared_like_other_outputs(tmp_path, umask_022):
-    from lsalsa.data.prepared import DatasetWriter
+    from lsalsa.workflow.data.prepared import DatasetWriter
 
     writer = DatasetWriter(tmp_path, "set")
     writer.save("train", "signals", np.zeros((2, 4), dtype=np.float32))
@@ -483,9 +491,9 @@ def mca_setup(rng, tmp_path):
     Image.fromarray((rng.random((8, 8)) * 255).astype(np.uint8)).save(tmp_path / "in.png")
     out = tmp_path / "out"
     out.mkdir()
-    return {"encode": ("streaming", ["encode", str(tmp_path / "in.npy"), str(out / "c.npy"),
+    return {"encode": ("apps.streaming", ["encode", str(tmp_path / "in.npy"), str(out / "c.npy"),
                                      "--model", str(model), "--quiet"]),
-            "separate": ("separation", ["separate", str(tmp_path / "in.png"), "--model",
+            "separate": ("core.separation", ["separate", str(tmp_path / "in.png"), "--model",
                                         str(model), "--out", str(out)])}, out
 
 

@@ -13,10 +13,11 @@ from PIL import Image
 from scipy.fft import idctn
 
 import lsalsa
+from lsalsa.apps.separation import read_image
 from lsalsa.cli import main
-from lsalsa.data.patches import assemble_patches, extract_patches, grid_shape, pad_to_multiple
-from lsalsa.encoders import components
-from lsalsa.separation import read_image, separate_image
+from lsalsa.core.encoders import components
+from lsalsa.core.patches import assemble_patches, extract_patches, grid_shape, pad_to_multiple
+from lsalsa.core.separation import separate_image
 
 SIDE = 8
 
@@ -64,7 +65,7 @@ def psnr(estimate, truth):
 
 def test_separation_recovers_both_components(mca_model, rng):
     smooth, spikes = synthetic_mixture(rng, 32, 40)
-    parts = mca_model.separate(smooth + spikes)
+    parts = separate_image(mca_model, smooth + spikes)
     assert [p.shape for p in parts] == [(32, 40), (32, 40)]
     assert psnr(parts[0], smooth) > 25
     assert psnr(parts[1], spikes) > 25
@@ -83,7 +84,7 @@ def test_any_image_size_is_padded_and_cropped(mca_model, rng):
 def test_single_dictionary_model_is_refused(rng):
     model = lsalsa.LSALSA(dct_dictionary(SIDE), 0.1, depth=2)
     with pytest.raises(lsalsa.InputError, match="MCA model"):
-        model.separate(np.zeros((16, 16)))
+        separate_image(model, np.zeros((16, 16)))
 
 
 def test_cli_writes_components_and_picture(mca_model, rng, tmp_path):
@@ -197,7 +198,7 @@ def test_8_bit_gray_and_colour(rng, tmp_path):
 
 
 def test_other_modes(rng, tmp_path):
-    from lsalsa.separation import _scaled
+    from lsalsa.apps.separation import _scaled
 
     gray = rng.integers(0, 256, (6, 7), dtype=np.uint8)
     expected = gray.astype(np.float32) / 255.0

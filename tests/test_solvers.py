@@ -23,8 +23,8 @@ from _numerics import (
     salsa_condition,
 )
 from conftest import random_dictionary
-from lsalsa.problem import make_problem
-from lsalsa.solvers.classic import _Fista
+from lsalsa.core.problem import make_problem
+from lsalsa.core.solvers.classic import _Fista
 
 M, N, SPLIT = 10, 20, 8  # D = 2 splits the 20 atoms into 8 + 12
 ALPHAS = {1: [0.2], 2: [0.3, 0.1]}
@@ -189,7 +189,7 @@ def test_ista_objective_never_increases(rng):
     assert cost.shape == (400,) and result.history["time"].shape == (400,)
     # Each sample's cost is monotone in exact arithmetic (step 1/L); the recorded batch mean
     # of computed costs may rise by the rounding of the two costs compared.
-    from lsalsa.solvers.classic import iterates
+    from lsalsa.core.solvers.classic import iterates
 
     problem, _ = lsalsa.make_problem([torch.from_numpy(b) for b in blocks], [0.1, 0.02])
     rounding = np.array([
@@ -338,8 +338,8 @@ def test_float32_agrees_with_float64_and_kind_follows_input(rng, device, method)
 
 @pytest.mark.parametrize("method", ["ista", "fista", "salsa"])
 def test_iterates_yields_what_solve_returns_at_every_t(method, rng):
-    from lsalsa.solvers.classic import codes_with_operators, iterates, run_iterations
-    from lsalsa.solvers.steps import ista_operators, salsa_operators
+    from lsalsa.core.operators import ista_operators, salsa_operators
+    from lsalsa.core.solvers.classic import codes_with_operators, iterates, run_iterations
 
     problem, _ = lsalsa.make_problem(
         [torch.from_numpy(random_dictionary(rng, M, SPLIT)),

@@ -21,10 +21,13 @@ from _numerics import encoder_error, gamma, iteration_error
 from conftest import random_dictionary
 from lsalsa import LSALSA, InputError, load_encoder
 from lsalsa.cli import main
-from lsalsa.encoders import read_model_header
-from lsalsa.training import best_classic, code_rmse, search, train, validation_rmse
-from lsalsa.training.checkpoint import flatten_optimizer, load_checkpoint, unflatten_optimizer
-from lsalsa.training.trainer import DEFAULTS, step_scales
+from lsalsa.core.encoders import read_model_header
+from lsalsa.core.metrics import code_rmse, validation_rmse
+from lsalsa.core.training import best_classic, train
+from lsalsa.core.training.trainer import DEFAULTS, step_scales
+from lsalsa.workflow.checkpoint import flatten_optimizer, load_checkpoint, unflatten_optimizer
+from lsalsa.workflow.search import search
+from lsalsa.workflow.training import train_in_dir
 
 ALPHA = 0.2
 
@@ -39,12 +42,15 @@ def data():
     return {"A": A, "Y": Y[:120], "X": X[:120], "Yv": Y[120:], "Xv": X[120:]}
 
 
-def _train(data, encoder=None, **options):
-    """The library's defaults (Adam, step scaling, cosine, clipping) unless told otherwise."""
+def _train(data, encoder=None, run_dir=None, **options):
+    """The library's defaults (Adam, step scaling, cosine, clipping) unless told otherwise;
+    with ``run_dir``, in that run directory."""
     encoder = encoder or LSALSA(data["A"], ALPHA, 2, mu=2.0)
-    kwargs = {"batch_size": 16, "max_epochs": 4, "seed": 3, "progress": False,
+    kwargs = {"batch_size": 16, "max_epochs": 4, "seed": 3,
               "val_signals": data["Yv"], "val_targets": data["Xv"], **options}
-    return train(encoder, data["Y"], data["X"], **kwargs)
+    if run_dir is None:
+        return train(encoder, data["Y"], data["X"], **kwargs)
+    return train_in_dir(run_dir, encoder, data["Y"], data["X"], progress=False, **kwargs)
 
 
 # The paper's recipe: vanilla SGD on Eq. 15, constant step, nothing rescaled or clipped.
@@ -120,7 +126,7 @@ def test_one_full_batch_epoch_is_one_sgd_step_on_eq15(data):
 
 def test_step_scaling_optimises_each_tensor_divided_by_its_size(data):
     """SGD on P / s moves P by lr s^2 dL/dP; Adam's first step moves each entry by lr s."""
-    from lsalsa.training.trainer import step_scales
+    from lsalsa.core.training.trainer import step_scales
 
     enc, ref, _ = _full_batch_gradient(data)
     scales = step_scales(ref)
@@ -195,7 +201,7 @@ def test_default_recipe_lowers_validation_rmse(kind, D):
     tau0 = enc.thresholds.detach().clone()
     # 160 rows are 3 default mini-batches: 60 epochs make the 180 steps of a real epoch's few.
     result = train(enc, Y[:160], X[:160], val_signals=Y[160:], val_targets=X[160:],
-                   max_epochs=60, progress=False)
+                   max_epochs=60)
     assert result.val_rmse < 0.8 * result.initial_val_rmse
     assert result.best_epoch > 0
     assert not torch.equal(enc.thresholds.detach(), tau0)  # both learn their thresholds
@@ -247,7 +253,7 @@ def test_reconstruction_weight_adds_each_components_error(data):
             want = (0.5 * e.pow(2).sum(1) + 0.5 * want_w * sum(
                 p.pow(2).sum(1) for p in parts)).mean()
         result = train(enc, Y, X, reconstruction_weight=w, lr=1e-12, max_epochs=1,
-                       batch_size=len(Y), progress=False)
+                       batch_size=len(Y))
         assert result.history[1]["loss"] == pytest.approx(float(want), rel=1e-10)
     single = _train(data, max_epochs=1, lr=1e-12, batch_size=len(data["Y"]))
     eq15 = _train(data, max_epochs=1, lr=1e-12, batch_size=len(data["Y"]),
@@ -304,10 +310,9 @@ def test_memory_mapped_and_tensor_inputs_match_arrays(data, tmp_path):
     Y = np.load(tmp_path / "Y.npy", mmap_mode="r")
     X = np.load(tmp_path / "X.npy", mmap_mode="r")
     mm = train(LSALSA(data["A"], ALPHA, 2, mu=2.0), Y, X, lr=0.05, batch_size=16,
-               max_epochs=2, seed=3, progress=False)
+               max_epochs=2, seed=3)
     tt = train(LSALSA(data["A"], ALPHA, 2, mu=2.0), torch.as_tensor(data["Y"]),
-               torch.as_tensor(data["X"]), lr=0.05, batch_size=16, max_epochs=2, seed=3,
-               progress=False)
+               torch.as_tensor(data["X"]), lr=0.05, batch_size=16, max_epochs=2, seed=3)
     ref = _train(data, lr=0.05, max_epochs=2, val_signals=None, val_targets=None)
     _assert_same_weights(mm.encoder, ref.encoder)
     _assert_same_weights(tt.encoder, ref.encoder)
@@ -336,13 +341,13 @@ def test_bad_options(data, change, message):
 def test_bad_data(data):
     enc = LSALSA(data["A"], ALPHA, 2)
     with pytest.raises(InputError, match="columns"):
-        train(enc, data["Y"][:, :5], data["X"], progress=False)
+        train(enc, data["Y"][:, :5], data["X"])
     with pytest.raises(InputError, match="rows"):
-        train(enc, data["Y"], data["X"][:10], progress=False)
+        train(enc, data["Y"], data["X"][:10])
     bad = data["X"].copy()
     bad[3, 3] = np.nan
     with pytest.raises(InputError, match="NaN"):
-        train(enc, data["Y"], bad, progress=False)
+        train(enc, data["Y"], bad)
     with pytest.raises(InputError, match="LISTA or LSALSA"):
         train(torch.nn.Linear(8, 12), data["Y"], data["X"])
 
@@ -442,7 +447,7 @@ KILL_SCRIPT = textwrap.dedent("""
     import sys, time
     import numpy as np
     import lsalsa
-    from lsalsa.training import train
+    from lsalsa.workflow.training import train_in_dir
 
     run_dir, resume, pause = sys.argv[1], sys.argv[2] == "1", float(sys.argv[3])
     rng = np.random.default_rng(0)
@@ -450,9 +455,9 @@ KILL_SCRIPT = textwrap.dedent("""
     Y = rng.standard_normal((96, 8))
     X = lsalsa.solve(Y, A, 0.2, method="fista", n_iter=300).codes
     enc = lsalsa.LSALSA(A, 0.2, 3, mu=2.0)
-    train(enc, Y, X, optimizer="adam", lr=0.01, lr_decay=0.1, batch_size=10, max_epochs=6,
-          seed=11, run_dir=run_dir, resume=resume, progress=False,
-          callback=lambda entry: time.sleep(pause))
+    train_in_dir(run_dir, enc, Y, X, optimizer="adam", lr=0.01, lr_decay=0.1, batch_size=10,
+                 max_epochs=6, seed=11, resume=resume, progress=False,
+                 callback=lambda entry: time.sleep(pause))
 """)
 
 
@@ -521,7 +526,7 @@ def test_search_grid_selection_and_tables(data, tmp_path, monkeypatch):
     def no_training(*args, **kwargs):
         raise AssertionError("trained again")
 
-    monkeypatch.setattr(importlib.import_module("lsalsa.training.search"), "train", no_training)
+    monkeypatch.setattr(importlib.import_module("lsalsa.workflow.search"), "train", no_training)
     again = search(data["Y"], data["X"], data["Yv"], data["Xv"], data["A"], run_dir=run, **grid)
     assert again.rows == json.loads((run / "results.json").read_text())
     with pytest.raises(InputError, match="different search"):
@@ -590,10 +595,11 @@ def test_cli_train_and_resume(files, tmp_path, capsys):
 
 
 def test_cli_train_from_codes_directory(data, files, tmp_path, monkeypatch):
-    from lsalsa.codes import compute_codes, save_codes
+    from lsalsa.core.codes import compute_codes
+    from lsalsa.workflow.code_sets import save_codes
 
     A = data["A"].astype(np.float32)
-    values, stats = compute_codes(data["Y"], [A], [ALPHA], progress=False)
+    values, stats = compute_codes(data["Y"], [A], [ALPHA])
     codes = save_codes(tmp_path / "codes", {"train": values}, [A], [ALPHA],
                        stats={"train": stats})
 
@@ -610,7 +616,8 @@ def test_cli_train_from_codes_directory(data, files, tmp_path, monkeypatch):
         def split(self, name):  # 120 rows: 40 images of 3 patches
             return {"image_index": np.repeat(np.arange(40), 3)}
 
-    monkeypatch.setattr("lsalsa.data.load_prepared", lambda name, root=None: Prepared())
+    monkeypatch.setattr("lsalsa.workflow.training_data.load_prepared",
+                        lambda name, root=None: Prepared())
     run = tmp_path / "run"
     assert main(["train", "--data", "toy", "--codes", str(codes), "--model", "lista",
                  "--depth", "2", "--epochs", "1", "--run-dir", str(run), "--quiet"]) == 0
@@ -622,6 +629,77 @@ def test_cli_train_from_codes_directory(data, files, tmp_path, monkeypatch):
     start = config["data"]["start"]
     assert model.kind == "lista" and model.alphas == tuple(start["alpha"])
     assert start["alpha"][0] in (0.5 * ALPHA, ALPHA, 2 * ALPHA) and start["mu"] is None
+
+
+def test_cli_train_that_diverges_exits_1_with_one_warning_line(files, tmp_path, capsys):
+    """A diverged training exits through the CLI's one rule (TrainingDiverged), as
+    ``lsalsa experiment run`` does: the run is written, its model the best epoch."""
+    run = tmp_path / "run"
+    assert main(["train", "--signals", str(files["signals"]), "--targets", str(files["codes"]),
+                 "--dict", str(files["dict"]), "--alpha", "0.2", "--depth", "2", "--mu", "2",
+                 "--optimizer", "sgd", "--no-step-scaling", "--grad-clip", "none",
+                 "--schedule", "constant", "--lr", "1e6", "--epochs", "20",
+                 "--batch-size", "16", "--run-dir", str(run), "--quiet"]) == 1
+    captured = capsys.readouterr()
+    assert "trained lsalsa T=2" in captured.out
+    err = captured.err.strip()
+    assert err.startswith("lsalsa: warning: the loss diverged at epoch ") and "\n" not in err
+    assert err.endswith("; the model holds epoch 0, the best on validation")
+    assert (run / "model.safetensors").is_file()
+
+
+def test_the_split_holds_out_whole_images_and_keeps_memory_maps(files):
+    """One rule for the pipeline and ``lsalsa train``: the last images, whatever their number
+    of patches, never part of one; the arrays are sliced, not copied."""
+    from lsalsa.workflow.training_data import hold_out
+
+    Y, X = np.load(files["signals"], mmap_mode="r"), np.load(files["codes"], mmap_mode="r")
+    image = np.repeat(np.arange(7), [30, 5, 20, 10, 25, 12, 18])  # 120 rows
+    split = hold_out(Y, X, val_fraction=0.3, image_index=image)  # round(2.1) = 2 images
+    assert split.validation == "last 2 of 7 training images"
+    assert np.array_equal(split.signals, Y[:90]) and np.array_equal(split.val_targets, X[90:])
+    assert isinstance(split.signals, np.memmap) and isinstance(split.val_signals, np.memmap)
+    assert hold_out(Y, X, val_fraction=0.1).validation == "last 12 of 120 rows"
+    with pytest.raises(InputError, match="image by image"):
+        hold_out(Y, X, val_fraction=0.3, image_index=image[::-1])
+    with pytest.raises(InputError, match="7 training images are too few"):
+        hold_out(Y, X, val_fraction=0.95, image_index=image)
+
+
+def test_split_prepared_prefers_the_val_split_and_keeps_a_seeded_subset(data, tmp_path):
+    """The pipeline's split (Run.fit_val): the prepared val split when the code set has its
+    codes, else the last images; max_train draws the rows it always drew, in stored order."""
+    from lsalsa.core.codes import compute_codes
+    from lsalsa.workflow.code_sets import load_codes, save_codes
+    from lsalsa.workflow.data import load_prepared
+    from lsalsa.workflow.training_data import PREPARED_VAL, split_prepared
+
+    folder = tmp_path / "toy"
+    folder.mkdir()
+    (folder / "meta.json").write_text(json.dumps({"name": "toy", "kind": "sc"}))
+    for split, Y in (("train", data["Y"]), ("val", data["Yv"])):
+        np.save(folder / f"{split}_signals.npy", Y.astype(np.float32))
+        np.save(folder / f"{split}_image_index.npy", np.repeat(np.arange(len(Y) // 3), 3))
+    A = data["A"].astype(np.float32)
+    solved = {split: compute_codes(Y, [A], [ALPHA]) for split, Y in
+              (("train", data["Y"]), ("val", data["Yv"]))}
+    dataset = load_prepared(folder)
+    for splits in (["train"], ["train", "val"]):
+        codes = save_codes(tmp_path / f"codes_{len(splits)}", {k: solved[k][0] for k in splits},
+                           [A], [ALPHA], stats={k: solved[k][1] for k in splits})
+        code_set = load_codes(codes)
+        split = split_prepared(dataset, code_set, val_fraction=0.1, max_train=50, seed=3,
+                               dtype=np.float32)
+        n_train = 120 if "val" in splits else 108  # else the last 4 of 40 images held out
+        rows = np.sort(np.random.default_rng([3, 31]).choice(n_train, 50, replace=False))
+        assert np.array_equal(split.signals, data["Y"][rows].astype(np.float32))
+        assert np.array_equal(split.targets, code_set.codes("train")[rows])
+        val = data["Yv"] if "val" in splits else data["Y"][108:]
+        assert np.array_equal(split.val_signals, val.astype(np.float32))
+        assert split.validation == (PREPARED_VAL if "val" in splits
+                                    else "last 4 of 40 training images")
+        assert all(type(a) is np.ndarray and a.dtype == np.float32 for a in
+                   (split.signals, split.targets, split.val_signals, split.val_targets))
 
 
 def test_cli_search(files, tmp_path, capsys):
@@ -685,8 +763,8 @@ FASHION = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"
 @pytest.mark.slow
 def test_training_beats_salsa_on_fashion_mnist_patches():
     from _realdata import require_data
-    from lsalsa.data.patches import extract_patches
-    from lsalsa.data.sources import read_idx
+    from lsalsa.core.patches import extract_patches
+    from lsalsa.workflow.data.sources import read_idx
 
     images = read_idx(require_data(FASHION, "Fashion-MNIST (Debian dataset-fashion-mnist)"),
                       ndim=3)[:300].astype(np.float64) / 255
@@ -707,7 +785,7 @@ def test_training_beats_salsa_on_fashion_mnist_patches():
     salsa = min(np.sqrt(((lsalsa.solve(Yv, A, alpha, "salsa", n_iter=T, mu=mu).codes - Xv) ** 2)
                         .mean(axis=1)).mean() for mu in (0.3, 1.0, 3.0, 10.0))
     result = train(LSALSA(A, alpha, T, mu=1.0), Y, X, val_signals=Yv, val_targets=Xv,
-                   max_epochs=15, seed=0, progress=False)  # the defaults
+                   max_epochs=15, seed=0)  # the defaults
     assert result.stopped != "diverged"
     assert result.val_rmse < 0.8 * result.initial_val_rmse
     assert result.val_rmse < 0.85 * salsa  # beats SALSA at the same T, whatever its mu
@@ -717,7 +795,7 @@ def test_classic_selection_refuses_a_depth_where_every_setting_diverges(rng, mon
     """Both ways of choosing a classic setting per depth (the starts of the learned encoders
     and the baselines' curves) take the lowest validation RMSE and refuse a depth with no
     finite one, instead of starting from, or reporting, a diverged setting."""
-    search_module = importlib.import_module("lsalsa.training.search")
+    search_module = importlib.import_module("lsalsa.core.training.search")
 
     A = random_dictionary(rng, 8, 12)
     Y = rng.standard_normal((6, 8))
@@ -757,7 +835,7 @@ def test_one_step_clips_the_scaled_gradient_then_pulls_towards_the_anchor(rng):
     total = sum((sizes[n] * g.norm()) ** 2 for n, g in grads.items()) ** 0.5
     assert total > clip  # the clip binds
     train(encoder, Y, X, optimizer="sgd", lr=lr, schedule="constant", grad_clip=clip,
-          anchor_decay=decay, batch_size=16, max_epochs=1, progress=False)
+          anchor_decay=decay, batch_size=16, max_epochs=1)
     for name, P in encoder.named_parameters():
         moved = start[name] - lr * sizes[name] ** 2 * (clip / total) * grads[name]
         expected = moved - lr * decay * (moved - start[name])
@@ -774,8 +852,8 @@ def test_the_cosine_schedule_decays_per_step_not_per_epoch(rng, tmp_path):
     X = lsalsa.solve(Y, A, 0.1, method="exact").codes
     encoder = LSALSA(A, 0.1, 2, mu=1.0)
     sizes = step_scales(encoder)
-    train(encoder, Y, X, lr=0.1, batch_size=4, max_epochs=1, progress=False,
-          run_dir=tmp_path / "run")
+    train_in_dir(tmp_path / "run", encoder, Y, X, lr=0.1, batch_size=4, max_epochs=1,
+                 progress=False)
     _, optim, _, _ = load_checkpoint(tmp_path / "run" / "checkpoint.safetensors")
     last = 0.1 * (1 + np.cos(np.pi * 3 / 4)) / 2  # step 3 of 4, all in epoch 0
     for group in optim["param_groups"]:
@@ -789,7 +867,7 @@ def test_codes_that_overflow_on_validation_end_training_as_diverged(rng, tmp_pat
     epoch is recorded with val_rmse None, the run keeps its best epoch and every file it
     writes is strict JSON; a start that is already non-finite is refused before anything is
     written."""
-    trainer = importlib.import_module("lsalsa.training.trainer")
+    trainer = importlib.import_module("lsalsa.core.training.trainer")
     A = random_dictionary(rng, 8, 12)
     Y = rng.standard_normal((32, 8))
     X = lsalsa.solve(Y, A, 0.1, method="exact").codes
@@ -802,14 +880,14 @@ def test_codes_that_overflow_on_validation_end_training_as_diverged(rng, tmp_pat
 
     monkeypatch.setattr(trainer, "validation_rmse", overflowing_after_epoch_1)
     encoder = LSALSA(A, 0.1, 2, mu=1.0)
-    result = train(encoder, Y, X, val_signals=Y, val_targets=X, max_epochs=5, progress=False,
-                   run_dir=tmp_path / "run")
+    result = train_in_dir(tmp_path / "run", encoder, Y, X, val_signals=Y, val_targets=X,
+                          max_epochs=5, progress=False)
     assert result.stopped == "diverged" and result.epochs == 2
     assert result.history[2]["val_rmse"] is None and result.best_epoch <= 1
     json.loads((tmp_path / "run" / "history.json").read_text())  # strict JSON
 
     monkeypatch.setattr(trainer, "validation_rmse", lambda *args: math.nan)
     with pytest.raises(InputError, match="not finite"):
-        train(LSALSA(A, 0.1, 2, mu=1.0), Y, X, val_signals=Y, val_targets=X, max_epochs=1,
-              progress=False, run_dir=tmp_path / "refused")
+        train_in_dir(tmp_path / "refused", LSALSA(A, 0.1, 2, mu=1.0), Y, X, val_signals=Y,
+                     val_targets=X, max_epochs=1, progress=False)
     assert not (tmp_path / "refused").exists() or not any((tmp_path / "refused").iterdir())

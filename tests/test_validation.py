@@ -9,7 +9,7 @@ import torch
 import lsalsa
 from conftest import random_dictionary
 from lsalsa import InputError
-from lsalsa._arrays import check_same_kind
+from lsalsa.core._arrays import check_same_kind
 
 M, N = 6, 9
 
@@ -198,8 +198,8 @@ def test_signals_whose_square_overflows_are_refused(good, method):
 
 
 def test_exact_warning_counts_samples_with_a_nan_gap(good):
-    from lsalsa.problem import make_problem
-    from lsalsa.solvers.exact import exact_codes
+    from lsalsa.core.problem import make_problem
+    from lsalsa.core.solvers.exact import exact_codes
 
     Y, A = good
     problem, _ = make_problem(A, 0.1)
@@ -208,8 +208,8 @@ def test_exact_warning_counts_samples_with_a_nan_gap(good):
 
 
 def test_unknown_method_in_the_inner_loop_is_an_input_error(good):
-    from lsalsa.problem import make_problem
-    from lsalsa.solvers.classic import iterates
+    from lsalsa.core.problem import make_problem
+    from lsalsa.core.solvers.classic import iterates
 
     Y, A = good
     problem, _ = make_problem(A, 0.1)

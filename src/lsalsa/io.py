@@ -272,6 +272,17 @@ def load_npy(path: str | os.PathLike, mmap: bool = False) -> np.ndarray:
         raise InputError(f"{path} cannot be read: {exc}") from exc
 
 
+def read_array(path: str | os.PathLike, name: str, mmap: bool = False) -> np.ndarray:
+    """A ``.npy`` file the user named as ``name`` (``signals``, ``dictionary``, ...): as
+    :func:`load_npy`, with that name in every message."""
+    if not Path(path).is_file():
+        raise InputError(f"{name} file not found: {path}")
+    try:
+        return load_npy(path, mmap=mmap)
+    except InputError as exc:
+        raise InputError(f"{name}: {exc}") from exc
+
+
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)

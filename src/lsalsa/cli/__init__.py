@@ -1,9 +1,12 @@
 """The ``lsalsa`` command line: one module per command group, each with ``register``.
 
 Every command exits 0 on success; bad input prints one line ``lsalsa: error: ...`` to stderr
-and exits 2, leaving no partial output (all writes are atomic). SIGTERM is handled like Ctrl-C:
-the command's clean-up runs (temporary files and staging folders are removed) and it exits
-143 (128 + 15) with one line on stderr.
+and exits 2, leaving no partial output (all writes are atomic). A failed write (full disk,
+unwritable folder) exits 1, and so does a command whose training diverged (``lsalsa train``,
+``lsalsa experiment run``, ``lsalsa demo``): it finishes, keeps the model of the best epoch
+before the divergence, and prints one line ``lsalsa: warning: ...``. SIGTERM is handled like
+Ctrl-C: the command's clean-up runs (temporary files and staging folders are removed) and it
+exits 143 (128 + 15) with one line on stderr.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import signal
 import sys
 import threading
 
-from ..errors import InputError
+from ..errors import InputError, TrainingDiverged
 from ..version import __version__
 
 # Each module defines register(subparsers); a subcommand's handler is args.func(args).
@@ -67,6 +70,9 @@ def _run(args) -> int:
         return 2
     except OSError as exc:  # full disk, unwritable folder, ...
         print(f"lsalsa: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    except TrainingDiverged as exc:
+        print(f"lsalsa: warning: {_one_line(exc)}", file=sys.stderr)
         return 1
     except Terminated:
         print("lsalsa: terminated", file=sys.stderr)

@@ -6,10 +6,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..analysis import DEFAULT_SAMPLES, analyze, theorem1_verdict
-from ..encoders import read_model_header
+from .. import checks
+from ..core.encoders import read_model_header
+from ..core.theory import DEFAULT_SAMPLES, theorem1_verdict
 from ..errors import InputError
-from .common import check_model_path, non_negative_int, read_array
+from ..io import read_array
+from ..workflow.analysis import analyze
+from .common import check_model_path, non_negative_int
 
 
 def register(subparsers) -> None:
@@ -55,13 +58,12 @@ def run(args) -> int:
     if config.get("kind") != "lsalsa":
         raise InputError(f"analyze needs an LSALSA model; {model} is a "
                          f"{config.get('kind')!r} model")
-    if args.n_samples < 1:
-        raise InputError(f"--n-samples must be >= 1, got {args.n_samples}")
+    checks.positive_int(args.n_samples, "--n-samples")
     out = Path(args.out) if args.out else Path(model).with_suffix("").with_name(
         Path(model).with_suffix("").name + "-analysis")
     if args.data is not None:
         try:
-            from ..data import load_prepared
+            from ..workflow.data import load_prepared
         except ImportError as exc:
             raise InputError(f"prepared data sets are not available: {exc}") from exc
         dataset = load_prepared(args.data)
@@ -73,9 +75,8 @@ def run(args) -> int:
         signals = read_array(args.signals, "signals", mmap=True)
         source = f"{args.signals}"
     else:
-        count = 256 if args.synthetic is None else args.synthetic
-        if count < 1:
-            raise InputError(f"--synthetic must be >= 1, got {count}")
+        count = 256 if args.synthetic is None else checks.positive_int(args.synthetic,
+                                                                       "--synthetic")
         signals = _synthetic_signals(model, count, args.seed)
         source = f"{count} synthetic signals y = A x, 10% non-zeros, seed {args.seed}"
     if signals.ndim != 2 or signals.shape[1] != config["M"]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .._arrays import as_real
+from ..core._arrays import as_real
 from ..errors import InputError
-from ..io import check_output_path
-from .common import non_negative_int, read_array, resolve_device
+from ..io import check_output_path, read_array
+from .common import non_negative_int, resolve_device
 
 
 def register(subparsers) -> None:
@@ -69,9 +69,10 @@ def register(subparsers) -> None:
 def run_compute(args) -> int:
     import numpy as np
 
-    from ..codes import check_codes_output, compute_codes, save_codes
-    from ..data import load_prepared
-    from ..data.prepared import SPLITS
+    from ..workflow.code_sets import check_codes_output, compute_codes_with_progress, save_codes
+    from ..workflow.data import load_prepared
+    from ..workflow.data.prepared import SPLITS
+    from ..workflow.progress import Progress
 
     data = load_prepared(args.data, root=args.root)
     # Checked before the (long) computation; save_codes checks again before it writes.
@@ -88,10 +89,11 @@ def run_compute(args) -> int:
     dictionaries = [as_real(read_array(p, "dictionary"), np.float32, f"dictionary {p}")
                     for p in args.dictionaries]
     codes, stats = {}, {}
+    progress = Progress("lsalsa codes", quiet=args.quiet)
     for split in splits:
-        codes[split], stats[split] = compute_codes(
+        codes[split], stats[split] = compute_codes_with_progress(
             data.signals(split), dictionaries, args.alphas, mode=args.mode, tol=args.tol,
-            batch_size=args.batch_size, progress=not args.quiet, device=device,
+            batch_size=args.batch_size, progress=progress, device=device,
             mu=args.mu, n_iter=args.n_iter)
     save_codes(out, codes, dictionaries, args.alphas, stats=stats, overwrite=args.overwrite,
                data={"path": str(data.path), "name": data.name, "key": "signals",
@@ -108,7 +110,7 @@ def run_compute(args) -> int:
 
 
 def run_tune(args) -> int:
-    from ..codes import tune_alpha
+    from ..core.codes import tune_alpha
     from .dictionary import _training_signals
 
     _, key, signals = _training_signals(args)

@@ -1,36 +1,34 @@
-"""Helpers shared by the CLI commands: loading arrays and dictionaries with clear errors."""
+"""Helpers shared by the CLI commands: argparse types, model paths and devices with clear
+errors, and the exit rule of a run whose training diverged (``.npy`` inputs are read with
+:func:`lsalsa.io.read_array`)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-import numpy as np
-
-from ..errors import InputError
-from ..io import load_npy
+from .. import checks
+from ..errors import InputError, TrainingDiverged
 
 
 def non_negative_int(text: str) -> int:
     """argparse type of ``--seed``: NumPy's generators refuse a negative seed with a
     traceback, so it is refused here, with argparse's usage error."""
+    return _int_argument(text, checks.non_negative_int)
+
+
+def _int_argument(text: str, check) -> int:
+    """``text`` as an integer that passes ``check`` (of :mod:`lsalsa.checks`); its fault
+    becomes argparse's usage error: "argument --seed: expected an integer >= 0, got -1"."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
-
-
-def read_array(path: str, name: str, mmap: bool = False) -> np.ndarray:
-    file = Path(path)
-    if not file.is_file():
-        raise InputError(f"{name} file not found: {path}")
+        value = text  # not an integer: the check refuses it, quoted as typed
     try:
-        return load_npy(file, mmap=mmap)
+        return check(value, "")
     except InputError as exc:
-        raise InputError(f"{name}: {exc}") from exc
+        raise argparse.ArgumentTypeError(
+            f"expected {str(exc).removeprefix(' must be ')}") from None
 
 
 def check_model_path(path: str) -> str:
@@ -60,3 +58,14 @@ def resolve_device(name: str):
             raise InputError(f"--device {name}: there is no such CUDA device "
                              f"({count} available, cuda:0 to cuda:{count - 1})")
     return device
+
+
+def check_training(run_dir) -> None:
+    """Raise :class:`TrainingDiverged` (exit 1) when a training of a finished experiment run
+    diverged: the run is complete, each model holding its best epoch before the divergence."""
+    from ..workflow.pipeline import diverged_models
+
+    diverged = diverged_models(run_dir)
+    if diverged:
+        raise TrainingDiverged(f"training diverged for {', '.join(diverged)}; each model holds "
+                               "its best epoch before the divergence (see the report)")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 import warnings
 
-from ..data import available, prepare
-from ..data.prepared import SPLITS, PreparedDataset
+from ..workflow.data import available, prepare
+from ..workflow.data.prepared import SPLITS, PreparedDataset
 from .common import non_negative_int
 
 

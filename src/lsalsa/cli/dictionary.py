@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..encoders import _is_int
+from .. import checks
 from ..errors import InputError
-from ..io import check_output_path, read_json_object, remove_stale_temporaries
-from .common import non_negative_int, read_array, resolve_device
+from ..io import check_output_path, read_array, read_json_object, remove_stale_temporaries
+from .common import non_negative_int, resolve_device
 
 
 def register(subparsers) -> None:
@@ -66,7 +66,7 @@ def register(subparsers) -> None:
 
 
 def _training_signals(args):
-    from ..data import load_prepared
+    from ..workflow.data import load_prepared
 
     data = load_prepared(args.data, root=args.root)
     arrays = data.split("train")
@@ -86,7 +86,8 @@ def _training_signals(args):
 
 
 def run_learn(args) -> int:
-    from ..dictionary import learn_dictionary, save_dictionary
+    from ..workflow.dictionaries import learn_with_checkpoints, save_dictionary
+    from ..workflow.progress import Progress
 
     if Path(args.out).suffix != ".npy":
         raise InputError(f"output {args.out} must end in .npy")
@@ -100,17 +101,16 @@ def run_learn(args) -> int:
     check_output_path(out.with_suffix(".json"), inputs)
     remove_stale_temporaries(out.parent)  # what killed runs left behind
     if args.limit is not None:
-        if args.limit < 1:
-            raise InputError(f"--limit must be >= 1, got {args.limit}")
+        checks.positive_int(args.limit, "--limit")
         if args.limit < signals.shape[0]:
             rng = np.random.default_rng([args.seed, 4])
             picks = np.sort(rng.choice(signals.shape[0], size=args.limit, replace=False))
             signals = np.asarray(signals[picks])
-    result = learn_dictionary(
+    result = learn_with_checkpoints(
         signals, args.atoms, args.alpha, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, lr_decay=args.lr_decay, tol=args.tol, seed=args.seed, init=args.init,
         n_iter_codes=args.n_iter_codes, checkpoint_dir=args.checkpoint_dir,
-        progress=not args.quiet,
+        progress=Progress("lsalsa dictionary", quiet=args.quiet),
         device=None if args.device is None else resolve_device(args.device))
     sidecar = save_dictionary(out, result, extra={
         "data": {"path": str(data.path), "name": data.name, "key": key, "split": "train",
@@ -142,14 +142,15 @@ def _patch_shape(text: str | None, dictionary_path: Path):
     shape = meta.get("patch_shape")
     if shape is None:
         return None
-    if not (isinstance(shape, list) and len(shape) == 2 and all(_is_int(v, 1) for v in shape)):
+    if not (isinstance(shape, list) and len(shape) == 2
+            and all(checks.is_integer(v, 1) for v in shape)):
         raise InputError(f"the sidecar {sidecar} has patch_shape {shape!r}, not two integers "
                          ">= 1; give --patch-shape HxW")
     return tuple(shape)
 
 
 def run_show(args) -> int:
-    from ..dictionary import plot_atoms
+    from ..workflow.report.atoms import plot_atoms
 
     # The sidecar is read too (for the patch shape).
     out = check_output_path(args.out, [args.dictionary, Path(args.dictionary).with_suffix(".json")])

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..encoders import load_encoder
+from ..apps.streaming import encode_file
+from ..core.encoders import load_encoder
 from ..io import check_output_path
-from ..streaming import encode_file
 from .common import check_model_path, resolve_device
 
 

@@ -2,13 +2,16 @@
 
 ``run`` executes data preparation, dictionaries, optimal codes, the per-T search, training,
 evaluation, analysis and the report into a run directory; finished steps are reused when the
-same command runs again (see :mod:`lsalsa.experiments.runner`).
+same command runs again (see :mod:`lsalsa.workflow.pipeline`). A run in which a training
+diverged finishes (each model keeps its best epoch) and exits 1 (see :mod:`lsalsa.cli`).
 """
 
 from __future__ import annotations
 
 import sys
 import textwrap
+
+from .common import check_training
 
 
 def register(subparsers) -> None:
@@ -40,26 +43,27 @@ def register(subparsers) -> None:
 
 
 def run_run(args) -> int:
-    from ..experiments.config import load_config
-    from ..experiments.runner import run_experiment
+    from ..workflow.config import load_experiment
+    from ..workflow.pipeline import run_experiment
 
-    config = load_config(args.config, args.scale)
-    run_dir = args.run_dir or f"runs/{config['name']}-{args.scale}"
+    config = load_experiment(args.config, args.scale)
+    run_dir = args.run_dir or f"runs/{config.name}-{args.scale}"
     log = (lambda message: None) if args.quiet else None
     out = run_experiment(args.config, run_dir, scale=args.scale, data_dir=args.data_dir,
                          progress=not args.quiet, log=log)
     print(out / "report.md")
+    check_training(out)
     return 0
 
 
 def run_list(args) -> int:
-    from ..data import available
-    from ..experiments.config import load_config, shipped
+    from ..workflow.config import load_experiment, shipped
+    from ..workflow.data import available
 
     status = {row["name"]: row["status"] for row in available()}
     for name in shipped():
-        config = load_config(name, "full")
-        data = status.get(config["dataset"], "?")
-        sys.stdout.write(f"{name:20s} {config['kind']:4s} data {config['dataset']} ({data}): "
-                         f"{textwrap.shorten(config['description'], 70)}\n")
+        config = load_experiment(name, "full")
+        data = status.get(config.dataset, "?")
+        sys.stdout.write(f"{name:20s} {config.kind:4s} data {config.dataset} ({data}): "
+                         f"{textwrap.shorten(config.description, 70)}\n")
     return 0

@@ -14,8 +14,9 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..experiments.report import write_report
+    from ..workflow.report.document import write_report
+    from ..workflow.steps import STEPS
 
-    for path in write_report(args.run_dir):
+    for path in write_report(args.run_dir, steps=STEPS):
         print(path)
     return 0

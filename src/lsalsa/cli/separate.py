@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..encoders import load_encoder
-from ..errors import InputError
-from ..separation import DEFAULT_MAX_PIXELS, separate_files
+from .. import checks
+from ..apps.separation import DEFAULT_MAX_PIXELS, separate_files
+from ..core.encoders import load_encoder
 from .common import check_model_path, resolve_device
 
 
@@ -31,10 +31,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    if args.batch_size < 1:
-        raise InputError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.max_pixels < 1:
-        raise InputError(f"--max-pixels must be >= 1, got {args.max_pixels}")
+    checks.positive_int(args.batch_size, "--batch-size")
+    checks.positive_int(args.max_pixels, "--max-pixels")
     encoder = load_encoder(check_model_path(args.model), device=resolve_device(args.device))
     written = separate_files(encoder, args.images, args.out, stride=args.stride,
                              batch_size=args.batch_size, max_pixels=args.max_pixels,

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._arrays import as_real
-from ..io import check_output_path, remove_stale_temporaries, save_npy
-from ..solvers import METHODS, solve
-from .common import read_array
+from ..core._arrays import as_real
+from ..core.solvers import METHODS, solve
+from ..io import check_output_path, read_array, remove_stale_temporaries, save_npy
 
 
 def register(subparsers) -> None:

@@ -13,7 +13,9 @@ arrays::
 Validation is, in order of preference: ``--val-signals/--val-targets``; the prepared data set's
 ``val`` split with the code set's ``codes_val.npy`` (whole images or photographs held out);
 the last ``--val-fraction`` of the training images (by the data set's image index, so no image
-is cut in two); with ``--signals``, the last ``--val-fraction`` of the rows.
+is cut in two); with ``--signals``, the last ``--val-fraction`` of the rows. The data and this
+split are :mod:`lsalsa.workflow.training_data`'s (the experiment pipeline's split too), the
+start's choice :func:`lsalsa.workflow.search.encoder_start`.
 Under ``torchrun`` training runs data-parallel: ``torchrun --nproc_per_node=2 --
 .venv/bin/lsalsa train ...``.
 """
@@ -21,18 +23,17 @@ Under ``torchrun`` training runs data-parallel: ``torchrun --nproc_per_node=2 --
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..encoders import build_encoder
-from ..errors import InputError
-from ..training import DEFAULTS as TRAIN_DEFAULTS
-from ..training.search import CLASSIC_METHODS, LEARNED_METHODS, MUS, SEARCH_METHODS
-from ..training.trainer import MAX_LR, check_lr
-from .common import read_array, resolve_device
+from ..core.encoders import build_encoder
+from ..core.training import DEFAULTS as TRAIN_DEFAULTS
+from ..core.training.search import CLASSIC_METHODS, LEARNED_METHODS, MUS, SEARCH_METHODS
+from ..core.training.trainer import MAX_LR, check_lr
+from ..errors import InputError, TrainingDiverged
+from .common import resolve_device
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -148,149 +149,66 @@ def _data_arguments(parser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def load_training_data(args) -> dict:
-    """Signals, targets, validation pair, dictionaries, alphas and a description, from args."""
-    code_alphas, dataset, code_set = None, None, None
-    if args.data or args.codes:
-        if not (args.data and args.codes):
-            raise InputError("--data and --codes go together")
-        if args.signals or args.targets:
-            raise InputError("give either --data/--codes or --signals/--targets, not both")
-        from ..data import load_prepared
+def _training_set(args):
+    """The data of ``lsalsa train`` / ``lsalsa search``
+    (:func:`lsalsa.workflow.training_data.load_training_set`)."""
+    from ..workflow.training_data import load_training_set
 
-        dataset = load_prepared(args.data, root=args.root)
-        signals = dataset.signals("train")
-        targets, dictionaries, code_alphas, codes_info, code_set = _read_codes(args.codes)
-        info = {"dataset": dataset.meta.get("name"), "dataset_path": str(dataset.path),
-                "codes": codes_info}
-    elif args.signals and args.targets:
-        signals = read_array(args.signals, "signals", mmap=True)
-        targets = read_array(args.targets, "targets", mmap=True)
-        dictionaries = None
-        info = {"signals": str(args.signals), "targets": str(args.targets)}
-    else:
-        raise InputError("give --data and --codes, or --signals, --targets and --dict")
-    if args.dictionaries:
-        dictionaries = [read_array(p, "dictionary") for p in args.dictionaries]
-        info["dictionaries"] = [str(p) for p in args.dictionaries]
-    if not dictionaries:
-        raise InputError("no dictionary: give --dict A.npy (repeat for MCA)")
-    if signals.ndim != 2 or targets.ndim != 2 or signals.shape[0] != targets.shape[0]:
-        raise InputError(f"signals {signals.shape} and targets {targets.shape} must be 2-D "
-                         "with the same number of rows")
-    if args.val_signals or args.val_targets:
-        if not (args.val_signals and args.val_targets):
-            raise InputError("--val-signals and --val-targets go together")
-        val_signals = read_array(args.val_signals, "validation signals", mmap=True)
-        val_targets = read_array(args.val_targets, "validation targets", mmap=True)
-        info["validation_split"] = "--val-signals / --val-targets"
-    elif dataset is not None and code_set is not None and "val" in dataset.splits \
-            and "val" in code_set.splits:
-        val_signals, val_targets = dataset.signals("val"), code_set.codes("val")
-        info["validation_split"] = "the prepared val split (held-out images)"
-    else:
-        if not 0 < args.val_fraction < 1:
-            raise InputError(f"--val-fraction must be in (0, 1), got {args.val_fraction}")
-        P = signals.shape[0]
-        if dataset is not None:  # whole images: never cut one image's patches in two
-            image = np.asarray(dataset.split("train")["image_index"])
-            n_images = int(image.max()) + 1
-            first_val = n_images - round(n_images * args.val_fraction)
-            if not 0 < first_val < n_images:
-                raise InputError(f"{n_images} training images are too few to hold out a "
-                                 f"fraction {args.val_fraction} for validation")
-            # Patches are stored image by image: the held-out images are the last rows.
-            cut = int(np.searchsorted(image, first_val))
-            info["validation_split"] = (f"last {n_images - first_val} of {n_images} training "
-                                        "images")
-        else:
-            cut = P - round(P * args.val_fraction)
-            if not 0 < cut < P:
-                raise InputError(f"{P} rows are too few to hold out a fraction "
-                                 f"{args.val_fraction} for validation")
-            info["validation_split"] = f"last {P - cut} of {P} rows"
-        # Slices of memory maps stay memory maps: nothing is copied.
-        val_signals, val_targets = signals[cut:], targets[cut:]
-        signals, targets = signals[:cut], targets[:cut]
-    return {"signals": signals, "targets": targets, "val_signals": val_signals,
-            "val_targets": val_targets, "dictionaries": dictionaries,
-            "code_alphas": code_alphas, "info": info}
-
-
-def _read_codes(path: str):
-    """``(train codes, dictionaries or None, alphas or None, description, code set or None)``
-    from a code set directory written by ``lsalsa codes compute`` (checked by ``load_codes``)
-    or a .npy of training codes."""
-    from ..codes import load_codes
-
-    where = Path(path)
-    if where.is_file():
-        return (read_array(str(where), "codes", mmap=True), None, None, {"file": str(where)},
-                None)
-    if not where.is_dir():
-        raise InputError(f"codes directory not found: {path}")
-    code_set = load_codes(where)
-    alphas = list(code_set.alphas)
-    return code_set.codes("train"), code_set.dictionaries, alphas, {
-        "dir": str(where), "solver": code_set.meta.get("solver"), "alphas": alphas}, code_set
+    return load_training_set(dataset=args.data, root=args.root, codes=args.codes,
+                             signals=args.signals, targets=args.targets,
+                             dictionaries=args.dictionaries, val_signals=args.val_signals,
+                             val_targets=args.val_targets, val_fraction=args.val_fraction)
 
 
 def _device_and_dtype(args):
-    from ..training.distributed import local_device
+    from ..core.training.distributed import local_device
 
     resolve_device(args.device)  # the checks; local_device picks cuda:LOCAL_RANK for "cuda"
     return local_device(args.device), DTYPES[args.dtype]
 
 
 def run_train(args) -> int:
-    from ..training import best_classic, train
-    from ..training.distributed import Distributed
-    from ..training.search import alpha_candidates
+    from ..core.training.distributed import Distributed
+    from ..workflow.search import encoder_start
+    from ..workflow.training import train_in_dir
 
     check_lr(args.lr, "--lr")  # before the data are read and the start is searched
-    data = load_training_data(args)
+    data = _training_set(args)
     device, dtype = _device_and_dtype(args)
-    dictionaries = [torch.as_tensor(np.asarray(d), dtype=dtype, device=device)
-                    for d in data["dictionaries"]]
+    dictionaries = data.dictionary_tensors(dtype, device)
     if args.model == "lista" and args.mu != "auto":
         raise InputError("--mu is LSALSA's; LISTA has none")
     mu = None if args.mu == "auto" else _positive_float(args.mu, "--mu")
-    if args.alphas is None and data["code_alphas"] is None:
+    if args.alphas is None and data.code_alphas is None:
         raise InputError("give --alpha (no codes.json alphas to fall back on)")
-    start = {"alpha": args.alphas, "mu": mu}
-    classic = "salsa" if args.model == "lsalsa" else "ista"
-    if args.alphas is None or (args.model == "lsalsa" and mu is None):
-        # Start as the classic algorithm at its best setting for this depth (validation).
-        alphas = [args.alphas] if args.alphas else alpha_candidates(data["code_alphas"])
-        mus = [mu] if mu is not None else MUS
-        best = best_classic(data["val_signals"], data["val_targets"], dictionaries, classic,
-                            [args.depth], alphas, mus)[args.depth]
-        start = {"alpha": best["alpha"], "mu": best["mu"], "chosen_by": f"{classic.upper()} "
-                 f"at T = {args.depth} on the validation data", "val_rmse": best["val_rmse"]}
+    split = data.split
+    start = encoder_start(args.model, args.depth, split.val_signals, split.val_targets,
+                          dictionaries, alpha=args.alphas, mu=mu, code_alphas=data.code_alphas)
     encoder = build_encoder(args.model, dictionaries, start["alpha"], args.depth, start["mu"],
                             untied=args.untied,
                             learn_thresholds=args.thresholds == "learned")
-    result = train(encoder, data["signals"], data["targets"], val_signals=data["val_signals"],
-                   val_targets=data["val_targets"], optimizer=args.optimizer, lr=args.lr,
-                   schedule=args.schedule, lr_decay=args.lr_decay, momentum=args.momentum,
-                   step_scaling=args.step_scaling, grad_clip=args.grad_clip,
-                   anchor_decay=args.anchor_decay,
-                   reconstruction_weight=args.reconstruction_weight,
-                   batch_size=args.batch_size, max_epochs=args.epochs,
-                   patience=args.patience or None, rel_tol=args.rel_tol, seed=args.seed,
-                   run_dir=args.run_dir, resume=args.resume, progress=not args.quiet,
-                   data_info={**data["info"], "start": start})
+    result = train_in_dir(args.run_dir, encoder, split.signals, split.targets,
+                          val_signals=split.val_signals, val_targets=split.val_targets,
+                          optimizer=args.optimizer, lr=args.lr, schedule=args.schedule,
+                          lr_decay=args.lr_decay, momentum=args.momentum,
+                          step_scaling=args.step_scaling, grad_clip=args.grad_clip,
+                          anchor_decay=args.anchor_decay,
+                          reconstruction_weight=args.reconstruction_weight,
+                          batch_size=args.batch_size, max_epochs=args.epochs,
+                          patience=args.patience or None, rel_tol=args.rel_tol,
+                          seed=args.seed, resume=args.resume, progress=not args.quiet,
+                          data_info={**data.info, "start": start})
     if Distributed(rank=_rank()).is_main:
+        classic = LEARNED_METHODS[args.model][2]
         knobs = ", ".join(f"{k} {v}" for k, v in (("alpha", start["alpha"]),
                                                   ("mu", start["mu"])) if v is not None)
         print(f"trained {args.model} T={args.depth} (start: {classic.upper()}, {knobs}): "
               f"{result.epochs} epochs ({result.stopped}), best epoch {result.best_epoch}, "
               f"validation RMSE {result.initial_val_rmse:.6g} -> {result.val_rmse:.6g}; "
               f"wrote {Path(args.run_dir) / 'model.safetensors'}")
-    if result.stopped == "diverged":
-        print(f"lsalsa: warning: the loss diverged at epoch {result.epochs}; the model holds "
-              f"epoch {result.best_epoch}, the best on validation", file=sys.stderr)
-        return 1
+    if result.stopped == "diverged":  # the CLI's one rule: a warning line, exit 1
+        raise TrainingDiverged(f"the loss diverged at epoch {result.epochs}; the model holds "
+                               f"epoch {result.best_epoch}, the best on validation")
     return 0
 
 
@@ -305,16 +223,16 @@ def _positive_float(text: str, name: str) -> float:
 
 
 def run_search(args) -> int:
-    from ..training import search
+    from ..workflow.search import search
 
     for lr in args.lrs:
         check_lr(lr, "every --lrs value")
-    data = load_training_data(args)
-    device, dtype = _device_and_dtype(args)
-    dictionaries = [np.asarray(d, dtype=np.float32 if dtype == torch.float32 else np.float64)
-                    for d in data["dictionaries"]]
+    data = _training_set(args)
+    device, _ = _device_and_dtype(args)
+    dictionaries = data.dictionary_arrays(np.dtype(args.dtype))
     alphas = [_parse_alpha(a, len(dictionaries)) for a in args.alphas]
-    result = search(data["signals"], data["targets"], data["val_signals"], data["val_targets"],
+    split = data.split
+    result = search(split.signals, split.targets, split.val_signals, split.val_targets,
                     dictionaries, depths=args.depths, alphas=alphas, methods=args.methods,
                     mus=args.mus, lrs=args.lrs, lr_decays=args.lr_decays, epochs=args.epochs,
                     train_options={"optimizer": args.optimizer, "batch_size": args.batch_size},

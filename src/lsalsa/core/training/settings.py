@@ -1,0 +1,146 @@
+"""What :func:`~lsalsa.core.training.trainer.train` takes, checked: its options
+(:class:`TrainSettings`, with the :data:`DEFAULTS` shared with the command line and the
+experiments) and its data (:func:`check_pair`: signals and their optimal codes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ...checks import (
+    check_fields,
+    integer,
+    non_negative_number,
+    number,
+    one_of,
+    positive_int,
+    positive_number,
+    rule,
+)
+from ...errors import InputError
+from ..encoders import UnrolledEncoder
+
+OPTIMIZERS = ("adam", "sgd")
+SCHEDULES = ("cosine", "constant")
+LR_SCHEDULE = ("step t of n: lr * c(t / n) / (1 + lr_decay * epoch), c = (1 + cos(pi x)) / 2 "
+               "(cosine) or 1 (constant); per tensor times s (Adam) or s^2 (SGD)")
+# The defaults of train(), shared with the command line and the experiments.
+DEFAULTS = {"optimizer": "adam", "lr": 0.1, "schedule": "cosine", "lr_decay": 0.0,
+            "momentum": 0.0, "step_scaling": True, "grad_clip": 1.0, "anchor_decay": 0.0,
+            "reconstruction_weight": None,
+            "batch_size": 64, "patience": 5, "rel_tol": 1e-6}
+
+# With step scaling (the default) lr is each step's size relative to the tensor's own size, so
+# lr = 1 can already move a tensor by its whole size in one step. 1e6 leaves room for vanilla
+# SGD's absolute steps on small gradients (and for forcing a divergence in tests); far above
+# it training can only diverge, and near float32's range (lr times a tensor's scale) the
+# optimizer itself fails with a traceback.
+MAX_LR = 1e6
+
+
+def check_lr(value, name: str = "lr") -> float:
+    """A learning rate in (0, MAX_LR], else an InputError naming ``name``."""
+    return number(value, name, low=0, low_open=True, high=MAX_LR)
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """The training options of :func:`~lsalsa.core.training.trainer.train`, checked when made.
+
+    Attributes
+    ----------
+    optimizer : "adam" (default) or "sgd" (vanilla SGD, the paper; ``momentum``
+        optional).
+    lr : the (relative, with ``step_scaling``) step size, in (0, ``MAX_LR`` = 1e6].
+    schedule : "cosine" (decay to 0 over ``max_epochs``, per step) or "constant".
+    lr_decay : epoch e additionally divides the step by ``1 + lr_decay * e`` (the paper).
+    step_scaling : optimise each tensor divided by its starting size
+        (:func:`~lsalsa.core.training.trainer.step_scales`).
+    grad_clip : clip the norm of the (scaled) gradient to this; None: no clipping.
+    anchor_decay : per step, ``P -= lr_t * anchor_decay * (P - P_0)`` (0: off).
+    reconstruction_weight : ``w`` in the loss ``1/2 ||e||^2 + w/2 sum_i ||A_i e_i||^2`` per
+        sample (``e = f(y) - x*``, ``e_i`` its part on dictionary ``i``): ``w = 0`` is
+        Eq. 15 exactly. None (default): 0 for one dictionary (SC, where codes are the
+        product) and 1 for MCA, where the codes exist to rebuild each component, so each
+        component's error in signal space counts too (atoms have unit norm: both terms
+        have the same scale).
+    batch_size : the GLOBAL mini-batch size (split across DDP processes under torchrun).
+    max_epochs, patience, rel_tol : stop after ``max_epochs``, after ``patience`` epochs
+        without a better validation RMSE (None: never), or when
+        ``|L_e - L_{e-1}| / L_{e-1} < rel_tol`` for the epoch loss ``L``.
+    seed : seeds the mini-batch shuffling (a private ``torch.Generator``).
+    """
+
+    optimizer: str = rule(one_of, DEFAULTS["optimizer"], choices=OPTIMIZERS)
+    schedule: str = rule(one_of, DEFAULTS["schedule"], choices=SCHEDULES)
+    batch_size: int = rule(positive_int, DEFAULTS["batch_size"])
+    max_epochs: int = rule(positive_int, 100)
+    patience: int | None = rule(positive_int, DEFAULTS["patience"], none=True)
+    lr: float = rule(check_lr, DEFAULTS["lr"])
+    lr_decay: float = rule(non_negative_number, DEFAULTS["lr_decay"])
+    momentum: float = rule(non_negative_number, DEFAULTS["momentum"])
+    rel_tol: float = rule(non_negative_number, DEFAULTS["rel_tol"])
+    anchor_decay: float = rule(non_negative_number, DEFAULTS["anchor_decay"])
+    grad_clip: float | None = rule(positive_number, DEFAULTS["grad_clip"], none=True)
+    reconstruction_weight: float | None = rule(non_negative_number,
+                                               DEFAULTS["reconstruction_weight"], none=True)
+    step_scaling: bool = DEFAULTS["step_scaling"]
+    seed: int = rule(integer, 0)
+
+    def __post_init__(self):
+        check_fields(self)
+        object.__setattr__(self, "step_scaling", bool(self.step_scaling))
+
+    def config(self, encoder: UnrolledEncoder, validation: bool) -> dict:
+        """The hyperparameters as recorded with a run (all but ``max_epochs``), with the
+        defaults that depend on the encoder resolved and the loss and selection described."""
+        weight = self.reconstruction_weight
+        if weight is None:  # see train(): Eq. 15 for SC, each component's error too for MCA
+            weight = 0.0 if len(encoder.block_sizes) == 1 else 1.0
+        return {"optimizer": self.optimizer, "lr": self.lr, "schedule": self.schedule,
+                "lr_decay": self.lr_decay, "lr_schedule": LR_SCHEDULE,
+                "momentum": self.momentum, "step_scaling": self.step_scaling,
+                "grad_clip": self.grad_clip, "anchor_decay": self.anchor_decay,
+                "reconstruction_weight": float(weight), "batch_size": self.batch_size,
+                "patience": self.patience, "rel_tol": self.rel_tol, "seed": self.seed,
+                "loss": "mean over samples of 1/2 ||e||^2 + w/2 sum_i ||A_i e_i||^2, "
+                        "e = f(y) - x* (w = reconstruction_weight; w = 0 is Eq. 15)",
+                "selection": "best validation RMSE, epoch 0 included" if validation
+                else "last epoch (no validation data)"}
+
+
+def check_pair(signals, targets, M: int, N: int, s_name: str, t_name: str) -> int:
+    """Check a pair of signals (P, M) and their codes (P, N): 2-D, non-empty, floating point,
+    finite, with as many rows; returns P. NumPy (memory-mapped: read in chunks) or torch."""
+    for name, array, width in ((s_name, signals, M), (t_name, targets, N)):
+        if not isinstance(array, np.ndarray | torch.Tensor):
+            raise InputError(f"{name} must be a NumPy array or torch tensor, got "
+                             f"{type(array).__name__}")
+        if array.ndim != 2 or array.shape[0] == 0:
+            raise InputError(f"{name} must be a non-empty 2-D array, got shape "
+                             f"{tuple(array.shape)}")
+        if array.shape[1] != width:
+            raise InputError(f"{name} has {array.shape[1]} columns but the encoder expects "
+                             f"{width}")
+        kind = array.dtype.kind if isinstance(array, np.ndarray) else (
+            "f" if array.is_floating_point() else "i")
+        if kind != "f":
+            raise InputError(f"{name} must hold floating-point values, got {array.dtype}")
+        _check_finite(array, name)
+    if signals.shape[0] != targets.shape[0]:
+        raise InputError(f"{s_name} has {signals.shape[0]} rows but {t_name} has "
+                         f"{targets.shape[0]}")
+    return int(signals.shape[0])
+
+
+def _check_finite(array, name: str, chunk: int = 65536) -> None:
+    # In chunks, so a memory-mapped array is never read into memory at once.
+    for start in range(0, array.shape[0], chunk):
+        part = array[start:start + chunk]
+        ok = bool(torch.isfinite(part).all()) if isinstance(part, torch.Tensor) else bool(
+            np.isfinite(part).all())
+        if not ok:
+            raise InputError(f"{name} contains NaN or Inf")

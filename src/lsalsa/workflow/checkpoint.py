@@ -1,0 +1,160 @@
+"""Training checkpoints without pickle: one safetensors file, scalars as JSON in its header.
+
+A checkpoint holds the model's state dict, the optimizer's state (its tensors flattened into
+the safetensors body, everything else - step counts stored as numbers, hyperparameters of the
+param groups - as JSON), further named tensor sets (the trainer's best-epoch weights and its
+anchor), the shuffling generator's state (base64 of its bytes), the epoch and the history.
+Everything sits in ONE file written atomically (:func:`lsalsa.io.write_safetensors`), so a
+process killed at any moment leaves either the previous checkpoint or the new one, never a mix.
+The file stores the sha256 of every tensor and of its header: a damaged checkpoint is refused,
+never resumed into a different model.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import os
+from pathlib import Path
+
+import torch
+
+from ..errors import InputError
+from ..io import read_safetensors, verify_header, verify_tensors, write_safetensors
+
+FORMAT = "lsalsa-checkpoint"
+FORMAT_VERSION = 3  # 2: named tensor sets (best epoch, anchor); 3: checksums
+
+
+def flatten_optimizer(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:
+    """Split ``optimizer.state_dict()`` into tensors (``optim.<param>.<key>``) and JSON."""
+    tensors, scalars = {}, {}
+    for index, entries in state_dict["state"].items():
+        for key, value in entries.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"optim.{index}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars.setdefault(str(index), {})[key] = value
+    groups = [{k: list(v) if isinstance(v, tuple) else v for k, v in group.items()}
+              for group in state_dict["param_groups"]]
+    return tensors, {"scalars": scalars, "param_groups": groups}
+
+
+def unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
+    """Inverse of :func:`flatten_optimizer`: a dict ``optimizer.load_state_dict`` accepts."""
+    state: dict[int, dict] = {}
+    for name, tensor in tensors.items():
+        _, index, key = name.split(".", 2)
+        state.setdefault(int(index), {})[key] = tensor
+    for index, entries in meta["scalars"].items():
+        state.setdefault(int(index), {}).update(entries)
+    groups = []
+    for group in meta["param_groups"]:
+        group = dict(group)
+        if "betas" in group:  # Adam's betas are a tuple; JSON gave a list back
+            group["betas"] = tuple(group["betas"])
+        groups.append(group)
+    return {"state": state, "param_groups": groups}
+
+
+def generator_state(generator: torch.Generator | torch.Tensor) -> str:
+    """A generator's state (or the state tensor ``get_state()`` gave) as base64 text."""
+    state = generator.get_state() if isinstance(generator, torch.Generator) else generator
+    return base64.b64encode(state.numpy().tobytes()).decode("ascii")
+
+
+def read_generator_state(text: str) -> torch.Tensor:
+    """The state tensor (for ``torch.Generator.set_state``) of :func:`generator_state`'s text."""
+    raw = base64.b64decode(text.encode("ascii"))
+    return torch.frombuffer(bytearray(raw), dtype=torch.uint8)
+
+
+def _check_state(state) -> None:
+    """The trainer's fields of ``state``, so that even a consistent file (its checksums match)
+    that lsalsa did not write fails here in one line, not half-way through a resume."""
+    def count(value, low: int = 0) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+    if not isinstance(state, dict):
+        raise TypeError("the state is not a JSON object")
+    history, scales, generator = (state.get(k) for k in ("history", "scales", "generator"))
+    problems = [
+        ("epoch", count(state.get("epoch"))),
+        ("best_epoch", count(state.get("best_epoch"))
+         and state["best_epoch"] <= state.get("epoch", -1)),
+        # One entry per epoch, from epoch 0 (the untrained encoder) on.
+        ("history", isinstance(history, list) and all(isinstance(e, dict) for e in history)
+         and [e.get("epoch") for e in history] == list(range(len(history)))
+         and len(history) == (state.get("epoch") if count(state.get("epoch")) else -1) + 1),
+        ("stopped", isinstance(state.get("stopped"), str)),
+        ("scales", isinstance(scales, dict) and all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+            and v > 0 for v in scales.values())),
+        ("generator", isinstance(generator, str)),
+    ]
+    bad = [name for name, ok in problems if not ok]
+    if not bad:
+        try:
+            raw = base64.b64decode(generator.encode("ascii"), validate=True)
+        except (ValueError, UnicodeEncodeError):
+            raw = b""
+        if len(raw) != torch.Generator().get_state().numel():
+            bad.append("generator")
+    if bad:
+        raise ValueError(f"bad or missing state fields: {', '.join(bad)}")
+
+
+def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module | dict,
+                    optimizer: torch.optim.Optimizer | dict, state: dict,
+                    extra: dict[str, dict[str, torch.Tensor]] | None = None) -> Path:
+    """Write model + optimizer (the objects or their ``state_dict()``) + ``state``
+    (JSON-serialisable scalars) + ``extra`` (named sets of tensors, e.g.
+    ``{"best": state_dict}``) atomically."""
+    if isinstance(model, torch.nn.Module):
+        model = model.state_dict()
+    if isinstance(optimizer, torch.optim.Optimizer):
+        optimizer = optimizer.state_dict()
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.items()}
+    for group, named in (extra or {}).items():
+        if "." in group or group in ("model", "optim"):
+            raise ValueError(f"bad tensor set name {group!r}")
+        tensors.update({f"{group}.{k}": v.detach().cpu().contiguous()
+                        for k, v in named.items()})
+    optim_tensors, optim_meta = flatten_optimizer(optimizer)
+    tensors.update(optim_tensors)
+    metadata = {
+        "format": FORMAT, "format_version": str(FORMAT_VERSION),
+        "state": json.dumps(state, sort_keys=True),
+        "optimizer": json.dumps(optim_meta, sort_keys=True),
+    }
+    write_safetensors(path, tensors, metadata)
+    return Path(path)
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict, dict, dict]:
+    """Read a checkpoint, verified: ``(model_state_dict, optimizer_state_dict, state, extra)``."""
+    tensors, metadata = read_safetensors(path, "checkpoint")
+    if metadata.get("format") != FORMAT:
+        raise InputError(f"{path} is not an lsalsa training checkpoint")
+    if metadata.get("format_version") != str(FORMAT_VERSION):
+        raise InputError(f"checkpoint {path} has format version "
+                         f"{metadata.get('format_version')!r}; this lsalsa reads "
+                         f"{FORMAT_VERSION} (start the run afresh)")
+    verify_header(path, "checkpoint", metadata)
+    verify_tensors(path, "checkpoint", tensors, metadata)
+    try:
+        state = json.loads(metadata["state"])
+        optim_meta = json.loads(metadata["optimizer"])
+        _check_state(state)
+        sets: dict[str, dict[str, torch.Tensor]] = {}
+        for name, tensor in tensors.items():
+            group, _, key = name.partition(".")
+            sets.setdefault(group, {})[key] = tensor
+        model = sets.pop("model", {})
+        optim = unflatten_optimizer(
+            {f"optim.{k}": v for k, v in sets.pop("optim", {}).items()}, optim_meta)
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
+        # A consistent file (its checksums match) that this lsalsa did not write.
+        raise InputError(f"checkpoint {path} has a malformed header: {exc!r}") from exc
+    return model, optim, state, sets

@@ -1,0 +1,289 @@
+"""The sections of an experiment configuration, and its targets: typed, frozen, each field
+declared once with its default and its constraint (:mod:`lsalsa.checks`).
+
+A section checks its fields on creation, keeps them as written (a JSON ``10`` stays 10) and
+freezes JSON lists into tuples; ``to_dict`` gives the JSON back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from dataclasses import InitVar, dataclass
+from functools import partial
+from typing import ClassVar
+
+from ... import checks
+from ...checks import rule
+from ...core.training.search import ALPHA_FACTORS, LEARNED_METHODS, MUS
+from ...core.training.trainer import DEFAULTS as TRAIN_DEFAULTS
+from ...core.training.trainer import MAX_LR
+from ...errors import InputError
+
+SCALES = ("small", "full")
+DEFAULT_DEPTHS = (1, 2, 5, 10, 20, 50, 100)
+DEVICES = ("auto", "cpu", "cuda")
+# The MCA separation baselines, by a target's ``baseline``: SALSA at the mu of best validation
+# PSNR with the optimal codes' alphas (the problem LSALSA is trained on), or at the best
+# (alpha, mu) of the whole grid; the values are their keys in ``results["optimal"]``.
+PSNR_BASELINES = {"codes_alphas": "salsa_best_psnr", "any_alpha": "salsa_best_psnr_any_alpha"}
+CLASSIC = ("fista", "salsa")
+# "lsalsa" learns its thresholds (the default); "lsalsa-fixed" is the paper's exact model.
+LEARNED = tuple(LEARNED_METHODS)
+METHODS = CLASSIC + LEARNED
+
+# The keys each kind of target holds besides "kind" and "text".
+TARGET_KINDS = {
+    "iterations_to_match": ("method", "reference_T", "more_than"),
+    "rmse_ratio": ("method", "other", "T", "at_most"),
+    "psnr_mean_at_least": ("method", "T", "baseline"),
+    "training_never_hurts": (),
+    "rmse_below": ("method", "other", "below_T"),
+    "lowest_classification_error": ("method",),
+    "time_ratio": ("method", "reference_T", "at_least"),
+    "psnr_above": ("method", "other", "T"),
+}
+
+# The name becomes a folder (runs/<name>-<scale>): no separators, no "..", no hidden name.
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+# -- constraints particular to configs ----------------------------------------------------------
+def plain_name(value, name: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise InputError(f"config needs a '{name}' (text)")
+    if not PLAIN_NAME.fullmatch(value):
+        raise InputError(f"{name} must be a plain name (letters, digits, '.', '_', '-'; not "
+                         f"starting with '.' or '-'), got {value!r}")
+    return value
+
+
+def per_component(value, name: str, *, each, none: bool = False) -> list | None:
+    """One value for every component, or a list of one per component (counted against the
+    data set in :meth:`ExperimentConfig._check_components`)."""
+    if value is None and none:
+        return None
+    if value is None:
+        raise InputError(f"{name} is required (one value per component)")
+    return checks.non_empty_list(value if isinstance(value, list | tuple) else [value], name,
+                                 each=each)
+
+
+def as_components(value) -> tuple:
+    """A value that :func:`per_component` passed, frozen, as a tuple of one per component."""
+    return value if isinstance(value, tuple) else (value,)
+
+
+def distinct(value, name: str, *, each) -> list:
+    values = checks.non_empty_list(value, name, each=each)
+    if len(set(values)) != len(values):
+        raise InputError(f"{name} must not repeat")
+    return values
+
+
+def _alpha_factor(value, name: str):
+    """One factor for every component, or one per component."""
+    if isinstance(value, list | tuple):
+        return checks.non_empty_list(value, name, each=checks.positive_number)
+    return checks.positive_number(value, name)
+
+
+_learning_rate = partial(checks.number, low=0, low_open=True, high=MAX_LR)
+
+
+def _learning_rates(value, name: str):
+    """A grid of learning rates, or one grid per learned method (an object)."""
+    if not isinstance(value, dict):
+        return checks.non_empty_list(value, name, each=_learning_rate)
+    if any(method not in LEARNED for method in value):
+        raise InputError(f"{name} as an object takes keys among {LEARNED}")
+    return {method: checks.non_empty_list(grid, f"{name}.{method}", each=_learning_rate)
+            for method, grid in value.items()}
+
+
+def _learned_methods(value, name: str) -> list:
+    methods = value if isinstance(value, list | tuple) else None
+    if not methods or any(m not in LEARNED for m in methods) \
+            or len(set(methods)) != len(methods) or "lsalsa" not in methods:
+        raise InputError(f"{name} must list distinct methods among {LEARNED}, 'lsalsa' "
+                         f"included, got {value!r}")
+    return list(methods)
+
+
+# -- the sections -------------------------------------------------------------------------------
+def freeze(value):
+    """JSON lists as tuples, all the way down (an object stays a dict)."""
+    if isinstance(value, list | tuple):
+        return tuple(freeze(v) for v in value)
+    if isinstance(value, dict):
+        return {k: freeze(v) for k, v in value.items()}
+    return value
+
+
+def to_json(value):
+    """The JSON form of a config value: tuples as lists, sections and targets as objects."""
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if isinstance(value, list | tuple):
+        return [to_json(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_json(v) for k, v in value.items()}
+    return value
+
+
+def set_field(instance, name: str, value) -> None:
+    object.__setattr__(instance, name, value)  # a frozen dataclass, in __post_init__
+
+
+class _Section:
+    """A config section: its fields checked on creation, kept as written, lists frozen."""
+
+    PREFIX: ClassVar[str] = ""
+
+    def __post_init__(self):
+        checks.check_fields(self, self.PREFIX, keep=True)
+        for f in dataclasses.fields(self):
+            set_field(self, f.name, freeze(getattr(self, f.name)))
+
+    def to_dict(self) -> dict:
+        # An optional field at its default is left out: the config.json of the configs that
+        # never set it stays as it was.
+        return {f.name: to_json(getattr(self, f.name)) for f in dataclasses.fields(self)
+                if not (f.name in OPTIONAL.get(self.PREFIX[:-1], {})
+                        and getattr(self, f.name) == f.default)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class PrepareSection(_Section):
+    PREFIX: ClassVar[str] = "prepare."
+    limit_images: int | None = rule(checks.positive_int, None, none=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DictionarySection(_Section):
+    PREFIX: ClassVar[str] = "dictionary."
+    atoms: tuple[int, ...] = rule(per_component, None, each=checks.positive_int)
+    # None: the optimal codes' alphas (ExperimentConfig fills them in)
+    alpha: tuple[float, ...] | None = rule(per_component, None, each=checks.positive_number,
+                                           none=True)
+    epochs: int = rule(checks.positive_int, 10)
+    batch_size: int = rule(checks.positive_int, 256)
+    lr: float = rule(checks.positive_number, 1.0)
+    n_iter_codes: int = rule(checks.positive_int, 50)
+    max_signals: int | None = rule(checks.positive_int, None, none=True)
+
+    def __post_init__(self):
+        super().__post_init__()
+        set_field(self, "atoms", as_components(self.atoms))
+        if self.alpha is not None:
+            set_field(self, "alpha", tuple(float(a) for a in as_components(self.alpha)))
+
+
+@dataclass(frozen=True, kw_only=True)
+class CodesSection(_Section):
+    PREFIX: ClassVar[str] = "codes."
+    mode: str = rule(checks.one_of, "exact", choices=("exact", "paper"))
+    tol: float = rule(checks.positive_number, 1e-6)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchSection(_Section):
+    """The (alpha, mu) grid and the training of the learned encoders; the training knobs
+    default to lsalsa.core.training.DEFAULTS (one recipe for every data set), and a
+    learning-rate grid of one value skips the search step."""
+
+    PREFIX: ClassVar[str] = "search."
+    alpha_factors: tuple = rule(checks.non_empty_list, ALPHA_FACTORS, each=_alpha_factor)
+    mus: tuple[float, ...] = rule(checks.non_empty_list, MUS, each=checks.positive_number)
+    # one grid, or one per learned method
+    lrs: tuple[float, ...] | Mapping[str, tuple[float, ...]] = rule(
+        _learning_rates, (TRAIN_DEFAULTS["lr"],))
+    lr_decays: tuple[float, ...] = rule(checks.non_empty_list, (TRAIN_DEFAULTS["lr_decay"],),
+                                        each=checks.non_negative_number)
+    epochs: int = rule(checks.positive_int, 10)
+    final_epochs: int = rule(checks.positive_int, 100)
+    val_fraction: float = rule(checks.number, 0.1, low=0, high=1, low_open=True,
+                               high_open=True)
+    optimizer: str = rule(checks.one_of, TRAIN_DEFAULTS["optimizer"], choices=("sgd", "adam"))
+    batch_size: int = rule(checks.positive_int, TRAIN_DEFAULTS["batch_size"])
+    rel_tol: float = rule(checks.non_negative_number, TRAIN_DEFAULTS["rel_tol"])
+    patience: int | None = rule(checks.positive_int, TRAIN_DEFAULTS["patience"], none=True)
+    reconstruction_weight: float | None = rule(
+        checks.non_negative_number, TRAIN_DEFAULTS["reconstruction_weight"], none=True)
+    anchor_decay: float = rule(checks.non_negative_number, TRAIN_DEFAULTS["anchor_decay"])
+    learned: tuple[str, ...] = rule(_learned_methods, LEARNED)
+    max_train: int | None = rule(checks.positive_int, None, none=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EvaluationSection(_Section):
+    PREFIX: ClassVar[str] = "evaluation."
+    batch_size: int = rule(checks.positive_int, 4096)
+    time_repeats: int = rule(checks.positive_int, 5)
+    sparsity_T: tuple[int, ...] = rule(checks.non_empty_list, (1, 5, 20),
+                                       each=checks.positive_int)
+    separation_T: tuple[int, ...] = rule(checks.non_empty_list, (1, 5, 20),
+                                         each=checks.positive_int)
+    separation_samples: int = rule(checks.positive_int, 4)
+    analysis_samples: int = rule(checks.positive_int, 500)
+    match_reference_T: tuple[int, ...] = rule(checks.non_empty_list, (1, 5),
+                                              each=checks.positive_int)
+    threads: int | None = rule(checks.positive_int, None, none=True)
+    # Extras the demo reports (see OPTIONAL).
+    baseline_code_rmse: bool = rule(checks.flag, False)  # the PSNR baselines' code RMSE
+    time_exact_codes: bool = rule(checks.flag, False)    # SPAMS's time for the exact codes
+
+
+#: Fields left out of the resolved config unless set, with their defaults, per section.
+OPTIONAL: dict = {"evaluation": {"baseline_code_rmse": False, "time_exact_codes": False}}
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClassificationSection(_Section):
+    PREFIX: ClassVar[str] = "classification."
+    projection_dim: int = rule(checks.positive_int, 500)
+    C: float = rule(checks.positive_number, 10.0)
+    max_iter: int = rule(checks.positive_int, 2000)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Target:
+    """One of the paper's claims, checked on the results (:func:`lsalsa.workflow.targets.
+    evaluate_targets`); a kind holds the keys of :data:`TARGET_KINDS`, the others stay None.
+    Thresholds stay as written: the report quotes them."""
+
+    kind: str = rule(checks.one_of, None, choices=TARGET_KINDS)
+    text: str = rule(checks.text, None)
+    method: str | None = rule(checks.text, None, none=True)
+    other: str | None = rule(checks.text, None, none=True)
+    T: tuple[int, ...] | None = rule(checks.non_empty_list, None, each=checks.positive_int,
+                                     none=True)
+    reference_T: int | None = rule(checks.positive_int, None, none=True)
+    below_T: int | None = rule(checks.positive_int, None, none=True)
+    more_than: int | None = rule(checks.non_negative_int, None, none=True)
+    at_most: float | None = rule(checks.positive_number, None, none=True)
+    at_least: float | None = rule(checks.positive_number, None, none=True)
+    baseline: str | None = rule(checks.one_of, None, choices=PSNR_BASELINES, none=True)
+    where: InitVar[str] = "target"  # how errors name it: targets[i]
+
+    def __post_init__(self, where: str):
+        checks.check_fields(self, f"{where}.", keep=True)
+        set_field(self, "T", freeze(self.T))
+
+    @classmethod
+    def from_dict(cls, raw, where: str) -> Target:
+        if not isinstance(raw, dict) \
+                or checks.fault(checks.one_of, raw.get("kind"), "kind", choices=TARGET_KINDS):
+            raise InputError(f"{where} needs a kind among {', '.join(TARGET_KINDS)}")
+        need = ("kind", "text", *TARGET_KINDS[raw["kind"]])
+        missing = [key for key in need if key not in raw]
+        extra = [key for key in raw if key not in need]
+        if missing or extra:
+            raise InputError(f"{where} ({raw['kind']}): missing {missing}, unknown {extra}")
+        return cls(**raw, where=where)
+
+    def to_dict(self) -> dict:
+        return {key: to_json(getattr(self, key)) for key in
+                ("kind", "text", *TARGET_KINDS[self.kind])}
+

@@ -1,0 +1,156 @@
+"""Prepared data sets on disk: ``.npy`` arrays per split beside a ``meta.json`` sidecar.
+
+Layout of ``<root>/<name>/``::
+
+    meta.json                      name, kind ("sc" | "mca"), source, stand_in, label,
+                                   patch_shape, M, counts, images, patches_per_image, seed,
+                                   split_by_source (rule and counts), unreadable, ...
+    {split}_signals.npy            (P, M) float32; for MCA the mixtures
+    {split}_image_index.npy        (P,) int64 image of each patch (image-major, contiguous)
+    {split}_labels.npy             (n_images,) int64 class per image, when the source has them
+    {split}_source_ids.npy         (n_images,) int64 id of each image in its source
+    {split}_component0.npy         MCA: (P, M) clean digits
+    {split}_component1.npy         MCA: (P, M) clean natural patches (mixture = c0 + c1)
+    {split}_labels_component1.npy  MCA, optional: class of each natural patch's image
+    {split}_natural_source_ids.npy MCA: source id of each natural patch's image
+
+``{split}`` is ``train``, ``val`` or ``test``. Arrays are loaded memory-mapped, so a data set
+larger than RAM still works. A data set is written into a hidden temporary folder and renamed
+into place at the end, so an interrupted ``prepare`` never leaves a half-written data set under
+its final name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ... import checks
+from ...errors import InputError
+from ...io import (
+    Temporary,
+    load_npy,
+    read_json_object,
+    remove_stale_temporaries,
+    replace_folder,
+    save_npy,
+    write_json,
+)
+from .sources import cache_dir
+
+# Every split is disjoint from the others by source image (splits.py). Data sets prepared
+# before the validation split existed hold only train and test, and still load.
+SPLITS = ("train", "val", "test")
+KINDS = ("sc", "mca")  # sparse coding patches, or MCA mixtures with their two components
+
+
+def default_root() -> Path:
+    """Where prepared data sets live by default: ``<cache>/prepared``."""
+    return cache_dir() / "prepared"
+
+
+def read_meta(meta_file: Path) -> dict:
+    """A data set's ``meta.json``: a JSON object with the fields every reader relies on (a
+    non-empty ``name``, ``kind`` "sc" or "mca", ``counts`` an object when present); anything
+    else is an InputError, not a KeyError or AttributeError later."""
+    meta = read_json_object(meta_file, "a data set description")
+    problems = [fault for fault in (checks.fault(checks.text, meta.get("name"), "name"),
+                                    checks.fault(checks.one_of, meta.get("kind"), "kind",
+                                                 choices=KINDS)) if fault]
+    if not isinstance(meta.get("counts", {}), dict):
+        problems.append(f"counts must be an object, got {meta['counts']!r}")
+    if problems:
+        raise InputError(f"{meta_file} is not a valid data set description: "
+                         f"{'; '.join(problems)}")
+    return meta
+
+
+class PreparedDataset:
+    """A prepared data set: ``meta`` (dict), ``path``, and memory-mapped arrays per split."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        meta_file = self.path / "meta.json"
+        if not meta_file.is_file():
+            raise InputError(f"{self.path} is not a prepared data set (no meta.json)")
+        self.meta = read_meta(meta_file)
+
+    @property
+    def name(self) -> str:
+        return self.meta["name"]
+
+    @property
+    def splits(self) -> tuple[str, ...]:
+        return tuple(s for s in SPLITS if (self.path / f"{s}_signals.npy").is_file())
+
+    def split(self, name: str) -> dict[str, np.ndarray]:
+        """All arrays of one split, memory-mapped, keyed by file name without the split prefix.
+
+        Keys: ``signals``, ``image_index``, ``labels`` (when present), ``source_ids``, and for
+        MCA ``component0``, ``component1`` (and ``labels_component1``,
+        ``natural_source_ids``).
+        """
+        if name not in SPLITS:
+            raise InputError(f"unknown split {name!r}; use one of {', '.join(SPLITS)}")
+        files = sorted(self.path.glob(f"{name}_*.npy"))
+        if not files:
+            raise InputError(f"{self.path} has no {name} split")
+        prefix = len(name) + 1
+        return {f.stem[prefix:]: load_npy(f, mmap=True) for f in files}
+
+    def signals(self, split: str) -> np.ndarray:
+        """The ``(P, M)`` signals of a split (for MCA the mixtures), memory-mapped."""
+        file = self.path / f"{split}_signals.npy"
+        if not file.is_file():
+            raise InputError(f"{self.path} has no {split} split")
+        return load_npy(file, mmap=True)
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{k}={v}" for k, v in self.meta.get("counts", {}).items())
+        return f"PreparedDataset({self.name!r}, {self.meta.get('kind')}, {counts}, {self.path})"
+
+
+def load_prepared(path_or_name, root=None) -> PreparedDataset:
+    """Open a prepared data set by folder path or by name under ``root``.
+
+    Parameters
+    ----------
+    path_or_name : str or path-like
+        A folder holding ``meta.json``, or a data set name such as ``"fashion-mnist-10"``.
+    root : path-like, optional
+        Folder of prepared data sets; default ``<cache>/prepared``.
+    """
+    candidate = Path(path_or_name).expanduser()
+    if (candidate / "meta.json").is_file():
+        return PreparedDataset(candidate)
+    folder = Path(root).expanduser() if root is not None else default_root()
+    if (folder / str(path_or_name) / "meta.json").is_file():
+        return PreparedDataset(folder / str(path_or_name))
+    raise InputError(f"no prepared data set {path_or_name!r} (looked in {candidate} and "
+                     f"{folder}); run `lsalsa data prepare {path_or_name}`")
+
+
+class DatasetWriter:
+    """Write a data set into a temporary folder, then rename it to ``<root>/<name>``."""
+
+    def __init__(self, root, name: str):
+        self.root = Path(root).expanduser()
+        self.name = name
+        self.root.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(self.root)  # what killed runs left behind
+        self.staging = Temporary(self.root, name, directory=True)
+        self.tmp = self.staging.path
+
+    def save(self, split: str, key: str, array: np.ndarray) -> None:
+        save_npy(self.tmp / f"{split}_{key}.npy", array)
+
+    def commit(self, meta: dict) -> Path:
+        write_json(self.tmp / "meta.json", meta)
+        final = self.root / self.name
+        replace_folder(self.tmp, final)
+        self.staging.close()
+        return final
+
+    def abort(self) -> None:
+        self.staging.close()

@@ -1,0 +1,424 @@
+"""``report.md`` and ``report.html`` of a run directory, from stored results only.
+
+Reads ``results.json``, ``eval/*.npy``, ``analysis/*/analysis.json``, ``steps/*.json`` and the
+recorded config and provenance; draws the figures (:mod:`.figures`), builds the tables
+(:func:`tables`, one function per table), writes them as CSV and Markdown under ``tables/``
+and assembles one report from its sections (one function per section; figures linked by
+relative path), written by :mod:`.render`. Every number in a table is :func:`fmt` of the
+stored value, so the report can be checked against ``results.json`` mechanically.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ...errors import InputError
+from ...io import read_json_object, write_text
+from ..config import CLASSIC, DEFAULT_DEPTHS, PSNR_BASELINES, methods_in
+from ..targets import first_unevaluated, grid_step
+from .figures import make_figures
+from .render import Table, fmt, html_page, markdown
+
+NAMES = {"fista": "FISTA", "salsa": "SALSA", "lista": "LISTA", "lsalsa": "LSALSA",
+         "lsalsa-fixed": "LSALSA (fixed thresholds)"}
+
+
+# The fields of results.json that the report reads unconditionally (the pipeline's evaluate
+# step writes them all), with the type of each container; the rest (dense, training, psnr,
+# classification) older runs may lack, and the report reads them with .get.
+REQUIRED = {"name": None, "scale": None, "dataset": None, "kind": None, "description": None,
+            "stand_in": None, "data_label": None, "P_test": None, "M": None, "N": None,
+            "seed": None, "dense_max": None, "alphas": list, "block_sizes": list,
+            "depths": list, "targets": list, "methods": dict, "optimal": dict, "match": dict,
+            "timing": dict, "config": dict, "provenance": dict}
+
+
+def _load(run_dir: Path) -> dict:
+    file = run_dir / "results.json"
+    if not file.is_file():
+        raise InputError(f"{run_dir} has no results.json (run `lsalsa experiment run` first)")
+    # Checked before any figure or table is written: no half-written report.
+    results = read_json_object(file, "the results of an experiment run")
+    missing = [k for k in REQUIRED if k not in results]
+    wrong = [k for k, kind in REQUIRED.items()
+             if kind is not None and k in results and not isinstance(results[k], kind)]
+    if missing or wrong:
+        parts = ([f"missing {', '.join(missing)}"] if missing else []) + (
+            [f"{k} is not a JSON {'object' if REQUIRED[k] is dict else 'list'}" for k in wrong])
+        raise InputError(f"{file} is not the results of an experiment run "
+                         f"({'; '.join(parts)})")
+    return results
+
+
+def tables(results: dict) -> list[Table]:
+    """Every table of the report, built from ``results`` alone, in the report's order."""
+    return [*_code_tables(results), _iterations_to_match(results), _time_to_match(results),
+            *_classification_tables(results), *_psnr_baseline_tables(results),
+            *_psnr_tables(results), _hyperparameters(results), *_training_tables(results)]
+
+
+def _per_depth(results: dict, name: str, title: str, cell) -> Table:
+    """A table with a row per method and a column per depth T: ``cell(method, T)``."""
+    depths = results["depths"]
+    return Table(name, title, ["method"] + [f"T={T}" for T in depths],
+                 [[NAMES[m]] + [cell(m, T) for T in depths] for m in methods_in(results)])
+
+
+def _code_tables(results: dict) -> list[Table]:
+    """The codes' RMSE, sparsity and encoding time per method and depth."""
+    def stored(key: str):
+        return lambda m, T: results["methods"][m][str(T)][key]
+
+    return [
+        _per_depth(results, "rmse", "Mean code RMSE against the optimal codes (test set)",
+                   stored("rmse_mean")),
+        _per_depth(results, "sparsity", "Mean sparsity (fraction of exact zeros; optimal codes: "
+                   f"{fmt(results['optimal']['sparsity_mean'])})", stored("sparsity_mean")),
+        _per_depth(results, "time", "Seconds to encode the whole test set (median of repeats)",
+                   stored("seconds")),
+    ]
+
+
+def _iterations_to_match(results: dict) -> Table:
+    rows = []
+    for ref, entry in results["match"].items():
+        for m in CLASSIC:
+            T = entry[m]["iterations"]
+            rows.append([int(ref), entry["lsalsa_rmse"], NAMES[m], _grid_note(results, m, T),
+                         T])
+    # "grid" says whether the count is exact or an upper bound (the stored dense grid skipped
+    # counts below it); the count itself stays the last column, a plain number in the CSV.
+    return Table("iterations_to_match", "Iterations each classic method needs to reach "
+                 f"LSALSA's RMSE (n/a: not within {results['dense_max']})",
+                 ["LSALSA T", "LSALSA RMSE", "method", "grid", "iterations"], rows)
+
+
+def _time_to_match(results: dict) -> Table:
+    rows = []
+    for ref, entry in results["match"].items():
+        for m in CLASSIC:
+            row = entry[m]
+            # Not reached: timed at the last count evaluated, a lower bound on the time.
+            grid = (_grid_note(results, m, row["iterations"]) if row["iterations"] is not None
+                    else f"lower bound (not reached; timed at {row['timed_at']})"
+                    if row.get("timed_at") is not None else "n/a")
+            rows.append([int(ref), entry["lsalsa_seconds"], NAMES[m], grid,
+                         row.get("seconds"), row.get("time_ratio")])
+    return Table("time_to_match", "Time each classic method needs to reach LSALSA's RMSE "
+                 "(at an upper-bound iteration count, an upper bound too)",
+                 ["LSALSA T", "LSALSA seconds", "method", "grid", "seconds", "ratio"], rows)
+
+
+def _classification_tables(results: dict) -> list[Table]:
+    """One table per labelled task (none without labels)."""
+    classification = results.get("classification") or {}
+    return [_per_depth(results, f"classification_{task}",
+                       f"Classification error ({task}) of the expert classifier trained on "
+                       f"the optimal codes (its error on them: "
+                       f"{fmt(info['optimal_error'])}; {info['n']} test items)",
+                       lambda m, T, info=info: info["errors"].get(m, {}).get(str(T)))
+            for task, info in (classification.get("tasks") or {}).items()]
+
+
+_PSNR_BASELINE_TITLES = {
+    "codes_alphas": ("psnr_baseline", "the mu of best validation PSNR at the optimal codes' "
+                     "alphas"),
+    "any_alpha": ("psnr_baseline_any_alpha", "the (alpha, mu) of best validation PSNR over the "
+                  "whole grid")}
+
+
+def _psnr_baseline_tables(results: dict) -> list[Table]:
+    """SALSA at its best-PSNR setting per T against every method (separation runs only)."""
+    methods = methods_in(results)
+    out = []
+    for kind, key in PSNR_BASELINES.items():
+        baseline = (results.get("optimal") or {}).get(key) or {}
+        if not baseline:
+            continue
+        rows = [[int(T), "/".join(f"{a:g}" for a in b["alpha"]), b["mu"], b["psnr"],
+                 b["psnr_mean"],
+                 *[float(sum(results["psnr"][m][T]) / len(results["psnr"][m][T]))
+                   if T in results["psnr"][m] else None for m in methods]]
+                for T, b in sorted(baseline.items(), key=lambda kv: int(kv[0]))]
+        name, which = _PSNR_BASELINE_TITLES[kind]
+        out.append(Table(name, f"Mean PSNR (dB) over the components: SALSA at {which} (a "
+                         "separation baseline) against every method",
+                         ["T", "SALSA alpha", "SALSA mu", "SALSA PSNR per component",
+                          "SALSA mean",
+                          *[f"{NAMES[m]} mean" for m in methods]], rows))
+    return out
+
+
+def _psnr_tables(results: dict) -> list[Table]:
+    """The PSNR of each separated component per method and depth (separation runs only)."""
+    if not results.get("psnr"):
+        return []
+    depths, components = results["depths"], range(len(results["block_sizes"]))
+    rows = [[f"{NAMES[m]} {'digit' if i == 0 else 'natural'}"]
+            + [results["psnr"][m][str(T)][i] for T in depths]
+            for m in methods_in(results) for i in components]
+    return [Table("psnr", "PSNR (dB) of each separated component A_i x_i against the true "
+                  f"component (optimal codes: {fmt(results['psnr']['optimal'])})",
+                  ["method, component"] + [f"T={T}" for T in depths], rows)]
+
+
+def _hyperparameters(results: dict) -> Table:
+    rows = []
+    for m in methods_in(results):
+        for T in results["depths"]:
+            h = results["methods"][m][str(T)]["hyper"]
+            rows.append([NAMES[m], T, h.get("alpha"), h.get("mu"), h.get("lr"),
+                         h.get("lr_decay")])
+    return Table("hyperparameters", "Selected hyperparameters (by validation RMSE; a learned "
+                 "encoder starts from its classic algorithm's alpha and mu)",
+                 ["method", "T", "alpha", "mu", "lr", "lr decay"], rows)
+
+
+def _training_tables(results: dict) -> list[Table]:
+    """The learned encoders' training, when the run recorded it."""
+    training = results.get("training") or {}
+    rows = [[NAMES[m], T, t.get("initial_val_rmse"), t.get("val_rmse"), t.get("best_epoch"),
+             t.get("epochs"), t.get("stopped")]
+            for m in methods_in(results) for T in results["depths"]
+            if (t := training.get(f"{m}_T{T}")) is not None]
+    if not rows:
+        return []
+    return [Table("training", "Training: validation RMSE at the start (the classic algorithm) "
+                  "and of the returned epoch (the best, start included)",
+                  ["method", "T", "start val RMSE", "val RMSE", "best epoch", "epochs",
+                   "stopped"], rows)]
+
+
+def _grid_note(results: dict, method: str, T: int | None) -> str:
+    """Whether an iteration count read from the stored dense grid is exact."""
+    dense = (results.get("dense") or {}).get(method)
+    if T is None or dense is None:
+        return "n/a"
+    step = grid_step(dense["T"], T)
+    return "exact" if step is None else f"upper bound (grid step {step})"
+
+
+def write_report(run_dir, steps=()) -> list[Path]:
+    """Write figures/, tables/, report.md and report.html into ``run_dir``; return the paths.
+
+    ``steps``: the pipeline's step names in order (:data:`lsalsa.workflow.steps.STEPS`), whose
+    markers' times the provenance lists (none when empty)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise InputError(f"run directory {run_dir} does not exist")
+    results = _load(run_dir)
+    figures = make_figures(run_dir)
+    all_tables = tables(results)
+    written = []
+    for table in all_tables:
+        for suffix, text in (("csv", table.csv()), ("md", table.markdown() + "\n")):
+            path = run_dir / "tables" / f"{table.name}.{suffix}"
+            write_text(path, text)
+            written.append(path)
+    blocks = _blocks(run_dir, results, figures, all_tables, steps)
+    md_path, html_path = run_dir / "report.md", run_dir / "report.html"
+    write_text(md_path, markdown(blocks))
+    write_text(html_path, html_page(blocks, f"{results['name']} ({results['scale']})"))
+    return [md_path, html_path, *figures.values(), *written]
+
+
+def _blocks(run_dir: Path, results: dict, figures: dict, all_tables: list[Table],
+            step_names) -> list:
+    """The report as a list of blocks (:mod:`.render`), section by section."""
+    by_name = {t.name: t for t in all_tables}
+    return [*_introduction(run_dir, results), *_targets(results),
+            *_code_error(results, figures, by_name), *_classification(results, by_name),
+            *_separation(figures, by_name), ("table", by_name["hyperparameters"]),
+            *_dictionaries(figures), *_analysis(run_dir, results["depths"]),
+            *_provenance(run_dir, results, step_names)]
+
+
+def _introduction(run_dir: Path, results: dict) -> list:
+    """The title, the data, the depths, how the classic methods are evaluated, the training."""
+    b: list = [("h", 1, f"Experiment {results['name']} ({results['scale']} scale)")]
+    if results["description"]:
+        b.append(("p", results["description"]))
+    b.append(("p", _data_text(results)))
+    if list(results["depths"]) != list(DEFAULT_DEPTHS):
+        b.append(("p", f"Depths: T in {{{', '.join(map(str, results['depths']))}}}, a subset "
+                       f"of the paper's {{{', '.join(map(str, DEFAULT_DEPTHS))}}}"
+                       + (" (small scale)." if results["scale"] == "small" else ".")))
+    where, caveat = _grid_text(results)
+    b.append(("p", f"FISTA and SALSA are evaluated at {where}, each T with the (alpha, mu) "
+                   "that gives the lowest validation RMSE over the same alpha grid the learned "
+                   "methods search; the iterations to match are read from that dense curve"
+                   f"{caveat}. Each learned encoder starts as its classic algorithm at that "
+                   "algorithm's best setting for its depth (LISTA as ISTA, LSALSA as SALSA), "
+                   "so at epoch 0 it is as good as that algorithm can be made on validation."))
+    b.append(("p", training_text(results["config"]["search"],
+                                 searched=(run_dir / "search").is_dir())))
+    return b
+
+
+def _data_text(results: dict) -> str:
+    """The data set, its size and the optimal codes, in one sentence."""
+    codes = results["config"]["codes"]
+    return (f"Data: {results['dataset']} — {results['data_label']}"
+            + (" **(offline stand-in)**" if results["stand_in"] else "")
+            + f"; {results['P_test']} test signals, M = {results['M']}, N = {results['N']}"
+            + (f" (blocks {results['block_sizes']})" if len(results["block_sizes"]) > 1 else "")
+            + f"; optimal codes with alphas {results['alphas']} "
+              f"({codes['mode']} mode, relative duality gap tol {codes['tol']:g}"
+            + (f", SALSA mu {results['mu']:g}" if codes["mode"] == "paper"
+               and len(results["block_sizes"]) > 1 else "") + ").")
+
+
+def _targets(results: dict) -> list:
+    b: list = [("h", 2, "The paper's targets")]
+    if results["targets"]:
+        b.append(("list", [f"**{t['status'].upper()}** — {t['text']}: {t['measured']}"
+                           for t in results["targets"]]))
+    else:
+        b.append(("p", "No targets for this experiment."))
+    return b
+
+
+def _code_error(results: dict, figures: dict, by_name: dict) -> list:
+    """The codes' error, sparsity and time, the iterations and time to match, the timing."""
+    b: list = [("h", 2, "Code error")]
+    b += [("img", f"figures/{figures[name].name}", name)
+          for name in ("rmse_vs_T", "rmse_vs_time") if name in figures]
+    b += [("table", by_name[name])
+          for name in ("rmse", "sparsity", "time", "iterations_to_match", "time_to_match")]
+    t = results["timing"]
+    b.append(("p", f"Timing: {t['device']}, {t['dtype']}, batch {t['batch_size']}, "
+                   f"{t['threads']} thread(s), {t['statistic']}, {t['repeats']} repeats. "
+                   f"{t['classic_timing']}. On a shared machine the times are noisy; the "
+                   "iteration counts are not."))
+    if "sparsity_vs_rmse" in figures:
+        b.append(("h", 2, "Sparsity versus error"))
+        b.append(("img", "figures/sparsity_vs_rmse.png", "sparsity vs RMSE"))
+    return b
+
+
+def _classification(results: dict, by_name: dict) -> list:
+    tasks = [n for n in by_name if n.startswith("classification_")]
+    if not tasks:
+        return [("h", 2, "Classification"),
+                ("p", "Not available: this data set has no class labels.")]
+    info = next(iter(results["classification"]["tasks"].values()))["classifier"]
+    return [("h", 2, "Classification"),
+            ("p", f"Expert classifier: {info['model']}, C = {info['C']:g}, "
+                  f"projection: {info['projection'] or 'none'}, seed {info['seed']}. "
+                  "Trained on the optimal codes of the test items, scored on each "
+                  "method's codes (paper Sec. 6)."),
+            *[("table", by_name[n]) for n in tasks]]
+
+
+def _separation(figures: dict, by_name: dict) -> list:
+    """The separated components' PSNR and figures (separation runs only)."""
+    if "psnr" not in by_name:
+        return []
+    depths = sorted((n for n in figures if n.startswith("separation_T")),
+                    key=lambda n: int(n[12:]))
+    return [("h", 2, "Separation"), ("table", by_name["psnr"]),
+            *[("img", f"figures/{figures[n].name}", n) for n in depths]]
+
+
+def _dictionaries(figures: dict) -> list:
+    return [("h", 2, "Dictionaries"),
+            *[("img", f"figures/{figures[n].name}", n) for n in sorted(figures)
+              if n.startswith("atoms_")]]
+
+
+def _analysis(run_dir: Path, depths) -> list:
+    """Theorem 1 and the curvature of the trained LSALSA encoders, when analysed."""
+    rows = _analysis_rows(run_dir, depths)
+    if not rows:
+        return []
+    return [("h", 2, "Analysis of the trained LSALSA encoders (Theorem 1, curvature)"),
+            ("table", Table("analysis", "Per depth: largest relative gradient of L_hat at the "
+                            "network's x-updates (Theorem 1) over layers and samples, its "
+                            "largest rounding bound, the verdict, and the learned curvature of "
+                            "layer 1 (see analysis/lsalsa_T*/analysis.md)",
+                            ["T", "gradient of L_hat", "rounding bound", "Theorem 1",
+                             "P rel. norm", "beta", "beta_hat", "S pos. def."], rows))]
+
+
+def _theorem1_status(check: dict) -> str:
+    if "holds" not in check:  # written before the check could fail: no verdict to report
+        return "n/a (old analysis)"
+    if check["holds"]:
+        return "holds"
+    if check["stationary"]:
+        return "not a minimiser (sym(S^-1) indefinite)"
+    if not check["symmetric"]:
+        return "does not apply (S not symmetric)"
+    return "does not hold"
+
+
+def _analysis_rows(run_dir: Path, depths) -> list[list]:
+    rows = []
+    for T in depths:
+        file = run_dir / "analysis" / f"lsalsa_T{T}" / "analysis.json"
+        if not file.is_file():
+            continue
+        a = json.loads(file.read_text())
+        check, curv = a["theorem1"], a["curvature"]
+        # Older files hold the same gradient of L_hat as "symmetric_max", without a bound.
+        residual = check.get("residual_max", check.get("symmetric_max"))
+        bound = max(e["bound"] for e in check["layers"]) if "holds" in check else None
+        rows.append([T, residual, bound, _theorem1_status(check),
+                     curv["layers"][0]["P_rel2"], curv["beta"], curv["beta_hat"],
+                     curv.get("S_positive_definite")])
+    return rows
+
+
+def _provenance(run_dir: Path, results: dict, step_names) -> list:
+    """The config, the versions, the steps' times and the command that reproduces the run."""
+    c, p = results["config"], results["provenance"]
+    steps = {}
+    for step in step_names[:-1]:
+        file = run_dir / "steps" / f"{step}.json"
+        if file.is_file():
+            steps[step] = json.loads(file.read_text())["seconds"]
+    return [("h", 2, "Provenance"),
+            ("list", [f"config: {c['origin']}, scale {results['scale']}, seed {results['seed']}",
+                      f"lsalsa {p['lsalsa_version']}, git commit {p['git_commit']}, torch "
+                      f"{p['torch_version']}, Python {p['python_version']}",
+                      "step seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in steps.items()),
+                      "reproduce: `lsalsa experiment run "
+                      f"{c['origin'].removeprefix('shipped:')} --scale {results['scale']}`"])]
+
+
+def training_text(s: dict, searched: bool = False) -> str:
+    """The training settings, from the stored config only (no claim the run did not measure)."""
+    optimizer = {"sgd": "vanilla SGD (as in the paper)",
+                 "adam": "Adam (the paper uses SGD)"}[s["optimizer"]]
+    lrs = s["lrs"] if isinstance(s["lrs"], list) else sorted(
+        {v for grid in s["lrs"].values() for v in grid})
+    weight = s.get("reconstruction_weight")
+    loss = ("Eq. 15, plus each component's reconstruction error for MCA (the default)"
+            if weight is None else f"Eq. 15 plus {weight:g} x each component's "
+            "reconstruction error" if weight else "Eq. 15")
+    search = (f"the learning rate searched over {lrs} with {s['epochs']} epochs per trial"
+              if searched else f"learning rate {fmt(lrs)} (no search: one value)")
+    return (f"Training: {optimizer} with per-tensor step scaling and a cosine schedule, {search}, "
+            f"at most {s['final_epochs']} epochs for the final models (the best validation "
+            f"epoch kept, the start included), batch {s['batch_size']}; loss: {loss}"
+            + (f"; at most {s['max_train']} training signals (a seeded subset)"
+               if s.get("max_train") else "")
+            + "; validation: the prepared val split (whole images or photographs held out).")
+
+
+def _grid_text(results: dict) -> tuple[str, str]:
+    """The stored dense grid in words (which iteration counts were evaluated), and the caveat
+    it implies for the iterations to match."""
+    grids = [d["T"] for d in (results.get("dense") or {}).values()]
+    top = results["dense_max"]
+    if not grids:
+        return f"a dense list of T up to {top} iterations", ""
+    grid = sorted({int(t) for g in grids for t in g})
+    exact_to = first_unevaluated(grid) - 1
+    if exact_to >= top:
+        return f"every T from 1 to {top} iterations", ""
+    rest = [t for t in grid if t > exact_to]
+    return (f"every T from 1 to {exact_to}, then T in {{{', '.join(map(str, rest))}}}",
+            f"; a count above {exact_to} is therefore only an upper bound (marked with its "
+            "grid step)")

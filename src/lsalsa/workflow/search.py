@@ -1,0 +1,283 @@
+"""The paper's hyperparameter search per depth T, with its tables in a run directory.
+
+The grid and its selection are described in :mod:`lsalsa.core.training.search`, which holds the
+numerics (the classic curves, the starts of the learned encoders, the winners). Here the grid
+is run: every learned trial is trained (:func:`lsalsa.core.training.train`), and with a run
+directory the table goes to ``results.csv`` and ``results.json`` after every trial (an
+interrupted search skips finished trials when run again), the winners per (method, T) to
+``best.json``, beside ``config.json`` and ``provenance.json``. :func:`encoder_start` chooses
+the start of one learned encoder the same way (``lsalsa train``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from ..checks import positive_int
+from ..core.encoders import build_encoder
+from ..core.problem import check_mu, make_problem
+from ..core.training.search import (
+    CLASSIC_METHODS,
+    COLUMNS,
+    LEARNED_METHODS,
+    MUS,
+    SEARCH_METHODS,
+    SearchResult,
+    alpha_candidates,
+    as_tensor_like,
+    best_classic,
+    best_rows,
+    classic_curves,
+    classic_settings,
+    plain_alpha,
+)
+from ..core.training.trainer import DEFAULTS, check_lr, check_pair, train
+from ..errors import InputError
+from ..io import write_json, write_text
+from .progress import Progress, as_progress
+from .rundir import RunDir
+
+
+def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
+           alphas, methods=SEARCH_METHODS, mus=MUS, lrs=(DEFAULTS["lr"],),
+           lr_decays=(0.0,), epochs: int = 10, train_options: dict | None = None,
+           starts: dict | None = None, seed: int = 0, device=None, run_dir=None,
+           progress: bool | Progress = True) -> SearchResult:
+    """Grid search per depth; see :mod:`lsalsa.core.training.search` for which knobs each
+    method has.
+
+    Parameters
+    ----------
+    signals, targets : training pairs (P, M) and optimal codes (P, N) (learned methods only).
+    val_signals, val_targets : validation pairs, the selection criterion for every method.
+    dictionaries : array (M, N) or list of arrays (M, N_i); their dtype is the compute dtype.
+    depths : iterable of T (layers for the learned encoders, iterations for the classic ones).
+    alphas : grid of alphas; each entry a float or one float per dictionary.
+    methods : subset of ("ista", "fista", "salsa", "lista", "lsalsa", "lsalsa-fixed").
+    mus : SALSA's grid of mu (the learned LSALSA takes the best SALSA's).
+    lrs, lr_decays : grids for the learning rate and its inverse-time decay (learned methods).
+    epochs : training epochs of each learned trial.
+    train_options : further options of :func:`lsalsa.core.training.train` for every trial
+        (optimizer, batch_size, schedule, ...; the defaults otherwise).
+    starts : ``{(classic method, T): {"alpha", "mu"}}``, the learned encoders' starting points
+        when already selected (e.g. by the experiment pipeline on the same validation data);
+        those not given are selected here.
+    seed : the seed of every trial's training.
+    device : where to compute (default CPU).
+    run_dir : write config.json, provenance.json, results.csv/.json and best.json there; a
+        rerun with the same grid skips trials already in results.json.
+    progress : a bar over the trials (a :class:`Progress`, or whether to draw one).
+
+    Returns
+    -------
+    SearchResult
+    """
+    methods, depths, mus, lrs, train_options = _checked_grid(
+        methods, depths, alphas, mus, lrs, lr_decays, train_options)
+    problem, _ = make_problem(dictionaries, 0.0)
+    problem = problem.to(device=torch.device(device or "cpu"))
+    learned = [m for m in methods if m in LEARNED_METHODS]
+    val = _checked_data(problem, signals, targets, val_signals, val_targets, learned)
+    alphas = [plain_alpha(a) for a in alphas]
+    config = {"methods": list(methods), "depths": depths, "alphas": alphas,
+              "starts": [{"method": m, "T": T, "alpha": plain_alpha(v["alpha"]), "mu": v["mu"]}
+                         for (m, T), v in sorted((starts or {}).items())],
+              "mus": [float(m) for m in mus], "lrs": list(lrs), "lr_decays": list(lr_decays),
+              "epochs": epochs, "train_options": train_options, "seed": seed,
+              "selection": "mean per-sample validation RMSE against the optimal codes",
+              "learned_start": "the classic algorithm's best (alpha, mu) at the same T",
+              "dictionary_hash": problem.fingerprint(), "dtype": str(problem.dtype),
+              "P_train": int(signals.shape[0]) if learned else 0,
+              "P_val": int(val[0].shape[0])}
+    run = Path(run_dir) if run_dir is not None else None
+    done = {} if run is None else _open_run(run, config)
+    result = SearchResult()
+
+    def record(row: dict) -> None:
+        result.rows.append(row)
+        if run is not None:
+            _write_tables(run, result.rows)
+
+    starts = _classic_rows(problem.blocks, val, methods, depths, alphas, mus, dict(starts or {}),
+                           done, record)
+    trials = [(m, T, lr, decay) for m, T in itertools.product(learned, depths)
+              for lr, decay in itertools.product(lrs, lr_decays)]
+    sink = as_progress(progress)
+    for method, T, lr, decay in sink.iterate(trials, "search", "trial"):
+        start = starts[(LEARNED_METHODS[method][2], T)]
+        trial = {"method": method, "T": T, "alpha": start["alpha"], "mu": start["mu"],
+                 "lr": lr, "lr_decay": decay}
+        finished = done.get(_key(trial))  # an earlier run of the same search trained it
+        record(finished if finished is not None else _train_trial(
+            trial, problem, signals, targets, val, epochs=epochs, seed=seed,
+            train_options=train_options))
+    result.best = best_rows(result.rows)
+    if run is not None:
+        _write_tables(run, result.rows)
+        write_json(run / "best.json", [result.best[k] for k in sorted(result.best)])
+    return result
+
+
+def _checked_grid(methods, depths, alphas, mus, lrs, lr_decays, train_options):
+    """The grid checked before any trial runs (one process, known methods, no empty grid, no
+    option that the search sets itself); returns methods, depths, mus, lrs and train_options
+    as the search uses them."""
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        raise InputError("run the search in one process (not under torchrun); train the "
+                         "selected configuration with DDP afterwards")
+    methods = tuple(methods)
+    known = CLASSIC_METHODS + tuple(LEARNED_METHODS)
+    unknown = [m for m in methods if m not in known]
+    if unknown or not methods:
+        raise InputError(f"unknown search methods {unknown}; choose from {known}")
+    depths = [positive_int(T, "depth") for T in depths]
+    if not depths:
+        raise InputError("give at least one depth T")
+    for name, grid in (("alphas", alphas), ("mus", mus), ("lrs", lrs), ("lr_decays", lr_decays)):
+        if len(list(grid)) == 0:
+            raise InputError(f"the {name} grid is empty")
+    mus = [check_mu(m) for m in mus]
+    lrs = [check_lr(v, "every lr") for v in lrs]  # before any trial, not in the middle
+    train_options = dict(train_options or {})
+    clash = set(train_options) & {"lr", "lr_decay", "max_epochs", "seed", "val_signals",
+                                  "val_targets", "start", "callback"}
+    if clash:
+        raise InputError(f"train_options may not set {sorted(clash)}: the search sets them")
+    return methods, depths, mus, lrs, train_options
+
+
+def _checked_data(problem, signals, targets, val_signals, val_targets, learned) -> tuple:
+    """The validation pairs as tensors like the problem's, once they (and the training pairs,
+    when a learned method is searched) fit the dictionaries."""
+    check_pair(val_signals, val_targets, problem.M, problem.N, "val_signals", "val_targets")
+    if learned:
+        check_pair(signals, targets, problem.M, problem.N, "signals", "targets")
+    return as_tensor_like(val_signals, problem.A), as_tensor_like(val_targets, problem.A)
+
+
+def _train_trial(trial: dict, problem, signals, targets, val, *, epochs: int, seed: int,
+                 train_options: dict) -> dict:
+    """Train one learned encoder from its start (``trial``); its row of the table."""
+    kind, learn_thresholds, _ = LEARNED_METHODS[trial["method"]]
+    began = time.perf_counter()
+    encoder = build_encoder(kind, problem.blocks, trial["alpha"], trial["T"], trial["mu"],
+                            learn_thresholds=learn_thresholds)
+    trained = train(encoder, signals, targets, val_signals=val[0], val_targets=val[1],
+                    lr=trial["lr"], lr_decay=trial["lr_decay"], max_epochs=epochs, seed=seed,
+                    **train_options)
+    return {**trial, "val_rmse": _finite(trained.val_rmse), "epochs": trained.epochs,
+            "best_epoch": trained.best_epoch, "stopped": trained.stopped,
+            "seconds": time.perf_counter() - began}
+
+
+def encoder_start(kind: str, depth: int, val_signals, val_targets, dictionaries, *,
+                  alpha=None, mu: float | None = None, code_alphas=None) -> dict:
+    """Where a learned encoder (``kind`` "lista" or "lsalsa") of depth ``T`` starts: ``alpha``
+    and LSALSA's ``mu`` as given, and what is not given the best setting of its classic
+    algorithm (ISTA, SALSA) at ``T`` iterations on the validation pairs, alpha among the
+    multiples of ``code_alphas`` (``alpha_candidates``), mu among :data:`MUS`.
+
+    Returns ``{"alpha", "mu"}``, and after a choice also how it was made (``chosen_by``) and the
+    start's ``val_rmse``.
+    """
+    if alpha is not None and (kind != "lsalsa" or mu is not None):
+        return {"alpha": alpha, "mu": mu}
+    if alpha is None and code_alphas is None:
+        raise InputError("give alpha, or the alphas of the optimal codes to choose it among")
+    classic = LEARNED_METHODS[kind][2]
+    alphas = [alpha] if alpha is not None else alpha_candidates(code_alphas)
+    mus = [mu] if mu is not None else MUS
+    best = best_classic(val_signals, val_targets, dictionaries, classic, [depth], alphas,
+                        mus)[depth]
+    return {"alpha": best["alpha"], "mu": best["mu"], "chosen_by": f"{classic.upper()} at "
+            f"T = {depth} on the validation data", "val_rmse": best["val_rmse"]}
+
+
+def _classic_rows(blocks, val, methods, depths, alphas, mus, given: dict, done: dict,
+                  record) -> dict:
+    """Record the classic methods' rows (from ``done`` when all are there), and return the
+    learned encoders' starts: ``given``, else the best classic setting per (method, T)."""
+    learned = [m for m in methods if m in LEARNED_METHODS]
+    needed = {m for m in methods if m in CLASSIC_METHODS} | {
+        LEARNED_METHODS[m][2] for m in learned
+        if any((LEARNED_METHODS[m][2], T) not in given for T in depths)}
+    starts = {}
+    for method in CLASSIC_METHODS:
+        if method not in needed:
+            continue
+        settings = classic_settings(method, alphas, mus)
+        keys = [_key({"method": method, "T": T, **s, "lr": None, "lr_decay": None})
+                for T in depths for s in settings]
+        if all(k in done for k in keys):
+            rows = [done[k] for k in keys]
+        else:
+            began = time.perf_counter()
+            curves = classic_curves(*val, blocks, method, depths, settings)
+            seconds = (time.perf_counter() - began) / max(1, curves.size)
+            rows = [{"method": method, "T": T, **s, "lr": None, "lr_decay": None,
+                     "val_rmse": _finite(curves[k, j]), "epochs": 0, "best_epoch": None,
+                     "stopped": "", "seconds": seconds}
+                    for j, T in enumerate(depths) for k, s in enumerate(settings)]
+        for row in rows:
+            if method in methods:
+                record(row)
+        for (_, T), row in best_rows(rows).items():
+            if row["val_rmse"] is None:  # as _choose: no start where every setting diverges
+                raise InputError(f"every {method.upper()} setting diverges at T = {T} on the "
+                                 "validation data; nothing to start from")
+            starts[(method, T)] = row
+    starts.update(given)
+    return starts
+
+
+def _finite(value) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def _key(trial: dict) -> str:
+    return json.dumps([trial[k] if k != "alpha" else plain_alpha(trial[k])
+                       for k in ("method", "T", "alpha", "mu", "lr", "lr_decay")])
+
+
+def _open_run(run: Path, config: dict) -> dict[str, dict]:
+    """Record the search's config and provenance in ``run``; return the finished trials of an
+    earlier run of the same search there (to skip them), keyed by :func:`_key`."""
+    files = RunDir(run, config)
+    files.sweep()  # what a killed search left behind
+    done = _previous_rows(run, config)
+    files.record()
+    return done
+
+
+def _previous_rows(run: Path, config: dict) -> dict[str, dict]:
+    """Finished trials of an earlier run of the same search in ``run`` (to skip them)."""
+    try:
+        saved = json.loads((run / "config.json").read_text())
+        rows = json.loads((run / "results.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    if saved != json.loads(json.dumps(config)):
+        if rows:
+            raise InputError(f"{run} holds a different search; choose another run directory")
+        return {}
+    return {_key(row): row for row in rows}
+
+
+def _write_tables(run: Path, rows: list[dict]) -> None:
+    write_json(run / "results.json", rows)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (";".join(map(str, row[k])) if isinstance(row[k], list) else row[k])
+                         for k in COLUMNS})
+    write_text(run / "results.csv", buffer.getvalue())

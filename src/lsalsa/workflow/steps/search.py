@@ -1,0 +1,31 @@
+"""The search step: the learning rates (and decays) of each learned method per T, each
+encoder starting from its classic algorithm's best setting (``search/<method>/``); skipped
+for a method whose grid holds one setting."""
+
+from __future__ import annotations
+
+from ..config import alpha_grid
+from ..search import search
+from . import classic
+from .context import Run
+from .train import lr_grid, train_options
+
+
+def run(run: Run) -> dict:
+    c = run.config
+    s = c.search
+    depths, alphas, seed, options = c.depths, alpha_grid(c), c.seed, train_options(c)
+    trials = 0
+    for method in s.learned:
+        lrs = lr_grid(c, method)
+        if len(lrs) * len(s.lr_decays) == 1:
+            continue
+        fv = run.fit_val()
+        result = search(fv.signals, fv.targets, fv.val_signals, fv.val_targets, run.blocks(),
+                        depths=depths, alphas=alphas, methods=(method,), mus=s.mus,
+                        lrs=lrs, lr_decays=s.lr_decays, epochs=s.epochs,
+                        train_options=options, starts=classic.starts(run.dir), seed=seed,
+                        device=run.device, run_dir=run.dir / "search" / method,
+                        progress=run.sink)
+        trials += len(result.rows)
+    return {"trials": trials}

@@ -1,0 +1,101 @@
+"""The train step: every learned method at every depth, from its classic start, with the
+learning rate the search chose (or the one of the grid), resumably (``models/<method>_T<T>/``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from ...core.encoders import build_encoder
+from ...core.training import DEFAULTS as TRAIN_DEFAULTS
+from ...core.training.search import LEARNED_METHODS
+from ...io import write_json
+from ..config import ExperimentConfig
+from ..training import train_in_dir
+from . import classic
+from .context import Run
+
+
+def lr_grid(config: ExperimentConfig, method: str) -> list[float]:
+    """``search.lrs``: one list for every learned method, or one list per method."""
+    lrs = config.search.lrs
+    return list(lrs.get(method, [TRAIN_DEFAULTS["lr"]]) if isinstance(lrs, Mapping) else lrs)
+
+
+def train_options(config: ExperimentConfig) -> dict:
+    """The options of :func:`lsalsa.core.training.train` an experiment sets (search and final),
+    as its keywords."""
+    s = config.search
+    return {key: getattr(s, key) for key in ("optimizer", "batch_size", "rel_tol", "patience",
+                                             "reconstruction_weight", "anchor_decay")}
+
+
+def model_folder(run_dir: Path, method: str, T: int) -> Path:
+    return Path(run_dir) / "models" / f"{method}_T{T}"
+
+
+def model_path(run_dir: Path, method: str, T: int) -> Path:
+    """The trained model: the training run's own file (written atomically by the trainer)."""
+    return model_folder(run_dir, method, T) / "run" / "model.safetensors"
+
+
+def training_record(run_dir: Path, method: str, T: int) -> dict:
+    """What the training of ``method`` at depth ``T`` recorded (``done.json``)."""
+    return json.loads((model_folder(run_dir, method, T) / "done.json").read_text())
+
+
+def run(run: Run) -> dict:
+    c = run.config
+    s = c.search
+    learned, depths, seed, epochs = s.learned, c.depths, c.seed, s.final_epochs
+    options, data_info = train_options(c), {"experiment": c.name, "scale": c.scale}
+    starts = classic.starts(run.dir)
+    trained = []
+    for method in learned:
+        start_method = LEARNED_METHODS[method][2]
+        for T in depths:
+            done = model_folder(run.dir, method, T) / "done.json"
+            if not done.is_file():
+                hyper = learned_setting(run.dir, method, T, starts[(start_method, T)],
+                                        lr_grid(c, method)[0], s.lr_decays[0])
+                write_json(done, train_one(run, method, T, hyper, epochs=epochs, seed=seed,
+                                           options=options, data_info=data_info))
+            trained.append(f"{method}_T{T}")
+    return {"models": sorted(trained)}
+
+
+def learned_setting(run_dir: Path, method: str, T: int, start: dict, lr: float,
+                    lr_decay: float) -> dict:
+    """Start (alpha, mu) and training knobs (lr, decay) of a learned method at depth T: the
+    search's best row when there was a search, else the grid's one setting."""
+    row = {"lr": lr, "lr_decay": lr_decay, "val_rmse": None}
+    best = Path(run_dir) / "search" / method / "best.json"
+    if best.is_file():
+        row = next(r for r in json.loads(best.read_text()) if int(r["T"]) == T)
+    lsalsa = LEARNED_METHODS[method][0] == "lsalsa"
+    return {"alpha": start["alpha"], "mu": start["mu"] if lsalsa else None,
+            "lr": row["lr"], "lr_decay": row["lr_decay"], "search_val_rmse": row["val_rmse"],
+            "start_val_rmse": start["val_rmse"]}
+
+
+def train_one(run: Run, method: str, T: int, hyper: dict, *, epochs: int, seed: int,
+              options: dict, data_info: dict) -> dict:
+    """Train ``method`` at depth ``T`` from ``hyper`` and return its ``done.json`` record."""
+    kind, learn_thresholds, _ = LEARNED_METHODS[method]
+    fv = run.fit_val()
+    encoder = build_encoder(kind, run.blocks(), hyper["alpha"], T, hyper["mu"],
+                            learn_thresholds=learn_thresholds).to(run.device)
+    began = time.perf_counter()
+    result = train_in_dir(model_folder(run.dir, method, T) / "run", encoder, fv.signals, fv.targets,
+                          val_signals=fv.val_signals, val_targets=fv.val_targets, lr=hyper["lr"],
+                          lr_decay=hyper["lr_decay"], max_epochs=epochs, seed=seed,
+                          resume=True, progress=run.sink, **options, data_info=data_info)
+    run.log(f"trained {method} T={T}: val RMSE {result.initial_val_rmse:.4g} -> "
+            f"{result.val_rmse:.4g} ({result.epochs} epochs, best {result.best_epoch}, "
+            f"{result.stopped})")
+    # Training keeps the best validation epoch, so even a diverged run holds a model no worse
+    # than its start; its stop reason is recorded (and the command exits 1, see lsalsa.cli).
+    return {**result.summary(), "hyper": hyper, "seconds": time.perf_counter() - began}

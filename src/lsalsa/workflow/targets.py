@@ -1,0 +1,306 @@
+"""The paper's targets, checked against an experiment's stored results.
+
+A config's ``targets`` are claims (one kind each, :data:`lsalsa.workflow.config.TARGET_KINDS`);
+:func:`evaluate_targets` checks each one against the ``results.json`` dict with the check of its
+kind (:data:`CHECKS`) and gives a verdict: met, missed, or n/a where the measurement cannot
+decide it. The helpers on iteration counts read from the dense grid (:func:`grid_step`,
+:func:`first_unevaluated`) serve the report too; the verdicts on a count or a time ratio
+(:func:`count_verdict`, :func:`ratio_verdict`) serve the time-to-accuracy benchmark.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+
+from .config import PSNR_BASELINES
+
+
+class Verdict(NamedTuple):
+    """One target's verdict: ``status`` ("met" | "missed" | "n/a"), ``measured`` (a sentence
+    with the numbers) and ``values`` (the numbers themselves, as results.json stores them)."""
+
+    status: str
+    measured: str
+    values: dict
+
+
+def _undecided(measured: str) -> Verdict:
+    return Verdict("n/a", measured, {})
+
+
+def evaluate_targets(targets: list[dict], results: dict) -> list[dict]:
+    """Check each target of the config against ``results`` (the ``results.json`` dict).
+
+    Returns one dict per target: ``text``, ``kind``, and the :class:`Verdict`'s ``status``,
+    ``measured`` and ``values``. A kind without a check stays n/a.
+    """
+    out = []
+    for target in targets:
+        check = CHECKS.get(target["kind"])
+        verdict = check(target, results) if check else _undecided("")
+        out.append({"text": target["text"], "kind": target["kind"], **verdict._asdict()})
+    return out
+
+
+# -- iteration counts and time ratios -----------------------------------------------------------
+
+
+def count_verdict(needed: int | None, horizon: int, more_than: int) -> bool | None:
+    """Whether a method needs more than ``more_than`` iterations, from the count it needed
+    (None: not reached within ``horizon`` iterations, so it needs at least ``horizon + 1``).
+    None where the measurement cannot decide it."""
+    if needed is not None:
+        return needed > more_than
+    return True if horizon >= more_than else None
+
+
+def ratio_verdict(ratio: float, reached: bool, at_least: float) -> bool | None:
+    """Whether a time ratio is at least ``at_least``. A ratio timed at the horizon of a method
+    that never reached the accuracy is a lower bound: it can show a target met, never missed
+    (None)."""
+    if ratio >= at_least:
+        return True
+    return False if reached else None
+
+
+def grid_step(depths, T: int) -> int | None:
+    """How far apart the evaluated depths are just below ``T``, or None if every count from 1
+    to ``T`` was evaluated. Otherwise :func:`lsalsa.core.metrics.iterations_to_match` gave an
+    upper bound only: an iteration count that was not evaluated may already reach the
+    reference."""
+    grid = sorted(int(t) for t in depths)
+    if all(t in grid for t in range(1, T + 1)):
+        return None
+    below = [t for t in grid if t < T]
+    return T - (below[-1] if below else 0)
+
+
+def first_unevaluated(depths) -> int:
+    """The smallest iteration count missing from ``depths``: no count below it was skipped."""
+    grid = {int(t) for t in depths}
+    missing = 1
+    while missing in grid:
+        missing += 1
+    return missing
+
+
+def describe_count(T: int | None, step: int | None) -> str:
+    """An iteration count as the report prints it: with "(upper bound: grid step k)" when the
+    dense grid skipped counts below it."""
+    if T is None:
+        return "n/a"
+    return str(T) if step is None else f"{T} (upper bound: grid step {step})"
+
+
+def _dense_grid(results: dict, method: str) -> list[int] | None:
+    """The depths at which the dense curve of ``method`` was evaluated, as stored."""
+    dense = (results.get("dense") or {}).get(method)
+    return None if dense is None else [int(t) for t in dense["T"]]
+
+
+def _curve(results: dict, method: str) -> dict[int, float]:
+    return {int(T): row["rmse_mean"] for T, row in results["methods"][method].items()}
+
+
+# -- one check per target kind ------------------------------------------------------------------
+
+
+def _iterations_to_match(target: dict, results: dict) -> Verdict:
+    """``method`` needs more than ``more_than`` iterations to match LSALSA at ``reference_T``."""
+    match = results["match"].get(str(target["reference_T"]), {}).get(target["method"])
+    if match is None:
+        return _undecided(f"LSALSA was not run at T = {target['reference_T']}")
+    T, limit = match["iterations"], target["more_than"]
+    top = results["dense_max"]
+    grid = _dense_grid(results, target["method"])
+    step = None if T is None or grid is None else grid_step(grid, T)
+    values = {"iterations": T, "more_than": limit, "dense_max": top,
+              "upper_bound": step is not None}
+    name = target["method"].upper()
+    verdict = count_verdict(T, top, limit)
+    if T is None:
+        return Verdict("met" if verdict else "n/a",
+                       f"{name} does not reach it within {top} iterations (> {top})"
+                       + ("" if verdict else f"; the run stops short of {limit + 1}"), values)
+    if step is None:
+        # Every count up to T was evaluated: the method needs exactly T iterations.
+        return Verdict("met" if verdict else "missed",
+                       f"{name} needs {T} iteration{'s' if T != 1 else ''} "
+                       f"(target: more than {limit}"
+                       + ("" if T > limit else f"; missed by {limit + 1 - T}") + ")", values)
+    # Counts skipped by the grid below T may already reach it: at least the first skipped
+    # count, at most T.
+    low = first_unevaluated(grid)
+    status = "missed" if T <= limit else "met" if low > limit else "n/a"
+    return Verdict(status, f"{name} needs at most {T} iterations (upper bound: grid step "
+                           f"{step}; at least {low}) (target: more than {limit}"
+                           + ("; not decided by the grid" if status == "n/a" else "") + ")",
+                   values)
+
+
+def _time_ratio(target: dict, results: dict) -> Verdict:
+    """``method``'s time to match LSALSA at ``reference_T`` is at least ``at_least`` times
+    LSALSA's."""
+    entry = results["match"].get(str(target["reference_T"]), {})
+    match = entry.get(target["method"])
+    if match is None:
+        return _undecided(f"LSALSA was not run at T = {target['reference_T']}")
+    if match["iterations"] is None:
+        return _time_ratio_never_matched(target, results, match)
+    ratio = match["time_ratio"]
+    grid = _dense_grid(results, target["method"])
+    step = None if grid is None else grid_step(grid, match["iterations"])
+    values = {"ratio": ratio, "seconds": match["seconds"],
+              "lsalsa_seconds": entry["lsalsa_seconds"]}
+    if step is not None:
+        values["upper_bound"] = True
+    # At an upper-bound count the time, and so the ratio, are upper bounds too: a ratio
+    # below the target is a miss, one above it decides nothing.
+    status = "missed" if ratio < target["at_least"] else "met" if step is None else "n/a"
+    return Verdict(status, f"{match['seconds']:.4g} s ("
+                           f"{describe_count(match['iterations'], step)} iterations) vs "
+                           f"LSALSA {entry['lsalsa_seconds']:.4g} s: {ratio:.3g}x"
+                           + (" at most" if step is not None else "")
+                           + f" (target: at least {target['at_least']}x)", values)
+
+
+def _time_ratio_never_matched(target: dict, results: dict, match: dict) -> Verdict:
+    """The time ratio of a method that never matched: timed at the last count evaluated, the
+    time to match is longer still (no time stored: nothing to decide on)."""
+    ratio = match.get("time_ratio")
+    measured = (f"{target['method'].upper()} never reaches it within "
+                f"{results['dense_max']} iterations")
+    if ratio is None:
+        return _undecided(measured)
+    verdict = ratio_verdict(ratio, False, target["at_least"])
+    return Verdict("met" if verdict else "n/a",
+                   measured + f"; at {results['dense_max']}: {ratio:.3g}x or more "
+                              f"(target: at least {target['at_least']}x)",
+                   {"ratio": ratio, "lower_bound": True})
+
+
+def _rmse_ratio(target: dict, results: dict) -> Verdict:
+    """``method``'s test RMSE is at most ``at_most`` times ``other``'s at every depth ``T``."""
+    mine, other = _curve(results, target["method"]), _curve(results, target["other"])
+    missing = [T for T in target["T"] if T not in mine or T not in other]
+    if missing:
+        return _undecided(f"not run at T = {', '.join(map(str, missing))}")
+    ratios = {T: mine[T] / other[T] for T in target["T"]}
+    bad = [T for T, r in ratios.items() if not r <= target["at_most"]]
+    return Verdict("missed" if bad else "met",
+                   f"test RMSE ratio {target['method']}/{target['other']}: " + ", ".join(
+                       f"T={T}: {r:.3g}" for T, r in ratios.items())
+                   + f" (target: at most {target['at_most']:g}"
+                   + (f"; missed at T = {', '.join(map(str, bad))}" if bad else "") + ")",
+                   {"ratio": {str(T): r for T, r in ratios.items()}})
+
+
+def _rmse_below(target: dict, results: dict) -> Verdict:
+    """``method``'s RMSE is below ``other``'s at every common depth below ``below_T``."""
+    mine, other = _curve(results, target["method"]), _curve(results, target["other"])
+    depths = sorted(T for T in mine if T in other and T < target["below_T"])
+    if not depths:
+        return _undecided("no common depth below the bound")
+    ratios = {T: mine[T] / other[T] for T in depths}
+    bad = [T for T in depths if mine[T] >= other[T]]
+    return Verdict("missed" if bad else "met",
+                   "RMSE ratio LSALSA/SALSA " + ", ".join(
+                       f"T={T}: {r:.3g}" for T, r in ratios.items())
+                   + (f"; not below at T = {', '.join(map(str, bad))}" if bad else ""),
+                   {"ratio": {str(T): r for T, r in ratios.items()}})
+
+
+def _psnr_mean_at_least(target: dict, results: dict) -> Verdict:
+    """``method``'s mean PSNR over the components is at least that of SALSA's separation
+    baseline (``baseline``, :data:`PSNR_BASELINES`) at every depth ``T``."""
+    table = results.get("psnr")
+    key = PSNR_BASELINES[target.get("baseline", "codes_alphas")]
+    baseline = (results.get("optimal") or {}).get(key) or {}
+    if not table or not baseline:
+        return _undecided("no separation baseline (not an MCA experiment with a val split)")
+    lines, bad = [], []
+    for T in target["T"]:
+        mine, base = table[target["method"]].get(str(T)), baseline.get(str(T))
+        if mine is None or base is None:
+            bad.append(f"T={T} not run")
+            continue
+        mean = float(np.mean(mine))
+        setting = "/".join(f"{a:g}" for a in base["alpha"])
+        lines.append(f"T={T}: {mean:.2f} dB vs SALSA (alpha {setting}, mu {base['mu']:g}, "
+                     f"best validation PSNR) {base['psnr_mean']:.2f} dB")
+        if not mean >= base["psnr_mean"]:
+            bad.append(f"T={T} (by {base['psnr_mean'] - mean:.2f} dB)")
+    return Verdict("missed" if bad else "met",
+                   "; ".join(lines) + (f"; missed at {', '.join(bad)}" if bad else ""), {})
+
+
+def _psnr_above(target: dict, results: dict) -> Verdict:
+    """``method``'s PSNR is above ``other``'s for every component at every depth ``T``."""
+    table = results.get("psnr")
+    if not table:
+        return _undecided("no separation (not an MCA experiment)")
+    lines, bad = [], []
+    for T in target["T"]:
+        mine = table[target["method"]].get(str(T))
+        other = table[target["other"]].get(str(T))
+        if mine is None or other is None:
+            bad.append(f"T={T} not run")
+            continue
+        for i, (a, b) in enumerate(zip(mine, other, strict=True)):
+            lines.append(f"T={T} component {i}: {a:.3g} dB vs {b:.3g} dB")
+            if not a > b:
+                bad.append(f"T={T} component {i}")
+    return Verdict("missed" if bad else "met",
+                   "; ".join(lines) + (f" (not above at {', '.join(bad)})" if bad else ""), {})
+
+
+def _lowest_classification_error(target: dict, results: dict) -> Verdict:
+    """``method``'s codes give the lowest expert-classifier error of all methods, for every
+    task at every depth."""
+    table = results.get("classification")
+    if not table or not table.get("tasks"):
+        return _undecided("no class labels in this data set")
+    lines, bad = [], []
+    for task, rows in table["tasks"].items():
+        for T in sorted({int(t) for m in rows["errors"].values() for t in m}):
+            errs = {m: rows["errors"][m].get(str(T)) for m in rows["errors"]}
+            errs = {m: e for m, e in errs.items() if e is not None}
+            best = min(errs.values())
+            mine = errs.get(target["method"])
+            if not (mine is not None and mine <= best):
+                bad.append(f"{task} T={T}")
+            lines.append(f"{task} T={T}: {mine:.3g} vs best other "
+                         f"{min(e for m, e in errs.items() if m != target['method']):.3g}")
+    return Verdict("missed" if bad else "met",
+                   "; ".join(lines) + (f" (not lowest at {', '.join(bad)})" if bad else ""), {})
+
+
+def _training_never_hurts(target: dict, results: dict) -> Verdict:
+    """No trained model is worse on validation than its start."""
+    worse = {name: (t["initial_val_rmse"], t["val_rmse"])
+             for name, t in (results.get("training") or {}).items()
+             if t.get("val_rmse") is not None and t["initial_val_rmse"] is not None
+             and t["val_rmse"] > t["initial_val_rmse"]}
+    count = len(results.get("training") or {})
+    # The trainer keeps the best validation epoch, the start included, so this holds by
+    # construction; it checks that the run's stored models are those epochs.
+    return Verdict("missed" if worse else "met",
+                   f"{count - len(worse)} of {count} trained models are at least as good on "
+                   "validation as their start (the best-epoch selection)"
+                   + "".join(f"; {n}: {a:.4g} -> {b:.4g}" for n, (a, b) in worse.items()), {})
+
+
+# The check of each target kind (the kinds of lsalsa.workflow.config.TARGET_KINDS).
+CHECKS: dict[str, Callable[[dict, dict], Verdict]] = {
+    "iterations_to_match": _iterations_to_match,
+    "rmse_ratio": _rmse_ratio,
+    "psnr_mean_at_least": _psnr_mean_at_least,
+    "training_never_hurts": _training_never_hurts,
+    "rmse_below": _rmse_below,
+    "lowest_classification_error": _lowest_classification_error,
+    "time_ratio": _time_ratio,
+    "psnr_above": _psnr_above,
+}

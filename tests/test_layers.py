@@ -1,0 +1,37 @@
+"""The package's layer order (docs/DESIGN.md, "Layers") holds: the import-linter contracts in
+pyproject.toml are kept, and they do catch a violation."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _lint(root: Path) -> subprocess.CompletedProcess:
+    # A fresh interpreter with ``root/src`` first, so the copy below is the one analysed.
+    script = ("import sys; from importlinter.cli import lint_imports; "
+              "sys.exit(lint_imports(config_filename='pyproject.toml', no_cache=True))")
+    return subprocess.run([sys.executable, "-c", script], cwd=root, capture_output=True,
+                          text=True, timeout=300,
+                          env={"PYTHONPATH": str(root / "src"), "PATH": "/usr/bin:/bin"})
+
+
+def test_contracts_are_kept():
+    done = _lint(ROOT)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-4000:]
+    assert "Contracts: " in done.stdout and " broken" in done.stdout
+
+
+def test_an_upward_import_breaks_the_layers(tmp_path):
+    copy = tmp_path / "repo"
+    shutil.copytree(ROOT / "src", copy / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "pyproject.toml", copy)
+    core = copy / "src" / "lsalsa" / "core" / "prox.py"
+    core.write_text(core.read_text() + "\nfrom ..workflow import progress  # noqa\n")
+    done = _lint(copy)
+    assert done.returncode != 0
+    assert "lsalsa.core.prox -> lsalsa.workflow.progress" in done.stdout
