@@ -39,25 +39,10 @@ def check_model_path(path: str) -> str:
 
 
 def resolve_device(name: str):
-    """A torch device from a name: ``cpu`` or ``cuda[:N]``, refusing a CUDA device that is not
-    here. torch also names devices (meta, mps, xla, ...) whose tensors fail later with a
-    traceback, or hold no values at all (meta)."""
-    import torch
+    """``--device``: :func:`lsalsa.core._arrays.resolve_device`."""
+    from ..core._arrays import resolve_device as resolve
 
-    try:
-        device = torch.device(name)
-    except RuntimeError as exc:
-        raise InputError(f"unknown device {name!r}") from exc
-    if device.type not in ("cpu", "cuda"):
-        raise InputError(f"--device must be cpu, cuda or cuda:N, got {name!r}")
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise InputError("--device cuda asked for, but no CUDA device is available")
-        count = torch.cuda.device_count()
-        if device.index is not None and device.index >= count:
-            raise InputError(f"--device {name}: there is no such CUDA device "
-                             f"({count} available, cuda:0 to cuda:{count - 1})")
-    return device
+    return resolve(name, "--device")
 
 
 def check_training(run_dir) -> None:

@@ -33,7 +33,6 @@ from ..core.training import DEFAULTS as TRAIN_DEFAULTS
 from ..core.training.search import CLASSIC_METHODS, LEARNED_METHODS, MUS, SEARCH_METHODS
 from ..core.training.trainer import MAX_LR, check_lr
 from ..errors import InputError, TrainingDiverged
-from .common import resolve_device
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -163,7 +162,7 @@ def _training_set(args):
 def _device_and_dtype(args):
     from ..core.training.distributed import local_device
 
-    resolve_device(args.device)  # the checks; local_device picks cuda:LOCAL_RANK for "cuda"
+    # local_device checks the name and picks cuda:LOCAL_RANK for "cuda" under torchrun.
     return local_device(args.device), DTYPES[args.dtype]
 
 

@@ -10,6 +10,26 @@ from ..errors import InputError
 ArrayLike = np.ndarray | torch.Tensor
 
 
+def resolve_device(name: str, what: str = "--device") -> torch.device:
+    """A torch device from a name: ``cpu`` or ``cuda[:N]``, refusing a CUDA device that is not
+    here. torch also names devices (meta, mps, xla, ...) whose tensors fail later with a
+    traceback, or hold no values at all (meta). ``what`` names the setting in errors."""
+    try:
+        device = torch.device(name)
+    except RuntimeError as exc:
+        raise InputError(f"unknown device {name!r}") from exc
+    if device.type not in ("cpu", "cuda"):
+        raise InputError(f"{what} must be cpu, cuda or cuda:N, got {name!r}")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputError(f"{what} {name} asked for, but no CUDA device is available")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise InputError(f"{what} {name}: there is no such CUDA device "
+                             f"({count} available, cuda:0 to cuda:{count - 1})")
+    return device
+
+
 def as_tensor(value, name: str) -> tuple[torch.Tensor, bool]:
     """Return ``(tensor, came_from_numpy)``; integer or boolean NumPy input becomes float64."""
     if isinstance(value, torch.Tensor):

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from ...errors import InputError
+from .._arrays import resolve_device
 
 
 @dataclass
@@ -91,12 +92,9 @@ def local_device(name: str | None) -> torch.device:
     """The device for this process: ``cuda`` becomes ``cuda:LOCAL_RANK`` under torchrun."""
     if name is None or name == "cpu":
         return torch.device("cpu")
-    device = torch.device(name)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise InputError("--device cuda was asked for but no CUDA device is available")
-        if device.index is None:
-            device = torch.device("cuda", _env_int("LOCAL_RANK", 0) % torch.cuda.device_count())
+    device = resolve_device(name)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", _env_int("LOCAL_RANK", 0) % torch.cuda.device_count())
     return device
 
 

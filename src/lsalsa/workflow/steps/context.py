@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ...core._arrays import resolve_device
 from ...core.problem import make_problem
-from ...errors import InputError
 from ..code_sets import load_codes
 from ..config import ExperimentConfig
 from ..data import load_prepared
@@ -102,6 +102,4 @@ def run_directory(path, config: ExperimentConfig,
 def _device(wanted: str) -> torch.device:
     if wanted == "auto":
         wanted = "cuda" if torch.cuda.is_available() else "cpu"
-    if wanted == "cuda" and not torch.cuda.is_available():
-        raise InputError("the config asks for device cuda, but no CUDA device is available")
-    return torch.device(wanted)
+    return resolve_device(wanted, "the config's device")
