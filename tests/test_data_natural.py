@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from _realdata import require_data
-from lsalsa.workflow.data import extract_patches, load_prepared, prepare, resolve_source
+from lsalsa.core.patches import extract_patches
+from lsalsa.workflow.data import load_prepared, prepare, resolve_source
 from lsalsa.workflow.data import sources as sources_module
 from lsalsa.workflow.data.prepared import SPLITS
 from lsalsa.workflow.data.registry import load_source

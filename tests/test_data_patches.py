@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 
 from _numerics import gamma, unit_roundoff
-from lsalsa.errors import InputError
-from lsalsa.workflow.data import (
+from lsalsa.core.mixtures import make_mixtures
+from lsalsa.core.patches import (
     assemble_patches,
     covered_shape,
     extract_patches,
     grid_shape,
-    make_mixtures,
     pad_to_multiple,
     resize_images,
 )
+from lsalsa.errors import InputError
 
 
 def test_patch_order_is_image_major_then_row_major(rng):

@@ -11,8 +11,9 @@ from PIL import Image
 
 from _numerics import unit_roundoff
 from lsalsa.cli import main
+from lsalsa.core.patches import extract_patches
 from lsalsa.errors import InputError
-from lsalsa.workflow.data import available, extract_patches, load_prepared, prepare, sha256_file
+from lsalsa.workflow.data import available, load_prepared, prepare, sha256_file
 from lsalsa.workflow.data import catalog as catalog_module
 from lsalsa.workflow.data import forms as forms_module
 from lsalsa.workflow.data import sources as sources_module

@@ -7,9 +7,9 @@ import pytest
 
 from _numerics import unit_roundoff
 from _realdata import require_data
+from lsalsa.core.patches import extract_patches
 from lsalsa.workflow.data import (
     cache_dir,
-    extract_patches,
     load_prepared,
     prepare,
     read_idx_split,

