@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import os
 from pathlib import Path
 
 import torch
 
+from ..checks import is_integer, is_number
 from ..errors import InputError
 from ..io import read_safetensors, verify_header, verify_tensors, write_safetensors
 
@@ -73,24 +73,20 @@ def read_generator_state(text: str) -> torch.Tensor:
 def _check_state(state) -> None:
     """The trainer's fields of ``state``, so that even a consistent file (its checksums match)
     that lsalsa did not write fails here in one line, not half-way through a resume."""
-    def count(value, low: int = 0) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool) and value >= low
-
     if not isinstance(state, dict):
         raise TypeError("the state is not a JSON object")
     history, scales, generator = (state.get(k) for k in ("history", "scales", "generator"))
     problems = [
-        ("epoch", count(state.get("epoch"))),
-        ("best_epoch", count(state.get("best_epoch"))
+        ("epoch", is_integer(state.get("epoch"), 0)),
+        ("best_epoch", is_integer(state.get("best_epoch"), 0)
          and state["best_epoch"] <= state.get("epoch", -1)),
         # One entry per epoch, from epoch 0 (the untrained encoder) on.
         ("history", isinstance(history, list) and all(isinstance(e, dict) for e in history)
          and [e.get("epoch") for e in history] == list(range(len(history)))
-         and len(history) == (state.get("epoch") if count(state.get("epoch")) else -1) + 1),
+         and len(history) == (state.get("epoch") if is_integer(state.get("epoch"), 0) else -1) + 1),
         ("stopped", isinstance(state.get("stopped"), str)),
-        ("scales", isinstance(scales, dict) and all(
-            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
-            and v > 0 for v in scales.values())),
+        ("scales", isinstance(scales, dict) and all(is_number(v) and v > 0
+                                                    for v in scales.values())),
         ("generator", isinstance(generator, str)),
     ]
     bad = [name for name, ok in problems if not ok]

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..checks import integer, non_negative_int, number
+from ..checks import is_integer, is_number
 from ..core._arrays import as_real
 from ..core.dictionary import (
     DEFAULTS,
@@ -125,28 +125,20 @@ def _load_checkpoint(directory, config: dict) -> DictionaryState | None:
                            state["converged"])
 
 
-def _passes(check, value, **options) -> bool:
-    try:
-        check(value, "value", **options)
-    except InputError:
-        return False
-    return True
-
-
 def _state_problems(state: dict, config: dict) -> list[str]:
     """What is wrong with the fields of a checkpoint's state (besides its config)."""
     problems = []
     epoch, step, history, files = (state.get(k) for k in ("epoch", "step", "history", "files"))
-    if not _passes(integer, epoch, low=1):
+    if not is_integer(epoch, 1):
         problems.append(f"epoch must be an integer >= 1, got {epoch!r}")
         epoch = None
-    if not isinstance(history, list) or not all(_passes(number, h) for h in history):
+    if not isinstance(history, list) or not all(is_number(h) for h in history):
         problems.append("history must be a list of finite numbers")
     elif epoch is not None and len(history) != epoch:
         problems.append(f"history has {len(history)} entries at epoch {epoch}")
     # Every epoch takes the same number of steps: the lr schedule resumes from this count.
     steps = math.ceil(config["P"] / config["batch_size"])
-    if epoch is not None and not (_passes(non_negative_int, step) and step == epoch * steps):
+    if epoch is not None and not (is_integer(step, 0) and step == epoch * steps):
         problems.append(f"step must be {epoch * steps} at epoch {epoch}, got {step!r}")
     if not isinstance(state.get("converged"), bool):
         problems.append(f"converged must be true or false, got {state.get('converged')!r}")
