@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import checks
+from ..core._arrays import sorted_subset
 from ..errors import InputError
 from ..io import check_output_path, read_array, read_json_object, remove_stale_temporaries
 from .common import non_negative_int, resolve_device
@@ -103,8 +104,8 @@ def run_learn(args) -> int:
     if args.limit is not None:
         checks.positive_int(args.limit, "--limit")
         if args.limit < signals.shape[0]:
-            rng = np.random.default_rng([args.seed, 4])
-            picks = np.sort(rng.choice(signals.shape[0], size=args.limit, replace=False))
+            picks = sorted_subset(signals.shape[0], args.limit,
+                                  np.random.default_rng([args.seed, 4]))
             signals = np.asarray(signals[picks])
     result = learn_with_checkpoints(
         signals, args.atoms, args.alpha, epochs=args.epochs, batch_size=args.batch_size,

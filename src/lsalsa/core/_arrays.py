@@ -10,6 +10,14 @@ from ..errors import InputError
 ArrayLike = np.ndarray | torch.Tensor
 
 
+def sorted_subset(n: int, limit: int | None, rng: np.random.Generator) -> np.ndarray:
+    """Row indices: all of ``range(n)``, or ``limit`` of them drawn by ``rng`` without
+    replacement, in increasing order (so memory-mapped rows are read front to back)."""
+    if limit is None or limit >= n:
+        return np.arange(n)
+    return np.sort(rng.choice(n, size=limit, replace=False))
+
+
 def resolve_device(name: str, what: str = "--device") -> torch.device:
     """A torch device from a name: ``cpu`` or ``cuda[:N]``, refusing a CUDA device that is not
     here. torch also names devices (meta, mps, xla, ...) whose tensors fail later with a

@@ -20,7 +20,7 @@ import torch
 
 from ..checks import one_of, positive_int, positive_number
 from ..errors import InputError
-from ._arrays import check_signal_array
+from ._arrays import check_signal_array, sorted_subset
 from .objective import _duality_gap, _objective
 from .problem import Problem, as_alphas, make_problem
 from .solvers import solve
@@ -193,8 +193,7 @@ def tune_alpha(signals, dictionary, target_sparsity: float = 0.89, alphas=None, 
     if not 0 < target_sparsity < 1:
         raise InputError(f"target_sparsity must lie in (0, 1), got {target_sparsity}")
     n_samples = positive_int(n_samples, "n_samples")
-    rng = np.random.default_rng([seed, 3])
-    picks = np.sort(rng.choice(P, size=min(n_samples, P), replace=False))
+    picks = sorted_subset(P, n_samples, np.random.default_rng([seed, 3]))
     Y = np.asarray(signals[picks], dtype=np.float64)
     if not np.isfinite(Y).all():
         raise InputError("signals contain NaN or Inf")

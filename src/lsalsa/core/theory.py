@@ -42,7 +42,7 @@ import torch
 
 from ..checks import positive_int
 from ..errors import InputError
-from ._arrays import as_signals
+from ._arrays import as_signals, sorted_subset
 from .encoders import UnrolledEncoder
 from .operators import encode_input, salsa_step
 
@@ -316,5 +316,5 @@ def pick_samples(Y: np.ndarray, n_samples: int | None, seed: int) -> tuple[np.nd
     ``seed`` and kept in their order, and a description of the draw for the report."""
     if n_samples is None or n_samples >= Y.shape[0]:
         return Y, "all"
-    rows = np.sort(np.random.default_rng(seed).choice(Y.shape[0], n_samples, replace=False))
+    rows = sorted_subset(Y.shape[0], n_samples, np.random.default_rng(seed))
     return Y[rows], f"{n_samples} drawn with seed {seed}"

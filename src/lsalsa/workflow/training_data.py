@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from .. import checks
+from ..core._arrays import sorted_subset
 from ..errors import InputError
 from ..io import read_array
 from .code_sets import CodeSet, load_codes
@@ -101,8 +102,7 @@ def split_prepared(dataset, codes, *, val_fraction: float, max_train: int | None
         split = hold_out(signals, targets, val_fraction=val_fraction,
                          image_index=dataset.split("train")["image_index"])
     if max_train is not None and max_train < split.signals.shape[0]:
-        rng = np.random.default_rng([seed, 31])
-        rows = np.sort(rng.choice(split.signals.shape[0], max_train, replace=False))
+        rows = sorted_subset(split.signals.shape[0], max_train, np.random.default_rng([seed, 31]))
         split = replace(split, signals=split.signals[rows], targets=split.targets[rows])
     return split if dtype is None else split.astype(dtype)
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...core._arrays import sorted_subset
 from ...errors import InputError
 from ..progress import as_progress
 from . import sources as src
@@ -44,13 +45,6 @@ class SplitImages:
 
 def seeded(seed: int, *tags: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), *tags])
-
-
-def _subset(n: int, limit: int | None, rng: np.random.Generator) -> np.ndarray:
-    """Sorted seeded subset of ``range(n)`` of size ``min(n, limit)``."""
-    if limit is None or limit >= n:
-        return np.arange(n)
-    return np.sort(rng.choice(n, size=limit, replace=False))
 
 
 def fraction_counts(n: int, what: str) -> dict[str, int]:
@@ -98,7 +92,7 @@ def split_arrays(images: np.ndarray, labels: np.ndarray, parts: dict[str, np.nda
     out = {}
     for k, split in enumerate(SPLITS):
         idx = parts[split]
-        idx = idx[_subset(len(idx), limit, seeded(seed, tag, 1, k))]
+        idx = idx[sorted_subset(len(idx), limit, seeded(seed, tag, 1, k))]
         out[split] = SplitImages(pixels(images[idx]), labels[idx], idx.astype(np.int64))
     return out, {"rule": rule, "images": {s: len(out[s].images) for s in SPLITS}}
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...core._arrays import sorted_subset
 from ...io import load_npy
 from ..dictionaries import learn_with_checkpoints, save_dictionary
 from ..report.atoms import plot_atoms
@@ -47,11 +48,7 @@ def run(run: Run) -> dict:
 
 def _rows(count: int, max_signals: int | None, seed: int, component: int) -> np.ndarray:
     """The training rows a dictionary learns from: all, or a seeded subset of ``max_signals``."""
-    rows = np.arange(count)
-    if max_signals is not None and max_signals < count:
-        rng = np.random.default_rng([seed, 21, component])
-        rows = np.sort(rng.choice(count, max_signals, replace=False))
-    return rows
+    return sorted_subset(count, max_signals, np.random.default_rng([seed, 21, component]))
 
 
 def dictionary_file(run_dir: Path, component: int) -> Path:
