@@ -33,24 +33,22 @@ def ista_operators(problem: Problem) -> tuple[torch.Tensor, torch.Tensor, torch.
 def salsa_inverse64(problem: Problem, mu: float) -> torch.Tensor:
     """SALSA's splitting operator ``S_p = (mu I + A^T A)^{-1}`` (N, N) in float64 (Woodbury
     when M < N)."""
-    return _salsa_inverse_and_map64(problem, mu)[0]
+    return _salsa_inverse64(problem, mu)[0]
 
 
-def _salsa_inverse_and_map64(problem: Problem, mu: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """``S_p = (mu I + A^T A)^{-1}`` and ``W = S_p A^T`` in float64. When M < N both come from
-    one solve with the small ``mu I + A A^T`` (Woodbury for ``S_p``, the push-through identity
-    ``S_p A^T = A^T (mu I + A A^T)^{-1}`` for ``W``)."""
+def _salsa_inverse64(problem: Problem, mu: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``S_p`` and, when M < N, the solve ``(mu I + A A^T)^{-1} A`` it came from (which also
+    gives ``S_p A^T`` by the push-through identity), else None."""
     A = problem.A64
     M, N = A.shape
+    solved = None
     if M < N:
         inner = mu * torch.eye(M, dtype=A.dtype, device=A.device) + A @ A.T
-        solved = torch.linalg.solve(inner, A)  # (mu I + A A^T)^{-1} A
+        solved = torch.linalg.solve(inner, A)
         S = (torch.eye(N, dtype=A.dtype, device=A.device) - A.T @ solved) / mu
-        S = (S + S.T) / 2  # symmetric by construction; remove rounding asymmetry
-        return S, solved.T  # inner is symmetric
-    S = torch.linalg.inv(mu * torch.eye(N, dtype=A.dtype, device=A.device) + A.T @ A)
-    S = (S + S.T) / 2
-    return S, S @ A.T
+    else:
+        S = torch.linalg.inv(mu * torch.eye(N, dtype=A.dtype, device=A.device) + A.T @ A)
+    return (S + S.T) / 2, solved  # symmetric by construction; remove rounding asymmetry
 
 
 def salsa_operators(problem: Problem, mu: float) -> tuple[torch.Tensor, torch.Tensor,
@@ -63,7 +61,9 @@ def salsa_operators(problem: Problem, mu: float) -> tuple[torch.Tensor, torch.Te
     operators are O(1) whatever ``mu`` (``S``'s eigenvalues lie in (0, 1]), and each enters the
     output linearly, which is what makes them easy to learn (see :mod:`lsalsa.core.encoders`).
     """
-    S_p, W = _salsa_inverse_and_map64(problem, mu)
+    S_p, solved = _salsa_inverse64(problem, mu)
+    # (mu I + A^T A)^{-1} A^T = A^T (mu I + A A^T)^{-1}: from the solve when M < N.
+    W = S_p @ problem.A64.T if solved is None else solved.T  # mu I + A A^T is symmetric
     return _cast(problem, W, mu * S_p, problem.alpha_vector(1.0 / mu))
 
 
