@@ -228,8 +228,10 @@ def check_output_path(path: str | os.PathLike, inputs: Iterable[str | os.PathLik
                 kind = "folder" if Path(source).is_dir() else "file"
                 raise InputError(f"output {path} is the input {kind} {source}; writing it would "
                                  "destroy the input, choose another output")
-            # resolve(): the folders that really hold the input, whatever name it was given by
-            if any(os.path.samefile(out, above) for above in Path(source).resolve().parents):
+            # resolve(): the folders that really hold the input, whatever name it was given by.
+            # Only a folder can hold one (a file output that is a folder was refused above).
+            if out.is_dir() and any(os.path.samefile(out, above)
+                                    for above in Path(source).resolve().parents):
                 raise InputError(f"output {path} holds the input {source}; replacing it would "
                                  "delete the input, choose another output")
     return out

@@ -139,9 +139,23 @@ def _check_destinations(out: Path, stems: set[str], count: int, inputs: list) ->
         return  # created by this run: it holds nothing yet
     if not os.access(out, os.W_OK | os.X_OK):
         raise InputError(f"output folder {out} is not writable")
+    # The inputs' identities once, so a rerun over many images is not quadratic in stat
+    # calls; check_output_path gives the verdict (and its message) where one may fail.
+    identities = {_identity(p) for p in inputs} - {None}
     for stem in sorted(stems):
         for name in _output_names(stem, count):
-            check_output_path(out / name, inputs)
+            target = out / name
+            if target.is_dir() or _identity(target) in identities:
+                check_output_path(target, inputs)
+
+
+def _identity(path) -> tuple[int, int] | None:
+    """What makes two names the same file (device and inode), None for a missing one."""
+    try:
+        status = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return status.st_dev, status.st_ino
 
 
 def separate_files(encoder: UnrolledEncoder, images: list[str], out_dir: str | os.PathLike,
