@@ -24,7 +24,8 @@ from lsalsa.cli import main
 from lsalsa.core.encoders import read_model_header
 from lsalsa.core.metrics import code_rmse, validation_rmse
 from lsalsa.core.training import best_classic, train
-from lsalsa.core.training.trainer import DEFAULTS, step_scales
+from lsalsa.core.training.settings import DEFAULTS
+from lsalsa.core.training.trainer import step_scales
 from lsalsa.workflow.checkpoint import flatten_optimizer, load_checkpoint, unflatten_optimizer
 from lsalsa.workflow.search import search
 from lsalsa.workflow.training import train_in_dir

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..core._arrays import as_real
+from ..core._arrays import as_real, resolve_device
 from ..errors import InputError
 from ..io import check_output_path, read_array
-from .common import non_negative_int, resolve_device
+from .common import non_negative_int
 
 
 def register(subparsers) -> None:

@@ -14,21 +14,13 @@ from ..errors import InputError, TrainingDiverged
 def non_negative_int(text: str) -> int:
     """argparse type of ``--seed``: NumPy's generators refuse a negative seed with a
     traceback, so it is refused here, with argparse's usage error."""
-    return _int_argument(text, checks.non_negative_int)
-
-
-def _int_argument(text: str, check) -> int:
-    """``text`` as an integer that passes ``check`` (of :mod:`lsalsa.checks`); its fault
-    becomes argparse's usage error: "argument --seed: expected an integer >= 0, got -1"."""
     try:
         value = int(text)
     except ValueError:
-        value = text  # not an integer: the check refuses it, quoted as typed
-    try:
-        return check(value, "")
-    except InputError as exc:
-        raise argparse.ArgumentTypeError(
-            f"expected {str(exc).removeprefix(' must be ')}") from None
+        value = text  # not an integer: refused below, quoted as typed
+    if not checks.is_integer(value, 0):
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value!r}")
+    return value
 
 
 def check_model_path(path: str) -> str:
@@ -37,12 +29,6 @@ def check_model_path(path: str) -> str:
         raise InputError(f"model path {path} is a folder, not a model file")
     return path
 
-
-def resolve_device(name: str):
-    """``--device``: :func:`lsalsa.core._arrays.resolve_device`."""
-    from ..core._arrays import resolve_device as resolve
-
-    return resolve(name, "--device")
 
 
 def check_training(run_dir) -> None:

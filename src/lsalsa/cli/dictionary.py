@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 
 from .. import checks
-from ..core._arrays import sorted_subset
+from ..core._arrays import resolve_device, sorted_subset
 from ..errors import InputError
 from ..io import check_output_path, read_array, read_json_object, remove_stale_temporaries
-from .common import non_negative_int, resolve_device
+from .common import non_negative_int
 
 
 def register(subparsers) -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from ..apps.streaming import encode_file
+from ..core._arrays import resolve_device
 from ..core.encoders import load_encoder
 from ..io import check_output_path
-from .common import check_model_path, resolve_device
+from .common import check_model_path
 
 
 def register(subparsers) -> None:

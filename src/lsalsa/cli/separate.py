@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from .. import checks
 from ..apps.separation import DEFAULT_MAX_PIXELS, separate_files
+from ..core._arrays import resolve_device
 from ..core.encoders import load_encoder
-from .common import check_model_path, resolve_device
+from .common import check_model_path
 
 
 def register(subparsers) -> None:

@@ -31,7 +31,7 @@ import torch
 from ..core.encoders import build_encoder
 from ..core.training import DEFAULTS as TRAIN_DEFAULTS
 from ..core.training.search import CLASSIC_METHODS, LEARNED_METHODS, MUS, SEARCH_METHODS
-from ..core.training.trainer import MAX_LR, check_lr
+from ..core.training.settings import MAX_LR, check_lr
 from ..errors import InputError, TrainingDiverged
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}

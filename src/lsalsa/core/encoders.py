@@ -293,7 +293,7 @@ def _check_config(path, config: dict) -> None:
     if not faults["block_sizes"] and not faults["alphas"] and len(alphas) != len(blocks):
         problems.append(f"{len(alphas)} alphas for {len(blocks)} dictionaries")
     mu = config["mu"]
-    if config["kind"] == "lsalsa" and checks.fault(checks.positive_number, mu, "mu"):
+    if config["kind"] == "lsalsa" and not (checks.is_number(mu) and mu > 0):
         problems.append(f"an LSALSA config needs a finite numeric mu > 0, got {mu!r}")
     if config["kind"] == "lista" and mu is not None:
         problems.append(f"a LISTA config has no mu, got {mu!r}")

@@ -40,7 +40,8 @@ from ..core.training.search import (
     classic_settings,
     plain_alpha,
 )
-from ..core.training.trainer import DEFAULTS, check_lr, check_pair, train
+from ..core.training.settings import DEFAULTS, check_lr, check_pair
+from ..core.training.trainer import train
 from ..errors import InputError
 from ..io import write_json, write_text
 from .progress import Progress, as_progress

@@ -43,13 +43,8 @@ from .._arrays import as_batch
 from ..encoders import UnrolledEncoder
 from ..metrics import validation_rmse
 from .distributed import Distributed
-from .settings import DEFAULTS, MAX_LR, TrainSettings, check_lr, check_pair
+from .settings import TrainSettings, check_pair
 from .state import TrainResult, TrainState
-
-# DEFAULTS, MAX_LR, check_lr: their home is .settings; exported here too for the modules that
-# import them from here.
-__all__ = ["DEFAULTS", "MAX_LR", "TrainResult", "TrainSettings", "TrainState", "Trainer",
-           "check_lr", "check_pair", "step_scales", "train"]
 
 FINAL_STOPS = ("rel_tol", "patience", "diverged")
 
@@ -120,19 +115,17 @@ class Trainer:
             raise InputError("train() needs a LISTA or LSALSA encoder")
         settings = TrainSettings(**options)
         M, N = encoder.W.shape[1], encoder.W.shape[0]
-        check_pair(signals, targets, M, N, "signals", "targets")
+        self.P = check_pair(signals, targets, M, N, "signals", "targets")
         has_val = val_signals is not None or val_targets is not None
         if has_val:
             if val_signals is None or val_targets is None:
                 raise InputError("give both val_signals and val_targets, or neither")
             check_pair(val_signals, val_targets, M, N, "val_signals", "val_targets")
         self.encoder = encoder
-        self.settings = settings
         self.hyper = settings.config(encoder, has_val)  # the training hyperparameters
         self.max_epochs = settings.max_epochs
         self.signals, self.targets = signals, targets
         self.val = (val_signals, val_targets) if has_val else None
-        self.P = int(signals.shape[0])
         self.steps_per_epoch = math.ceil(self.P / settings.batch_size)
         self.names = [n for n, p in encoder.named_parameters() if p.requires_grad]
         self.params = [p for p in encoder.parameters() if p.requires_grad]

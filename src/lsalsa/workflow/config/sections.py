@@ -17,8 +17,8 @@ from typing import ClassVar
 from ... import checks
 from ...checks import rule
 from ...core.training.search import ALPHA_FACTORS, LEARNED_METHODS, MUS
-from ...core.training.trainer import DEFAULTS as TRAIN_DEFAULTS
-from ...core.training.trainer import MAX_LR
+from ...core.training.settings import DEFAULTS as TRAIN_DEFAULTS
+from ...core.training.settings import MAX_LR
 from ...errors import InputError
 
 SCALES = ("small", "full")
