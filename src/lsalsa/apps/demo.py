@@ -21,7 +21,6 @@ a rerun reuses every finished step.
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 import time
@@ -29,11 +28,12 @@ from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
-from ..io import atomic_path, write_json
+from ..io import atomic_path, read_json_object, write_json
 from ..workflow.config import load_experiment
-from ..workflow.pipeline import STEPS, run_experiment
+from ..workflow.pipeline import ALWAYS_RERUN, STEPS, run_experiment
 from ..workflow.progress import Progress
 from ..workflow.report.figures import separation_grid
+from ..workflow.rundir import RunDir
 from ..workflow.steps.context import run_directory
 from ..workflow.steps.dictionaries import COMPONENTS, dictionary_file
 from ..workflow.steps.train import model_path
@@ -63,19 +63,20 @@ def run_demo(out_dir: str | Path = "runs/demo", *, quick: bool = False, data_dir
     with config_file() as path:
         config = load_experiment(path, scale)
         files = run_directory(out, config, hint="choose another --out").open()
-        reused = [step for step in STEPS[:-1] if files.done(step)]
+        reused = [step for step in STEPS if step not in ALWAYS_RERUN and files.done(step)]
         if reused:
             screen.log(f"reusing the finished steps of {out}: {', '.join(reused)}")
-        run_experiment(path, out, scale=scale, data_dir=data_dir, progress=not quiet,
+        run_experiment(config, out, data_dir=data_dir, progress=not quiet,
                        log=Progress("lsalsa demo", quiet=quiet).log)
-    results = json.loads((out / "results.json").read_text())
+    results = read_json_object(out / "results.json", "the demo's results")
     made = products(out, config.depths[0])
-    if not (files.done(MARKER, depends_on=results) and all((out / n).is_file() for n in made)):
+    if files.done(MARKER, depends_on=results) and all((out / n).is_file() for n in made):
+        summary = read_json_object(out / "summary.json", "the demo's summary")
+    else:
         began = time.perf_counter()
-        write_products(out, results)
+        summary = write_products(out, results, files)
         files.mark(MARKER, time.perf_counter() - began, depends_on=results,
                    files=sorted(made))
-    summary = json.loads((out / "summary.json").read_text())
     print_summary(summary, out, screen)
     return summary
 
@@ -89,19 +90,21 @@ def products(out: Path, T: int) -> dict[str, Path | None]:
     return {**copies, "separation.png": None, "summary.json": None}
 
 
-def write_products(out: Path, results: dict) -> None:
+def write_products(out: Path, results: dict, files: RunDir) -> dict:
     """The model and the dictionaries under readable names, ``separation.png`` and
-    ``summary.json``, all from the stored results."""
+    ``summary.json`` (returned), all from the stored results."""
     T = results["depths"][0]
     for name, source in products(out, T).items():
         if source is not None:
             with atomic_path(out / name) as tmp:
                 shutil.copyfile(source, tmp)
     separation_grid(results, out, out / "separation.png", T, methods=SHOWN)
-    write_json(out / "summary.json", summarize(results, out))
+    summary = summarize(results, files)
+    write_json(out / "summary.json", summary)
+    return summary
 
 
-def summarize(results: dict, out: Path) -> dict:
+def summarize(results: dict, files: RunDir) -> dict:
     """Every number the demo reports, read from ``results.json`` at the demo's depth."""
     T = str(results["depths"][0])
     methods, psnr, optimal = results["methods"], results["psnr"], results["optimal"]
@@ -130,8 +133,7 @@ def summarize(results: dict, out: Path) -> dict:
         "salsa_seconds_to_match": None if match["iterations"] is None else match["seconds"],
         "spams_exact_seconds": optimal.get("seconds"),
         "salsa_horizon": results["dense_max"]}
-    summary["seconds"] = round(sum(json.loads((out / "steps" / f"{step}.json").read_text())[
-        "seconds"] for step in STEPS), 1)
+    summary["seconds"] = round(sum(files.read_marker(step)["seconds"] for step in STEPS), 1)
     summary["provenance"] = results["provenance"]
     summary.update(picture="separation.png", model="lsalsa.safetensors", results="results.json")
     return summary

@@ -49,7 +49,7 @@ def run_run(args) -> int:
     config = load_experiment(args.config, args.scale)
     run_dir = args.run_dir or f"runs/{config.name}-{args.scale}"
     log = (lambda message: None) if args.quiet else None
-    out = run_experiment(args.config, run_dir, scale=args.scale, data_dir=args.data_dir,
+    out = run_experiment(config, run_dir, data_dir=args.data_dir,
                          progress=not args.quiet, log=log)
     print(out / "report.md")
     check_training(out)

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from ..core import metrics
-from .config import load_experiment
+from .config import ExperimentConfig, load_experiment
 from .steps import STEPS
 from .steps.context import Run
 
@@ -30,20 +30,22 @@ STEP_MODULES = {step: importlib.import_module(f".steps.{step}", __package__) for
 ALWAYS_RERUN = ("report",)
 
 
-def run_experiment(config_name, run_dir, *, scale: str = "full", data_dir=None,
+def run_experiment(config, run_dir, *, scale: str = "full", data_dir=None,
                    progress: bool = True, log=None) -> Path:
     """Run (or resume) an experiment; return the run directory.
 
     Parameters
     ----------
-    config_name : a shipped configuration name (``lsalsa experiment list``) or a JSON path.
+    config : a shipped configuration name (``lsalsa experiment list``), a JSON path, or a
+        loaded :class:`~lsalsa.workflow.config.ExperimentConfig` (then ``scale`` is its own).
     run_dir : the run directory (created; a rerun reuses finished steps).
     scale : "small" or "full" (the configuration's ``scales`` overrides).
     data_dir : folder with canonical raw data (passed to :func:`lsalsa.workflow.data.prepare`).
     progress : tqdm bars on a terminal.
     log : callable taking one line of progress text (default: print to stderr).
     """
-    config = load_experiment(config_name, scale)
+    if not isinstance(config, ExperimentConfig):
+        config = load_experiment(config, scale)
     run = Run(run_dir, config, data_dir=data_dir, progress=progress, log=log).open()
     # The run's thread count and seed hold inside it only; the caller's are restored after.
     with metrics.torch_threads(config.threads), torch.random.fork_rng():

@@ -208,7 +208,7 @@ def write_report(run_dir, steps=()) -> list[Path]:
     if not run_dir.is_dir():
         raise InputError(f"run directory {run_dir} does not exist")
     results = _load(run_dir)
-    figures = make_figures(run_dir)
+    figures = make_figures(run_dir, results)
     all_tables = tables(results)
     written = []
     for table in all_tables:

@@ -150,12 +150,14 @@ def separation_grid(results: dict, run_dir: Path, path: Path, T: int,
     return _save(fig, path)
 
 
-def make_figures(run_dir) -> dict[str, Path]:
-    """All figures of a run from its stored results; returns ``{name: path}``."""
+def make_figures(run_dir, results: dict | None = None) -> dict[str, Path]:
+    """All figures of a run from its stored results (``results.json``, unless the caller has
+    read it already); returns ``{name: path}``."""
     import json
 
     run_dir = Path(run_dir)
-    results = json.loads((run_dir / "results.json").read_text())
+    if results is None:
+        results = json.loads((run_dir / "results.json").read_text())
     config = results["config"]
     out = run_dir / "figures"
     remove_stale_temporaries(out)  # what killed runs left behind
