@@ -34,7 +34,7 @@ from ..core.dictionary import (
 from ..errors import InputError
 from ..io import load_npy, read_json_object, remove_stale_temporaries, save_npy, write_json
 from ..version import provenance
-from .progress import Progress, as_progress
+from .progress import Progress, as_progress, follow
 
 CHECKPOINT_STATE = "state.json"
 
@@ -56,17 +56,13 @@ def learn_with_checkpoints(signals, n_atoms: int | None = None,
         remove_stale_temporaries(checkpoint_dir)  # what killed runs left behind
         state = _load_checkpoint(checkpoint_dir, config)
     with as_progress(progress).bar(None, "dictionary", "batch") as bar:
-        def batch_done(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
-
         def epoch_done(epoch_state: DictionaryState) -> None:
             bar.set_postfix(objective=f"{epoch_state.history[-1]:.5g}")
             if checkpoint_dir is not None:
                 _save_checkpoint(checkpoint_dir, epoch_state, config)
 
         return learn_dictionary(signals, n_atoms, alpha, device=device, state=state,
-                                on_epoch=epoch_done, callback=batch_done, **settings)
+                                on_epoch=epoch_done, callback=follow(bar), **settings)
 
 
 def _save_checkpoint(directory, state: DictionaryState, config: dict) -> None:

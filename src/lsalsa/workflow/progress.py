@@ -57,12 +57,18 @@ class Progress:
     def callback(self, desc: str, unit: str = "it") -> Iterator[Callable[[int, int], None]]:
         """A ``callback(done, total)`` for the core's loops, drawing one bar."""
         with self.bar(None, desc, unit) as bar:
-            def update(done: int, total: int) -> None:
-                if bar.total != total:
-                    bar.total = total
-                bar.update(done - bar.n)
+            yield follow(bar)
 
-            yield update
+
+def follow(bar) -> Callable[[int, int], None]:
+    """A ``callback(done, total)`` that moves ``bar`` (for a caller that also sets the bar's
+    postfix, and so holds the bar itself)."""
+    def update(done: int, total: int) -> None:
+        if bar.total != total:
+            bar.total = total
+        bar.update(done - bar.n)
+
+    return update
 
 
 def as_progress(progress: bool | Progress) -> Progress:

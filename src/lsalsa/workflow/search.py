@@ -45,7 +45,7 @@ from ..core.training.trainer import train
 from ..errors import InputError
 from ..io import write_json, write_text
 from .progress import Progress, as_progress
-from .rundir import RunDir
+from .rundir import RunDir, as_json
 
 
 def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
@@ -262,11 +262,11 @@ def _open_run(run: Path, config: dict) -> dict[str, dict]:
 def _previous_rows(run: Path, config: dict) -> dict[str, dict]:
     """Finished trials of an earlier run of the same search in ``run`` (to skip them)."""
     try:
-        saved = json.loads((run / "config.json").read_text())
+        saved = json.loads((run / RunDir.CONFIG).read_text())
         rows = json.loads((run / "results.json").read_text())
     except (OSError, json.JSONDecodeError):
         return {}
-    if saved != json.loads(json.dumps(config)):
+    if saved != as_json(config):
         if rows:
             raise InputError(f"{run} holds a different search; choose another run directory")
         return {}

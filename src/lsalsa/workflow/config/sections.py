@@ -150,7 +150,7 @@ class _Section:
         # An optional field at its default is left out: the config.json of the configs that
         # never set it stays as it was.
         return {f.name: to_json(getattr(self, f.name)) for f in dataclasses.fields(self)
-                if not (f.name in OPTIONAL.get(self.PREFIX[:-1], {})
+                if not (f.name in OPTIONAL.get(self.PREFIX[:-1], ())
                         and getattr(self, f.name) == f.default)}
 
 
@@ -235,8 +235,8 @@ class EvaluationSection(_Section):
     time_exact_codes: bool = rule(checks.flag, False)    # SPAMS's time for the exact codes
 
 
-#: Fields left out of the resolved config unless set, with their defaults, per section.
-OPTIONAL: dict = {"evaluation": {"baseline_code_rmse": False, "time_exact_codes": False}}
+#: Fields left out of the resolved config while at their default, per section.
+OPTIONAL: dict = {"evaluation": ("baseline_code_rmse", "time_exact_codes")}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -110,28 +110,26 @@ def prepare(name: str, root=None, data_dir=None, seed: int = 0, limit_images: in
     found = [resolve_source(key, data_dir, download, progress) for key in spec.sources]
     for source in found:
         verify_cached(source, download, progress)
-    steps = as_progress(progress).iterate(range(len(found) + 2), f"prepare {name}")
-    step = iter(steps)
-    loaded, infos = [], {}
-    for source in found:
-        next(step)
-        splits, infos[source.key] = load_source(source, seed, limit_images, progress)
-        loaded.append(splits)
-    next(step)
-    writer = DatasetWriter(root, name)
-    try:
-        if spec.kind == "sc":
-            meta = _write_sc(writer, spec, loaded[0])
-        else:
-            meta = _write_mca(writer, spec, loaded[0], loaded[1], seed)
-        next(step)
-        meta.update(_provenance(spec, found, infos, seed, limit_images))
-        path = writer.commit(meta)
-    except BaseException:
-        writer.abort()
-        raise
-    finally:
-        steps.close()
+    # One bar step per source loaded, one for writing the arrays, one for the commit.
+    with as_progress(progress).bar(len(found) + 2, f"prepare {name}") as bar:
+        loaded, infos = [], {}
+        for source in found:
+            splits, infos[source.key] = load_source(source, seed, limit_images, progress)
+            loaded.append(splits)
+            bar.update(1)
+        writer = DatasetWriter(root, name)
+        try:
+            if spec.kind == "sc":
+                meta = _write_sc(writer, spec, loaded[0])
+            else:
+                meta = _write_mca(writer, spec, loaded[0], loaded[1], seed)
+            bar.update(1)
+            meta.update(_provenance(spec, found, infos, seed, limit_images))
+            path = writer.commit(meta)
+        except BaseException:
+            writer.abort()
+            raise
+        bar.update(1)
     return path
 
 
