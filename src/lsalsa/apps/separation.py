@@ -124,11 +124,19 @@ def side_by_side(panels: list[np.ndarray], gap: int = 4) -> np.ndarray:
     return np.concatenate(row, axis=1)
 
 
+def _component_name(stem: str, i: int, suffix: str) -> str:
+    return f"{stem}_component{i}{suffix}"
+
+
+def _separation_name(stem: str) -> str:
+    return f"{stem}_separation.png"
+
+
 def _output_names(stem: str, count: int) -> list[str]:
     """The files ``separate_files`` writes for one image of an MCA model with ``count``
     dictionaries."""
-    parts = [f"{stem}_component{i}{suffix}" for i in range(count) for suffix in (".png", ".npy")]
-    return [*parts, f"{stem}_separation.png"]
+    parts = [_component_name(stem, i, suffix) for i in range(count) for suffix in (".png", ".npy")]
+    return [*parts, _separation_name(stem)]
 
 
 def _check_destinations(out: Path, stems: set[str], count: int, inputs: list) -> None:
@@ -196,10 +204,11 @@ def separate_files(encoder: UnrolledEncoder, images: list[str], out_dir: str | o
                 image = read_image(path, max_pixels)
                 parts = separate_image(encoder, image, stride=stride, batch_size=batch_size)
                 for i, part in enumerate(parts):
-                    Image.fromarray(_to_uint8(part)).save(staging / f"{stem}_component{i}.png")
-                    np.save(staging / f"{stem}_component{i}.npy", part, allow_pickle=False)
+                    Image.fromarray(_to_uint8(part)).save(
+                        staging / _component_name(stem, i, ".png"))
+                    np.save(staging / _component_name(stem, i, ".npy"), part, allow_pickle=False)
                 Image.fromarray(side_by_side([image, *parts])).save(
-                    staging / f"{stem}_separation.png")
+                    staging / _separation_name(stem))
             # Again: the folder may have changed during a long run.
             _check_destinations(out, stems, encoder.problem.D, protected)
             for file in sorted(staging.iterdir()):
