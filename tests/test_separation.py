@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import struct
 import zlib
 
@@ -13,6 +12,7 @@ from PIL import Image
 from scipy.fft import idctn
 
 import lsalsa
+from conftest import alias_of
 from lsalsa.apps.separation import read_image
 from lsalsa.cli import main
 from lsalsa.core.encoders import components
@@ -316,11 +316,9 @@ def test_an_output_that_is_an_input_image_is_refused(small_mca, tmp_path, capsys
     folder = tmp_path / "ow"
     folder.mkdir()
     _gray_png(folder / "x.png", 10)
-    victim = _gray_png(tmp_path / "other.png", 200)
-    if alias == "same name":
-        victim = victim.rename(folder / "x_component0.png")
-    else:
-        os.link(victim, folder / "x_component0.png")
+    name = folder / "x_component0.png"
+    victim = _gray_png(name if alias == "same name" else tmp_path / "other.png", 200)
+    alias_of(victim, alias, name)
     before = victim.read_bytes()
     _fails_with_one_line(["separate", str(folder / "x.png"), str(victim), "--model", small_mca,
                           "--out", str(folder)], capsys, "is the input file")
