@@ -9,7 +9,7 @@ import numpy as np
 
 from ...core._arrays import as_real
 from ...errors import InputError
-from ...io import atomic_path
+from .figures import new_figure, save_png
 
 
 def plot_atoms(dictionary, path: str | Path, patch_shape: tuple[int, int] | None = None, *,
@@ -48,18 +48,11 @@ def plot_atoms(dictionary, path: str | Path, patch_shape: tuple[int, int] | None
         top, left = pad + r * (h + pad), pad + c * (w + pad)
         canvas[top:top + h, left:left + w] = tile.reshape(h, w)
 
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     inches = max(3.0, min(16.0, canvas.shape[1] / 40))
-    fig = Figure(figsize=(inches, inches * canvas.shape[0] / canvas.shape[1] + 0.3))
-    FigureCanvasAgg(fig)
+    fig = new_figure(inches, inches * canvas.shape[0] / canvas.shape[1] + 0.3)
     ax = fig.add_axes((0, 0, 1, 0.95 if title else 1))
     ax.imshow(canvas, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_axis_off()
     if title:
         ax.set_title(title, fontsize=9)
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    return path
+    return save_png(fig, path, 100)

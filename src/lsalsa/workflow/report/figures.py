@@ -24,7 +24,8 @@ STYLE = {"fista": {"color": "tab:blue", "marker": "s", "label": "FISTA"},
 SHORT = {"lsalsa-fixed": "LSALSA\nfixed thr."}
 
 
-def _figure(width: float, height: float):
+def new_figure(width: float, height: float):
+    """A figure (inches) on the Agg canvas, outside pyplot's global state."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -33,10 +34,16 @@ def _figure(width: float, height: float):
     return fig
 
 
-def _save(fig, path: Path) -> Path:
+def save_png(fig, path: Path, dpi: int, **options) -> Path:
+    """``fig`` as a PNG at ``path``, written atomically (every figure of the report package)."""
+    path = Path(path)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+        fig.savefig(tmp, format="png", dpi=dpi, **options)
     return path
+
+
+def _save(fig, path: Path) -> Path:
+    return save_png(fig, path, 110, bbox_inches="tight")
 
 
 def _series(results: dict, method: str, key: str) -> tuple[list[int], list[float]]:
@@ -46,7 +53,7 @@ def _series(results: dict, method: str, key: str) -> tuple[list[int], list[float
 
 
 def rmse_vs_T(results: dict, path: Path) -> Path:
-    fig = _figure(6.0, 4.2)
+    fig = new_figure(6.0, 4.2)
     ax = fig.add_subplot()
     for method in methods_in(results):
         style = STYLE[method]
@@ -70,7 +77,7 @@ def rmse_vs_T(results: dict, path: Path) -> Path:
 
 
 def rmse_vs_time(results: dict, path: Path) -> Path:
-    fig = _figure(6.0, 4.2)
+    fig = new_figure(6.0, 4.2)
     ax = fig.add_subplot()
     for method in methods_in(results):
         depths, values = _series(results, method, "rmse_mean")
@@ -94,7 +101,7 @@ def sparsity_clouds(results: dict, run_dir: Path, path: Path, depths) -> Path | 
     depths = [T for T in depths if str(T) in results["methods"]["lsalsa"]]
     if not depths:
         return None
-    fig = _figure(4.0 * len(depths), 3.8)
+    fig = new_figure(4.0 * len(depths), 3.8)
     for k, T in enumerate(depths):
         ax = fig.add_subplot(1, len(depths), k + 1)
         for method in methods_in(results):
@@ -130,7 +137,7 @@ def separation_grid(results: dict, run_dir: Path, path: Path, T: int,
     side = math.isqrt(mixture.shape[1])
     n = mixture.shape[0]
     n_cols = 1 + 2 * (len(columns) - 1)
-    fig = _figure(1.1 * n_cols, 1.2 * n + 0.6)
+    fig = new_figure(1.1 * n_cols, 1.2 * n + 0.6)
     titles = []
     for name, array, _ in columns:
         titles += [name] if array.ndim == 2 else [f"{name}\ndigit", f"{name}\nnatural"]

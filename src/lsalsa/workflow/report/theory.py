@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ...core.theory import BOUND_FORMULA, theorem1_verdict
-from ...io import atomic_path
+from .figures import save_png
 
 #: The analysis figures and their file names in the analysis folder.
 FIGURES = {"spectrum": "spectrum.png", "theorem1": "theorem1.png"}
@@ -85,8 +85,7 @@ def analysis_figures(result: dict) -> dict:
 
 
 def save_figure(fig, path: Path) -> None:
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
+    save_png(fig, path, 120)
 
 
 def analysis_markdown(result: dict) -> str:
