@@ -69,7 +69,7 @@ def register(subparsers) -> None:
 def run_compute(args) -> int:
     import numpy as np
 
-    from ..workflow.code_sets import check_codes_output, compute_codes_with_progress, save_codes
+    from ..workflow.code_sets import check_codes_output, compute_split_codes, save_codes
     from ..workflow.data import load_prepared
     from ..workflow.data.prepared import SPLITS
     from ..workflow.progress import Progress
@@ -88,13 +88,10 @@ def run_compute(args) -> int:
     device = None if args.device is None else resolve_device(args.device)
     dictionaries = [as_real(read_array(p, "dictionary"), np.float32, f"dictionary {p}")
                     for p in args.dictionaries]
-    codes, stats = {}, {}
-    progress = Progress("lsalsa codes", quiet=args.quiet)
-    for split in splits:
-        codes[split], stats[split] = compute_codes_with_progress(
-            data.signals(split), dictionaries, args.alphas, mode=args.mode, tol=args.tol,
-            batch_size=args.batch_size, progress=progress, device=device,
-            mu=args.mu, n_iter=args.n_iter)
+    codes, stats = compute_split_codes(
+        data, splits, dictionaries, args.alphas, mode=args.mode, tol=args.tol,
+        batch_size=args.batch_size, progress=Progress("lsalsa codes", quiet=args.quiet),
+        device=device, mu=args.mu, n_iter=args.n_iter)
     save_codes(out, codes, dictionaries, args.alphas, stats=stats, overwrite=args.overwrite,
                data={"path": str(data.path), "name": data.name, "key": "signals",
                      "seed": data.meta.get("seed"), "stand_in": data.meta.get("stand_in"),

@@ -37,6 +37,17 @@ def compute_codes_with_progress(signals, dictionaries, alphas, *, progress: bool
         return compute_codes(signals, dictionaries, alphas, callback=callback, **options)
 
 
+def compute_split_codes(dataset, splits, dictionaries, alphas, *,
+                        progress: bool | Progress = True, **options) -> tuple[dict, dict]:
+    """The codes and solver statistics of each of ``splits`` of a prepared data set, by split
+    (what :func:`save_codes` stores)."""
+    codes, stats = {}, {}
+    for split in splits:
+        codes[split], stats[split] = compute_codes_with_progress(
+            dataset.signals(split), dictionaries, alphas, progress=progress, **options)
+    return codes, stats
+
+
 @dataclass
 class CodeSet:
     """Stored optimal codes, as :func:`load_codes` gives them back.

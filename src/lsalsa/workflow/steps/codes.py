@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ...io import load_npy
-from ..code_sets import compute_codes_with_progress, save_codes
+from ..code_sets import compute_split_codes, save_codes
 from .context import Run
 from .dictionaries import dictionary_file
 
@@ -12,11 +12,9 @@ def run(run: Run) -> dict:
     c = run.config
     alphas, mode, tol, mu, seed = c.alphas, c.codes.mode, c.codes.tol, c.mu, c.seed
     blocks = [load_npy(dictionary_file(run.dir, i)) for i in range(len(alphas))]
-    codes, stats = {}, {}
-    for split in run.dataset.splits:
-        codes[split], stats[split] = compute_codes_with_progress(
-            run.dataset.signals(split), blocks, alphas, mode=mode, tol=tol, progress=run.sink,
-            mu=mu)
+    codes, stats = compute_split_codes(run.dataset, run.dataset.splits, blocks, alphas,
+                                       mode=mode, tol=tol, progress=run.sink, mu=mu)
+    for split in codes:
         run.log(f"optimal codes {split}: {codes[split].shape}, sparsity "
                 f"{float((codes[split] == 0).mean()):.3f}")
     meta = run.dataset.meta
