@@ -61,3 +61,25 @@ def test_scikit_learn_estimator_checks():
     failed = [(r["check_name"], str(r["exception"])[:200]) for r in results
               if r["status"] == "failed"]
     assert failed == []
+
+
+def test_separation_objective_fits_the_true_components(rng):
+    """objective='separation': each component of the codes moves towards the true one."""
+    A1, A2 = random_dictionary(rng, 12, 10), random_dictionary(rng, 12, 10)
+    parts = []
+    for A in (A1, A2):
+        codes = rng.normal(0, 1, (300, 10)) * (rng.random((300, 10)) < 0.3)
+        parts.append(codes @ A.T + 0.05 * rng.normal(0, 1, (300, 12)))
+    Y, truth = parts[0] + parts[1], np.hstack(parts)
+    coder = LearnedSparseCoder(dictionaries=[A1, A2], alphas=[0.1, 0.1], depth=2, mu=1.0,
+                               epochs=20, objective="separation")
+    coder.fit(Y[:250], components=truth[:250])
+
+    def error(codes):
+        rebuilt = np.hstack([codes[:, :10] @ A1.T, codes[:, 10:] @ A2.T])
+        return np.sqrt(np.mean((rebuilt - truth[250:]) ** 2))
+
+    untrained = lsalsa.LSALSA([A1, A2], [0.1, 0.1], 2, mu=1.0).encode(Y[250:])
+    assert error(coder.transform(Y[250:])) < 0.9 * error(untrained)
+    with pytest.raises(lsalsa.InputError, match="needs fit"):
+        LearnedSparseCoder(dictionaries=[A1, A2], objective="separation").fit(Y)

@@ -875,9 +875,9 @@ def test_codes_that_overflow_on_validation_end_training_as_diverged(rng, tmp_pat
     real = trainer.validation_rmse
     calls = []
 
-    def overflowing_after_epoch_1(*args):
+    def overflowing_after_epoch_1(*args, **kwargs):
         calls.append(1)
-        return math.inf if len(calls) >= 3 else real(*args)
+        return math.inf if len(calls) >= 3 else real(*args, **kwargs)
 
     monkeypatch.setattr(trainer, "validation_rmse", overflowing_after_epoch_1)
     encoder = LSALSA(A, 0.1, 2, mu=1.0)
@@ -887,7 +887,7 @@ def test_codes_that_overflow_on_validation_end_training_as_diverged(rng, tmp_pat
     assert result.history[2]["val_rmse"] is None and result.best_epoch <= 1
     json.loads((tmp_path / "run" / "history.json").read_text())  # strict JSON
 
-    monkeypatch.setattr(trainer, "validation_rmse", lambda *args: math.nan)
+    monkeypatch.setattr(trainer, "validation_rmse", lambda *args, **kwargs: math.nan)
     with pytest.raises(InputError, match="not finite"):
         train_in_dir(tmp_path / "refused", LSALSA(A, 0.1, 2, mu=1.0), Y, X, val_signals=Y,
                      val_targets=X, max_epochs=1, progress=False)

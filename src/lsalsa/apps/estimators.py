@@ -2,7 +2,9 @@
 
 ``fit(X, codes=...)`` trains LISTA or LSALSA to map signals to their optimal codes; without
 ``codes`` it computes exact ones for the given dictionaries, and without dictionaries it
-first learns one from ``X``. ``transform(X)`` returns the codes.
+first learns one from ``X``. With ``objective="separation"`` (MCA) ``fit(X,
+components=...)`` trains LSALSA so that each component ``A_i x_i`` of the codes matches the
+true one. ``transform(X)`` returns the codes.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ class LearnedSparseCoder(TransformerMixin, BaseEstimator):
     n_atoms : atoms of a dictionary learned in ``fit`` (default: ``n_features``)
     dict_epochs : epochs of dictionary learning when ``dictionaries`` is None
     epochs, lr, optimizer, batch_size : training of the encoder (lsalsa.core.training.train)
+    objective : "codes" (default, the paper's Eq. 15) or "separation" (MCA: ``fit`` takes the
+        true ``components`` of each mixture)
     random_state : int seed for dictionary learning and training
 
     Attributes
@@ -45,7 +49,8 @@ class LearnedSparseCoder(TransformerMixin, BaseEstimator):
                  mu: float = 10.0, n_atoms: int | None = None, dict_epochs: int = 5,
                  epochs: int = 20, lr: float = DEFAULTS["lr"],
                  optimizer: str = DEFAULTS["optimizer"],
-                 batch_size: int = DEFAULTS["batch_size"], random_state: int = 0):
+                 batch_size: int = DEFAULTS["batch_size"],
+                 objective: str = DEFAULTS["objective"], random_state: int = 0):
         self.kind = kind
         self.dictionaries = dictionaries
         self.alphas = alphas
@@ -57,15 +62,23 @@ class LearnedSparseCoder(TransformerMixin, BaseEstimator):
         self.lr = lr
         self.optimizer = optimizer
         self.batch_size = batch_size
+        self.objective = objective
         self.random_state = random_state
 
-    def fit(self, X, y=None, codes=None):
-        """Train the encoder on signals ``X`` (P, M) and their optimal ``codes`` (P, N).
+    def fit(self, X, y=None, codes=None, components=None):
+        """Train the encoder on signals ``X`` (P, M) and their optimal ``codes`` (P, N), or
+        with ``objective="separation"`` their true ``components`` side by side (P, D * M).
 
-        ``y`` is ignored (scikit-learn's transformer convention); pass targets as ``codes``,
-        e.g. ``pipeline.fit(X, coder__codes=C)``.
+        ``y`` is ignored (scikit-learn's transformer convention); pass targets as ``codes``
+        or ``components``, e.g. ``pipeline.fit(X, coder__codes=C)``.
         """
         X = validate_data(self, X, dtype=np.float64)
+        separating = self.objective == "separation"
+        if separating and components is None:
+            raise InputError("objective 'separation' needs fit(X, components=...), the true "
+                             "components of each mixture side by side (P, D * M)")
+        if not separating and components is not None:
+            raise InputError("components are the targets of objective='separation'")
         seed = 0 if self.random_state is None else int(self.random_state)
         if self.dictionaries is None:
             n_atoms = self.n_atoms or X.shape[1]
@@ -82,13 +95,17 @@ class LearnedSparseCoder(TransformerMixin, BaseEstimator):
                              f"{dictionaries[0].shape[0]} rows")
         alphas = np.broadcast_to(np.atleast_1d(np.asarray(self.alphas, dtype=float)),
                                  (len(dictionaries),)).tolist()
-        if codes is None:
-            codes, _ = compute_codes(X, dictionaries, alphas)
-        codes = np.asarray(codes, dtype=np.float64)
+        if separating:
+            targets = np.asarray(components, dtype=np.float64)
+        elif codes is None:
+            targets, _ = compute_codes(X, dictionaries, alphas)
+        else:
+            targets = np.asarray(codes, dtype=np.float64)
         encoder = build_encoder(self.kind, dictionaries, alphas, self.depth,
                                 self.mu if self.kind == "lsalsa" else None)
-        train(encoder, X, codes, optimizer=self.optimizer, lr=self.lr,
-              batch_size=self.batch_size, max_epochs=self.epochs, seed=seed)
+        train(encoder, X, targets, optimizer=self.optimizer, lr=self.lr,
+              batch_size=self.batch_size, max_epochs=self.epochs, seed=seed,
+              objective=self.objective)
         self.encoder_ = encoder
         self.dictionaries_ = dictionaries
         return self

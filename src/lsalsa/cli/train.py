@@ -31,7 +31,7 @@ import torch
 from ..core.encoders import build_encoder
 from ..core.training import DEFAULTS as TRAIN_DEFAULTS
 from ..core.training.search import CLASSIC_METHODS, LEARNED_METHODS, MUS, SEARCH_METHODS
-from ..core.training.settings import MAX_LR, check_lr
+from ..core.training.settings import MAX_LR, OBJECTIVES, check_lr
 from ..errors import InputError, TrainingDiverged
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -85,6 +85,17 @@ def register(subparsers) -> None:
     train_parser.add_argument("--reconstruction-weight", type=_optional_float, default=None,
                               help="weight of each component's reconstruction error in the "
                                    "loss (default: 0 for one dictionary, 1 for MCA)")
+    train_parser.add_argument("--objective", choices=OBJECTIVES,
+                              default=TRAIN_DEFAULTS["objective"],
+                              help="codes: predict the optimal codes (Eq. 15, the paper); "
+                                   "separation (MCA): components A_i x_i close to the true "
+                                   "ones, which --data's mixtures hold (--codes optional) or "
+                                   "--targets gives side by side (P, D*M); the start is "
+                                   "then SALSA's setting of best validation PSNR")
+    train_parser.add_argument("--component-weight", dest="component_weights",
+                              action="append", type=float, metavar="W",
+                              help="separation objective: weight w_i of component i's error; "
+                                   "repeat once per dictionary (default: all 1)")
     train_parser.add_argument("--patience", type=int, default=TRAIN_DEFAULTS["patience"],
                               help="stop after this many epochs without a better validation "
                                    f"RMSE (default {TRAIN_DEFAULTS['patience']}; 0: never)")
@@ -131,7 +142,8 @@ def _data_arguments(parser) -> None:
     group.add_argument("--root", help="folder of prepared data sets (with --data)")
     group.add_argument("--codes", help="codes directory (or a codes_train .npy)")
     group.add_argument("--signals", help="training signals .npy (P, M)")
-    group.add_argument("--targets", help="their optimal codes .npy (P, N)")
+    group.add_argument("--targets", help="their optimal codes .npy (P, N); with --objective "
+                                         "separation the true components (P, D*M)")
     group.add_argument("--dict", dest="dictionaries", action="append", metavar="A.npy",
                        help="dictionary (M, N_i); repeat for MCA")
     group.add_argument("--val-signals", help="validation signals .npy")
@@ -148,7 +160,7 @@ def _data_arguments(parser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _training_set(args):
+def _training_set(args, objective: str = "codes"):
     """The data of ``lsalsa train`` / ``lsalsa search``
     (:func:`lsalsa.workflow.training_data.load_training_set`)."""
     from ..workflow.training_data import load_training_set
@@ -156,7 +168,8 @@ def _training_set(args):
     return load_training_set(dataset=args.data, root=args.root, codes=args.codes,
                              signals=args.signals, targets=args.targets,
                              dictionaries=args.dictionaries, val_signals=args.val_signals,
-                             val_targets=args.val_targets, val_fraction=args.val_fraction)
+                             val_targets=args.val_targets, val_fraction=args.val_fraction,
+                             objective=objective)
 
 
 def _device_and_dtype(args):
@@ -172,7 +185,9 @@ def run_train(args) -> int:
     from ..workflow.training import train_in_dir
 
     check_lr(args.lr, "--lr")  # before the data are read and the start is searched
-    data = _training_set(args)
+    if args.objective == "separation" and args.model != "lsalsa":
+        raise InputError("--objective separation trains --model lsalsa")
+    data = _training_set(args, args.objective)
     device, dtype = _device_and_dtype(args)
     dictionaries = data.dictionary_tensors(dtype, device)
     if args.model == "lista" and args.mu != "auto":
@@ -182,7 +197,8 @@ def run_train(args) -> int:
         raise InputError("give --alpha (no codes.json alphas to fall back on)")
     split = data.split
     start = encoder_start(args.model, args.depth, split.val_signals, split.val_targets,
-                          dictionaries, alpha=args.alphas, mu=mu, code_alphas=data.code_alphas)
+                          dictionaries, alpha=args.alphas, mu=mu, code_alphas=data.code_alphas,
+                          objective=args.objective)
     encoder = build_encoder(args.model, dictionaries, start["alpha"], args.depth, start["mu"],
                             untied=args.untied,
                             learn_thresholds=args.thresholds == "learned")
@@ -193,22 +209,28 @@ def run_train(args) -> int:
                           step_scaling=args.step_scaling, grad_clip=args.grad_clip,
                           anchor_decay=args.anchor_decay,
                           reconstruction_weight=args.reconstruction_weight,
+                          objective=args.objective, component_weights=args.component_weights,
                           batch_size=args.batch_size, max_epochs=args.epochs,
                           patience=args.patience or None, rel_tol=args.rel_tol,
                           seed=args.seed, resume=args.resume, progress=not args.quiet,
                           data_info={**data.info, "start": start})
     if Distributed(rank=_rank()).is_main:
-        classic = LEARNED_METHODS[args.model][2]
+        classic = LEARNED_METHODS[args.model].start
         knobs = ", ".join(f"{k} {v}" for k, v in (("alpha", start["alpha"]),
                                                   ("mu", start["mu"])) if v is not None)
         print(f"trained {args.model} T={args.depth} (start: {classic.upper()}, {knobs}): "
               f"{result.epochs} epochs ({result.stopped}), best epoch {result.best_epoch}, "
-              f"validation RMSE {result.initial_val_rmse:.6g} -> {result.val_rmse:.6g}; "
+              f"validation {_error_name(args.objective)} {result.initial_val_rmse:.6g} -> "
+              f"{result.val_rmse:.6g}; "
               f"wrote {Path(args.run_dir) / 'model.safetensors'}")
     if result.stopped == "diverged":  # the CLI's one rule: a warning line, exit 1
         raise TrainingDiverged(f"the loss diverged at epoch {result.epochs}; the model holds "
                                f"epoch {result.best_epoch}, the best on validation")
     return 0
+
+
+def _error_name(objective: str) -> str:
+    return "RMSE" if objective == "codes" else "component RMSE"
 
 
 def _positive_float(text: str, name: str) -> float:

@@ -27,16 +27,30 @@ def code_rmse(estimate: torch.Tensor, optimal: torch.Tensor) -> torch.Tensor:
     return (estimate - optimal).pow(2).mean(dim=1).sqrt()
 
 
+def component_rmse(encoder: torch.nn.Module, codes: torch.Tensor,
+                   truth: torch.Tensor) -> torch.Tensor:
+    """Per-sample RMSE of the components ``A_i x_i`` of ``codes`` (B, N) against the true
+    components side by side, ``truth`` (B, D * M), shape (B,)."""
+    problem = encoder.problem
+    parts = [c @ a.T for c, a in zip(problem.split(codes), problem.blocks, strict=True)]
+    return (torch.cat(parts, dim=1) - truth).pow(2).mean(dim=1).sqrt()
+
+
 @torch.no_grad()
-def validation_rmse(encoder: torch.nn.Module, signals, targets, batch_size: int = 4096) -> float:
-    """Mean over samples of :func:`code_rmse` of ``encoder(signals)`` against ``targets``."""
+def validation_rmse(encoder: torch.nn.Module, signals, targets, batch_size: int = 4096,
+                    objective: str = "codes") -> float:
+    """Mean over samples of :func:`code_rmse` of ``encoder(signals)`` against ``targets``, the
+    optimal codes; with ``objective="separation"`` of :func:`component_rmse` against
+    ``targets``, the true components side by side."""
     param = next(encoder.parameters())
+    error = code_rmse if objective == "codes" else (
+        lambda codes, truth: component_rmse(encoder, codes, truth))
     total, count = 0.0, 0
     for start in range(0, len(signals), batch_size):
         rows = slice(start, start + batch_size)
         Y = as_batch(signals[rows], param)
         X = as_batch(targets[rows], param)
-        total += float(code_rmse(encoder(Y), X).sum())
+        total += float(error(encoder(Y), X).sum())
         count += Y.shape[0]
     return total / count
 
@@ -121,7 +135,8 @@ def salsa_by_psnr(signals, truth: list, dictionaries, settings: list[dict], dept
 
     best: dict[int, dict] = {int(T): {"val_psnr_mean": -math.inf} for T in depths}
     like = make_problem(dictionaries, 0.0)[0]  # the dtype and device of every setting's problem
-    Y = torch.as_tensor(np.asarray(signals), dtype=like.dtype, device=like.device)
+    # A copy: torch warns on read-only memory maps.
+    Y = torch.as_tensor(np.array(signals), dtype=like.dtype, device=like.device)
     with torch.inference_mode():
         for setting in settings:
             problem = make_problem(dictionaries, setting["alpha"])[0]

@@ -20,10 +20,12 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..checks import positive_int
 from ..core.encoders import build_encoder
+from ..core.metrics import salsa_by_psnr
 from ..core.problem import check_mu, make_problem
 from ..core.training.search import (
     CLASSIC_METHODS,
@@ -114,7 +116,7 @@ def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
               for lr, decay in itertools.product(lrs, lr_decays)]
     sink = as_progress(progress)
     for method, T, lr, decay in sink.iterate(trials, "search", "trial"):
-        start = starts[(LEARNED_METHODS[method][2], T)]
+        start = starts[(LEARNED_METHODS[method].start, T)]
         trial = {"method": method, "T": T, "alpha": start["alpha"], "mu": start["mu"],
                  "lr": lr, "lr_decay": decay}
         finished = done.get(_key(trial))  # an earlier run of the same search trained it
@@ -168,7 +170,7 @@ def _checked_data(problem, signals, targets, val_signals, val_targets, learned) 
 def _train_trial(trial: dict, problem, signals, targets, val, *, epochs: int, seed: int,
                  train_options: dict) -> dict:
     """Train one learned encoder from its start (``trial``); its row of the table."""
-    kind, learn_thresholds, _ = LEARNED_METHODS[trial["method"]]
+    kind, learn_thresholds = LEARNED_METHODS[trial["method"]][:2]
     began = time.perf_counter()
     encoder = build_encoder(kind, problem.blocks, trial["alpha"], trial["T"], trial["mu"],
                             learn_thresholds=learn_thresholds)
@@ -181,22 +183,40 @@ def _train_trial(trial: dict, problem, signals, targets, val, *, epochs: int, se
 
 
 def encoder_start(kind: str, depth: int, val_signals, val_targets, dictionaries, *,
-                  alpha=None, mu: float | None = None, code_alphas=None) -> dict:
+                  alpha=None, mu: float | None = None, code_alphas=None,
+                  objective: str = "codes") -> dict:
     """Where a learned encoder (``kind`` "lista" or "lsalsa") of depth ``T`` starts: ``alpha``
     and LSALSA's ``mu`` as given, and what is not given the best setting of its classic
     algorithm (ISTA, SALSA) at ``T`` iterations on the validation pairs, alpha among the
     multiples of ``code_alphas`` (``alpha_candidates``), mu among :data:`MUS`.
 
+    With ``objective="separation"`` (``val_targets`` the true components side by side) SALSA's
+    setting is the one of best mean validation PSNR of the components instead.
+
     Returns ``{"alpha", "mu"}``, and after a choice also how it was made (``chosen_by``) and the
-    start's ``val_rmse``.
+    start's ``val_rmse`` (or ``val_psnr_mean``).
     """
     if alpha is not None and (kind != "lsalsa" or mu is not None):
         return {"alpha": alpha, "mu": mu}
     if alpha is None and code_alphas is None:
         raise InputError("give alpha, or the alphas of the optimal codes to choose it among")
-    classic = LEARNED_METHODS[kind][2]
+    classic = LEARNED_METHODS[kind].start
     alphas = [alpha] if alpha is not None else alpha_candidates(code_alphas)
     mus = [mu] if mu is not None else MUS
+    if objective == "separation":
+        if classic != "salsa":
+            raise InputError("the separation objective trains LSALSA")
+        width = len(dictionaries) * val_signals.shape[1]
+        if val_targets.ndim != 2 or val_targets.shape[1] != width:
+            raise InputError(f"the validation targets have shape {tuple(val_targets.shape)}; "
+                             f"the separation objective needs the {len(dictionaries)} true "
+                             f"components side by side, {width} columns")
+        truth = np.split(np.asarray(val_targets), len(dictionaries), axis=1)
+        best = salsa_by_psnr(val_signals, truth, dictionaries,
+                             classic_settings("salsa", alphas, mus), [depth])[depth]
+        return {"alpha": best["alpha"], "mu": best["mu"], "chosen_by": f"SALSA at T = {depth}"
+                f", best mean PSNR of the components on the validation data",
+                "val_psnr_mean": best["val_psnr_mean"]}
     best = best_classic(val_signals, val_targets, dictionaries, classic, [depth], alphas,
                         mus)[depth]
     return {"alpha": best["alpha"], "mu": best["mu"], "chosen_by": f"{classic.upper()} at "
@@ -209,8 +229,8 @@ def _classic_rows(blocks, val, methods, depths, alphas, mus, given: dict, done: 
     learned encoders' starts: ``given``, else the best classic setting per (method, T)."""
     learned = [m for m in methods if m in LEARNED_METHODS]
     needed = {m for m in methods if m in CLASSIC_METHODS} | {
-        LEARNED_METHODS[m][2] for m in learned
-        if any((LEARNED_METHODS[m][2], T) not in given for T in depths)}
+        LEARNED_METHODS[m].start for m in learned
+        if any((LEARNED_METHODS[m].start, T) not in given for T in depths)}
     starts = {}
     for method in CLASSIC_METHODS:
         if method not in needed:

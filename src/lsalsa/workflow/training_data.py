@@ -24,6 +24,7 @@ import torch
 
 from .. import checks
 from ..core._arrays import sorted_subset
+from ..core.training.settings import OBJECTIVES
 from ..errors import InputError
 from ..io import read_array
 from .code_sets import CodeSet, load_codes
@@ -76,26 +77,46 @@ def hold_out(signals, targets, *, val_fraction: float, image_index=None) -> Trai
                          f"last {n_val} of {n} {unit}")
 
 
+def true_components(dataset, split: str) -> np.ndarray:
+    """The true components of an MCA split's mixtures side by side, (P, D * M) float32: the
+    targets of the separation objective."""
+    arrays = dataset.split(split)
+    index = sorted(int(key.removeprefix("component")) for key in arrays
+                   if key.startswith("component") and key.removeprefix("component").isdigit())
+    parts = [np.asarray(arrays[f"component{i}"], dtype=np.float32) for i in index]
+    if len(parts) < 2:
+        raise InputError(f"the {split} split of {dataset.path} holds no components of "
+                         "mixtures; the separation objective needs an MCA data set")
+    return np.hstack(parts)
+
+
 def split_prepared(dataset, codes, *, val_fraction: float, max_train: int | None = None,
-                   seed: int = 0, dtype=None) -> TrainingSplit:
+                   seed: int = 0, dtype=None, objective: str = "codes") -> TrainingSplit:
     """The training and validation pairs of a prepared data set.
 
     Parameters
     ----------
     dataset : a :class:`~lsalsa.workflow.data.PreparedDataset`.
     codes : its optimal codes: a :class:`~lsalsa.workflow.code_sets.CodeSet`, or the training
-        codes (P, N) alone.
+        codes (P, N) alone; unused with ``objective="separation"``.
     val_fraction : without a ``val`` split in both, hold out this last fraction of the
         training images (:func:`hold_out`).
     max_train : keep a seeded subset of this many training rows (in their stored order); None:
         all.
     seed : the subset's seed.
     dtype : read every array into memory as this dtype; None: as stored (memory-mapped).
+    objective : "codes" (the targets are the optimal codes) or "separation" (the true
+        components of each mixture, :func:`true_components`).
     """
     code_set = codes if isinstance(codes, CodeSet) else None
     signals = dataset.signals("train")
     targets = code_set.codes("train") if code_set is not None else codes
-    if code_set is not None and "val" in dataset.splits and "val" in code_set.splits:
+    if objective == "separation":
+        targets = true_components(dataset, "train")
+    if objective == "separation" and "val" in dataset.splits:
+        split = TrainingSplit(signals, targets, dataset.signals("val"),
+                              true_components(dataset, "val"), PREPARED_VAL)
+    elif code_set is not None and "val" in dataset.splits and "val" in code_set.splits:
         split = TrainingSplit(signals, targets, dataset.signals("val"), code_set.codes("val"),
                               PREPARED_VAL)
     else:
@@ -128,11 +149,13 @@ class TrainingSet:
         return [np.asarray(d, dtype=dtype) for d in self.dictionaries]
 
 
-def _check_sources(dataset, codes, signals, targets, val_signals, val_targets) -> None:
-    """The sources of the training data go together: a data set with its codes, or signals
-    with their targets; validation pairs both or neither."""
+def _check_sources(dataset, codes, signals, targets, val_signals, val_targets,
+                   objective: str) -> None:
+    """The sources of the training data go together: a data set with its codes (for the
+    separation objective the codes are optional), or signals with their targets; validation
+    pairs both or neither."""
     if dataset or codes:
-        if not (dataset and codes):
+        if not (dataset and (codes or objective == "separation")):
             raise InputError("--data and --codes go together")
         if signals or targets:
             raise InputError("give either --data/--codes or --signals/--targets, not both")
@@ -144,7 +167,7 @@ def _check_sources(dataset, codes, signals, targets, val_signals, val_targets) -
 
 def load_training_set(*, dataset=None, root=None, codes=None, signals=None, targets=None,
                       dictionaries=(), val_signals=None, val_targets=None,
-                      val_fraction: float = 0.1) -> TrainingSet:
+                      val_fraction: float = 0.1, objective: str = "codes") -> TrainingSet:
     """Read the training data a command names: ``dataset`` and ``codes``, or ``signals`` and
     ``targets``.
 
@@ -160,17 +183,26 @@ def load_training_set(*, dataset=None, root=None, codes=None, signals=None, targ
     val_signals, val_targets : ``.npy`` files of validation pairs; without them
         :func:`split_prepared` (a data set) or :func:`hold_out` by rows (``.npy`` files)
         holds them out, a ``val_fraction``.
+    objective : "codes", or "separation": the targets are the true components side by side
+        (:func:`true_components` of an MCA data set, whose codes are then optional; or
+        ``targets`` and ``val_targets`` files of shape (P, D * M)).
 
     Errors name the options of ``lsalsa train``, whose arguments these are.
     """
-    _check_sources(dataset, codes, signals, targets, val_signals, val_targets)
+    checks.one_of(objective, "--objective", choices=OBJECTIVES)
+    _check_sources(dataset, codes, signals, targets, val_signals, val_targets, objective)
     checks.number(val_fraction, "--val-fraction", low=0, high=1, low_open=True, high_open=True)
     prepared, code_dictionaries, code_alphas = None, None, None
     if dataset is not None:
         prepared = load_prepared(dataset, root=root)
         train_signals = prepared.signals("train")
-        codes, code_dictionaries, code_alphas, codes_info = _open_codes(codes)
-        train_targets = codes.codes("train") if isinstance(codes, CodeSet) else codes
+        codes_info = None
+        if codes is not None:
+            codes, code_dictionaries, code_alphas, codes_info = _open_codes(codes)
+        if objective == "separation":
+            train_targets = true_components(prepared, "train")
+        else:
+            train_targets = codes.codes("train") if isinstance(codes, CodeSet) else codes
         info = {"dataset": prepared.meta.get("name"), "dataset_path": str(prepared.path),
                 "codes": codes_info}
     else:
@@ -193,10 +225,12 @@ def load_training_set(*, dataset=None, root=None, codes=None, signals=None, targ
                               read_array(val_targets, "validation targets", mmap=True),
                               GIVEN_VAL)
     elif prepared is not None:
-        split = split_prepared(prepared, codes, val_fraction=val_fraction)
+        split = split_prepared(prepared, codes, val_fraction=val_fraction,
+                               objective=objective)
     else:
         split = hold_out(train_signals, train_targets, val_fraction=val_fraction)
     info["validation_split"] = split.validation
+    info["targets"] = ("true components" if objective == "separation" else "optimal codes")
     return TrainingSet(split, blocks, code_alphas, info)
 
 

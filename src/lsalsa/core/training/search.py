@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -36,9 +37,25 @@ from ..solvers.classic import iterates
 from .settings import check_pair
 
 CLASSIC_METHODS = ("ista", "fista", "salsa")
-# Learned method -> (encoder kind, learned thresholds, the classic algorithm it starts as).
-LEARNED_METHODS = {"lista": ("lista", True, "ista"), "lsalsa": ("lsalsa", True, "salsa"),
-                   "lsalsa-fixed": ("lsalsa", False, "salsa")}
+
+
+class LearnedMethod(NamedTuple):
+    """A learned method: its encoder, whether it learns its thresholds, the classic
+    algorithm it starts as, and what it is trained on (:data:`~.settings.OBJECTIVES`)."""
+
+    kind: str
+    learn_thresholds: bool
+    start: str
+    objective: str = "codes"
+
+
+LEARNED_METHODS = {"lista": LearnedMethod("lista", True, "ista"),
+                   "lsalsa": LearnedMethod("lsalsa", True, "salsa"),
+                   "lsalsa-fixed": LearnedMethod("lsalsa", False, "salsa"),
+                   # MCA only: trained on the true components (the separation objective).
+                   "lsalsa-sep": LearnedMethod("lsalsa", True, "salsa", "separation")}
+# The paper's methods, trained on the optimal codes: the default of every experiment.
+PAPER_METHODS = tuple(m for m, v in LEARNED_METHODS.items() if v.objective == "codes")
 SEARCH_METHODS = ("fista", "salsa", "lista", "lsalsa")
 MUS = (0.5, 1.0, 2.0, 5.0, 10.0)
 # Alphas are searched as factors of the optimal codes' alphas: one number scales every

@@ -13,6 +13,7 @@ import torch
 from ...checks import (
     check_fields,
     integer,
+    non_empty_list,
     non_negative_number,
     number,
     one_of,
@@ -24,13 +25,16 @@ from ...errors import InputError
 from ..encoders import UnrolledEncoder
 
 OPTIMIZERS = ("adam", "sgd")
+# What an encoder is trained to produce: the optimal codes (Eq. 15, the paper) or, for MCA, the
+# true components of each mixture (the separation objective, docs/DESIGN.md section 3).
+OBJECTIVES = ("codes", "separation")
 SCHEDULES = ("cosine", "constant")
 LR_SCHEDULE = ("step t of n: lr * c(t / n) / (1 + lr_decay * epoch), c = (1 + cos(pi x)) / 2 "
                "(cosine) or 1 (constant); per tensor times s (Adam) or s^2 (SGD)")
 # The defaults of train(), shared with the command line and the experiments.
 DEFAULTS = {"optimizer": "adam", "lr": 0.1, "schedule": "cosine", "lr_decay": 0.0,
             "momentum": 0.0, "step_scaling": True, "grad_clip": 1.0, "anchor_decay": 0.0,
-            "reconstruction_weight": None,
+            "reconstruction_weight": None, "objective": "codes", "component_weights": None,
             "batch_size": 64, "patience": 5, "rel_tol": 1e-6}
 
 # With step scaling (the default) lr is each step's size relative to the tensor's own size, so
@@ -67,6 +71,12 @@ class TrainSettings:
         product) and 1 for MCA, where the codes exist to rebuild each component, so each
         component's error in signal space counts too (atoms have unit norm: both terms
         have the same scale).
+    objective : "codes" (default): ``targets`` are the optimal codes (P, N) and the loss is
+        the one above. "separation" (MCA only): ``targets`` are the true components of each
+        mixture side by side, (P, D * M), and the loss per sample is
+        ``1/2 sum_i w_i ||A_i f_i(y) - y_i||^2``; validation then measures the components'
+        RMSE against the true ones (:func:`~lsalsa.core.metrics.validation_rmse`).
+    component_weights : the ``w_i`` of the separation loss, one per dictionary; None: all 1.
     batch_size : the GLOBAL mini-batch size (split across DDP processes under torchrun).
     max_epochs, patience, rel_tol : stop after ``max_epochs``, after ``patience`` epochs
         without a better validation RMSE (None: never), or when
@@ -87,12 +97,36 @@ class TrainSettings:
     grad_clip: float | None = rule(positive_number, DEFAULTS["grad_clip"], none=True)
     reconstruction_weight: float | None = rule(non_negative_number,
                                                DEFAULTS["reconstruction_weight"], none=True)
+    objective: str = rule(one_of, DEFAULTS["objective"], choices=OBJECTIVES)
+    component_weights: tuple[float, ...] | None = rule(
+        non_empty_list, DEFAULTS["component_weights"], none=True, each=non_negative_number)
     step_scaling: bool = DEFAULTS["step_scaling"]
     seed: int = rule(integer, 0)
 
     def __post_init__(self):
         check_fields(self)
         object.__setattr__(self, "step_scaling", bool(self.step_scaling))
+        if self.component_weights is not None:
+            object.__setattr__(self, "component_weights", tuple(self.component_weights))
+
+    def weights(self, encoder: UnrolledEncoder) -> list[float]:
+        """The separation loss's ``w_i``, checked against the encoder's dictionaries."""
+        D = len(encoder.block_sizes)
+        if self.component_weights is None:
+            return [1.0] * D
+        if len(self.component_weights) != D:
+            raise InputError(f"component_weights has {len(self.component_weights)} values "
+                             f"but the encoder has {D} dictionaries")
+        return [float(w) for w in self.component_weights]
+
+    def target_width(self, encoder: UnrolledEncoder) -> int:
+        """Columns of ``targets``: N codes, or the D components of M pixels side by side."""
+        if self.objective == "codes":
+            return int(encoder.W.shape[0])
+        if len(encoder.block_sizes) < 2:
+            raise InputError("the separation objective needs an MCA encoder (two or more "
+                             "dictionaries)")
+        return len(encoder.block_sizes) * int(encoder.W.shape[1])
 
     def config(self, encoder: UnrolledEncoder, validation: bool) -> dict:
         """The hyperparameters as recorded with a run (all but ``max_epochs``), with the
@@ -100,16 +134,25 @@ class TrainSettings:
         weight = self.reconstruction_weight
         if weight is None:  # see train(): Eq. 15 for SC, each component's error too for MCA
             weight = 0.0 if len(encoder.block_sizes) == 1 else 1.0
+        if self.objective == "separation":
+            objective = {"objective": "separation", "component_weights": self.weights(encoder),
+                         "loss": "mean over samples of 1/2 sum_i w_i ||A_i f_i(y) - y_i||^2 "
+                                 "(y_i the true components)",
+                         "selection": "best validation component RMSE, epoch 0 included"
+                         if validation else "last epoch (no validation data)"}
+        else:
+            objective = {"objective": "codes",
+                         "loss": "mean over samples of 1/2 ||e||^2 + w/2 sum_i ||A_i e_i||^2, "
+                                 "e = f(y) - x* (w = reconstruction_weight; w = 0 is Eq. 15)",
+                         "selection": "best validation RMSE, epoch 0 included" if validation
+                         else "last epoch (no validation data)"}
         return {"optimizer": self.optimizer, "lr": self.lr, "schedule": self.schedule,
                 "lr_decay": self.lr_decay, "lr_schedule": LR_SCHEDULE,
                 "momentum": self.momentum, "step_scaling": self.step_scaling,
                 "grad_clip": self.grad_clip, "anchor_decay": self.anchor_decay,
                 "reconstruction_weight": float(weight), "batch_size": self.batch_size,
                 "patience": self.patience, "rel_tol": self.rel_tol, "seed": self.seed,
-                "loss": "mean over samples of 1/2 ||e||^2 + w/2 sum_i ||A_i e_i||^2, "
-                        "e = f(y) - x* (w = reconstruction_weight; w = 0 is Eq. 15)",
-                "selection": "best validation RMSE, epoch 0 included" if validation
-                else "last epoch (no validation data)"}
+                **objective}
 
 
 def check_pair(signals, targets, M: int, N: int, s_name: str, t_name: str) -> int:

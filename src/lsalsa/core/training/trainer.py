@@ -80,13 +80,16 @@ def step_scales(encoder: UnrolledEncoder) -> dict[str, float]:
 def train(encoder: UnrolledEncoder, signals, targets, *, val_signals=None, val_targets=None,
           start: TrainState | None = None, callback: Callable[[TrainState], None] | None = None,
           **options) -> TrainResult:
-    """Train ``encoder`` in place to map ``signals`` to their optimal ``targets``.
+    """Train ``encoder`` in place to map ``signals`` to their optimal codes (or, with
+    ``objective="separation"``, to codes whose components are the true ones).
 
     Parameters
     ----------
     encoder : LISTA or LSALSA; its dtype and device are used for training.
     signals : array (P, M), NumPy (memory-mapped is fine: rows are read per mini-batch) or torch.
-    targets : array (P, N), the optimal codes of ``signals``.
+    targets : array (P, N), the optimal codes of ``signals``; with
+        ``objective="separation"`` the true components of each mixture side by side,
+        (P, D * M).
     val_signals, val_targets : optional validation pair (whole images or photographs held out
         of training); RMSE is measured every epoch and selects the epoch returned.
     start : continue exactly from this state (of a run with the same options and data) rather
@@ -114,14 +117,16 @@ class Trainer:
         if not isinstance(encoder, UnrolledEncoder):
             raise InputError("train() needs a LISTA or LSALSA encoder")
         settings = TrainSettings(**options)
-        M, N = encoder.W.shape[1], encoder.W.shape[0]
-        self.P = check_pair(signals, targets, M, N, "signals", "targets")
+        M, width = encoder.W.shape[1], settings.target_width(encoder)
+        self.P = check_pair(signals, targets, M, width, "signals", "targets")
         has_val = val_signals is not None or val_targets is not None
         if has_val:
             if val_signals is None or val_targets is None:
                 raise InputError("give both val_signals and val_targets, or neither")
-            check_pair(val_signals, val_targets, M, N, "val_signals", "val_targets")
+            check_pair(val_signals, val_targets, M, width, "val_signals", "val_targets")
         self.encoder = encoder
+        self.objective = settings.objective
+        self.weights = settings.weights(encoder)
         self.hyper = settings.config(encoder, has_val)  # the training hyperparameters
         self.max_epochs = settings.max_epochs
         self.signals, self.targets = signals, targets
@@ -251,14 +256,23 @@ class Trainer:
             loss_sum += half_sq.detach().sum()
         return float(dist.all_reduce_sum(loss_sum)) / self.P
 
-    def _loss(self, estimate: torch.Tensor, optimal: torch.Tensor) -> torch.Tensor:
-        """Per sample: ``1/2 ||e||^2 + w/2 sum_i ||A_i e_i||^2`` with ``e = f(y) - x*``."""
-        err = estimate - optimal
+    def _loss(self, estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Per sample: ``1/2 ||e||^2 + w/2 sum_i ||A_i e_i||^2`` with ``e = f(y) - x*`` (codes),
+        or ``1/2 sum_i w_i ||A_i f_i(y) - y_i||^2`` (separation, ``target`` the components)."""
+        problem = self.encoder.problem
+        if self.objective == "separation":
+            truth = target.split(problem.A.shape[0], dim=1)
+            loss = 0.0
+            for x_i, A_i, y_i, w_i in zip(problem.split(estimate), problem.blocks, truth,
+                                          self.weights, strict=True):
+                if w_i:
+                    loss = loss + (0.5 * w_i) * (x_i @ A_i.T - y_i).pow(2).sum(dim=1)
+            return loss if torch.is_tensor(loss) else estimate.new_zeros(estimate.shape[0])
+        err = estimate - target
         loss = 0.5 * err.pow(2).sum(dim=1)
         weight = self.hyper["reconstruction_weight"]
         if weight:
-            for e_i, A_i in zip(self.encoder.problem.split(err), self.encoder.problem.blocks,
-                                strict=True):
+            for e_i, A_i in zip(problem.split(err), problem.blocks, strict=True):
                 loss = loss + (0.5 * weight) * (e_i @ A_i.T).pow(2).sum(dim=1)
         return loss
 
@@ -304,7 +318,7 @@ class Trainer:
         was_training = self.encoder.training
         self.encoder.eval()
         try:
-            return validation_rmse(self.encoder, *self.val)
+            return validation_rmse(self.encoder, *self.val, objective=self.objective)
         finally:
             self.encoder.train(was_training)
 

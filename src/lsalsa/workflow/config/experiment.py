@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from ... import checks
 from ...checks import rule
-from ...core.training.search import alpha_candidates
+from ...core.training.search import LEARNED_METHODS, alpha_candidates
 from ...errors import InputError
 from ..data import SPECS
 from .sections import (
@@ -97,6 +97,11 @@ class ExperimentConfig:
         for factor in self.search.alpha_factors:
             if isinstance(factor, tuple) and len(factor) != n:
                 raise InputError(f"search.alpha_factors entry {list(factor)} needs {n} values")
+        separating = [m for m in self.search.learned
+                      if LEARNED_METHODS[m].objective == "separation"]
+        if separating and kind != "mca":
+            raise InputError(f"search.learned: {', '.join(separating)} is trained on the "
+                             f"components of mixtures; a {kind} data set has none")
 
     def _check_dense_max(self) -> None:
         if self.dense_max < max(self.depths):

@@ -16,7 +16,7 @@ from typing import ClassVar
 
 from ... import checks
 from ...checks import rule
-from ...core.training.search import ALPHA_FACTORS, LEARNED_METHODS, MUS
+from ...core.training.search import ALPHA_FACTORS, LEARNED_METHODS, MUS, PAPER_METHODS
 from ...core.training.settings import DEFAULTS as TRAIN_DEFAULTS
 from ...core.training.settings import MAX_LR
 from ...errors import InputError
@@ -29,7 +29,8 @@ DEVICES = ("auto", "cpu", "cuda")
 # (alpha, mu) of the whole grid; the values are their keys in ``results["optimal"]``.
 PSNR_BASELINES = {"codes_alphas": "salsa_best_psnr", "any_alpha": "salsa_best_psnr_any_alpha"}
 CLASSIC = ("fista", "salsa")
-# "lsalsa" learns its thresholds (the default); "lsalsa-fixed" is the paper's exact model.
+# "lsalsa" learns its thresholds (the default); "lsalsa-fixed" is the paper's exact model;
+# "lsalsa-sep" (MCA only, never a default) is trained on the true components.
 LEARNED = tuple(LEARNED_METHODS)
 METHODS = CLASSIC + LEARNED
 
@@ -212,7 +213,7 @@ class SearchSection(_Section):
     reconstruction_weight: float | None = rule(
         checks.non_negative_number, TRAIN_DEFAULTS["reconstruction_weight"], none=True)
     anchor_decay: float = rule(checks.non_negative_number, TRAIN_DEFAULTS["anchor_decay"])
-    learned: tuple[str, ...] = rule(_learned_methods, LEARNED)
+    learned: tuple[str, ...] = rule(_learned_methods, PAPER_METHODS)
     max_train: int | None = rule(checks.positive_int, None, none=True)
 
 

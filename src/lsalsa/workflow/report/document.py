@@ -21,7 +21,8 @@ from .figures import make_figures
 from .render import Table, fmt, html_page, markdown
 
 NAMES = {"fista": "FISTA", "salsa": "SALSA", "lista": "LISTA", "lsalsa": "LSALSA",
-         "lsalsa-fixed": "LSALSA (fixed thresholds)"}
+         "lsalsa-fixed": "LSALSA (fixed thresholds)",
+         "lsalsa-sep": "LSALSA (separation objective)"}
 
 
 # The fields of results.json that the report reads unconditionally (the pipeline's evaluate

@@ -19,9 +19,11 @@ STYLE = {"fista": {"color": "tab:blue", "marker": "s", "label": "FISTA"},
          "lista": {"color": "tab:green", "marker": "D", "label": "LISTA"},
          "lsalsa": {"color": "black", "marker": "o", "label": "LSALSA"},
          "lsalsa-fixed": {"color": "tab:gray", "marker": "x",
-                          "label": "LSALSA, fixed thresholds (paper)"}}
+                          "label": "LSALSA, fixed thresholds (paper)"},
+         "lsalsa-sep": {"color": "tab:red", "marker": "*",
+                        "label": "LSALSA, separation objective"}}
 # Column titles of the separation grid, where a long label would run into its neighbours.
-SHORT = {"lsalsa-fixed": "LSALSA\nfixed thr."}
+SHORT = {"lsalsa-fixed": "LSALSA\nfixed thr.", "lsalsa-sep": "LSALSA\nseparation"}
 
 
 def new_figure(width: float, height: float):

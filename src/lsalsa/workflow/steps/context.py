@@ -71,16 +71,19 @@ class Run:
             self._cache[key] = {k: np.array(v) for k, v in self.dataset.split(split).items()}
         return self._cache[key]
 
-    def fit_val(self) -> TrainingSplit:
-        """The training and validation pairs (signals and optimal codes, float32, in memory):
+    def fit_val(self, objective: str = "codes") -> TrainingSplit:
+        """The training and validation pairs (signals and optimal codes, or with
+        ``objective="separation"`` the true components; float32, in memory):
         :func:`~lsalsa.workflow.training_data.split_prepared` with the search's
         ``val_fraction`` and ``max_train``."""
-        if "fit_val" not in self._cache:
+        key = f"fit_val:{objective}"
+        if key not in self._cache:
             search = self.config.search
-            self._cache["fit_val"] = split_prepared(
+            self._cache[key] = split_prepared(
                 self.dataset, self.codeset, val_fraction=search.val_fraction,
-                max_train=search.max_train, seed=self.config.seed, dtype=np.float32)
-        return self._cache["fit_val"]
+                max_train=search.max_train, seed=self.config.seed, dtype=np.float32,
+                objective=objective)
+        return self._cache[key]
 
     def blocks(self) -> list[np.ndarray]:
         """The dictionaries (float32), as the code set stores them."""

@@ -1,9 +1,10 @@
 """The search step: the learning rates (and decays) of each learned method per T, each
 encoder starting from its classic algorithm's best setting (``search/<method>/``); skipped
-for a method whose grid holds one setting."""
+for a method whose grid holds one setting, and for one trained on the components."""
 
 from __future__ import annotations
 
+from ...core.training.search import LEARNED_METHODS
 from ..config import alpha_grid
 from ..search import search
 from . import classic
@@ -18,7 +19,9 @@ def run(run: Run) -> dict:
     trials = 0
     for method in s.learned:
         lrs = lr_grid(c, method)
-        if len(lrs) * len(s.lr_decays) == 1:
+        # The search scores trials by code RMSE: a method trained on the components is not
+        # searched and trains at the grid's first setting.
+        if len(lrs) * len(s.lr_decays) == 1 or LEARNED_METHODS[method].objective != "codes":
             continue
         fv = run.fit_val()
         result = search(fv.signals, fv.targets, fv.val_signals, fv.val_targets, run.blocks(),

@@ -13,7 +13,7 @@ from ...core.encoders import build_encoder
 from ...core.training import DEFAULTS as TRAIN_DEFAULTS
 from ...core.training.search import LEARNED_METHODS
 from ...io import write_json
-from ..config import ExperimentConfig
+from ..config import PSNR_BASELINES, ExperimentConfig
 from ..training import train_in_dir
 from . import classic
 from .context import Run
@@ -55,16 +55,27 @@ def run(run: Run) -> dict:
     starts = classic.starts(run.dir)
     trained = []
     for method in learned:
-        start_method = LEARNED_METHODS[method][2]
         for T in depths:
             done = model_folder(run.dir, method, T) / "done.json"
             if not done.is_file():
-                hyper = learned_setting(run.dir, method, T, starts[(start_method, T)],
+                hyper = learned_setting(run.dir, method, T, start_of(run, method, T, starts),
                                         lr_grid(c, method)[0], s.lr_decays[0])
                 write_json(done, train_one(run, method, T, hyper, epochs=epochs, seed=seed,
                                            options=options, data_info=data_info))
             trained.append(f"{method}_T{T}")
     return {"models": sorted(trained)}
+
+
+def start_of(run: Run, method: str, T: int, starts: dict) -> dict:
+    """Where ``method`` starts at depth ``T``: its classic algorithm at the setting of best
+    validation code RMSE, or, trained on the components, SALSA at the (alpha, mu) of best
+    validation PSNR over the whole grid (the separation baseline)."""
+    learned = LEARNED_METHODS[method]
+    if learned.objective == "codes":
+        return starts[(learned.start, T)]
+    best = classic.read(run.dir)[PSNR_BASELINES["any_alpha"]][str(T)]
+    return {"alpha": best["alpha"], "mu": best["mu"], "val_rmse": None,
+            "val_psnr_mean": best["val_psnr_mean"]}
 
 
 def learned_setting(run_dir: Path, method: str, T: int, start: dict, lr: float,
@@ -75,24 +86,27 @@ def learned_setting(run_dir: Path, method: str, T: int, start: dict, lr: float,
     best = Path(run_dir) / "search" / method / "best.json"
     if best.is_file():
         row = next(r for r in json.loads(best.read_text()) if int(r["T"]) == T)
-    lsalsa = LEARNED_METHODS[method][0] == "lsalsa"
+    lsalsa = LEARNED_METHODS[method].kind == "lsalsa"
     return {"alpha": start["alpha"], "mu": start["mu"] if lsalsa else None,
             "lr": row["lr"], "lr_decay": row["lr_decay"], "search_val_rmse": row["val_rmse"],
-            "start_val_rmse": start["val_rmse"]}
+            "start_val_rmse": start["val_rmse"],
+            **({"start_val_psnr_mean": start["val_psnr_mean"]} if "val_psnr_mean" in start
+               else {})}
 
 
 def train_one(run: Run, method: str, T: int, hyper: dict, *, epochs: int, seed: int,
               options: dict, data_info: dict) -> dict:
     """Train ``method`` at depth ``T`` from ``hyper`` and return its ``done.json`` record."""
-    kind, learn_thresholds, _ = LEARNED_METHODS[method]
-    fv = run.fit_val()
+    kind, learn_thresholds, _, objective = LEARNED_METHODS[method]
+    fv = run.fit_val(objective)
     encoder = build_encoder(kind, run.blocks(), hyper["alpha"], T, hyper["mu"],
                             learn_thresholds=learn_thresholds).to(run.device)
     began = time.perf_counter()
     result = train_in_dir(model_folder(run.dir, method, T) / "run", encoder, fv.signals, fv.targets,
                           val_signals=fv.val_signals, val_targets=fv.val_targets, lr=hyper["lr"],
                           lr_decay=hyper["lr_decay"], max_epochs=epochs, seed=seed,
-                          resume=True, progress=run.sink, **options, data_info=data_info)
+                          resume=True, progress=run.sink, **options, objective=objective,
+                          data_info=data_info)
     run.log(f"trained {method} T={T}: val RMSE {result.initial_val_rmse:.4g} -> "
             f"{result.val_rmse:.4g} ({result.epochs} epochs, best {result.best_epoch}, "
             f"{result.stopped})")

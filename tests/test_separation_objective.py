@@ -1,0 +1,165 @@
+"""The separation objective: MCA encoders trained on the true components of each mixture."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch.func import functional_call
+
+import lsalsa
+from _numerics import gamma
+from conftest import random_dictionary
+from lsalsa import LSALSA, InputError
+from lsalsa.core.metrics import component_rmse, validation_rmse
+from lsalsa.core.training import train
+
+ALPHAS = [0.1, 0.2]
+
+
+def _mixtures(seed: int = 4, P: int = 300, M: int = 10, sizes=(8, 8)):
+    """Mixtures of two components, each a sparse combination of its own dictionary's atoms
+    plus a little noise (so the exact MCA codes do not separate them perfectly)."""
+    rng = np.random.default_rng(seed)
+    dicts = [random_dictionary(rng, M, n) for n in sizes]
+    parts = []
+    for A in dicts:
+        codes = rng.standard_normal((P, A.shape[1])) * (rng.random((P, A.shape[1])) < 0.25)
+        parts.append(codes @ A.T + 0.05 * rng.standard_normal((P, M)))
+    Y = parts[0] + parts[1]
+    return dicts, Y, np.hstack(parts)
+
+
+def _reference_loss(encoder, Y, truth, weights) -> float:
+    """Mean over samples of 1/2 sum_i w_i ||A_i f_i(y) - y_i||^2, in float64, by hand."""
+    with torch.no_grad():
+        codes = encoder(torch.as_tensor(Y)).numpy()
+    A = encoder.dictionary.numpy()
+    M, n0 = A.shape[0], encoder.block_sizes[0]
+    first = codes[:, :n0] @ A[:, :n0].T - truth[:, :M]
+    second = codes[:, n0:] @ A[:, n0:].T - truth[:, M:]
+    per_sample = 0.5 * (weights[0] * (first**2).sum(1) + weights[1] * (second**2).sum(1))
+    return float(per_sample.mean())
+
+
+@pytest.mark.parametrize("weights", [None, [2.0, 0.5], [1.0, 0.0]])
+def test_the_loss_is_each_components_error_against_the_truth(weights):
+    """The first epoch's loss (one full batch, a negligible step) is the float64 reference."""
+    dicts, Y, truth = _mixtures()
+    encoder = LSALSA(dicts, ALPHAS, 3, mu=2.0)
+    want = _reference_loss(encoder, Y, truth, weights or [1.0, 1.0])
+    result = train(encoder, Y, truth, objective="separation", component_weights=weights,
+                   lr=1e-12, max_epochs=1, batch_size=len(Y))
+    # The trainer's sum over P samples of M-term squares, against the same in numpy: both
+    # within gamma(P M) of the total (all terms non-negative).
+    P, M = Y.shape
+    assert result.history[1]["loss"] == pytest.approx(want, rel=4 * gamma(P * 2 * M))
+    assert result.encoder is encoder
+
+
+def test_the_separation_loss_passes_gradcheck():
+    """The gradient of the separation loss through three layers, checked in float64."""
+    from lsalsa.core.training.settings import TrainSettings
+    from lsalsa.core.training.trainer import Trainer
+
+    dicts, Y, truth = _mixtures(P=6, M=5, sizes=(4, 3))
+    encoder = LSALSA(dicts, ALPHAS, 3, mu=1.0)
+    settings = TrainSettings(objective="separation", component_weights=[1.0, 0.7])
+    assert settings.target_width(encoder) == 10
+    trainer = Trainer(encoder, Y, truth, objective="separation", component_weights=[1.0, 0.7])
+    Yt, Xt = torch.as_tensor(Y), torch.as_tensor(truth)
+    params = tuple(p.detach().clone().requires_grad_(True)
+                   for p in (encoder.W, encoder.S, encoder.thresholds))
+    with torch.no_grad():  # keep every code away from the kinks of soft thresholding
+        params[2].add_(0.01)
+
+    def functional(W, S, thresholds):
+        out = functional_call(encoder, {"W": W, "S": S, "thresholds": thresholds}, (Yt,))
+        return trainer._loss(out, Xt).sum()
+
+    assert torch.autograd.gradcheck(functional, params)
+
+
+def test_training_on_the_components_lowers_the_held_out_component_error():
+    """On held-out mixtures the trained encoder's components are closer to the truth than
+    SALSA's (its start), and closer than those of an encoder trained on the exact codes."""
+    dicts, Y, truth = _mixtures(P=900)
+    fit, held = slice(0, 600), slice(600, 900)
+    start = LSALSA(dicts, ALPHAS, 3, mu=1.0)
+    before = validation_rmse(start, Y[held], truth[held], objective="separation")
+    encoder = LSALSA(dicts, ALPHAS, 3, mu=1.0)
+    result = train(encoder, Y[fit], truth[fit], objective="separation", max_epochs=30,
+                   seed=1, val_signals=Y[fit][:100], val_targets=truth[fit][:100])
+    after = validation_rmse(encoder, Y[held], truth[held], objective="separation")
+    assert result.best_epoch > 0
+    assert after < 0.8 * before
+    # The same network trained on the exact codes of the same mixtures separates worse.
+    X = lsalsa.solve(Y, dicts, ALPHAS, method="exact").codes
+    on_codes = LSALSA(dicts, ALPHAS, 3, mu=1.0)
+    train(on_codes, Y[fit], X[fit], max_epochs=30, seed=1, val_signals=Y[fit][:100],
+          val_targets=X[fit][:100])
+    assert after < validation_rmse(on_codes, Y[held], truth[held], objective="separation")
+
+
+def test_component_rmse_is_the_rmse_of_the_components_side_by_side():
+    dicts, Y, truth = _mixtures(P=20)
+    encoder = LSALSA(dicts, ALPHAS, 2, mu=1.0)
+    with torch.no_grad():
+        codes = encoder(torch.as_tensor(Y))
+        got = component_rmse(encoder, codes, torch.as_tensor(truth)).numpy()
+    parts = lsalsa.core.encoders.components(encoder, codes.numpy())
+    want = np.sqrt(((np.hstack(parts) - truth) ** 2).mean(axis=1))
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"objective": "pixels"}, "objective must be one of"),
+    ({"component_weights": [1.0]}, "component_weights has 1 values but the encoder has 2"),
+    ({"component_weights": [1.0, -1.0]}, "component_weights"),
+    ({"truth_columns": 16}, "targets has 16 columns but the encoder expects 20"),
+])
+def test_bad_separation_options(change, message):
+    dicts, Y, truth = _mixtures(P=20)
+    columns = change.pop("truth_columns", None)
+    if columns is not None:
+        truth = truth[:, :columns]
+    options = {"objective": "separation", **change}
+    with pytest.raises(InputError, match=message):
+        train(LSALSA(dicts, ALPHAS, 2, mu=1.0), Y, truth, max_epochs=1, **options)
+
+
+def test_the_separation_objective_needs_several_dictionaries():
+    dicts, Y, truth = _mixtures(P=20)
+    with pytest.raises(InputError, match="needs an MCA encoder"):
+        train(LSALSA(dicts[0], 0.1, 2, mu=1.0), Y, truth[:, :10], objective="separation")
+
+
+def test_lsalsa_train_with_the_separation_objective(tmp_path):
+    """``lsalsa train --objective separation``: the targets are the components side by side,
+    mu is chosen by SALSA's validation PSNR, and the run records the objective."""
+    import json
+
+    from lsalsa.cli import main
+
+    dicts, Y, truth = _mixtures(P=200)
+    paths = {}
+    for name, array in (("Y", Y), ("C", truth), ("A1", dicts[0]), ("A2", dicts[1])):
+        paths[name] = str(tmp_path / f"{name}.npy")
+        np.save(paths[name], array)
+    run = tmp_path / "run"
+    args = ["train", "--signals", paths["Y"], "--targets", paths["C"], "--dict", paths["A1"],
+            "--dict", paths["A2"], "--alpha", "0.1", "--alpha", "0.2", "--depth", "2",
+            "--epochs", "3", "--run-dir", str(run), "--quiet", "--objective", "separation",
+            "--dtype", "float64"]
+    assert main(args) == 0
+    config = json.loads((run / "config.json").read_text())
+    assert config["training"]["objective"] == "separation"
+    assert "PSNR" in config["data"]["start"]["chosen_by"]
+    encoder = lsalsa.load_encoder(run / "model.safetensors")
+    assert encoder.mu == config["data"]["start"]["mu"]
+    # Codes as targets are refused for this objective: their width is N, not D * M.
+    np.save(tmp_path / "X.npy", np.zeros((200, 16)))
+    bad = [str(tmp_path / "X.npy") if a == paths["C"] else a for a in args]
+    bad[bad.index("--run-dir") + 1] = str(tmp_path / "bad")
+    assert main(bad) == 2
+    assert not (tmp_path / "bad" / "model.safetensors").exists()
