@@ -22,7 +22,7 @@ def test_the_demo_is_a_config_of_the_pipeline():
     for config in (full, quick):
         assert (config["kind"], config["dataset"], config["depths"]) == (
             "mca", "mca-mnist-natural", [5])
-        assert config["search"]["learned"] == ["lsalsa"]
+        assert config["search"]["learned"] == ["lsalsa", "lsalsa-sep"]
         assert config["evaluation"]["time_exact_codes"] is True
         assert config["evaluation"]["baseline_code_rmse"] is True
     assert full["dictionary"]["atoms"] == [256, 256]
@@ -36,22 +36,29 @@ def test_quick_demo_runs_end_to_end_and_reuses_its_steps(tmp_path, capsys):
     assert main(["demo", "--quick", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert str(out / "separation.png") in printed
-    for name in ("separation.png", "lsalsa.safetensors", "summary.json",
-                 "dictionary_digits.npy", "dictionary_natural.npy", "atoms_digits.png"):
+    for name in ("separation.png", "lsalsa.safetensors", "lsalsa-codes.safetensors",
+                 "summary.json", "dictionary_digits.npy", "dictionary_natural.npy",
+                 "atoms_digits.png"):
         assert (out / name).is_file(), name
     summary = json.loads((out / "summary.json").read_text())
     assert summary["data"].startswith("offline stand-in")
-    for method in ("lsalsa", "salsa", "salsa_best_psnr", "salsa_best_psnr_any_alpha"):
+    for method in ("lsalsa", "lsalsa_codes", "salsa", "salsa_best_psnr",
+                   "salsa_best_psnr_any_alpha"):
         assert summary[method]["code_rmse"] > 0
+        assert len(summary[method]["psnr_per_mixture_db"]) == 2
     assert summary["exact"]["code_rmse"] == 0
-    # The model file is LSALSA built at the start the demo reports (SALSA's best validation
-    # setting for its depth; mu and the codes' alphas are not trained), and training kept an
-    # epoch at least as good on validation as that start.
-    encoder = load_encoder(out / "lsalsa.safetensors")
-    _, extra = read_model_header(out / "lsalsa.safetensors")
-    assert encoder.mu == summary["start"]["mu"]
-    assert list(encoder.alphas) == summary["start"]["alpha"]
-    assert extra["training"]["val_rmse"] <= extra["training"]["initial_val_rmse"]
+    # Each model file is LSALSA built at the start the demo reports (SALSA's best validation
+    # setting for its depth, by PSNR for the model trained on the components; mu and the
+    # alphas are not trained), and training kept an epoch at least as good on validation as
+    # that start.
+    for key, objective in (("lsalsa", "separation"), ("lsalsa_codes", "codes")):
+        model = out / summary[key]["model"]
+        encoder = load_encoder(model)
+        _, extra = read_model_header(model)
+        assert encoder.mu == summary[key]["start"]["mu"]
+        assert list(encoder.alphas) == summary[key]["start"]["alpha"]
+        assert extra["training"]["val_rmse"] <= extra["training"]["initial_val_rmse"]
+        assert extra["training_config"]["objective"] == objective
     # The separation baselines carry the settings they were chosen at; the first keeps the
     # optimal codes' alphas.
     for key in ("salsa_best_psnr", "salsa_best_psnr_any_alpha"):

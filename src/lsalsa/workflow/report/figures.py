@@ -21,9 +21,13 @@ STYLE = {"fista": {"color": "tab:blue", "marker": "s", "label": "FISTA"},
          "lsalsa-fixed": {"color": "tab:gray", "marker": "x",
                           "label": "LSALSA, fixed thresholds (paper)"},
          "lsalsa-sep": {"color": "tab:red", "marker": "*",
-                        "label": "LSALSA, separation objective"}}
+                        "label": "LSALSA, separation objective"},
+         # SALSA at the separation baseline's setting (shown in separation grids only).
+         "salsa_best_psnr_any_alpha": {"color": "tab:orange", "marker": "v",
+                                       "label": "SALSA, best PSNR"}}
 # Column titles of the separation grid, where a long label would run into its neighbours.
-SHORT = {"lsalsa-fixed": "LSALSA\nfixed thr.", "lsalsa-sep": "LSALSA\nseparation"}
+SHORT = {"lsalsa-fixed": "LSALSA\nfixed thr.", "lsalsa-sep": "LSALSA\nseparation",
+         "salsa_best_psnr_any_alpha": "SALSA\nbest PSNR"}
 
 
 def new_figure(width: float, height: float):

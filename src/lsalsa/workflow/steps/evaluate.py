@@ -13,6 +13,7 @@ off by default: ``evaluation.baseline_code_rmse`` (the baselines' code RMSE) and
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -45,6 +46,11 @@ class TestSet:
     optimal: np.ndarray       # the exact codes (P, N) float32
     truth: list | None        # MCA: the true components; None for sparse coding
     shown: int                # how many mixtures the separation arrays keep
+    sources: np.ndarray | None = None  # MCA: the source of each mixture's photograph
+
+    def separation(self, parts: list) -> dict:
+        """:func:`~lsalsa.core.metrics.separation_quality` of ``parts``, per source too."""
+        return metrics.separation_quality(parts, self.truth, self.sources)
 
 
 @dataclass
@@ -126,7 +132,12 @@ def load_test_set(run: Run, n_components: int, separation_samples: int) -> TestS
     truth = [arrays[f"component{i}"] for i in range(n_components)] or None
     return TestSet(arrays, signals, torch.from_numpy(signals).to(run.device),
                    np.array(run.codeset.codes("test"), dtype=np.float32), truth,
-                   min(separation_samples, signals.shape[0]))
+                   min(separation_samples, signals.shape[0]),
+                   row_sources(run.dataset, "test") if truth is not None else None)
+
+
+def row_sources(dataset, split):  # MERGE: the data layer's per-row sources
+    return None
 
 
 def learned_encoder(run: Run, method: str, T: int, Y: torch.Tensor, batch: int):
@@ -152,16 +163,17 @@ def evaluate_method(run: Run, test: TestSet, problem, tasks: dict[str, Task], me
            "sparsity_mean": float(sparsity.mean()), "seconds": seconds, "hyper": hyper}
     for task in tasks.values():
         task.record["errors"].setdefault(method, {})[str(T)] = task.error(X)
-    psnr = None
+    psnr = quality = None
     if test.truth is not None:
         parts = components(problem, X)
-        psnr = [metrics.psnr(p, t) for p, t in zip(parts, test.truth, strict=True)]
+        quality = test.separation(parts)
+        psnr = quality["psnr"]
         if separation:
             save_npy(eval_dir / f"separation_{method}_T{T}.npy",
                      np.stack([p[:test.shown] for p in parts], 1))
     run.log(f"evaluated {method} T={T}: RMSE {rmse.mean():.4g}, sparsity "
             f"{sparsity.mean():.3f}, {seconds * 1e3:.3g} ms")
-    return {"row": row, "psnr": psnr}
+    return {"row": row, "psnr": psnr, "separation": quality}
 
 
 # -- iterations to match, the exact codes and the baselines --------------------------------------
@@ -203,13 +215,14 @@ def evaluate_optimal(run: Run, test: TestSet, problem, stored: dict,
     optimal = {"sparsity_mean": float(metrics.sparsity_per_sample(X_opt).mean()),
                "gap": run.codeset.meta["gap"]}
     if test.truth is not None:
-        optimal["psnr"] = [metrics.psnr(p, t) for p, t in
-                           zip(components(problem, X_opt), test.truth, strict=True)]
+        optimal["separation"] = test.separation(components(problem, X_opt))
+        optimal["psnr"] = optimal["separation"]["psnr"]
         save_npy(run.dir / "eval" / "separation_optimal.npy",
                  np.stack([p[:test.shown] for p in components(problem, X_opt[:test.shown])], 1))
         for key in PSNR_BASELINES.values():
             optimal[key] = {T: psnr_baseline(test, problem, encoders, setting, int(T),
-                                             baseline_rmse)
+                                             baseline_rmse, run.dir / "eval" /
+                                             f"separation_{key}_T{T}.npy")
                             for T, setting in stored.get(key, {}).items()}
     if time_exact:
         optimal["seconds"] = exact_seconds(problem, test, timer.threads)
@@ -218,11 +231,15 @@ def evaluate_optimal(run: Run, test: TestSet, problem, stored: dict,
 
 
 def psnr_baseline(test: TestSet, problem, encoders: ClassicEncoders, setting: dict, T: int,
-                  with_rmse: bool) -> dict:
+                  with_rmse: bool, shown: Path) -> dict:
+    """SALSA(T) at a separation baseline's ``setting``: its PSNRs (and code RMSE), and the
+    first separations in ``shown`` (for the pictures)."""
     codes = encoders.get("salsa", setting, T)().cpu().numpy()
-    psnr = [metrics.psnr(p, t) for p, t in zip(components(problem, codes), test.truth,
-                                               strict=True)]
-    row = {**setting, "psnr": psnr, "psnr_mean": float(np.mean(psnr))}
+    parts = components(problem, codes)
+    save_npy(shown, np.stack([p[:test.shown] for p in parts], 1))
+    quality = test.separation(parts)
+    psnr = quality["psnr"]
+    row = {**setting, "psnr": psnr, "psnr_mean": float(np.mean(psnr)), "separation": quality}
     if with_rmse:
         row["rmse_mean"] = float(metrics.rmse_per_sample(codes, test.optimal).mean())
     return row
@@ -265,6 +282,10 @@ def assemble(run: Run, test: TestSet, sizes: list[int], evaluated: dict,
         "psnr": ({**{m: {str(T): v["psnr"] for T, v in by_T.items()}
                      for m, by_T in evaluated.items()}, "optimal": optimal["psnr"]}
                  if test.truth is not None else None),
+        # Per component and per source of the test photographs: both PSNRs (the set's and
+        # the mean over mixtures) with the spread (docs/DESIGN.md section 6).
+        "separation": ({m: {str(T): v["separation"] for T, v in by_T.items()}
+                        for m, by_T in evaluated.items()} if test.truth is not None else None),
         "timing": {"device": str(run.device), "dtype": "float32", "batch_size": e.batch_size,
                    "threads": e.threads or torch.get_num_threads(),
                    "repeats": e.time_repeats, **TIMING_NOTE},

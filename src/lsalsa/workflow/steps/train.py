@@ -107,7 +107,8 @@ def train_one(run: Run, method: str, T: int, hyper: dict, *, epochs: int, seed: 
                           lr_decay=hyper["lr_decay"], max_epochs=epochs, seed=seed,
                           resume=True, progress=run.sink, **options, objective=objective,
                           data_info=data_info)
-    run.log(f"trained {method} T={T}: val RMSE {result.initial_val_rmse:.4g} -> "
+    error = "RMSE" if objective == "codes" else "component RMSE"
+    run.log(f"trained {method} T={T}: val {error} {result.initial_val_rmse:.4g} -> "
             f"{result.val_rmse:.4g} ({result.epochs} epochs, best {result.best_epoch}, "
             f"{result.stopped})")
     # Training keeps the best validation epoch, so even a diverged run holds a model no worse
