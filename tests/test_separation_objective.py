@@ -163,3 +163,70 @@ def test_lsalsa_train_with_the_separation_objective(tmp_path):
     bad[bad.index("--run-dir") + 1] = str(tmp_path / "bad")
     assert main(bad) == 2
     assert not (tmp_path / "bad" / "model.safetensors").exists()
+
+
+def test_augmented_patches_stay_images_and_the_symmetries_are_the_squares():
+    from lsalsa.core.mixtures import augment_draws, augment_patches
+
+    generator = torch.Generator().manual_seed(0)
+    patches = torch.rand(64, 16, dtype=torch.float64)
+    patches[0] = 1.0  # the extremes stay inside [0, 1] too
+    patches[1] = 0.0
+    draws = augment_draws(64, generator)
+    out = augment_patches(patches, draws)
+    assert out.shape == patches.shape and bool(((out >= 0) & (out <= 1)).all())
+    # With gamma and gain 1 each output is one of the eight symmetries of its 4x4 input.
+    plain = {**draws, "gamma": torch.ones(64, dtype=torch.float64),
+             "gain": torch.ones(64, dtype=torch.float64)}
+    turned = augment_patches(patches, plain).reshape(64, 4, 4)
+    images = patches.reshape(64, 4, 4)
+    for b in range(64):
+        k = int(draws["symmetry"][b])
+        want = torch.rot90(images[b], k % 4)
+        want = want.T if k >= 4 else want
+        assert torch.equal(turned[b], want)
+    assert len(set(draws["symmetry"].tolist())) == 8
+    with pytest.raises(InputError, match="square"):
+        augment_patches(torch.rand(2, 10), augment_draws(2, generator))
+
+
+def test_fresh_mixtures_are_sums_of_their_components_and_resume_exactly(tmp_path):
+    """Every augmented training batch is a mixture equal to the sum of its components, with
+    every pixel of the augmented (natural) component in [0, 1]; a killed run resumes to the
+    same weights; a set whose signals are not the sums is refused."""
+    from lsalsa.core.training.trainer import Trainer
+    from lsalsa.workflow.training import train_in_dir
+
+    rng = np.random.default_rng(0)
+    dicts = [random_dictionary(rng, 16, 10) for _ in range(2)]
+    parts = [rng.random((120, 16)) * (rng.random((120, 16)) < 0.3), rng.random((120, 16))]
+    Y, truth = parts[0] + parts[1], np.hstack(parts)
+    options = {"objective": "separation", "augment_component": 1, "batch_size": 32,
+               "seed": 2}
+    trainer = Trainer(LSALSA(dicts, ALPHAS, 2, mu=1.0), Y, truth, **options)
+    for _ in range(5):
+        batch = torch.randperm(120, generator=trainer.generator)[:32]
+        Yb, Xb = trainer._fresh_mixtures(batch, trainer.encoder.W)
+        assert torch.equal(Yb, Xb[:, :16] + Xb[:, 16:])
+        assert bool(((Xb[:, 16:] >= 0) & (Xb[:, 16:] <= 1)).all())
+        assert torch.equal(Xb[:, :16], torch.as_tensor(truth[batch.numpy(), :16]))
+    # Exact resume: killed after epoch 2 of 4, then resumed.
+    whole = train_in_dir(tmp_path / "a", LSALSA(dicts, ALPHAS, 2, mu=1.0), Y, truth,
+                         max_epochs=4, progress=False, **options)
+
+    def stop_after_2(entry):
+        if entry["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_in_dir(tmp_path / "b", LSALSA(dicts, ALPHAS, 2, mu=1.0), Y, truth,
+                     max_epochs=4, progress=False, callback=stop_after_2, **options)
+    resumed = train_in_dir(tmp_path / "b", LSALSA(dicts, ALPHAS, 2, mu=1.0), Y, truth,
+                           max_epochs=4, progress=False, resume=True, **options)
+    for name, value in whole.encoder.state_dict().items():
+        assert torch.equal(value, resumed.encoder.state_dict()[name]), name
+    with pytest.raises(InputError, match="sum of their components"):
+        Trainer(LSALSA(dicts, ALPHAS, 2, mu=1.0), Y + 0.1, truth, **options)
+    with pytest.raises(InputError, match="augment_component"):
+        Trainer(LSALSA(dicts, ALPHAS, 2, mu=1.0), Y, truth, objective="separation",
+                augment_component=2)

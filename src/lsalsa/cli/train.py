@@ -96,6 +96,11 @@ def register(subparsers) -> None:
                               action="append", type=float, metavar="W",
                               help="separation objective: weight w_i of component i's error; "
                                    "repeat once per dictionary (default: all 1)")
+    train_parser.add_argument("--augment-component", type=int, metavar="I",
+                              help="separation objective: fresh mixtures in every batch, "
+                                   "component I (the natural one, e.g. 1) drawn from a random "
+                                   "training row, turned, flipped and given a random gamma "
+                                   "and gain")
     train_parser.add_argument("--patience", type=int, default=TRAIN_DEFAULTS["patience"],
                               help="stop after this many epochs without a better validation "
                                    f"RMSE (default {TRAIN_DEFAULTS['patience']}; 0: never)")
@@ -210,6 +215,7 @@ def run_train(args) -> int:
                           anchor_decay=args.anchor_decay,
                           reconstruction_weight=args.reconstruction_weight,
                           objective=args.objective, component_weights=args.component_weights,
+                          augment_component=args.augment_component,
                           batch_size=args.batch_size, max_epochs=args.epochs,
                           patience=args.patience or None, rel_tol=args.rel_tol,
                           seed=args.seed, resume=args.resume, progress=not args.quiet,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+import torch
 
 from .. import checks
 from ..errors import InputError
@@ -57,3 +60,43 @@ def make_mixtures(digits, naturals, n_mixtures: int | None = None, seed: int = 0
     return {"mixtures": component0 + component1, "component0": component0,
             "component1": component1, "digit_index": digit_index,
             "natural_index": natural_index}
+
+
+# Augmentation of a component in [0, 1] (issue 19, "fresh data every epoch"): the eight
+# symmetries of the square, a gamma in [1/GAMMA_RANGE, GAMMA_RANGE] (log-uniform) and a gain
+# in [MIN_GAIN, 1]. Both keep [0, 1] in [0, 1], so a mixture of augmented components stays a
+# sum of images. Natural photographs have no preferred orientation; digits do (6 and 9), so
+# only the natural component is augmented.
+GAMMA_RANGE = 2.0
+MIN_GAIN = 0.5
+
+
+def augment_draws(n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """The random choices of :func:`augment_patches` for ``n`` patches, from ``generator``."""
+    return {"symmetry": torch.randint(8, (n,), generator=generator),
+            "gamma": torch.exp((2 * torch.rand(n, generator=generator, dtype=torch.float64)
+                                - 1) * math.log(GAMMA_RANGE)),
+            "gain": MIN_GAIN + (1 - MIN_GAIN) * torch.rand(n, generator=generator,
+                                                            dtype=torch.float64)}
+
+
+def augment_patches(patches: torch.Tensor, draws: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Square patches (B, s * s) with values in [0, 1], each turned by one of the square's
+    eight symmetries (``draws["symmetry"]``: k quarter turns, transposed when >= 4), raised to
+    ``draws["gamma"]`` and scaled by ``draws["gain"]``; values stay in [0, 1]."""
+    B, M = patches.shape
+    side = math.isqrt(M)
+    if side * side != M:
+        raise InputError(f"augmentation needs square patches; {M} pixels are not a square")
+    images = patches.reshape(B, side, side)
+    symmetry = draws["symmetry"].to(patches.device)
+    out = torch.empty_like(images)
+    for k in range(8):
+        rows = symmetry == k
+        if bool(rows.any()):
+            turned = torch.rot90(images[rows], k % 4, dims=(1, 2))
+            out[rows] = turned.transpose(1, 2) if k >= 4 else turned
+    gamma = draws["gamma"].to(device=patches.device, dtype=patches.dtype)[:, None, None]
+    gain = draws["gain"].to(device=patches.device, dtype=patches.dtype)[:, None, None]
+    # clamp: float rounding may leave a value a hair outside [0, 1]; the power needs >= 0.
+    return (gain * out.clamp(0, 1).pow(gamma)).clamp(0, 1).reshape(B, M)

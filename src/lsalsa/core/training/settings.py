@@ -14,6 +14,7 @@ from ...checks import (
     check_fields,
     integer,
     non_empty_list,
+    non_negative_int,
     non_negative_number,
     number,
     one_of,
@@ -35,6 +36,7 @@ LR_SCHEDULE = ("step t of n: lr * c(t / n) / (1 + lr_decay * epoch), c = (1 + co
 DEFAULTS = {"optimizer": "adam", "lr": 0.1, "schedule": "cosine", "lr_decay": 0.0,
             "momentum": 0.0, "step_scaling": True, "grad_clip": 1.0, "anchor_decay": 0.0,
             "reconstruction_weight": None, "objective": "codes", "component_weights": None,
+            "augment_component": None,
             "batch_size": 64, "patience": 5, "rel_tol": 1e-6}
 
 # With step scaling (the default) lr is each step's size relative to the tensor's own size, so
@@ -77,6 +79,11 @@ class TrainSettings:
         ``1/2 sum_i w_i ||A_i f_i(y) - y_i||^2``; validation then measures the components'
         RMSE against the true ones (:func:`~lsalsa.core.metrics.validation_rmse`).
     component_weights : the ``w_i`` of the separation loss, one per dictionary; None: all 1.
+    augment_component : separation objective: draw fresh mixtures in every mini-batch, each
+        sample's component ``i`` (its natural one) taken from a random training mixture,
+        turned by one of the square's symmetries and given a random gamma and gain
+        (:func:`~lsalsa.core.mixtures.augment_patches`); the signal is the sum of the
+        components. None (default): the stored pairs as they are.
     batch_size : the GLOBAL mini-batch size (split across DDP processes under torchrun).
     max_epochs, patience, rel_tol : stop after ``max_epochs``, after ``patience`` epochs
         without a better validation RMSE (None: never), or when
@@ -100,6 +107,8 @@ class TrainSettings:
     objective: str = rule(one_of, DEFAULTS["objective"], choices=OBJECTIVES)
     component_weights: tuple[float, ...] | None = rule(
         non_empty_list, DEFAULTS["component_weights"], none=True, each=non_negative_number)
+    augment_component: int | None = rule(non_negative_int, DEFAULTS["augment_component"],
+                                         none=True)
     step_scaling: bool = DEFAULTS["step_scaling"]
     seed: int = rule(integer, 0)
 
@@ -121,6 +130,11 @@ class TrainSettings:
 
     def target_width(self, encoder: UnrolledEncoder) -> int:
         """Columns of ``targets``: N codes, or the D components of M pixels side by side."""
+        if self.augment_component is not None and (
+                self.objective != "separation"
+                or self.augment_component >= len(encoder.block_sizes)):
+            raise InputError("augment_component must name a component (0 to D - 1) of the "
+                             "separation objective's targets")
         if self.objective == "codes":
             return int(encoder.W.shape[0])
         if len(encoder.block_sizes) < 2:

@@ -36,12 +36,14 @@ import math
 import time
 from collections.abc import Callable
 
+import numpy as np
 import torch
 
 from ...errors import InputError
 from .._arrays import as_batch
 from ..encoders import UnrolledEncoder
 from ..metrics import validation_rmse
+from ..mixtures import augment_draws, augment_patches
 from .distributed import Distributed
 from .settings import TrainSettings, check_pair
 from .state import TrainResult, TrainState
@@ -127,6 +129,9 @@ class Trainer:
         self.encoder = encoder
         self.objective = settings.objective
         self.weights = settings.weights(encoder)
+        self.augment = settings.augment_component
+        if self.augment is not None:
+            _check_sums(signals, targets, encoder.W.shape[1])
         self.hyper = settings.config(encoder, has_val)  # the training hyperparameters
         self.max_epochs = settings.max_epochs
         self.signals, self.targets = signals, targets
@@ -239,9 +244,12 @@ class Trainer:
             for group in self.opt.param_groups:
                 group["lr"] = lr_t * group["scale"]
             batch = order[start:start + h["batch_size"]]
-            mine = dist.shard(batch)
-            Y = _rows(self.signals, mine, param)
-            X = _rows(self.targets, mine, param)
+            if self.augment is None:
+                mine = dist.shard(batch)
+                Y = _rows(self.signals, mine, param)
+                X = _rows(self.targets, mine, param)
+            else:
+                Y, X = self._fresh_mixtures(batch, param)
             half_sq = self._loss(model(Y), X)
             # Scaled so DDP's gradient average over ranks is the global batch mean.
             loss = half_sq.sum() * (dist.world_size / len(batch))
@@ -255,6 +263,22 @@ class Trainer:
                         p.sub_(p - self.anchor[name], alpha=lr_t * h["anchor_decay"])
             loss_sum += half_sq.detach().sum()
         return float(dist.all_reduce_sum(loss_sum)) / self.P
+
+    def _fresh_mixtures(self, batch: torch.Tensor, like: torch.Tensor):
+        """This rank's part of a mini-batch of fresh mixtures: each row's component
+        ``augment`` replaced by an augmented one of a random training row, the signal the
+        sum of the components. The draws are made for the whole global batch, so every rank
+        consumes the generator alike and a run resumes exactly."""
+        n = len(batch)
+        partner = torch.randint(self.P, (n,), generator=self.generator)
+        draws = augment_draws(n, self.generator)
+        mine = self.dist.shard(torch.arange(n))
+        M = self.encoder.W.shape[1]
+        parts = list(_rows(self.targets, batch[mine], like).split(M, dim=1))
+        fresh = _rows(self.targets, partner[mine], like)[:, self.augment * M:
+                                                          (self.augment + 1) * M]
+        parts[self.augment] = augment_patches(fresh, {k: v[mine] for k, v in draws.items()})
+        return sum(parts), torch.cat(parts, dim=1)
 
     def _loss(self, estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Per sample: ``1/2 ||e||^2 + w/2 sum_i ||A_i e_i||^2`` with ``e = f(y) - x*`` (codes),
@@ -364,6 +388,18 @@ def _finite_weights(encoder: torch.nn.Module) -> bool:
 
 def _state_copy(encoder: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in encoder.state_dict().items()}
+
+
+def _check_sums(signals, targets, M: int, rows: int = 256) -> None:
+    """Fresh mixtures are sums of components, so the stored ones must be too: checked on the
+    first ``rows``, to the rounding of a float32 sum."""
+    Y = np.asarray(signals[:rows], dtype=np.float64)
+    parts = np.asarray(targets[:rows], dtype=np.float64)
+    total = parts.reshape(len(parts), -1, M).sum(axis=1)
+    scale = np.abs(parts).reshape(len(parts), -1, M).sum(axis=1)
+    if not np.all(np.abs(Y - total) <= 4 * np.finfo(np.float32).eps * scale + 1e-30):
+        raise InputError("augment_component needs mixtures that are the sum of their "
+                         "components (the targets); these signals are not")
 
 
 def _rows(array, index: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

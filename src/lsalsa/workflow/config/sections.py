@@ -214,6 +214,8 @@ class SearchSection(_Section):
         checks.non_negative_number, TRAIN_DEFAULTS["reconstruction_weight"], none=True)
     anchor_decay: float = rule(checks.non_negative_number, TRAIN_DEFAULTS["anchor_decay"])
     learned: tuple[str, ...] = rule(_learned_methods, PAPER_METHODS)
+    # lsalsa-sep only: fresh mixtures in every batch, the natural component augmented.
+    augment: bool = rule(checks.flag, False)
     max_train: int | None = rule(checks.positive_int, None, none=True)
 
 
@@ -237,7 +239,8 @@ class EvaluationSection(_Section):
 
 
 #: Fields left out of the resolved config while at their default, per section.
-OPTIONAL: dict = {"evaluation": ("baseline_code_rmse", "time_exact_codes")}
+OPTIONAL: dict = {"evaluation": ("baseline_code_rmse", "time_exact_codes"),
+                  "search": ("augment",)}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -99,6 +99,8 @@ def train_one(run: Run, method: str, T: int, hyper: dict, *, epochs: int, seed: 
     """Train ``method`` at depth ``T`` from ``hyper`` and return its ``done.json`` record."""
     kind, learn_thresholds, _, objective = LEARNED_METHODS[method]
     fv = run.fit_val(objective)
+    if objective == "separation" and run.config.search.augment:
+        options = {**options, "augment_component": run.config.n_components - 1}
     encoder = build_encoder(kind, run.blocks(), hyper["alpha"], T, hyper["mu"],
                             learn_thresholds=learn_thresholds).to(run.device)
     began = time.perf_counter()
