@@ -28,6 +28,8 @@ from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
+
 from ..io import atomic_path, read_json_object, write_json
 from ..workflow.config import load_experiment
 from ..workflow.pipeline import ALWAYS_RERUN, STEPS, run_experiment
@@ -37,6 +39,7 @@ from ..workflow.rundir import RunDir
 from ..workflow.steps.context import run_directory
 from ..workflow.steps.dictionaries import COMPONENTS, dictionary_file
 from ..workflow.steps.train import model_path
+from . import shipped
 
 CONFIG = "demo.json"
 QUICK_SCALE = "small"       # the config's reduced scale: `lsalsa demo --quick`
@@ -92,7 +95,8 @@ def products(out: Path, T: int) -> dict[str, Path | None]:
     for i, name in enumerate(COMPONENTS["mca"]):
         copies[f"dictionary_{name}.npy"] = dictionary_file(out, i)
         copies[f"atoms_{name}.png"] = out / "figures" / f"atoms_{i}.png"
-    return {**copies, "separation.png": None, "summary.json": None}
+    return {**copies, "separation.png": None, "summary.json": None,
+            f"shipped/{shipped.CARD}": None}
 
 
 def write_products(out: Path, results: dict, files: RunDir) -> dict:
@@ -106,7 +110,37 @@ def write_products(out: Path, results: dict, files: RunDir) -> dict:
     separation_grid(results, out, out / "separation.png", T, methods=SHOWN)
     summary = summarize(results, files)
     write_json(out / "summary.json", summary)
+    ship(out, results, summary, files)
     return summary
+
+
+def ship(out: Path, results: dict, summary: dict, files: RunDir) -> Path:
+    """The model as the package ships it (``shipped/``: the model, its card and the check
+    set; see :mod:`lsalsa.apps.shipped`)."""
+    from ..workflow.data import load_prepared
+
+    dataset = load_prepared(out / files.read_marker("data")["path"])
+    test = dataset.split("test")
+    check = np.stack([np.asarray(test[f"component{i}"][:shipped.CHECK_MIXTURES])
+                      for i in range(2)], axis=1)
+    natural = dataset.meta.get("split_by_source", {}).get("natural", {})
+    card = {
+        "name": shipped.NAME, "objective": "the true components (separation objective)",
+        "data": {"dataset": results["dataset"], "label": results["data_label"],
+                 "photographs_by_split_and_source": natural.get("sources"),
+                 "split_rule": natural.get("rule")},
+        "test": {"psnr_per_mixture": summary["lsalsa"]["psnr_per_mixture_db"],
+                 "by_source": summary["lsalsa"]["by_source"],
+                 "mixtures": summary["test_mixtures"]},
+        "baseline": {"method": "SALSA at the (alpha, mu) of best validation PSNR",
+                     "alpha": summary[BEST_PSNR]["alpha"], "mu": summary[BEST_PSNR]["mu"],
+                     "test_psnr_per_mixture": summary[BEST_PSNR]["psnr_per_mixture_db"]},
+        "exact_codes_test_psnr_per_mixture": summary["exact"]["psnr_per_mixture_db"],
+        "psnr": "dB; psnr_per_mixture: the mean over mixtures of each mixture's PSNR",
+        "rebuild": "lsalsa demo, then copy runs/demo/shipped/* to src/lsalsa/apps/models/",
+        "provenance": results["provenance"],
+    }
+    return shipped.write_shipped(out / "shipped", out / MODEL_FILES[SEPARATING], card, check)
 
 
 def summarize(results: dict, files: RunDir) -> dict:

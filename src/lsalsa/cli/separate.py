@@ -17,7 +17,9 @@ def register(subparsers) -> None:
                     "one image per dictionary of MODEL, and write them with a side-by-side "
                     "picture into --out.")
     parser.add_argument("images", nargs="+", metavar="IMAGE")
-    parser.add_argument("--model", required=True, help="MCA model file (.safetensors)")
+    parser.add_argument("--model", help="MCA model file (.safetensors); default: the model "
+                                         "shipped with lsalsa (digits and photographs, "
+                                         "trained on the true components)")
     parser.add_argument("--out", default="separated", help="output folder (default: separated)")
     parser.add_argument("--stride", type=int, default=None,
                         help="patch step; smaller than the patch for overlapping patches "
@@ -27,6 +29,10 @@ def register(subparsers) -> None:
     parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                         help="refuse larger images, a guard against decompression bombs "
                              f"(default {DEFAULT_MAX_PIXELS}, Pillow's)")
+    parser.add_argument("--residual", type=int, metavar="I",
+                        help="residual form: component I (e.g. 1, the photograph) is the "
+                             "image minus the other components, so detail its dictionary "
+                             "cannot carry stays in it")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.set_defaults(func=run)
 
@@ -34,10 +40,19 @@ def register(subparsers) -> None:
 def run(args) -> int:
     checks.positive_int(args.batch_size, "--batch-size")
     checks.positive_int(args.max_pixels, "--max-pixels")
-    encoder = load_encoder(check_model_path(args.model), device=resolve_device(args.device))
+    device = resolve_device(args.device)
+    if args.model is None:
+        from ..apps.shipped import card_summary, load_shipped
+
+        encoder, card = load_shipped(device)
+        print(f"model: {card_summary(card)}")
+        inputs = []
+    else:
+        encoder = load_encoder(check_model_path(args.model), device=device)
+        inputs = [args.model]
     written = separate_files(encoder, args.images, args.out, stride=args.stride,
                              batch_size=args.batch_size, max_pixels=args.max_pixels,
-                             inputs=[args.model])
+                             inputs=inputs, residual=args.residual)
     for path in written:
         if path.name.endswith("_separation.png"):
             print(f"wrote {path}")

@@ -40,16 +40,21 @@ def _tiles(rows: int, cols: int, batch: int):
 
 
 def separate_image(encoder: UnrolledEncoder, image, *, stride: int | None = None,
-                   batch_size: int = 8192) -> list[np.ndarray]:
+                   batch_size: int = 8192, residual: int | None = None) -> list[np.ndarray]:
     """Split a grayscale image (H, W) with values in [0, 1] into the model's components.
 
     Patches go through the encoder ``batch_size`` at a time. Returns one (H, W) float32 array
-    per dictionary; they add up to the model's reconstruction of the image.
+    per dictionary; they add up to the model's reconstruction of the image. With
+    ``residual=i`` component ``i`` is instead the image minus the other components (the
+    residual form: what the other dictionaries do not explain, detail that the dictionary of
+    component ``i`` cannot carry included), so the components add up to the image.
     """
     if encoder.problem.D < 2:
         raise InputError("separation needs an MCA model (two or more dictionaries); this "
                          "model has one")
     batch_size = checks.positive_int(batch_size, "batch size")
+    if residual is not None:
+        residual = checks.integer(residual, "residual", low=0, high=encoder.problem.D - 1)
     image = np.asarray(image, dtype=np.float32)
     if image.ndim != 2 or image.size == 0:
         raise InputError(f"image must be a non-empty 2-D grayscale array, got {image.shape}")
@@ -70,6 +75,9 @@ def separate_image(encoder: UnrolledEncoder, image, *, stride: int | None = None
     average_overlaps(totals, side, stride)
     with np.errstate(over="ignore"):  # an overflow is reported just below, in one line
         parts = [total[:height, :width].astype(np.float32) for total in totals]
+        if residual is not None:
+            others = sum(p for k, p in enumerate(parts) if k != residual)
+            parts[residual] = (image - others).astype(np.float32)
     for part in parts:
         check_finite_output(part, "the separated components")
     return parts
