@@ -70,6 +70,9 @@ def test_fashion_layout_and_values(tmp_path, fashion_dir):
     np.testing.assert_allclose(val["signals"], extract_patches(images, 10), atol=1e-7)
     np.testing.assert_array_equal(ds.signals("train"), ds.split("train")["signals"])
     assert load_prepared(path).meta == ds.meta
+    # One source for every row of a data set that is not made of the offline photographs.
+    names, index = ds.row_sources("test")
+    assert names == ("fashion-mnist",) and index.tolist() == [0] * 36
 
 
 def test_limit_images_and_same_seed_same_data(tmp_path, fashion_dir):
@@ -136,12 +139,28 @@ def test_mca_mixtures_keep_components(tmp_path, npm_tarball):
     # Validation and test never see a training digit or photograph.
     assert_disjoint(*(p["natural_source_ids"] for p in parts))
     assert_disjoint(*(p["source_ids"] for p in parts))
-    names = ds.meta["split_by_source"]["natural"]["photographs"]
-    assert_disjoint(*(names[s] for s in SPLITS))
-    assert [len(names[s]) for s in SPLITS] == [n_photos[s] for s in SPLITS]
+    used = ds.meta["split_by_source"]["natural"]["photographs"]
+    assert_disjoint(*([f"{p['source']}/{p['file']}" for p in used[s]] for s in SPLITS))
+    assert [len(used[s]) for s in SPLITS] == [n_photos[s] for s in SPLITS]
+    # Each mixture carries the package of its photograph; no package is on two sides.
+    sources = {}
+    for split, arrays in zip(SPLITS, parts, strict=True):
+        names, index = ds.row_sources(split)
+        assert index.shape == (ds.meta["counts"][split],)
+        rows = np.asarray(names)[index]
+        photo = {i: p["source"] for i, p in zip(np.unique(arrays["natural_source_ids"]),
+                                                used[split], strict=True)}
+        np.testing.assert_array_equal(rows, [photo[i] for i in arrays["natural_source_ids"]])
+        sources[split] = set(rows.tolist())
+    assert_disjoint(*(np.array(sorted(sources[s])) for s in SPLITS))
+    # The same seed gives the same data set, array for array.
     again = load_prepared(prepare("mca-mnist-natural", tmp_path / "q", limit_images=4,
                                   progress=False))
-    np.testing.assert_array_equal(again.split("test")["signals"], parts[2]["signals"])
+    for split, arrays in zip(SPLITS, parts, strict=True):
+        other = again.split(split)
+        assert other.keys() == arrays.keys()
+        for key, value in arrays.items():
+            np.testing.assert_array_equal(other[key], value)
 
 
 def test_asirra_folder(tmp_path):
@@ -373,3 +392,4 @@ def test_a_data_set_without_val_still_loads(tmp_path, fashion_dir):
     assert ds.split("train")["signals"].shape == (45, 100)
     with pytest.raises(InputError, match="has no val split"):
         ds.split("val")
+

@@ -4,7 +4,8 @@ Layout of ``<root>/<name>/``::
 
     meta.json                      name, kind ("sc" | "mca"), source, stand_in, label,
                                    patch_shape, M, counts, images, patches_per_image, seed,
-                                   split_by_source (rule and counts), unreadable, ...
+                                   split_by_source (rule and counts), unreadable,
+                                   natural_sources (package names), ...
     {split}_signals.npy            (P, M) float32; for MCA the mixtures
     {split}_image_index.npy        (P,) int64 image of each patch (image-major, contiguous)
     {split}_labels.npy             (n_images,) int64 class per image, when the source has them
@@ -13,6 +14,8 @@ Layout of ``<root>/<name>/``::
     {split}_component1.npy         MCA: (P, M) clean natural patches (mixture = c0 + c1)
     {split}_labels_component1.npy  MCA, optional: class of each natural patch's image
     {split}_natural_source_ids.npy MCA: source id of each natural patch's image
+    {split}_natural_source.npy     offline photographs: (P,) int64 package of each row's
+                                   photograph, an index into meta.json natural_sources
 
 ``{split}`` is ``train``, ``val`` or ``test``. Arrays are loaded memory-mapped, so a data set
 larger than RAM still works. A data set is written into a hidden temporary folder and renamed
@@ -76,6 +79,9 @@ class PreparedDataset:
             raise InputError(f"{self.path} is not a prepared data set (no meta.json)")
         self.meta = read_meta(meta_file)
 
+    def _array(self, file: Path) -> np.ndarray:
+        return load_npy(file, mmap=True)
+
     @property
     def name(self) -> str:
         return self.meta["name"]
@@ -97,14 +103,36 @@ class PreparedDataset:
         if not files:
             raise InputError(f"{self.path} has no {name} split")
         prefix = len(name) + 1
-        return {f.stem[prefix:]: load_npy(f, mmap=True) for f in files}
+        return {f.stem[prefix:]: self._array(f) for f in files}
 
     def signals(self, split: str) -> np.ndarray:
         """The ``(P, M)`` signals of a split (for MCA the mixtures), memory-mapped."""
         file = self.path / f"{split}_signals.npy"
         if not file.is_file():
             raise InputError(f"{self.path} has no {split} split")
-        return load_npy(file, mmap=True)
+        return self._array(file)
+
+    def row_sources(self, split: str) -> tuple[tuple[str, ...], np.ndarray]:
+        """Where each row's image came from, for results reported per source.
+
+        Returns ``(names, index)``: ``names[index[r]]`` is the source of row ``r`` of the
+        split's signals. For the offline photographs (and MCA mixtures made with them) a
+        source is the package that shipped the photograph; any other data set has one source,
+        the key of its (natural) image source, e.g. ``("asirra",)``.
+        """
+        n_rows = len(self.signals(split))
+        file = self.path / f"{split}_natural_source.npy"
+        if not file.is_file():
+            key = (self.meta.get("sources") or [{}])[-1].get("key", self.name)
+            return (str(key),), np.zeros(n_rows, dtype=np.int64)
+        names = self.meta.get("natural_sources")
+        index = self._array(file)
+        if (not isinstance(names, list) or not all(isinstance(n, str) for n in names)
+                or index.shape != (n_rows,)
+                or (n_rows and not 0 <= int(index.min()) <= int(index.max()) < len(names))):
+            raise InputError(f"{file} does not match the natural_sources of "
+                             f"{self.path / 'meta.json'}")
+        return tuple(names), index
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{k}={v}" for k, v in self.meta.get("counts", {}).items())
