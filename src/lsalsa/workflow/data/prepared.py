@@ -5,6 +5,7 @@ Layout of ``<root>/<name>/``::
     meta.json                      name, kind ("sc" | "mca"), source, stand_in, label,
                                    patch_shape, M, counts, images, patches_per_image, seed,
                                    split_by_source (rule and counts), unreadable,
+                                   array_sha256 (file name -> SHA-256 of every array),
                                    natural_sources (package names), ...
     {split}_signals.npy            (P, M) float32; for MCA the mixtures
     {split}_image_index.npy        (P,) int64 image of each patch (image-major, contiguous)
@@ -20,7 +21,8 @@ Layout of ``<root>/<name>/``::
 ``{split}`` is ``train``, ``val`` or ``test``. Arrays are loaded memory-mapped, so a data set
 larger than RAM still works. A data set is written into a hidden temporary folder and renamed
 into place at the end, so an interrupted ``prepare`` never leaves a half-written data set under
-its final name.
+its final name. Every array's SHA-256 is recorded in ``meta.json`` and checked the first time
+a :class:`PreparedDataset` reads the file, so a damaged array is refused, not used.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from ...io import (
     save_npy,
     write_json,
 )
+from .download import sha256_file
 from .sources import cache_dir
 
 # Every split is disjoint from the others by source image (splits.py). Data sets prepared
@@ -63,6 +66,9 @@ def read_meta(meta_file: Path) -> dict:
                                                  choices=KINDS)) if fault]
     if not isinstance(meta.get("counts", {}), dict):
         problems.append(f"counts must be an object, got {meta['counts']!r}")
+    hashes = meta.get("array_sha256", {})
+    if not (isinstance(hashes, dict) and all(isinstance(v, str) for v in hashes.values())):
+        problems.append("array_sha256 must map file names to SHA-256 strings")
     if problems:
         raise InputError(f"{meta_file} is not a valid data set description: "
                          f"{'; '.join(problems)}")
@@ -78,8 +84,24 @@ class PreparedDataset:
         if not meta_file.is_file():
             raise InputError(f"{self.path} is not a prepared data set (no meta.json)")
         self.meta = read_meta(meta_file)
+        self._verified: set[str] = set()
 
     def _array(self, file: Path) -> np.ndarray:
+        """One array, memory-mapped, checked against its recorded SHA-256 on first use (data
+        sets prepared before hashes were recorded have none and are read unchecked)."""
+        recorded = self.meta.get("array_sha256")
+        if recorded is not None and file.name not in self._verified:
+            if file.name not in recorded:
+                raise InputError(f"{file} is not one of the arrays recorded in "
+                                 f"{self.path / 'meta.json'}; prepare the data set again")
+            try:
+                actual = sha256_file(file)
+            except OSError as exc:
+                raise InputError(f"cannot read {file}: {exc.strerror or exc}") from exc
+            if actual != recorded[file.name]:
+                raise InputError(f"{file} does not match the SHA-256 recorded in its meta.json "
+                                 "(damaged or edited); prepare the data set again")
+            self._verified.add(file.name)
         return load_npy(file, mmap=True)
 
     @property
@@ -169,12 +191,16 @@ class DatasetWriter:
         remove_stale_temporaries(self.root)  # what killed runs left behind
         self.staging = Temporary(self.root, name, directory=True)
         self.tmp = self.staging.path
+        self.hashes: dict[str, str] = {}
 
     def save(self, split: str, key: str, array: np.ndarray) -> None:
-        save_npy(self.tmp / f"{split}_{key}.npy", array)
+        file = self.tmp / f"{split}_{key}.npy"
+        save_npy(file, array)
+        self.hashes[file.name] = sha256_file(file)
 
     def commit(self, meta: dict) -> Path:
-        write_json(self.tmp / "meta.json", meta)
+        write_json(self.tmp / "meta.json",
+                   {**meta, "array_sha256": dict(sorted(self.hashes.items()))})
         final = self.root / self.name
         replace_folder(self.tmp, final)
         self.staging.close()
