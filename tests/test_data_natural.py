@@ -94,6 +94,18 @@ def test_the_curated_list_is_complete_and_broad():
     assert {p.source for p in curated} == set(PHOTO_SOURCES)
 
 
+def test_run_sh_installs_every_debian_package_of_the_list():
+    """run.sh's setup_data installs each Debian source, probed by one of its curated files."""
+    text = (Path(__file__).parents[1] / "run.sh").read_text()
+    table = text.split("<<'PACKAGES'\n", 1)[1].split("\nPACKAGES\n", 1)[0]
+    probes = dict(line.split() for line in table.splitlines())
+    debs = {name for name, source in PHOTO_SOURCES.items() if source.kind == "deb"}
+    assert debs <= set(probes)
+    files = {(p.source, p.file) for p in curated_photographs()}
+    for name in debs:
+        assert (name, probes[name]) in files, name
+
+
 @pytest.mark.parametrize("edit, message", [
     (lambda rows: rows[1].update(licence=""), "line 3: no licence"),
     (lambda rows: rows[0].update(source="imagenet"), "line 2: unknown source 'imagenet'"),
