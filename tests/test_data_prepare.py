@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import re
 
 import numpy as np
 import pytest
@@ -70,6 +71,9 @@ def test_fashion_layout_and_values(tmp_path, fashion_dir):
     np.testing.assert_allclose(val["signals"], extract_patches(images, 10), atol=1e-7)
     np.testing.assert_array_equal(ds.signals("train"), ds.split("train")["signals"])
     assert load_prepared(path).meta == ds.meta
+    # One source for every row of a data set that is not made of the offline photographs.
+    names, index = ds.row_sources("test")
+    assert names == ("fashion-mnist",) and index.tolist() == [0] * 36
 
 
 def test_limit_images_and_same_seed_same_data(tmp_path, fashion_dir):
@@ -136,12 +140,29 @@ def test_mca_mixtures_keep_components(tmp_path, npm_tarball):
     # Validation and test never see a training digit or photograph.
     assert_disjoint(*(p["natural_source_ids"] for p in parts))
     assert_disjoint(*(p["source_ids"] for p in parts))
-    names = ds.meta["split_by_source"]["natural"]["photographs"]
-    assert_disjoint(*(names[s] for s in SPLITS))
-    assert [len(names[s]) for s in SPLITS] == [n_photos[s] for s in SPLITS]
+    used = ds.meta["split_by_source"]["natural"]["photographs"]
+    assert_disjoint(*([f"{p['source']}/{p['file']}" for p in used[s]] for s in SPLITS))
+    assert [len(used[s]) for s in SPLITS] == [n_photos[s] for s in SPLITS]
+    # Each mixture carries the package of its photograph; no package is on two sides.
+    sources = {}
+    for split, arrays in zip(SPLITS, parts, strict=True):
+        names, index = ds.row_sources(split)
+        assert index.shape == (ds.meta["counts"][split],)
+        rows = np.asarray(names)[index]
+        photo = {i: p["source"] for i, p in zip(np.unique(arrays["natural_source_ids"]),
+                                                used[split], strict=True)}
+        np.testing.assert_array_equal(rows, [photo[i] for i in arrays["natural_source_ids"]])
+        sources[split] = set(rows.tolist())
+    assert_disjoint(*(np.array(sorted(sources[s])) for s in SPLITS))
+    # The same seed gives the same data set, array for array (and hash for hash).
     again = load_prepared(prepare("mca-mnist-natural", tmp_path / "q", limit_images=4,
                                   progress=False))
-    np.testing.assert_array_equal(again.split("test")["signals"], parts[2]["signals"])
+    assert again.meta["array_sha256"] == ds.meta["array_sha256"]
+    for split, arrays in zip(SPLITS, parts, strict=True):
+        other = again.split(split)
+        assert other.keys() == arrays.keys()
+        for key, value in arrays.items():
+            np.testing.assert_array_equal(other[key], value)
 
 
 def test_asirra_folder(tmp_path):
@@ -373,3 +394,42 @@ def test_a_data_set_without_val_still_loads(tmp_path, fashion_dir):
     assert ds.split("train")["signals"].shape == (45, 100)
     with pytest.raises(InputError, match="has no val split"):
         ds.split("val")
+
+
+def flip_one_bit(path, offset: int) -> None:
+    raw = bytearray(path.read_bytes())
+    raw[offset] ^= 0x01
+    path.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("array", ["train_signals.npy", "test_labels.npy"])
+def test_a_damaged_prepared_array_is_refused(tmp_path, fashion_dir, capsys, array):
+    """One flipped bit in a prepared array is an InputError naming the file, not data."""
+    raw, _ = fashion_dir
+    path = prepare("fashion-mnist-10", tmp_path / "p", raw, progress=False)
+    recorded = load_prepared(path).meta["array_sha256"]
+    assert sorted(recorded) == sorted(f.name for f in path.glob("*.npy"))
+    assert recorded[array] == sha256_file(path / array)
+    flip_one_bit(path / array, -1)  # the last data byte: the header still parses
+    ds = load_prepared(path)
+    with pytest.raises(InputError, match=re.escape(f"{array} does not match the SHA-256 recorded")):
+        ds.split(array.split("_")[0])
+    if array == "train_signals.npy":
+        with pytest.raises(InputError, match="does not match the SHA-256"):
+            ds.signals("train")
+        np.save(tmp_path / "d.npy", np.eye(100, 20, dtype=np.float32))
+        err = one_line_error(capsys, ["codes", "compute", "--data", str(path), "--dict",
+                                      str(tmp_path / "d.npy"), "--alpha", "0.1", "--out",
+                                      str(tmp_path / "codes"), "--quiet"])
+        assert f"{path / array} does not match the SHA-256" in err
+        assert not (tmp_path / "codes").exists()
+    flip_one_bit(path / array, -1)  # restored: the same bytes load again
+    assert load_prepared(path).split(array.split("_")[0])["signals"].shape[1] == 100
+
+
+def test_an_array_not_recorded_is_refused(tmp_path, fashion_dir):
+    raw, _ = fashion_dir
+    path = prepare("fashion-mnist-10", tmp_path / "p", raw, progress=False)
+    np.save(path / "train_extra.npy", np.zeros(3))
+    with pytest.raises(InputError, match=r"train_extra\.npy is not one of the arrays recorded"):
+        load_prepared(path).split("train")

@@ -47,7 +47,7 @@ class Spec:
     stride: int | None = None
 
 
-_OFFLINE = "offline photographs (scikit-image, SPORCO, PyWavelets, matplotlib, mate-backgrounds)"
+_OFFLINE = "offline photographs (curated from pip and Debian packages, split by package)"
 SPECS = {s.name: s for s in (
     Spec("fashion-mnist-10", "sc", "Fashion-MNIST padded to 32x32, nine 10x10 patches per image",
          ("fashion-mnist",), 10),
@@ -57,8 +57,8 @@ SPECS = {s.name: s for s in (
          ("mnist",), 32),
     Spec("cifar10-32", "sc", "CIFAR-10 in grayscale, one 32x32 signal per image",
          ("cifar10",), 32),
-    # Stride 4: 53 x 53 = 2809 overlapping patches per photograph, so ~25 training
-    # photographs give ~70k training patches.
+    # Stride 4: 53 x 53 = 2809 overlapping patches per photograph, so ~80 training
+    # photographs give ~230k training patches.
     Spec("natural-16", "sc", f"{_OFFLINE}, gray 224x224, 16x16 patches at stride 4 (2809 "
          "per photograph; offline stand-in for asirra-16)", ("natural",), 16, stride=4),
     Spec("natural-32", "sc", f"{_OFFLINE}, gray 224x224, 32x32 patches at stride 8 (625 per "
@@ -138,7 +138,8 @@ def _provenance(spec: Spec, found: list[Source], infos: dict, seed: int,
     """What a prepared set records of where it came from: the spec, the sources and how each
     was split, the unreadable files skipped, the seed and the version that prepared it."""
     unreadable = [f for info in infos.values() for f in info.get("unreadable", {}).get("files", ())]
-    return {
+    sources = {"natural_sources": list(src.PHOTO_SOURCES)} if "natural" in infos else {}
+    return {**sources,
         "splits": list(SPLITS), "split_by_source": infos,
         "unreadable": {"count": len(unreadable), "files": unreadable},
         "name": spec.name, "kind": spec.kind, "description": spec.description,
@@ -169,6 +170,8 @@ def _write_sc(writer: DatasetWriter, spec: Spec, splits: dict[str, SplitImages])
         writer.save(split, "signals", patches.astype(np.float32, copy=False))
         writer.save(split, "image_index", np.repeat(np.arange(len(data.images)), per_image))
         writer.save(split, "source_ids", data.source_ids.astype(np.int64))
+        if data.origin is not None:  # the package of each patch's photograph, per row
+            writer.save(split, "natural_source", np.repeat(data.origin, per_image))
         if data.labels is not None:
             writer.save(split, "labels", data.labels.astype(np.int64))
         counts[split], images[split] = int(patches.shape[0]), len(data.images)
@@ -199,6 +202,8 @@ def _write_mca(writer: DatasetWriter, spec: Spec, digits: dict[str, SplitImages]
         writer.save(split, "source_ids", d.source_ids[mix["digit_index"]].astype(np.int64))
         photo = patch_photo[mix["natural_index"]]
         writer.save(split, "natural_source_ids", nat.source_ids[photo].astype(np.int64))
+        if nat.origin is not None:
+            writer.save(split, "natural_source", nat.origin[photo])
         if nat.labels is not None:
             writer.save(split, "labels_component1", nat.labels[photo].astype(np.int64))
         counts[split], n_digits[split], n_photos[split] = n_mix, len(d.images), len(nat.images)

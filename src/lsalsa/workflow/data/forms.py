@@ -32,6 +32,7 @@ from .splits import (
     fraction_rule,
     seeded,
     split_arrays,
+    split_by_source,
     split_photos,
 )
 
@@ -245,7 +246,7 @@ def _load_photo_folder(source: Source, raw: RawSource, seed: int, limit: int | N
                        progress: bool) -> Loaded:
     photos = src.list_photo_folder(source.location)
     return split_photos(photos, source.location, seeded(seed, raw.tag, 0), limit, progress,
-                        paper_split=True, unit="image")
+                        unit="image")
 
 
 PHOTO_FOLDER = Form("photos", _find_photo_folder, _load_photo_folder)
@@ -267,10 +268,11 @@ def _find_offline_photos(raw: RawSource, search: Search) -> Found:
 def _load_offline_photos(source: Source, raw: RawSource, seed: int, limit: int | None,
                          progress: bool) -> Loaded:
     photos = source.photos
-    out, info = split_photos(photos, source.location, seeded(seed, raw.tag, 0), limit,
-                             progress, paper_split=False, unit="photograph")
-    info.update({"photographs": {s: [photos.names[i] for i in out[s].source_ids]
-                                 for s in SPLITS},
+    out, info = split_by_source(photos, source.location, seeded(seed, raw.tag, 0), limit,
+                                progress)
+    used = {s: [photos.curated[i] for i in out[s].source_ids] for s in SPLITS}
+    info.update({"photographs": {s: [{"source": p.source, "file": p.file, "sha256": p.sha256}
+                                     for p in used[s]] for s in SPLITS},
                  "packages": list(photos.packages), "missing": list(photos.missing)})
     return out, info
 

@@ -4,7 +4,9 @@ Layout of ``<root>/<name>/``::
 
     meta.json                      name, kind ("sc" | "mca"), source, stand_in, label,
                                    patch_shape, M, counts, images, patches_per_image, seed,
-                                   split_by_source (rule and counts), unreadable, ...
+                                   split_by_source (rule and counts), unreadable,
+                                   array_sha256 (file name -> SHA-256 of every array),
+                                   natural_sources (package names), ...
     {split}_signals.npy            (P, M) float32; for MCA the mixtures
     {split}_image_index.npy        (P,) int64 image of each patch (image-major, contiguous)
     {split}_labels.npy             (n_images,) int64 class per image, when the source has them
@@ -13,11 +15,14 @@ Layout of ``<root>/<name>/``::
     {split}_component1.npy         MCA: (P, M) clean natural patches (mixture = c0 + c1)
     {split}_labels_component1.npy  MCA, optional: class of each natural patch's image
     {split}_natural_source_ids.npy MCA: source id of each natural patch's image
+    {split}_natural_source.npy     offline photographs: (P,) int64 package of each row's
+                                   photograph, an index into meta.json natural_sources
 
 ``{split}`` is ``train``, ``val`` or ``test``. Arrays are loaded memory-mapped, so a data set
 larger than RAM still works. A data set is written into a hidden temporary folder and renamed
 into place at the end, so an interrupted ``prepare`` never leaves a half-written data set under
-its final name.
+its final name. Every array's SHA-256 is recorded in ``meta.json`` and checked the first time
+a :class:`PreparedDataset` reads the file, so a damaged array is refused, not used.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from ...io import (
     save_npy,
     write_json,
 )
+from .download import sha256_file
 from .sources import cache_dir
 
 # Every split is disjoint from the others by source image (splits.py). Data sets prepared
@@ -60,6 +66,9 @@ def read_meta(meta_file: Path) -> dict:
                                                  choices=KINDS)) if fault]
     if not isinstance(meta.get("counts", {}), dict):
         problems.append(f"counts must be an object, got {meta['counts']!r}")
+    hashes = meta.get("array_sha256", {})
+    if not (isinstance(hashes, dict) and all(isinstance(v, str) for v in hashes.values())):
+        problems.append("array_sha256 must map file names to SHA-256 strings")
     if problems:
         raise InputError(f"{meta_file} is not a valid data set description: "
                          f"{'; '.join(problems)}")
@@ -75,6 +84,25 @@ class PreparedDataset:
         if not meta_file.is_file():
             raise InputError(f"{self.path} is not a prepared data set (no meta.json)")
         self.meta = read_meta(meta_file)
+        self._verified: set[str] = set()
+
+    def _array(self, file: Path) -> np.ndarray:
+        """One array, memory-mapped, checked against its recorded SHA-256 on first use (data
+        sets prepared before hashes were recorded have none and are read unchecked)."""
+        recorded = self.meta.get("array_sha256")
+        if recorded is not None and file.name not in self._verified:
+            if file.name not in recorded:
+                raise InputError(f"{file} is not one of the arrays recorded in "
+                                 f"{self.path / 'meta.json'}; prepare the data set again")
+            try:
+                actual = sha256_file(file)
+            except OSError as exc:
+                raise InputError(f"cannot read {file}: {exc.strerror or exc}") from exc
+            if actual != recorded[file.name]:
+                raise InputError(f"{file} does not match the SHA-256 recorded in its meta.json "
+                                 "(damaged or edited); prepare the data set again")
+            self._verified.add(file.name)
+        return load_npy(file, mmap=True)
 
     @property
     def name(self) -> str:
@@ -97,14 +125,36 @@ class PreparedDataset:
         if not files:
             raise InputError(f"{self.path} has no {name} split")
         prefix = len(name) + 1
-        return {f.stem[prefix:]: load_npy(f, mmap=True) for f in files}
+        return {f.stem[prefix:]: self._array(f) for f in files}
 
     def signals(self, split: str) -> np.ndarray:
         """The ``(P, M)`` signals of a split (for MCA the mixtures), memory-mapped."""
         file = self.path / f"{split}_signals.npy"
         if not file.is_file():
             raise InputError(f"{self.path} has no {split} split")
-        return load_npy(file, mmap=True)
+        return self._array(file)
+
+    def row_sources(self, split: str) -> tuple[tuple[str, ...], np.ndarray]:
+        """Where each row's image came from, for results reported per source.
+
+        Returns ``(names, index)``: ``names[index[r]]`` is the source of row ``r`` of the
+        split's signals. For the offline photographs (and MCA mixtures made with them) a
+        source is the package that shipped the photograph; any other data set has one source,
+        the key of its (natural) image source, e.g. ``("asirra",)``.
+        """
+        n_rows = len(self.signals(split))
+        file = self.path / f"{split}_natural_source.npy"
+        if not file.is_file():
+            key = (self.meta.get("sources") or [{}])[-1].get("key", self.name)
+            return (str(key),), np.zeros(n_rows, dtype=np.int64)
+        names = self.meta.get("natural_sources")
+        index = self._array(file)
+        if (not isinstance(names, list) or not all(isinstance(n, str) for n in names)
+                or index.shape != (n_rows,)
+                or (n_rows and not 0 <= int(index.min()) <= int(index.max()) < len(names))):
+            raise InputError(f"{file} does not match the natural_sources of "
+                             f"{self.path / 'meta.json'}")
+        return tuple(names), index
 
     def __repr__(self) -> str:
         counts = ", ".join(f"{k}={v}" for k, v in self.meta.get("counts", {}).items())
@@ -141,12 +191,16 @@ class DatasetWriter:
         remove_stale_temporaries(self.root)  # what killed runs left behind
         self.staging = Temporary(self.root, name, directory=True)
         self.tmp = self.staging.path
+        self.hashes: dict[str, str] = {}
 
     def save(self, split: str, key: str, array: np.ndarray) -> None:
-        save_npy(self.tmp / f"{split}_{key}.npy", array)
+        file = self.tmp / f"{split}_{key}.npy"
+        save_npy(file, array)
+        self.hashes[file.name] = sha256_file(file)
 
     def commit(self, meta: dict) -> Path:
-        write_json(self.tmp / "meta.json", meta)
+        write_json(self.tmp / "meta.json",
+                   {**meta, "array_sha256": dict(sorted(self.hashes.items()))})
         final = self.root / self.name
         replace_folder(self.tmp, final)
         self.staging.close()

