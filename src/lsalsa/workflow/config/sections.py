@@ -159,6 +159,8 @@ class _Section:
 class PrepareSection(_Section):
     PREFIX: ClassVar[str] = "prepare."
     limit_images: int | None = rule(checks.positive_int, None, none=True)
+    # The (natural) patch grid's step in place of the data set's own (None: its own).
+    stride: int | None = rule(checks.positive_int, None, none=True)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -240,7 +242,7 @@ class EvaluationSection(_Section):
 
 #: Fields left out of the resolved config while at their default, per section.
 OPTIONAL: dict = {"evaluation": ("baseline_code_rmse", "time_exact_codes"),
-                  "search": ("augment",)}
+                  "search": ("augment",), "prepare": ("stride",)}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -13,6 +13,7 @@ only, so validation and test never see a training digit or photograph.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,7 +84,7 @@ def get_spec(name: str) -> Spec:
 # prepare / available
 
 def prepare(name: str, root=None, data_dir=None, seed: int = 0, limit_images: int | None = None,
-            progress: bool = True, download: bool = False) -> Path:
+            progress: bool = True, download: bool = False, stride: int | None = None) -> Path:
     """Build a prepared data set and return its folder ``<root>/<name>``.
 
     Parameters
@@ -102,8 +103,15 @@ def prepare(name: str, root=None, data_dir=None, seed: int = 0, limit_images: in
         tqdm progress bars on a terminal.
     download : bool
         Fetch canonical files (SHA-256 verified) when not found locally.
+    stride : int, optional
+        Step of the (natural) patch grid in place of the data set's own (its patch side:
+        non-overlapping); fewer, less correlated patches per photograph.
     """
     spec = get_spec(name)
+    if stride is not None:
+        stride = checks.integer(stride, "stride", low=1, high=spec.patch)
+        spec = dataclasses.replace(spec, stride=stride, description=(
+            f"{spec.description}; patch stride {stride} in place of {spec.stride or spec.patch}"))
     seed = checks.non_negative_int(seed, "seed")
     limit_images = checks.positive_int(limit_images, "limit_images", none=True)
     root = Path(root).expanduser() if root is not None else default_root()

@@ -11,7 +11,7 @@ def run(run: Run) -> dict:
     c = run.config
     dataset, seed, limit_images = c.dataset, c.seed, c.prepare.limit_images
     path = prepare(dataset, root=run.dir / "data", data_dir=run.data_dir, seed=seed,
-                   limit_images=limit_images, progress=run.bars)
+                   limit_images=limit_images, progress=run.bars, stride=c.prepare.stride)
     meta = read_meta(path / "meta.json")
     return {"path": str(path.relative_to(run.dir)), "stand_in": meta.get("stand_in"),
             "label": meta.get("label"), "counts": meta.get("counts")}

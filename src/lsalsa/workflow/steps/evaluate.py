@@ -133,11 +133,13 @@ def load_test_set(run: Run, n_components: int, separation_samples: int) -> TestS
     return TestSet(arrays, signals, torch.from_numpy(signals).to(run.device),
                    np.array(run.codeset.codes("test"), dtype=np.float32), truth,
                    min(separation_samples, signals.shape[0]),
-                   row_sources(run.dataset, "test") if truth is not None else None)
+                   _source_names(run.dataset) if truth is not None else None)
 
 
-def row_sources(dataset, split):  # MERGE: the data layer's per-row sources
-    return None
+def _source_names(dataset) -> np.ndarray:
+    """The source (package) of each test mixture's photograph, by name."""
+    names, index = dataset.row_sources("test")
+    return np.asarray(names)[np.asarray(index)]
 
 
 def learned_encoder(run: Run, method: str, T: int, Y: torch.Tensor, batch: int):
