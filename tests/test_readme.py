@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shlex
 import subprocess
 import sys
@@ -16,20 +15,16 @@ import numpy as np
 import pytest
 
 import lsalsa
+from readme_snippets import fenced, run_python_blocks
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-
-
-def fenced(language: str) -> list[str]:
-    """The bodies of the README's ```language blocks, in order."""
-    return re.findall(rf"^```{language}\n(.*?)^```", README.read_text(), flags=re.S | re.M)
 
 
 def commands(prefix: str) -> list[list[str]]:
     """Every command line of the README's bash blocks that starts with ``prefix``, with
     backslash continuations joined and the trailing comment dropped, split like a shell."""
     found = []
-    for block in fenced("bash"):
+    for block in fenced(README, "bash"):
         for line in block.replace("\\\n", " ").splitlines():
             if line.strip().startswith(prefix):
                 found.append(shlex.split(line, comments=True))
@@ -38,13 +33,10 @@ def commands(prefix: str) -> list[list[str]]:
 
 def test_python_snippets_run_as_written(tmp_path, monkeypatch):
     """Every ```python block, in order and in one namespace, as a reader would type them into
-    one session; in a scratch folder, since they may write files."""
-    blocks = fenced("python")
-    assert blocks, "README.md has no python examples"
+    one session; in a scratch folder, since they may write files. The wheel check runs the
+    same blocks against the installed wheel."""
     monkeypatch.chdir(tmp_path)
-    namespace: dict = {"__name__": "__readme__"}
-    for number, block in enumerate(blocks, start=1):
-        exec(compile(block, f"README.md python block {number}", "exec"), namespace)
+    run_python_blocks(README)  # raises at the first block that fails
 
 
 def test_subpackages_are_reachable_from_a_plain_import():
