@@ -64,7 +64,8 @@ def gap_rounding(Y, X, dictionaries, cost, dtype=np.float64) -> np.ndarray:
 
 def iteration_error(method: str, Y, dictionaries, alphas, T: int, *, mu: float = 10.0,
                     dtype=np.float64, operator_cond: float = 0.0,
-                    operators=None, growth: float = 1.0) -> np.ndarray:
+                    operators=None, growth: float = 1.0,
+                    low_precision=None) -> np.ndarray:
     """Bound on the rounding error of T iterations of ISTA, FISTA or SALSA (or LISTA/LSALSA),
     per sample, in the 2-norm (so also entrywise), as a (B, 1) array to broadcast over codes.
 
@@ -91,6 +92,15 @@ def iteration_error(method: str, Y, dictionaries, alphas, T: int, *, mu: float =
     ``S`` may break the norm conditions; ``growth`` > 1 is then the per-layer Lipschitz bound
     (see :func:`encoder_error`) and an error made at layer t is amplified by at most
     ``growth^(T - t)``.
+
+    ``low_precision`` (a torch dtype, e.g. bfloat16): the products run in it as in
+    :func:`lsalsa.core.operators.unrolled_low`: the operand and the operator are each rounded
+    to it (``u_low`` relative, entrywise), the GEMM accumulates in ``dtype`` (``gamma(n)``)
+    and its result is rounded to it once more (``u_low``). So a product is within
+    ``(3 u_low + gamma(n) + O(u_low^2)) |S| |v|``; ``4 u_low`` covers the second-order terms.
+    The input product ``W y`` is made the same way, so its error, ``4 u_low || |W| |y| ||``,
+    is added to every step's magnitude (it enters every layer; ``|W| |y|`` may be much larger
+    than ``|W y|``). Everything else runs in ``dtype`` as before.
     """
     Y = _np(Y).astype(np.float64)
     if operators is None:
@@ -113,6 +123,9 @@ def iteration_error(method: str, Y, dictionaries, alphas, T: int, *, mu: float =
     layers = list(S) if S.ndim == 3 else [S] * T
     N = layers[0].shape[0]
     b = Y @ W.T
+    input_magnitude = 0.0
+    if low_precision is not None:
+        input_magnitude = np.linalg.norm(np.abs(Y) @ np.abs(W).T, axis=1)
 
     def soft(z, tau):
         return np.sign(z) * np.maximum(np.abs(z) - tau, 0.0)
@@ -150,16 +163,22 @@ def iteration_error(method: str, Y, dictionaries, alphas, T: int, *, mu: float =
         excess = max(growth - 1, 0.0)  # sum_t growth^t, stable near growth = 1
         steps = T if excess == 0 else float(np.expm1(T * np.log1p(excess)) / excess)
     per_step = gamma(N + 2, dtype) + 2 * operator_cond * unit_roundoff(dtype)
+    if low_precision is not None:
+        per_step = 4 * unit_roundoff(low_precision) + gamma(max(N, Y.shape[1]) + 2, dtype) \
+            + 2 * operator_cond * unit_roundoff(dtype)
+        largest = largest + input_magnitude
     return (steps * per_step * largest)[:, None]
 
 
-def encoder_error(encoder, Y, dtype=None) -> np.ndarray:
+def encoder_error(encoder, Y, dtype=None, low_precision=None) -> np.ndarray:
     """:func:`iteration_error` for a LISTA or LSALSA module with its current weights.
 
     A layer amplifies an error by at most its Lipschitz constant: LISTA ``||S||_2`` (the
     threshold is 1-Lipschitz); LSALSA ``(1 + ||2 S - I||_2) / 2`` (the Douglas-Rachford
     map, one reflection of norm ``||2 S - I||``, the other nonexpansive; ``S`` is the scaled
     splitting operator). Both are 1 at initialisation and may exceed 1 after training.
+    ``low_precision``: the products in that torch dtype (``encode(Y, dtype=...)``); see
+    :func:`iteration_error`.
     """
     S = encoder.S.detach().cpu().double().numpy()
     N = S.shape[-1]
@@ -174,7 +193,8 @@ def encoder_error(encoder, Y, dtype=None) -> np.ndarray:
     return iteration_error("salsa" if lsalsa_kind else "ista", Y, None, None, encoder.depth,
                            mu=float(encoder.mu) if lsalsa_kind else 1.0,
                            operators=(encoder.W, encoder.S, encoder._tau()), growth=growth,
-                           dtype=encoder.W.dtype if dtype is None else dtype)
+                           dtype=encoder.W.dtype if dtype is None else dtype,
+                           low_precision=low_precision)
 
 
 def salsa_condition(dictionaries, mu: float) -> float:

@@ -159,3 +159,34 @@ def test_a_folder_as_the_model_is_named_so(command, rng, tmp_path, capsys):
                          "--out", str(out)],
             "analyze": ["analyze", str(folder), "--out", str(out)]}[command]
     _fails_with_one_line(argv, capsys, out, "is a folder, not a model file")
+
+
+def test_dtype_bfloat16_writes_float32_codes_of_the_low_precision_path(model_path, rng,
+                                                                      tmp_path, capsys):
+    signals = rng.standard_normal((250, 16)).astype(np.float32)
+    np.save(tmp_path / "in.npy", signals)
+    assert main(["encode", str(tmp_path / "in.npy"), str(tmp_path / "out.npy"), "--model",
+                 str(model_path), "--chunk-size", "100", "--dtype", "bfloat16", "--quiet"]) == 0
+    assert "products in bfloat16" in capsys.readouterr().out
+    codes = np.load(tmp_path / "out.npy")
+    assert codes.dtype == np.float32 and codes.shape == (250, 24) and np.isfinite(codes).all()
+    model = lsalsa.load_encoder(model_path)
+    # The same low-precision path as encode(dtype=...), chunked: within the rounding of two
+    # low-precision evaluations (BLAS may block a 100-row product differently).
+    whole = model.encode(signals, dtype="bfloat16")
+    bound = encoder_error(model, signals, low_precision=torch.bfloat16)
+    assert np.all(np.abs(codes - whole) <= 2 * bound)
+    assert main(["encode", str(tmp_path / "in.npy"), str(tmp_path / "f32.npy"), "--model",
+                 str(model_path), "--dtype", "float32", "--quiet"]) == 0
+    assert np.all(np.abs(np.load(tmp_path / "f32.npy") - model.encode(signals))
+                  <= 2 * encoder_error(model, signals))
+
+
+@pytest.mark.parametrize(("dtype", "match"), [("float16", "float16 needs a CUDA device"),
+                                              ("bf16", "--dtype must be float32"),
+                                              ("", "--dtype must be float32")])
+def test_a_bad_dtype_is_refused_in_one_line(dtype, match, model_path, rng, tmp_path, capsys):
+    np.save(tmp_path / "in.npy", rng.standard_normal((10, 16)).astype(np.float32))
+    out = tmp_path / "out.npy"
+    _fails_with_one_line(["encode", str(tmp_path / "in.npy"), str(out), "--model",
+                          str(model_path), "--dtype", dtype, "--quiet"], capsys, out, match)

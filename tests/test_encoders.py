@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import lsalsa
-from _numerics import assert_within, gamma, iteration_error
+from _numerics import assert_within, encoder_error, gamma, iteration_error
 from conftest import random_dictionary
 from lsalsa import LISTA, LSALSA, InputError, build_encoder, load_encoder
 from lsalsa.core import operators as steps
@@ -331,3 +331,98 @@ def test_inference_mode_in_place_path_equals_the_autograd_path(kind, untied, dep
         by_batch = torch.cat([encoder(Y[i:i + 4]) for i in range(0, len(Y), 4)])
     assert torch.equal(by_batch, encoder.encode(Y, batch_size=4))
     torch.testing.assert_close(by_batch, plain)  # float64 defaults: rtol 1e-7, atol 1e-7
+
+
+# -- low-precision inference (encode(dtype=...)) -------------------------------------------
+LOW = {"cpu": [torch.bfloat16], "cuda": [torch.bfloat16, torch.float16]}
+
+
+@pytest.mark.parametrize("kind", ["lista", "lsalsa"])
+@pytest.mark.parametrize("D", [1, 2])
+@pytest.mark.parametrize("untied", [False, True])
+def test_low_precision_codes_agree_with_float32_within_rounding(rng, device, kind, D, untied):
+    dicts, alphas, Y = _setup(rng, D, torch.float32, device, B=40)
+    encoder = build_encoder(kind, dicts, alphas, 4, 2.0 if kind == "lsalsa" else None,
+                            untied=untied).to(device)
+    with torch.no_grad():  # weights away from the classic ones, as after training
+        encoder.S.mul_(0.9)
+        encoder.thresholds.mul_(0.8)
+    reference = encoder.encode(Y)
+    for low in LOW[device.type]:
+        if low == torch.bfloat16 and device.type == "cuda" \
+                and not torch.cuda.is_bf16_supported():
+            continue
+        name = str(low).removeprefix("torch.")
+        for dtype in (low, name):  # a torch dtype or its name
+            codes = encoder.encode(Y, dtype=dtype)
+            assert codes.dtype == torch.float32 and codes.shape == reference.shape
+            assert bool(torch.isfinite(codes).all())
+            # Each product: 2^-8 (bfloat16) relative rounding of operand, weights and result,
+            # the T layers' errors adding up; plus the float32 reference's own bound.
+            bound = encoder_error(encoder, Y, low_precision=low) + encoder_error(encoder, Y)
+            difference = (codes - reference).abs().cpu().numpy()
+            assert np.all(difference <= bound), (difference / bound).max()
+            assert difference.max() > 0  # the low-precision path did run
+            # The bound is worst case (no cancellation in the sums, every step's largest
+            # magnitude), 20 to 40 % of the codes' size here; the differences are about
+            # 100x smaller. It still says something: below half the codes' size.
+            size = np.linalg.norm(reference.cpu().numpy(), axis=1, keepdims=True)
+            assert np.median(bound / np.maximum(size, 1e-12)) < 0.5
+
+
+def test_low_precision_keeps_the_model_dtype_and_numpy_in_numpy_out(rng):
+    dicts, alphas, Y = _setup(rng, 2, torch.float64, "cpu")
+    encoder = LSALSA(dicts, alphas, 3, 2.0)
+    codes = encoder.encode(Y.numpy(), dtype="bfloat16")
+    assert isinstance(codes, np.ndarray) and codes.dtype == np.float64
+    assert np.isfinite(codes).all()
+
+
+def test_low_precision_follows_the_weights(rng):
+    """The cast weights are cached per dtype, and cast again when the weights change."""
+    dicts, alphas, Y = _setup(rng, 1, torch.float32, "cpu")
+    encoder = LSALSA(dicts, alphas, 3, 2.0)
+    before = encoder.encode(Y, dtype="bfloat16")
+    with torch.no_grad():
+        encoder.S.mul_(0.5)
+        encoder.W.mul_(2.0)
+    fresh = LSALSA(dicts, alphas, 3, 2.0)
+    fresh.load_state_dict(encoder.state_dict())
+    after = encoder.encode(Y, dtype="bfloat16")
+    assert torch.equal(after, fresh.encode(Y, dtype="bfloat16"))
+    assert not torch.equal(after, before)
+
+
+@pytest.mark.parametrize(("dtype", "match"), [
+    ("float16", "float16 needs a CUDA device"), (torch.float16, "float16 needs a CUDA device"),
+    ("int8", "bfloat16 or float16"), ("float64", "bfloat16 or float16"),
+    (torch.float64, "bfloat16 or float16"), (3, "bfloat16 or float16")])
+def test_low_precision_refuses_what_it_cannot_run_in_one_line(rng, dtype, match):
+    dicts, alphas, Y = _setup(rng, 1, torch.float32, "cpu")
+    encoder = LISTA(dicts, alphas, 2)
+    with pytest.raises(InputError, match=match) as info:
+        encoder.encode(Y, dtype=dtype)
+    assert "\n" not in str(info.value)
+
+
+def test_low_precision_is_inference_only(rng):
+    dicts, alphas, Y = _setup(rng, 1, torch.float32, "cpu")
+    encoder = LSALSA(dicts, alphas, 2, 2.0)
+    with pytest.raises(InputError, match="inference"):
+        encoder(Y, dtype="bfloat16")
+    with torch.no_grad():
+        assert torch.equal(encoder(Y, dtype="bfloat16"), encoder.encode(Y, dtype="bfloat16"))
+
+
+def test_low_precision_components(rng):
+    dicts, alphas, Y = _setup(rng, 2, torch.float32, "cpu")
+    encoder = LSALSA(dicts, alphas, 3, 2.0)
+    codes = encoder.encode(Y)
+    low = components(encoder, codes, dtype="bfloat16")
+    blocks = (codes[:, :9], codes[:, 9:])  # _setup's dictionaries have 9 atoms each
+    for part, exact, A, block in zip(low, components(encoder, codes), dicts, blocks,
+                                     strict=True):
+        assert part.dtype == torch.float32
+        # codes and atoms rounded (2^-8 each), the result rounded once more: 4 u |A| |x|.
+        bound = 4 * 2.0**-8 * (block.abs() @ A.abs().T) + 1e-6
+        assert bool(((part - exact).abs() <= bound).all())

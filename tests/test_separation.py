@@ -349,3 +349,52 @@ def test_a_destination_that_is_a_folder_is_refused_before_anything_is_moved(
                          capsys, f"output {out / 'img_separation.png'} is a directory")
     assert sorted(p.name for p in out.iterdir()) == ["img_separation.png"]
     assert [p.name for p in (out / "img_separation.png").iterdir()] == ["keep"]
+
+
+# -- low precision (dtype=, --dtype) ---------------------------------------------------------
+
+def test_bfloat16_separation_is_float32_and_within_rounding_of_float32(rng):
+    from _numerics import encoder_error
+
+    dictionaries = [dct_dictionary(SIDE), np.eye(SIDE * SIDE)]
+    model = lsalsa.LSALSA(dictionaries, [0.02, 0.02], depth=8, mu=0.5)
+    smooth, spikes = synthetic_mixture(rng, 24, 32)
+    image = smooth + spikes
+    exact = separate_image(model, image)
+    low = separate_image(model, image, dtype="bfloat16")
+    assert all(p.dtype == np.float32 and p.shape == image.shape and np.isfinite(p).all()
+               for p in low)
+    # Per patch: the codes within the two encoders' bounds (both dictionaries are orthonormal,
+    # so a component moves by at most its codes' change), and the synthesis rounds codes,
+    # atoms and result to bfloat16: 4 u ||x_i||_1 for unit-norm atoms.
+    patches = extract_patches(image.astype(np.float32)[None], SIDE)[0].reshape(-1, SIDE * SIDE)
+    codes = model.encode(patches)
+    per_patch = (encoder_error(model, patches, low_precision=torch.bfloat16)
+                 + encoder_error(model, patches))[:, 0]
+    for i, block in enumerate((codes[:, :SIDE * SIDE], codes[:, SIDE * SIDE:])):
+        # the encoder's change, then the synthesis' rounding (of codes moved by per_patch)
+        bound = per_patch + 4 * 2.0**-8 * (np.abs(block).sum(axis=1) + np.sqrt(SIDE * SIDE)
+                                          * per_patch)
+        change = np.linalg.norm(low[i] - exact[i])
+        assert change <= np.sqrt((bound**2).sum()), (change, np.sqrt((bound**2).sum()))
+        assert change > 0
+
+
+def test_cli_dtype(mca_model, rng, tmp_path, capsys):
+    smooth, spikes = synthetic_mixture(rng, 16, 16)
+    Image.fromarray((np.clip(smooth + spikes, 0, 1) * 255).astype(np.uint8)).save(
+        tmp_path / "mix.png")
+    small = lsalsa.LSALSA([dct_dictionary(SIDE), np.eye(SIDE * SIDE)], [0.02, 0.02], depth=8,
+                          mu=0.5)
+    path = small.save(tmp_path / "model.safetensors")
+    out = tmp_path / "out"
+    assert main(["separate", str(tmp_path / "mix.png"), "--model", str(path), "--out",
+                 str(out), "--dtype", "bfloat16"]) == 0
+    part = np.load(out / "mix_component0.npy")
+    assert part.dtype == np.float32 and part.shape == (16, 16) and np.isfinite(part).all()
+    for dtype, match in (("float16", "float16 needs a CUDA device"),
+                         ("half", "--dtype must be float32")):
+        _fails_with_one_line(["separate", str(tmp_path / "mix.png"), "--model", str(path),
+                              "--out", str(tmp_path / "other"), "--dtype", dtype], capsys,
+                             match)
+        assert not (tmp_path / "other").exists()

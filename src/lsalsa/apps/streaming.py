@@ -15,7 +15,7 @@ import torch
 
 from .. import checks
 from ..core._arrays import cast_array, numpy_dtype
-from ..core.encoders import UnrolledEncoder
+from ..core.encoders import UnrolledEncoder, inference_dtype
 from ..errors import InputError
 from ..io import atomic_path, check_finite_output, remove_stale_temporaries
 from ..workflow.progress import as_progress
@@ -59,14 +59,20 @@ def _read_rows(reader, layout: tuple, first: int, count: int) -> np.ndarray:
 
 def encode_file(encoder: UnrolledEncoder, in_path: str | os.PathLike,
                 out_path: str | os.PathLike, *, chunk_size: int = 65536,
-                progress: bool = True) -> tuple[int, int]:
+                progress: bool = True, dtype=None) -> tuple[int, int]:
     """Encode every row of ``in_path`` (B, M) into ``out_path`` (B, N) float32.
+
+    ``dtype`` ("bfloat16"; "float16" on CUDA) runs the encoder's products in that precision
+    (see :meth:`~lsalsa.core.encoders.UnrolledEncoder.forward`); None: the model's own.
 
     The input may have any real dtype, byte order and memory order. Returns the output
     shape. Nothing is left at ``out_path`` when anything fails, including codes that come out
     NaN or Inf (an overflow).
     """
     chunk_size = checks.positive_int(chunk_size, "chunk size")
+    # The model's own precision calls the encoder as before (no dtype argument at all).
+    low = inference_dtype(dtype, encoder.W.device, encoder.W.dtype)
+    precision = {} if low is None else {"dtype": low}
     source = Path(in_path)
     if not source.is_file():
         raise InputError(f"input file not found: {in_path}")
@@ -101,7 +107,7 @@ def encode_file(encoder: UnrolledEncoder, in_path: str | os.PathLike,
                 chunk = cast_array(_read_rows(reader, layout, done, count), model_dtype, where)
                 signals = torch.from_numpy(chunk).to(device=param.device)
                 with torch.inference_mode():
-                    codes = encoder(signals).to(torch.float32).cpu().numpy()
+                    codes = encoder(signals, **precision).to(torch.float32).cpu().numpy()
                 check_finite_output(codes, f"the codes of {where}")
                 writer.write(codes.tobytes())
                 done += count

@@ -37,8 +37,15 @@ from .. import checks
 from ..errors import InputError
 from ..io import read_safetensors, verify_header, verify_tensors, write_safetensors
 from ..version import __version__
-from ._arrays import as_signals, to_output
-from .operators import encode_input, ista_operators, ista_step, salsa_operators, salsa_step
+from ._arrays import as_signals, check_finite, to_output
+from .operators import (
+    encode_input,
+    ista_operators,
+    ista_step,
+    salsa_operators,
+    salsa_step,
+    unrolled_low,
+)
 from .problem import Problem, as_alphas, check_mu, make_problem
 
 FORMAT = "lsalsa-encoder"
@@ -46,6 +53,30 @@ FORMAT = "lsalsa-encoder"
 # tensor and of the header
 FORMAT_VERSION = 3
 KINDS = ("lista", "lsalsa")
+#: The low precisions of the inference path (``dtype=``): the products run in them.
+LOW_PRECISIONS = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def inference_dtype(dtype, device, model_dtype: torch.dtype = torch.float32,
+                    what: str = "dtype") -> torch.dtype | None:
+    """The low precision asked for by ``dtype`` (a name or torch dtype), or None for the
+    model's own precision (``None`` or the model's dtype). float16 only on CUDA: CPUs have
+    no fast float16 GEMM, and its range (65504) is narrower than bfloat16's."""
+    if dtype is None:
+        return None
+    name = str(dtype).removeprefix("torch.") if isinstance(dtype, torch.dtype) else dtype
+    own = str(model_dtype).removeprefix("torch.")
+    if name == own:
+        return None
+    if name not in LOW_PRECISIONS:
+        raise InputError(f"{what} must be {own} (the model's), bfloat16 or float16 (CUDA), "
+                         f"got {dtype!r}")
+    device = torch.device(device)
+    if name == "float16" and device.type != "cuda":
+        raise InputError(f"{what} float16 needs a CUDA device; on CPU use bfloat16")
+    if name == "bfloat16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise InputError(f"{what} bfloat16: this CUDA device has no bfloat16; use float16")
+    return LOW_PRECISIONS[name]
 
 
 class UnrolledEncoder(torch.nn.Module):
@@ -97,6 +128,7 @@ class UnrolledEncoder(torch.nn.Module):
             self.thresholds = torch.nn.Parameter(tau.detach().clone())
         else:
             self.register_buffer("thresholds", tau.detach().clone())
+        self._low_weights_cache: dict = {}  # dtype -> (weights' identity, W^T, [S^T])
 
     # -- the network -------------------------------------------------------------------
     @property
@@ -110,12 +142,38 @@ class UnrolledEncoder(torch.nn.Module):
         # Learned thresholds may drift below zero, where soft thresholding is meaningless.
         return self.thresholds.clamp_min(0) if self.learn_thresholds else self.thresholds
 
-    def forward(self, Y: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    def _low_weights(self, dtype: torch.dtype) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """``W^T`` and the ``S^T`` of layers 2..T cast to ``dtype`` once, and again only when
+        the weights change (training steps and ``load_state_dict`` bump their versions)."""
+        identity = tuple((p.device, p.data_ptr(), p._version) for p in (self.W, self.S))
+        cached = self._low_weights_cache.get(dtype)
+        if cached is None or cached[0] != identity:
+            S_low = self.S.detach().transpose(-1, -2).to(dtype).contiguous()
+            layers = [S_low[t] if self.untied else S_low for t in range(1, self.depth)]
+            cached = (identity, self.W.detach().T.to(dtype).contiguous(), layers)
+            self._low_weights_cache[dtype] = cached
+        return cached[1], cached[2]
+
+    def forward(self, Y: torch.Tensor, out: torch.Tensor | None = None,
+                dtype=None) -> torch.Tensor:
         """Codes of the batch ``Y`` (B, M); in inference mode they are written into ``out``
-        (B, N) when given, which is then returned."""
+        (B, N) when given, which is then returned.
+
+        ``dtype`` ("bfloat16", "float16" on CUDA; None: the model's own) runs the products in
+        that precision, without autograd; thresholds, iterates and codes stay in the model's
+        dtype (see :func:`lsalsa.core.operators.unrolled_low`).
+        """
         if Y.ndim != 2 or Y.shape[1] != self.W.shape[1]:
             raise InputError(f"expected signals of shape (B, {self.W.shape[1]}), got "
                              f"{tuple(Y.shape)}")
+        low = inference_dtype(dtype, self.W.device, self.W.dtype)
+        if low is not None:
+            if torch.is_grad_enabled():
+                raise InputError("low-precision codes are for inference: call encode() or "
+                                 "run under torch.inference_mode()")
+            with torch.inference_mode():
+                W_low, S_low = self._low_weights(low)
+                return unrolled_low(self.kind, Y, W_low, S_low, self._tau(), out=out)
         b = encode_input(Y, self.W)
         tau = self._tau()
         # In inference mode (encode(), lsalsa encode) the iterates are updated in place: same
@@ -137,8 +195,13 @@ class UnrolledEncoder(torch.nn.Module):
         return out.copy_(codes)  # only where the steps did not run in place
 
     @torch.inference_mode()
-    def encode(self, Y, batch_size: int = 65536):
-        """Codes of ``Y`` (B, M), NumPy or torch, in batches; the same kind comes back."""
+    def encode(self, Y, batch_size: int = 65536, dtype=None):
+        """Codes of ``Y`` (B, M), NumPy or torch, in batches; the same kind comes back.
+
+        ``dtype``: "bfloat16" (or ``torch.bfloat16``; "float16" on CUDA) runs the products in
+        that precision; the codes still come back in the model's dtype. None: the model's own.
+        """
+        low = inference_dtype(dtype, self.W.device, self.W.dtype)
         Y_t, as_numpy = as_signals(Y, "Y")
         Y_t = Y_t.to(device=self.W.device, dtype=self.W.dtype)
         # Each batch's codes are written straight into the result: no concatenation, and
@@ -146,7 +209,10 @@ class UnrolledEncoder(torch.nn.Module):
         codes = torch.empty((Y_t.shape[0], self.W.shape[0]), dtype=self.W.dtype,
                             device=self.W.device)
         for i in range(0, Y_t.shape[0], batch_size):
-            self(Y_t[i:i + batch_size], out=codes[i:i + batch_size])
+            self(Y_t[i:i + batch_size], out=codes[i:i + batch_size], dtype=low)
+        if low is not None:  # a float16 product can overflow (beyond 65504)
+            check_finite(codes, f"the codes computed in {str(low).removeprefix('torch.')} "
+                                "(an overflow: rescale the signals or use bfloat16)")
         return to_output(codes, as_numpy)
 
 
@@ -371,10 +437,18 @@ def load_encoder(path: str | os.PathLike, device=None) -> UnrolledEncoder:
     return encoder.to(device) if device is not None else encoder
 
 
-def components(model: UnrolledEncoder | Problem, codes: torch.Tensor | np.ndarray) -> list:
+def components(model: UnrolledEncoder | Problem, codes: torch.Tensor | np.ndarray,
+               dtype=None) -> list:
     """The reconstructed components ``A_i x_i`` (each (B, M)) of codes (B, N), for an encoder's
-    dictionaries or a :class:`~lsalsa.core.problem.Problem`'s; NumPy codes give NumPy arrays."""
+    dictionaries or a :class:`~lsalsa.core.problem.Problem`'s; NumPy codes give NumPy arrays.
+    ``dtype`` ("bfloat16", "float16" on CUDA) runs the products in that precision; the
+    components come back in the dictionaries' dtype."""
     problem = model.problem if isinstance(model, UnrolledEncoder) else model
+    low = inference_dtype(dtype, problem.device, problem.dtype)
     tensor = torch.as_tensor(codes, dtype=problem.dtype, device=problem.device)
-    result = [p @ a.T for p, a in zip(problem.split(tensor), problem.blocks, strict=True)]
+    if low is None:
+        result = [p @ a.T for p, a in zip(problem.split(tensor), problem.blocks, strict=True)]
+    else:
+        result = [(p.to(low) @ a.T.to(low)).to(problem.dtype)
+                  for p, a in zip(problem.split(tensor), problem.blocks, strict=True)]
     return [r.cpu().numpy() for r in result] if isinstance(codes, np.ndarray) else result

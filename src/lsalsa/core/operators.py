@@ -135,6 +135,58 @@ def salsa_step(u: torch.Tensor | None, d: torch.Tensor | None, b: torch.Tensor,
     return x, u_next, None if final else torch.sub(z, u_next, out=d)
 
 
+def unrolled_low(kind: str, Y: torch.Tensor, W_low: torch.Tensor, S_low: list[torch.Tensor],
+                 tau: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """T unrolled ISTA/LISTA (``kind="lista"``) or SALSA/LSALSA (``"lsalsa"``) steps in place,
+    with every product in the low precision of ``W_low`` (bfloat16, float16); inference only.
+
+    ``W_low`` is ``W^T`` (M, N) and ``S_low`` holds ``S^T`` (N, N) of layers 2..T, all already
+    cast. Each product rounds its operand to the low precision, runs the GEMM there (the
+    kernel accumulates in float32) and widens its result into the iterates, which stay in
+    ``Y``'s dtype (float32): the sum with ``b`` and the dual ``d``, the threshold's comparison
+    with ``tau`` and the codes are never rounded to the low precision. A bfloat16 ``d`` or
+    ``tau`` would shift every threshold by up to 2^-8 relative in one direction, a bias rather
+    than noise, and cancel in ``z - clip(z)`` near the threshold; kept in float32 they cost
+    nothing (the elementwise work is the same, and a bfloat16 state was not faster). The
+    operations are those of :func:`ista_step` and :func:`salsa_step` (clip, then subtract),
+    in buffers of their own, so the float32 path is untouched.
+    """
+    low = W_low.dtype
+    widened = torch.mm(Y.to(low), W_low)
+    b = torch.empty(widened.shape, dtype=Y.dtype, device=Y.device).copy_(widened)
+    neg = -tau
+    clip = torch.empty_like(b) if out is None else out
+    torch.clamp(b, neg, tau, out=clip)
+    first = torch.sub(b, clip, out=clip)  # the first layer: soft(b), no product
+    if not S_low:
+        return first
+    v_low = torch.empty(b.shape, dtype=low, device=b.device)
+    p_low = torch.empty_like(v_low)
+
+    def product(v, S_t, into):  # into = v S, the product in low precision
+        v_low.copy_(v)
+        torch.mm(v_low, S_t, out=p_low)
+        return into.copy_(p_low)
+
+    if kind == "lista":
+        x, z = first, torch.empty_like(b)
+        for S_t in S_low:
+            product(x, S_t, z).add_(b)  # z = b + S x
+            torch.clamp(z, neg, tau, out=x)  # x is dead once rounded into v_low
+            torch.sub(z, x, out=x)
+        return x
+    u, d = first, torch.sub(b, first)  # d = z - u with z = b
+    for t, S_t in enumerate(S_low):
+        v = torch.sub(u, d, out=u)
+        x = product(v, S_t, v).add_(b)  # x = b + S (u - d), in v's buffer
+        z = d.add_(x)  # z = x + d
+        torch.clamp(z, neg, tau, out=x)  # x is dead once in z
+        u = torch.sub(z, x, out=x)
+        if t < len(S_low) - 1:  # the last d is read by nobody
+            d = torch.sub(z, u, out=z)
+    return u
+
+
 def _clip(z: torch.Tensor, tau: torch.Tensor | float, out: torch.Tensor) -> None:
     """``out = min(max(z, -tau), tau)``: the clip inside ``soft_threshold``, into ``out``."""
     if isinstance(tau, torch.Tensor):

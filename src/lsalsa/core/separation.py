@@ -18,7 +18,7 @@ from .. import checks
 from ..errors import InputError
 from ..io import check_finite_output
 from ._arrays import numpy_dtype
-from .encoders import UnrolledEncoder, components
+from .encoders import UnrolledEncoder, components, inference_dtype
 from .patches import add_patches, average_overlaps, pad_to_multiple, patch_grid
 
 
@@ -40,7 +40,8 @@ def _tiles(rows: int, cols: int, batch: int):
 
 
 def separate_image(encoder: UnrolledEncoder, image, *, stride: int | None = None,
-                   batch_size: int = 8192, residual: int | None = None) -> list[np.ndarray]:
+                   batch_size: int = 8192, residual: int | None = None,
+                   dtype=None) -> list[np.ndarray]:
     """Split a grayscale image (H, W) with values in [0, 1] into the model's components.
 
     Patches go through the encoder ``batch_size`` at a time. Returns one (H, W) float32 array
@@ -48,11 +49,16 @@ def separate_image(encoder: UnrolledEncoder, image, *, stride: int | None = None
     ``residual=i`` component ``i`` is instead the image minus the other components (the
     residual form: what the other dictionaries do not explain, detail that the dictionary of
     component ``i`` cannot carry included), so the components add up to the image.
+    ``dtype`` ("bfloat16"; "float16" on CUDA) runs the encoder's products and the
+    dictionaries' synthesis in that precision; the patches' sums and the returned images stay
+    float32. None: the model's own precision.
     """
     if encoder.problem.D < 2:
         raise InputError("separation needs an MCA model (two or more dictionaries); this "
                          "model has one")
     batch_size = checks.positive_int(batch_size, "batch size")
+    low = inference_dtype(dtype, encoder.dictionary.device, encoder.dictionary.dtype)
+    precision = {} if low is None else {"dtype": low}  # the model's own: calls as before
     if residual is not None:
         residual = checks.integer(residual, "residual", low=0, high=encoder.problem.D - 1)
     image = np.asarray(image, dtype=np.float32)
@@ -68,8 +74,8 @@ def separate_image(encoder: UnrolledEncoder, image, *, stride: int | None = None
                       dtype=np.result_type(numpy_dtype(encoder.dictionary.dtype), np.float32))
     for i0, i1, j0, j1 in _tiles(*grid.shape[:2], batch_size):
         patches = grid[i0:i1, j0:j1].reshape(-1, side * side)  # copies this batch only
-        codes = encoder.encode(patches, batch_size=batch_size)
-        for k, part in enumerate(components(encoder, codes)):
+        codes = encoder.encode(patches, batch_size=batch_size, **precision)
+        for k, part in enumerate(components(encoder, codes, **precision)):
             add_patches(totals[k:k + 1], part.reshape(1, i1 - i0, j1 - j0, side, side),
                         (i0, j0), stride)
     average_overlaps(totals, side, stride)
