@@ -141,7 +141,7 @@ def test_lsalsa_train_with_the_separation_objective(tmp_path):
 
     from lsalsa.cli import main
 
-    dicts, Y, truth = _mixtures(P=200)
+    dicts, Y, truth = _mixtures(P=200, M=16)  # square patches (4x4): placement needs them
     paths = {}
     for name, array in (("Y", Y), ("C", truth), ("A1", dicts[0]), ("A2", dicts[1])):
         paths[name] = str(tmp_path / f"{name}.npy")
@@ -157,6 +157,16 @@ def test_lsalsa_train_with_the_separation_objective(tmp_path):
     assert "PSNR" in config["data"]["start"]["chosen_by"]
     encoder = lsalsa.load_encoder(run / "model.safetensors")
     assert encoder.mu == config["data"]["start"]["mu"]
+    # Whole-picture mixtures: recorded in the run's config; one component for both is refused.
+    placed = [*args, "--augment-component", "1", "--place-component", "0"]
+    placed[placed.index("--run-dir") + 1] = str(tmp_path / "placed")
+    assert main(placed) == 0
+    config = json.loads((tmp_path / "placed" / "config.json").read_text())
+    assert (config["training"]["place_component"], config["training"]["augment_component"]) \
+        == (0, 1)
+    placed[placed.index("--run-dir") + 1] = str(tmp_path / "same")
+    assert main([*placed[:-1], "1"]) == 2
+    assert not (tmp_path / "same" / "model.safetensors").exists()
     # Codes as targets are refused for this objective: their width is N, not D * M.
     np.save(tmp_path / "X.npy", np.zeros((200, 16)))
     bad = [str(tmp_path / "X.npy") if a == paths["C"] else a for a in args]
@@ -190,10 +200,40 @@ def test_augmented_patches_stay_images_and_the_symmetries_are_the_squares():
         augment_patches(torch.rand(2, 10), augment_draws(2, generator))
 
 
-def test_fresh_mixtures_are_sums_of_their_components_and_resume_exactly(tmp_path):
+def test_placed_patches_move_with_zeros_and_saturate_at_one():
+    """place_patches against a loop over the pixels; saturate is the increment a picture
+    clipped at 1 shows."""
+    from lsalsa.core.mixtures import place_draws, place_patches, saturate
+
+    generator = torch.Generator().manual_seed(0)
+    patches = torch.rand(64, 36, dtype=torch.float64)
+    draws = place_draws(64, 6, generator)
+    out = place_patches(patches, draws).reshape(64, 6, 6)
+    images = patches.reshape(64, 6, 6)
+    for b in range(64):
+        dr, dc = (int(v) for v in draws["offset"][b])
+        assert abs(dr) <= 3 and abs(dc) <= 3
+        want = torch.zeros(6, 6, dtype=torch.float64)
+        if not draws["empty"][b]:
+            for r in range(6):
+                for c in range(6):
+                    if 0 <= r - dr < 6 and 0 <= c - dc < 6:
+                        want[r, c] = images[b, r - dr, c - dc]
+        assert torch.equal(out[b], want)
+    assert 0 < int(draws["empty"].sum()) < 64
+    rest = torch.rand(64, 36, dtype=torch.float64)
+    shown = saturate(patches, rest)
+    torch.testing.assert_close(rest + shown, (rest + patches).clamp(max=1), rtol=0, atol=1e-15)
+    with pytest.raises(InputError, match="square"):
+        place_patches(torch.rand(2, 10), place_draws(2, 3, generator))
+
+
+@pytest.mark.parametrize("place", [None, 0])
+def test_fresh_mixtures_are_sums_of_their_components_and_resume_exactly(tmp_path, place):
     """Every augmented training batch is a mixture equal to the sum of its components, with
-    every pixel of the augmented (natural) component in [0, 1]; a killed run resumes to the
-    same weights; a set whose signals are not the sums is refused."""
+    every pixel of the augmented (natural) component in [0, 1] (and of the mixture, when the
+    digit is placed as in a clipped picture); a killed run resumes to the same weights; a set
+    whose signals are not the sums is refused."""
     from lsalsa.core.training.trainer import Trainer
     from lsalsa.workflow.training import train_in_dir
 
@@ -201,15 +241,19 @@ def test_fresh_mixtures_are_sums_of_their_components_and_resume_exactly(tmp_path
     dicts = [random_dictionary(rng, 16, 10) for _ in range(2)]
     parts = [rng.random((120, 16)) * (rng.random((120, 16)) < 0.3), rng.random((120, 16))]
     Y, truth = parts[0] + parts[1], np.hstack(parts)
-    options = {"objective": "separation", "augment_component": 1, "batch_size": 32,
-               "seed": 2}
+    options = {"objective": "separation", "augment_component": 1, "place_component": place,
+               "batch_size": 32, "seed": 2}
     trainer = Trainer(LSALSA(dicts, ALPHAS, 2, mu=1.0), Y, truth, **options)
     for _ in range(5):
         batch = torch.randperm(120, generator=trainer.generator)[:32]
         Yb, Xb = trainer._fresh_mixtures(batch, trainer.encoder.W)
         assert torch.equal(Yb, Xb[:, :16] + Xb[:, 16:])
         assert bool(((Xb[:, 16:] >= 0) & (Xb[:, 16:] <= 1)).all())
-        assert torch.equal(Xb[:, :16], torch.as_tensor(truth[batch.numpy(), :16]))
+        if place is None:
+            assert torch.equal(Xb[:, :16], torch.as_tensor(truth[batch.numpy(), :16]))
+        else:  # moved, some left out, clipped: never brighter than the stored digit's peak
+            assert bool((Xb[:, :16] >= 0).all()) and bool((Yb <= 1).all())
+            assert float(Xb[:, :16].max()) <= float(truth[:, :16].max())
     # Exact resume: killed after epoch 2 of 4, then resumed.
     whole = train_in_dir(tmp_path / "a", LSALSA(dicts, ALPHAS, 2, mu=1.0), Y, truth,
                          max_epochs=4, progress=False, **options)
@@ -230,3 +274,17 @@ def test_fresh_mixtures_are_sums_of_their_components_and_resume_exactly(tmp_path
     with pytest.raises(InputError, match="augment_component"):
         Trainer(LSALSA(dicts, ALPHAS, 2, mu=1.0), Y, truth, objective="separation",
                 augment_component=2)
+    # Validation mixtures are placed like the training ones, once, the same in every run.
+    placed = [Trainer(LSALSA(dicts, ALPHAS, 2, mu=1.0), Y, truth, val_signals=Y[:40],
+                      val_targets=truth[:40], objective="separation", place_component=0,
+                      seed=3).val for _ in range(2)]
+    assert torch.equal(placed[0][0], placed[1][0]) and torch.equal(placed[0][1], placed[1][1])
+    val_Y, val_parts = placed[0]
+    assert torch.equal(val_Y, val_parts[:, :16] + val_parts[:, 16:])
+    assert torch.equal(val_parts[:, 16:], torch.as_tensor(truth[:40, 16:]))
+    assert not torch.equal(val_parts[:, :16], torch.as_tensor(truth[:40, :16]))
+    with pytest.raises(InputError, match="different"):
+        Trainer(LSALSA(dicts, ALPHAS, 2, mu=1.0), Y, truth, objective="separation",
+                augment_component=1, place_component=1)
+    with pytest.raises(InputError, match="place_component"):
+        Trainer(LSALSA(dicts, ALPHAS, 2, mu=1.0), Y, truth, place_component=0)

@@ -101,6 +101,10 @@ def register(subparsers) -> None:
                                    "component I (the natural one, e.g. 1) drawn from a random "
                                    "training row, turned, flipped and given a random gamma "
                                    "and gain")
+    train_parser.add_argument("--place-component", type=int, metavar="I",
+                              help="separation objective: component I (the digit, e.g. 0) "
+                                   "placed as in a whole picture: at a random offset, or "
+                                   "left out, and hidden where the mixture passes 1")
     train_parser.add_argument("--patience", type=int, default=TRAIN_DEFAULTS["patience"],
                               help="stop after this many epochs without a better validation "
                                    f"RMSE (default {TRAIN_DEFAULTS['patience']}; 0: never)")
@@ -216,6 +220,7 @@ def run_train(args) -> int:
                           reconstruction_weight=args.reconstruction_weight,
                           objective=args.objective, component_weights=args.component_weights,
                           augment_component=args.augment_component,
+                          place_component=args.place_component,
                           batch_size=args.batch_size, max_epochs=args.epochs,
                           patience=args.patience or None, rel_tol=args.rel_tol,
                           seed=args.seed, resume=args.resume, progress=not args.quiet,

@@ -100,3 +100,55 @@ def augment_patches(patches: torch.Tensor, draws: dict[str, torch.Tensor]) -> to
     gain = draws["gain"].to(device=patches.device, dtype=patches.dtype)[:, None, None]
     # clamp: float rounding may leave a value a hair outside [0, 1]; the power needs >= 0.
     return (gain * out.clamp(0, 1).pow(gamma)).clamp(0, 1).reshape(B, M)
+
+
+# Placement of a component as in a whole picture (``lsalsa separate`` on a user's image): a
+# window of the picture holds a digit at any offset, partly outside it, or none at all, and the
+# picture is clipped to [0, 1] where a bright digit meets a bright photograph. The stored
+# mixtures always hold a whole digit in the centre of the patch, unclipped; a model trained on
+# those alone expects a digit in every window. An offset of up to half the side keeps at least
+# a quarter of the digit's box inside.
+EMPTY_FRACTION = 0.25
+
+
+def place_draws(n: int, side: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """The random choices of :func:`place_patches` for ``n`` patches of ``side`` x ``side``:
+    offsets (n, 2) in [-side // 2, side // 2] and whether each is left empty."""
+    half = side // 2
+    return {"offset": torch.randint(-half, half + 1, (n, 2), generator=generator),
+            "empty": torch.rand(n, generator=generator) < EMPTY_FRACTION}
+
+
+def place_patches(patches: torch.Tensor, draws: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Square patches (B, s * s), each moved by ``draws["offset"]`` (rows, columns) with the
+    uncovered pixels zero, and all zero where ``draws["empty"]``."""
+    B, M = patches.shape
+    side = math.isqrt(M)
+    if side * side != M:
+        raise InputError(f"placement needs square patches; {M} pixels are not a square")
+    padded = torch.nn.functional.pad(patches.reshape(B, 1, side, side),
+                                     (side, side, side, side))
+    offset = draws["offset"].to(patches.device)
+    # Window i starts at (side - dr, side - dc) of the padded patch: the content moves by +d.
+    rows = side - offset[:, 0, None] + torch.arange(side, device=patches.device)
+    cols = side - offset[:, 1, None] + torch.arange(side, device=patches.device)
+    batch = torch.arange(B, device=patches.device)[:, None, None]
+    out = padded[:, 0][batch, rows[:, :, None], cols[:, None, :]]
+    out[draws["empty"].to(patches.device)] = 0
+    return out.reshape(B, M)
+
+
+def place_in_mixtures(parts: list[torch.Tensor], index: int,
+                      draws: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+    """The components ``parts`` (each (B, s * s)) with ``parts[index]`` placed
+    (:func:`place_patches`) then saturated over the sum of the others (:func:`saturate`)."""
+    rest = sum(p for i, p in enumerate(parts) if i != index)
+    placed = saturate(place_patches(parts[index], draws), rest)
+    return [placed if i == index else p for i, p in enumerate(parts)]
+
+
+def saturate(part: torch.Tensor, rest: torch.Tensor) -> torch.Tensor:
+    """``part`` as a clipped picture shows it over ``rest`` (both >= 0): the increment
+    ``min(rest + part, 1) - rest = min(part, 1 - rest)`` (none where ``rest`` >= 1), so the
+    picture, the sum, is clipped at 1."""
+    return torch.minimum(part, (1 - rest).clamp_min(0))

@@ -41,19 +41,25 @@ CLASSIC_METHODS = ("ista", "fista", "salsa")
 
 class LearnedMethod(NamedTuple):
     """A learned method: its encoder, whether it learns its thresholds, the classic
-    algorithm it starts as, and what it is trained on (:data:`~.settings.OBJECTIVES`)."""
+    algorithm it starts as, what it is trained on (:data:`~.settings.OBJECTIVES`), and
+    whether its training mixtures place the first component (the digit) as a whole picture
+    would (:func:`~lsalsa.core.mixtures.place_patches`)."""
 
     kind: str
     learn_thresholds: bool
     start: str
     objective: str = "codes"
+    placed: bool = False
 
 
 LEARNED_METHODS = {"lista": LearnedMethod("lista", True, "ista"),
                    "lsalsa": LearnedMethod("lsalsa", True, "salsa"),
                    "lsalsa-fixed": LearnedMethod("lsalsa", False, "salsa"),
                    # MCA only: trained on the true components (the separation objective).
-                   "lsalsa-sep": LearnedMethod("lsalsa", True, "salsa", "separation")}
+                   "lsalsa-sep": LearnedMethod("lsalsa", True, "salsa", "separation"),
+                   # ... on mixtures made as windows of whole pictures are (digits anywhere
+                   # or absent, clipped at 1): the model for lsalsa separate.
+                   "lsalsa-pic": LearnedMethod("lsalsa", True, "salsa", "separation", True)}
 # The paper's methods, trained on the optimal codes: the default of every experiment.
 PAPER_METHODS = tuple(m for m, v in LEARNED_METHODS.items() if v.objective == "codes")
 SEARCH_METHODS = ("fista", "salsa", "lista", "lsalsa")

@@ -36,7 +36,7 @@ LR_SCHEDULE = ("step t of n: lr * c(t / n) / (1 + lr_decay * epoch), c = (1 + co
 DEFAULTS = {"optimizer": "adam", "lr": 0.1, "schedule": "cosine", "lr_decay": 0.0,
             "momentum": 0.0, "step_scaling": True, "grad_clip": 1.0, "anchor_decay": 0.0,
             "reconstruction_weight": None, "objective": "codes", "component_weights": None,
-            "augment_component": None,
+            "augment_component": None, "place_component": None,
             "batch_size": 64, "patience": 5, "rel_tol": 1e-6}
 
 # With step scaling (the default) lr is each step's size relative to the tensor's own size, so
@@ -84,6 +84,11 @@ class TrainSettings:
         turned by one of the square's symmetries and given a random gamma and gain
         (:func:`~lsalsa.core.mixtures.augment_patches`); the signal is the sum of the
         components. None (default): the stored pairs as they are.
+    place_component : separation objective: each sample's component ``i`` (its digit) placed
+        as in a whole picture, at a random offset (partly outside the patch) or left out
+        (:func:`~lsalsa.core.mixtures.place_patches`), and hidden where the mixture would
+        exceed 1 (:func:`~lsalsa.core.mixtures.saturate`), so the mixtures look like the
+        windows ``lsalsa separate`` cuts from a clipped image. None (default): as stored.
     batch_size : the GLOBAL mini-batch size (split across DDP processes under torchrun).
     max_epochs, patience, rel_tol : stop after ``max_epochs``, after ``patience`` epochs
         without a better validation RMSE (None: never), or when
@@ -109,6 +114,8 @@ class TrainSettings:
         non_empty_list, DEFAULTS["component_weights"], none=True, each=non_negative_number)
     augment_component: int | None = rule(non_negative_int, DEFAULTS["augment_component"],
                                          none=True)
+    place_component: int | None = rule(non_negative_int, DEFAULTS["place_component"],
+                                       none=True)
     step_scaling: bool = DEFAULTS["step_scaling"]
     seed: int = rule(integer, 0)
 
@@ -130,11 +137,15 @@ class TrainSettings:
 
     def target_width(self, encoder: UnrolledEncoder) -> int:
         """Columns of ``targets``: N codes, or the D components of M pixels side by side."""
-        if self.augment_component is not None and (
-                self.objective != "separation"
-                or self.augment_component >= len(encoder.block_sizes)):
-            raise InputError("augment_component must name a component (0 to D - 1) of the "
-                             "separation objective's targets")
+        for name in ("augment_component", "place_component"):
+            value = getattr(self, name)
+            if value is not None and (self.objective != "separation"
+                                      or value >= len(encoder.block_sizes)):
+                raise InputError(f"{name} must name a component (0 to D - 1) of the "
+                                 "separation objective's targets")
+        if self.place_component is not None and self.place_component == self.augment_component:
+            raise InputError("place_component and augment_component must be different "
+                             "components")
         if self.objective == "codes":
             return int(encoder.W.shape[0])
         if len(encoder.block_sizes) < 2:
@@ -153,7 +164,9 @@ class TrainSettings:
                          "loss": "mean over samples of 1/2 sum_i w_i ||A_i f_i(y) - y_i||^2 "
                                  "(y_i the true components)",
                          "selection": "best validation component RMSE, epoch 0 included"
-                         if validation else "last epoch (no validation data)"}
+                         if validation else "last epoch (no validation data)",
+                         "augment_component": self.augment_component,
+                         "place_component": self.place_component}
         else:
             objective = {"objective": "codes",
                          "loss": "mean over samples of 1/2 ||e||^2 + w/2 sum_i ||A_i e_i||^2, "

@@ -43,7 +43,7 @@ from ...errors import InputError
 from .._arrays import as_batch
 from ..encoders import UnrolledEncoder
 from ..metrics import validation_rmse
-from ..mixtures import augment_draws, augment_patches
+from ..mixtures import augment_draws, augment_patches, place_draws, place_in_mixtures
 from .distributed import Distributed
 from .settings import TrainSettings, check_pair
 from .state import TrainResult, TrainState
@@ -130,12 +130,15 @@ class Trainer:
         self.objective = settings.objective
         self.weights = settings.weights(encoder)
         self.augment = settings.augment_component
-        if self.augment is not None:
+        self.place = settings.place_component
+        if self.augment is not None or self.place is not None:
             _check_sums(signals, targets, encoder.W.shape[1])
         self.hyper = settings.config(encoder, has_val)  # the training hyperparameters
         self.max_epochs = settings.max_epochs
         self.signals, self.targets = signals, targets
         self.val = (val_signals, val_targets) if has_val else None
+        if self.place is not None and has_val:
+            self.val = _placed(val_targets, self.place, M, settings.seed, encoder.W)
         self.steps_per_epoch = math.ceil(self.P / settings.batch_size)
         self.names = [n for n, p in encoder.named_parameters() if p.requires_grad]
         self.params = [p for p in encoder.parameters() if p.requires_grad]
@@ -244,7 +247,7 @@ class Trainer:
             for group in self.opt.param_groups:
                 group["lr"] = lr_t * group["scale"]
             batch = order[start:start + h["batch_size"]]
-            if self.augment is None:
+            if self.augment is None and self.place is None:
                 mine = dist.shard(batch)
                 Y = _rows(self.signals, mine, param)
                 X = _rows(self.targets, mine, param)
@@ -266,18 +269,23 @@ class Trainer:
 
     def _fresh_mixtures(self, batch: torch.Tensor, like: torch.Tensor):
         """This rank's part of a mini-batch of fresh mixtures: each row's component
-        ``augment`` replaced by an augmented one of a random training row, the signal the
-        sum of the components. The draws are made for the whole global batch, so every rank
-        consumes the generator alike and a run resumes exactly."""
+        ``augment`` replaced by an augmented one of a random training row, its component
+        ``place`` placed as in a whole picture and hidden where the sum passes 1; the signal
+        is the sum of the components. The draws are made for the whole global batch, so every
+        rank consumes the generator alike and a run resumes exactly."""
         n = len(batch)
-        partner = torch.randint(self.P, (n,), generator=self.generator)
-        draws = augment_draws(n, self.generator)
-        mine = self.dist.shard(torch.arange(n))
         M = self.encoder.W.shape[1]
+        mine = self.dist.shard(torch.arange(n))
         parts = list(_rows(self.targets, batch[mine], like).split(M, dim=1))
-        fresh = _rows(self.targets, partner[mine], like)[:, self.augment * M:
-                                                          (self.augment + 1) * M]
-        parts[self.augment] = augment_patches(fresh, {k: v[mine] for k, v in draws.items()})
+        if self.augment is not None:
+            partner = torch.randint(self.P, (n,), generator=self.generator)
+            draws = augment_draws(n, self.generator)
+            fresh = _rows(self.targets, partner[mine], like)[:, self.augment * M:
+                                                              (self.augment + 1) * M]
+            parts[self.augment] = augment_patches(fresh, {k: v[mine] for k, v in draws.items()})
+        if self.place is not None:
+            draws = place_draws(n, math.isqrt(M), self.generator)
+            parts = place_in_mixtures(parts, self.place, {k: v[mine] for k, v in draws.items()})
         return sum(parts), torch.cat(parts, dim=1)
 
     def _loss(self, estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -398,8 +406,20 @@ def _check_sums(signals, targets, M: int, rows: int = 256) -> None:
     total = parts.reshape(len(parts), -1, M).sum(axis=1)
     scale = np.abs(parts).reshape(len(parts), -1, M).sum(axis=1)
     if not np.all(np.abs(Y - total) <= 4 * np.finfo(np.float32).eps * scale + 1e-30):
-        raise InputError("augment_component needs mixtures that are the sum of their "
-                         "components (the targets); these signals are not")
+        raise InputError("fresh mixtures (augment_component, place_component) need "
+                         "mixtures that are the sum of their components (the targets); these "
+                         "signals are not")
+
+
+def _placed(targets, index: int, M: int, seed: int, like: torch.Tensor):
+    """Validation mixtures made as the training ones are (component ``index`` placed as in
+    a whole picture), drawn once from ``seed``, so every epoch is scored on the same set:
+    (signals, components) as ``like``."""
+    parts = list(as_batch(np.asarray(targets), like).split(M, dim=1))
+    draws = place_draws(len(parts[0]), math.isqrt(M),
+                        torch.Generator().manual_seed(int(seed) + 1))
+    parts = place_in_mixtures(parts, index, draws)
+    return sum(parts), torch.cat(parts, dim=1)
 
 
 def _rows(array, index: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

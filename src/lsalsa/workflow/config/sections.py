@@ -30,7 +30,8 @@ DEVICES = ("auto", "cpu", "cuda")
 PSNR_BASELINES = {"codes_alphas": "salsa_best_psnr", "any_alpha": "salsa_best_psnr_any_alpha"}
 CLASSIC = ("fista", "salsa")
 # "lsalsa" learns its thresholds (the default); "lsalsa-fixed" is the paper's exact model;
-# "lsalsa-sep" (MCA only, never a default) is trained on the true components.
+# "lsalsa-sep" (MCA only, never a default) is trained on the true components, "lsalsa-pic" on
+# those of mixtures made like the windows of whole pictures.
 LEARNED = tuple(LEARNED_METHODS)
 METHODS = CLASSIC + LEARNED
 
@@ -216,7 +217,7 @@ class SearchSection(_Section):
         checks.non_negative_number, TRAIN_DEFAULTS["reconstruction_weight"], none=True)
     anchor_decay: float = rule(checks.non_negative_number, TRAIN_DEFAULTS["anchor_decay"])
     learned: tuple[str, ...] = rule(_learned_methods, PAPER_METHODS)
-    # lsalsa-sep only: fresh mixtures in every batch, the natural component augmented.
+    # lsalsa-sep and lsalsa-pic: fresh mixtures in every batch, the natural component augmented.
     augment: bool = rule(checks.flag, False)
     max_train: int | None = rule(checks.positive_int, None, none=True)
 

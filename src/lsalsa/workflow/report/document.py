@@ -22,7 +22,8 @@ from .render import Table, fmt, html_page, markdown
 
 NAMES = {"fista": "FISTA", "salsa": "SALSA", "lista": "LISTA", "lsalsa": "LSALSA",
          "lsalsa-fixed": "LSALSA (fixed thresholds)",
-         "lsalsa-sep": "LSALSA (separation objective)"}
+         "lsalsa-sep": "LSALSA (separation objective)",
+         "lsalsa-pic": "LSALSA (separation objective, whole-picture mixtures)"}
 
 
 # The fields of results.json that the report reads unconditionally (the pipeline's evaluate

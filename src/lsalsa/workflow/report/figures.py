@@ -22,11 +22,14 @@ STYLE = {"fista": {"color": "tab:blue", "marker": "s", "label": "FISTA"},
                           "label": "LSALSA, fixed thresholds (paper)"},
          "lsalsa-sep": {"color": "tab:red", "marker": "*",
                         "label": "LSALSA, separation objective"},
+         "lsalsa-pic": {"color": "tab:purple", "marker": "P",
+                        "label": "LSALSA, separation objective, whole-picture mixtures"},
          # SALSA at the separation baseline's setting (shown in separation grids only).
          "salsa_best_psnr_any_alpha": {"color": "tab:orange", "marker": "v",
                                        "label": "SALSA, best PSNR"}}
 # Column titles of the separation grid, where a long label would run into its neighbours.
 SHORT = {"lsalsa-fixed": "LSALSA\nfixed thr.", "lsalsa-sep": "LSALSA\nseparation",
+         "lsalsa-pic": "LSALSA\npictures",
          "salsa_best_psnr_any_alpha": "SALSA\nbest PSNR"}
 
 

@@ -97,10 +97,12 @@ def learned_setting(run_dir: Path, method: str, T: int, start: dict, lr: float,
 def train_one(run: Run, method: str, T: int, hyper: dict, *, epochs: int, seed: int,
               options: dict, data_info: dict) -> dict:
     """Train ``method`` at depth ``T`` from ``hyper`` and return its ``done.json`` record."""
-    kind, learn_thresholds, _, objective = LEARNED_METHODS[method]
+    kind, learn_thresholds, _, objective, placed = LEARNED_METHODS[method]
     fv = run.fit_val(objective)
     if objective == "separation" and run.config.search.augment:
         options = {**options, "augment_component": run.config.n_components - 1}
+    if placed:
+        options = {**options, "place_component": 0}
     encoder = build_encoder(kind, run.blocks(), hyper["alpha"], T, hyper["mu"],
                             learn_thresholds=learn_thresholds).to(run.device)
     began = time.perf_counter()
