@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from _realdata import require_data
@@ -22,7 +23,7 @@ def test_the_demo_is_a_config_of_the_pipeline():
     for config in (full, quick):
         assert (config["kind"], config["dataset"], config["depths"]) == (
             "mca", "mca-mnist-natural", [5])
-        assert config["search"]["learned"] == ["lsalsa", "lsalsa-sep"]
+        assert config["search"]["learned"] == ["lsalsa", "lsalsa-sep", "lsalsa-pic"]
         assert config["evaluation"]["time_exact_codes"] is True
         assert config["evaluation"]["baseline_code_rmse"] is True
     assert full["dictionary"]["atoms"] == [256, 256]
@@ -37,12 +38,13 @@ def test_quick_demo_runs_end_to_end_and_reuses_its_steps(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert str(out / "separation.png") in printed
     for name in ("separation.png", "lsalsa.safetensors", "lsalsa-codes.safetensors",
+                 "lsalsa-pictures.safetensors", "shipped/mnist-natural.json",
                  "summary.json", "dictionary_digits.npy", "dictionary_natural.npy",
                  "atoms_digits.png"):
         assert (out / name).is_file(), name
     summary = json.loads((out / "summary.json").read_text())
     assert summary["data"].startswith("offline stand-in")
-    for method in ("lsalsa", "lsalsa_codes", "salsa", "salsa_best_psnr",
+    for method in ("lsalsa", "lsalsa_pictures", "lsalsa_codes", "salsa", "salsa_best_psnr",
                    "salsa_best_psnr_any_alpha"):
         assert summary[method]["code_rmse"] > 0
         assert len(summary[method]["psnr_per_mixture_db"]) == 2
@@ -51,7 +53,8 @@ def test_quick_demo_runs_end_to_end_and_reuses_its_steps(tmp_path, capsys):
     # setting for its depth, by PSNR for the model trained on the components; mu and the
     # alphas are not trained), and training kept an epoch at least as good on validation as
     # that start.
-    for key, objective in (("lsalsa", "separation"), ("lsalsa_codes", "codes")):
+    for key, objective in (("lsalsa", "separation"), ("lsalsa_pictures", "separation"),
+                           ("lsalsa_codes", "codes")):
         model = out / summary[key]["model"]
         encoder = load_encoder(model)
         _, extra = read_model_header(model)
@@ -65,6 +68,14 @@ def test_quick_demo_runs_end_to_end_and_reuses_its_steps(tmp_path, capsys):
         assert summary[key]["chosen_by"] == "validation mean PSNR"
         assert len(summary[key]["alpha"]) == 2
     assert summary["salsa_best_psnr"]["alpha"] == summary["settings"]["alphas"]
+    # Whole pictures: every held-out source and all, each model's gains finite.
+    pictures = summary["pictures"]["by_source"]
+    assert {"all", "plasma-workspace-wallpapers", "lomiri-wallpapers-16.04"} <= set(pictures)
+    assert sum(pictures[s]["pictures"] for s in pictures if s != "all") == \
+        pictures["all"]["pictures"]
+    gains = pictures["all"]["gain_over_trivial_db"]
+    assert len(gains) == 9 and all(np.isfinite(v) for v in gains.values())
+    assert "whole pictures" in printed
     assert summary["timing"]["lsalsa_seconds"] > 0
     assert "time: LSALSA" in printed
     first_model = (out / "lsalsa.safetensors").stat().st_mtime_ns

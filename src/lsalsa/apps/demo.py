@@ -45,11 +45,17 @@ CONFIG = "demo.json"
 QUICK_SCALE = "small"       # the config's reduced scale: `lsalsa demo --quick`
 MARKER = "demo"             # steps/demo.json: the products below, keyed by results.json
 SEPARATING = "lsalsa-sep"   # the main model: trained on the true components
+PICTURES = "lsalsa-pic"     # ... of mixtures made like windows of whole pictures: shipped
 ON_CODES = "lsalsa"         # the paper's objective: trained on the exact codes
 BEST_PSNR = "salsa_best_psnr_any_alpha"  # SALSA at its (alpha, mu) of best validation PSNR
 # The columns of separation.png besides the mixture, the truth and the exact codes.
-SHOWN = (SEPARATING, ON_CODES, BEST_PSNR)
-MODEL_FILES = {SEPARATING: "lsalsa.safetensors", ON_CODES: "lsalsa-codes.safetensors"}
+SHOWN = (SEPARATING, PICTURES, ON_CODES, BEST_PSNR)
+MODEL_FILES = {SEPARATING: "lsalsa.safetensors", PICTURES: "lsalsa-pictures.safetensors",
+               ON_CODES: "lsalsa-codes.safetensors"}
+# The summary's key of each learned model, and what it was trained on.
+SUMMARY_KEYS = {SEPARATING: ("lsalsa", "true components"),
+                PICTURES: ("lsalsa_pictures", "true components of whole-picture mixtures"),
+                ON_CODES: ("lsalsa_codes", "exact codes")}
 
 
 @contextmanager
@@ -109,9 +115,30 @@ def write_products(out: Path, results: dict, files: RunDir) -> dict:
                 shutil.copyfile(source, tmp)
     separation_grid(results, out, out / "separation.png", T, methods=SHOWN)
     summary = summarize(results, files)
+    summary["pictures"] = whole_pictures(out, results, summary)
     write_json(out / "summary.json", summary)
     ship(out, results, summary, files)
     return summary
+
+
+def whole_pictures(out: Path, results: dict, summary: dict) -> dict:
+    """The separation of whole pictures (:mod:`lsalsa.apps.pictures`: digits drawn onto the
+    held-out photographs) by the models trained on the components and SALSA at its best-PSNR
+    setting: per source, each component's PSNR and its gain over the trivial answer."""
+    from ..core.encoders import LSALSA, load_encoder
+    from . import pictures
+
+    T, best = results["depths"][0], summary[BEST_PSNR]
+    models = {key: load_encoder(out / MODEL_FILES[method])
+              for method, (key, _) in SUMMARY_KEYS.items() if method != ON_CODES}
+    blocks = [b.detach().clone() for b in models["lsalsa"].problem.blocks]
+    models["salsa_best_psnr"] = LSALSA(blocks, best["alpha"], T, mu=best["mu"])
+    rows = pictures.score_pictures(models, seed=results["config"]["seed"])
+    width, height = pictures.SIZE
+    return {"what": f"{pictures.DIGITS} held-out digits drawn onto each held-out photograph "
+                    f"({width}x{height}), clipped to [0, 1]; separated with stride "
+                    f"{pictures.STRIDE}; trivial answers: zeros (digits), the picture (photo)",
+            "by_source": pictures.summarize_pictures(rows, models)}
 
 
 def ship(out: Path, results: dict, summary: dict, files: RunDir) -> Path:
@@ -125,13 +152,29 @@ def ship(out: Path, results: dict, summary: dict, files: RunDir) -> Path:
                       for i in range(2)], axis=1)
     natural = dataset.meta.get("split_by_source", {}).get("natural", {})
     card = {
-        "name": shipped.NAME, "objective": "the true components (separation objective)",
+        "name": shipped.NAME,
+        "objective": "the true components (separation objective) of mixtures made like the "
+                     "windows of whole pictures: digits at random offsets or absent, clipped "
+                     "at 1",
         "data": {"dataset": results["dataset"], "label": results["data_label"],
                  "photographs_by_split_and_source": natural.get("sources"),
                  "split_rule": natural.get("rule")},
-        "test": {"psnr_per_mixture": summary["lsalsa"]["psnr_per_mixture_db"],
-                 "by_source": summary["lsalsa"]["by_source"],
-                 "mixtures": summary["test_mixtures"]},
+        "test": {"psnr_per_mixture": summary["lsalsa_pictures"]["psnr_per_mixture_db"],
+                 "by_source": summary["lsalsa_pictures"]["by_source"],
+                 "mixtures": summary["test_mixtures"],
+                 "what": "the stored test mixtures: a whole digit in the centre of each patch"},
+        "pictures": {"what": summary["pictures"]["what"],
+                     "by_source": {source: {
+                         "pictures": row["pictures"],
+                         "gain_over_trivial_db": {
+                             k.removeprefix("lsalsa_pictures_"): v
+                             for k, v in row["gain_over_trivial_db"].items()
+                             if k.startswith("lsalsa_pictures_")},
+                         "salsa_gain_over_trivial_db": {
+                             k.removeprefix("salsa_best_psnr_"): v
+                             for k, v in row["gain_over_trivial_db"].items()
+                             if k.startswith("salsa_best_psnr_")}}
+                         for source, row in summary["pictures"]["by_source"].items()}},
         "baseline": {"method": "SALSA at the (alpha, mu) of best validation PSNR",
                      "alpha": summary[BEST_PSNR]["alpha"], "mu": summary[BEST_PSNR]["mu"],
                      "test_psnr_per_mixture": summary[BEST_PSNR]["psnr_per_mixture_db"]},
@@ -140,7 +183,7 @@ def ship(out: Path, results: dict, summary: dict, files: RunDir) -> Path:
         "rebuild": "lsalsa demo, then copy runs/demo/shipped/* to src/lsalsa/apps/models/",
         "provenance": results["provenance"],
     }
-    return shipped.write_shipped(out / "shipped", out / MODEL_FILES[SEPARATING], card, check)
+    return shipped.write_shipped(out / "shipped", out / MODEL_FILES[PICTURES], card, check)
 
 
 def summarize(results: dict, files: RunDir) -> dict:
@@ -156,14 +199,13 @@ def summarize(results: dict, files: RunDir) -> dict:
                      "over mixtures of each mixture's PSNR; by_source: the same per source of "
                      "the test photographs",
     }
-    for method, key in ((SEPARATING, "lsalsa"), (ON_CODES, "lsalsa_codes")):
+    for method, (key, trained_on) in SUMMARY_KEYS.items():
         hyper = results["training"][f"{method}_T{T}"]["hyper"]
         summary[key] = {**quality(methods[method][T]["rmse_mean"], separation[method][T]),
-                        "trained_on": "true components" if method == SEPARATING
-                        else "exact codes",
+                        "trained_on": trained_on,
                         "start": {"alpha": hyper["alpha"], "mu": hyper["mu"],
-                                  "chosen_by": "validation mean PSNR" if method == SEPARATING
-                                  else "validation code RMSE"},
+                                  "chosen_by": "validation code RMSE" if method == ON_CODES
+                                  else "validation mean PSNR"},
                         "model": MODEL_FILES[method]}
     summary["salsa"] = {**quality(salsa["rmse_mean"], separation["salsa"][T]),
                         "alpha": salsa["hyper"]["alpha"], "mu": salsa["hyper"]["mu"],
@@ -202,6 +244,7 @@ def quality(code_rmse: float, separation: dict) -> dict:
 def print_summary(summary: dict, out: Path, screen: Progress) -> None:
     T, t = summary["settings"]["depths"][0], summary["timing"]
     rows = [("LSALSA, trained on the components", summary["lsalsa"]),
+            ("LSALSA, on whole-picture mixtures", summary["lsalsa_pictures"]),
             ("LSALSA, trained on the exact codes", summary["lsalsa_codes"]),
             (f"SALSA, {_setting(summary['salsa'])}", summary["salsa"]),
             (f"SALSA, {_setting(summary['salsa_best_psnr'])} (best PSNR, same alphas)",
@@ -218,7 +261,8 @@ def print_summary(summary: dict, out: Path, screen: Progress) -> None:
                    f"{q['psnr_mean_db']:.2f})")
     sources = sorted(summary["lsalsa"]["by_source"])
     if sources:
-        shown = [("LSALSA", "lsalsa"), ("on codes", "lsalsa_codes"),
+        shown = [("LSALSA", "lsalsa"), ("pictures", "lsalsa_pictures"),
+                 ("on codes", "lsalsa_codes"),
                  ("SALSA best PSNR", BEST_PSNR), ("exact", "exact")]
         screen.log("mean PSNR per mixture (digits/natural, dB) by source of the test "
                    "photographs:")
@@ -227,10 +271,26 @@ def print_summary(summary: dict, out: Path, screen: Progress) -> None:
                 source]["psnr_per_mixture_db"]) for name, key in shown]
             count = summary["lsalsa"]["by_source"][source]["mixtures"]
             screen.log(f"  {source} ({count} mixtures): {'; '.join(cells)}")
+    for line in _pictures_lines(summary["pictures"]):
+        screen.log(line)
     screen.log(_timing_line(t))
     screen.log(f"computed in {summary['seconds']} s; the picture is {out / 'separation.png'}, "
                f"the model {out / 'lsalsa.safetensors'}, every number in "
                f"{out / 'summary.json'} and {out / 'report.md'}")
+
+
+def _pictures_lines(pictures: dict) -> list[str]:
+    """Per source: each model's gain over the trivial answers on whole pictures."""
+    lines = [f"whole pictures ({pictures['what']}), gain over the trivial answer in dB, "
+             "digits / photo / photo as picture minus digits:"]
+    for source, row in sorted(pictures["by_source"].items(), key=lambda s: (s[0] == "all", s)):
+        gains = row["gain_over_trivial_db"]
+        cells = [f"{name} " + "/".join(f"{gains[f'{key}_{s}']:+.2f}" for s in
+                                        ("digits", "photo", "photo_residual"))
+                 for name, key in (("on pictures", "lsalsa_pictures"), ("LSALSA", "lsalsa"),
+                                   ("SALSA best PSNR", "salsa_best_psnr"))]
+        lines.append(f"  {source} ({row['pictures']} pictures): {'; '.join(cells)}")
+    return lines
 
 
 def _timing_line(t: dict) -> str:
