@@ -24,7 +24,14 @@ import sys
 
 from _common import print_header, set_threads
 from lsalsa import LSALSA, load_encoder
-from lsalsa.apps.pictures import held_out_photographs, score_pictures, summarize_pictures
+from lsalsa.apps.pictures import (
+    draw_digits,
+    held_out_digits,
+    held_out_photographs,
+    resized,
+    score_pictures,
+    summarize_pictures,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stride", type=int, default=8, help="patch step (8)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--example", metavar="PNG",
+                        help="also save the first picture of the first size (8-bit PNG), to "
+                             "try lsalsa separate on")
     args = parser.parse_args(argv)
     threads = set_threads(args.threads)
     print_header("separate_images.py", threads, argv)
@@ -59,6 +69,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model: T = {encoder.depth}, {list(encoder.block_sizes)} atoms; SALSA at alpha "
           f"{list(alpha)}, mu {mu:g}; stride {args.stride}; {args.digits} digits per picture")
     photographs = held_out_photographs()
+    if args.example:  # the first picture scored below: same photograph, same draws
+        import numpy as np
+        from PIL import Image
+
+        width, height = (int(v) for v in args.sizes[0].lower().split("x"))
+        picture, _ = draw_digits(resized(photographs[0][2], width, height),
+                                 held_out_digits(args.seed), args.digits,
+                                 np.random.default_rng(args.seed))
+        Image.fromarray(np.round(picture * 255).astype(np.uint8)).save(args.example)
+        print(f"saved {args.example}: a picture of {photographs[0][1]}")
     models = {"lsalsa": encoder, "salsa": baseline}
     for size in args.sizes:
         width, height = (int(v) for v in size.lower().split("x"))

@@ -17,6 +17,9 @@ def test_the_shipped_model_loads_verifies_and_reproduces_its_card():
     assert encoder.problem.D == 2 and card["model"]["depth"] == encoder.depth
     assert card["objective"].startswith("the true components")
     assert set(card["test"]["by_source"])  # reported per held-out source
+    # ... and on whole pictures, per source and overall, against SALSA too
+    assert set(card["pictures"]["by_source"]) == {"all", *card["test"]["by_source"]}
+    assert "whole pictures" in shipped.card_summary(card)
     with shipped.shipped_files() as folder:
         check = shipped.read_check(folder)
     with torch.inference_mode():

@@ -96,11 +96,18 @@ def write_shipped(folder: Path, model: Path, card: dict, check: np.ndarray) -> P
 
 def card_summary(card: dict) -> str:
     """One line a user reads: what the model is and how it did on held-out photographs."""
+    line = f"{card['file']}: LSALSA T = {card['model']['depth']} trained on {card['objective']}"
+    pictures = card.get("pictures", {}).get("by_source", {})
+    if "all" in pictures:  # whole pictures: what lsalsa separate is for
+        gains = pictures["all"]["gain_over_trivial_db"]
+        sources = sorted(s for s in pictures if s != "all")
+        return (f"{line}; on whole pictures of held-out photographs ({', '.join(sources)}) "
+                f"with drawn digits: digits {gains['digits']:+.1f} dB over zeros, photograph "
+                f"{gains['photo']:+.1f} dB over the picture itself")
     test = card["test"]
-    return (f"{card['file']}: LSALSA T = {card['model']['depth']} trained on "
-            f"{card['objective']}; test mean PSNR digits/natural "
-            f"{test['psnr_per_mixture'][0]:.2f}/{test['psnr_per_mixture'][1]:.2f} dB on "
-            f"photographs of {', '.join(sorted(test['by_source']))}")
+    return (f"{line}; test mean PSNR digits/natural {test['psnr_per_mixture'][0]:.2f}/"
+            f"{test['psnr_per_mixture'][1]:.2f} dB on photographs of "
+            f"{', '.join(sorted(test['by_source']))}")
 
 
 def read_check(folder: Path) -> np.ndarray:
