@@ -288,3 +288,7 @@ def test_fresh_mixtures_are_sums_of_their_components_and_resume_exactly(tmp_path
                 augment_component=1, place_component=1)
     with pytest.raises(InputError, match="place_component"):
         Trainer(LSALSA(dicts, ALPHAS, 2, mu=1.0), Y, truth, place_component=0)
+    odd = [random_dictionary(rng, 10, 6) for _ in range(2)]  # 10 pixels: not a square patch
+    with pytest.raises(InputError, match="square"):
+        Trainer(LSALSA(odd, ALPHAS, 2, mu=1.0), Y[:, :10], np.hstack([p[:, :10] for p in parts]),
+                objective="separation", place_component=0)
