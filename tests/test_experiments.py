@@ -29,6 +29,7 @@ from lsalsa.workflow.data import load_prepared
 from lsalsa.workflow.pipeline import STEPS, run_experiment
 from lsalsa.workflow.report import document as report_module
 from lsalsa.workflow.report.document import fmt
+from lsalsa.workflow.results_table import read_tidy, tidy_records
 from lsalsa.workflow.targets import (
     CHECKS,
     count_verdict,
@@ -509,6 +510,12 @@ def test_pipeline_end_to_end_and_resume(tmp_path, rng, monkeypatch):
     assert f"**{target['status'].upper()}** — {target['text']}: {target['measured']}" in report
     assert "offline stand-in" not in report  # synthetic canonical-format files
     assert '<img src="figures/rmse_vs_T.png"' in (run_dir / "report.html").read_text()
+    # The same numbers as a tidy table beside results.json, one record a line.
+    records = read_tidy(run_dir / "results.jsonl")
+    assert records == tidy_records(results, "tiny")
+    assert {(r["method"], r["T"]): r["value"] for r in records
+            if r["metric"] == "code_rmse"}[("lsalsa", 1)] == results["methods"]["lsalsa"]["1"][
+                "rmse_mean"]
 
     # A second run reuses every step: no marker or result is rewritten.
     stamps = {p: p.stat().st_mtime_ns for p in (run_dir / "steps").glob("*.json")

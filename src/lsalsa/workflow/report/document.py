@@ -1,4 +1,5 @@
-"""``report.md`` and ``report.html`` of a run directory, from stored results only.
+"""``report.md`` and ``report.html`` of a run directory, from stored results only; and
+``results.jsonl``, the results as a tidy table (:mod:`lsalsa.workflow.results_table`).
 
 Reads ``results.json``, ``eval/*.npy``, ``analysis/*/analysis.json``, ``steps/*.json`` and the
 recorded config and provenance; draws the figures (:mod:`.figures`), builds the tables
@@ -16,6 +17,7 @@ from pathlib import Path
 from ...errors import InputError
 from ...io import read_json_object, write_text
 from ..config import CLASSIC, DEFAULT_DEPTHS, PSNR_BASELINES, methods_in
+from ..results_table import tidy_records, write_tidy
 from ..targets import first_unevaluated, grid_step
 from .figures import make_figures
 from .render import Table, fmt, html_page, markdown
@@ -210,6 +212,9 @@ def write_report(run_dir, steps=()) -> list[Path]:
     if not run_dir.is_dir():
         raise InputError(f"run directory {run_dir} does not exist")
     results = _load(run_dir)
+    # The same numbers as a tidy table beside results.json (which stays as it is).
+    tidy = run_dir / "results.jsonl"
+    write_tidy(tidy, tidy_records(results, str(results["name"])))
     figures = make_figures(run_dir, results)
     all_tables = tables(results)
     written = []
@@ -222,7 +227,7 @@ def write_report(run_dir, steps=()) -> list[Path]:
     md_path, html_path = run_dir / "report.md", run_dir / "report.html"
     write_text(md_path, markdown(blocks))
     write_text(html_path, html_page(blocks, f"{results['name']} ({results['scale']})"))
-    return [md_path, html_path, *figures.values(), *written]
+    return [md_path, html_path, tidy, *figures.values(), *written]
 
 
 def _blocks(run_dir: Path, results: dict, figures: dict, all_tables: list[Table],
