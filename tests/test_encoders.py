@@ -348,6 +348,15 @@ def test_low_precision_codes_agree_with_float32_within_rounding(rng, device, kin
         encoder.S.mul_(0.9)
         encoder.thresholds.mul_(0.8)
     reference = encoder.encode(Y)
+    # The same network a layer short (layer weights do not depend on the depth at the start):
+    # the rounding must move the codes far less than a layer does, or a layer lost in the
+    # low-precision loop would pass the worst-case bound below.
+    short = build_encoder(kind, dicts, alphas, 3, 2.0 if kind == "lsalsa" else None,
+                          untied=untied).to(device)
+    with torch.no_grad():
+        short.S.mul_(0.9)
+        short.thresholds.mul_(0.8)
+    one_layer = float(torch.linalg.norm(short.encode(Y) - reference))
     for low in LOW[device.type]:
         if low == torch.bfloat16 and device.type == "cuda" \
                 and not torch.cuda.is_bf16_supported():
@@ -363,6 +372,8 @@ def test_low_precision_codes_agree_with_float32_within_rounding(rng, device, kin
             difference = (codes - reference).abs().cpu().numpy()
             assert np.all(difference <= bound), (difference / bound).max()
             assert difference.max() > 0  # the low-precision path did run
+            assert np.linalg.norm(difference) < 0.1 * one_layer, (
+                np.linalg.norm(difference) / one_layer)
             # The bound is worst case (no cancellation in the sums, every step's largest
             # magnitude), 20 to 40 % of the codes' size here; the differences are about
             # 100x smaller. It still says something: below half the codes' size.

@@ -271,6 +271,13 @@ def test_fresh_mixtures_are_sums_of_their_components_and_resume_exactly(tmp_path
         assert torch.equal(value, resumed.encoder.state_dict()[name]), name
     with pytest.raises(InputError, match="sum of their components"):
         Trainer(LSALSA(dicts, ALPHAS, 2, mu=1.0), Y + 0.1, truth, **options)
+    from lsalsa.core.training.trainer import _check_sums
+
+    many, many_parts = np.tile(Y, (3, 1)), np.tile(truth, (3, 1))  # 360 rows
+    _check_sums(many, many_parts, 16, chunk=100)
+    many[-1, 0] += 0.1  # every row is checked, chunk by chunk, not a first few
+    with pytest.raises(InputError, match="rows 300 to 359"):
+        _check_sums(many, many_parts, 16, chunk=100)
     with pytest.raises(InputError, match="augment_component"):
         Trainer(LSALSA(dicts, ALPHAS, 2, mu=1.0), Y, truth, objective="separation",
                 augment_component=2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -42,3 +43,11 @@ def test_a_changed_model_or_card_is_refused(tmp_path):
     model.write_bytes(bytes(data))
     with pytest.raises(InputError, match="SHA-256"):
         shipped.load_verified(copy)
+    # A card that is not one (no hash, no model entry) is refused in one line too.
+    model.write_bytes(bytes(data[:-100] + bytearray([data[-100] ^ 1]) + data[-99:]))
+    card = json.loads((copy / shipped.CARD).read_text())
+    del card["sha256"]
+    (copy / shipped.CARD).write_text(json.dumps(card))
+    with pytest.raises(InputError, match="not a model card") as info:
+        shipped.load_verified(copy)
+    assert "\n" not in str(info.value)

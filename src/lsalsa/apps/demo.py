@@ -39,7 +39,7 @@ from ..workflow.rundir import RunDir
 from ..workflow.steps.context import run_directory
 from ..workflow.steps.dictionaries import COMPONENTS, dictionary_file
 from ..workflow.steps.train import model_path
-from . import shipped
+from . import pictures, shipped
 
 CONFIG = "demo.json"
 QUICK_SCALE = "small"       # the config's reduced scale: `lsalsa demo --quick`
@@ -88,7 +88,7 @@ def run_demo(out_dir: str | Path = "runs/demo", *, quick: bool = False, data_dir
         summary = read_json_object(out / "summary.json", "the demo's summary")
     else:
         began = time.perf_counter()
-        summary = write_products(out, results, files)
+        summary = write_products(out, results, files, data_dir)
         files.mark(MARKER, time.perf_counter() - began, depends_on=results,
                    files=sorted(made))
     print_summary(summary, out, screen)
@@ -105,9 +105,10 @@ def products(out: Path, T: int) -> dict[str, Path | None]:
             f"shipped/{shipped.CARD}": None}
 
 
-def write_products(out: Path, results: dict, files: RunDir) -> dict:
+def write_products(out: Path, results: dict, files: RunDir, data_dir=None) -> dict:
     """The model and the dictionaries under readable names, ``separation.png`` and
-    ``summary.json`` (returned), all from the stored results."""
+    ``summary.json`` (returned), all from the stored results; the whole pictures are drawn
+    with the test digits of the data the run used (``data_dir``)."""
     T = results["depths"][0]
     for name, source in products(out, T).items():
         if source is not None:
@@ -115,29 +116,29 @@ def write_products(out: Path, results: dict, files: RunDir) -> dict:
                 shutil.copyfile(source, tmp)
     separation_grid(results, out, out / "separation.png", T, methods=SHOWN)
     summary = summarize(results, files)
-    summary["pictures"] = whole_pictures(out, results, summary)
+    summary["pictures"] = whole_pictures(out, results, summary, data_dir)
     write_json(out / "summary.json", summary)
     ship(out, results, summary, files)
     return summary
 
 
-def whole_pictures(out: Path, results: dict, summary: dict) -> dict:
+def whole_pictures(out: Path, results: dict, summary: dict, data_dir=None) -> dict:
     """The separation of whole pictures (:mod:`lsalsa.apps.pictures`: digits drawn onto the
     held-out photographs) by the models trained on the components and SALSA at its best-PSNR
     setting: per source, each component's PSNR and its gain over the trivial answer."""
     from ..core.encoders import LSALSA, load_encoder
-    from . import pictures
 
     T, best = results["depths"][0], summary[BEST_PSNR]
     models = {key: load_encoder(out / MODEL_FILES[method])
               for method, (key, _) in SUMMARY_KEYS.items() if method != ON_CODES}
     blocks = [b.detach().clone() for b in models["lsalsa"].problem.blocks]
     models["salsa_best_psnr"] = LSALSA(blocks, best["alpha"], T, mu=best["mu"])
-    rows = pictures.score_pictures(models, seed=results["config"]["seed"])
+    rows = pictures.score_pictures(models, seed=results["config"]["seed"], data_dir=data_dir)
     width, height = pictures.SIZE
     return {"what": f"{pictures.DIGITS} held-out digits drawn onto each held-out photograph "
                     f"({width}x{height}), clipped to [0, 1]; separated with stride "
-                    f"{pictures.STRIDE}; trivial answers: zeros (digits), the picture (photo)",
+                    f"{pictures.STRIDE}; the digits scored as the picture shows them; trivial "
+                    "answers: zeros (digits), the picture (photo)",
             "by_source": pictures.summarize_pictures(rows, models)}
 
 
@@ -163,7 +164,7 @@ def ship(out: Path, results: dict, summary: dict, files: RunDir) -> Path:
                  "by_source": summary["lsalsa_pictures"]["by_source"],
                  "mixtures": summary["test_mixtures"],
                  "what": "the stored test mixtures: a whole digit in the centre of each patch"},
-        "pictures": {"what": summary["pictures"]["what"],
+        "pictures": {"what": summary["pictures"]["what"], "stride": pictures.STRIDE,
                      "by_source": {source: {
                          "pictures": row["pictures"],
                          "gain_over_trivial_db": {

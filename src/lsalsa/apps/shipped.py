@@ -1,9 +1,10 @@
 """The small MCA model that ships with the package, so ``lsalsa separate photo.png`` works
 without training first.
 
-The model (``models/mnist-natural.safetensors``) is the demo's LSALSA trained on the true
-components; its card (``models/mnist-natural.json``) says what it was trained on (data,
-sources, objective), how it did on the test photographs per source, the SALSA setting it is
+The model (``models/mnist-natural.safetensors``) is the demo's ``lsalsa-pic``: LSALSA trained
+on the true components of mixtures made like the windows of whole pictures. Its card
+(``models/mnist-natural.json``) says what it was trained on (data, sources, objective), how
+it did per held-out source on the test mixtures and on whole pictures, the SALSA setting it is
 compared with, and the file's SHA-256; a small check set (the first test mixtures, their
 components side by side) with the card's numbers on it lets anyone verify that the file
 reproduces them. ``lsalsa demo`` writes all three into ``runs/demo/shipped/``
@@ -60,6 +61,9 @@ def load_verified(folder: Path, device=None) -> tuple[UnrolledEncoder, dict]:
     """A model and its card from ``folder`` (as shipped, or as the demo wrote them),
     checked against each other."""
     card = read_json_object(folder / CARD, "the model card")
+    if not isinstance(card.get("sha256"), str) or not isinstance(card.get("model"), dict):
+        raise InputError(f"{folder / CARD} is not a model card: it lacks its sha256 or model "
+                         "entry")
     model = folder / MODEL
     if not model.is_file():
         raise InputError(f"the model {model} is missing")
@@ -102,8 +106,9 @@ def card_summary(card: dict) -> str:
         gains = pictures["all"]["gain_over_trivial_db"]
         sources = sorted(s for s in pictures if s != "all")
         return (f"{line}; on whole pictures of held-out photographs ({', '.join(sources)}) "
-                f"with drawn digits: digits {gains['digits']:+.1f} dB over zeros, photograph "
-                f"{gains['photo']:+.1f} dB over the picture itself")
+                f"with drawn digits, at --stride {card['pictures'].get('stride', 8)}: digits "
+                f"{gains['digits']:+.1f} dB over zeros, photograph {gains['photo']:+.1f} dB "
+                "over the picture itself")
     test = card["test"]
     return (f"{line}; test mean PSNR digits/natural {test['psnr_per_mixture'][0]:.2f}/"
             f"{test['psnr_per_mixture'][1]:.2f} dB on photographs of "

@@ -19,7 +19,8 @@ def register(subparsers) -> None:
     parser.add_argument("images", nargs="+", metavar="IMAGE")
     parser.add_argument("--model", help="MCA model file (.safetensors); default: the model "
                                          "shipped with lsalsa (digits and photographs, "
-                                         "trained on the true components)")
+                                         "trained on the true components of whole-picture "
+                                         "mixtures)")
     parser.add_argument("--out", default="separated", help="output folder (default: separated)")
     parser.add_argument("--stride", type=int, default=None,
                         help="patch step; smaller than the patch for overlapping patches "

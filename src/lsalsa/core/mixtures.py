@@ -71,6 +71,15 @@ GAMMA_RANGE = 2.0
 MIN_GAIN = 0.5
 
 
+def patch_side(M: int, what: str) -> int:
+    """The side of a square patch of ``M`` pixels; ``what`` (the option that needs it) names
+    the refusal when ``M`` is not a square."""
+    side = math.isqrt(M)
+    if side * side != M:
+        raise InputError(f"{what} needs square patches; {M} pixels are not a square")
+    return side
+
+
 def augment_draws(n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
     """The random choices of :func:`augment_patches` for ``n`` patches, from ``generator``."""
     return {"symmetry": torch.randint(8, (n,), generator=generator),
@@ -85,9 +94,7 @@ def augment_patches(patches: torch.Tensor, draws: dict[str, torch.Tensor]) -> to
     eight symmetries (``draws["symmetry"]``: k quarter turns, transposed when >= 4), raised to
     ``draws["gamma"]`` and scaled by ``draws["gain"]``; values stay in [0, 1]."""
     B, M = patches.shape
-    side = math.isqrt(M)
-    if side * side != M:
-        raise InputError(f"augmentation needs square patches; {M} pixels are not a square")
+    side = patch_side(M, "augmentation")
     images = patches.reshape(B, side, side)
     symmetry = draws["symmetry"].to(patches.device)
     out = torch.empty_like(images)
@@ -123,9 +130,7 @@ def place_patches(patches: torch.Tensor, draws: dict[str, torch.Tensor]) -> torc
     """Square patches (B, s * s), each moved by ``draws["offset"]`` (rows, columns) with the
     uncovered pixels zero, and all zero where ``draws["empty"]``."""
     B, M = patches.shape
-    side = math.isqrt(M)
-    if side * side != M:
-        raise InputError(f"placement needs square patches; {M} pixels are not a square")
+    side = patch_side(M, "placement")
     padded = torch.nn.functional.pad(patches.reshape(B, 1, side, side),
                                      (side, side, side, side))
     offset = draws["offset"].to(patches.device)

@@ -5,7 +5,6 @@ experiments) and its data (:func:`check_pair`: signals and their optimal codes).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +24,7 @@ from ...checks import (
 )
 from ...errors import InputError
 from ..encoders import UnrolledEncoder
+from ..mixtures import patch_side
 
 OPTIMIZERS = ("adam", "sgd")
 # What an encoder is trained to produce: the optimal codes (Eq. 15, the paper) or, for MCA, the
@@ -147,11 +147,8 @@ class TrainSettings:
         if self.place_component is not None and self.place_component == self.augment_component:
             raise InputError("place_component and augment_component must be different "
                              "components")
-        M = int(encoder.W.shape[1])
-        if (self.augment_component, self.place_component) != (None, None) \
-                and math.isqrt(M) ** 2 != M:
-            raise InputError(f"augment_component and place_component need square patches; "
-                             f"{M} pixels are not a square")
+        if (self.augment_component, self.place_component) != (None, None):
+            patch_side(int(encoder.W.shape[1]), "augment_component and place_component")
         if self.objective == "codes":
             return int(encoder.W.shape[0])
         if len(encoder.block_sizes) < 2:

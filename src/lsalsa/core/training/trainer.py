@@ -398,17 +398,19 @@ def _state_copy(encoder: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in encoder.state_dict().items()}
 
 
-def _check_sums(signals, targets, M: int, rows: int = 256) -> None:
-    """Fresh mixtures are sums of components, so the stored ones must be too: checked on the
-    first ``rows``, to the rounding of a float32 sum."""
-    Y = np.asarray(signals[:rows], dtype=np.float64)
-    parts = np.asarray(targets[:rows], dtype=np.float64)
-    total = parts.reshape(len(parts), -1, M).sum(axis=1)
-    scale = np.abs(parts).reshape(len(parts), -1, M).sum(axis=1)
-    if not np.all(np.abs(Y - total) <= 4 * np.finfo(np.float32).eps * scale + 1e-30):
-        raise InputError("fresh mixtures (augment_component, place_component) need "
-                         "mixtures that are the sum of their components (the targets); these "
-                         "signals are not")
+def _check_sums(signals, targets, M: int, chunk: int = 4096) -> None:
+    """Fresh mixtures are sums of components, so the stored ones must be too: every row,
+    ``chunk`` at a time (memory-mapped arrays stay on disk), to the rounding of a float32
+    sum."""
+    for start in range(0, len(signals), chunk):
+        Y = np.asarray(signals[start:start + chunk], dtype=np.float64)
+        parts = np.asarray(targets[start:start + chunk], dtype=np.float64)
+        total = parts.reshape(len(parts), -1, M).sum(axis=1)
+        scale = np.abs(parts).reshape(len(parts), -1, M).sum(axis=1)
+        if not np.all(np.abs(Y - total) <= 4 * np.finfo(np.float32).eps * scale + 1e-30):
+            raise InputError("fresh mixtures (augment_component, place_component) need "
+                             "mixtures that are the sum of their components (the targets); "
+                             f"these signals are not (rows {start} to {start + len(Y) - 1})")
 
 
 def _placed(targets, index: int, M: int, seed: int, like: torch.Tensor):
