@@ -58,7 +58,7 @@ def parse_args(argv):
                         help="a finished demo run (its data set, codes and classic.json)")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--max-train", type=int, default=20000,
-                        help="training rows (a seeded subset, as the workflow draws it)")
+                        help="training rows (a seeded subset, as the workflow draws it; 0: all)")
     parser.add_argument("--seed", type=int, default=None, help="default: the run's seed")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
@@ -83,8 +83,8 @@ def per_sample_rmse(encoder, signals, codes, batch: int = 2048) -> np.ndarray:
     """Code RMSE per row of ``encoder(signals)`` against the exact ``codes``."""
     out = []
     for start in range(0, len(signals), batch):
-        Y = torch.from_numpy(np.asarray(signals[start:start + batch], dtype=np.float32))
-        out.append(rmse_per_sample(encoder(Y).numpy(), codes[start:start + batch]))
+        Y = torch.from_numpy(np.array(signals[start:start + batch], dtype=np.float32))
+        out.append(rmse_per_sample(encoder(Y).numpy(), np.array(codes[start:start + batch])))
     return np.concatenate(out)
 
 
@@ -108,9 +108,9 @@ def main(argv=None) -> int:
     start = json.loads((run_dir / "classic.json").read_text())["starts"]["salsa"][str(DEPTH)]
     options, lr, lr_decay = demo_options(config)
     fit = split_prepared(dataset, codeset, val_fraction=config["search"]["val_fraction"],
-                         max_train=args.max_train, seed=seed, dtype=np.float32)
+                         max_train=args.max_train or None, seed=seed, dtype=np.float32)
     test_signals = np.asarray(dataset.split("test")["signals"], dtype=np.float32)
-    test_codes = np.asarray(codeset.codes("test"), dtype=np.float32)
+    test_codes = np.array(codeset.codes("test"), dtype=np.float32)
     names, index = dataset.row_sources("test")
     blocks = [np.asarray(d, dtype=np.float32) for d in codeset.dictionaries]
     total = dataset.split("train")["signals"].shape[0]
@@ -158,7 +158,9 @@ def main(argv=None) -> int:
     rows = []
     for r in results:
         label = r["variant"] + (" **chosen on validation**" if r is best else "")
-        rows.append([label, f"{r['weights']:,}", f"{r['seconds']:.0f}",
+        learned = r is not results[0]
+        rows.append([label, f"{r['weights']:,}" if learned else "-",
+                     f"{r['seconds']:.0f}" if learned else "-",
                      f"{r['epochs']} ({r['best_epoch']})", f"{r['val_rmse']:.4f}",
                      f"{r['test_rmse']:.4f}", f"{r['test_rmse'] / results[0]['test_rmse']:.3f}"]
                     + [f"{r['test_by_source'][s]:.4f} ({r['test_by_source'][s] / salsa_src[s]:.3f})"
