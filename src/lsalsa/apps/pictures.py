@@ -103,6 +103,8 @@ def score_pictures(models: dict, *, size: tuple[int, int] = SIZE, digits: int = 
                  "picture": psnr(picture, truth_photo)}
         for name, model in models.items():
             parts = separate_image(model, picture, stride=stride)
+            # The residual photograph's error is the digits' error (the truths add up to
+            # the picture), so the two PSNRs agree; run the way lsalsa separate runs it.
             residual = separate_image(model, picture, stride=stride, residual=1)[1]
             entry.update({f"{name}_digits": psnr(parts[0], shown),
                           f"{name}_photo": psnr(parts[1], truth_photo),
