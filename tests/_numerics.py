@@ -94,8 +94,8 @@ def iteration_error(method: str, Y, dictionaries, alphas, T: int, *, mu: float =
     ``growth^(T - t)``.
 
     ``low_precision`` (a torch dtype, e.g. bfloat16): the products run in it as in
-    :func:`lsalsa.core.operators.unrolled_low`: the operand and the operator are each rounded
-    to it (``u_low`` relative, entrywise), the GEMM accumulates in ``dtype`` (``gamma(n)``)
+    :class:`lsalsa.core.operators.LowPrecisionAffine`: the operand and the operator are each
+    rounded to it (``u_low`` relative, entrywise), the GEMM accumulates in ``dtype`` (``gamma(n)``)
     and its result is rounded to it once more (``u_low``). So a product is within
     ``(3 u_low + gamma(n) + O(u_low^2)) |S| |v|``; ``4 u_low`` covers the second-order terms.
     The input product ``W y`` is made the same way, so its error, ``4 u_low || |W| |y| ||``,

@@ -72,6 +72,11 @@ def _cast(problem, W, S, tau):
     return W.to(**to).contiguous(), S.to(**to).contiguous(), tau.to(**to)
 
 
+def affine(b: torch.Tensor, v: torch.Tensor, S: torch.Tensor) -> torch.Tensor:
+    """``b + v S^T``: the product of every unrolled step, in the operands' precision."""
+    return torch.addmm(b, v, S.T)
+
+
 def encode_input(Y: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
     """``b = W y`` for a batch: computed once, reused by every iteration."""
     return Y @ W.T
@@ -79,21 +84,23 @@ def encode_input(Y: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
 
 def ista_step(x: torch.Tensor | None, b: torch.Tensor, S: torch.Tensor,
               tau: torch.Tensor, *, inplace: bool = False,
-              out: torch.Tensor | None = None) -> torch.Tensor:
+              out: torch.Tensor | None = None, product=affine) -> torch.Tensor:
     """``soft(b + S x; tau)``; ``x = None`` stands for the zero start (no product needed).
 
     ISTA: ``b = A^T y / L``, ``S = I - A^T A / L``; LISTA: learned ``b = W y`` and ``S``.
     With ``inplace`` (only where autograd is off) the new ``x`` is written into the given one
     (from the zero start into ``out``, or a new buffer), so an unrolled loop keeps its codes in
     one buffer; the operations, their order and so the rounding are the same as without.
+    ``product`` forms ``b + x S^T`` (:func:`affine`; :class:`LowPrecisionAffine` for low
+    precision, ``S`` then being its cast ``S^T``).
     """
     if not inplace:
-        z = b if x is None else torch.addmm(b, x, S.T)
+        z = b if x is None else product(b, x, S)
         return soft_threshold(z, tau)
     if x is None:
         z, clip = b, torch.empty_like(b) if out is None else out  # b stays intact
     else:
-        z, clip = torch.addmm(b, x, S.T), x  # x is no longer needed once z exists
+        z, clip = product(b, x, S), x  # x is no longer needed once z exists
     # soft_threshold(z, tau) = z - min(max(z, -tau), tau), written into existing buffers.
     _clip(z, tau, clip)
     return torch.sub(z, clip, out=clip)
@@ -101,7 +108,7 @@ def ista_step(x: torch.Tensor | None, b: torch.Tensor, S: torch.Tensor,
 
 def salsa_step(u: torch.Tensor | None, d: torch.Tensor | None, b: torch.Tensor,
                S: torch.Tensor, tau: torch.Tensor, *, inplace: bool = False,
-               out: torch.Tensor | None = None, final: bool = False
+               out: torch.Tensor | None = None, final: bool = False, product=affine
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """One SALSA (ADMM) iteration, returning ``(x, u, d)``; ``None`` stands for zero state.
 
@@ -112,12 +119,13 @@ def salsa_step(u: torch.Tensor | None, d: torch.Tensor | None, b: torch.Tensor,
     given ones (from the zero state, ``u`` into ``out`` or a new buffer); the operations, their
     order and so the rounding are the same as without. ``final`` (inplace only): the last
     iteration of an unrolled loop, whose ``d`` nobody reads; it is not formed (``None``).
+    ``product``: as for :func:`ista_step`.
     """
     if not inplace:
         if u is None:
             x = z = b
         else:
-            x = torch.addmm(b, u - d, S.T)
+            x = product(b, u - d, S)
             z = x + d
         u_next = soft_threshold(z, tau)
         d_next = z - u_next  # = d + x - u_next
@@ -128,63 +136,42 @@ def salsa_step(u: torch.Tensor | None, d: torch.Tensor | None, b: torch.Tensor,
         d = None if final else torch.empty_like(b)
     else:
         v = torch.sub(u, d, out=u)
-        x = torch.addmm(b, v, S.T)
+        x = product(b, v, S)
         z, clip = torch.add(x, d, out=d), v  # v is dead after the product
     _clip(z, tau, clip)
     u_next = torch.sub(z, clip, out=clip)
     return x, u_next, None if final else torch.sub(z, u_next, out=d)
 
 
-def unrolled_low(kind: str, Y: torch.Tensor, W_low: torch.Tensor, S_low: list[torch.Tensor],
-                 tau: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-    """T unrolled ISTA/LISTA (``kind="lista"``) or SALSA/LSALSA (``"lsalsa"``) steps in place,
-    with every product in the low precision of ``W_low`` (bfloat16, float16); inference only.
+class LowPrecisionAffine:
+    """``b + v S_t``, the product in a low precision (bfloat16, float16): the step's
+    ``affine`` for inference. ``S_t`` is ``S^T`` already cast (``UnrolledEncoder`` keeps it);
+    ``v`` is rounded into a reused low-precision buffer, the GEMM runs there (the kernel
+    accumulates in float32) and its result is widened into the sum with ``b``, which stays in
+    ``b``'s dtype (float32). So the dual ``d``, the threshold's comparison with ``tau`` and the
+    codes are never rounded to the low precision: a bfloat16 ``d`` or ``tau`` would shift every
+    threshold by up to 2^-8 relative in one direction, a bias rather than noise, and cancel in
+    ``z - clip(z)`` near the threshold; kept in float32 they cost nothing (the elementwise work
+    is the same, and a bfloat16 state was not faster).
 
-    ``W_low`` is ``W^T`` (M, N) and ``S_low`` holds ``S^T`` (N, N) of layers 2..T, all already
-    cast. Each product rounds its operand to the low precision, runs the GEMM there (the
-    kernel accumulates in float32) and widens its result into the iterates, which stay in
-    ``Y``'s dtype (float32): the sum with ``b`` and the dual ``d``, the threshold's comparison
-    with ``tau`` and the codes are never rounded to the low precision. A bfloat16 ``d`` or
-    ``tau`` would shift every threshold by up to 2^-8 relative in one direction, a bias rather
-    than noise, and cancel in ``z - clip(z)`` near the threshold; kept in float32 they cost
-    nothing (the elementwise work is the same, and a bfloat16 state was not faster). The
-    operations are those of :func:`ista_step` and :func:`salsa_step` (clip, then subtract),
-    in buffers of their own, so the float32 path is untouched.
-    """
-    low = W_low.dtype
-    widened = torch.mm(Y.to(low), W_low)
-    b = torch.empty(widened.shape, dtype=Y.dtype, device=Y.device).copy_(widened)
-    neg = -tau
-    clip = torch.empty_like(b) if out is None else out
-    torch.clamp(b, neg, tau, out=clip)
-    first = torch.sub(b, clip, out=clip)  # the first layer: soft(b), no product
-    if not S_low:
-        return first
-    v_low = torch.empty(b.shape, dtype=low, device=b.device)
-    p_low = torch.empty_like(v_low)
+    Its buffers are reused by every call, the result's included (a fresh float32 result per
+    layer costs 1.5x here): each result is dead once the next product is formed, as in an
+    unrolled loop, where the steps consume it at once."""
 
-    def product(v, S_t, into):  # into = v S, the product in low precision
-        v_low.copy_(v)
-        torch.mm(v_low, S_t, out=p_low)
-        return into.copy_(p_low)
+    def __init__(self, low: torch.dtype):
+        self.low = low
+        self._buffers: tuple[torch.Tensor, ...] = ()
 
-    if kind == "lista":
-        x, z = first, torch.empty_like(b)
-        for S_t in S_low:
-            product(x, S_t, z).add_(b)  # z = b + S x
-            torch.clamp(z, neg, tau, out=x)  # x is dead once rounded into v_low
-            torch.sub(z, x, out=x)
-        return x
-    u, d = first, torch.sub(b, first)  # d = z - u with z = b
-    for t, S_t in enumerate(S_low):
-        v = torch.sub(u, d, out=u)
-        x = product(v, S_t, v).add_(b)  # x = b + S (u - d), in v's buffer
-        z = d.add_(x)  # z = x + d
-        torch.clamp(z, neg, tau, out=x)  # x is dead once in z
-        u = torch.sub(z, x, out=x)
-        if t < len(S_low) - 1:  # the last d is read by nobody
-            d = torch.sub(z, u, out=z)
-    return u
+    def __call__(self, b: torch.Tensor, v: torch.Tensor, S_t: torch.Tensor) -> torch.Tensor:
+        if not self._buffers or self._buffers[0].shape != v.shape:
+            shape = (v.shape[0], S_t.shape[1])
+            self._buffers = (torch.empty(v.shape, dtype=self.low, device=v.device),
+                             torch.empty(shape, dtype=self.low, device=v.device),
+                             torch.empty(shape, dtype=b.dtype, device=v.device))
+        v_low, product, result = self._buffers
+        torch.mm(v_low.copy_(v), S_t, out=product)
+        # Widened, then summed: faster than one mixed-precision add (a slower path).
+        return result.copy_(product).add_(b)
 
 
 def _clip(z: torch.Tensor, tau: torch.Tensor | float, out: torch.Tensor) -> None:
