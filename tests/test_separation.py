@@ -284,9 +284,9 @@ def test_rows_held_at_once_are_bounded_by_the_batch(mca_model, rng, monkeypatch)
     seen = []
     encode = lsalsa.LSALSA.encode
 
-    def recording_encode(self, Y, batch_size=65536):
+    def recording_encode(self, Y, batch_size=65536, **options):
         seen.append(len(Y))
-        return encode(self, Y, batch_size)
+        return encode(self, Y, batch_size, **options)
 
     monkeypatch.setattr(lsalsa.LSALSA, "encode", recording_encode)
     image = rng.random((40, 40))

@@ -70,9 +70,7 @@ def encode_file(encoder: UnrolledEncoder, in_path: str | os.PathLike,
     NaN or Inf (an overflow).
     """
     chunk_size = checks.positive_int(chunk_size, "chunk size")
-    # The model's own precision calls the encoder as before (no dtype argument at all).
     low = inference_dtype(dtype, encoder.W.device, encoder.W.dtype)
-    precision = {} if low is None else {"dtype": low}
     source = Path(in_path)
     if not source.is_file():
         raise InputError(f"input file not found: {in_path}")
@@ -107,7 +105,7 @@ def encode_file(encoder: UnrolledEncoder, in_path: str | os.PathLike,
                 chunk = cast_array(_read_rows(reader, layout, done, count), model_dtype, where)
                 signals = torch.from_numpy(chunk).to(device=param.device)
                 with torch.inference_mode():
-                    codes = encoder(signals, **precision).to(torch.float32).cpu().numpy()
+                    codes = encoder(signals, dtype=low).to(torch.float32).cpu().numpy()
                 check_finite_output(codes, f"the codes of {where}")
                 writer.write(codes.tobytes())
                 done += count

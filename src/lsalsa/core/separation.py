@@ -58,7 +58,6 @@ def separate_image(encoder: UnrolledEncoder, image, *, stride: int | None = None
                          "model has one")
     batch_size = checks.positive_int(batch_size, "batch size")
     low = inference_dtype(dtype, encoder.dictionary.device, encoder.dictionary.dtype)
-    precision = {} if low is None else {"dtype": low}  # the model's own: calls as before
     if residual is not None:
         residual = checks.integer(residual, "residual", low=0, high=encoder.problem.D - 1)
     image = np.asarray(image, dtype=np.float32)
@@ -74,8 +73,8 @@ def separate_image(encoder: UnrolledEncoder, image, *, stride: int | None = None
                       dtype=np.result_type(numpy_dtype(encoder.dictionary.dtype), np.float32))
     for i0, i1, j0, j1 in _tiles(*grid.shape[:2], batch_size):
         patches = grid[i0:i1, j0:j1].reshape(-1, side * side)  # copies this batch only
-        codes = encoder.encode(patches, batch_size=batch_size, **precision)
-        for k, part in enumerate(components(encoder, codes, **precision)):
+        codes = encoder.encode(patches, batch_size=batch_size, dtype=low)
+        for k, part in enumerate(components(encoder, codes, dtype=low)):
             add_patches(totals[k:k + 1], part.reshape(1, i1 - i0, j1 - j0, side, side),
                         (i0, j0), stride)
     average_overlaps(totals, side, stride)
