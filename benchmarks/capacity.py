@@ -32,9 +32,11 @@ import torch
 
 from lsalsa.core.encoders import build_encoder
 from lsalsa.core.metrics import rmse_per_sample
-from lsalsa.core.training import DEFAULTS, train
+from lsalsa.core.training import train
 from lsalsa.workflow.code_sets import load_codes
+from lsalsa.workflow.config import ExperimentConfig
 from lsalsa.workflow.data import load_prepared
+from lsalsa.workflow.steps.train import lr_grid, train_options
 from lsalsa.workflow.training_data import split_prepared
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script from anywhere
@@ -54,7 +56,7 @@ VARIANTS = {
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run-dir", type=Path, default=Path("/work/main/runs/demo"),
+    parser.add_argument("--run-dir", type=Path, default=Path("runs/demo"),
                         help="a finished demo run (its data set, codes and classic.json)")
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--max-train", type=int, default=20000,
@@ -65,17 +67,6 @@ def parse_args(argv):
                         help="which variants to train (default: all)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     return parser.parse_args(argv)
-
-
-def demo_options(config: dict) -> tuple[dict, float, float]:
-    """The demo's training options (as ``steps.train.train_options``), its lr and lr decay;
-    patience off (early stopping is a variant of its own)."""
-    s = config["search"]
-    options = {key: s[key] for key in ("optimizer", "batch_size", "rel_tol",
-                                       "reconstruction_weight", "anchor_decay")}
-    lrs = s["lrs"]
-    lr = (lrs.get("lsalsa", [DEFAULTS["lr"]]) if isinstance(lrs, dict) else lrs)[0]
-    return {**options, "patience": None}, float(lr), float(s["lr_decays"][0])
 
 
 @torch.no_grad()
@@ -102,12 +93,14 @@ def main(argv=None) -> int:
     threads = set_threads(args.threads)
     print_header("capacity.py", threads, argv)
     run_dir = args.run_dir
-    config = json.loads((run_dir / "config.json").read_text())
-    seed = config["seed"] if args.seed is None else args.seed
+    config = ExperimentConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+    seed = config.seed if args.seed is None else args.seed
     dataset, codeset = load_prepared(run_dir / DATASET), load_codes(run_dir / "codes")
     start = json.loads((run_dir / "classic.json").read_text())["starts"]["salsa"][str(DEPTH)]
-    options, lr, lr_decay = demo_options(config)
-    fit = split_prepared(dataset, codeset, val_fraction=config["search"]["val_fraction"],
+    # The demo's training options, lr and decay; patience off (early stopping is a variant).
+    options = {**train_options(config), "patience": None}
+    lr, lr_decay = lr_grid(config, "lsalsa")[0], config.search.lr_decays[0]
+    fit = split_prepared(dataset, codeset, val_fraction=config.search.val_fraction,
                          max_train=args.max_train or None, seed=seed, dtype=np.float32)
     test_signals = np.asarray(dataset.split("test")["signals"], dtype=np.float32)
     test_codes = np.array(codeset.codes("test"), dtype=np.float32)
