@@ -32,7 +32,6 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from pathlib import Path
@@ -43,6 +42,8 @@ import torch
 import lsalsa
 from lsalsa.core.encoders import components
 from lsalsa.core.metrics import rmse_per_sample, separation_quality
+from lsalsa.workflow.code_sets import load_codes
+from lsalsa.workflow.data import load_prepared
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script from anywhere
 from _common import (
@@ -103,19 +104,16 @@ def random_problem(rng, case: str, B: int, iters: int, device):
 
 def demo_problem(run_dir: Path, B: int, device):
     """The demo's dictionaries, its first ``B`` test mixtures, their exact codes and true
-    components."""
-    meta = json.loads((run_dir / "codes" / "codes.json").read_text())
-    dicts = [torch.as_tensor(np.load(run_dir / "codes" / f"dictionary_{i}.npy"), device=device)
-             for i in range(len(meta["block_sizes"]))]
-    data = run_dir / "data" / meta["data"]["name"]
-    truth = [np.load(data / f"test_component{i}.npy", mmap_mode="r")[:B]
-             for i in range(len(dicts))]
-    Y = np.load(data / "test_signals.npy", mmap_mode="r")[:B]
-    reference = np.load(run_dir / "codes" / "codes_test.npy", mmap_mode="r")[:B]
-    return {"dicts": dicts, "alphas": meta["alphas"],
-            "Y": torch.as_tensor(np.array(Y, dtype=np.float32), device=device),
-            "reference": torch.as_tensor(np.array(reference), device=device),
-            "truth": [np.array(t, dtype=np.float32) for t in truth],
+    components (read, and checked, by the workflow's own loaders)."""
+    codeset = load_codes(run_dir / "codes")
+    test = load_prepared(run_dir / "data" / codeset.meta["data"]["name"]).split("test")
+    dicts = [torch.as_tensor(d, device=device) for d in codeset.dictionaries]
+    return {"dicts": dicts, "alphas": list(codeset.alphas),
+            "Y": torch.as_tensor(np.array(test["signals"][:B], dtype=np.float32),
+                                 device=device),
+            "reference": torch.as_tensor(np.array(codeset.codes("test")[:B]), device=device),
+            "truth": [np.array(test[f"component{i}"][:B], dtype=np.float32)
+                      for i in range(len(dicts))],
             "label": f"{run_dir} test mixtures, exact codes"}
 
 
