@@ -12,6 +12,7 @@ from _numerics import gamma
 from conftest import random_dictionary
 from lsalsa import LSALSA, InputError
 from lsalsa.core.metrics import component_rmse, validation_rmse
+from lsalsa.core.mixtures import MAX_ZOOM
 from lsalsa.core.training import train
 
 ALPHAS = [0.1, 0.2]
@@ -185,8 +186,10 @@ def test_augmented_patches_stay_images_and_the_symmetries_are_the_squares():
     draws = augment_draws(64, generator)
     out = augment_patches(patches, draws)
     assert out.shape == patches.shape and bool(((out >= 0) & (out <= 1)).all())
-    # With gamma and gain 1 each output is one of the eight symmetries of its 4x4 input.
-    plain = {**draws, "gamma": torch.ones(64, dtype=torch.float64),
+    # With the whole patch as window, gamma and gain 1, each output is one of the eight
+    # symmetries of its 4x4 input.
+    plain = {**draws, "window": torch.ones(64, dtype=torch.float64),
+             "gamma": torch.ones(64, dtype=torch.float64),
              "gain": torch.ones(64, dtype=torch.float64)}
     turned = augment_patches(patches, plain).reshape(64, 4, 4)
     images = patches.reshape(64, 4, 4)
@@ -194,10 +197,31 @@ def test_augmented_patches_stay_images_and_the_symmetries_are_the_squares():
         k = int(draws["symmetry"][b])
         want = torch.rot90(images[b], k % 4)
         want = want.T if k >= 4 else want
-        assert torch.equal(turned[b], want)
+        # The identity window is resampled too: exact up to the rounding of its sample
+        # coordinates (about u times the side, in pixels), which the bilinear weights inherit.
+        torch.testing.assert_close(turned[b], want, rtol=0, atol=gamma(4 * 4))
     assert len(set(draws["symmetry"].tolist())) == 8
+    assert bool(((draws["window"] >= 1 / MAX_ZOOM) & (draws["window"] <= 1)).all())
     with pytest.raises(InputError, match="square"):
         augment_patches(torch.rand(2, 10), augment_draws(2, generator))
+
+
+@pytest.mark.parametrize("corner", [(0.0, 0.0), (1.0, 1.0), (0.0, 1.0), (1.0, 0.0), (0.5, 0.5)])
+def test_zoomed_patches_are_the_window_resampled(corner):
+    """A window of half the side, at each corner and in the middle, against bilinear
+    interpolation of that crop. They differ only at the outer pixels, where interpolation
+    of the crop alone clamps to its edge and the window sees the pixels beyond it."""
+    from lsalsa.core.mixtures import zoom_patches
+
+    images = torch.rand(5, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    out = zoom_patches(images, torch.full((5,), 0.5, dtype=torch.float64),
+                       torch.tensor([corner] * 5, dtype=torch.float64))
+    r0, c0 = int(4 * corner[0]), int(4 * corner[1])
+    want = torch.nn.functional.interpolate(images[:, None, r0:r0 + 4, c0:c0 + 4], size=(8, 8),
+                                           mode="bilinear", align_corners=False)[:, 0]
+    # Sample coordinates round to about u times the side (in pixels); the weights inherit it.
+    torch.testing.assert_close(out[:, 1:-1, 1:-1], want[:, 1:-1, 1:-1], rtol=0, atol=gamma(4 * 8))
+    assert bool(((out >= images.amin()) & (out <= images.amax())).all())
 
 
 def test_placed_patches_move_with_zeros_and_saturate_at_one():

@@ -62,11 +62,15 @@ def make_mixtures(digits, naturals, n_mixtures: int | None = None, seed: int = 0
             "natural_index": natural_index}
 
 
-# Augmentation of a component in [0, 1] (issue 19, "fresh data every epoch"): the eight
-# symmetries of the square, a gamma in [1/GAMMA_RANGE, GAMMA_RANGE] (log-uniform) and a gain
-# in [MIN_GAIN, 1]. Both keep [0, 1] in [0, 1], so a mixture of augmented components stays a
-# sum of images. Natural photographs have no preferred orientation; digits do (6 and 9), so
-# only the natural component is augmented.
+# Augmentation of a component in [0, 1] (issue 19, "fresh data every epoch"): a window of the
+# patch at a random offset and scale (its side a fraction in [1/MAX_ZOOM, 1] of the patch's,
+# log-uniform), resampled bilinearly to the patch's size; the eight symmetries of the square;
+# a gamma in [1/GAMMA_RANGE, GAMMA_RANGE] (log-uniform) and a gain in [MIN_GAIN, 1]. Bilinear
+# weights are convex and the gamma and gain keep [0, 1] in [0, 1], so a mixture of augmented
+# components stays a sum of images. Only zooming in is possible from a stored patch (zooming
+# out would need the photograph around it). Natural photographs have no preferred orientation;
+# digits do (6 and 9), so only the natural component is augmented.
+MAX_ZOOM = 1.5
 GAMMA_RANGE = 2.0
 MIN_GAIN = 0.5
 
@@ -82,20 +86,28 @@ def patch_side(M: int, what: str) -> int:
 
 def augment_draws(n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
     """The random choices of :func:`augment_patches` for ``n`` patches, from ``generator``."""
-    return {"symmetry": torch.randint(8, (n,), generator=generator),
-            "gamma": torch.exp((2 * torch.rand(n, generator=generator, dtype=torch.float64)
-                                - 1) * math.log(GAMMA_RANGE)),
+    def log_uniform(top: float) -> torch.Tensor:  # in [1 / top, top]
+        return torch.exp((2 * torch.rand(n, generator=generator, dtype=torch.float64) - 1)
+                         * math.log(top))
+
+    window = torch.minimum(log_uniform(math.sqrt(MAX_ZOOM)) / math.sqrt(MAX_ZOOM),
+                           torch.ones((), dtype=torch.float64))
+    return {"window": window,
+            "corner": torch.rand(n, 2, generator=generator, dtype=torch.float64),
+            "symmetry": torch.randint(8, (n,), generator=generator),
+            "gamma": log_uniform(GAMMA_RANGE),
             "gain": MIN_GAIN + (1 - MIN_GAIN) * torch.rand(n, generator=generator,
                                                             dtype=torch.float64)}
 
 
 def augment_patches(patches: torch.Tensor, draws: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Square patches (B, s * s) with values in [0, 1], each turned by one of the square's
-    eight symmetries (``draws["symmetry"]``: k quarter turns, transposed when >= 4), raised to
+    """Square patches (B, s * s) with values in [0, 1], each cropped to a window
+    (:func:`zoom_patches`), turned by one of the square's eight symmetries
+    (``draws["symmetry"]``: k quarter turns, transposed when >= 4), raised to
     ``draws["gamma"]`` and scaled by ``draws["gain"]``; values stay in [0, 1]."""
     B, M = patches.shape
     side = patch_side(M, "augmentation")
-    images = patches.reshape(B, side, side)
+    images = zoom_patches(patches.reshape(B, side, side), draws["window"], draws["corner"])
     symmetry = draws["symmetry"].to(patches.device)
     out = torch.empty_like(images)
     for k in range(8):
@@ -107,6 +119,25 @@ def augment_patches(patches: torch.Tensor, draws: dict[str, torch.Tensor]) -> to
     gain = draws["gain"].to(device=patches.device, dtype=patches.dtype)[:, None, None]
     # clamp: float rounding may leave a value a hair outside [0, 1]; the power needs >= 0.
     return (gain * out.clamp(0, 1).pow(gamma)).clamp(0, 1).reshape(B, M)
+
+
+def zoom_patches(images: torch.Tensor, window: torch.Tensor,
+                 corner: torch.Tensor) -> torch.Tensor:
+    """Images (B, s, s), each resampled (bilinear) from a square window of side ``window``
+    (B,) times theirs, placed ``corner`` (B, 2) of the way along the free space (rows,
+    columns; 0: top or left, 1: bottom or right). A window of side 1 is the image itself."""
+    B = len(images)
+    f = window.to(device=images.device, dtype=images.dtype)
+    # affine_grid's coordinates run over [-1, 1] across the image, so a window of fraction f
+    # is x -> f x + t with |t| <= 1 - f.
+    shift = (2 * corner.to(device=images.device, dtype=images.dtype) - 1) * (1 - f)[:, None]
+    theta = torch.zeros(B, 2, 3, device=images.device, dtype=images.dtype)
+    theta[:, 0, 0] = theta[:, 1, 1] = f
+    theta[:, 0, 2], theta[:, 1, 2] = shift[:, 1], shift[:, 0]  # x is the column, y the row
+    grid = torch.nn.functional.affine_grid(theta, [B, 1, *images.shape[1:]],
+                                           align_corners=False)
+    return torch.nn.functional.grid_sample(images[:, None], grid, mode="bilinear",
+                                           padding_mode="border", align_corners=False)[:, 0]
 
 
 # Placement of a component as in a whole picture (``lsalsa separate`` on a user's image): a
