@@ -10,6 +10,7 @@ from sklearn.utils.estimator_checks import check_estimator
 
 import lsalsa
 from conftest import random_dictionary
+from lsalsa import InputError
 from lsalsa.apps.estimators import LearnedSparseCoder
 
 
@@ -53,6 +54,19 @@ def test_width_mismatch_is_refused(rng):
     coder = LearnedSparseCoder(dictionaries=A, alphas=0.05, depth=1, epochs=1).fit(Y)
     with pytest.raises(ValueError, match="features"):
         coder.transform(Y[:, :5])
+
+
+def test_transform_in_low_precision_is_the_encoders_low_precision_path(rng):
+    A, Y, _ = planted(rng)
+    coder = LearnedSparseCoder(dictionaries=A, alphas=0.05, depth=2, mu=1.0, epochs=1,
+                               dtype="bfloat16").fit(Y)
+    codes = coder.transform(Y)
+    assert codes.dtype == np.float64
+    assert np.array_equal(codes, coder.encoder_.encode(Y, dtype="bfloat16"))
+    assert not np.array_equal(codes, coder.encoder_.encode(Y))
+    # A precision the device cannot run is refused before any training.
+    with pytest.raises(InputError, match="float16 needs a CUDA device"):
+        LearnedSparseCoder(dictionaries=A, alphas=0.05, depth=1, dtype="float16").fit(Y)
 
 
 @pytest.mark.slow

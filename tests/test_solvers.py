@@ -362,3 +362,72 @@ def test_iterates_yields_what_solve_returns_at_every_t(method, rng):
             assert torch.equal(codes, reference), t
     assert torch.equal(codes_with_operators(operators, Y, method, 6, batch_size=len(Y)),
                        seen[-1][1])
+
+
+# -- low precision (solve(dtype=...)) ---------------------------------------------------------
+@pytest.mark.parametrize("method", ["ista", "fista", "salsa"])
+def test_low_precision_solve_agrees_with_float32_within_rounding(rng, device, method):
+    """Every product in bfloat16 (float16 too on CUDA): the codes stay float32 and within
+    the rounding bound of the low products (tests/_numerics.py) plus the float32 run's own."""
+    blocks = as_blocks(make_dictionary("random", rng), 2)
+    Y = rng.standard_normal((16, M))
+    alphas, T = [0.3, 0.1], 4
+    cond = salsa_condition(blocks, 2.0) if method == "salsa" else 1.0
+
+    def solve(dtype=None):
+        return lsalsa.solve(torch.from_numpy(Y).float().to(device),
+                            [torch.from_numpy(b).float().to(device) for b in blocks], alphas,
+                            method=method, n_iter=T, mu=2.0, dtype=dtype).codes
+
+    reference = solve()
+    size = np.linalg.norm(reference.cpu().double().numpy(), axis=1, keepdims=True)
+    lows = [torch.bfloat16] + ([torch.float16] if device.type == "cuda" else [])
+    for low in lows:
+        if low == torch.bfloat16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            continue
+        codes = solve(low)
+        assert codes.dtype == torch.float32 and bool(torch.isfinite(codes).all())
+        bound = (iteration_error(method, Y, blocks, alphas, T, mu=2.0, low_precision=low,
+                                 dtype=torch.float32, operator_cond=cond)
+                 + iteration_error(method, Y, blocks, alphas, T, mu=2.0, dtype=torch.float32,
+                                   operator_cond=cond))
+        difference = (codes - reference).abs().cpu().double().numpy()
+        assert np.all(difference <= bound), (difference / bound).max()
+        assert difference.max() > 0  # the low products did run
+        # Worst case (no cancellation, every step's largest magnitude), yet not vacuous: below
+        # the codes' own size. That the loop is the same one, layer for layer, the next test
+        # shows bit for bit.
+        assert np.median(bound / np.maximum(size, 1e-12)) < 1, np.median(bound / size)
+
+
+@pytest.mark.parametrize("method", ["ista", "salsa"])
+def test_low_precision_solve_is_the_untrained_encoders_low_precision_path(rng, method):
+    """SALSA(T) in bfloat16 is an untrained LSALSA(T)'s bfloat16 encode, bit for bit (ISTA:
+    LISTA's): one set of low-precision steps, the same operands, the same rounding."""
+    blocks = [random_dictionary(rng, M, SPLIT).astype(np.float32),
+              random_dictionary(rng, M, N - SPLIT).astype(np.float32)]
+    Y = rng.standard_normal((12, M)).astype(np.float32)
+    solved = lsalsa.solve(Y, blocks, ALPHAS[2], method=method, n_iter=5, mu=2.0,
+                          dtype="bfloat16").codes
+    encoder = (lsalsa.LSALSA(blocks, ALPHAS[2], 5, mu=2.0) if method == "salsa"
+               else lsalsa.LISTA(blocks, ALPHAS[2], 5))
+    assert np.array_equal(solved, encoder.encode(Y, dtype="bfloat16"))
+    from lsalsa.core.operators import ista_operators, salsa_operators
+    from lsalsa.core.solvers.classic import codes_with_operators
+
+    problem = make_problem(blocks, ALPHAS[2])[0]
+    operators = salsa_operators(problem, 2.0) if method == "salsa" else ista_operators(problem)
+    timed = codes_with_operators(operators, torch.from_numpy(Y), method, 5, batch_size=5,
+                                 low=torch.bfloat16)
+    assert np.array_equal(timed.numpy(), solved)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"method": "exact", "dtype": "bfloat16"}, "exact codes are solved in the signals'"),
+    ({"dtype": "float16"}, "float16 needs a CUDA device"),
+    ({"dtype": "int8"}, "bfloat16 or float16"),
+])
+def test_low_precision_solve_refusals(rng, bad, message):
+    A = random_dictionary(rng, M, N)
+    with pytest.raises(lsalsa.InputError, match=message):
+        lsalsa.solve(rng.standard_normal((3, M)), A, 0.1, **bad)

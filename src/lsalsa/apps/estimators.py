@@ -17,6 +17,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ..core.codes import compute_codes
 from ..core.dictionary import learn_dictionary
 from ..core.encoders import build_encoder
+from ..core.operators import inference_dtype
 from ..core.training import DEFAULTS, train
 from ..errors import InputError
 
@@ -37,6 +38,8 @@ class LearnedSparseCoder(TransformerMixin, BaseEstimator):
     objective : "codes" (default, the paper's Eq. 15) or "separation" (MCA: ``fit`` takes the
         true ``components`` of each mixture)
     random_state : int seed for dictionary learning and training
+    dtype : precision of the products in ``transform``: None (the encoder's, float64) or
+        "bfloat16" ("float16" on CUDA); the codes stay float64
 
     Attributes
     ----------
@@ -50,7 +53,8 @@ class LearnedSparseCoder(TransformerMixin, BaseEstimator):
                  epochs: int = 20, lr: float = DEFAULTS["lr"],
                  optimizer: str = DEFAULTS["optimizer"],
                  batch_size: int = DEFAULTS["batch_size"],
-                 objective: str = DEFAULTS["objective"], random_state: int = 0):
+                 objective: str = DEFAULTS["objective"], random_state: int = 0,
+                 dtype: str | None = None):
         self.kind = kind
         self.dictionaries = dictionaries
         self.alphas = alphas
@@ -64,6 +68,7 @@ class LearnedSparseCoder(TransformerMixin, BaseEstimator):
         self.batch_size = batch_size
         self.objective = objective
         self.random_state = random_state
+        self.dtype = dtype
 
     def fit(self, X, y=None, codes=None, components=None):
         """Train the encoder on signals ``X`` (P, M) and their optimal ``codes`` (P, N), or
@@ -73,6 +78,7 @@ class LearnedSparseCoder(TransformerMixin, BaseEstimator):
         or ``components``, e.g. ``pipeline.fit(X, coder__codes=C)``.
         """
         X = validate_data(self, X, dtype=np.float64)
+        inference_dtype(self.dtype, "cpu", torch.float64)  # refused before any training
         separating = self.objective == "separation"
         if separating and components is None:
             raise InputError("objective 'separation' needs fit(X, components=...), the true "
@@ -114,7 +120,7 @@ class LearnedSparseCoder(TransformerMixin, BaseEstimator):
         """Codes (P, N) of signals ``X`` (P, M)."""
         check_is_fitted(self, "encoder_")
         X = validate_data(self, X, dtype=np.float64, reset=False)
-        return self.encoder_.encode(X)
+        return self.encoder_.encode(X, dtype=self.dtype)
 
     def inverse_transform(self, codes):
         """Signals ``A x`` reconstructed from codes (P, N)."""

@@ -15,7 +15,8 @@ import torch
 
 from .. import checks
 from ..core._arrays import cast_array, numpy_dtype
-from ..core.encoders import UnrolledEncoder, inference_dtype
+from ..core.encoders import UnrolledEncoder
+from ..core.operators import inference_dtype
 from ..errors import InputError
 from ..io import atomic_path, check_finite_output, remove_stale_temporaries
 from ..workflow.progress import as_progress

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from ..apps.streaming import encode_file
 from ..core._arrays import resolve_device
-from ..core.encoders import inference_dtype, load_encoder
+from ..core.encoders import load_encoder
+from ..core.operators import inference_dtype
 from ..io import check_output_path
 from .common import check_model_path
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from .. import checks
 from ..apps.separation import DEFAULT_MAX_PIXELS, separate_files
 from ..core._arrays import resolve_device
-from ..core.encoders import inference_dtype, load_encoder
+from ..core.encoders import load_encoder
+from ..core.operators import inference_dtype
 from .common import check_model_path
 
 

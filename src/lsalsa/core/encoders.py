@@ -42,8 +42,10 @@ from .operators import (
     LowPrecisionAffine,
     affine,
     encode_input,
+    inference_dtype,
     ista_operators,
     ista_step,
+    low_precision_input,
     salsa_operators,
     salsa_step,
 )
@@ -54,30 +56,6 @@ FORMAT = "lsalsa-encoder"
 # tensor and of the header
 FORMAT_VERSION = 3
 KINDS = ("lista", "lsalsa")
-#: The low precisions of the inference path (``dtype=``): the products run in them.
-LOW_PRECISIONS = {"bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def inference_dtype(dtype, device, model_dtype: torch.dtype = torch.float32,
-                    what: str = "dtype") -> torch.dtype | None:
-    """The low precision asked for by ``dtype`` (a name or torch dtype), or None for the
-    model's own precision (``None`` or the model's dtype). float16 only on CUDA: CPUs have
-    no fast float16 GEMM, and its range (65504) is narrower than bfloat16's."""
-    if dtype is None:
-        return None
-    name = str(dtype).removeprefix("torch.") if isinstance(dtype, torch.dtype) else dtype
-    own = str(model_dtype).removeprefix("torch.")
-    if name == own:
-        return None
-    if name not in LOW_PRECISIONS:
-        raise InputError(f"{what} must be {own} (the model's), bfloat16 or float16 (CUDA), "
-                         f"got {dtype!r}")
-    device = torch.device(device)
-    if name == "float16" and device.type != "cuda":
-        raise InputError(f"{what} float16 needs a CUDA device; on CPU use bfloat16")
-    if name == "bfloat16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise InputError(f"{what} bfloat16: this CUDA device has no bfloat16; use float16")
-    return LOW_PRECISIONS[name]
 
 
 class UnrolledEncoder(torch.nn.Module):
@@ -175,7 +153,7 @@ class UnrolledEncoder(torch.nn.Module):
                              "under torch.inference_mode()")
         with torch.inference_mode():
             W_low, S_low = self._low_weights(low)
-            b = torch.mm(Y.to(low), W_low).to(Y.dtype)
+            b = low_precision_input(Y, W_low)
             return self._unroll(b, S_low.__getitem__, LowPrecisionAffine(low), out)
 
     def _unroll(self, b: torch.Tensor, layer_S, product, out: torch.Tensor | None):

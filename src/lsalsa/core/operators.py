@@ -14,8 +14,34 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import InputError
 from .problem import Problem
 from .prox import soft_threshold
+
+#: The low precisions of the inference path (``dtype=``): the products run in them.
+LOW_PRECISIONS = {"bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def inference_dtype(dtype, device, model_dtype: torch.dtype = torch.float32,
+                    what: str = "dtype") -> torch.dtype | None:
+    """The low precision asked for by ``dtype`` (a name or torch dtype), or None for the
+    model's own precision (``None`` or the model's dtype). float16 only on CUDA: CPUs have
+    no fast float16 GEMM, and its range (65504) is narrower than bfloat16's."""
+    if dtype is None:
+        return None
+    name = str(dtype).removeprefix("torch.") if isinstance(dtype, torch.dtype) else dtype
+    own = str(model_dtype).removeprefix("torch.")
+    if name == own:
+        return None
+    if name not in LOW_PRECISIONS:
+        raise InputError(f"{what} must be {own} (unchanged), bfloat16 or float16 (CUDA), "
+                         f"got {dtype!r}")
+    device = torch.device(device)
+    if name == "float16" and device.type != "cuda":
+        raise InputError(f"{what} float16 needs a CUDA device; on CPU use bfloat16")
+    if name == "bfloat16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise InputError(f"{what} bfloat16: this CUDA device has no bfloat16; use float16")
+    return LOW_PRECISIONS[name]
 
 
 def ista_operators(problem: Problem) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -172,6 +198,21 @@ class LowPrecisionAffine:
         torch.mm(v_low.copy_(v), S_t, out=product)
         # Widened, then summed: faster than one mixed-precision add (a slower path).
         return result.copy_(product).add_(b)
+
+
+def low_precision_input(Y: torch.Tensor, W_t: torch.Tensor) -> torch.Tensor:
+    """``b = W y`` with the product in ``W_t``'s low precision (``W_t`` is ``W^T`` cast
+    once), widened back to ``Y``'s dtype: the input of every layer, see
+    :class:`LowPrecisionAffine`."""
+    return torch.mm(Y.to(W_t.dtype), W_t).to(Y.dtype)
+
+
+def low_precision_operands(Y: torch.Tensor, W: torch.Tensor, S: torch.Tensor, low: torch.dtype
+                           ) -> tuple[torch.Tensor, torch.Tensor, LowPrecisionAffine]:
+    """What a classic solver's loop needs to run its products in ``low``: ``b = W y``
+    (:func:`low_precision_input`), ``S^T`` cast once and the step's ``product``."""
+    W_t = W.T.to(low).contiguous()
+    return low_precision_input(Y, W_t), S.T.to(low).contiguous(), LowPrecisionAffine(low)
 
 
 def _clip(z: torch.Tensor, tau: torch.Tensor | float, out: torch.Tensor) -> None:

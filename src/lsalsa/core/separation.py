@@ -18,7 +18,8 @@ from .. import checks
 from ..errors import InputError
 from ..io import check_finite_output
 from ._arrays import numpy_dtype
-from .encoders import UnrolledEncoder, components, inference_dtype
+from .encoders import UnrolledEncoder, components
+from .operators import inference_dtype
 from .patches import add_patches, average_overlaps, pad_to_multiple, patch_grid
 
 

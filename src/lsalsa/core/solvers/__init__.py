@@ -7,6 +7,7 @@ import torch
 from ... import checks
 from ...errors import InputError
 from .._arrays import as_signals, check_same_kind, to_output
+from ..operators import inference_dtype
 from ..problem import check_mu, make_problem
 from .classic import SolveResult, as_history_arrays, run_iterations
 from .exact import DEFAULT_MAX_ITER, exact_codes
@@ -18,7 +19,8 @@ __all__ = ["METHODS", "SolveResult", "solve"]
 
 def solve(Y, dictionaries, alphas, method: str = "fista", n_iter: int | None = None,
           mu: float = 10.0, tol: float | None = None, *, history: bool = False,
-          check_every: int = 10, output: str = "u", backend: str = "auto") -> SolveResult:
+          check_every: int = 10, output: str = "u", backend: str = "auto",
+          dtype=None) -> SolveResult:
     """Sparse codes of ``Y`` for ``E(x; y) = 1/2 ||y - A x||^2 + sum_i alpha_i ||x_i||_1``.
 
     Parameters
@@ -35,6 +37,9 @@ def solve(Y, dictionaries, alphas, method: str = "fista", n_iter: int | None = N
     history : record the batch-mean objective and elapsed time after every iteration.
     output : SALSA only: "u" (sparse, the default) or "x" (the splitting-step iterate).
     backend : "exact" only: "auto", "spams" or "own".
+    dtype : ista, fista and salsa: "bfloat16" (or "float16" on CUDA) runs every product in
+        that precision, as the learned encoders' ``dtype=`` does; the iterates, the dual and
+        the thresholds stay in ``Y``'s precision, and so do the codes. None: ``Y``'s own.
 
     Returns
     -------
@@ -60,6 +65,10 @@ def solve(Y, dictionaries, alphas, method: str = "fista", n_iter: int | None = N
     if not bool(torch.isfinite((Y_t * Y_t).sum(dim=1)).all()):
         raise InputError(f"Y holds values too large for {str(Y_t.dtype).removeprefix('torch.')}:"
                          " the squared norm of a sample overflows; rescale the signals")
+    low = inference_dtype(dtype, Y_t.device, Y_t.dtype)
+    if low is not None and method == "exact":
+        raise InputError("dtype: the exact codes are solved in the signals' precision; a low "
+                         "precision is for ista, fista and salsa")
     if Y_t.shape[1] != problem.M:
         raise InputError(f"Y has {Y_t.shape[1]} features per sample but the dictionary has "
                          f"M = {problem.M} rows")
@@ -68,7 +77,8 @@ def solve(Y, dictionaries, alphas, method: str = "fista", n_iter: int | None = N
                              backend=backend)
     else:
         result = run_iterations(problem, Y_t, method, n_iter, mu=mu, tol=tol,
-                                check_every=check_every, history=history, output=output)
+                                check_every=check_every, history=history, output=output,
+                                low=low)
     result.codes = to_output(result.codes, as_numpy)
     if result.gap is not None:
         result.gap = to_output(result.gap, as_numpy)

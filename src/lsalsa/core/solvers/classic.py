@@ -12,7 +12,15 @@ import torch
 
 from ...errors import InputError
 from ..objective import _duality_gap, _objective
-from ..operators import encode_input, ista_operators, ista_step, salsa_operators, salsa_step
+from ..operators import (
+    affine,
+    encode_input,
+    ista_operators,
+    ista_step,
+    low_precision_operands,
+    salsa_operators,
+    salsa_step,
+)
 from ..problem import Problem
 
 
@@ -43,11 +51,19 @@ class SolveResult:
     method: str = ""
 
 
+def _operands(Y: torch.Tensor, W: torch.Tensor, S: torch.Tensor, low: torch.dtype | None):
+    """``b = W y``, the operator the steps take and their ``product``: in ``Y``'s precision,
+    or with every product in the low precision ``low`` (as the learned encoders' ``dtype=``)."""
+    if low is None:
+        return encode_input(Y, W), S, affine
+    return low_precision_operands(Y, W, S, low)
+
+
 class _Ista:
     def __init__(self, problem: Problem, Y: torch.Tensor, operators=None,
-                 inplace: bool = False):
-        W, self.S, self.tau = ista_operators(problem) if operators is None else operators
-        self.b = encode_input(Y, W)
+                 inplace: bool = False, low: torch.dtype | None = None):
+        W, S, self.tau = ista_operators(problem) if operators is None else operators
+        self.b, self.S, self.product = _operands(Y, W, S, low)
         self.inplace = inplace
 
     # The state carries the batch's b = W y, so dropping finished samples drops their b too.
@@ -56,7 +72,7 @@ class _Ista:
 
     def step(self, state):
         return {**state, "x": ista_step(state["x"], state["b"], self.S, self.tau,
-                                        inplace=self.inplace)}
+                                        inplace=self.inplace, product=self.product)}
 
     @staticmethod
     def codes(state):
@@ -67,9 +83,9 @@ class _Fista(_Ista):
     """FISTA; with ``restart`` the momentum resets per sample when it points uphill."""
 
     def __init__(self, problem, Y, restart: bool = False, operators=None,
-                 inplace: bool = False):
+                 inplace: bool = False, low: torch.dtype | None = None):
         # A restart reads z after the step, so it keeps its own buffers.
-        super().__init__(problem, Y, operators, inplace=inplace and not restart)
+        super().__init__(problem, Y, operators, inplace=inplace and not restart, low=low)
         self.restart = restart
 
     def start(self, x0):
@@ -78,7 +94,8 @@ class _Fista(_Ista):
 
     def step(self, state):
         x_prev, t = state["x"], state["t"]
-        x = ista_step(state["z"], state["b"], self.S, self.tau, inplace=self.inplace)
+        x = ista_step(state["z"], state["b"], self.S, self.tau, inplace=self.inplace,
+                      product=self.product)
         if self.inplace:
             # The same operations as below, into buffers that are dead: x - x^{k-1} into
             # x^{k-1}'s, then x + momentum (x - x^{k-1}) into that one again.
@@ -101,9 +118,11 @@ class _Fista(_Ista):
 
 class _Salsa:
     def __init__(self, problem: Problem, Y: torch.Tensor, mu: float, output: str = "u",
-                 operators=None, inplace: bool = False):
-        W, self.S, self.tau = salsa_operators(problem, mu) if operators is None else operators
-        self.b = encode_input(Y, W)
+                 operators=None, inplace: bool = False, low: torch.dtype | None = None):
+        W, S, self.tau = salsa_operators(problem, mu) if operators is None else operators
+        self.b, self.S, self.product = _operands(Y, W, S, low)
+        # In low precision x is the product's reused buffer: output "x" is valid until the
+        # next step, which is as long as run_iterations reads it (it copies the final codes).
         self.output = output
         self.inplace = inplace
 
@@ -114,7 +133,7 @@ class _Salsa:
 
     def step(self, state):
         x, u, d = salsa_step(state["u"], state["d"], state["b"], self.S, self.tau,
-                             inplace=self.inplace)
+                             inplace=self.inplace, product=self.product)
         return {**state, "x": x, "u": u, "d": d}
 
     def codes(self, state):
@@ -126,19 +145,21 @@ def _select(state: dict, keep: torch.Tensor) -> dict:
 
 
 def _algorithm(problem, Y, method, *, mu=10.0, restart=False, output="u", operators=None,
-               inplace=False):
+               inplace=False, low=None):
     if method == "ista":
-        return _Ista(problem, Y, operators, inplace=inplace)
+        return _Ista(problem, Y, operators, inplace=inplace, low=low)
     if method == "fista":
-        return _Fista(problem, Y, restart=restart, operators=operators, inplace=inplace)
+        return _Fista(problem, Y, restart=restart, operators=operators, inplace=inplace,
+                      low=low)
     if method == "salsa":
-        return _Salsa(problem, Y, mu, output=output, operators=operators, inplace=inplace)
+        return _Salsa(problem, Y, mu, output=output, operators=operators, inplace=inplace,
+                      low=low)
     raise InputError(f"unknown method {method!r}; choose ista, fista or salsa")
 
 
 def iterates(problem: Problem | None, Y: torch.Tensor, method: str, n_iter: int, *,
-             mu: float = 10.0, operators=None,
-             inplace: bool = False) -> Iterator[tuple[int, torch.Tensor]]:
+             mu: float = 10.0, operators=None, inplace: bool = False,
+             low: torch.dtype | None = None) -> Iterator[tuple[int, torch.Tensor]]:
     """Yield ``(t, codes)`` after every iteration ``t = 1..n_iter`` of ISTA, FISTA or SALSA
     on the whole batch (no early stop): one pass gives the codes at every T.
 
@@ -146,9 +167,12 @@ def iterates(problem: Problem | None, Y: torch.Tensor, method: str, n_iter: int,
     caller (then ``problem`` may be None), e.g. to keep their cost out of a timed region.
     ``inplace`` (under ``torch.inference_mode`` only): the iterates are updated in place, as
     the learned encoders do at inference (same operations and rounding, fewer temporaries);
-    each yielded tensor is then valid only until the next iteration.
+    each yielded tensor is then valid only until the next iteration. ``low`` (bfloat16,
+    float16; checked by :func:`~lsalsa.core.operators.inference_dtype`): the products in that
+    precision, the iterates in ``Y``'s.
     """
-    algo = _algorithm(problem, Y, method, mu=mu, operators=operators, inplace=inplace)
+    algo = _algorithm(problem, Y, method, mu=mu, operators=operators, inplace=inplace,
+                      low=low)
     state = algo.start(None)
     for it in range(1, n_iter + 1):
         state = algo.step(state)
@@ -156,15 +180,16 @@ def iterates(problem: Problem | None, Y: torch.Tensor, method: str, n_iter: int,
 
 
 def codes_with_operators(operators, Y: torch.Tensor, method: str, n_iter: int,
-                         batch_size: int) -> torch.Tensor:
+                         batch_size: int, low: torch.dtype | None = None) -> torch.Tensor:
     """ISTA, FISTA or SALSA codes after ``n_iter`` iterations with ``(W, S, tau)`` formed once
     by the caller (as a deployed solver holds them: their cost stays out of a timed region),
-    batch by batch, in place (as the learned encoders run), through :func:`iterates`' loop."""
+    batch by batch, in place (as the learned encoders run), through :func:`iterates`' loop;
+    ``low``: as there."""
     parts = []
     with torch.inference_mode():
         for first in range(0, Y.shape[0], batch_size):
             *_, (_, codes) = iterates(None, Y[first:first + batch_size], method, n_iter,
-                                      operators=operators, inplace=True)
+                                      operators=operators, inplace=True, low=low)
             parts.append(codes)
     return torch.cat(parts)
 
@@ -172,14 +197,15 @@ def codes_with_operators(operators, Y: torch.Tensor, method: str, n_iter: int,
 def run_iterations(problem: Problem, Y: torch.Tensor, method: str, n_iter: int, *,
                    mu: float = 10.0, tol: float | None = None, check_every: int = 10,
                    history: bool = False, x0: torch.Tensor | None = None,
-                   restart: bool = False, output: str = "u") -> SolveResult:
+                   restart: bool = False, output: str = "u",
+                   low: torch.dtype | None = None) -> SolveResult:
     """The loop behind :func:`lsalsa.solve`, on validated tensors.
 
     With ``tol``, every ``check_every`` iterations the per-sample relative duality gap
     ``gap / E(x)`` is computed; samples below ``tol`` are finished and dropped from the batch,
     and the loop ends when none is left.
     """
-    algo = _algorithm(problem, Y, method, mu=mu, restart=restart, output=output)
+    algo = _algorithm(problem, Y, method, mu=mu, restart=restart, output=output, low=low)
 
     B = Y.shape[0]
     rows = torch.arange(B, device=Y.device)
