@@ -65,6 +65,26 @@ def test_solve_end_to_end(files, capsys, method):
     assert not [name for name in files_in(folder) if name.endswith(".tmp")]
 
 
+def test_solve_in_bfloat16_is_the_librarys_low_precision_path(files, capsys):
+    folder, paths, (Y, A1, _) = files
+    out = folder / "codes-bf16.npy"
+    argv = ["solve", str(paths["Y"]), str(out), "--dict", str(paths["A1"]), "--alpha", "0.1",
+            "--method", "salsa", "--n-iter", "7", "--mu", "3", "--dtype", "bfloat16"]
+    assert main(argv) == 0
+    codes = np.load(out)
+    assert codes.dtype == np.float64
+    assert np.array_equal(codes, lsalsa.solve(Y, A1, 0.1, method="salsa", n_iter=7, mu=3.0,
+                                              dtype="bfloat16").codes)
+    assert "products in bfloat16" in capsys.readouterr().out
+    # A precision this machine cannot run, or the exact solver: one line, exit 2, no file.
+    for bad in (["--dtype", "float16"], ["--dtype", "bfloat16", "--method", "exact"]):
+        refused = folder / "refused.npy"
+        assert main(["solve", str(paths["Y"]), str(refused), "--dict", str(paths["A1"]),
+                     "--alpha", "0.1", *bad]) == 2
+        assert not refused.exists()
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
 def test_solve_float32_and_tol(files):
     folder, paths, (Y, A1, _) = files
     out = folder / "codes32.npy"
