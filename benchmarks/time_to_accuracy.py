@@ -19,6 +19,14 @@ more trained LSALSA / LISTA models. For each model, on the test split:
   scaled linearly to the test set (each signal is solved on its own), with the mean objective
   compared against the stored optimum's.
 
+Precisions (issue 21, ``--dtypes``, default float32 and bfloat16): every model and every
+FISTA / SALSA run is timed in each, with the products in that precision (``dtype=``; the
+iterates, thresholds and codes stay float32). A precision keeps a method's accuracy when its
+test RMSE is within 2% of the method's float32 RMSE at the same T and setting; each method is
+then ranked by its fastest precision that keeps its accuracy, and the ratio to the model
+compares those fastest times ("ratio to model"; the float32-only ratio is printed beside it).
+The exact solvers run in float64, as they solve.
+
 Every method gets the same test signals (the exact solvers a random subset of them), batch
 (``--batch-size``, default 4096 as in the experiments' evaluation) and thread count
 (``--threads``, default 1, for torch, BLAS and SPAMS). Times are medians after a warm-up
@@ -49,8 +57,14 @@ from sklearn.exceptions import ConvergenceWarning
 from threadpoolctl import threadpool_limits
 
 import lsalsa
-from lsalsa.core.encoders import read_model_header
-from lsalsa.core.metrics import classic_encoder, iterations_to_match, rmse_per_sample
+from lsalsa.core.encoders import components, read_model_header
+from lsalsa.core.metrics import (
+    classic_encoder,
+    iterations_to_match,
+    rmse_per_sample,
+    separation_quality,
+)
+from lsalsa.core.operators import inference_dtype
 from lsalsa.core.problem import make_problem
 from lsalsa.core.solvers.exact import spams_available, spams_lasso
 from lsalsa.core.training import DEFAULTS
@@ -67,6 +81,10 @@ from _common import interleaved_times, machine_line, markdown_table, print_heade
 LSALSA_CLI = [sys.executable, "-c", "import sys; from lsalsa.cli import main; sys.exit(main())"]
 CLASSIC = ("fista", "salsa")
 EXACT = ("spams", "lasso_lars", "lasso_cd")
+# A low precision keeps a method's accuracy when its code RMSE is within this fraction of the
+# method's float32 RMSE (issue 21).
+KEEPS_ACCURACY = 0.02
+KEEPS_PSNR = 0.1  # dB, for every separated component of MCA
 
 
 def positive(text: str) -> int:
@@ -104,6 +122,9 @@ def parse_args(argv=None):
                         help="rows per batch for every timed method (default 4096, the "
                              "experiments' evaluation batch)")
     parser.add_argument("--threads", type=positive, default=1, help="threads for every method (1)")
+    parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"],
+                        help="precisions of the products to time every model and FISTA / "
+                             "SALSA in (default float32 bfloat16; float32 is always timed)")
     parser.add_argument("--repeats", type=positive, default=5,
                         help="interleaved timing rounds after the warm-up (default 5)")
     parser.add_argument("--seed", type=int, default=0, help="row subsets and --train-quick")
@@ -143,7 +164,8 @@ def train_quick(work: Path, epochs: int, seed: int) -> tuple[str, str, str, list
 
 
 def split_pair(dataset, codeset, split: str, limit: int | None, rng) -> tuple:
-    """Signals and optimal codes of a split as float32 tensors (a random subset with limit)."""
+    """Signals and optimal codes of a split as float32 tensors (a random subset with limit),
+    and the rows taken."""
     Y, X = dataset.signals(split), codeset.codes(split)
     if len(Y) != len(X):
         sys.exit(f"{split}: {len(Y)} signals but {len(X)} codes; the code set is not of this "
@@ -151,7 +173,7 @@ def split_pair(dataset, codeset, split: str, limit: int | None, rng) -> tuple:
     rows = np.arange(len(Y)) if limit is None or limit >= len(Y) else np.sort(
         rng.choice(len(Y), limit, replace=False))
     return (torch.from_numpy(np.asarray(Y[rows], np.float32)),
-            torch.from_numpy(np.asarray(X[rows], np.float32)))
+            torch.from_numpy(np.asarray(X[rows], np.float32)), rows)
 
 
 def mean_rmse(codes, optimal) -> float:
@@ -257,10 +279,19 @@ def targets(model: dict, kind: str | None) -> list[dict]:
         check("SALSA at its best needs >= 5x LSALSA T=1's time to reach its RMSE",
               ("> " if salsa["T"] is None else "") + f"{salsa['ratio']:.1f}x",
               ratio_verdict(salsa["ratio"], salsa["T"] is not None, 5))
+    if T == 5:
+        # Issue 21: each side at its fastest precision that keeps its accuracy.
+        salsa = by["salsa"]
+        check(f"{kind}: the best SALSA (any precision) needs >= 5x LSALSA T=5's time to "
+              "reach its RMSE", ("> " if salsa["T"] is None else "") + f"{salsa['ratio']:.1f}x",
+              ratio_verdict(salsa["ratio"], salsa["T"] is not None, 5))
     for row in model["exact"]:
         if row["method"].startswith("SPAMS"):
             check("SPAMS needs >= 20x the time for the exact codes", f"{row['ratio']:.1f}x",
                   row["ratio"] >= 20)
+            if T == 5 and kind == "mca":
+                check("MCA: SPAMS needs >= 100x LSALSA T=5's time (issue 21)",
+                      f"{row['ratio']:.1f}x", row["ratio"] >= 100)
     bars = {1: ((15, False), (5, True)), 5: ((50, False), (10, False))}
     if kind == "fashion" and T in bars:
         for method, (bar, inclusive) in zip(CLASSIC, bars[T], strict=True):
@@ -298,12 +329,18 @@ def run(args, threads: int) -> dict:
         sys.exit(f"{args.codes} has no codes for {sorted(missing)}; compute codes for every "
                  "split (lsalsa codes compute)")
     rng = np.random.default_rng(args.seed)
-    val = split_pair(dataset, codeset, "val", args.val_limit, rng)
-    Y, X_opt = split_pair(dataset, codeset, "test", args.limit, rng)
+    val = split_pair(dataset, codeset, "val", args.val_limit, rng)[:2]
+    Y, X_opt, test_rows = split_pair(dataset, codeset, "test", args.limit, rng)
     dictionaries, alphas = codeset.dictionaries, list(codeset.alphas)
     blocks = [torch.from_numpy(d) for d in dictionaries]
     batch = min(args.batch_size, len(Y))
     kind = problem_kind(dataset)
+    # float32 first: the reference of every accuracy check; each other name is checked here.
+    dtypes = ["float32", *dict.fromkeys(d for d in args.dtypes if d != "float32")]
+    for dtype in dtypes[1:]:
+        inference_dtype(dtype, Y.device, torch.float32, "--dtypes")
+    quality = Quality(X_opt, dictionaries, alphas,
+                      separation_truth(dataset, test_rows, len(dictionaries), kind))
     print(f"data {dataset.name} ({dataset.meta.get('label', '')}): {len(Y)} test and "
           f"{len(val[0])} validation signals, M={Y.shape[1]}, N={X_opt.shape[1]}, "
           f"codes' alphas {alphas}; batch {batch}, threads {threads}", flush=True)
@@ -321,29 +358,35 @@ def run(args, threads: int) -> dict:
                        "learn_thresholds": encoder.learn_thresholds,
                        "training": extra.get("training_config"), "trained": extra.get("training"),
                        "data": extra.get("data"),
-                       "test_rmse": mean_rmse(encoder.encode(Y, batch_size=batch), X_opt)})
+                       # float32: the quality every method is timed to reach
+                       "target_rmse": mean_rmse(encoder.encode(Y, batch_size=batch), X_opt)})
         encoders.append(encoder)
     mus = sorted({*MUS, *args.add_mu})
     curves = {}
     for method in CLASSIC:
         settings = classic_settings(method, alpha_candidates(alphas), mus)
         curves[method] = {**dense_curve(val, (Y, X_opt), blocks, method, settings,
-                                        [m["test_rmse"] for m in models], args.max_iter),
+                                        [m["target_rmse"] for m in models], args.max_iter),
                           "grid": settings}
         print(f"{method}: {len(settings)} settings, T = 1..{len(curves[method]['T'])}",
               flush=True)
 
-    # What is timed: each model, FISTA and SALSA at the smallest T that matches it (each with
-    # the setting chosen for that T), and the exact solvers on a random subset.
+    # What is timed, in every precision: each model, FISTA and SALSA at the smallest T that
+    # matches it in float32 (each with the setting chosen for that T); the exact solvers
+    # (float64) on a random subset.
     calls, matched = {}, {}
     for i, (model, encoder) in enumerate(zip(models, encoders, strict=True)):
-        calls[i] = lambda encoder=encoder: encoder.encode(Y, batch_size=batch)
+        for dtype in dtypes:
+            calls[i, dtype] = lambda encoder=encoder, dtype=dtype: encoder.encode(
+                Y, batch_size=batch, dtype=dtype)
         for method, curve in curves.items():
-            needed = iterations_to_match(curve["T"], curve["test_rmse"], model["test_rmse"])
+            needed = iterations_to_match(curve["T"], curve["test_rmse"], model["target_rmse"])
             # Not reached: time the longest run, a lower bound on the time to match.
             T = needed or len(curve["T"])
             setting = curve["grid"][curve["choice"][T - 1]]
-            calls[i, method] = classic_encoder(method, dictionaries, setting, T, Y, batch)
+            for dtype in dtypes:
+                calls[i, method, dtype] = classic_encoder(method, dictionaries, setting, T, Y,
+                                                          batch, dtype=dtype)
             matched[i, method] = {"T": needed, "T_timed": T, "setting": setting,
                                   "val_rmse": curve["val_rmse"][T - 1],
                                   "curve_test_rmse": curve["test_rmse"][T - 1]}
@@ -374,14 +417,19 @@ def run(args, threads: int) -> dict:
                           "seconds": seconds[name] * len(Y) / part, "times": times[name],
                           "convergence_warnings": unconverged[name],
                           **exact_check(outputs[name], Y_part, X_part, dictionaries, alphas)})
+    def measured(*key) -> dict:
+        return fastest({dtype: {"seconds": seconds[(*key, dtype)], "times": times[(*key, dtype)],
+                                **quality(outputs[(*key, dtype)])} for dtype in dtypes})
+
     for i, model in enumerate(models):
-        model["seconds"], model["times"] = seconds[i], times[i]
-        model["methods"] = {
-            method: {**matched[i, method], "seconds": seconds[i, method],
-                     "times": times[i, method], "ratio": seconds[i, method] / seconds[i],
-                     # of the codes the timed call returns (equal to the curve's but rounding)
-                     "test_rmse": mean_rmse(outputs[i, method], X_opt)}
-            for method in curves}
+        model.update(measured(i))
+        model["methods"] = {}
+        for method in curves:
+            row = {**matched[i, method], **measured(i, method)}
+            row["ratio"] = row["seconds"] / model["seconds"]
+            row["ratio_float32"] = (row["precisions"]["float32"]["seconds"]
+                                    / model["precisions"]["float32"]["seconds"])
+            model["methods"][method] = row
         model["exact"] = [{**row, "ratio": row["seconds"] / model["seconds"]} for row in exact]
         model["targets"] = targets(model, kind)
 
@@ -390,7 +438,55 @@ def run(args, threads: int) -> dict:
             "data_path": str(dataset.path), "codes": str(codeset.path), "alphas": alphas,
             "test_signals": len(Y), "val_signals": len(val[0]), "exact_signals": part,
             "batch_size": batch, "threads": threads, "max_iter": args.max_iter, "mus": mus,
+            "dtypes": dtypes,
             "curves": curves, "models": models}
+
+
+def separation_truth(dataset, rows, n_components: int, kind: str | None) -> list | None:
+    """The true components of the timed test rows of an MCA data set (else None)."""
+    if kind != "mca":
+        return None
+    test = dataset.split("test")
+    return [np.asarray(test[f"component{i}"][rows], np.float32) for i in range(n_components)]
+
+
+class Quality:
+    """What a method's codes are scored on: the mean code RMSE against the optimum, and for
+    MCA the PSNR of each separated component (synthesised from the codes) against the true
+    one (``separation_quality``'s ``psnr``, docs/DESIGN.md section 6)."""
+
+    def __init__(self, optimum, dictionaries, alphas, truth):
+        self.optimum, self.truth = optimum, truth
+        self.problem = make_problem([np.asarray(d, np.float32) for d in dictionaries],
+                                    alphas)[0]
+
+    def __call__(self, codes) -> dict:
+        scores = {"test_rmse": mean_rmse(codes, self.optimum)}
+        if self.truth is not None:
+            parts = [p.numpy() for p in components(self.problem, torch.as_tensor(codes))]
+            scores["psnr"] = separation_quality(parts, self.truth)["psnr"]
+        return scores
+
+
+def fastest(by_dtype: dict) -> dict:
+    """``{dtype: {"seconds", "times", "test_rmse"[, "psnr"]}}`` of one method -> its entry:
+    every precision, whether each keeps the method's accuracy (test RMSE within
+    KEEPS_ACCURACY of float32's, and each component's PSNR within KEEPS_PSNR dB), and the
+    fastest that does (``precision``, ``seconds``, ``times``, ``test_rmse``)."""
+    reference = by_dtype["float32"]
+
+    def keeps(m) -> bool:
+        psnr_kept = all(abs(a - b) <= KEEPS_PSNR for a, b in zip(
+            m.get("psnr", []), reference.get("psnr", []), strict=True))
+        return m["test_rmse"] <= (1 + KEEPS_ACCURACY) * reference["test_rmse"] and psnr_kept
+
+    precisions = {dtype: {**m, "rmse_change": m["test_rmse"] / reference["test_rmse"] - 1,
+                          "keeps_accuracy": keeps(m)} for dtype, m in by_dtype.items()}
+    best = min((d for d, p in precisions.items() if p["keeps_accuracy"]),
+               key=lambda d: precisions[d]["seconds"])
+    chosen = precisions[best]
+    return {"precisions": precisions, "precision": best,
+            **{k: chosen[k] for k in ("seconds", "times", "test_rmse", "psnr") if k in chosen}}
 
 
 def setting_text(setting: dict) -> str:
@@ -399,33 +495,52 @@ def setting_text(setting: dict) -> str:
 
 
 def print_report(models: list[dict], part: int, signals: int, max_iter: int) -> None:
-    rows = []
+    rows, by_precision = [], []
     for m in models:
         name = f"{m['kind'].upper()} T={m['depth']}"
-        rows.append([name, name, m["depth"], "-", f"{m['test_rmse']:.5f}",
-                     f"{m['seconds'] * 1e3:.2f}", "1.0x"])
+        rows.append([name, name, m["depth"], "-", m["precision"], f"{m['test_rmse']:.5f}",
+                     f"{m['seconds'] * 1e3:.2f}", "1.0x", "1.0x"])
+        entries = [(name, m)]
         for method, r in m["methods"].items():
             reached = r["T"] is not None
+            bound = "" if reached else "> "
             rows.append([name, method.upper(), r["T"] if reached else f"> {r['T_timed']}",
-                         setting_text(r["setting"]), f"{r['test_rmse']:.5f}",
-                         f"{r['seconds'] * 1e3:.2f}",
-                         f"{r['ratio']:.1f}x" if reached else f"> {r['ratio']:.1f}x"])
+                         setting_text(r["setting"]), r["precision"], f"{r['test_rmse']:.5f}",
+                         f"{r['seconds'] * 1e3:.2f}", f"{bound}{r['ratio']:.1f}x",
+                         f"{bound}{r['ratio_float32']:.1f}x"])
+            entries.append((method.upper(), r))
         for r in m["exact"]:
             scaled = f" (from {part} signals)" if part < signals else ""
             warned = (f", {r['convergence_warnings']} not converged"
                       if r["convergence_warnings"] else "")
             rows.append([name, r["method"] + scaled, "exact",
                          f"objective {r['objective_vs_optimum']:+.1e} vs stored{warned}",
-                         f"{r['test_rmse']:.1e}", f"{r['seconds'] * 1e3:.1f}",
-                         f"{r['ratio']:.1f}x"])
+                         "float64", f"{r['test_rmse']:.1e}", f"{r['seconds'] * 1e3:.1f}",
+                         f"{r['ratio']:.1f}x", "-"])
+        for method, r in entries:
+            reference = r["precisions"]["float32"]["seconds"]
+            for dtype, p in r["precisions"].items():
+                psnr = " / ".join(f"{v:.2f}" for v in p["psnr"]) if "psnr" in p else "-"
+                by_precision.append([name, method, dtype, f"{p['seconds'] * 1e3:.2f}",
+                                     f"{reference / p['seconds']:.2f}x", f"{p['test_rmse']:.5f}",
+                                     f"{100 * p['rmse_change']:+.2f}%", psnr,
+                                     "yes" if p["keeps_accuracy"] else "no"])
     print()
     print(markdown_table(["model", "method", "T to match", "setting (chosen on val)",
-                          "test RMSE", "time ms", "ratio to model"], rows))
-    print(f"\nT to match: the smallest T (1..{max_iter}) whose test RMSE, at the setting chosen "
-          "on validation for that T, is at most the model's.")
+                          "precision", "test RMSE", "time ms", "ratio to model",
+                          "float32 ratio"], rows))
+    print(f"\nT to match: the smallest T (1..{max_iter}) whose float32 test RMSE, at the "
+          "setting chosen on validation for that T, is at most the model's float32 RMSE. "
+          "precision: the fastest that keeps the method's accuracy (test RMSE within "
+          f"{100 * KEEPS_ACCURACY:g}% of its float32 RMSE, and for MCA each component's PSNR "
+          f"within {KEEPS_PSNR:g} dB); ratio to model: that time over the "
+          "model's at its own fastest such precision; float32 ratio: both in float32.\n")
+    print(markdown_table(["model", "method", "precision", "time ms", "speed-up vs float32",
+                          "test RMSE", "RMSE change", "PSNR dB (components)",
+                          "keeps accuracy"], by_precision))
     for m in models:
         if m["targets"]:
-            print(f"\nissue 12 targets, {m['kind'].upper()} T={m['depth']} ({m['path']}; "
+            print(f"\ntargets, {m['kind'].upper()} T={m['depth']} ({m['path']}; "
                   f"trained {describe_training(m)}):")
         for t in m["targets"]:
             verdict = {True: "met", False: "MISSED", None: "undecided (raise --max-iter)"}

@@ -77,12 +77,19 @@ def test_selection_uses_validation_only_and_timed_runs_match_the_curves(toy):
     for method in ("fista", "salsa"):
         curve, row = first["curves"][method], model["methods"][method]
         assert row["T"] == iterations_to_match(curve["T"], curve["test_rmse"],
-                                               model["test_rmse"])
+                                               model["target_rmse"])
         assert row["setting"] == curve["grid"][curve["choice"][row["T_timed"] - 1]]
         # The timed call (SALSA as an untrained LSALSA, FISTA with prebuilt operators) runs the
         # same float32 iterations as the curve, in another order of operations: each step
         # rounds at ~1e-7 relative and the iterations are nonexpansive, so at most ~T * 1e-7.
-        assert row["test_rmse"] == pytest.approx(row["curve_test_rmse"], rel=1e-4)
+        float32 = row["precisions"]["float32"]
+        assert float32["test_rmse"] == pytest.approx(row["curve_test_rmse"], rel=1e-4)
+        # Every precision was timed; the one ranked keeps the accuracy, and is the fastest.
+        assert set(row["precisions"]) == {"float32", "bfloat16"}
+        chosen = row["precisions"][row["precision"]]
+        assert chosen["keeps_accuracy"] and row["seconds"] == chosen["seconds"]
+        assert row["ratio"] == pytest.approx(row["seconds"] / model["seconds"])
+    assert model["target_rmse"] == model["precisions"]["float32"]["test_rmse"]
     # scikit-learn's alpha is on the same objective as the stored codes: lasso_cd stops at a
     # duality gap of 1e-4 ||y||^2, a few 1e-4 of the objective; an alpha off by its internal
     # 1/n_features (12 here) would move the objective by far more.
@@ -94,3 +101,23 @@ def test_code_set_without_validation_codes_is_refused(toy):
     with pytest.raises(SystemExit, match="no codes for \\['val'\\]"):
         load_script().main(["--data", str(toy["data"]), "--codes", str(toy["only_test"]),
                             "--model", str(toy["model"])])
+
+
+def test_the_fastest_precision_that_keeps_the_accuracy_is_ranked():
+    fastest = load_script().fastest
+
+    def measured(seconds, rmse, psnr=None):
+        return {"seconds": seconds, "times": [seconds], "test_rmse": rmse,
+                **({} if psnr is None else {"psnr": psnr})}
+
+    within = fastest({"float32": measured(1.0, 0.100), "bfloat16": measured(0.5, 0.1019)})
+    assert within["precision"] == "bfloat16" and within["seconds"] == 0.5
+    beyond = fastest({"float32": measured(1.0, 0.100), "bfloat16": measured(0.5, 0.1021)})
+    assert beyond["precision"] == "float32" and beyond["test_rmse"] == 0.100
+    assert not beyond["precisions"]["bfloat16"]["keeps_accuracy"]
+    slower = fastest({"float32": measured(1.0, 0.100), "bfloat16": measured(2.0, 0.100)})
+    assert slower["precision"] == "float32"
+    # MCA: every component's PSNR must stay within 0.1 dB as well.
+    psnr = fastest({"float32": measured(1.0, 0.1, [25.0, 24.0]),
+                    "bfloat16": measured(0.5, 0.1, [25.05, 23.85])})
+    assert psnr["precision"] == "float32" and psnr["psnr"] == [25.0, 24.0]
