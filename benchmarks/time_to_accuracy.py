@@ -129,6 +129,13 @@ def parse_args(argv=None):
                         help="interleaved timing rounds after the warm-up (default 5)")
     parser.add_argument("--seed", type=int, default=0, help="row subsets and --train-quick")
     parser.add_argument("--json", help="also write the JSON to this file")
+    parser.add_argument("--plot", help="also draw time against test RMSE to this PNG: FISTA "
+                                       "and SALSA timed at each --curve-T in every precision "
+                                       "(each T at its setting chosen on validation), the "
+                                       "models and the exact solvers")
+    parser.add_argument("--curve-T", type=positive, nargs="+", default=[1, 2, 5, 10, 20, 50, 100],
+                        help="T of the timed FISTA / SALSA points of --plot (those within "
+                             "each curve's horizon)")
     return parser.parse_args(argv)
 
 
@@ -390,6 +397,13 @@ def run(args, threads: int) -> dict:
             matched[i, method] = {"T": needed, "T_timed": T, "setting": setting,
                                   "val_rmse": curve["val_rmse"][T - 1],
                                   "curve_test_rmse": curve["test_rmse"][T - 1]}
+    if args.plot:  # points of the plot's curves: timed like the rest, interleaved with it
+        for method, curve in curves.items():
+            for T in sorted(t for t in set(args.curve_T) if t <= len(curve["T"])):
+                setting = curve["grid"][curve["choice"][T - 1]]
+                for dtype in dtypes:
+                    calls["curve", method, T, dtype] = classic_encoder(
+                        method, dictionaries, setting, T, Y, batch, dtype=dtype)
     part = min(args.exact_limit, len(Y))
     rows = np.sort(rng.choice(len(Y), part, replace=False))
     Y_part, X_part = Y[rows].numpy(), X_opt[rows].numpy()
@@ -433,12 +447,17 @@ def run(args, threads: int) -> dict:
         model["exact"] = [{**row, "ratio": row["seconds"] / model["seconds"]} for row in exact]
         model["targets"] = targets(model, kind)
 
+    points = [{"method": name[1], "T": name[2], "precision": name[3],
+               "seconds": seconds[name], **quality(outputs[name])}
+              for name in calls if isinstance(name, tuple) and name[0] == "curve"]
     print_report(models, part, len(Y), args.max_iter)
+    if args.plot:
+        print(f"wrote {plot_time_to_quality(args.plot, models, points, dataset.name)}")
     return {"machine": machine_line(threads), "data": dataset.name,
             "data_path": str(dataset.path), "codes": str(codeset.path), "alphas": alphas,
             "test_signals": len(Y), "val_signals": len(val[0]), "exact_signals": part,
             "batch_size": batch, "threads": threads, "max_iter": args.max_iter, "mus": mus,
-            "dtypes": dtypes,
+            "dtypes": dtypes, "curve_points": points,
             "curves": curves, "models": models}
 
 
@@ -487,6 +506,43 @@ def fastest(by_dtype: dict) -> dict:
     chosen = precisions[best]
     return {"precisions": precisions, "precision": best,
             **{k: chosen[k] for k in ("seconds", "times", "test_rmse", "psnr") if k in chosen}}
+
+
+def plot_time_to_quality(path, models: list[dict], points: list[dict], data: str) -> Path:
+    """Test RMSE against time: FISTA and SALSA as curves over T (one per precision), every
+    model in every precision as a point, the exact solvers as vertical lines (their RMSE is
+    the stored optimum's, zero up to rounding)."""
+    from lsalsa.workflow.report.figures import new_figure, save_png
+
+    fig = new_figure(6.4, 4.4)
+    ax = fig.add_subplot()
+    colours = {"fista": "tab:blue", "salsa": "tab:orange"}
+    styles = {"float32": "-", "bfloat16": "--", "float16": ":"}
+    for method, colour in colours.items():
+        for dtype, ls in styles.items():
+            mine = sorted((p for p in points if p["method"] == method
+                           and p["precision"] == dtype), key=lambda p: p["T"])
+            if mine:
+                ax.plot([1e3 * p["seconds"] for p in mine], [p["test_rmse"] for p in mine],
+                        ls=ls, marker="o", ms=3, color=colour,
+                        label=f"{method.upper()} ({dtype}), T = {mine[0]['T']}..{mine[-1]['T']}")
+    markers = {"float32": "*", "bfloat16": "D", "float16": "s"}
+    for m in models:
+        for dtype, p in m["precisions"].items():
+            ax.plot(1e3 * p["seconds"], p["test_rmse"], markers.get(dtype, "x"), ms=9,
+                    color="black" if m["kind"] == "lsalsa" else "tab:green",
+                    label=f"{m['kind'].upper()} T={m['depth']} ({dtype})")
+    for row, ls in zip(models[0]["exact"] if models else [], [":", "-.", "--"], strict=False):
+        ax.axvline(1e3 * row["seconds"], color="grey", ls=ls, lw=1,
+                   label=f"{row['method'].split(' (')[0]}: exact")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("time to encode the test set (ms, one thread)")
+    ax.set_ylabel("mean code RMSE against the optimum")
+    ax.set_title(f"Time to quality: {data}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    return save_png(fig, Path(path), 110, bbox_inches="tight")
 
 
 def setting_text(setting: dict) -> str:

@@ -121,3 +121,21 @@ def test_the_fastest_precision_that_keeps_the_accuracy_is_ranked():
     psnr = fastest({"float32": measured(1.0, 0.1, [25.0, 24.0]),
                     "bfloat16": measured(0.5, 0.1, [25.05, 23.85])})
     assert psnr["precision"] == "float32" and psnr["psnr"] == [25.0, 24.0]
+
+
+def test_plot_points_are_timed_at_each_T_in_each_precision(toy):
+    out, png = toy["tmp"] / "plot.json", toy["tmp"] / "plot.png"
+    assert load_script().main([
+        "--data", str(toy["data"]), "--codes", str(toy["codes"]), "--model", str(toy["model"]),
+        "--exact", "lasso_cd", "--exact-limit", "10", "--max-iter", "16", "--repeats", "1",
+        "--json", str(out), "--plot", str(png), "--curve-T", "1", "3", "1000"]) == 0
+    result = json.loads(out.read_text())
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # T = 1000 lies beyond every curve's horizon: no setting was chosen for it, so no point.
+    assert sorted((p["method"], p["T"], p["precision"]) for p in result["curve_points"]) == [
+        (m, T, d) for m in ("fista", "salsa") for T in (1, 3) for d in ("bfloat16", "float32")]
+    # A point at T is the curve's T (same setting, same iterations) in float32.
+    for p in result["curve_points"]:
+        if p["precision"] == "float32":
+            curve = result["curves"][p["method"]]
+            assert p["test_rmse"] == pytest.approx(curve["test_rmse"][p["T"] - 1], rel=1e-4)
