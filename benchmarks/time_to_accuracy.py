@@ -25,7 +25,10 @@ iterates, thresholds and codes stay float32). A precision keeps a method's accur
 test RMSE is within 2% of the method's float32 RMSE at the same T and setting; each method is
 then ranked by its fastest precision that keeps its accuracy, and the ratio to the model
 compares those fastest times ("ratio to model"; the float32-only ratio is printed beside it).
-The exact solvers run in float64, as they solve.
+The exact solvers run in float64, as they solve. ``--fused`` adds, for the models and SALSA
+(an untrained LSALSA), each precision with fused layers (``encode(fused=True)``, torch.compile;
+the warm-up call compiles, so compile time is not in the timings), named like
+"bfloat16 fused".
 
 Every method gets the same test signals (the exact solvers a random subset of them), batch
 (``--batch-size``, default 4096 as in the experiments' evaluation) and thread count
@@ -129,6 +132,9 @@ def parse_args(argv=None):
                         help="interleaved timing rounds after the warm-up (default 5)")
     parser.add_argument("--seed", type=int, default=0, help="row subsets and --train-quick")
     parser.add_argument("--json", help="also write the JSON to this file")
+    parser.add_argument("--fused", action="store_true",
+                        help="also time the models and SALSA with fused layers (torch.compile) "
+                             "in every precision")
     parser.add_argument("--plot", help="also draw time against test RMSE to this PNG: FISTA "
                                        "and SALSA timed at each --curve-T in every precision "
                                        "(each T at its setting chosen on validation), the "
@@ -346,6 +352,12 @@ def run(args, threads: int) -> dict:
     dtypes = ["float32", *dict.fromkeys(d for d in args.dtypes if d != "float32")]
     for dtype in dtypes[1:]:
         inference_dtype(dtype, Y.device, torch.float32, "--dtypes")
+    # A variant is a precision, with fused layers or not (FISTA has no fused form).
+    variants = dtypes + ([f"{d} fused" for d in dtypes] if args.fused else [])
+
+    def variants_of(method: str) -> list[str]:
+        return [v for v in variants if method != "fista" or not split_variant(v)[1]]
+
     quality = Quality(X_opt, dictionaries, alphas,
                       separation_truth(dataset, test_rows, len(dictionaries), kind))
     print(f"data {dataset.name} ({dataset.meta.get('label', '')}): {len(Y)} test and "
@@ -383,17 +395,19 @@ def run(args, threads: int) -> dict:
     # (float64) on a random subset.
     calls, matched = {}, {}
     for i, (model, encoder) in enumerate(zip(models, encoders, strict=True)):
-        for dtype in dtypes:
-            calls[i, dtype] = lambda encoder=encoder, dtype=dtype: encoder.encode(
-                Y, batch_size=batch, dtype=dtype)
+        for variant in variants:
+            dtype, fused = split_variant(variant)
+            calls[i, variant] = lambda encoder=encoder, dtype=dtype, fused=fused: encoder.encode(
+                Y, batch_size=batch, dtype=dtype, fused=fused)
         for method, curve in curves.items():
             needed = iterations_to_match(curve["T"], curve["test_rmse"], model["target_rmse"])
             # Not reached: time the longest run, a lower bound on the time to match.
             T = needed or len(curve["T"])
             setting = curve["grid"][curve["choice"][T - 1]]
-            for dtype in dtypes:
-                calls[i, method, dtype] = classic_encoder(method, dictionaries, setting, T, Y,
-                                                          batch, dtype=dtype)
+            for variant in variants_of(method):
+                dtype, fused = split_variant(variant)
+                calls[i, method, variant] = classic_encoder(method, dictionaries, setting, T,
+                                                            Y, batch, dtype=dtype, fused=fused)
             matched[i, method] = {"T": needed, "T_timed": T, "setting": setting,
                                   "val_rmse": curve["val_rmse"][T - 1],
                                   "curve_test_rmse": curve["test_rmse"][T - 1]}
@@ -401,9 +415,10 @@ def run(args, threads: int) -> dict:
         for method, curve in curves.items():
             for T in sorted(t for t in set(args.curve_T) if t <= len(curve["T"])):
                 setting = curve["grid"][curve["choice"][T - 1]]
-                for dtype in dtypes:
-                    calls["curve", method, T, dtype] = classic_encoder(
-                        method, dictionaries, setting, T, Y, batch, dtype=dtype)
+                for variant in variants_of(method):
+                    dtype, fused = split_variant(variant)
+                    calls["curve", method, T, variant] = classic_encoder(
+                        method, dictionaries, setting, T, Y, batch, dtype=dtype, fused=fused)
     part = min(args.exact_limit, len(Y))
     rows = np.sort(rng.choice(len(Y), part, replace=False))
     Y_part, X_part = Y[rows].numpy(), X_opt[rows].numpy()
@@ -432,8 +447,10 @@ def run(args, threads: int) -> dict:
                           "convergence_warnings": unconverged[name],
                           **exact_check(outputs[name], Y_part, X_part, dictionaries, alphas)})
     def measured(*key) -> dict:
-        return fastest({dtype: {"seconds": seconds[(*key, dtype)], "times": times[(*key, dtype)],
-                                **quality(outputs[(*key, dtype)])} for dtype in dtypes})
+        return fastest({variant: {"seconds": seconds[(*key, variant)],
+                                  "times": times[(*key, variant)],
+                                  **quality(outputs[(*key, variant)])}
+                        for variant in variants if (*key, variant) in calls})
 
     for i, model in enumerate(models):
         model.update(measured(i))
@@ -457,7 +474,7 @@ def run(args, threads: int) -> dict:
             "data_path": str(dataset.path), "codes": str(codeset.path), "alphas": alphas,
             "test_signals": len(Y), "val_signals": len(val[0]), "exact_signals": part,
             "batch_size": batch, "threads": threads, "max_iter": args.max_iter, "mus": mus,
-            "dtypes": dtypes, "curve_points": points,
+            "dtypes": dtypes, "variants": variants, "curve_points": points,
             "curves": curves, "models": models}
 
 
@@ -485,6 +502,12 @@ class Quality:
             parts = [p.numpy() for p in components(self.problem, torch.as_tensor(codes))]
             scores["psnr"] = separation_quality(parts, self.truth)["psnr"]
         return scores
+
+
+def split_variant(variant: str) -> tuple[str, bool]:
+    """"bfloat16 fused" -> ("bfloat16", True)."""
+    dtype, _, fused = variant.partition(" ")
+    return dtype, fused == "fused"
 
 
 def fastest(by_dtype: dict) -> dict:
@@ -517,7 +540,8 @@ def plot_time_to_quality(path, models: list[dict], points: list[dict], data: str
     fig = new_figure(6.4, 4.4)
     ax = fig.add_subplot()
     colours = {"fista": "tab:blue", "salsa": "tab:orange"}
-    styles = {"float32": "-", "bfloat16": "--", "float16": ":"}
+    styles = {"float32": "-", "bfloat16": "--", "float16": ":", "float32 fused": "-.",
+              "bfloat16 fused": (0, (1, 1)), "float16 fused": (0, (3, 1, 1, 1))}
     for method, colour in colours.items():
         for dtype, ls in styles.items():
             mine = sorted((p for p in points if p["method"] == method
@@ -526,7 +550,8 @@ def plot_time_to_quality(path, models: list[dict], points: list[dict], data: str
                 ax.plot([1e3 * p["seconds"] for p in mine], [p["test_rmse"] for p in mine],
                         ls=ls, marker="o", ms=3, color=colour,
                         label=f"{method.upper()} ({dtype}), T = {mine[0]['T']}..{mine[-1]['T']}")
-    markers = {"float32": "*", "bfloat16": "D", "float16": "s"}
+    markers = {"float32": "*", "bfloat16": "D", "float16": "s", "float32 fused": "P",
+               "bfloat16 fused": "X", "float16 fused": "p"}
     for m in models:
         for dtype, p in m["precisions"].items():
             ax.plot(1e3 * p["seconds"], p["test_rmse"], markers.get(dtype, "x"), ms=9,

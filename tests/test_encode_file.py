@@ -182,6 +182,20 @@ def test_dtype_bfloat16_writes_float32_codes_of_the_low_precision_path(model_pat
                   <= 2 * encoder_error(model, signals))
 
 
+def test_fused_layers_write_the_plain_paths_codes_within_rounding(model_path, rng, tmp_path,
+                                                                  capsys):
+    signals = rng.standard_normal((250, 16)).astype(np.float32)
+    np.save(tmp_path / "in.npy", signals)
+    assert main(["encode", str(tmp_path / "in.npy"), str(tmp_path / "out.npy"), "--model",
+                 str(model_path), "--chunk-size", "100", "--fused", "--quiet"]) == 0
+    assert "fused layers" in capsys.readouterr().out
+    codes = np.load(tmp_path / "out.npy")
+    assert codes.dtype == np.float32 and codes.shape == (250, 24)
+    model = lsalsa.load_encoder(model_path)
+    # Same steps, compiled: within two float32 evaluations' rounding of the plain path.
+    assert np.all(np.abs(codes - model.encode(signals)) <= 2 * encoder_error(model, signals))
+
+
 @pytest.mark.parametrize(("dtype", "match"), [("float16", "float16 needs a CUDA device"),
                                               ("bf16", "--dtype must be float32"),
                                               ("", "--dtype must be float32")])

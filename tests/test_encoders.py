@@ -381,6 +381,38 @@ def test_low_precision_codes_agree_with_float32_within_rounding(rng, device, kin
             assert np.median(bound / np.maximum(size, 1e-12)) < 0.5
 
 
+@pytest.mark.parametrize("kind", ["lista", "lsalsa"])
+def test_fused_layers_agree_with_the_plain_path_within_rounding(rng, device, kind):
+    """encode(fused=True) (torch.compile) against the in-place path, in float32 and the low
+    precisions: both run the same steps, so they differ by at most the two runs' rounding
+    bounds (the compiler may contract a multiply and an add, or reorder a sum). One compiled
+    function serves every batch size and follows the weights."""
+    dicts, alphas, Y = _setup(rng, 2, torch.float32, device, B=40)
+    encoder = build_encoder(kind, dicts, alphas, 3, 2.0 if kind == "lsalsa" else None,
+                            untied=True).to(device)
+    with torch.no_grad():  # weights away from the classic ones, as after training
+        encoder.S.mul_(0.9)
+        encoder.thresholds.mul_(0.8)
+    for low in [None, *LOW[device.type]]:
+        if low == torch.bfloat16 and device.type == "cuda" \
+                and not torch.cuda.is_bf16_supported():
+            continue
+        plain = encoder.encode(Y, dtype=low)
+        fused = encoder.encode(Y, dtype=low, fused=True)
+        assert fused.dtype == plain.dtype and fused.shape == plain.shape
+        bound = 2 * encoder_error(encoder, Y, low_precision=low)
+        difference = (fused - plain).abs().cpu().numpy()
+        assert np.all(difference <= bound), (difference / bound).max()
+        # Another batch size (the last batch of a set is shorter): the same codes, row by row,
+        # within the same bound.
+        pieces = encoder.encode(Y, batch_size=16, dtype=low, fused=True)
+        assert np.all((pieces - plain).abs().cpu().numpy() <= bound)
+    with torch.no_grad():
+        encoder.W.mul_(0.5)
+    torch.testing.assert_close(encoder.encode(Y, fused=True), encoder.encode(Y),
+                               rtol=0, atol=float(2 * encoder_error(encoder, Y).max()))
+
+
 def test_low_precision_keeps_the_model_dtype_and_numpy_in_numpy_out(rng):
     dicts, alphas, Y = _setup(rng, 2, torch.float64, "cpu")
     encoder = LSALSA(dicts, alphas, 3, 2.0)

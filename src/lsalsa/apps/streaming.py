@@ -60,11 +60,12 @@ def _read_rows(reader, layout: tuple, first: int, count: int) -> np.ndarray:
 
 def encode_file(encoder: UnrolledEncoder, in_path: str | os.PathLike,
                 out_path: str | os.PathLike, *, chunk_size: int = 65536,
-                progress: bool = True, dtype=None) -> tuple[int, int]:
+                progress: bool = True, dtype=None, fused: bool = False) -> tuple[int, int]:
     """Encode every row of ``in_path`` (B, M) into ``out_path`` (B, N) float32.
 
     ``dtype`` ("bfloat16"; "float16" on CUDA) runs the encoder's products in that precision
     (see :meth:`~lsalsa.core.encoders.UnrolledEncoder.forward`); None: the model's own.
+    ``fused``: the layers through torch.compile (``encode(fused=True)``).
 
     The input may have any real dtype, byte order and memory order. Returns the output
     shape. Nothing is left at ``out_path`` when anything fails, including codes that come out
@@ -105,8 +106,12 @@ def encode_file(encoder: UnrolledEncoder, in_path: str | os.PathLike,
                 # Checked in the model's dtype: 1e300 is finite in float64, Inf in float32.
                 chunk = cast_array(_read_rows(reader, layout, done, count), model_dtype, where)
                 signals = torch.from_numpy(chunk).to(device=param.device)
-                with torch.inference_mode():
-                    codes = encoder(signals, dtype=low).to(torch.float32).cpu().numpy()
+                if fused:
+                    codes = encoder.encode(signals, batch_size=count, dtype=low, fused=True)
+                else:
+                    with torch.inference_mode():
+                        codes = encoder(signals, dtype=low)
+                codes = codes.to(torch.float32).cpu().numpy()
                 check_finite_output(codes, f"the codes of {where}")
                 writer.write(codes.tobytes())
                 done += count

@@ -25,6 +25,10 @@ def register(subparsers) -> None:
                         help="precision of the products: float32 (the model's own, default), "
                              "bfloat16 (fast on CPUs with AVX-512 BF16 or AMX, and on CUDA), "
                              "float16 (CUDA only); thresholds and codes stay float32")
+    parser.add_argument("--fused", action="store_true",
+                        help="fuse each layer's elementwise work with torch.compile (the "
+                             "first chunk compiles, seconds to a minute; worth it for large "
+                             "files)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -36,8 +40,9 @@ def run(args) -> int:
     encoder = load_encoder(check_model_path(args.model), device=device)
     dtype = inference_dtype(args.dtype, device, encoder.W.dtype, what="--dtype")
     rows, width = encode_file(encoder, args.input, out, chunk_size=args.chunk_size,
-                              progress=not args.quiet, dtype=dtype)
-    precision = "" if dtype is None else f", products in {args.dtype}"
+                              progress=not args.quiet, dtype=dtype, fused=args.fused)
+    precision = ("" if dtype is None else f", products in {args.dtype}") + (
+        ", fused layers" if args.fused else "")
     print(f"wrote {out} ({rows} x {width} codes, {encoder.kind} T={encoder.depth}"
           f"{precision})")
     return 0

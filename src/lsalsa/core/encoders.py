@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import os
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +45,7 @@ from .operators import (
     inference_dtype,
     ista_operators,
     ista_step,
+    low_precision_affine,
     low_precision_input,
     salsa_operators,
     salsa_step,
@@ -179,12 +180,33 @@ class UnrolledEncoder(torch.nn.Module):
             return codes
         return out.copy_(codes)  # only where the steps did not run in place
 
+    def _fused(self, Y: torch.Tensor, low: torch.dtype | None) -> torch.Tensor:
+        """:func:`fused_unroll` compiled (once per process, shape and precision; the batch
+        size is dynamic) on this encoder's current weights."""
+        if low is None:
+            W_t = self.W.detach().T
+            layers = tuple(self._layer_S(t).detach() for t in range(self.depth))
+        else:
+            W_t, S_low = self._low_weights(low)
+            layers = tuple(S_low)
+        try:
+            return _compiled_unroll()(Y, W_t, layers, self._tau().detach(), self.kind,
+                                      low is not None)
+        except Exception as exc:  # the compiler's many failure types: one line for the user
+            raise InputError(f"fused layers need a working torch.compile (a C++ compiler on "
+                             f"CPU, Triton on CUDA): {type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
+
     @torch.inference_mode()
-    def encode(self, Y, batch_size: int = 65536, dtype=None):
+    def encode(self, Y, batch_size: int = 65536, dtype=None, fused: bool = False):
         """Codes of ``Y`` (B, M), NumPy or torch, in batches; the same kind comes back.
 
         ``dtype``: "bfloat16" (or ``torch.bfloat16``; "float16" on CUDA) runs the products in
         that precision; the codes still come back in the model's dtype. None: the model's own.
+        ``fused``: run the layers through ``torch.compile`` (:func:`fused_unroll`), which fuses
+        each layer's elementwise work into a few passes; the first call compiles (seconds to a
+        minute), later calls of any batch size reuse it. Same operations, so the same codes up
+        to rounding (the compiler may contract a multiply and an add).
         """
         low = inference_dtype(dtype, self.W.device, self.W.dtype)
         Y_t, as_numpy = as_signals(Y, "Y")
@@ -194,7 +216,10 @@ class UnrolledEncoder(torch.nn.Module):
         codes = torch.empty((Y_t.shape[0], self.W.shape[0]), dtype=self.W.dtype,
                             device=self.W.device)
         for i in range(0, Y_t.shape[0], batch_size):
-            self(Y_t[i:i + batch_size], out=codes[i:i + batch_size], dtype=low)
+            if fused:
+                codes[i:i + batch_size] = self._fused(Y_t[i:i + batch_size], low)
+            else:
+                self(Y_t[i:i + batch_size], out=codes[i:i + batch_size], dtype=low)
         if low is not None:  # a float16 product can overflow (beyond 65504)
             check_finite(codes, f"the codes computed in {str(low).removeprefix('torch.')} "
                                 "(an overflow: rescale the signals or use bfloat16)")
@@ -244,6 +269,32 @@ class UnrolledEncoder(torch.nn.Module):
                              "written") from exc
         write_safetensors(path, state, metadata)
         return Path(path)
+
+
+def fused_unroll(Y: torch.Tensor, W_t: torch.Tensor, layers: tuple[torch.Tensor, ...],
+                 tau: torch.Tensor, kind: str, low: bool) -> torch.Tensor:
+    """An encoder's T layers as a function of tensors alone, for ``torch.compile``: the same
+    steps as :meth:`UnrolledEncoder._unroll`, in their plain (not in-place) form, which the
+    compiler fuses. ``W_t`` is ``W^T``; ``layers`` each layer's ``S``, or with ``low`` its
+    ``S^T`` cast to the low precision (the products then as
+    :class:`~lsalsa.core.operators.LowPrecisionAffine`)."""
+    product = low_precision_affine if low else affine
+    b = low_precision_input(Y, W_t) if low else Y @ W_t
+    if kind == "lsalsa":
+        u = d = None
+        for S in layers:
+            _, u, d = salsa_step(u, d, b, S, tau, product=product)
+        return u
+    codes = None
+    for S in layers:
+        codes = ista_step(codes, b, S, tau, product=product)
+    return codes
+
+
+@cache
+def _compiled_unroll():
+    # Compiled on first use only: importing lsalsa must not pay for the compiler.
+    return torch.compile(fused_unroll, dynamic=True)
 
 
 class LISTA(UnrolledEncoder):

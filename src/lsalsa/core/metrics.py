@@ -133,12 +133,13 @@ def time_encode(encode: Callable[[], object], repeats: int, sync: Callable[[], N
 
 
 def classic_encoder(method: str, dictionaries, setting: dict, T: int, Y: torch.Tensor,
-                    batch_size: int, dtype=None) -> Callable[[], object]:
+                    batch_size: int, dtype=None, fused: bool = False) -> Callable[[], object]:
     """A call that encodes ``Y`` with FISTA(T) or SALSA(T) at ``setting`` (alpha, mu), its
     operators formed here, outside any timed region, and run in place as a deployed solver
     (and the learned encoders) would. SALSA runs as an untrained LSALSA, which equals SALSA(T)
     (tested) through the very code a trained one uses; FISTA through the solvers' own loop.
-    ``dtype``: the precision of the products, as the encoders' ``dtype=``."""
+    ``dtype``: the precision of the products, as the encoders' ``dtype=``; ``fused`` (SALSA
+    only, an unrolled encoder): its layers through torch.compile, as ``encode(fused=True)``."""
     from .encoders import LSALSA
     from .operators import inference_dtype, ista_operators
     from .problem import make_problem
@@ -147,9 +148,12 @@ def classic_encoder(method: str, dictionaries, setting: dict, T: int, Y: torch.T
     low = inference_dtype(dtype, Y.device, Y.dtype)
     if method == "salsa":
         encoder = LSALSA(dictionaries, setting["alpha"], T, mu=setting["mu"]).to(Y.device)
-        return lambda: encoder.encode(Y, batch_size=batch_size, dtype=low)
+        return lambda: encoder.encode(Y, batch_size=batch_size, dtype=low, fused=fused)
     if method != "fista":
         raise InputError(f"no timed encoder for {method!r}; choose fista or salsa")
+    if fused:
+        raise InputError("fused layers are for unrolled encoders (SALSA runs as one); FISTA "
+                         "runs the solvers' loop")
     operators = ista_operators(make_problem(dictionaries, setting["alpha"])[0].to(
         device=Y.device))
     return lambda: codes_with_operators(operators, Y, "fista", T, batch_size, low=low)

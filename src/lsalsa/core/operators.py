@@ -200,6 +200,13 @@ class LowPrecisionAffine:
         return result.copy_(product).add_(b)
 
 
+def low_precision_affine(b: torch.Tensor, v: torch.Tensor, S_t: torch.Tensor) -> torch.Tensor:
+    """``b + v S_t`` rounded as :class:`LowPrecisionAffine` rounds it (``v`` to ``S_t``'s low
+    precision, the GEMM there, its result widened and added to ``b``), without its reused
+    buffers: the form a compiler traces and fuses (:func:`lsalsa.core.encoders.fused_unroll`)."""
+    return torch.mm(v.to(S_t.dtype), S_t).to(b.dtype).add(b)
+
+
 def low_precision_input(Y: torch.Tensor, W_t: torch.Tensor) -> torch.Tensor:
     """``b = W y`` with the product in ``W_t``'s low precision (``W_t`` is ``W^T`` cast
     once), widened back to ``Y``'s dtype: the input of every layer, see
