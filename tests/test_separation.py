@@ -380,6 +380,28 @@ def test_bfloat16_separation_is_float32_and_within_rounding_of_float32(rng):
         assert change > 0
 
 
+def test_fused_separation_is_the_plain_one_within_rounding(rng, tmp_path):
+    from _numerics import encoder_error
+
+    dictionaries = [dct_dictionary(SIDE), np.eye(SIDE * SIDE)]
+    model = lsalsa.LSALSA(dictionaries, [0.02, 0.02], depth=8, mu=0.5)
+    smooth, spikes = synthetic_mixture(rng, 24, 32)
+    image = smooth + spikes
+    plain = separate_image(model, image)
+    fused = separate_image(model, image, fused=True)
+    # Per patch the codes differ by at most two float32 evaluations' bounds; the dictionaries
+    # are orthonormal, so a component moves by no more, and overlapping patches are averaged.
+    patches = extract_patches(image.astype(np.float32)[None], SIDE)[0].reshape(-1, SIDE * SIDE)
+    bound = np.sqrt((2 * encoder_error(model, patches) ** 2).sum())
+    for p, q in zip(fused, plain, strict=True):
+        assert p.dtype == np.float32 and np.linalg.norm(p - q) <= bound
+    Image.fromarray((np.clip(image, 0, 1) * 255).astype(np.uint8)).save(tmp_path / "mix.png")
+    path = model.save(tmp_path / "model.safetensors")
+    assert main(["separate", str(tmp_path / "mix.png"), "--model", str(path), "--out",
+                 str(tmp_path / "out"), "--fused"]) == 0
+    assert np.isfinite(np.load(tmp_path / "out" / "mix_component0.npy")).all()
+
+
 def test_cli_dtype(mca_model, rng, tmp_path, capsys):
     smooth, spikes = synthetic_mixture(rng, 16, 16)
     Image.fromarray((np.clip(smooth + spikes, 0, 1) * 255).astype(np.uint8)).save(

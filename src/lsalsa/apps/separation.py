@@ -170,7 +170,7 @@ def separate_files(encoder: UnrolledEncoder, images: list[str], out_dir: str | o
                    *, stride: int | None = None, batch_size: int = 8192,
                    max_pixels: int | None = DEFAULT_MAX_PIXELS,
                    inputs: Sequence[str | os.PathLike] = (),
-                   residual: int | None = None, dtype=None) -> list[Path]:
+                   residual: int | None = None, dtype=None, fused: bool = False) -> list[Path]:
     """Separate image files and write, per image, ``<stem>_component<i>.png`` and ``.npy``
     and ``<stem>_separation.png`` (input, then each component).
 
@@ -178,8 +178,8 @@ def separate_files(encoder: UnrolledEncoder, images: list[str], out_dir: str | o
     every image succeeded, so a failure leaves no partial output there; one image is held in
     memory at a time. Staging folders that killed runs left in ``out_dir`` are removed first.
     An output that would replace an input image (or one of ``inputs``, e.g. the model file)
-    or an existing folder is refused before anything is written. ``residual`` and ``dtype``:
-    as for :func:`~lsalsa.core.separation.separate_image`.
+    or an existing folder is refused before anything is written. ``residual``, ``dtype`` and
+    ``fused``: as for :func:`~lsalsa.core.separation.separate_image`.
     """
     from PIL import Image
 
@@ -205,7 +205,7 @@ def separate_files(encoder: UnrolledEncoder, images: list[str], out_dir: str | o
                 stem = Path(path).stem
                 image = read_image(path, max_pixels)
                 parts = separate_image(encoder, image, stride=stride, batch_size=batch_size,
-                                       residual=residual, dtype=dtype)
+                                       residual=residual, dtype=dtype, fused=fused)
                 for i, part in enumerate(parts):
                     Image.fromarray(_to_uint8(part)).save(
                         staging / _component_name(stem, i, ".png"))

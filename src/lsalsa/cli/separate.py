@@ -40,6 +40,9 @@ def register(subparsers) -> None:
                         help="precision of the products: float32 (the model's own, default), "
                              "bfloat16 (fast on CPUs with AVX-512 BF16 or AMX, and on CUDA), "
                              "float16 (CUDA only); thresholds and codes stay float32")
+    parser.add_argument("--fused", action="store_true",
+                        help="fuse each layer's elementwise work with torch.compile (the first "
+                             "batch compiles, seconds to a minute; worth it for many images)")
     parser.set_defaults(func=run)
 
 
@@ -61,7 +64,7 @@ def run(args) -> int:
                              batch_size=args.batch_size, max_pixels=args.max_pixels,
                              inputs=inputs, residual=args.residual,
                              dtype=inference_dtype(args.dtype, device, encoder.W.dtype,
-                                                   what="--dtype"))
+                                                   what="--dtype"), fused=args.fused)
     for path in written:
         if path.name.endswith("_separation.png"):
             print(f"wrote {path}")

@@ -42,7 +42,7 @@ def _tiles(rows: int, cols: int, batch: int):
 
 def separate_image(encoder: UnrolledEncoder, image, *, stride: int | None = None,
                    batch_size: int = 8192, residual: int | None = None,
-                   dtype=None) -> list[np.ndarray]:
+                   dtype=None, fused: bool = False) -> list[np.ndarray]:
     """Split a grayscale image (H, W) with values in [0, 1] into the model's components.
 
     Patches go through the encoder ``batch_size`` at a time. Returns one (H, W) float32 array
@@ -52,7 +52,8 @@ def separate_image(encoder: UnrolledEncoder, image, *, stride: int | None = None
     component ``i`` cannot carry included), so the components add up to the image.
     ``dtype`` ("bfloat16"; "float16" on CUDA) runs the encoder's products and the
     dictionaries' synthesis in that precision; the patches' sums and the returned images stay
-    float32. None: the model's own precision.
+    float32. None: the model's own precision. ``fused``: the encoder's layers through
+    torch.compile (:meth:`~lsalsa.core.encoders.UnrolledEncoder.encode`).
     """
     if encoder.problem.D < 2:
         raise InputError("separation needs an MCA model (two or more dictionaries); this "
@@ -74,7 +75,7 @@ def separate_image(encoder: UnrolledEncoder, image, *, stride: int | None = None
                       dtype=np.result_type(numpy_dtype(encoder.dictionary.dtype), np.float32))
     for i0, i1, j0, j1 in _tiles(*grid.shape[:2], batch_size):
         patches = grid[i0:i1, j0:j1].reshape(-1, side * side)  # copies this batch only
-        codes = encoder.encode(patches, batch_size=batch_size, dtype=low)
+        codes = encoder.encode(patches, batch_size=batch_size, dtype=low, fused=fused)
         for k, part in enumerate(components(encoder, codes, dtype=low)):
             add_patches(totals[k:k + 1], part.reshape(1, i1 - i0, j1 - j0, side, side),
                         (i0, j0), stride)
