@@ -20,13 +20,15 @@ alpha 0.15). Dictionaries are random with unit-norm columns, the signals sparse 
 of their atoms plus noise, and the reference codes FISTA's after ``--reference-iters``
 iterations. ``--run-dir runs/demo`` instead takes the demo's learned dictionaries, its test
 mixtures and their exact codes for ``mca``, and adds the separation PSNR of both components
-(the synthesis in the same precision). The encoders are untrained (= ISTA(T), SALSA(T)): no
-trained model is shipped.
+(the synthesis in the same precision). The encoders are untrained (= ISTA(T), SALSA(T)), which
+run exactly the trained ones' operations. ``--fused`` adds every precision with fused layers
+(``encode(fused=True)``, torch.compile; compiled in the warm-up), named like "bfloat16 fused",
+each against the same float32 (unfused) reference and its own precision's mm rate.
 
 Examples::
 
     python benchmarks/precision.py
-    python benchmarks/precision.py --run-dir runs/demo --cases mca
+    python benchmarks/precision.py --run-dir runs/demo --cases mca --fused
 """
 
 from __future__ import annotations
@@ -81,6 +83,9 @@ def parse_args(argv=None):
     parser.add_argument("--run-dir", type=Path, default=None,
                         help="an lsalsa demo run: its dictionaries, test mixtures and exact "
                              "codes stand in for the random mca problem")
+    parser.add_argument("--fused", action="store_true",
+                        help="also time every precision with fused layers (encode(fused=True), "
+                             "torch.compile; the warm-up call compiles)")
     parser.add_argument("--seed", type=int, default=0)
     return parser.parse_args(argv)
 
@@ -150,33 +155,37 @@ def main(argv=None) -> int:
         for method in args.methods:
             encoder = lsalsa.build_encoder(method, dictionaries, alphas, args.depth,
                                            args.mu if method == "lsalsa" else None).to(device)
-            calls = {dtype: (lambda e=encoder, Y=Y, d=dtype: e.encode(
-                Y, dtype=None if d == torch.float32 else d)) for dtype in rates}
-            for call in calls.values():  # warm-up: the weights' casts, the allocator
+            # (dtype, fused) -> call; float32 unfused is the reference of every ratio.
+            calls = {(dtype, fused): (lambda e=encoder, Y=Y, d=dtype, f=fused: e.encode(
+                Y, dtype=None if d == torch.float32 else d, fused=f))
+                for fused in ((False, True) if args.fused else (False,)) for dtype in rates}
+            for call in calls.values():  # warm-up: the weights' casts, the allocator, compiles
                 call()
             times = interleaved_times(calls, args.rounds, device=device)
             seconds = {d: statistics.median(t) for d, t in times.items()}
             codes = {d: call() for d, call in calls.items()}
-            base = codes[torch.float32]
+            plain = (torch.float32, False)
+            base = codes[plain]
             flops = B * flops_per_sample(M, N, args.depth)
             rmse = {d: float(rmse_per_sample(c.cpu(), problem["reference"].cpu()).mean())
                     for d, c in codes.items()}
-            for dtype in rates:
-                name = str(dtype).removeprefix("torch.")
-                ratio = seconds[torch.float32] / seconds[dtype]
-                moved = float((codes[dtype] - base).pow(2).mean().sqrt()
+            for variant in calls:
+                dtype, fused = variant
+                name = str(dtype).removeprefix("torch.") + (" fused" if fused else "")
+                ratio = seconds[plain] / seconds[variant]
+                moved = float((codes[variant] - base).pow(2).mean().sqrt()
                               / base.pow(2).mean().sqrt())
-                change = rmse[dtype] / rmse[torch.float32] - 1
+                change = rmse[variant] / rmse[plain] - 1
                 psnr = ""
                 if problem["truth"] is not None:
                     low = None if dtype == torch.float32 else dtype
-                    parts = [p.cpu().numpy() for p in components(encoder, codes[dtype],
+                    parts = [p.cpu().numpy() for p in components(encoder, codes[variant],
                                                                  dtype=low)]
                     psnr = " / ".join(f"{v:.2f}" for v in
                                       separation_quality(parts, problem["truth"])["psnr"])
-                rate = flops / seconds[dtype] / 1e9
-                row = [case, method, B, args.depth, name, si(B / seconds[dtype]),
-                       f"{ratio:.2f}", f"{moved:.2%}", f"{rmse[dtype]:.4g}", f"{change:+.2%}",
+                rate = flops / seconds[variant] / 1e9
+                row = [case, method, B, args.depth, name, si(B / seconds[variant]),
+                       f"{ratio:.2f}", f"{moved:.2%}", f"{rmse[variant]:.4g}", f"{change:+.2%}",
                        psnr, f"{rate:.1f}", f"{rates[dtype]:.1f}",
                        f"{rate / rates[dtype]:.2f}"]
                 rows.append(row)
