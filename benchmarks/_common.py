@@ -115,3 +115,16 @@ def si(value: float, digits: int = 3) -> str:
         if abs(value) >= scale:
             return f"{value / scale:.{digits}g}{unit}"
     return f"{value:.{digits}g}"
+
+
+def variant_name(dtype, fused: bool) -> str:
+    """How a timed variant is named in the tables: its precision ("bfloat16", a torch dtype
+    or its name), then " fused" for fused layers (``encode(fused=True)``)."""
+    name = str(dtype).removeprefix("torch.")
+    return f"{name} fused" if fused else name
+
+
+def split_variant(variant: str) -> tuple[str, bool]:
+    """The inverse of :func:`variant_name`: "bfloat16 fused" -> ("bfloat16", True)."""
+    dtype, _, fused = variant.partition(" ")
+    return dtype, fused == "fused"

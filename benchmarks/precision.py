@@ -56,6 +56,7 @@ from _common import (
     random_dictionary,
     set_threads,
     si,
+    variant_name,
 )
 from inference import flops_per_sample
 
@@ -171,7 +172,7 @@ def main(argv=None) -> int:
                     for d, c in codes.items()}
             for variant in calls:
                 dtype, fused = variant
-                name = str(dtype).removeprefix("torch.") + (" fused" if fused else "")
+                name = variant_name(dtype, fused)
                 ratio = seconds[plain] / seconds[variant]
                 moved = float((codes[variant] - base).pow(2).mean().sqrt()
                               / base.pow(2).mean().sqrt())

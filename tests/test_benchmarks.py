@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from conftest import random_dictionary
 from lsalsa import LSALSA
@@ -87,8 +88,8 @@ def test_selection_uses_validation_only_and_timed_runs_match_the_curves(toy):
         # Every precision was timed; the one ranked keeps the accuracy, and is the fastest.
         assert set(row["precisions"]) == {"float32", "bfloat16"}
         chosen = row["precisions"][row["precision"]]
-        assert chosen["keeps_accuracy"] and row["seconds"] == chosen["seconds"]
-        assert row["ratio"] == pytest.approx(row["seconds"] / model["seconds"])
+        assert chosen["keeps_accuracy"] and row["seconds"] == min(
+            p["seconds"] for p in row["precisions"].values() if p["keeps_accuracy"])
     assert model["target_rmse"] == model["precisions"]["float32"]["test_rmse"]
     # scikit-learn's alpha is on the same objective as the stored codes: lasso_cd stops at a
     # duality gap of 1e-4 ||y||^2, a few 1e-4 of the objective; an alpha off by its internal
@@ -117,10 +118,13 @@ def test_the_fastest_precision_that_keeps_the_accuracy_is_ranked():
     assert not beyond["precisions"]["bfloat16"]["keeps_accuracy"]
     slower = fastest({"float32": measured(1.0, 0.100), "bfloat16": measured(2.0, 0.100)})
     assert slower["precision"] == "float32"
-    # MCA: every component's PSNR must stay within 0.1 dB as well.
+    # MCA: no component's PSNR may drop by more than 0.1 dB; a rise is no loss.
     psnr = fastest({"float32": measured(1.0, 0.1, [25.0, 24.0]),
                     "bfloat16": measured(0.5, 0.1, [25.05, 23.85])})
     assert psnr["precision"] == "float32" and psnr["psnr"] == [25.0, 24.0]
+    better = fastest({"float32": measured(1.0, 0.1, [25.0, 24.0]),
+                      "bfloat16": measured(0.5, 0.1, [25.3, 23.95])})
+    assert better["precision"] == "bfloat16"
 
 
 def test_plot_points_are_timed_at_each_T_in_each_precision(toy):
@@ -139,3 +143,12 @@ def test_plot_points_are_timed_at_each_T_in_each_precision(toy):
         if p["precision"] == "float32":
             curve = result["curves"][p["method"]]
             assert p["test_rmse"] == pytest.approx(curve["test_rmse"][p["T"] - 1], rel=1e-4)
+
+
+def test_variant_names_round_trip():
+    script = load_script()  # its names come from benchmarks/_common.py
+    for dtype in ("float32", torch.bfloat16):
+        for fused in (False, True):
+            name = script.variant_name(dtype, fused)
+            assert script.split_variant(name) == (str(dtype).removeprefix("torch."), fused)
+    assert script.variant_name(torch.bfloat16, True) == "bfloat16 fused"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from ..core._arrays import as_real
+from ..core.operators import inference_dtype
 from ..core.solvers import METHODS, solve
 from ..io import check_output_path, read_array, remove_stale_temporaries, save_npy
 
@@ -35,6 +37,8 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
+    dtype_of_signals = torch.float32 if args.float32 else torch.float64
+    inference_dtype(args.dtype, "cpu", dtype_of_signals, what="--dtype")  # named as the flag
     out = check_output_path(args.out, [args.signals, *args.dictionaries])
     remove_stale_temporaries(out.parent)  # what killed runs left behind
     dtype = np.float32 if args.float32 else np.float64

@@ -181,21 +181,24 @@ class UnrolledEncoder(torch.nn.Module):
         return out.copy_(codes)  # only where the steps did not run in place
 
     def _fused(self, Y: torch.Tensor, low: torch.dtype | None) -> torch.Tensor:
-        """:func:`fused_unroll` compiled (once per process, shape and precision; the batch
-        size is dynamic) on this encoder's current weights."""
+        """:func:`fused_unroll`, compiled (once per process and configuration; the batch size
+        is dynamic), on this encoder's current weights."""
         if low is None:
             W_t = self.W.detach().T
             layers = tuple(self._layer_S(t).detach() for t in range(self.depth))
         else:
             W_t, S_low = self._low_weights(low)
             layers = tuple(S_low)
+        # One compiled function serves every encoder, but each depth, kind, precision, dtype
+        # and tying is a graph of its own (a guard on the arguments): the default limit of 8
+        # graphs per function would make later configurations run uncompiled.
         try:
-            return _compiled_unroll()(Y, W_t, layers, self._tau().detach(), self.kind,
-                                      low is not None)
-        except Exception as exc:  # the compiler's many failure types: one line for the user
+            with torch._dynamo.config.patch(recompile_limit=FUSED_GRAPHS):
+                return _compiled_unroll()(Y, W_t, layers, self._tau().detach(), self.kind,
+                                          low is not None)
+        except torch._dynamo.exc.BackendCompilerFailed as exc:  # e.g. no C++ compiler
             raise InputError(f"fused layers need a working torch.compile (a C++ compiler on "
-                             f"CPU, Triton on CUDA): {type(exc).__name__}: "
-                             f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
+                             f"CPU, Triton on CUDA): {str(exc).splitlines()[0]}") from exc
 
     @torch.inference_mode()
     def encode(self, Y, batch_size: int = 65536, dtype=None, fused: bool = False):
@@ -204,12 +207,16 @@ class UnrolledEncoder(torch.nn.Module):
         ``dtype``: "bfloat16" (or ``torch.bfloat16``; "float16" on CUDA) runs the products in
         that precision; the codes still come back in the model's dtype. None: the model's own.
         ``fused``: run the layers through ``torch.compile`` (:func:`fused_unroll`), which fuses
-        each layer's elementwise work into a few passes; the first call compiles (seconds to a
-        minute), later calls of any batch size reuse it. Same operations, so the same codes up
-        to rounding (the compiler may contract a multiply and an add).
+        each layer's elementwise work into a few passes; the first call of a configuration
+        (depth, kind, precision) compiles, seconds to a minute, and later calls reuse it
+        whatever their batch size (but 1). Same operations, so the same codes up to rounding
+        (the compiler may contract a multiply and an add).
         """
         low = inference_dtype(dtype, self.W.device, self.W.dtype)
         Y_t, as_numpy = as_signals(Y, "Y")
+        if Y_t.shape[1] != self.W.shape[1]:
+            raise InputError(f"expected signals of shape (B, {self.W.shape[1]}), got "
+                             f"{tuple(Y_t.shape)}")
         Y_t = Y_t.to(device=self.W.device, dtype=self.W.dtype)
         # Each batch's codes are written straight into the result: no concatenation, and
         # peak memory is the result plus one batch.
@@ -289,6 +296,10 @@ def fused_unroll(Y: torch.Tensor, W_t: torch.Tensor, layers: tuple[torch.Tensor,
     for S in layers:
         codes = ista_step(codes, b, S, tau, product=product)
     return codes
+
+
+# Graphs one process may compile for fused_unroll (depths, kinds, precisions, dtypes, tying).
+FUSED_GRAPHS = 64
 
 
 @cache
@@ -485,6 +496,6 @@ def components(model: UnrolledEncoder | Problem, codes: torch.Tensor | np.ndarra
     if low is None:
         result = [p @ a.T for p, a in zip(problem.split(tensor), problem.blocks, strict=True)]
     else:
-        result = [(p.to(low) @ a.T.to(low)).to(problem.dtype)
+        result = [low_precision_input(p, a.T.to(low))
                   for p, a in zip(problem.split(tensor), problem.blocks, strict=True)]
     return [r.cpu().numpy() for r in result] if isinstance(codes, np.ndarray) else result

@@ -90,8 +90,8 @@ def augment_draws(n: int, generator: torch.Generator) -> dict[str, torch.Tensor]
         return torch.exp((2 * torch.rand(n, generator=generator, dtype=torch.float64) - 1)
                          * math.log(top))
 
-    window = torch.minimum(log_uniform(math.sqrt(MAX_ZOOM)) / math.sqrt(MAX_ZOOM),
-                           torch.ones((), dtype=torch.float64))
+    window = torch.exp(-torch.rand(n, generator=generator, dtype=torch.float64)
+                       * math.log(MAX_ZOOM))  # log-uniform in [1 / MAX_ZOOM, 1]
     return {"window": window,
             "corner": torch.rand(n, 2, generator=generator, dtype=torch.float64),
             "symmetry": torch.randint(8, (n,), generator=generator),

@@ -121,8 +121,8 @@ class _Salsa:
                  operators=None, inplace: bool = False, low: torch.dtype | None = None):
         W, S, self.tau = salsa_operators(problem, mu) if operators is None else operators
         self.b, self.S, self.product = _operands(Y, W, S, low)
-        # In low precision x is the product's reused buffer: output "x" is valid until the
-        # next step, which is as long as run_iterations reads it (it copies the final codes).
+        # In low precision x is the product's reused buffer, valid until the next step: every
+        # reader of output "x" (run_iterations) uses or copies it before stepping again.
         self.output = output
         self.inplace = inplace
 
