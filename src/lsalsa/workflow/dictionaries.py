@@ -35,6 +35,7 @@ from ..errors import InputError
 from ..io import load_npy, read_json_object, remove_stale_temporaries, save_npy, write_json
 from ..version import provenance
 from .progress import Progress, as_progress, follow
+from .rundir import differing_keys
 
 CHECKPOINT_STATE = "state.json"
 
@@ -100,7 +101,7 @@ def _load_checkpoint(directory, config: dict) -> DictionaryState | None:
         raise InputError(f"checkpoint {state_file} is not a dictionary-learning state "
                          "(no config object)")
     saved = state["config"]
-    differs = sorted(k for k in config if saved.get(k) != config[k])
+    differs = differing_keys(saved, config, only=config)
     if differs:
         raise InputError(f"checkpoint in {directory} belongs to another run (differs in "
                          f"{', '.join(differs)}); use a fresh --checkpoint-dir")

@@ -42,6 +42,27 @@ def as_json(value):
     return json.loads(json.dumps(value, default=_jsonable))
 
 
+def differing_keys(saved: dict, new: dict, *, only=None, within=(), ignore=()) -> list[str]:
+    """Where a stored configuration and a new one differ, compared as they read back from
+    JSON: the top-level keys (``only`` of them, or all of either), each section named in
+    ``within`` key by key (``"section.key"``); names in ``ignore`` (either form) are never
+    compared. The one comparison behind every resumable folder: a run directory, a training
+    run, a search and a dictionary-learning checkpoint, each with its own ``only``,
+    ``within`` and ``ignore``."""
+    saved, new = as_json(saved), as_json(new)
+    keys = set(saved) | set(new) if only is None else set(only)
+    differ = []
+    for key in sorted(keys - set(ignore)):
+        old, mine = saved.get(key), new.get(key)
+        if key in within and isinstance(old or {}, dict) and isinstance(mine or {}, dict):
+            old, mine = old or {}, mine or {}
+            differ.extend(f"{key}.{name}" for name in sorted(set(old) | set(mine))
+                          if f"{key}.{name}" not in ignore and old.get(name) != mine.get(name))
+        elif old != mine:
+            differ.append(key)
+    return differ
+
+
 class RunDir:
     """A run directory made with one configuration; see the module docstring."""
 
@@ -65,9 +86,7 @@ class RunDir:
         if not stored.is_file():
             return None
         saved = read_json_object(stored, f"{self.what} config")
-        mine = as_json(self.config)
-        return sorted(k for k in set(saved) | set(mine)
-                      if k not in self.ignore and saved.get(k) != mine.get(k))
+        return differing_keys(saved, self.config, ignore=self.ignore)
 
     def open(self) -> RunDir:
         """Create the directory (or check it holds this configuration), sweep stale

@@ -47,7 +47,7 @@ from ..core.training.trainer import train
 from ..errors import InputError
 from ..io import write_json, write_text
 from .progress import Progress, as_progress
-from .rundir import RunDir, as_json
+from .rundir import RunDir, differing_keys
 
 
 def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
@@ -286,9 +286,11 @@ def _previous_rows(run: Path, config: dict) -> dict[str, dict]:
         rows = json.loads((run / "results.json").read_text())
     except (OSError, json.JSONDecodeError):
         return {}
-    if saved != as_json(config):
+    differ = differing_keys(saved, config)
+    if differ:
         if rows:
-            raise InputError(f"{run} holds a different search; choose another run directory")
+            raise InputError(f"{run} holds a different search (differs in "
+                             f"{', '.join(differ)}); choose another run directory")
         return {}
     return {_key(row): row for row in rows}
 

@@ -31,7 +31,7 @@ from ..errors import InputError
 from ..io import write_json
 from .checkpoint import generator_state, load_checkpoint, read_generator_state, save_checkpoint
 from .progress import Progress, as_progress
-from .rundir import RunDir
+from .rundir import RunDir, differing_keys
 
 CHECKPOINT = "checkpoint.safetensors"
 MODEL = "model.safetensors"
@@ -170,12 +170,8 @@ def _check_same_config(run: Path, config: dict) -> None:
     except (OSError, json.JSONDecodeError) as exc:
         raise InputError(f"cannot resume {run}: config.json is missing or corrupt ({exc})") \
             from exc
-    differ = []
-    for key in ("encoder", "training", "data"):
-        old, new = _comparable(saved.get(key), key), _comparable(config[key], key)
-        if old != new:
-            names = sorted(k for k in set(old or {}) | set(new) if (old or {}).get(k) != new.get(k))
-            differ.extend(f"{key}.{name}" for name in names)
+    sections = ("encoder", "training", "data")
+    differ = differing_keys(saved, config, only=sections, within=sections, ignore=_NOT_COMPARED)
     if saved.get("max_epochs") != config["max_epochs"] and (
             config["training"]["schedule"] != "constant"
             or saved.get("max_epochs", 0) > config["max_epochs"]):
@@ -188,11 +184,5 @@ def _check_same_config(run: Path, config: dict) -> None:
 # What a resume does not compare: descriptions (their wording may change between versions) and
 # the start's validation RMSE, recomputed on every call (its last bits follow the thread count;
 # the start itself is in the encoder's config).
-_NOT_COMPARED = {"encoder": ("lsalsa_version",), "training": ("lr_schedule", "loss", "selection"),
-                 "data": ("start",)}
-
-
-def _comparable(section, key: str):
-    if isinstance(section, dict):
-        return {k: v for k, v in section.items() if k not in _NOT_COMPARED.get(key, ())}
-    return section
+_NOT_COMPARED = ("encoder.lsalsa_version", "training.lr_schedule", "training.loss",
+                 "training.selection", "data.start")
