@@ -12,7 +12,6 @@ from _numerics import gamma
 from conftest import random_dictionary
 from lsalsa import LSALSA, InputError
 from lsalsa.core.metrics import component_rmse, validation_rmse
-from lsalsa.core.mixtures import MAX_ZOOM
 from lsalsa.core.training import train
 
 ALPHAS = [0.1, 0.2]
@@ -159,12 +158,13 @@ def test_lsalsa_train_with_the_separation_objective(tmp_path):
     encoder = lsalsa.load_encoder(run / "model.safetensors")
     assert encoder.mu == config["data"]["start"]["mu"]
     # Whole-picture mixtures: recorded in the run's config; one component for both is refused.
-    placed = [*args, "--augment-component", "1", "--place-component", "0"]
+    placed = [*args, "--augment-component", "1", "--augment-zoom", "1.5", "--place-component",
+              "0"]
     placed[placed.index("--run-dir") + 1] = str(tmp_path / "placed")
     assert main(placed) == 0
     config = json.loads((tmp_path / "placed" / "config.json").read_text())
-    assert (config["training"]["place_component"], config["training"]["augment_component"]) \
-        == (0, 1)
+    assert (config["training"]["place_component"], config["training"]["augment_component"],
+            config["training"]["augment_zoom"]) == (0, 1, 1.5)
     placed[placed.index("--run-dir") + 1] = str(tmp_path / "same")
     assert main([*placed[:-1], "1"]) == 2
     assert not (tmp_path / "same" / "model.safetensors").exists()
@@ -183,25 +183,32 @@ def test_augmented_patches_stay_images_and_the_symmetries_are_the_squares():
     patches = torch.rand(64, 16, dtype=torch.float64)
     patches[0] = 1.0  # the extremes stay inside [0, 1] too
     patches[1] = 0.0
-    draws = augment_draws(64, generator)
-    out = augment_patches(patches, draws)
-    assert out.shape == patches.shape and bool(((out >= 0) & (out <= 1)).all())
-    # With the whole patch as window, gamma and gain 1, each output is one of the eight
-    # symmetries of its 4x4 input.
-    plain = {**draws, "window": torch.ones(64, dtype=torch.float64),
-             "gamma": torch.ones(64, dtype=torch.float64),
+    for zoom in (1.0, 1.5):
+        out = augment_patches(patches, augment_draws(64, generator, zoom))
+        assert out.shape == patches.shape and bool(((out >= 0) & (out <= 1)).all())
+    windows = augment_draws(1000, generator, 1.5)["window"]
+    assert bool(((windows >= 1 / 1.5) & (windows <= 1)).all())
+    draws = augment_draws(64, generator)  # zoom 1: no windows drawn, the whole patch
+    assert set(draws) == {"symmetry", "gamma", "gain"}
+    # With the whole patch, gamma and gain 1, each output is one of the eight symmetries of
+    # its 4x4 input; with a window of the whole patch, the same up to the resampling's
+    # rounding.
+    plain = {**draws, "gamma": torch.ones(64, dtype=torch.float64),
              "gain": torch.ones(64, dtype=torch.float64)}
+    whole_window = {**plain, "window": torch.ones(64, dtype=torch.float64),
+                    "corner": torch.rand(64, 2, dtype=torch.float64, generator=generator)}
+    resampled = augment_patches(patches, whole_window).reshape(64, 4, 4)
     turned = augment_patches(patches, plain).reshape(64, 4, 4)
     images = patches.reshape(64, 4, 4)
     for b in range(64):
         k = int(draws["symmetry"][b])
         want = torch.rot90(images[b], k % 4)
         want = want.T if k >= 4 else want
-        # The identity window is resampled too: exact up to the rounding of its sample
-        # coordinates (about u times the side, in pixels), which the bilinear weights inherit.
-        torch.testing.assert_close(turned[b], want, rtol=0, atol=gamma(4 * 4))
+        assert torch.equal(turned[b], want)
+        # The rounding of the window's sample coordinates (about u times the side, in
+        # pixels), which the bilinear weights inherit.
+        torch.testing.assert_close(resampled[b], want, rtol=0, atol=gamma(4 * 4))
     assert len(set(draws["symmetry"].tolist())) == 8
-    assert bool(((draws["window"] >= 1 / MAX_ZOOM) & (draws["window"] <= 1)).all())
     with pytest.raises(InputError, match="square"):
         augment_patches(torch.rand(2, 10), augment_draws(2, generator))
 
@@ -265,8 +272,9 @@ def test_fresh_mixtures_are_sums_of_their_components_and_resume_exactly(tmp_path
     dicts = [random_dictionary(rng, 16, 10) for _ in range(2)]
     parts = [rng.random((120, 16)) * (rng.random((120, 16)) < 0.3), rng.random((120, 16))]
     Y, truth = parts[0] + parts[1], np.hstack(parts)
+    # Windows of the natural component with the placed digit: both kinds of fresh data.
     options = {"objective": "separation", "augment_component": 1, "place_component": place,
-               "batch_size": 32, "seed": 2}
+               "augment_zoom": 1.0 if place is None else 1.5, "batch_size": 32, "seed": 2}
     trainer = Trainer(LSALSA(dicts, ALPHAS, 2, mu=1.0), Y, truth, **options)
     for _ in range(5):
         batch = torch.randperm(120, generator=trainer.generator)[:32]
@@ -305,6 +313,12 @@ def test_fresh_mixtures_are_sums_of_their_components_and_resume_exactly(tmp_path
     with pytest.raises(InputError, match="augment_component"):
         Trainer(LSALSA(dicts, ALPHAS, 2, mu=1.0), Y, truth, objective="separation",
                 augment_component=2)
+    with pytest.raises(InputError, match="augment_zoom needs augment_component"):
+        Trainer(LSALSA(dicts, ALPHAS, 2, mu=1.0), Y, truth, objective="separation",
+                augment_zoom=1.5)
+    with pytest.raises(InputError, match="augment_zoom"):
+        Trainer(LSALSA(dicts, ALPHAS, 2, mu=1.0), Y, truth, objective="separation",
+                augment_component=1, augment_zoom=0.5)
     # Validation mixtures are placed like the training ones, once, the same in every run.
     placed = [Trainer(LSALSA(dicts, ALPHAS, 2, mu=1.0), Y, truth, val_signals=Y[:40],
                       val_targets=truth[:40], objective="separation", place_component=0,

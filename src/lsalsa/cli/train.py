@@ -101,6 +101,11 @@ def register(subparsers) -> None:
                                    "component I (the natural one, e.g. 1) drawn from a random "
                                    "training row, turned, flipped and given a random gamma "
                                    "and gain")
+    train_parser.add_argument("--augment-zoom", type=float, metavar="Z",
+                              default=TRAIN_DEFAULTS["augment_zoom"],
+                              help="with --augment-component: also crop the natural component "
+                                   "to a random window, 1/Z to 1 of the patch's side, resampled "
+                                   "to the patch (default 1: the whole patch)")
     train_parser.add_argument("--place-component", type=int, metavar="I",
                               help="separation objective: component I (the digit, e.g. 0) "
                                    "placed as in a whole picture: at a random offset, or "
@@ -220,6 +225,7 @@ def run_train(args) -> int:
                           reconstruction_weight=args.reconstruction_weight,
                           objective=args.objective, component_weights=args.component_weights,
                           augment_component=args.augment_component,
+                          augment_zoom=args.augment_zoom,
                           place_component=args.place_component,
                           batch_size=args.batch_size, max_epochs=args.epochs,
                           patience=args.patience or None, rel_tol=args.rel_tol,

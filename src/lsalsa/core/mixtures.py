@@ -62,15 +62,15 @@ def make_mixtures(digits, naturals, n_mixtures: int | None = None, seed: int = 0
             "natural_index": natural_index}
 
 
-# Augmentation of a component in [0, 1] (issue 19, "fresh data every epoch"): a window of the
-# patch at a random offset and scale (its side a fraction in [1/MAX_ZOOM, 1] of the patch's,
-# log-uniform), resampled bilinearly to the patch's size; the eight symmetries of the square;
-# a gamma in [1/GAMMA_RANGE, GAMMA_RANGE] (log-uniform) and a gain in [MIN_GAIN, 1]. Bilinear
-# weights are convex and the gamma and gain keep [0, 1] in [0, 1], so a mixture of augmented
-# components stays a sum of images. Only zooming in is possible from a stored patch (zooming
-# out would need the photograph around it). Natural photographs have no preferred orientation;
-# digits do (6 and 9), so only the natural component is augmented.
-MAX_ZOOM = 1.5
+# Augmentation of a component in [0, 1] (issue 19, "fresh data every epoch"): with a zoom
+# above 1, a window of the patch at a random offset and scale (its side a fraction in
+# [1 / zoom, 1] of the patch's, log-uniform), resampled bilinearly to the patch's size; the
+# eight symmetries of the square; a gamma in [1/GAMMA_RANGE, GAMMA_RANGE] (log-uniform) and a
+# gain in [MIN_GAIN, 1]. Bilinear weights are convex and the gamma and gain keep [0, 1] in
+# [0, 1], so a mixture of augmented components stays a sum of images. Only zooming in is
+# possible from a stored patch (zooming out would need the photograph around it). Natural
+# photographs have no preferred orientation; digits do (6 and 9), so only the natural
+# component is augmented.
 GAMMA_RANGE = 2.0
 MIN_GAIN = 0.5
 
@@ -84,16 +84,20 @@ def patch_side(M: int, what: str) -> int:
     return side
 
 
-def augment_draws(n: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-    """The random choices of :func:`augment_patches` for ``n`` patches, from ``generator``."""
+def augment_draws(n: int, generator: torch.Generator,
+                  zoom: float = 1.0) -> dict[str, torch.Tensor]:
+    """The random choices of :func:`augment_patches` for ``n`` patches, from ``generator``;
+    windows only with ``zoom`` > 1 (at 1 the draws are those of a run without windows)."""
     def log_uniform(top: float) -> torch.Tensor:  # in [1 / top, top]
         return torch.exp((2 * torch.rand(n, generator=generator, dtype=torch.float64) - 1)
                          * math.log(top))
 
-    window = torch.exp(-torch.rand(n, generator=generator, dtype=torch.float64)
-                       * math.log(MAX_ZOOM))  # log-uniform in [1 / MAX_ZOOM, 1]
-    return {"window": window,
-            "corner": torch.rand(n, 2, generator=generator, dtype=torch.float64),
+    windows = {}
+    if zoom > 1:
+        windows = {"window": torch.exp(-torch.rand(n, generator=generator, dtype=torch.float64)
+                                       * math.log(zoom)),  # log-uniform in [1 / zoom, 1]
+                   "corner": torch.rand(n, 2, generator=generator, dtype=torch.float64)}
+    return {**windows,
             "symmetry": torch.randint(8, (n,), generator=generator),
             "gamma": log_uniform(GAMMA_RANGE),
             "gain": MIN_GAIN + (1 - MIN_GAIN) * torch.rand(n, generator=generator,
@@ -102,12 +106,15 @@ def augment_draws(n: int, generator: torch.Generator) -> dict[str, torch.Tensor]
 
 def augment_patches(patches: torch.Tensor, draws: dict[str, torch.Tensor]) -> torch.Tensor:
     """Square patches (B, s * s) with values in [0, 1], each cropped to a window
-    (:func:`zoom_patches`), turned by one of the square's eight symmetries
+    (:func:`zoom_patches`; where ``draws`` holds windows), turned by one of the square's eight
+    symmetries
     (``draws["symmetry"]``: k quarter turns, transposed when >= 4), raised to
     ``draws["gamma"]`` and scaled by ``draws["gain"]``; values stay in [0, 1]."""
     B, M = patches.shape
     side = patch_side(M, "augmentation")
-    images = zoom_patches(patches.reshape(B, side, side), draws["window"], draws["corner"])
+    images = patches.reshape(B, side, side)
+    if "window" in draws:
+        images = zoom_patches(images, draws["window"], draws["corner"])
     symmetry = draws["symmetry"].to(patches.device)
     out = torch.empty_like(images)
     for k in range(8):

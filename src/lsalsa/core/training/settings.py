@@ -37,7 +37,7 @@ LR_SCHEDULE = ("step t of n: lr * c(t / n) / (1 + lr_decay * epoch), c = (1 + co
 DEFAULTS = {"optimizer": "adam", "lr": 0.1, "schedule": "cosine", "lr_decay": 0.0,
             "momentum": 0.0, "step_scaling": True, "grad_clip": 1.0, "anchor_decay": 0.0,
             "reconstruction_weight": None, "objective": "codes", "component_weights": None,
-            "augment_component": None, "place_component": None,
+            "augment_component": None, "augment_zoom": 1.0, "place_component": None,
             "batch_size": 64, "patience": 5, "rel_tol": 1e-6}
 
 # With step scaling (the default) lr is each step's size relative to the tensor's own size, so
@@ -85,6 +85,9 @@ class TrainSettings:
         turned by one of the square's symmetries and given a random gamma and gain
         (:func:`~lsalsa.core.mixtures.augment_patches`); the signal is the sum of the
         components. None (default): the stored pairs as they are.
+    augment_zoom : with ``augment_component``, the largest zoom of a random window of the
+        natural component (:func:`~lsalsa.core.mixtures.zoom_patches`): its side is 1 / zoom
+        to 1 of the patch's, at a random offset. 1 (default): the whole patch.
     place_component : separation objective: each sample's component ``i`` (its digit) placed
         as in a whole picture, at a random offset (partly outside the patch) or left out
         (:func:`~lsalsa.core.mixtures.place_patches`), and hidden where the mixture would
@@ -115,6 +118,7 @@ class TrainSettings:
         non_empty_list, DEFAULTS["component_weights"], none=True, each=non_negative_number)
     augment_component: int | None = rule(non_negative_int, DEFAULTS["augment_component"],
                                          none=True)
+    augment_zoom: float = rule(number, DEFAULTS["augment_zoom"], low=1)
     place_component: int | None = rule(non_negative_int, DEFAULTS["place_component"],
                                        none=True)
     step_scaling: bool = DEFAULTS["step_scaling"]
@@ -147,6 +151,9 @@ class TrainSettings:
         if self.place_component is not None and self.place_component == self.augment_component:
             raise InputError("place_component and augment_component must be different "
                              "components")
+        if self.augment_zoom > 1 and self.augment_component is None:
+            raise InputError("augment_zoom needs augment_component (the windows are taken "
+                             "from the augmented component)")
         if (self.augment_component, self.place_component) != (None, None):
             patch_side(int(encoder.W.shape[1]), "augment_component and place_component")
         if self.objective == "codes":
@@ -169,6 +176,8 @@ class TrainSettings:
                          "selection": "best validation component RMSE, epoch 0 included"
                          if validation else "last epoch (no validation data)",
                          "augment_component": self.augment_component,
+                         **({"augment_zoom": self.augment_zoom} if self.augment_zoom > 1
+                            else {}),
                          "place_component": self.place_component}
         else:
             objective = {"objective": "codes",

@@ -130,6 +130,7 @@ class Trainer:
         self.objective = settings.objective
         self.weights = settings.weights(encoder)
         self.augment = settings.augment_component
+        self.zoom = settings.augment_zoom
         self.place = settings.place_component
         if self.augment is not None or self.place is not None:
             _check_sums(signals, targets, encoder.W.shape[1])
@@ -279,7 +280,7 @@ class Trainer:
         parts = list(_rows(self.targets, batch[mine], like).split(M, dim=1))
         if self.augment is not None:
             partner = torch.randint(self.P, (n,), generator=self.generator)
-            draws = augment_draws(n, self.generator)
+            draws = augment_draws(n, self.generator, self.zoom)
             fresh = _rows(self.targets, partner[mine], like)[:, self.augment * M:
                                                               (self.augment + 1) * M]
             parts[self.augment] = augment_patches(fresh, {k: v[mine] for k, v in draws.items()})

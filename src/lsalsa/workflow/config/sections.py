@@ -219,6 +219,8 @@ class SearchSection(_Section):
     learned: tuple[str, ...] = rule(_learned_methods, PAPER_METHODS)
     # lsalsa-sep and lsalsa-pic: fresh mixtures in every batch, the natural component augmented.
     augment: bool = rule(checks.flag, False)
+    # ... and, with a zoom above 1, cropped to a random window (TrainSettings.augment_zoom).
+    augment_zoom: float = rule(checks.number, TRAIN_DEFAULTS["augment_zoom"], low=1)
     max_train: int | None = rule(checks.positive_int, None, none=True)
 
 
@@ -243,7 +245,7 @@ class EvaluationSection(_Section):
 
 #: Fields left out of the resolved config while at their default, per section.
 OPTIONAL: dict = {"evaluation": ("baseline_code_rmse", "time_exact_codes"),
-                  "search": ("augment",), "prepare": ("stride",)}
+                  "search": ("augment", "augment_zoom"), "prepare": ("stride",)}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -100,7 +100,8 @@ def train_one(run: Run, method: str, T: int, hyper: dict, *, epochs: int, seed: 
     kind, learn_thresholds, _, objective, placed = LEARNED_METHODS[method]
     fv = run.fit_val(objective)
     if objective == "separation" and run.config.search.augment:
-        options = {**options, "augment_component": run.config.n_components - 1}
+        options = {**options, "augment_component": run.config.n_components - 1,
+                   "augment_zoom": run.config.search.augment_zoom}
     if placed:
         options = {**options, "place_component": 0}
     encoder = build_encoder(kind, run.blocks(), hyper["alpha"], T, hyper["mu"],
