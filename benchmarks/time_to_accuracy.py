@@ -536,31 +536,38 @@ def fastest(by_dtype: dict) -> dict:
 
 
 def plot_time_to_quality(path, models: list[dict], points: list[dict], data: str) -> Path:
-    """Test RMSE against time: FISTA and SALSA as curves over T (one per precision), every
-    model in every precision as a point, the exact solvers as vertical lines (their RMSE is
-    the stored optimum's, zero up to rounding)."""
+    """Test RMSE against time: FISTA and SALSA as curves over T, one per precision (the
+    --curve-T points and the timed T to match of every model), every model in every precision
+    as a point, the exact solvers as vertical lines (their RMSE is the stored optimum's, zero
+    up to rounding)."""
     from lsalsa.workflow.report.figures import new_figure, save_png
 
-    fig = new_figure(6.4, 4.4)
+    curves: dict[tuple[str, str], dict[int, tuple[float, float]]] = {}
+    for p in points:
+        curves.setdefault((p["method"], p["precision"]), {})[p["T"]] = (p["seconds"],
+                                                                        p["test_rmse"])
+    for m in models:
+        for method, row in m["methods"].items():
+            for variant, p in row["precisions"].items():
+                curves.setdefault((method, variant), {})[row["T_timed"]] = (p["seconds"],
+                                                                            p["test_rmse"])
+    fig = new_figure(6.8, 4.6)
     ax = fig.add_subplot()
     colours = {"fista": "tab:blue", "salsa": "tab:orange"}
     styles = {"float32": "-", "bfloat16": "--", "float16": ":", "float32 fused": "-.",
               "bfloat16 fused": (0, (1, 1)), "float16 fused": (0, (3, 1, 1, 1))}
-    for method, colour in colours.items():
-        for dtype, ls in styles.items():
-            mine = sorted((p for p in points if p["method"] == method
-                           and p["precision"] == dtype), key=lambda p: p["T"])
-            if mine:
-                ax.plot([1e3 * p["seconds"] for p in mine], [p["test_rmse"] for p in mine],
-                        ls=ls, marker="o", ms=3, color=colour,
-                        label=f"{method.upper()} ({dtype}), T = {mine[0]['T']}..{mine[-1]['T']}")
+    for (method, variant), by_T in sorted(curves.items()):
+        Ts = sorted(by_T)
+        ax.plot([1e3 * by_T[T][0] for T in Ts], [by_T[T][1] for T in Ts],
+                ls=styles.get(variant, "-"), marker="o", ms=3, color=colours[method],
+                label=f"{method.upper()} ({variant}), T = {Ts[0]}..{Ts[-1]}")
     markers = {"float32": "*", "bfloat16": "D", "float16": "s", "float32 fused": "P",
                "bfloat16 fused": "X", "float16 fused": "p"}
-    for m in models:
-        for dtype, p in m["precisions"].items():
-            ax.plot(1e3 * p["seconds"], p["test_rmse"], markers.get(dtype, "x"), ms=9,
-                    color="black" if m["kind"] == "lsalsa" else "tab:green",
-                    label=f"{m['kind'].upper()} T={m['depth']} ({dtype})")
+    shades = ["black", "tab:purple", "tab:green", "tab:red", "tab:brown"]
+    for m, shade in zip(models, shades * len(models), strict=False):
+        for variant, p in m["precisions"].items():
+            ax.plot(1e3 * p["seconds"], p["test_rmse"], markers.get(variant, "x"), ms=9,
+                    color=shade, label=f"{m['kind'].upper()} T={m['depth']} ({variant})")
     for row, ls in zip(models[0]["exact"] if models else [], [":", "-.", "--"], strict=False):
         ax.axvline(1e3 * row["seconds"], color="grey", ls=ls, lw=1,
                    label=f"{row['method'].split(' (')[0]}: exact")
@@ -570,7 +577,7 @@ def plot_time_to_quality(path, models: list[dict], points: list[dict], data: str
     ax.set_ylabel("mean code RMSE against the optimum")
     ax.set_title(f"Time to quality: {data}")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return save_png(fig, Path(path), 110, bbox_inches="tight")
 
 
@@ -640,8 +647,10 @@ def describe_training(model: dict) -> str:
     if not config:
         return "with unknown options"
     # reconstruction_weight's default (None) means 0 for one dictionary, 1 for MCA.
+    # A run records only the options that apply to it (no augment_* for the codes objective):
+    # one it left out is at its default.
     changed = [f"{k} {config.get(k)}" for k, v in DEFAULTS.items()
-               if k != "reconstruction_weight" and config.get(k) != v]
+               if k != "reconstruction_weight" and config.get(k, v) != v]
     if not model["learn_thresholds"]:
         changed.append("fixed thresholds")
     P = (model["data"] or {}).get("train", {}).get("P")
