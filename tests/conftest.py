@@ -49,3 +49,11 @@ def alias_of(target: Path, alias: str, name: Path) -> Path:
     else:
         raise ValueError(alias)
     return name
+
+
+def low_precisions(device: torch.device) -> list[torch.dtype]:
+    """The low precisions of the inference path (``dtype=``) that ``device`` runs: bfloat16
+    on CPU; float16, and bfloat16 where supported, on CUDA."""
+    if device.type != "cuda":
+        return [torch.bfloat16]
+    return [torch.float16] + ([torch.bfloat16] if torch.cuda.is_bf16_supported() else [])

@@ -11,7 +11,7 @@ from safetensors.torch import load_file, save_file
 
 import lsalsa
 from _numerics import assert_within, encoder_error, gamma, iteration_error
-from conftest import random_dictionary
+from conftest import low_precisions, random_dictionary
 from lsalsa import LISTA, LSALSA, InputError, build_encoder, load_encoder
 from lsalsa.core import operators as steps
 from lsalsa.core.encoders import FORMAT_VERSION, components, read_model_header
@@ -334,7 +334,6 @@ def test_inference_mode_in_place_path_equals_the_autograd_path(kind, untied, dep
 
 
 # -- low-precision inference (encode(dtype=...)) -------------------------------------------
-LOW = {"cpu": [torch.bfloat16], "cuda": [torch.bfloat16, torch.float16]}
 
 
 @pytest.mark.parametrize("kind", ["lista", "lsalsa"])
@@ -357,10 +356,7 @@ def test_low_precision_codes_agree_with_float32_within_rounding(rng, device, kin
         short.S.mul_(0.9)
         short.thresholds.mul_(0.8)
     one_layer = float(torch.linalg.norm(short.encode(Y) - reference))
-    for low in LOW[device.type]:
-        if low == torch.bfloat16 and device.type == "cuda" \
-                and not torch.cuda.is_bf16_supported():
-            continue
+    for low in low_precisions(device):
         name = str(low).removeprefix("torch.")
         for dtype in (low, name):  # a torch dtype or its name
             codes = encoder.encode(Y, dtype=dtype)
@@ -393,10 +389,7 @@ def test_fused_layers_agree_with_the_plain_path_within_rounding(rng, device, kin
     with torch.no_grad():  # weights away from the classic ones, as after training
         encoder.S.mul_(0.9)
         encoder.thresholds.mul_(0.8)
-    for low in [None, *LOW[device.type]]:
-        if low == torch.bfloat16 and device.type == "cuda" \
-                and not torch.cuda.is_bf16_supported():
-            continue
+    for low in [None, *low_precisions(device)]:
         plain = encoder.encode(Y, dtype=low)
         fused = encoder.encode(Y, dtype=low, fused=True)
         assert fused.dtype == plain.dtype and fused.shape == plain.shape
@@ -413,10 +406,7 @@ def test_fused_layers_agree_with_the_plain_path_within_rounding(rng, device, kin
         encoder.W.mul_(0.5)
         encoder.S.mul_(0.8)
         encoder.thresholds.mul_(1.5)
-    for low in [None, *LOW[device.type]]:
-        if low == torch.bfloat16 and device.type == "cuda" \
-                and not torch.cuda.is_bf16_supported():
-            continue
+    for low in [None, *low_precisions(device)]:
         bound = 2 * encoder_error(encoder, Y, low_precision=low)
         difference = (encoder.encode(Y, dtype=low, fused=True)
                       - encoder.encode(Y, dtype=low)).abs().cpu().numpy()

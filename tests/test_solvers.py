@@ -22,7 +22,7 @@ from _numerics import (
     kkt_bound,
     salsa_condition,
 )
-from conftest import random_dictionary
+from conftest import low_precisions, random_dictionary
 from lsalsa.core.problem import make_problem
 from lsalsa.core.solvers.classic import _Fista
 
@@ -381,10 +381,7 @@ def test_low_precision_solve_agrees_with_float32_within_rounding(rng, device, me
 
     reference = solve()
     size = np.linalg.norm(reference.cpu().double().numpy(), axis=1, keepdims=True)
-    lows = [torch.bfloat16] + ([torch.float16] if device.type == "cuda" else [])
-    for low in lows:
-        if low == torch.bfloat16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            continue
+    for low in low_precisions(device):
         codes = solve(low)
         assert codes.dtype == torch.float32 and bool(torch.isfinite(codes).all())
         bound = (iteration_error(method, Y, blocks, alphas, T, mu=2.0, low_precision=low,
