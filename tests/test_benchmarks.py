@@ -152,3 +152,49 @@ def test_variant_names_round_trip():
             name = script.variant_name(dtype, fused)
             assert script.split_variant(name) == (str(dtype).removeprefix("torch."), fused)
     assert script.variant_name(torch.bfloat16, True) == "bfloat16 fused"
+
+
+def test_iterations_per_source_reads_each_sources_rows_alone(tmp_path, rng, capsys):
+    """benchmarks/iterations_per_source.py on a toy run directory with two test sources: each
+    source's SALSA curve, at the run's settings chosen per T, is the curve of its rows alone,
+    and the iterations to match read from it."""
+    from lsalsa.core.training.search import chosen_curves
+
+    spec = importlib.util.spec_from_file_location(
+        "iterations_per_source", SCRIPT.parent / "iterations_per_source.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    M, N, P = 12, 16, 60
+    A = random_dictionary(rng, M, N).astype(np.float32)
+    X = rng.standard_normal((P, N)) * (rng.random((P, N)) < 0.2)
+    Y = (X @ A.T + 0.05 * rng.standard_normal((P, M))).astype(np.float32)
+    run = tmp_path / "run"
+    writer = DatasetWriter(run / "data", "toy")
+    writer.save("test", "signals", Y)
+    source = np.repeat([1, 0], P // 2)  # rows of "b" first: the index, not the order, counts
+    writer.save("test", "natural_source", source)
+    writer.commit({"name": "toy", "kind": "sc", "natural_sources": ["a", "b", "unused"]})
+    codes, stats = compute_codes(Y, [A], [ALPHA])
+    save_codes(run / "codes", {"test": codes}, [A], [ALPHA], stats={"test": stats},
+               data={"name": "toy"})
+    grid = [{"alpha": [ALPHA], "mu": mu} for mu in (0.5, 2.0)]
+    depths = list(range(1, 9))
+    choice = [0, 1, 1, 0, 0, 1, 0, 0]  # as if chosen on validation, per T
+    (run / "classic.json").write_text(json.dumps({"salsa": {
+        "grid": grid, "T": depths, "hyper": [grid[c] for c in choice]}}))
+    model = np.linspace(0.05, 0.3, P)  # a per-row RMSE, as eval/ holds it
+    (run / "eval").mkdir()
+    np.save(run / "eval" / "rmse_m.npy", model)
+    assert script.main([str(run), "m", "--threads", "1"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    for s, name in enumerate(["a", "b"]):
+        rows = np.flatnonzero(source == s)
+        curve = chosen_curves(torch.from_numpy(Y[rows]), torch.from_numpy(codes[rows]),
+                              [torch.from_numpy(A)], "salsa", depths, grid, choice)["rmse"]
+        target = float(model[rows].mean())
+        assert result[f"{name} m"]["iterations_to_match"] == \
+            iterations_to_match(depths, curve, target)
+        assert result[f"{name} m"]["rows"] == P // 2
+    # Matched within the horizon on both sources (the comparison is of numbers, not Nones).
+    assert all(row["iterations_to_match"] for row in result.values())
+    assert not any(key.startswith("unused") for key in result)
