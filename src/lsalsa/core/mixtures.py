@@ -107,8 +107,7 @@ def augment_draws(n: int, generator: torch.Generator,
 def augment_patches(patches: torch.Tensor, draws: dict[str, torch.Tensor]) -> torch.Tensor:
     """Square patches (B, s * s) with values in [0, 1], each cropped to a window
     (:func:`zoom_patches`; where ``draws`` holds windows), turned by one of the square's eight
-    symmetries
-    (``draws["symmetry"]``: k quarter turns, transposed when >= 4), raised to
+    symmetries (``draws["symmetry"]``: k quarter turns, transposed when >= 4), raised to
     ``draws["gamma"]`` and scaled by ``draws["gain"]``; values stay in [0, 1]."""
     B, M = patches.shape
     side = patch_side(M, "augmentation")
