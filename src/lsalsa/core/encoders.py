@@ -148,44 +148,26 @@ class UnrolledEncoder(torch.nn.Module):
                              f"{tuple(Y.shape)}")
         low = inference_dtype(dtype, self.W.device, self.W.dtype)
         if low is None:
-            return self._unroll(encode_input(Y, self.W), self._layer_S, affine, out)
+            return unroll(self.kind, encode_input(Y, self.W), self._layers(), self._tau(),
+                          affine, out)
         if torch.is_grad_enabled():
             raise InputError("low-precision codes are for inference: call encode() or run "
                              "under torch.inference_mode()")
         with torch.inference_mode():
             W_low, S_low = self._low_weights(low)
             b = low_precision_input(Y, W_low)
-            return self._unroll(b, S_low.__getitem__, LowPrecisionAffine(low), out)
+            return unroll(self.kind, b, S_low, self._tau(), LowPrecisionAffine(low), out)
 
-    def _unroll(self, b: torch.Tensor, layer_S, product, out: torch.Tensor | None):
-        """The T steps from ``b = W y``: ``layer_S(t)`` is layer t's operator and
-        ``product`` forms ``b + v S^T`` with it (:func:`~lsalsa.core.operators.affine`)."""
-        tau = self._tau()
-        # In inference mode (encode(), lsalsa encode) the iterates are updated in place: same
-        # operations and rounding, no temporaries (about 1.4x faster at N = 256 on CPU).
-        # Under torch.compile the plain form is traced instead; the compiler fuses it itself.
-        inplace = torch.is_inference_mode_enabled() and not torch.compiler.is_compiling()
-        if self.kind == "lsalsa":
-            u = d = None
-            for t in range(self.depth):
-                _, u, d = salsa_step(u, d, b, layer_S(t), tau, inplace=inplace, out=out,
-                                     final=inplace and t == self.depth - 1, product=product)
-            codes = u
-        else:
-            codes = None
-            for t in range(self.depth):
-                codes = ista_step(codes, b, layer_S(t), tau, inplace=inplace, out=out,
-                                  product=product)
-        if out is None or codes is out:
-            return codes
-        return out.copy_(codes)  # only where the steps did not run in place
+    def _layers(self) -> list[torch.Tensor]:
+        """Every layer's ``S``, in order (tied: the same tensor T times)."""
+        return [self._layer_S(t) for t in range(self.depth)]
 
     def _fused(self, Y: torch.Tensor, low: torch.dtype | None) -> torch.Tensor:
         """:func:`fused_unroll`, compiled (once per process and configuration; the batch size
         is dynamic), on this encoder's current weights."""
         if low is None:
             W_t = self.W.detach().T
-            layers = tuple(self._layer_S(t).detach() for t in range(self.depth))
+            layers = tuple(S.detach() for S in self._layers())
         else:
             W_t, S_low = self._low_weights(low)
             layers = tuple(S_low)
@@ -278,24 +260,40 @@ class UnrolledEncoder(torch.nn.Module):
         return Path(path)
 
 
+def unroll(kind: str, b: torch.Tensor, layers, tau: torch.Tensor, product,
+           out: torch.Tensor | None = None) -> torch.Tensor:
+    """The T steps of an encoder (``kind`` "lista" or "lsalsa") from ``b = W y``: ``layers``
+    holds each layer's operator and ``product`` forms ``b + v S^T`` with it
+    (:func:`~lsalsa.core.operators.affine`, or a low-precision product with ``S^T`` cast)."""
+    # In inference mode (encode(), lsalsa encode) the iterates are updated in place: same
+    # operations and rounding, no temporaries (about 1.4x faster at N = 256 on CPU).
+    # Under torch.compile the plain form is traced instead; the compiler fuses it itself.
+    inplace = torch.is_inference_mode_enabled() and not torch.compiler.is_compiling()
+    if kind == "lsalsa":
+        u = d = None
+        for t, S in enumerate(layers):
+            _, u, d = salsa_step(u, d, b, S, tau, inplace=inplace, out=out,
+                                 final=inplace and t == len(layers) - 1, product=product)
+        codes = u
+    else:
+        codes = None
+        for S in layers:
+            codes = ista_step(codes, b, S, tau, inplace=inplace, out=out, product=product)
+    if out is None or codes is out:
+        return codes
+    return out.copy_(codes)  # only where the steps did not run in place
+
+
 def fused_unroll(Y: torch.Tensor, W_t: torch.Tensor, layers: tuple[torch.Tensor, ...],
                  tau: torch.Tensor, kind: str, low: bool) -> torch.Tensor:
-    """An encoder's T layers as a function of tensors alone, for ``torch.compile``: the same
-    steps as :meth:`UnrolledEncoder._unroll`, in their plain (not in-place) form, which the
-    compiler fuses. ``W_t`` is ``W^T``; ``layers`` each layer's ``S``, or with ``low`` its
-    ``S^T`` cast to the low precision (the products then as
+    """An encoder's T layers as a function of tensors alone, for ``torch.compile``: the
+    encoder's own :func:`unroll`, which traces its plain (not in-place) form for the compiler
+    to fuse. ``W_t`` is ``W^T``; ``layers`` each layer's ``S``, or with ``low`` its ``S^T``
+    cast to the low precision (the products then as
     :class:`~lsalsa.core.operators.LowPrecisionAffine`)."""
     product = low_precision_affine if low else affine
     b = low_precision_input(Y, W_t) if low else Y @ W_t
-    if kind == "lsalsa":
-        u = d = None
-        for S in layers:
-            _, u, d = salsa_step(u, d, b, S, tau, product=product)
-        return u
-    codes = None
-    for S in layers:
-        codes = ista_step(codes, b, S, tau, product=product)
-    return codes
+    return unroll(kind, b, layers, tau, product)
 
 
 # Graphs one process may compile for fused_unroll (depths, kinds, precisions, dtypes, tying).
