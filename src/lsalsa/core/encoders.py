@@ -143,9 +143,7 @@ class UnrolledEncoder(torch.nn.Module):
         that precision, without autograd; thresholds, iterates and codes stay in the model's
         dtype (see :class:`lsalsa.core.operators.LowPrecisionAffine`).
         """
-        if Y.ndim != 2 or Y.shape[1] != self.W.shape[1]:
-            raise InputError(f"expected signals of shape (B, {self.W.shape[1]}), got "
-                             f"{tuple(Y.shape)}")
+        self._check_signals(Y)
         low = inference_dtype(dtype, self.W.device, self.W.dtype)
         if low is None:
             return unroll(self.kind, encode_input(Y, self.W), self._layers(), self._tau(),
@@ -157,6 +155,11 @@ class UnrolledEncoder(torch.nn.Module):
             W_low, S_low = self._low_weights(low)
             b = low_precision_input(Y, W_low)
             return unroll(self.kind, b, S_low, self._tau(), LowPrecisionAffine(low), out)
+
+    def _check_signals(self, Y: torch.Tensor) -> None:
+        if Y.ndim != 2 or Y.shape[1] != self.W.shape[1]:
+            raise InputError(f"expected signals of shape (B, {self.W.shape[1]}), got "
+                             f"{tuple(Y.shape)}")
 
     def _layers(self) -> list[torch.Tensor]:
         """Every layer's ``S``, in order (tied: the same tensor T times)."""
@@ -196,9 +199,8 @@ class UnrolledEncoder(torch.nn.Module):
         """
         low = inference_dtype(dtype, self.W.device, self.W.dtype)
         Y_t, as_numpy = as_signals(Y, "Y")
-        if Y_t.shape[1] != self.W.shape[1]:
-            raise InputError(f"expected signals of shape (B, {self.W.shape[1]}), got "
-                             f"{tuple(Y_t.shape)}")
+        if fused:  # the compiled path skips forward(), which checks them
+            self._check_signals(Y_t)
         Y_t = Y_t.to(device=self.W.device, dtype=self.W.dtype)
         # Each batch's codes are written straight into the result: no concatenation, and
         # peak memory is the result plus one batch.

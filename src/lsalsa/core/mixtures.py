@@ -88,10 +88,6 @@ def augment_draws(n: int, generator: torch.Generator,
                   zoom: float = 1.0) -> dict[str, torch.Tensor]:
     """The random choices of :func:`augment_patches` for ``n`` patches, from ``generator``;
     windows only with ``zoom`` > 1 (at 1 the draws are those of a run without windows)."""
-    def log_uniform(top: float) -> torch.Tensor:  # in [1 / top, top]
-        return torch.exp((2 * torch.rand(n, generator=generator, dtype=torch.float64) - 1)
-                         * math.log(top))
-
     windows = {}
     if zoom > 1:
         windows = {"window": torch.exp(-torch.rand(n, generator=generator, dtype=torch.float64)
@@ -99,7 +95,8 @@ def augment_draws(n: int, generator: torch.Generator,
                    "corner": torch.rand(n, 2, generator=generator, dtype=torch.float64)}
     return {**windows,
             "symmetry": torch.randint(8, (n,), generator=generator),
-            "gamma": log_uniform(GAMMA_RANGE),
+            "gamma": torch.exp((2 * torch.rand(n, generator=generator, dtype=torch.float64)
+                                - 1) * math.log(GAMMA_RANGE)),
             "gain": MIN_GAIN + (1 - MIN_GAIN) * torch.rand(n, generator=generator,
                                                             dtype=torch.float64)}
 
