@@ -100,6 +100,7 @@ lxqt-themes /usr/share/lxqt/wallpapers/fog.jpg
 palapeli-data /usr/share/palapeli/collection/citrus-fruits.jpg
 plasma-workspace-wallpapers /usr/share/wallpapers/Path/contents/images/1920x1080.jpg
 lomiri-wallpapers-16.04 /usr/share/backgrounds/life_by_Aitzol_Berasategi.jpg
+gcompris-qt-data /usr/share/gcompris-qt/rcc/erase.rcc
 PACKAGES
   if [ ${#debs[@]} -gt 0 ] && command -v apt-get >/dev/null; then
     log "installing Debian's ${debs[*]}"

@@ -59,16 +59,18 @@ class PhotoSource:
     """One package that ships curated photographs, and the split all of them go to.
 
     ``kind`` "pip": files are relative to the folder holding ``module`` (site-packages);
-    "deb": files are absolute installed paths. ``split`` is fixed so that the test (and
-    validation) photographs come from packages that give nothing to training (docs/DESIGN.md
-    section 5): two thirds of the photographs train (83 of 123), an eighth validate (16) and a
-    fifth test (24).
+    "deb": files are absolute installed paths; "rcc": files are ``<archive>/<path inside
+    it>``, read out of the Qt resource ``<archives>/<archive>.rcc`` into the cache on first use
+    (:func:`unpack_resources`). ``split`` is fixed so that the test (and validation)
+    photographs come from packages that give nothing to training (docs/DESIGN.md section 5):
+    290 of the 330 photographs train, 16 validate and 24 test.
     """
 
     name: str
     kind: str
     split: str
     module: str | None = None
+    archives: str | None = None  # "rcc": the installed folder of the package's .rcc files
 
 
 PHOTO_SOURCES = {s.name: s for s in (
@@ -80,6 +82,7 @@ PHOTO_SOURCES = {s.name: s for s in (
     PhotoSource("mate-backgrounds", "deb", "train"),
     PhotoSource("opencv-doc", "deb", "train"),
     PhotoSource("tuxpaint-data", "deb", "train"),
+    PhotoSource("gcompris-qt-data", "rcc", "train", archives="/usr/share/gcompris-qt/rcc"),
     PhotoSource("lxqt-themes", "deb", "val"),
     PhotoSource("palapeli-data", "deb", "val"),
     PhotoSource("plasma-workspace-wallpapers", "deb", "test"),
@@ -466,16 +469,52 @@ def curated_photographs() -> tuple[CuratedPhoto, ...]:
     return tuple(rows)
 
 
-def source_root(source: PhotoSource) -> Path | None:
-    """The folder a source's files are relative to, or None when it is not installed."""
+def source_root(source: PhotoSource, photographs=()) -> Path | None:
+    """The folder a source's files are relative to, or None when it is not installed; a Qt
+    resource source's ``photographs`` are unpacked there first."""
     if source.kind == "deb":
         return DEBIAN_ROOT
+    if source.kind == "rcc":
+        archives = Path(source.archives)
+        return unpack_resources(source, archives, photographs) if archives.is_dir() else None
     folder = _module_dir(source.module, "")
     return None if folder is None else folder.parent
 
 
+def unpack_resources(source: PhotoSource, archives: Path, photographs) -> Path:
+    """Copy the curated photographs of a Qt resource source out of its ``.rcc`` archives into
+    the cache (once, atomically) and return the folder they are relative to. An archive that
+    is missing or damaged is warned about and its photographs left out; their SHA-256 is
+    checked when they are decoded, as every curated photograph's is."""
+    import warnings
+
+    from ...io import atomic_path
+    from .qt_resources import read_rcc_members
+
+    folder = cache_dir() / "photographs" / source.name / (source_version(source) or "unknown")
+    wanted: dict[str, list[str]] = {}
+    for photo in photographs:
+        if not (folder / photo.file).is_file():
+            archive, _, member = photo.file.partition("/")
+            wanted.setdefault(archive, []).append(member)
+    for archive, members in wanted.items():
+        path = archives / f"{archive}.rcc"
+        if not path.is_file():
+            continue  # named as not found by natural_photo_list
+        try:
+            contents = read_rcc_members(path, members)
+        except InputError as exc:
+            warnings.warn(f"skipped the photographs of {path}: {exc}", UserWarning,
+                          stacklevel=2)
+            continue
+        for member, data in contents.items():
+            with atomic_path(folder / archive / member) as tmp:
+                tmp.write_bytes(data)
+    return folder
+
+
 def source_version(source: PhotoSource) -> str | None:
-    return _deb_version(source.name) if source.kind == "deb" else _dist_version(source.name)
+    return _dist_version(source.name) if source.kind == "pip" else _deb_version(source.name)
 
 
 def natural_packages() -> list[dict]:
@@ -485,9 +524,10 @@ def natural_packages() -> list[dict]:
     packages = []
     for name in dict.fromkeys(photo.source for photo in curated):
         source = PHOTO_SOURCES[name]
+        rows = [p for p in curated if p.source == name]
         packages.append({"package": name, "version": source_version(source),
-                         "folder": source_root(source), "split": source.split,
-                         "photographs": [p for p in curated if p.source == name]})
+                         "folder": source_root(source, rows), "split": source.split,
+                         "photographs": rows})
     return packages
 
 
