@@ -198,3 +198,32 @@ def test_iterations_per_source_reads_each_sources_rows_alone(tmp_path, rng, caps
     # Matched within the horizon on both sources (the comparison is of numbers, not Nones).
     assert all(row["iterations_to_match"] for row in result.values())
     assert not any(key.startswith("unused") for key in result)
+
+
+def test_separate_images_reads_each_folder_as_one_source(tmp_path, monkeypatch):
+    """benchmarks/separate_images.py --photos: every image of a folder, the folder's name as
+    its source, pixels as load_photo gives them; an empty folder is one line."""
+    from PIL import Image
+
+    from lsalsa.errors import InputError
+    from lsalsa.workflow.data.sources import load_photo
+
+    monkeypatch.syspath_prepend(str(SCRIPT.parent))  # the script imports its _common
+    spec = importlib.util.spec_from_file_location(
+        "separate_images", SCRIPT.parent / "separate_images.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    rng = np.random.default_rng(0)
+    for folder, names in (("garden", ["b.png", "a.jpg"]), ("trip", ["c.png"])):
+        (tmp_path / folder).mkdir()
+        for name in names:
+            pixels = rng.integers(0, 256, (40, 50), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / folder / name)
+    (tmp_path / "trip" / "notes.txt").write_text("not a photograph")
+    photos = script.folder_photographs([str(tmp_path / "garden"), str(tmp_path / "trip")])
+    assert [(s, n) for s, n, _ in photos] == [("garden", "a.jpg"), ("garden", "b.png"),
+                                              ("trip", "c.png")]
+    np.testing.assert_array_equal(photos[2][2], load_photo(tmp_path / "trip" / "c.png", None))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="holds no image file"):
+        script.folder_photographs([str(tmp_path / "empty")])
