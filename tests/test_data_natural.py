@@ -144,6 +144,15 @@ def test_every_curated_photograph_is_installed_and_matches_its_hash():
 
 
 @pytest.mark.slow
+def test_every_photograph_is_at_least_the_protocol_size():
+    """Resizing to 224x224 never enlarges a kept photograph (smaller ones are left out)."""
+    installed_packages()
+    photos = natural_photo_list()
+    for path, name in zip(photos.files, photos.names, strict=True):
+        assert min(load_photo(path, None).shape) >= 224, name
+
+
+@pytest.mark.slow
 def test_kept_photographs_are_distinct_and_copies_are_detected():
     packages = installed_packages()
     photos = natural_photo_list()
