@@ -130,12 +130,12 @@ def test_mca_mixtures_keep_components(tmp_path, npm_tarball):
         assert arrays["signals"].shape == (ds.meta["counts"][split], 1024)
         assert arrays["labels"].shape == (ds.meta["counts"][split],)
         assert 0 <= arrays["component1"].min() and arrays["component1"].max() <= 1
-    # 4 photographs per split at most, 625 overlapping 32x32 patches each (stride 8 on
-    # 224x224: 25 x 25); train reuses each patch 3 times, val and test once.
-    assert ds.meta["natural_stride"] == 8 and ds.meta["natural_patches_per_image"] == 625
+    # 4 photographs per split at most, 169 overlapping 32x32 patches each (stride 16 on
+    # 224x224: 13 x 13); train reuses each patch 3 times, val and test once.
+    assert ds.meta["natural_stride"] == 16 and ds.meta["natural_patches_per_image"] == 169
     n_photos = ds.meta["component_images"]["natural"]
-    assert ds.meta["counts"]["train"] == max(4, 3 * 625 * n_photos["train"])
-    assert ds.meta["counts"]["val"] == max(3, 625 * n_photos["val"])
+    assert ds.meta["counts"]["train"] == max(4, 3 * 169 * n_photos["train"])
+    assert ds.meta["counts"]["val"] == max(3, 169 * n_photos["val"])
     parts = [ds.split(s) for s in SPLITS]
     # Validation and test never see a training digit or photograph.
     assert_disjoint(*(p["natural_source_ids"] for p in parts))
