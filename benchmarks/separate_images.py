@@ -39,7 +39,8 @@ from lsalsa.apps.pictures import (
     summarize_pictures,
 )
 from lsalsa.errors import InputError
-from lsalsa.workflow.data.sources import IMAGE_SUFFIXES, check_directory, load_photo
+from lsalsa.workflow.data.photo_files import IMAGE_SUFFIXES, load_photo
+from lsalsa.workflow.data.sources import check_directory
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -206,7 +206,7 @@ def test_separate_images_reads_each_folder_as_one_source(tmp_path, monkeypatch):
     from PIL import Image
 
     from lsalsa.errors import InputError
-    from lsalsa.workflow.data.sources import load_photo
+    from lsalsa.workflow.data.photo_files import load_photo
 
     monkeypatch.syspath_prepend(str(SCRIPT.parent))  # the script imports its _common
     spec = importlib.util.spec_from_file_location(

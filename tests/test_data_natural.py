@@ -18,17 +18,17 @@ from _realdata import require_data
 from lsalsa.core.patches import extract_patches
 from lsalsa.errors import InputError
 from lsalsa.workflow.data import load_prepared, prepare, resolve_source, sha256_file
-from lsalsa.workflow.data import sources as sources_module
-from lsalsa.workflow.data.prepared import SPLITS
-from lsalsa.workflow.data.registry import load_source
-from lsalsa.workflow.data.sources import (
+from lsalsa.workflow.data import photo_pool as pool_module
+from lsalsa.workflow.data.photo_files import load_photo
+from lsalsa.workflow.data.photo_pool import (
     PHOTO_SOURCES,
     PHOTOGRAPH_FIELDS,
     curated_photographs,
-    load_photo,
     natural_packages,
     natural_photo_list,
 )
+from lsalsa.workflow.data.prepared import SPLITS
+from lsalsa.workflow.data.registry import load_source
 
 # Copies: the correlation of two photographs' fingerprints (below). A copy of one photograph
 # (re-encoded, resized) or the next frame of a video correlates above 0.95; the distinct
@@ -226,9 +226,9 @@ def test_a_photograph_that_changed_is_skipped_with_a_warning(tmp_path, monkeypat
     installed_packages()
     curated = curated_photographs()
     changed = next(p for p in curated if p.source == "lxqt-themes")
-    edited = tuple(p if p is not changed else sources_module.CuratedPhoto(
+    edited = tuple(p if p is not changed else pool_module.CuratedPhoto(
         p.source, p.file, "0" * 64, p.licence, p.note) for p in curated)
-    monkeypatch.setattr(sources_module, "curated_photographs", lambda: edited)
+    monkeypatch.setattr(pool_module, "curated_photographs", lambda: edited)
     with pytest.warns(UserWarning, match=r"skipped 1 changed \(not the SHA-256"):
         ds = load_prepared(prepare("natural-32", tmp_path / "p", progress=False))
     info = ds.meta["split_by_source"]["natural"]
@@ -238,13 +238,13 @@ def test_a_photograph_that_changed_is_skipped_with_a_warning(tmp_path, monkeypat
 
 
 def test_a_missing_package_is_named_and_the_rest_used(tmp_path, monkeypatch):
-    real_root = sources_module.source_root
+    real_root = pool_module.source_root
 
     def without_mate(source, photographs=()):
         return (tmp_path / "nowhere" if source.name == "mate-backgrounds"
                 else real_root(source, photographs))
 
-    monkeypatch.setattr(sources_module, "source_root", without_mate)
+    monkeypatch.setattr(pool_module, "source_root", without_mate)
     photos = natural_photo_list()
     assert "mate-backgrounds: not installed" in photos.missing
     assert not any(n.startswith("mate-backgrounds/") for n in photos.names)
@@ -256,12 +256,12 @@ def test_a_missing_package_is_named_and_the_rest_used(tmp_path, monkeypatch):
 
 
 def test_a_split_whose_packages_are_all_missing_is_refused(tmp_path, monkeypatch):
-    real_root = sources_module.source_root
+    real_root = pool_module.source_root
 
     def without_test_packages(source, photographs=()):
         return None if source.split == "test" else real_root(source, photographs)
 
-    monkeypatch.setattr(sources_module, "source_root", without_test_packages)
+    monkeypatch.setattr(pool_module, "source_root", without_test_packages)
     with pytest.raises(InputError, match="no offline photographs for the test split"):
         prepare("natural-32", tmp_path / "p", limit_images=1, progress=False)
     assert not (tmp_path / "p" / "natural-32").exists()

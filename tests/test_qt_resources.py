@@ -11,9 +11,9 @@ import zlib
 import pytest
 
 from lsalsa.errors import InputError
-from lsalsa.workflow.data import sources as sources_module
+from lsalsa.workflow.data import photo_pool as pool_module
+from lsalsa.workflow.data.photo_pool import CuratedPhoto, PhotoSource, unpack_resources
 from lsalsa.workflow.data.qt_resources import read_rcc_members
-from lsalsa.workflow.data.sources import CuratedPhoto, PhotoSource, unpack_resources
 
 
 def write_rcc(path, tree: dict, version: int = 3, compress: frozenset = frozenset(),
@@ -91,7 +91,7 @@ def test_a_missing_member_or_zstd_data_is_named(tmp_path):
 
 def test_curated_photographs_are_unpacked_once_into_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("LSALSA_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(sources_module, "source_version", lambda source: "1.0")
+    monkeypatch.setattr(pool_module, "source_version", lambda source: "1.0")
     archives = tmp_path / "rcc"
     archives.mkdir()
     write_rcc(archives / "erase.rcc", TREE, compress=frozenset({"gcompris/src/b.webp"}))

@@ -70,17 +70,17 @@ def held_out_photographs() -> list[tuple[str, str, np.ndarray]]:
     """``(source, name, gray photograph at native size)`` for every test photograph; one
     whose file no longer matches its recorded SHA-256 is skipped with a warning, as data
     preparation skips it."""
-    from ..workflow.data import sources
+    from ..workflow.data import photo_pool
 
-    photos = sources.natural_photo_list()
+    photos = photo_pool.natural_photo_list()
     out = []
     for path, name, curated in zip(photos.files, photos.names, photos.curated, strict=True):
-        if sources.PHOTO_SOURCES[curated.source].split != "test":
+        if photo_pool.PHOTO_SOURCES[curated.source].split != "test":
             continue
         try:
             out.append((curated.source, name,
-                        sources.load_curated_photo(path, curated.sha256, None)))
-        except sources.ChecksumMismatch as exc:
+                        photo_pool.load_curated_photo(path, curated.sha256, None)))
+        except photo_pool.ChecksumMismatch as exc:
             warnings.warn(f"{exc}; left out of the whole pictures", stacklevel=2)
     return out
 

