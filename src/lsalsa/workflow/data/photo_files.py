@@ -8,15 +8,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ...errors import InputError
 from .sources import check_directory
-
-if TYPE_CHECKING:  # the pool lists its photographs with this module's PhotoList
-    from .photo_pool import CuratedPhoto
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 # Files an operating system drops into photo folders; skipped rather than called non-images.
@@ -39,7 +35,7 @@ class PhotoList:
     names: tuple[str, ...]
     packages: tuple[dict, ...] = field(default=())
     missing: tuple[str, ...] = field(default=())
-    curated: tuple[CuratedPhoto, ...] = field(default=())
+    curated: tuple = field(default=())  # photo_pool.CuratedPhoto rows (the pool imports this)
 
 
 _CAT_DOG = re.compile(r"^(cat|dog)s?$", re.IGNORECASE)
