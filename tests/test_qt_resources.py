@@ -110,3 +110,16 @@ def test_curated_photographs_are_unpacked_once_into_the_cache(tmp_path, monkeypa
     (archives / "erase.rcc").unlink()
     assert unpack_resources(source, archives, rows[:1]) == folder
     assert (folder / rows[0].file).read_bytes() == b"second" * 50
+
+
+def test_a_cache_it_cannot_write_is_one_line(tmp_path, monkeypatch):
+    (tmp_path / "cache").write_text("a file where the cache folder should be")
+    monkeypatch.setenv("LSALSA_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(pool_module, "source_version", lambda source: "1.0")
+    archives = tmp_path / "rcc"
+    archives.mkdir()
+    write_rcc(archives / "erase.rcc", TREE)
+    source = PhotoSource("pkg", "rcc", "train", archives=str(archives))
+    row = CuratedPhoto("pkg", "erase/top.txt", "0" * 64, "CC0", "photograph")
+    with pytest.raises(InputError, match=r"cannot write the photographs of .*erase\.rcc"):
+        unpack_resources(source, archives, [row])

@@ -29,8 +29,8 @@ from .sources import cache_dir
 # gradients, logos, printed text (it would compete with the digit component of MCA), images
 # under 224x224, stereo or video twins of a kept photograph (skimage motorcycle_right, OpenCV
 # aloeR, leuvenB, basketball2, rubberwhale2, aero3, graf3) and copies (PyWavelets camera.npz is
-# skimage's camera.png). tests/test_data_natural.py checks that no two kept photographs are
-# copies of each other.
+# skimage's camera.png; GCompris's categorization brandenburgGate is its explore_monuments
+# one). tests/test_data_natural.py checks that no two kept photographs are copies of each other.
 PHOTOGRAPHS_CSV = "photographs.csv"
 PHOTOGRAPH_FIELDS = ("source", "file", "sha256", "licence", "note")
 DEBIAN_ROOT = Path("/")  # a Debian package's files are listed by their installed path
@@ -182,8 +182,12 @@ def unpack_resources(source: PhotoSource, archives: Path, photographs) -> Path:
                           stacklevel=2)
             continue
         for member, data in contents.items():
-            with atomic_path(folder / archive / member) as tmp:
-                tmp.write_bytes(data)
+            try:
+                with atomic_path(folder / archive / member) as tmp:
+                    tmp.write_bytes(data)
+            except OSError as exc:
+                raise InputError(f"cannot write the photographs of {path} into {folder}: "
+                                 f"{exc.strerror or exc}") from exc
     return folder
 
 
