@@ -240,9 +240,9 @@ def test_a_photograph_that_changed_is_skipped_with_a_warning(tmp_path, monkeypat
 def test_a_missing_package_is_named_and_the_rest_used(tmp_path, monkeypatch):
     real_root = pool_module.source_root
 
-    def without_mate(source, photographs=()):
+    def without_mate(source, *rest):
         return (tmp_path / "nowhere" if source.name == "mate-backgrounds"
-                else real_root(source, photographs))
+                else real_root(source, *rest))
 
     monkeypatch.setattr(pool_module, "source_root", without_mate)
     photos = natural_photo_list()
@@ -258,8 +258,8 @@ def test_a_missing_package_is_named_and_the_rest_used(tmp_path, monkeypatch):
 def test_a_split_whose_packages_are_all_missing_is_refused(tmp_path, monkeypatch):
     real_root = pool_module.source_root
 
-    def without_test_packages(source, photographs=()):
-        return None if source.split == "test" else real_root(source, photographs)
+    def without_test_packages(source, *rest):
+        return None if source.split == "test" else real_root(source, *rest)
 
     monkeypatch.setattr(pool_module, "source_root", without_test_packages)
     with pytest.raises(InputError, match="no offline photographs for the test split"):

