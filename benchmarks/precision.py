@@ -196,7 +196,7 @@ def main(argv=None) -> int:
                     verdicts.append(f"{case} {method} {name}: {ratio:.2f}x float32, code RMSE "
                                     f"{change:+.2%} -> {'met' if met else 'MISSED'}")
                 verdicts.append(f"{case} {method} {name}: {rate / rates[dtype]:.2f} of the "
-                                f"{str(dtype).removeprefix('torch.')} mm rate -> "
+                                f"{variant_name(dtype, False)} mm rate -> "
                                 f"{'met' if rate / rates[dtype] >= TARGET_MM else 'MISSED'}")
     print()
     print(markdown_table(header, rows))
