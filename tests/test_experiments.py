@@ -89,6 +89,8 @@ def _write_config(tmp_path, **changes) -> str:
         {"kind": "rmse_ratio", "method": "lsalsa", "other": "lista", "T": [1], "at_most": 1.0,
          "text": "t"}]}, "targets[0].other"),
     ({"search": {"max_train": 0}}, "search.max_train"),
+    ({"search": {"threshold_lrs": [0.1, 0.0]}}, "search.threshold_lrs"),
+    ({"search": {"threshold_lrs": []}}, "search.threshold_lrs"),
     ({"targets": [{"kind": "time_ratio", "text": "x"}]}, "missing"),
     ({"scales": {"huge": {}}}, "scales"),
     ({"name": "../../../x"}, "plain name"),  # the run folder is named after it
@@ -363,6 +365,42 @@ def test_report_states_no_unmeasured_optimizer_claim():
     for optimizer in ("sgd", "adam"):
         text = report_module.training_text({**search, "optimizer": optimizer})
         assert "diverged" not in text and "because" not in text
+
+
+def test_the_thresholds_step_comes_from_the_search_and_shows_in_the_report(tmp_path):
+    """The search's best row sets a learned method's thresholds' step; a method with fixed
+    thresholds and a search from before the knob (no such column) record none, and the
+    report's table gains the column only when some model was trained with another step."""
+    from lsalsa.workflow.steps.train import learned_setting
+
+    (tmp_path / "search" / "lsalsa").mkdir(parents=True)
+    (tmp_path / "search" / "lista").mkdir(parents=True)
+    row = {"T": 2, "lr": 0.1, "lr_decay": 0.0, "val_rmse": 0.5}
+    (tmp_path / "search" / "lsalsa" / "best.json").write_text(json.dumps(
+        [{**row, "threshold_lr": 0.01}]))
+    (tmp_path / "search" / "lista" / "best.json").write_text(json.dumps([row]))  # an old one
+    start = {"alpha": 0.2, "mu": 2.0, "val_rmse": 0.6}
+    hyper = {m: learned_setting(tmp_path, m, 2, start, 0.1, 0.0, 0.3)
+             for m in ("lsalsa", "lista", "lsalsa-fixed")}
+    assert hyper["lsalsa"]["threshold_lr"] == 0.01
+    assert "threshold_lr" not in hyper["lista"]  # the old search trained with step 1
+    assert "threshold_lr" not in hyper["lsalsa-fixed"]  # no search there: nothing learned
+    assert hyper["lsalsa-fixed"]["lr"] == 0.1
+
+    def table(hypers):
+        results = {"depths": [2], "methods": {m: {"2": {"hyper": h}} for m, h in hypers.items()}}
+        return report_module._hyperparameters(results)
+
+    both = table({"salsa": {"alpha": 0.2, "mu": 2.0}, **hyper})
+    assert both.header[-1] == "thresholds' step (x lr)"
+    assert {r[0]: r[-1] for r in both.rows} == {
+        "SALSA": None, "LISTA": 1.0, "LSALSA": 0.01, "LSALSA (fixed thresholds)": None}
+    assert "thresholds' step (x lr)" not in table({"lista": hyper["lista"]}).header
+    search = {"epochs": 3, "final_epochs": 8, "batch_size": 64, "lrs": [0.1],
+              "optimizer": "adam", "threshold_lrs": [0.01, 1.0]}
+    assert ("searched: learning rate 0.1, the learned thresholds' step (x the learning rate) "
+            "over [0.01, 1.0], with 3 epochs per trial") in report_module.training_text(
+                search, searched=True)
 
 
 # -- the pipeline on a tiny synthetic IDX data set ------------------------------------------------

@@ -159,6 +159,27 @@ def test_step_scaling_optimises_each_tensor_divided_by_its_size(data):
             moved[significant], 1e-3 * scales[name]), rtol=2e-5, atol=0)
 
 
+def test_threshold_lr_scales_only_the_thresholds_step(data):
+    """Adam's first step moves each entry by lr s; ``threshold_lr`` multiplies that step for
+    the thresholds alone (W and S move exactly as with the default)."""
+    full = {"lr": 1e-3, "batch_size": len(data["Y"]), "max_epochs": 1, "grad_clip": None,
+            "schedule": "constant", "val_signals": None, "val_targets": None}
+    plain, ref, _ = _full_batch_gradient(data)
+    slow, _, _ = _full_batch_gradient(data)
+    scales = step_scales(ref)
+    _train(data, plain, **full)
+    _train(data, slow, threshold_lr=0.25, **full)
+    for name in ("W", "S"):
+        assert torch.equal(getattr(plain, name), getattr(slow, name)), name
+    moved = (slow.thresholds - ref.thresholds).detach().abs()
+    significant = ref.thresholds.grad.abs() >= 1e-3  # as above: Adam's eps / |g| <= 1e-5
+    assert significant.float().mean() > 0.5
+    torch.testing.assert_close(moved[significant], torch.full_like(
+        moved[significant], 0.25 * 1e-3 * scales["thresholds"]), rtol=2e-5, atol=0)
+    with pytest.raises(InputError, match="threshold_lr"):
+        _train(data, threshold_lr=0.0)
+
+
 def test_training_lowers_loss_and_validation_rmse(data):
     result = _train(data, max_epochs=30)
     losses = [h["loss"] for h in result.history[1:]]
@@ -533,6 +554,33 @@ def test_search_grid_selection_and_tables(data, tmp_path, monkeypatch):
     with pytest.raises(InputError, match="different search"):
         search(data["Y"], data["X"], data["Yv"], data["Xv"], data["A"], run_dir=run,
                **{**grid, "alphas": [0.3]})
+
+
+def test_search_over_the_thresholds_step(data, tmp_path):
+    """The thresholds' step is a knob of the methods that learn thresholds only; its trial at
+    1 is the default's trial exactly, and the best row per depth is the lowest of all."""
+    grid = {"depths": [2], "alphas": [0.2], "mus": [2.0], "lrs": [0.03], "epochs": 2,
+            "methods": ("salsa", "lsalsa", "lsalsa-fixed"),
+            "train_options": {"batch_size": 16}, "progress": False}
+    plain = search(data["Y"], data["X"], data["Yv"], data["Xv"], data["A"], **grid)
+    both = search(data["Y"], data["X"], data["Yv"], data["Xv"], data["A"],
+                  threshold_lrs=[0.1, 1.0], run_dir=tmp_path / "s", **grid)
+    steps = {r["method"]: [] for r in both.rows}
+    for r in both.rows:
+        steps[r["method"]].append(r["threshold_lr"])
+    assert steps == {"salsa": [None], "lsalsa": [0.1, 1.0], "lsalsa-fixed": [None]}
+    rmse = {(r["method"], r["threshold_lr"]): r["val_rmse"] for r in both.rows}
+    default = {(r["method"], r["threshold_lr"]): r["val_rmse"] for r in plain.rows}
+    assert rmse[("lsalsa", 1.0)] == default[("lsalsa", 1.0)]
+    assert rmse[("lsalsa-fixed", None)] == default[("lsalsa-fixed", None)]
+    assert rmse[("lsalsa", 0.1)] != rmse[("lsalsa", 1.0)]
+    assert both.best[("lsalsa", 2)]["val_rmse"] == min(rmse[("lsalsa", 0.1)],
+                                                      rmse[("lsalsa", 1.0)])
+    header = (tmp_path / "s" / "results.csv").read_text().splitlines()[0]
+    assert "threshold_lr" in header.split(",")
+    with pytest.raises(InputError, match="threshold_lr"):
+        search(data["Y"], data["X"], data["Yv"], data["Xv"], data["A"],
+               threshold_lrs=[0.0], **grid)
 
 
 def test_classic_selection_refuses_bad_grids_and_empty_data(data):

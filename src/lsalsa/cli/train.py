@@ -71,6 +71,10 @@ def register(subparsers) -> None:
                               default=TRAIN_DEFAULTS["schedule"])
     train_parser.add_argument("--lr-decay", type=float, default=TRAIN_DEFAULTS["lr_decay"],
                               help="epoch e also divides the step by 1 + lr_decay * e")
+    train_parser.add_argument("--threshold-lr", type=float,
+                              default=TRAIN_DEFAULTS["threshold_lr"],
+                              help="the learned thresholds' step, a multiple of every other "
+                                   "tensor's (default 1; deep encoders may need less)")
     train_parser.add_argument("--momentum", type=float, default=TRAIN_DEFAULTS["momentum"],
                               help="SGD momentum")
     train_parser.add_argument("--no-step-scaling", dest="step_scaling", action="store_false",
@@ -123,9 +127,9 @@ def register(subparsers) -> None:
         "search", help="hyperparameter grid search per depth T (the paper's protocol)",
         description="For each T: ISTA and FISTA over alpha, SALSA over alpha x mu (on the "
                     "validation data); LISTA and LSALSA start from the best ISTA and SALSA "
-                    "setting and are trained over lr x decay (--epochs each); selects by "
-                    "validation RMSE. Writes results.csv, results.json and best.json into "
-                    "--run-dir; rerunning skips finished trials.")
+                    "setting and are trained over lr x decay x the thresholds' step (--epochs "
+                    "each); selects by validation RMSE. Writes results.csv, results.json and "
+                    "best.json into --run-dir; rerunning skips finished trials.")
     _data_arguments(search_parser)
     search_parser.add_argument("--methods", nargs="+", default=list(SEARCH_METHODS),
                                choices=(*CLASSIC_METHODS, *LEARNED_METHODS))
@@ -135,6 +139,9 @@ def register(subparsers) -> None:
     search_parser.add_argument("--mus", nargs="+", type=float, default=list(MUS))
     search_parser.add_argument("--lrs", nargs="+", type=float, default=[TRAIN_DEFAULTS["lr"]])
     search_parser.add_argument("--lr-decays", nargs="+", type=float, default=[0.0])
+    search_parser.add_argument("--threshold-lrs", nargs="+", type=float,
+                               default=[TRAIN_DEFAULTS["threshold_lr"]],
+                               help="grid of the learned thresholds' step (x lr)")
     search_parser.add_argument("--epochs", type=int, default=10, help="epochs per trial (10)")
     search_parser.add_argument("--optimizer", choices=("adam", "sgd"),
                                default=TRAIN_DEFAULTS["optimizer"])
@@ -219,7 +226,8 @@ def run_train(args) -> int:
     result = train_in_dir(args.run_dir, encoder, split.signals, split.targets,
                           val_signals=split.val_signals, val_targets=split.val_targets,
                           optimizer=args.optimizer, lr=args.lr, schedule=args.schedule,
-                          lr_decay=args.lr_decay, momentum=args.momentum,
+                          lr_decay=args.lr_decay, threshold_lr=args.threshold_lr,
+                          momentum=args.momentum,
                           step_scaling=args.step_scaling, grad_clip=args.grad_clip,
                           anchor_decay=args.anchor_decay,
                           reconstruction_weight=args.reconstruction_weight,
@@ -272,13 +280,14 @@ def run_search(args) -> int:
     split = data.split
     result = search(split.signals, split.targets, split.val_signals, split.val_targets,
                     dictionaries, depths=args.depths, alphas=alphas, methods=args.methods,
-                    mus=args.mus, lrs=args.lrs, lr_decays=args.lr_decays, epochs=args.epochs,
+                    mus=args.mus, lrs=args.lrs, lr_decays=args.lr_decays,
+                    threshold_lrs=args.threshold_lrs, epochs=args.epochs,
                     train_options={"optimizer": args.optimizer, "batch_size": args.batch_size},
                     seed=args.seed, device=device, run_dir=args.run_dir,
                     progress=not args.quiet)
     for (method, T), row in sorted(result.best.items()):
-        knobs = ", ".join(f"{k}={row[k]}" for k in ("alpha", "mu", "lr", "lr_decay")
-                          if row[k] is not None)
+        knobs = ", ".join(f"{k}={row[k]}" for k in ("alpha", "mu", "lr", "lr_decay",
+                                                     "threshold_lr") if row[k] is not None)
         rmse = "diverged" if row["val_rmse"] is None else f"{row['val_rmse']:.6g}"
         print(f"{method:7s} T={T:<3d} val RMSE {rmse}  ({knobs})")
     print(f"wrote {Path(args.run_dir) / 'results.csv'} ({len(result.rows)} trials)")

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checks import positive_int
+from ..checks import positive_int, positive_number
 from ..core.encoders import build_encoder
 from ..core.metrics import salsa_by_psnr
 from ..core.problem import check_mu, make_problem
@@ -52,7 +52,8 @@ from .rundir import RunDir, differing_keys
 
 def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
            alphas, methods=SEARCH_METHODS, mus=MUS, lrs=(DEFAULTS["lr"],),
-           lr_decays=(0.0,), epochs: int = 10, train_options: dict | None = None,
+           lr_decays=(0.0,), threshold_lrs=(DEFAULTS["threshold_lr"],), epochs: int = 10,
+           train_options: dict | None = None,
            starts: dict | None = None, seed: int = 0, device=None, run_dir=None,
            progress: bool | Progress = True) -> SearchResult:
     """Grid search per depth; see :mod:`lsalsa.core.training.search` for which knobs each
@@ -68,6 +69,8 @@ def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
     methods : subset of ("ista", "fista", "salsa", "lista", "lsalsa", "lsalsa-fixed").
     mus : SALSA's grid of mu (the learned LSALSA takes the best SALSA's).
     lrs, lr_decays : grids for the learning rate and its inverse-time decay (learned methods).
+    threshold_lrs : grid for the learned thresholds' step relative to ``lr`` (the methods that
+        learn their thresholds; ``lsalsa-fixed`` has none).
     epochs : training epochs of each learned trial.
     train_options : further options of :func:`lsalsa.core.training.train` for every trial
         (optimizer, batch_size, schedule, ...; the defaults otherwise).
@@ -84,8 +87,8 @@ def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
     -------
     SearchResult
     """
-    methods, depths, mus, lrs, train_options = _checked_grid(
-        methods, depths, alphas, mus, lrs, lr_decays, train_options)
+    methods, depths, mus, lrs, threshold_lrs, train_options = _checked_grid(
+        methods, depths, alphas, mus, lrs, lr_decays, threshold_lrs, train_options)
     problem, _ = make_problem(dictionaries, 0.0)
     problem = problem.to(device=torch.device(device or "cpu"))
     learned = [m for m in methods if m in LEARNED_METHODS]
@@ -95,6 +98,9 @@ def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
               "starts": [{"method": m, "T": T, "alpha": plain_alpha(v["alpha"]), "mu": v["mu"]}
                          for (m, T), v in sorted((starts or {}).items())],
               "mus": [float(m) for m in mus], "lrs": list(lrs), "lr_decays": list(lr_decays),
+              # only away from its default, so earlier searches' records still match
+              **({"threshold_lrs": threshold_lrs}
+                 if threshold_lrs != [DEFAULTS["threshold_lr"]] else {}),
               "epochs": epochs, "train_options": train_options, "seed": seed,
               "selection": "mean per-sample validation RMSE against the optimal codes",
               "learned_start": "the classic algorithm's best (alpha, mu) at the same T",
@@ -112,13 +118,15 @@ def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
 
     starts = _classic_rows(problem.blocks, val, methods, depths, alphas, mus, dict(starts or {}),
                            done, record)
-    trials = [(m, T, lr, decay) for m, T in itertools.product(learned, depths)
-              for lr, decay in itertools.product(lrs, lr_decays)]
+    trials = [(m, T, lr, decay, step) for m, T in itertools.product(learned, depths)
+              for lr, decay, step in itertools.product(
+                  lrs, lr_decays, threshold_lrs if LEARNED_METHODS[m].learn_thresholds
+                  else [None])]
     sink = as_progress(progress)
-    for method, T, lr, decay in sink.iterate(trials, "search", "trial"):
+    for method, T, lr, decay, step in sink.iterate(trials, "search", "trial"):
         start = starts[(LEARNED_METHODS[method].start, T)]
         trial = {"method": method, "T": T, "alpha": start["alpha"], "mu": start["mu"],
-                 "lr": lr, "lr_decay": decay}
+                 "lr": lr, "lr_decay": decay, "threshold_lr": step}
         finished = done.get(_key(trial))  # an earlier run of the same search trained it
         record(finished if finished is not None else _train_trial(
             trial, problem, signals, targets, val, epochs=epochs, seed=seed,
@@ -130,10 +138,10 @@ def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
     return result
 
 
-def _checked_grid(methods, depths, alphas, mus, lrs, lr_decays, train_options):
+def _checked_grid(methods, depths, alphas, mus, lrs, lr_decays, threshold_lrs, train_options):
     """The grid checked before any trial runs (one process, known methods, no empty grid, no
-    option that the search sets itself); returns methods, depths, mus, lrs and train_options
-    as the search uses them."""
+    option that the search sets itself); returns methods, depths, mus, lrs, threshold_lrs and
+    train_options as the search uses them."""
     if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
         raise InputError("run the search in one process (not under torchrun); train the "
                          "selected configuration with DDP afterwards")
@@ -145,17 +153,19 @@ def _checked_grid(methods, depths, alphas, mus, lrs, lr_decays, train_options):
     depths = [positive_int(T, "depth") for T in depths]
     if not depths:
         raise InputError("give at least one depth T")
-    for name, grid in (("alphas", alphas), ("mus", mus), ("lrs", lrs), ("lr_decays", lr_decays)):
+    for name, grid in (("alphas", alphas), ("mus", mus), ("lrs", lrs), ("lr_decays", lr_decays),
+                       ("threshold_lrs", threshold_lrs)):
         if len(list(grid)) == 0:
             raise InputError(f"the {name} grid is empty")
     mus = [check_mu(m) for m in mus]
     lrs = [check_lr(v, "every lr") for v in lrs]  # before any trial, not in the middle
+    threshold_lrs = [positive_number(v, "every threshold_lr") for v in threshold_lrs]
     train_options = dict(train_options or {})
-    clash = set(train_options) & {"lr", "lr_decay", "max_epochs", "seed", "val_signals",
-                                  "val_targets", "start", "callback"}
+    clash = set(train_options) & {"lr", "lr_decay", "threshold_lr", "max_epochs", "seed",
+                                  "val_signals", "val_targets", "start", "callback"}
     if clash:
         raise InputError(f"train_options may not set {sorted(clash)}: the search sets them")
-    return methods, depths, mus, lrs, train_options
+    return methods, depths, mus, lrs, threshold_lrs, train_options
 
 
 def _checked_data(problem, signals, targets, val_signals, val_targets, learned) -> tuple:
@@ -174,9 +184,10 @@ def _train_trial(trial: dict, problem, signals, targets, val, *, epochs: int, se
     began = time.perf_counter()
     encoder = build_encoder(kind, problem.blocks, trial["alpha"], trial["T"], trial["mu"],
                             learn_thresholds=learn_thresholds)
+    step = {} if trial["threshold_lr"] is None else {"threshold_lr": trial["threshold_lr"]}
     trained = train(encoder, signals, targets, val_signals=val[0], val_targets=val[1],
                     lr=trial["lr"], lr_decay=trial["lr_decay"], max_epochs=epochs, seed=seed,
-                    **train_options)
+                    **step, **train_options)
     return {**trial, "val_rmse": _finite(trained.val_rmse), "epochs": trained.epochs,
             "best_epoch": trained.best_epoch, "stopped": trained.stopped,
             "seconds": time.perf_counter() - began}
@@ -245,8 +256,8 @@ def _classic_rows(blocks, val, methods, depths, alphas, mus, given: dict, done: 
             curves = classic_curves(*val, blocks, method, depths, settings)
             seconds = (time.perf_counter() - began) / max(1, curves.size)
             rows = [{"method": method, "T": T, **s, "lr": None, "lr_decay": None,
-                     "val_rmse": _finite(curves[k, j]), "epochs": 0, "best_epoch": None,
-                     "stopped": "", "seconds": seconds}
+                     "threshold_lr": None, "val_rmse": _finite(curves[k, j]), "epochs": 0,
+                     "best_epoch": None, "stopped": "", "seconds": seconds}
                     for j, T in enumerate(depths) for k, s in enumerate(settings)]
         for row in rows:
             if method in methods:
@@ -265,8 +276,10 @@ def _finite(value) -> float | None:
 
 
 def _key(trial: dict) -> str:
-    return json.dumps([trial[k] if k != "alpha" else plain_alpha(trial[k])
-                       for k in ("method", "T", "alpha", "mu", "lr", "lr_decay")])
+    # .get: rows of searches before threshold_lr was a knob have no such column
+    return json.dumps([trial.get(k) if k != "alpha" else plain_alpha(trial[k])
+                       for k in ("method", "T", "alpha", "mu", "lr", "lr_decay",
+                                 "threshold_lr")])
 
 
 def _open_run(run: Path, config: dict) -> dict[str, dict]:
@@ -301,6 +314,6 @@ def _write_tables(run: Path, rows: list[dict]) -> None:
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: (";".join(map(str, row[k])) if isinstance(row[k], list) else row[k])
-                         for k in COLUMNS})
+        writer.writerow({k: (";".join(map(str, v)) if isinstance(v, list) else v)
+                         for k in COLUMNS for v in [row.get(k)]})
     write_text(run / "results.csv", buffer.getvalue())

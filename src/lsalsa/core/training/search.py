@@ -13,7 +13,8 @@ returns something worse on validation) can only improve on it. Only the training
 searched for the learned methods:
 
 - ``lista``, ``lsalsa`` (learned thresholds, the default) and ``lsalsa-fixed`` (the paper's
-  exact model, thresholds ``alpha / mu`` fixed): learning rate x decay, trained for ``epochs``.
+  exact model, thresholds ``alpha / mu`` fixed): learning rate x decay (x the thresholds'
+  relative step, for the methods that learn them), trained for ``epochs``.
 
 Each trial is scored by the mean per-sample RMSE of its codes against the optimal codes of the
 validation signals. This module holds the selection's numerics; the grid search itself, which
@@ -68,8 +69,8 @@ MUS = (0.5, 1.0, 2.0, 5.0, 10.0)
 # component alike, one per component ([f1, f2]) scales them apart (MCA).
 ALPHA_FACTORS = (0.5, 1.0, 2.0)
 MCA_ALPHA_FACTORS = ((0.5, 1.0), (1.0, 0.5), (1.0, 2.0), (2.0, 1.0))
-COLUMNS = ("method", "T", "alpha", "mu", "lr", "lr_decay", "val_rmse", "epochs", "best_epoch",
-           "stopped", "seconds")  # of a search's rows
+COLUMNS = ("method", "T", "alpha", "mu", "lr", "lr_decay", "threshold_lr", "val_rmse", "epochs",
+           "best_epoch", "stopped", "seconds")  # of a search's rows
 
 
 @dataclass

@@ -35,7 +35,8 @@ LR_SCHEDULE = ("step t of n: lr * c(t / n) / (1 + lr_decay * epoch), c = (1 + co
                "(cosine) or 1 (constant); per tensor times s (Adam) or s^2 (SGD)")
 # The defaults of train(), shared with the command line and the experiments.
 DEFAULTS = {"optimizer": "adam", "lr": 0.1, "schedule": "cosine", "lr_decay": 0.0,
-            "momentum": 0.0, "step_scaling": True, "grad_clip": 1.0, "anchor_decay": 0.0,
+            "momentum": 0.0, "step_scaling": True, "threshold_lr": 1.0, "grad_clip": 1.0,
+            "anchor_decay": 0.0,
             "reconstruction_weight": None, "objective": "codes", "component_weights": None,
             "augment_component": None, "augment_zoom": 1.0, "place_component": None,
             "batch_size": 64, "patience": 5, "rel_tol": 1e-6}
@@ -66,6 +67,11 @@ class TrainSettings:
     lr_decay : epoch e additionally divides the step by ``1 + lr_decay * e`` (the paper).
     step_scaling : optimise each tensor divided by its starting size
         (:func:`~lsalsa.core.training.trainer.step_scales`).
+    threshold_lr : the learned thresholds' step, as a multiple of every other tensor's
+        (1: the same relative step). Deep encoders can need a smaller one: each layer's
+        thresholds move the codes of every layer after it, so one relative step moves a deep
+        encoder's output further (the experiments choose it on validation,
+        ``search.threshold_lrs``).
     grad_clip : clip the norm of the (scaled) gradient to this; None: no clipping.
     anchor_decay : per step, ``P -= lr_t * anchor_decay * (P - P_0)`` (0: off).
     reconstruction_weight : ``w`` in the loss ``1/2 ||e||^2 + w/2 sum_i ||A_i e_i||^2`` per
@@ -108,6 +114,7 @@ class TrainSettings:
     lr: float = rule(check_lr, DEFAULTS["lr"])
     lr_decay: float = rule(non_negative_number, DEFAULTS["lr_decay"])
     momentum: float = rule(non_negative_number, DEFAULTS["momentum"])
+    threshold_lr: float = rule(positive_number, DEFAULTS["threshold_lr"])
     rel_tol: float = rule(non_negative_number, DEFAULTS["rel_tol"])
     anchor_decay: float = rule(non_negative_number, DEFAULTS["anchor_decay"])
     grad_clip: float | None = rule(positive_number, DEFAULTS["grad_clip"], none=True)
@@ -188,6 +195,8 @@ class TrainSettings:
         return {"optimizer": self.optimizer, "lr": self.lr, "schedule": self.schedule,
                 "lr_decay": self.lr_decay, "lr_schedule": LR_SCHEDULE,
                 "momentum": self.momentum, "step_scaling": self.step_scaling,
+                # recorded only away from its default, so earlier runs' records still match
+                **({"threshold_lr": self.threshold_lr} if self.threshold_lr != 1 else {}),
                 "grad_clip": self.grad_clip, "anchor_decay": self.anchor_decay,
                 "reconstruction_weight": float(weight), "batch_size": self.batch_size,
                 "patience": self.patience, "rel_tol": self.rel_tol, "seed": self.seed,

@@ -159,7 +159,9 @@ class Trainer:
         h = self.hyper
         # Optimising P / s: Adam's step scales with s, SGD's with s^2 (its gradient is s dL/dP).
         power = 0 if not h["step_scaling"] else (1 if h["optimizer"] == "adam" else 2)
-        groups = [{"params": [p], "lr": h["lr"], "scale": scales[n] ** power, "name": n}
+        groups = [{"params": [p], "lr": h["lr"], "name": n,
+                   "scale": scales[n] ** power * (h.get("threshold_lr", 1.0)
+                                                  if n == "thresholds" else 1.0)}
                   for n, p in zip(self.names, self.params, strict=True)]
         if h["optimizer"] == "sgd":
             return torch.optim.SGD(groups, lr=h["lr"], momentum=h["momentum"])

@@ -205,6 +205,10 @@ class SearchSection(_Section):
         _learning_rates, (TRAIN_DEFAULTS["lr"],))
     lr_decays: tuple[float, ...] = rule(checks.non_empty_list, (TRAIN_DEFAULTS["lr_decay"],),
                                         each=checks.non_negative_number)
+    # the learned thresholds' step relative to lr (TrainSettings.threshold_lr), searched too
+    threshold_lrs: tuple[float, ...] = rule(checks.non_empty_list,
+                                            (TRAIN_DEFAULTS["threshold_lr"],),
+                                            each=checks.positive_number)
     epochs: int = rule(checks.positive_int, 10)
     final_epochs: int = rule(checks.positive_int, 100)
     val_fraction: float = rule(checks.number, 0.1, low=0, high=1, low_open=True,
@@ -245,7 +249,7 @@ class EvaluationSection(_Section):
 
 #: Fields left out of the resolved config while at their default, per section.
 OPTIONAL: dict = {"evaluation": ("baseline_code_rmse", "time_exact_codes"),
-                  "search": ("augment", "augment_zoom"), "prepare": ("stride",)}
+                  "search": ("augment", "augment_zoom", "threshold_lrs"), "prepare": ("stride",)}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ...core.training.search import LEARNED_METHODS
 from ...errors import InputError
 from ...io import read_json_object, write_text
 from ..config import CLASSIC, DEFAULT_DEPTHS, PSNR_BASELINES, methods_in
@@ -168,15 +169,23 @@ def _psnr_tables(results: dict) -> list[Table]:
 
 
 def _hyperparameters(results: dict) -> Table:
-    rows = []
-    for m in methods_in(results):
-        for T in results["depths"]:
-            h = results["methods"][m][str(T)]["hyper"]
-            rows.append([NAMES[m], T, h.get("alpha"), h.get("mu"), h.get("lr"),
-                         h.get("lr_decay")])
+    hypers = [(m, T, results["methods"][m][str(T)]["hyper"])
+              for m in methods_in(results) for T in results["depths"]]
+    # The thresholds' step is recorded only away from its default (1), as a run searched it.
+    steps = any("threshold_lr" in h for _, _, h in hypers if h)
+    rows = [[NAMES[m], T, h.get("alpha"), h.get("mu"), h.get("lr"), h.get("lr_decay")]
+            + ([_threshold_step(m, h)] if steps else []) for m, T, h in hypers]
     return Table("hyperparameters", "Selected hyperparameters (by validation RMSE; a learned "
                  "encoder starts from its classic algorithm's alpha and mu)",
-                 ["method", "T", "alpha", "mu", "lr", "lr decay"], rows)
+                 ["method", "T", "alpha", "mu", "lr", "lr decay"]
+                 + (["thresholds' step (x lr)"] if steps else []), rows)
+
+
+def _threshold_step(method: str, hyper: dict):
+    """A learned method's thresholds' step relative to lr: None where they are not learned."""
+    if hyper.get("lr") is None or method not in LEARNED_METHODS:
+        return None
+    return hyper.get("threshold_lr", 1.0) if LEARNED_METHODS[method].learn_thresholds else None
 
 
 def _training_tables(results: dict) -> list[Table]:
@@ -404,8 +413,15 @@ def training_text(s: dict, searched: bool = False) -> str:
     loss = ("Eq. 15, plus each component's reconstruction error for MCA (the default)"
             if weight is None else f"Eq. 15 plus {weight:g} x each component's "
             "reconstruction error" if weight else "Eq. 15")
-    search = (f"the learning rate searched over {lrs} with {s['epochs']} epochs per trial"
-              if searched else f"learning rate {fmt(lrs)} (no search: one value)")
+    steps = s.get("threshold_lrs") or [1.0]  # absent at its default
+    knobs = [f"the learning rate over {lrs}" if len(lrs) > 1 else
+             f"learning rate {fmt(lrs)}"]
+    if len(steps) > 1:
+        knobs.append(f"the learned thresholds' step (x the learning rate) over {steps}")
+    elif steps != [1.0]:
+        knobs.append(f"the learned thresholds' step {fmt(steps[0])} x the learning rate")
+    search = (f"searched: {', '.join(knobs)}, with {s['epochs']} epochs per trial" if searched
+              else f"{', '.join(knobs)} (no search: one value)")
     return (f"Training: {optimizer} with per-tensor step scaling and a cosine schedule, {search}, "
             f"at most {s['final_epochs']} epochs for the final models (the best validation "
             f"epoch kept, the start included), batch {s['batch_size']}; loss: {loss}"

@@ -1,5 +1,5 @@
-"""The search step: the learning rates (and decays) of each learned method per T, each
-encoder starting from its classic algorithm's best setting (``search/<method>/``); skipped
+"""The search step: the learning rates (decays, thresholds' steps) of each learned method per
+T, each encoder starting from its classic algorithm's best setting (``search/<method>/``); skipped
 for a method whose grid holds one setting, and for one trained on the components."""
 
 from __future__ import annotations
@@ -21,12 +21,15 @@ def run(run: Run) -> dict:
         lrs = lr_grid(c, method)
         # The search scores trials by code RMSE: a method trained on the components is not
         # searched and trains at the grid's first setting.
-        if len(lrs) * len(s.lr_decays) == 1 or LEARNED_METHODS[method].objective != "codes":
+        steps = s.threshold_lrs if LEARNED_METHODS[method].learn_thresholds else [None]
+        if (len(lrs) * len(s.lr_decays) * len(steps) == 1
+                or LEARNED_METHODS[method].objective != "codes"):
             continue
         fv = run.fit_val()
         result = search(fv.signals, fv.targets, fv.val_signals, fv.val_targets, run.blocks(),
                         depths=depths, alphas=alphas, methods=(method,), mus=s.mus,
-                        lrs=lrs, lr_decays=s.lr_decays, epochs=s.epochs,
+                        lrs=lrs, lr_decays=s.lr_decays, threshold_lrs=s.threshold_lrs,
+                        epochs=s.epochs,
                         train_options=options, starts=classic.starts(run.dir), seed=seed,
                         device=run.device, run_dir=run.dir / "search" / method,
                         progress=run.sink)

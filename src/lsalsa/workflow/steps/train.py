@@ -59,7 +59,8 @@ def run(run: Run) -> dict:
             done = model_folder(run.dir, method, T) / "done.json"
             if not done.is_file():
                 hyper = learned_setting(run.dir, method, T, start_of(run, method, T, starts),
-                                        lr_grid(c, method)[0], s.lr_decays[0])
+                                        lr_grid(c, method)[0], s.lr_decays[0],
+                                        s.threshold_lrs[0])
                 write_json(done, train_one(run, method, T, hyper, epochs=epochs, seed=seed,
                                            options=options, data_info=data_info))
             trained.append(f"{method}_T{T}")
@@ -79,16 +80,21 @@ def start_of(run: Run, method: str, T: int, starts: dict) -> dict:
 
 
 def learned_setting(run_dir: Path, method: str, T: int, start: dict, lr: float,
-                    lr_decay: float) -> dict:
-    """Start (alpha, mu) and training knobs (lr, decay) of a learned method at depth T: the
-    search's best row when there was a search, else the grid's one setting."""
-    row = {"lr": lr, "lr_decay": lr_decay, "val_rmse": None}
+                    lr_decay: float, threshold_lr: float) -> dict:
+    """Start (alpha, mu) and training knobs (lr, decay, the thresholds' step) of a learned
+    method at depth T: the search's best row when there was a search, else the grid's first
+    setting."""
+    row = {"lr": lr, "lr_decay": lr_decay, "threshold_lr": threshold_lr, "val_rmse": None}
     best = Path(run_dir) / "search" / method / "best.json"
     if best.is_file():
         row = next(r for r in json.loads(best.read_text()) if int(r["T"]) == T)
-    lsalsa = LEARNED_METHODS[method].kind == "lsalsa"
-    return {"alpha": start["alpha"], "mu": start["mu"] if lsalsa else None,
-            "lr": row["lr"], "lr_decay": row["lr_decay"], "search_val_rmse": row["val_rmse"],
+    learned = LEARNED_METHODS[method]
+    # rows of searches before the thresholds' step was a knob lack it: their step was 1
+    step = row.get("threshold_lr", 1.0) if learned.learn_thresholds else None
+    return {"alpha": start["alpha"], "mu": start["mu"] if learned.kind == "lsalsa" else None,
+            "lr": row["lr"], "lr_decay": row["lr_decay"],
+            **({"threshold_lr": step} if step not in (None, 1.0) else {}),
+            "search_val_rmse": row["val_rmse"],
             "start_val_rmse": start["val_rmse"],
             **({"start_val_psnr_mean": start["val_psnr_mean"]} if "val_psnr_mean" in start
                else {})}
@@ -109,7 +115,9 @@ def train_one(run: Run, method: str, T: int, hyper: dict, *, epochs: int, seed: 
     began = time.perf_counter()
     result = train_in_dir(model_folder(run.dir, method, T) / "run", encoder, fv.signals, fv.targets,
                           val_signals=fv.val_signals, val_targets=fv.val_targets, lr=hyper["lr"],
-                          lr_decay=hyper["lr_decay"], max_epochs=epochs, seed=seed,
+                          lr_decay=hyper["lr_decay"],
+                          threshold_lr=hyper.get("threshold_lr", TRAIN_DEFAULTS["threshold_lr"]),
+                          max_epochs=epochs, seed=seed,
                           resume=True, progress=run.sink, **options, objective=objective,
                           data_info=data_info)
     error = "RMSE" if objective == "codes" else "component RMSE"
