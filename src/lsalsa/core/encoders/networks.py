@@ -17,46 +17,32 @@ wrecks ``S_p``. In the scaled form each learned tensor enters linearly and is O(
 Weights are tied across layers as in the paper (Eq. 14); untied per-layer ``S`` is an option.
 Per-coordinate thresholds ``theta`` (start ``alpha / L`` and ``alpha / mu``) are learned by
 default for both encoders; ``learn_thresholds=False`` keeps the paper's fixed ``alpha / mu``.
-
-Model files are safetensors: the weights, the dictionary, and a JSON config in the header's
-metadata, sealed by a sha256 of every tensor and of the header. Loading verifies them, checks
-the config's types and ranges and the tensors against it, and never unpickles anything.
 """
 
 from __future__ import annotations
 
-import json
 import os
-from functools import cache, partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .. import checks
-from ..errors import InputError
-from ..io import read_safetensors, verify_header, verify_tensors, write_safetensors
-from ..version import __version__
-from ._arrays import as_signals, check_finite, to_output
-from .operators import (
+from ... import checks
+from ...errors import InputError
+from ...version import __version__
+from .._arrays import as_signals, check_finite, to_output
+from ..operators import (
     LowPrecisionAffine,
     affine,
     encode_input,
     inference_dtype,
     ista_operators,
-    ista_step,
-    low_precision_affine,
     low_precision_input,
     salsa_operators,
-    salsa_step,
 )
-from .problem import Problem, as_alphas, check_mu, make_problem
-
-FORMAT = "lsalsa-encoder"
-# 2: LSALSA stores the scaled operators W, S (version 1 stored W_e, S_p); 3: checksums of every
-# tensor and of the header
-FORMAT_VERSION = 3
-KINDS = ("lista", "lsalsa")
+from ..problem import Problem, as_alphas, check_mu, make_problem
+from .layers import FUSED_GRAPHS, compiled_unroll, unroll
+from .model_file import FORMAT, FORMAT_VERSION, read_model, write_model
 
 
 class UnrolledEncoder(torch.nn.Module):
@@ -179,7 +165,7 @@ class UnrolledEncoder(torch.nn.Module):
         # graphs per function would make later configurations run uncompiled.
         try:
             with torch._dynamo.config.patch(recompile_limit=FUSED_GRAPHS):
-                return _compiled_unroll()(Y, W_t, layers, self._tau().detach(), self.kind,
+                return compiled_unroll()(Y, W_t, layers, self._tau().detach(), self.kind,
                                           low is not None)
         except torch._dynamo.exc.BackendCompilerFailed as exc:  # e.g. no C++ compiler
             raise InputError(f"fused layers need a working torch.compile (a C++ compiler on "
@@ -250,62 +236,8 @@ class UnrolledEncoder(torch.nn.Module):
             if not bool(torch.isfinite(tensor).all()):
                 raise InputError(f"the model's {name} holds NaN or Inf; nothing was written "
                                  f"to {path}")
-        try:
-            metadata = {"lsalsa_config": json.dumps(self.config(), sort_keys=True,
-                                                    allow_nan=False)}
-            if extra:
-                metadata["lsalsa_extra"] = json.dumps(extra, sort_keys=True, allow_nan=False)
-        except ValueError as exc:
-            raise InputError(f"the model's header for {path} holds NaN or Inf; nothing was "
-                             "written") from exc
-        write_safetensors(path, state, metadata)
-        return Path(path)
+        return write_model(path, state, self.config(), extra)
 
-
-def unroll(kind: str, b: torch.Tensor, layers, tau: torch.Tensor, product,
-           out: torch.Tensor | None = None) -> torch.Tensor:
-    """The T steps of an encoder (``kind`` "lista" or "lsalsa") from ``b = W y``: ``layers``
-    holds each layer's operator and ``product`` forms ``b + v S^T`` with it
-    (:func:`~lsalsa.core.operators.affine`, or a low-precision product with ``S^T`` cast)."""
-    # In inference mode (encode(), lsalsa encode) the iterates are updated in place: same
-    # operations and rounding, no temporaries (about 1.4x faster at N = 256 on CPU).
-    # Under torch.compile the plain form is traced instead; the compiler fuses it itself.
-    inplace = torch.is_inference_mode_enabled() and not torch.compiler.is_compiling()
-    if kind == "lsalsa":
-        u = d = None
-        for t, S in enumerate(layers):
-            _, u, d = salsa_step(u, d, b, S, tau, inplace=inplace, out=out,
-                                 final=inplace and t == len(layers) - 1, product=product)
-        codes = u
-    else:
-        codes = None
-        for S in layers:
-            codes = ista_step(codes, b, S, tau, inplace=inplace, out=out, product=product)
-    if out is None or codes is out:
-        return codes
-    return out.copy_(codes)  # only where the steps did not run in place
-
-
-def fused_unroll(Y: torch.Tensor, W_t: torch.Tensor, layers: tuple[torch.Tensor, ...],
-                 tau: torch.Tensor, kind: str, low: bool) -> torch.Tensor:
-    """An encoder's T layers as a function of tensors alone, for ``torch.compile``: the
-    encoder's own :func:`unroll`, which traces its plain (not in-place) form for the compiler
-    to fuse. ``W_t`` is ``W^T``; ``layers`` each layer's ``S``, or with ``low`` its ``S^T``
-    cast to the low precision (the products then as
-    :class:`~lsalsa.core.operators.LowPrecisionAffine`)."""
-    product = low_precision_affine if low else affine
-    b = low_precision_input(Y, W_t) if low else Y @ W_t
-    return unroll(kind, b, layers, tau, product)
-
-
-# Graphs one process may compile for fused_unroll (depths, kinds, precisions, dtypes, tying).
-FUSED_GRAPHS = 64
-
-
-@cache
-def _compiled_unroll():
-    # Compiled on first use only: importing lsalsa must not pay for the compiler.
-    return torch.compile(fused_unroll, dynamic=True)
 
 
 class LISTA(UnrolledEncoder):
@@ -351,111 +283,12 @@ def build_encoder(kind: str, dictionaries, alphas, depth: int, mu: float | None 
     raise InputError(f"unknown encoder {kind!r}; choose 'lista' or 'lsalsa'")
 
 
-# Run time is linear in T, and the paper's encoders (and this project's grids) have at most
-# hundreds of layers: a depth beyond this can only come from a damaged or edited file, and one
-# of 1e9 would make ``encode`` run for days.
-MAX_DEPTH = 10_000
-CONFIG_KEYS = ("format", "format_version", "kind", "depth", "mu", "alphas", "block_sizes", "M",
-               "N", "untied", "learn_thresholds", "dtype", "dictionary_hash", "lsalsa_version")
-DTYPES = ("float32", "float64")
-
-
-def _block_sizes(value, name: str) -> list:
-    if not isinstance(value, list) or not value \
-            or not all(checks.is_integer(b, 1) for b in value):
-        raise InputError(f"{name} must be a list of integers >= 1, got {value!r}")
-    return value
-
-
-def _alpha_list(value, name: str) -> list:
-    if not isinstance(value, list) or not all(checks.is_number(a) and a >= 0 for a in value):
-        raise InputError(f"{name} must be a list of finite numbers >= 0, got {value!r}")
-    return value
-
-
-#: The constraint on each field of a model config (a bool is not a number here).
-CONFIG_FIELDS = {
-    "depth": partial(checks.integer, low=1, high=MAX_DEPTH),
-    "M": checks.positive_int,
-    "N": checks.positive_int,
-    "block_sizes": _block_sizes,
-    "alphas": _alpha_list,
-    "untied": checks.flag,
-    "learn_thresholds": checks.flag,
-    "dtype": partial(checks.one_of, choices=DTYPES),
-    "dictionary_hash": checks.text,
-    "lsalsa_version": checks.text,
-}
-
-
-def _check_config(path, config: dict) -> None:
-    """Every field's constraint, then what ties them together; all faults in one line."""
-    missing, unknown = set(CONFIG_KEYS) - set(config), set(config) - set(CONFIG_KEYS)
-    if missing or unknown:
-        parts = [f"{what} {', '.join(sorted(keys))}" for what, keys in
-                 (("missing", missing), ("unknown", unknown)) if keys]
-        raise InputError(f"{path}: the model config has the wrong fields ({'; '.join(parts)})")
-    if config["kind"] not in KINDS:
-        raise InputError(f"{path}: unknown encoder kind {config['kind']!r}")
-    faults = {name: checks.fault(check, config[name], name)
-              for name, check in CONFIG_FIELDS.items()}
-    problems = [message for message in faults.values() if message]
-    blocks, alphas = config["block_sizes"], config["alphas"]
-    if not faults["block_sizes"] and not faults["N"] and sum(blocks) != config["N"]:
-        problems.append(f"block sizes {blocks} do not add up to N = {config['N']}")
-    if not faults["block_sizes"] and not faults["alphas"] and len(alphas) != len(blocks):
-        problems.append(f"{len(alphas)} alphas for {len(blocks)} dictionaries")
-    mu = config["mu"]
-    if config["kind"] == "lsalsa" and not (checks.is_number(mu) and mu > 0):
-        problems.append(f"an LSALSA config needs a finite numeric mu > 0, got {mu!r}")
-    if config["kind"] == "lista" and mu is not None:
-        problems.append(f"a LISTA config has no mu, got {mu!r}")
-    if problems:
-        raise InputError(f"{path} has an invalid model config: {'; '.join(problems)}")
-
-
-def _read_model(path, tensors: bool) -> tuple[dict, dict, dict]:
-    """``(config, extra, tensors)`` of a model file, its header verified and checked."""
-    file = Path(path)
-    if file.is_dir():
-        raise InputError(f"model path {path} is a folder, not a model file")
-    if not file.is_file():
-        raise InputError(f"model file not found: {path}")
-    loaded, metadata = read_safetensors(file, "model file", tensors=tensors)
-    if "lsalsa_config" not in metadata:
-        raise InputError(f"{path} is a safetensors file but not an lsalsa model")
-    try:
-        config = json.loads(metadata["lsalsa_config"])
-        extra = json.loads(metadata.get("lsalsa_extra", "{}"))
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise InputError(f"{path} has a corrupt model config: {exc}") from exc
-    if not isinstance(config, dict) or not isinstance(extra, dict):
-        raise InputError(f"{path} has a corrupt model config: not a JSON object")
-    if config.get("format") != FORMAT:
-        raise InputError(f"{path} is not an lsalsa encoder (format {config.get('format')!r})")
-    version = config.get("format_version")
-    if not checks.is_integer(version, FORMAT_VERSION, FORMAT_VERSION):
-        raise InputError(f"{path} has model format version {version!r}; this lsalsa "
-                         f"({__version__}) reads version {FORMAT_VERSION} (retrain older "
-                         "models)")
-    verify_header(path, "model file", metadata)
-    _check_config(path, config)
-    if tensors:
-        verify_tensors(path, "model file", loaded, metadata)
-    return config, extra, loaded
-
-
-def read_model_header(path: str | os.PathLike) -> tuple[dict, dict]:
-    """The ``(config, extra)`` stored in a model file, verified, without loading the weights."""
-    config, extra, _ = _read_model(path, tensors=False)
-    return config, extra
-
 
 def load_encoder(path: str | os.PathLike, device=None) -> UnrolledEncoder:
     """Load a model written by :meth:`UnrolledEncoder.save`, checking it thoroughly: the
     checksums of its header and of every tensor, the config's types and ranges, the shapes,
     finite weights and the dictionary's fingerprint."""
-    config, _, tensors = _read_model(path, tensors=True)
+    config, _, tensors = read_model(path, tensors=True)
     kind, depth, M, N = config["kind"], config["depth"], config["M"], config["N"]
     options = {"untied": config["untied"], "learn_thresholds": config["learn_thresholds"]}
     S_shape = (depth, N, N) if options["untied"] else (N, N)
@@ -484,6 +317,7 @@ def load_encoder(path: str | os.PathLike, device=None) -> UnrolledEncoder:
     return encoder.to(device) if device is not None else encoder
 
 
+
 def components(model: UnrolledEncoder | Problem, codes: torch.Tensor | np.ndarray,
                dtype=None) -> list:
     """The reconstructed components ``A_i x_i`` (each (B, M)) of codes (B, N), for an encoder's
@@ -499,3 +333,4 @@ def components(model: UnrolledEncoder | Problem, codes: torch.Tensor | np.ndarra
         result = [low_precision_input(p, a.T.to(low))
                   for p, a in zip(problem.split(tensor), problem.blocks, strict=True)]
     return [r.cpu().numpy() for r in result] if isinstance(codes, np.ndarray) else result
+
