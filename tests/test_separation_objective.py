@@ -59,6 +59,7 @@ def test_the_loss_is_each_components_error_against_the_truth(weights):
 
 def test_the_separation_loss_passes_gradcheck():
     """The gradient of the separation loss through three layers, checked in float64."""
+    from lsalsa.core.training.batches import sample_loss
     from lsalsa.core.training.settings import TrainSettings
     from lsalsa.core.training.trainer import Trainer
 
@@ -75,7 +76,9 @@ def test_the_separation_loss_passes_gradcheck():
 
     def functional(W, S, thresholds):
         out = functional_call(encoder, {"W": W, "S": S, "thresholds": thresholds}, (Yt,))
-        return trainer._loss(out, Xt).sum()
+        return sample_loss(encoder.problem, out, Xt, objective=trainer.objective,
+                           weights=trainer.weights,
+                           reconstruction_weight=trainer.hyper["reconstruction_weight"]).sum()
 
     assert torch.autograd.gradcheck(functional, params)
 
@@ -278,7 +281,7 @@ def test_fresh_mixtures_are_sums_of_their_components_and_resume_exactly(tmp_path
     trainer = Trainer(LSALSA(dicts, ALPHAS, 2, mu=1.0), Y, truth, **options)
     for _ in range(5):
         batch = torch.randperm(120, generator=trainer.generator)[:32]
-        Yb, Xb = trainer._fresh_mixtures(batch, trainer.encoder.W)
+        Yb, Xb = trainer.batches(batch, trainer.encoder.W, trainer.dist)
         assert torch.equal(Yb, Xb[:, :16] + Xb[:, 16:])
         assert bool(((Xb[:, 16:] >= 0) & (Xb[:, 16:] <= 1)).all())
         if place is None:
@@ -303,7 +306,7 @@ def test_fresh_mixtures_are_sums_of_their_components_and_resume_exactly(tmp_path
         assert torch.equal(value, resumed.encoder.state_dict()[name]), name
     with pytest.raises(InputError, match="sum of their components"):
         Trainer(LSALSA(dicts, ALPHAS, 2, mu=1.0), Y + 0.1, truth, **options)
-    from lsalsa.core.training.trainer import _check_sums
+    from lsalsa.core.training.batches import _check_sums
 
     many, many_parts = np.tile(Y, (3, 1)), np.tile(truth, (3, 1))  # 360 rows
     _check_sums(many, many_parts, 16, chunk=100)

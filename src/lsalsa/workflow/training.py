@@ -102,7 +102,7 @@ class _Run:
 
     def __init__(self, path: Path, trainer: Trainer, data_info: dict | None):
         self.dir = path
-        self.data = {"train": _describe_data(trainer.signals, trainer.targets),
+        self.data = {"train": _describe_data(trainer.batches.signals, trainer.batches.targets),
                      **(data_info or {})}
         if trainer.val is not None:
             self.data["validation"] = _describe_data(*trainer.val)

@@ -1,11 +1,7 @@
 """Supervised training of LISTA / LSALSA on (signal, optimal code) pairs.
 
-The loss is Eq. 15, ``1/(2P) sum_p ||x*_p - f_e(y_p)||^2`` (per mini-batch, the mean over its
-samples of half the squared error summed over the N code entries), plus, for MCA by default,
-each component's reconstruction error ``w/2 sum_i ||A_i (x*_p - f_e(y_p))_i||^2``: separation is
-judged in signal space, where Eq. 15 alone lets the code errors fall on the atoms that matter
-most (measured on held-out photographs: code RMSE 0.13 but natural PSNR 18.6 dB, against 21.0
-dB for SALSA; with ``w = 1`` code RMSE 0.148 and PSNR 21.7 dB).
+The loss per sample is :func:`.batches.sample_loss` (Eq. 15, plus each component's
+reconstruction error for MCA by default), averaged over each mini-batch.
 
 The defaults train both encoders, on any data, without hand-tuning:
 
@@ -15,6 +11,7 @@ The defaults train both encoders, on any data, without hand-tuning:
   moves by about ``lr * s`` per step and every operator's spectrum by about ``lr`` of its
   size, whatever ``N``, ``mu`` or the data's scale. (Without it Adam moves each entry by
   ``lr``: the spectrum of an N x N matrix with entries ~1/N moves by ~``N * lr`` per step.)
+  The thresholds' step is ``threshold_lr`` times that (default 1).
 - **Adam, lr 0.1, cosine decay** of the step over ``max_epochs`` (per step, to 0), optionally
   times the paper's inverse-time decay ``1 / (1 + lr_decay * epoch)``.
 - **Gradient clipping** of the (scaled) gradient's norm, so that SGD, the paper's optimiser,
@@ -36,14 +33,12 @@ import math
 import time
 from collections.abc import Callable
 
-import numpy as np
 import torch
 
 from ...errors import InputError
-from .._arrays import as_batch
 from ..encoders import UnrolledEncoder
 from ..metrics import validation_rmse
-from ..mixtures import augment_draws, augment_patches, place_draws, place_in_mixtures
+from .batches import Batches, placed_validation, sample_loss
 from .distributed import Distributed
 from .settings import TrainSettings, check_pair
 from .state import TrainResult, TrainState
@@ -129,21 +124,19 @@ class Trainer:
         self.encoder = encoder
         self.objective = settings.objective
         self.weights = settings.weights(encoder)
-        self.augment = settings.augment_component
-        self.zoom = settings.augment_zoom
-        self.place = settings.place_component
-        if self.augment is not None or self.place is not None:
-            _check_sums(signals, targets, encoder.W.shape[1])
         self.hyper = settings.config(encoder, has_val)  # the training hyperparameters
         self.max_epochs = settings.max_epochs
-        self.signals, self.targets = signals, targets
+        self.generator = torch.Generator().manual_seed(settings.seed)
+        self.batches = Batches(signals, targets, M=M, augment=settings.augment_component,
+                               zoom=settings.augment_zoom, place=settings.place_component,
+                               generator=self.generator)
         self.val = (val_signals, val_targets) if has_val else None
-        if self.place is not None and has_val:
-            self.val = _placed(val_targets, self.place, M, settings.seed, encoder.W)
+        if settings.place_component is not None and has_val:
+            self.val = placed_validation(val_targets, settings.place_component, M,
+                                         settings.seed, encoder.W)
         self.steps_per_epoch = math.ceil(self.P / settings.batch_size)
         self.names = [n for n, p in encoder.named_parameters() if p.requires_grad]
         self.params = [p for p in encoder.parameters() if p.requires_grad]
-        self.generator = torch.Generator().manual_seed(settings.seed)
         self.result = TrainResult(encoder=encoder)
         self.opt = None
         self.dist = Distributed.from_env(encoder.W.device)  # last: nothing fails after it
@@ -250,13 +243,10 @@ class Trainer:
             for group in self.opt.param_groups:
                 group["lr"] = lr_t * group["scale"]
             batch = order[start:start + h["batch_size"]]
-            if self.augment is None and self.place is None:
-                mine = dist.shard(batch)
-                Y = _rows(self.signals, mine, param)
-                X = _rows(self.targets, mine, param)
-            else:
-                Y, X = self._fresh_mixtures(batch, param)
-            half_sq = self._loss(model(Y), X)
+            Y, X = self.batches(batch, param, dist)
+            half_sq = sample_loss(self.encoder.problem, model(Y), X, objective=self.objective,
+                                  weights=self.weights,
+                                  reconstruction_weight=h["reconstruction_weight"])
             # Scaled so DDP's gradient average over ranks is the global batch mean.
             loss = half_sq.sum() * (dist.world_size / len(batch))
             self.opt.zero_grad(set_to_none=True)
@@ -270,46 +260,6 @@ class Trainer:
             loss_sum += half_sq.detach().sum()
         return float(dist.all_reduce_sum(loss_sum)) / self.P
 
-    def _fresh_mixtures(self, batch: torch.Tensor, like: torch.Tensor):
-        """This rank's part of a mini-batch of fresh mixtures: each row's component
-        ``augment`` replaced by an augmented one of a random training row, its component
-        ``place`` placed as in a whole picture and hidden where the sum passes 1; the signal
-        is the sum of the components. The draws are made for the whole global batch, so every
-        rank consumes the generator alike and a run resumes exactly."""
-        n = len(batch)
-        M = self.encoder.W.shape[1]
-        mine = self.dist.shard(torch.arange(n))
-        parts = list(_rows(self.targets, batch[mine], like).split(M, dim=1))
-        if self.augment is not None:
-            partner = torch.randint(self.P, (n,), generator=self.generator)
-            draws = augment_draws(n, self.generator, self.zoom)
-            fresh = _rows(self.targets, partner[mine], like)[:, self.augment * M:
-                                                              (self.augment + 1) * M]
-            parts[self.augment] = augment_patches(fresh, {k: v[mine] for k, v in draws.items()})
-        if self.place is not None:
-            draws = place_draws(n, math.isqrt(M), self.generator)
-            parts = place_in_mixtures(parts, self.place, {k: v[mine] for k, v in draws.items()})
-        return sum(parts), torch.cat(parts, dim=1)
-
-    def _loss(self, estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Per sample: ``1/2 ||e||^2 + w/2 sum_i ||A_i e_i||^2`` with ``e = f(y) - x*`` (codes),
-        or ``1/2 sum_i w_i ||A_i f_i(y) - y_i||^2`` (separation, ``target`` the components)."""
-        problem = self.encoder.problem
-        if self.objective == "separation":
-            truth = target.split(problem.A.shape[0], dim=1)
-            loss = 0.0
-            for x_i, A_i, y_i, w_i in zip(problem.split(estimate), problem.blocks, truth,
-                                          self.weights, strict=True):
-                if w_i:
-                    loss = loss + (0.5 * w_i) * (x_i @ A_i.T - y_i).pow(2).sum(dim=1)
-            return loss if torch.is_tensor(loss) else estimate.new_zeros(estimate.shape[0])
-        err = estimate - target
-        loss = 0.5 * err.pow(2).sum(dim=1)
-        weight = self.hyper["reconstruction_weight"]
-        if weight:
-            for e_i, A_i in zip(problem.split(err), problem.blocks, strict=True):
-                loss = loss + (0.5 * weight) * (e_i @ A_i.T).pow(2).sum(dim=1)
-        return loss
 
     def run(self, callback: Callable[[TrainState], None] | None = None) -> TrainResult:
         """Train until a stop (a fresh run unless :meth:`begin` set one up); ``callback``
@@ -391,45 +341,9 @@ class Trainer:
         return result
 
 
-# -- helpers ------------------------------------------------------------------------------------
-
 def _finite_weights(encoder: torch.nn.Module) -> bool:
     return all(bool(torch.isfinite(p).all()) for p in encoder.parameters())
 
 
 def _state_copy(encoder: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in encoder.state_dict().items()}
-
-
-def _check_sums(signals, targets, M: int, chunk: int = 4096) -> None:
-    """Fresh mixtures are sums of components, so the stored ones must be too: every row,
-    ``chunk`` at a time (memory-mapped arrays stay on disk), to the rounding of a float32
-    sum."""
-    for start in range(0, len(signals), chunk):
-        Y = np.asarray(signals[start:start + chunk], dtype=np.float64)
-        parts = np.asarray(targets[start:start + chunk], dtype=np.float64)
-        total = parts.reshape(len(parts), -1, M).sum(axis=1)
-        scale = np.abs(parts).reshape(len(parts), -1, M).sum(axis=1)
-        if not np.all(np.abs(Y - total) <= 4 * np.finfo(np.float32).eps * scale + 1e-30):
-            raise InputError("fresh mixtures (augment_component, place_component) need "
-                             "mixtures that are the sum of their components (the targets); "
-                             f"these signals are not (rows {start} to {start + len(Y) - 1})")
-
-
-def _placed(targets, index: int, M: int, seed: int, like: torch.Tensor):
-    """Validation mixtures made as the training ones are (component ``index`` placed as in
-    a whole picture), drawn once from ``seed``, so every epoch is scored on the same set:
-    (signals, components) as ``like``."""
-    parts = list(as_batch(np.asarray(targets), like).split(M, dim=1))
-    draws = place_draws(len(parts[0]), math.isqrt(M),
-                        torch.Generator().manual_seed(int(seed) + 1))
-    parts = place_in_mixtures(parts, index, draws)
-    return sum(parts), torch.cat(parts, dim=1)
-
-
-def _rows(array, index: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """Rows ``index`` of a NumPy (possibly memory-mapped) array or tensor, as ``like``."""
-    if isinstance(array, torch.Tensor):
-        return array[index.to(array.device)].to(dtype=like.dtype, device=like.device)
-    return as_batch(array[index.numpy()], like)
-
