@@ -28,6 +28,7 @@ from lsalsa.workflow.config import (
 from lsalsa.workflow.data import load_prepared
 from lsalsa.workflow.pipeline import STEPS, run_experiment
 from lsalsa.workflow.report import document as report_module
+from lsalsa.workflow.report import tables as report_tables
 from lsalsa.workflow.report.document import fmt
 from lsalsa.workflow.results_table import read_tidy, tidy_records
 from lsalsa.workflow.targets import (
@@ -350,11 +351,11 @@ def test_counts_read_from_a_grid_with_gaps_are_upper_bounds():
     assert [t["status"] for t in out] == ["met", "n/a", "missed", "n/a", "missed"]
     assert "upper bound: grid step 5" in out[0]["measured"]
     assert "upper bound: grid step 5" in out[3]["measured"]
-    assert report_module._grid_note(results, "fista", 40) == "upper bound (grid step 5)"
-    assert report_module._grid_note(results, "fista", 12) == "exact"
+    assert report_tables._grid_note(results, "fista", 40) == "upper bound (grid step 5)"
+    assert report_tables._grid_note(results, "fista", 12) == "exact"
     assert "upper bound" in report_module._grid_text({**results, "dense_max": 50})[1]
     results["dense"] = {m: {"T": list(range(1, 51))} for m in ("fista", "salsa")}
-    assert report_module._grid_note(results, "fista", 40) == "exact"
+    assert report_tables._grid_note(results, "fista", 40) == "exact"
     assert [t["status"] for t in evaluate_targets(targets, results)] == [
         "met", "met", "missed", "met", "missed"]
 
@@ -389,7 +390,7 @@ def test_the_thresholds_step_comes_from_the_search_and_shows_in_the_report(tmp_p
 
     def table(hypers):
         results = {"depths": [2], "methods": {m: {"2": {"hyper": h}} for m, h in hypers.items()}}
-        return report_module._hyperparameters(results)
+        return report_tables._hyperparameters(results)
 
     both = table({"salsa": {"alpha": 0.2, "mu": 2.0}, **hyper})
     assert both.header[-1] == "thresholds' step (x lr)"

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from lsalsa.errors import InputError
-from lsalsa.workflow.report.document import tables
+from lsalsa.workflow.report.tables import tables
 from lsalsa.workflow.results_table import KEYS, read_tidy, tidy_records, write_tidy
 
 SOURCES = ("lomiri", "plasma")

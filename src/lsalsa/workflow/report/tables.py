@@ -1,0 +1,171 @@
+"""The report's tables, each built from a stored ``results.json`` alone by a function of its
+own (:func:`tables` lists them in the report's order); every number is :func:`~.render.fmt` of
+the stored value, so a table can be checked against ``results.json`` mechanically."""
+
+from __future__ import annotations
+
+from ...core.training.search import LEARNED_METHODS
+from ..config import CLASSIC, PSNR_BASELINES, methods_in
+from ..targets import grid_step
+from .render import Table, fmt
+
+NAMES = {"fista": "FISTA", "salsa": "SALSA", "lista": "LISTA", "lsalsa": "LSALSA",
+         "lsalsa-fixed": "LSALSA (fixed thresholds)",
+         "lsalsa-sep": "LSALSA (separation objective)",
+         "lsalsa-pic": "LSALSA (separation objective, whole-picture mixtures)"}
+
+
+def tables(results: dict) -> list[Table]:
+    """Every table of the report, built from ``results`` alone, in the report's order."""
+    return [*_code_tables(results), _iterations_to_match(results), _time_to_match(results),
+            *_classification_tables(results), *_psnr_baseline_tables(results),
+            *_psnr_tables(results), _hyperparameters(results), *_training_tables(results)]
+
+
+def _per_depth(results: dict, name: str, title: str, cell) -> Table:
+    """A table with a row per method and a column per depth T: ``cell(method, T)``."""
+    depths = results["depths"]
+    return Table(name, title, ["method"] + [f"T={T}" for T in depths],
+                 [[NAMES[m]] + [cell(m, T) for T in depths] for m in methods_in(results)])
+
+
+def _code_tables(results: dict) -> list[Table]:
+    """The codes' RMSE, sparsity and encoding time per method and depth."""
+    def stored(key: str):
+        return lambda m, T: results["methods"][m][str(T)][key]
+
+    return [
+        _per_depth(results, "rmse", "Mean code RMSE against the optimal codes (test set)",
+                   stored("rmse_mean")),
+        _per_depth(results, "sparsity", "Mean sparsity (fraction of exact zeros; optimal codes: "
+                   f"{fmt(results['optimal']['sparsity_mean'])})", stored("sparsity_mean")),
+        _per_depth(results, "time", "Seconds to encode the whole test set (median of repeats)",
+                   stored("seconds")),
+    ]
+
+
+def _iterations_to_match(results: dict) -> Table:
+    rows = []
+    for ref, entry in results["match"].items():
+        for m in CLASSIC:
+            T = entry[m]["iterations"]
+            rows.append([int(ref), entry["lsalsa_rmse"], NAMES[m], _grid_note(results, m, T),
+                         T])
+    # "grid" says whether the count is exact or an upper bound (the stored dense grid skipped
+    # counts below it); the count itself stays the last column, a plain number in the CSV.
+    return Table("iterations_to_match", "Iterations each classic method needs to reach "
+                 f"LSALSA's RMSE (n/a: not within {results['dense_max']})",
+                 ["LSALSA T", "LSALSA RMSE", "method", "grid", "iterations"], rows)
+
+
+def _time_to_match(results: dict) -> Table:
+    rows = []
+    for ref, entry in results["match"].items():
+        for m in CLASSIC:
+            row = entry[m]
+            # Not reached: timed at the last count evaluated, a lower bound on the time.
+            grid = (_grid_note(results, m, row["iterations"]) if row["iterations"] is not None
+                    else f"lower bound (not reached; timed at {row['timed_at']})"
+                    if row.get("timed_at") is not None else "n/a")
+            rows.append([int(ref), entry["lsalsa_seconds"], NAMES[m], grid,
+                         row.get("seconds"), row.get("time_ratio")])
+    return Table("time_to_match", "Time each classic method needs to reach LSALSA's RMSE "
+                 "(at an upper-bound iteration count, an upper bound too)",
+                 ["LSALSA T", "LSALSA seconds", "method", "grid", "seconds", "ratio"], rows)
+
+
+def _classification_tables(results: dict) -> list[Table]:
+    """One table per labelled task (none without labels)."""
+    classification = results.get("classification") or {}
+    return [_per_depth(results, f"classification_{task}",
+                       f"Classification error ({task}) of the expert classifier trained on "
+                       f"the optimal codes (its error on them: "
+                       f"{fmt(info['optimal_error'])}; {info['n']} test items)",
+                       lambda m, T, info=info: info["errors"].get(m, {}).get(str(T)))
+            for task, info in (classification.get("tasks") or {}).items()]
+
+
+_PSNR_BASELINE_TITLES = {
+    "codes_alphas": ("psnr_baseline", "the mu of best validation PSNR at the optimal codes' "
+                     "alphas"),
+    "any_alpha": ("psnr_baseline_any_alpha", "the (alpha, mu) of best validation PSNR over the "
+                  "whole grid")}
+
+
+def _psnr_baseline_tables(results: dict) -> list[Table]:
+    """SALSA at its best-PSNR setting per T against every method (separation runs only)."""
+    methods = methods_in(results)
+    out = []
+    for kind, key in PSNR_BASELINES.items():
+        baseline = (results.get("optimal") or {}).get(key) or {}
+        if not baseline:
+            continue
+        rows = [[int(T), "/".join(f"{a:g}" for a in b["alpha"]), b["mu"], b["psnr"],
+                 b["psnr_mean"],
+                 *[float(sum(results["psnr"][m][T]) / len(results["psnr"][m][T]))
+                   if T in results["psnr"][m] else None for m in methods]]
+                for T, b in sorted(baseline.items(), key=lambda kv: int(kv[0]))]
+        name, which = _PSNR_BASELINE_TITLES[kind]
+        out.append(Table(name, f"Mean PSNR (dB) over the components: SALSA at {which} (a "
+                         "separation baseline) against every method",
+                         ["T", "SALSA alpha", "SALSA mu", "SALSA PSNR per component",
+                          "SALSA mean",
+                          *[f"{NAMES[m]} mean" for m in methods]], rows))
+    return out
+
+
+def _psnr_tables(results: dict) -> list[Table]:
+    """The PSNR of each separated component per method and depth (separation runs only)."""
+    if not results.get("psnr"):
+        return []
+    depths, components = results["depths"], range(len(results["block_sizes"]))
+    rows = [[f"{NAMES[m]} {'digit' if i == 0 else 'natural'}"]
+            + [results["psnr"][m][str(T)][i] for T in depths]
+            for m in methods_in(results) for i in components]
+    return [Table("psnr", "PSNR (dB) of each separated component A_i x_i against the true "
+                  f"component (optimal codes: {fmt(results['psnr']['optimal'])})",
+                  ["method, component"] + [f"T={T}" for T in depths], rows)]
+
+
+def _hyperparameters(results: dict) -> Table:
+    hypers = [(m, T, results["methods"][m][str(T)]["hyper"])
+              for m in methods_in(results) for T in results["depths"]]
+    # The thresholds' step is recorded only away from its default (1), as a run searched it.
+    steps = any("threshold_lr" in h for _, _, h in hypers if h)
+    rows = [[NAMES[m], T, h.get("alpha"), h.get("mu"), h.get("lr"), h.get("lr_decay")]
+            + ([_threshold_step(m, h)] if steps else []) for m, T, h in hypers]
+    return Table("hyperparameters", "Selected hyperparameters (by validation RMSE; a learned "
+                 "encoder starts from its classic algorithm's alpha and mu)",
+                 ["method", "T", "alpha", "mu", "lr", "lr decay"]
+                 + (["thresholds' step (x lr)"] if steps else []), rows)
+
+
+def _threshold_step(method: str, hyper: dict):
+    """A learned method's thresholds' step relative to lr: None where they are not learned."""
+    if hyper.get("lr") is None or method not in LEARNED_METHODS:
+        return None
+    return hyper.get("threshold_lr", 1.0) if LEARNED_METHODS[method].learn_thresholds else None
+
+
+def _training_tables(results: dict) -> list[Table]:
+    """The learned encoders' training, when the run recorded it."""
+    training = results.get("training") or {}
+    rows = [[NAMES[m], T, t.get("initial_val_rmse"), t.get("val_rmse"), t.get("best_epoch"),
+             t.get("epochs"), t.get("stopped")]
+            for m in methods_in(results) for T in results["depths"]
+            if (t := training.get(f"{m}_T{T}")) is not None]
+    if not rows:
+        return []
+    return [Table("training", "Training: validation RMSE at the start (the classic algorithm) "
+                  "and of the returned epoch (the best, start included)",
+                  ["method", "T", "start val RMSE", "val RMSE", "best epoch", "epochs",
+                   "stopped"], rows)]
+
+
+def _grid_note(results: dict, method: str, T: int | None) -> str:
+    """Whether an iteration count read from the stored dense grid is exact."""
+    dense = (results.get("dense") or {}).get(method)
+    if T is None or dense is None:
+        return "n/a"
+    step = grid_step(dense["T"], T)
+    return "exact" if step is None else f"upper bound (grid step {step})"
