@@ -1,5 +1,4 @@
-"""Writing files safely: atomic writes, a clean-up of what killed runs left behind, and
-verified safetensors files.
+"""Atomic writes, and a clean-up of what killed runs left behind.
 
 Every output is written to a temporary file (or staged in a temporary folder) beside its target
 and renamed over it at the end: a crash, a full disk or a bad input never leaves a half-written
@@ -16,8 +15,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import hashlib
-import json
 import os
 import re
 import secrets
@@ -26,9 +23,7 @@ import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-import numpy as np
-
-from .errors import InputError
+from ..errors import InputError
 
 try:
     import fcntl
@@ -235,159 +230,3 @@ def check_output_path(path: str | os.PathLike, inputs: Iterable[str | os.PathLik
                 raise InputError(f"output {path} holds the input {source}; replacing it would "
                                  "delete the input, choose another output")
     return out
-
-
-def check_finite_output(array: np.ndarray, what: str) -> None:
-    """Every output is checked before it is written: NaN or Inf is refused with one line."""
-    if array.dtype.kind in "fc" and not np.isfinite(array).all():
-        raise InputError(f"{what} would hold NaN or Inf (an overflow: are the input values or "
-                         "the model's weights too large?); nothing was written")
-
-
-def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
-    array = np.asarray(array)
-    check_finite_output(array, f"the result for {path}")
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        np.save(handle, array, allow_pickle=False)
-
-
-def load_npy(path: str | os.PathLike, mmap: bool = False) -> np.ndarray:
-    """Load a ``.npy`` file; never unpickles. A missing, corrupt, truncated or pickled file
-    is an :class:`InputError` naming it."""
-    try:
-        with open(path, "rb") as handle:
-            magic = handle.read(len(np.lib.format.MAGIC_PREFIX))
-        # Without the magic np.load falls back to unpickling: a text file would be reported
-        # as "pickled data".
-        if magic != np.lib.format.MAGIC_PREFIX:
-            raise InputError(f"{path} is not a .npy file (no NumPy header)")
-        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
-    except InputError:
-        raise
-    except FileNotFoundError as exc:
-        raise InputError(f"file not found: {path}") from exc
-    except IsADirectoryError as exc:
-        raise InputError(f"{path} is a folder, not a .npy file") from exc
-    except ValueError as exc:  # pickled object arrays, bad headers, short data
-        raise InputError(f"{path} is not a plain .npy array: {exc}") from exc
-    except (OSError, EOFError) as exc:
-        raise InputError(f"{path} cannot be read: {exc}") from exc
-
-
-def read_array(path: str | os.PathLike, name: str, mmap: bool = False) -> np.ndarray:
-    """A ``.npy`` file the user named as ``name`` (``signals``, ``dictionary``, ...): as
-    :func:`load_npy`, with that name in every message."""
-    if not Path(path).is_file():
-        raise InputError(f"{name} file not found: {path}")
-    try:
-        return load_npy(path, mmap=mmap)
-    except InputError as exc:
-        raise InputError(f"{name}: {exc}") from exc
-
-
-def write_text(path: str | os.PathLike, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-
-
-def read_json_object(path: str | os.PathLike, what: str) -> dict:
-    """The JSON object stored in ``path``; a file that cannot be read or parsed, or that holds
-    anything but an object, is one InputError naming ``what`` it should have been."""
-    try:
-        value = json.loads(Path(path).read_text())
-    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: absurd nesting
-        raise InputError(f"cannot read {what} {path}: {exc}") from exc
-    if not isinstance(value, dict):
-        raise InputError(f"{path} is not {what} (not a JSON object)")
-    return value
-
-
-def write_json(path: str | os.PathLike, data) -> None:
-    """Strict JSON (no NaN or Infinity, which other parsers refuse), written atomically."""
-    try:
-        text = json.dumps(data, indent=2, sort_keys=True, allow_nan=False)
-    except ValueError as exc:
-        raise InputError(f"the result for {path} holds NaN or Inf; nothing was written") from exc
-    write_text(path, text + "\n")
-
-
-# -- safetensors files, sealed with checksums ---------------------------------------------------
-# Model files and checkpoints store the sha256 of every tensor (with its dtype and shape) in a
-# manifest, and the sha256 of all their metadata (the manifest included): a flipped bit
-# anywhere, or an edited header, is refused on loading.
-MANIFEST = "lsalsa_tensors"
-DIGEST = "lsalsa_sha256"
-
-
-def _describe(tensor) -> dict:
-    import torch
-
-    flat = tensor.detach().cpu().contiguous().reshape(-1)
-    return {"dtype": str(tensor.dtype).removeprefix("torch."), "shape": list(tensor.shape),
-            "sha256": hashlib.sha256(flat.view(torch.uint8).numpy()).hexdigest()}
-
-
-def _metadata_digest(metadata: dict[str, str]) -> str:
-    body = {key: value for key, value in metadata.items() if key != DIGEST}
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-
-
-def write_safetensors(path: str | os.PathLike, tensors: dict, metadata: dict[str, str]) -> None:
-    """Write torch tensors and string metadata to one safetensors file, atomically, with the
-    usual permissions, sealed by checksums. The header is written with sorted keys, so equal
-    contents give equal bytes (safetensors itself orders the metadata at random)."""
-    from safetensors.torch import save
-
-    tensors = {name: t.detach().cpu().contiguous() for name, t in tensors.items()}
-    metadata = {**metadata, MANIFEST: json.dumps(
-        {name: _describe(t) for name, t in tensors.items()}, sort_keys=True)}
-    metadata[DIGEST] = _metadata_digest(metadata)
-    data = save(tensors, metadata=metadata)
-    size = int.from_bytes(data[:8], "little")
-    header = json.dumps(json.loads(data[8:8 + size]), sort_keys=True,
-                        separators=(",", ":")).encode()
-    header += b" " * (-len(header) % 8)  # the data stay 8-byte aligned, as safetensors has them
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        handle.write(len(header).to_bytes(8, "little") + header)
-        handle.write(memoryview(data)[8 + size:])  # no copy of the tensors' bytes
-
-
-def read_safetensors(path: str | os.PathLike, what: str, tensors: bool = True
-                     ) -> tuple[dict, dict[str, str]]:
-    """``(tensors, metadata)`` of a safetensors file (no tensors with ``tensors=False``); an
-    unreadable file is an :class:`InputError` calling it ``what``. Nothing is verified yet:
-    see :func:`verify_header` and :func:`verify_tensors`."""
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-            loaded = {name: handle.get_tensor(name) for name in handle.keys()} if tensors \
-                else {}
-    except (SafetensorError, OSError, ValueError) as exc:
-        reason = " ".join(str(exc).split())
-        raise InputError(f"{what} {path} is corrupt or truncated: {reason}") from exc
-    return loaded, metadata
-
-
-def verify_header(path, what: str, metadata: dict[str, str]) -> None:
-    """Refuse metadata that do not match the checksum stored with them."""
-    if metadata.get(DIGEST) != _metadata_digest(metadata):
-        raise InputError(f"{what} {path} is damaged or was edited: its header does not match "
-                         "the checksum stored in it")
-
-
-def verify_tensors(path, what: str, tensors: dict, metadata: dict[str, str]) -> None:
-    """Refuse tensors that differ from the manifest (names, dtypes, shapes, sha256) in a
-    header already checked by :func:`verify_header`."""
-    try:
-        manifest = json.loads(metadata[MANIFEST])
-    except (KeyError, json.JSONDecodeError) as exc:
-        raise InputError(f"{what} {path} has no readable tensor manifest") from exc
-    if not isinstance(manifest, dict) or set(manifest) != set(tensors):
-        raise InputError(f"{what} {path} is damaged: it holds tensors {sorted(tensors)}, its "
-                         "manifest lists others")
-    for name in sorted(tensors):
-        if manifest[name] != _describe(tensors[name]):
-            raise InputError(f"{what} {path} is damaged: tensor {name} does not match its "
-                             "checksum")
