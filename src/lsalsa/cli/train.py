@@ -38,6 +38,11 @@ DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def register(subparsers) -> None:
+    _register_train(subparsers)
+    _register_search(subparsers)
+
+
+def _register_train(subparsers) -> None:
     train_parser = subparsers.add_parser(
         "train", help="train a LISTA or LSALSA encoder on optimal codes (writes a run dir)",
         description="Train an encoder to predict optimal codes (Eq. 15; for MCA plus each "
@@ -89,6 +94,20 @@ def register(subparsers) -> None:
     train_parser.add_argument("--reconstruction-weight", type=_optional_float, default=None,
                               help="weight of each component's reconstruction error in the "
                                    "loss (default: 0 for one dictionary, 1 for MCA)")
+    train_parser.add_argument("--patience", type=int, default=TRAIN_DEFAULTS["patience"],
+                              help="stop after this many epochs without a better validation "
+                                   f"RMSE (default {TRAIN_DEFAULTS['patience']}; 0: never)")
+    train_parser.add_argument("--rel-tol", type=float, default=TRAIN_DEFAULTS["rel_tol"],
+                              help="stop when the epoch loss changes by less than this")
+    train_parser.add_argument("--resume", action="store_true",
+                              help="continue the run in --run-dir from its last checkpoint")
+    _objective_arguments(train_parser)
+    train_parser.set_defaults(func=run_train)
+
+
+def _objective_arguments(train_parser) -> None:
+    """What the encoder is trained on (codes or components), and the fresh mixtures of the
+    separation objective."""
     train_parser.add_argument("--objective", choices=OBJECTIVES,
                               default=TRAIN_DEFAULTS["objective"],
                               help="codes: predict the optimal codes (Eq. 15, the paper); "
@@ -114,15 +133,9 @@ def register(subparsers) -> None:
                               help="separation objective: component I (the digit, e.g. 0) "
                                    "placed as in a whole picture: at a random offset, or "
                                    "left out, and hidden where the mixture passes 1")
-    train_parser.add_argument("--patience", type=int, default=TRAIN_DEFAULTS["patience"],
-                              help="stop after this many epochs without a better validation "
-                                   f"RMSE (default {TRAIN_DEFAULTS['patience']}; 0: never)")
-    train_parser.add_argument("--rel-tol", type=float, default=TRAIN_DEFAULTS["rel_tol"],
-                              help="stop when the epoch loss changes by less than this")
-    train_parser.add_argument("--resume", action="store_true",
-                              help="continue the run in --run-dir from its last checkpoint")
-    train_parser.set_defaults(func=run_train)
 
+
+def _register_search(subparsers) -> None:
     search_parser = subparsers.add_parser(
         "search", help="hyperparameter grid search per depth T (the paper's protocol)",
         description="For each T: ISTA and FISTA over alpha, SALSA over alpha x mu (on the "

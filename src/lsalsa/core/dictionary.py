@@ -269,14 +269,9 @@ def learn_dictionary(signals, n_atoms: int | None = None, alpha: float = DEFAULT
     steps_per_epoch = math.ceil(P / batch_size)
     device = torch.device(device or "cpu")
 
-    if state is None:
-        state = _fresh_state(signals, config, initial, cache_bytes)
-    elif state.converged:
+    if state is not None and state.converged:
         return DictionaryResult(state.dictionary, list(state.history), state.epoch, True, config)
-    elif P * n_atoms * 4 > cache_bytes:
-        state = replace(state, codes=None)  # the warm starts do not fit: FISTA starts from zero
-    elif state.codes is None:
-        state = replace(state, codes=np.zeros((P, n_atoms), dtype=np.float32))
+    state = _starting_state(state, signals, config, initial, cache_bytes)
     A = torch.from_numpy(np.ascontiguousarray(state.dictionary, dtype=np.float32)).to(device)
     cache, history, start_epoch, step = state.codes, list(state.history), state.epoch, state.step
 
@@ -292,24 +287,14 @@ def learn_dictionary(signals, n_atoms: int | None = None, alpha: float = DEFAULT
         for first in range(0, P, batch_size):
             index = np.sort(order[first:first + batch_size])
             Y = torch.from_numpy(_rows(signals, index)).to(device)
-            # A tracked Lipschitz bound: an SVD per step would dominate for N ~ 1000.
-            problem = replace(make_problem(A, alpha)[0], lipschitz_bound=lipschitz(A))
-            x0 = None if cache is None else torch.from_numpy(cache[index]).to(device)
-            X = run_iterations(problem, Y, "fista", n_iter_codes, x0=x0).codes
-            total += float(_objective(problem, Y, X).sum())
-            if cache is not None:
-                cache[index] = X.cpu().numpy()
-            # Gradient of the batch-mean objective at fixed codes, then projection.
-            residual = Y - X @ A.T
-            gradient = -(residual.T @ X) / Y.shape[0]
-            A = normalize_columns(A - (lr / (1 + step / lr_decay)) * gradient)
-            step += 1
+            A, objective = _sgd_step(A, Y, alpha, lipschitz(A), n_iter_codes, cache, index,
+                                     lr / (1 + step / lr_decay))
+            total, step = total + objective, step + 1
             if callback is not None:
                 callback(step - first_step, batches)
         history.append(total / P)
-        if len(history) >= 2:
-            change = abs(history[-1] - history[-2]) / max(abs(history[-2]), 1e-300)
-            converged = change < tol
+        converged = len(history) >= 2 and (abs(history[-1] - history[-2])
+                                           / max(abs(history[-2]), 1e-300)) < tol
         if on_epoch is not None:
             on_epoch(DictionaryState(A.cpu().numpy(), lipschitz.state(), cache, epoch + 1, step,
                                      list(history), converged))
@@ -317,3 +302,34 @@ def learn_dictionary(signals, n_atoms: int | None = None, alpha: float = DEFAULT
             break
     return DictionaryResult(A.cpu().numpy().astype(np.float32), history, len(history),
                             converged, config)
+
+
+def _starting_state(state: DictionaryState | None, signals, config: dict, initial,
+                    cache_bytes: int) -> DictionaryState:
+    """A fresh state, or ``state`` with a code cache that fits ``cache_bytes`` (none: the
+    warm starts do not fit, FISTA starts from zero)."""
+    if state is None:
+        return _fresh_state(signals, config, initial, cache_bytes)
+    if config["P"] * config["n_atoms"] * 4 > cache_bytes:
+        return replace(state, codes=None)
+    if state.codes is None:
+        return replace(state, codes=np.zeros((config["P"], config["n_atoms"]),
+                                             dtype=np.float32))
+    return state
+
+
+def _sgd_step(A: torch.Tensor, Y: torch.Tensor, alpha, lipschitz_bound: float,
+              n_iter_codes: int, cache, index, lr_t: float) -> tuple[torch.Tensor, float]:
+    """One step on a batch: its codes by FISTA (warm-started from ``cache`` rows ``index``,
+    which get the new codes), then the gradient of the batch-mean objective at those codes
+    and the projection onto unit columns. Returns the new dictionary and the batch's
+    objective summed over its samples (before the step)."""
+    # A tracked Lipschitz bound: an SVD per step would dominate for N ~ 1000.
+    problem = replace(make_problem(A, alpha)[0], lipschitz_bound=lipschitz_bound)
+    x0 = None if cache is None else torch.from_numpy(cache[index]).to(A.device)
+    X = run_iterations(problem, Y, "fista", n_iter_codes, x0=x0).codes
+    objective = float(_objective(problem, Y, X).sum())
+    if cache is not None:
+        cache[index] = X.cpu().numpy()
+    gradient = -((Y - X @ A.T).T @ X) / Y.shape[0]
+    return normalize_columns(A - lr_t * gradient), objective

@@ -109,6 +109,29 @@ def _rounding_bound(S: np.ndarray, M: int) -> tuple[float, float]:
     return 4 * math.sqrt(N) * cond**2 * nu / (1 - nu), cond
 
 
+def _layer_quantities(operators, W_np: np.ndarray, mu: float, M: int) -> tuple[list, list, list]:
+    """Per layer: its entry of the check (bound, ``cond(S)``, asymmetry, the Hessian's smallest
+    eigenvalue), the Hessian ``sym(S^{-1})`` and the paper's ``W_e``, from the paper's
+    ``S = S_scaled / mu``."""
+    layers, hessians, inputs = [], [], []
+    for t, S in enumerate(operators):
+        S_np = S.numpy() / mu  # the paper's S
+        try:
+            S_inv = np.linalg.inv(S_np)
+        except np.linalg.LinAlgError as exc:
+            raise InputError("the model's S is singular: Theorem 1 needs an invertible S") from exc
+        H = (S_inv + S_inv.T) / 2
+        inputs.append(S_inv @ W_np)  # the paper's W_e of this layer
+        bound, cond = _rounding_bound(S_np, M)
+        norm = float(np.linalg.norm(S_np))
+        layers.append({"layer": t + 1, "bound": bound, "cond_S": cond,
+                       "symmetry_error": float(np.linalg.norm(S_np - S_np.T)) / norm
+                       if norm else 0.0,
+                       "hessian_min_eig": float(np.linalg.eigvalsh(H)[0])})
+        hessians.append(H)
+    return layers, hessians, inputs
+
+
 def theorem1_check(encoder, Y, batch_size: int = 4096) -> dict:
     """Check Theorem 1 layer by layer on signals ``Y`` (B, M), in float64.
 
@@ -147,22 +170,7 @@ def theorem1_check(encoder, Y, batch_size: int = 4096) -> dict:
     tau = encoder._tau().detach().to(**_F64)  # the thresholds the network really uses
     operators = _layer_operators(encoder)
     mu = float(encoder.mu)
-    layers, hessians, inputs = [], [], []
-    for t, S in enumerate(operators):
-        S_np = S.numpy() / mu  # the paper's S
-        try:
-            S_inv = np.linalg.inv(S_np)
-        except np.linalg.LinAlgError as exc:
-            raise InputError("the model's S is singular: Theorem 1 needs an invertible S") from exc
-        H = (S_inv + S_inv.T) / 2
-        inputs.append(S_inv @ W_np)  # the paper's W_e of this layer
-        bound, cond = _rounding_bound(S_np, M)
-        norm = float(np.linalg.norm(S_np))
-        layers.append({"layer": t + 1, "bound": bound, "cond_S": cond,
-                       "symmetry_error": float(np.linalg.norm(S_np - S_np.T)) / norm
-                       if norm else 0.0,
-                       "hessian_min_eig": float(np.linalg.eigvalsh(H)[0])})
-        hessians.append(H)
+    layers, hessians, inputs = _layer_quantities(operators, W_np, mu, M)
     relative: list[list[np.ndarray]] = [[] for _ in operators]
     with torch.no_grad():
         for start in range(0, Y_t.shape[0], batch_size):

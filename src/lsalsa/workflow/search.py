@@ -94,19 +94,9 @@ def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
     learned = [m for m in methods if m in LEARNED_METHODS]
     val = _checked_data(problem, signals, targets, val_signals, val_targets, learned)
     alphas = [plain_alpha(a) for a in alphas]
-    config = {"methods": list(methods), "depths": depths, "alphas": alphas,
-              "starts": [{"method": m, "T": T, "alpha": plain_alpha(v["alpha"]), "mu": v["mu"]}
-                         for (m, T), v in sorted((starts or {}).items())],
-              "mus": [float(m) for m in mus], "lrs": list(lrs), "lr_decays": list(lr_decays),
-              # only away from its default, so earlier searches' records still match
-              **({"threshold_lrs": threshold_lrs}
-                 if threshold_lrs != [DEFAULTS["threshold_lr"]] else {}),
-              "epochs": epochs, "train_options": train_options, "seed": seed,
-              "selection": "mean per-sample validation RMSE against the optimal codes",
-              "learned_start": "the classic algorithm's best (alpha, mu) at the same T",
-              "dictionary_hash": problem.fingerprint(), "dtype": str(problem.dtype),
-              "P_train": int(signals.shape[0]) if learned else 0,
-              "P_val": int(val[0].shape[0])}
+    config = _search_config(methods, depths, alphas, starts, mus, lrs, lr_decays, threshold_lrs,
+                            epochs, train_options, seed, problem,
+                            int(signals.shape[0]) if learned else 0, int(val[0].shape[0]))
     run = Path(run_dir) if run_dir is not None else None
     done = {} if run is None else _open_run(run, config)
     result = SearchResult()
@@ -136,6 +126,23 @@ def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
         _write_tables(run, result.rows)
         write_json(run / "best.json", [result.best[k] for k in sorted(result.best)])
     return result
+
+
+def _search_config(methods, depths, alphas, starts, mus, lrs, lr_decays, threshold_lrs, epochs,
+                   train_options, seed, problem, P_train: int, P_val: int) -> dict:
+    """The search's recorded config: its grid, its starts, its selection rule and its data."""
+    return {"methods": list(methods), "depths": depths, "alphas": alphas,
+            "starts": [{"method": m, "T": T, "alpha": plain_alpha(v["alpha"]), "mu": v["mu"]}
+                       for (m, T), v in sorted((starts or {}).items())],
+            "mus": [float(m) for m in mus], "lrs": list(lrs), "lr_decays": list(lr_decays),
+            # only away from its default, so earlier searches' records still match
+            **({"threshold_lrs": threshold_lrs}
+               if threshold_lrs != [DEFAULTS["threshold_lr"]] else {}),
+            "epochs": epochs, "train_options": train_options, "seed": seed,
+            "selection": "mean per-sample validation RMSE against the optimal codes",
+            "learned_start": "the classic algorithm's best (alpha, mu) at the same T",
+            "dictionary_hash": problem.fingerprint(), "dtype": str(problem.dtype),
+            "P_train": P_train, "P_val": P_val}
 
 
 def _checked_grid(methods, depths, alphas, mus, lrs, lr_decays, threshold_lrs, train_options):
