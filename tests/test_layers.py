@@ -35,3 +35,32 @@ def test_an_upward_import_breaks_the_layers(tmp_path):
     done = _lint(copy)
     assert done.returncode != 0
     assert "lsalsa.core.prox -> lsalsa.workflow.progress" in done.stdout
+
+
+# docs/DESIGN.md, "Layers": sizes a reader can hold in mind.
+MAX_MODULE_LINES, MAX_FUNCTION_LINES = 350, 80
+
+
+def _oversized(source: Path) -> list[str]:
+    import ast
+
+    found = []
+    for path in sorted(source.rglob("*.py")):
+        text = path.read_text()
+        name = path.relative_to(source).as_posix()
+        if text.count("\n") > MAX_MODULE_LINES:
+            found.append(f"{name}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    found.append(f"{name}: {node.name} has {length} lines")
+    return found
+
+
+def test_no_module_or_function_is_too_long(tmp_path):
+    assert _oversized(ROOT / "src" / "lsalsa") == []
+    # The check itself finds a long module and a long function.
+    (tmp_path / "long.py").write_text("def f():\n" + "    x = 1\n" * MAX_FUNCTION_LINES
+                                      + "\n" * (MAX_MODULE_LINES - MAX_FUNCTION_LINES))
+    assert _oversized(tmp_path) == ["long.py: 351 lines", "long.py: f has 81 lines"]
