@@ -5,6 +5,7 @@ errors, and the exit rule of a run whose training diverged (``.npy`` inputs are 
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 from .. import checks
@@ -40,3 +41,10 @@ def check_training(run_dir) -> None:
     if diverged:
         raise TrainingDiverged(f"training diverged for {', '.join(diverged)}; each model holds "
                                "its best epoch before the divergence (see the report)")
+
+
+def with_flags(error: InputError, flags: dict[str, str]) -> InputError:
+    """``error`` with each parameter the library names in backquotes (`` `val_signals` ``)
+    written as the command's flag (``flags``: parameter -> flag; others stay as they are):
+    the library names parameters, the CLI alone knows its flags."""
+    return InputError(re.sub(r"`(\w+)`", lambda m: flags.get(m[1], m[0]), str(error)))

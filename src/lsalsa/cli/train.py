@@ -33,6 +33,7 @@ from ..core.training import DEFAULTS as TRAIN_DEFAULTS
 from ..core.training.search import CLASSIC_METHODS, LEARNED_METHODS, MUS, SEARCH_METHODS
 from ..core.training.settings import MAX_LR, OBJECTIVES, check_lr
 from ..errors import InputError, TrainingDiverged
+from .common import with_flags
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -170,6 +171,13 @@ def _optional_float(text: str) -> float | None:
         raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from exc
 
 
+# load_training_set's parameters, as _data_arguments names them
+DATA_FLAGS = {"dataset": "--data", "codes": "--codes", "signals": "--signals",
+              "targets": "--targets", "dictionaries": "--dict", "val_signals": "--val-signals",
+              "val_targets": "--val-targets", "val_fraction": "--val-fraction",
+              "objective": "--objective"}
+
+
 def _data_arguments(parser) -> None:
     group = parser.add_argument_group("data")
     group.add_argument("--data", help="prepared data set (name or folder)")
@@ -199,11 +207,14 @@ def _training_set(args, objective: str = "codes"):
     (:func:`lsalsa.workflow.training_data.load_training_set`)."""
     from ..workflow.training_data import load_training_set
 
-    return load_training_set(dataset=args.data, root=args.root, codes=args.codes,
-                             signals=args.signals, targets=args.targets,
-                             dictionaries=args.dictionaries, val_signals=args.val_signals,
-                             val_targets=args.val_targets, val_fraction=args.val_fraction,
-                             objective=objective)
+    try:
+        return load_training_set(dataset=args.data, root=args.root, codes=args.codes,
+                                 signals=args.signals, targets=args.targets,
+                                 dictionaries=args.dictionaries, val_signals=args.val_signals,
+                                 val_targets=args.val_targets, val_fraction=args.val_fraction,
+                                 objective=objective)
+    except InputError as exc:
+        raise with_flags(exc, DATA_FLAGS) from exc
 
 
 def _device_and_dtype(args):

@@ -156,13 +156,14 @@ def _check_sources(dataset, codes, signals, targets, val_signals, val_targets,
     pairs both or neither."""
     if dataset or codes:
         if not (dataset and (codes or objective == "separation")):
-            raise InputError("--data and --codes go together")
+            raise InputError("`dataset` and `codes` go together")
         if signals or targets:
-            raise InputError("give either --data/--codes or --signals/--targets, not both")
+            raise InputError("give either `dataset` and `codes` or `signals` and `targets`, "
+                             "not both")
     elif not (signals and targets):
-        raise InputError("give --data and --codes, or --signals, --targets and --dict")
+        raise InputError("give `dataset` and `codes`, or `signals`, `targets` and `dictionaries`")
     if bool(val_signals) != bool(val_targets):
-        raise InputError("--val-signals and --val-targets go together")
+        raise InputError("`val_signals` and `val_targets` go together")
 
 
 def load_training_set(*, dataset=None, root=None, codes=None, signals=None, targets=None,
@@ -187,11 +188,12 @@ def load_training_set(*, dataset=None, root=None, codes=None, signals=None, targ
         (:func:`true_components` of an MCA data set, whose codes are then optional; or
         ``targets`` and ``val_targets`` files of shape (P, D * M)).
 
-    Errors name the options of ``lsalsa train``, whose arguments these are.
+    Errors name the parameters in backquotes (`` `dataset` ``), for a caller to map to its own
+    names (:func:`lsalsa.cli.common.with_flags`).
     """
-    checks.one_of(objective, "--objective", choices=OBJECTIVES)
+    checks.one_of(objective, "`objective`", choices=OBJECTIVES)
     _check_sources(dataset, codes, signals, targets, val_signals, val_targets, objective)
-    checks.number(val_fraction, "--val-fraction", low=0, high=1, low_open=True, high_open=True)
+    checks.number(val_fraction, "`val_fraction`", low=0, high=1, low_open=True, high_open=True)
     prepared, code_dictionaries, code_alphas = None, None, None
     if dataset is not None:
         prepared = load_prepared(dataset, root=root)
@@ -214,7 +216,7 @@ def load_training_set(*, dataset=None, root=None, codes=None, signals=None, targ
         blocks = [read_array(p, "dictionary") for p in dictionaries]
         info["dictionaries"] = [str(p) for p in dictionaries]
     if not blocks:
-        raise InputError("no dictionary: give --dict A.npy (repeat for MCA)")
+        raise InputError("no dictionary: give `dictionaries` (one .npy file per component)")
     if train_signals.ndim != 2 or train_targets.ndim != 2 \
             or train_signals.shape[0] != train_targets.shape[0]:
         raise InputError(f"signals {train_signals.shape} and targets {train_targets.shape} must "
