@@ -13,6 +13,7 @@ from _numerics import gamma, unit_roundoff
 from lsalsa import InputError, objective, solve
 from lsalsa.cli import main
 from lsalsa.core.dictionary import _LipschitzTracker, learn_dictionary, normalize_columns
+from lsalsa.workflow.checkpoint import read_checkpoint, write_checkpoint
 from lsalsa.workflow.dictionaries import learn_with_checkpoints
 from lsalsa.workflow.report.atoms import plot_atoms
 
@@ -102,37 +103,36 @@ def test_checkpoint_resume_matches_an_uninterrupted_run(tmp_path):
     settings = dict(alpha=0.1, batch_size=64, lr=3.0, n_iter_codes=10, seed=5, tol=0.0)
     full = learn_dictionary(Y, 24, epochs=4, **settings)
     learn_with_checkpoints(Y, 24, epochs=2, checkpoint_dir=tmp_path / "ck", **settings)
-    state = json.loads((tmp_path / "ck" / "state.json").read_text())
+    _, state, _ = read_checkpoint(tmp_path / "ck" / "checkpoint.safetensors", "dictionary")
     assert state["epoch"] == 2
     resumed = learn_with_checkpoints(Y, 24, epochs=4, checkpoint_dir=tmp_path / "ck", **settings)
     # Exact: the resumed run repeats the same operations on the same restored state.
     np.testing.assert_array_equal(resumed.dictionary, full.dictionary)
     assert resumed.history == full.history
-    # Only the newest epoch's arrays are kept.
-    assert sorted(p.name for p in (tmp_path / "ck").glob("dictionary_*")) == [
-        "dictionary_e00004.npy"]
+    # One file, replaced every epoch.
+    assert [p.name for p in (tmp_path / "ck").iterdir()] == ["checkpoint.safetensors"]
     with pytest.raises(InputError, match="another run"):
         learn_with_checkpoints(Y, 24, epochs=4, checkpoint_dir=tmp_path / "ck",
                                **{**settings, "alpha": 0.2})
 
 
-def _edit_state(folder, **changes):
-    state = json.loads((folder / "state.json").read_text())
+def _edit_state(folder, arrays=None, **changes):
+    """Rewrite the checkpoint with ``changes`` to its state (``arrays``: to its tensors) as a
+    consistent file, its checksums matching: what only the state checks can refuse."""
+    file = folder / "checkpoint.safetensors"
+    tensors, state, _ = read_checkpoint(file, "dictionary")
     for key, value in changes.items():
         if value is _DELETE:
             del state[key]
-        elif isinstance(value, dict) and isinstance(state.get(key), dict):
-            state[key].update(value)
         else:
             state[key] = value
-    (folder / "state.json").write_text(json.dumps(state))
+    write_checkpoint(file, "dictionary", {**tensors, **(arrays or {})}, state)
 
 
 _DELETE = object()
 
 
 @pytest.mark.parametrize("changes, message", [
-    ({"files": _DELETE}, "files must name the dictionary, power (and codes) arrays"),
     ({"epoch": "1"}, "epoch must be an integer >= 1, got '1'"),
     ({"epoch": -5}, "epoch must be an integer >= 1, got -5"),
     ({"epoch": True}, "epoch must be an integer >= 1, got True"),
@@ -143,11 +143,8 @@ _DELETE = object()
     ({"epoch": 2}, "history has 1 entries at epoch 2"),
     ({"step": 7}, "step must be 2 at epoch 1, got 7"),
     ({"converged": "no"}, "converged must be true or false"),
-    ({"files": {"dictionary": "../outside.npy"}},
-     "files.dictionary must be dictionary_e00001.npy, got '../outside.npy'"),
-    ({"files": {"power": "/etc/passwd"}}, "files.power must be power_e00001.npy"),
-    ({"files": {"extra": "x.npy"}}, "files must name"),
     ({"config": [1]}, "not a dictionary-learning state"),
+    ({"config": _DELETE}, "not a dictionary-learning state"),
 ])
 def test_a_damaged_checkpoint_state_is_refused(tmp_path, changes, message):
     # Each of these was a traceback, a wrong resume, or a read outside the folder.
@@ -162,23 +159,39 @@ def test_a_damaged_checkpoint_state_is_refused(tmp_path, changes, message):
 
 
 @pytest.mark.parametrize("array, message", [
-    ("dictionary", "has shape (16, 23), expected (16, 24)"),
-    ("power", "has shape (23,), expected (24,)"),
-    ("power zero", "is all zeros"),
-    ("codes", "must hold real numbers, got dtype complex64"),
+    ("dictionary", "its dictionary has shape (16, 23), expected (16, 24)"),
+    ("power", "its power has shape (23,), expected (24,)"),
+    ("power zero", "its power vector is all zeros"),
+    ("extra", "it holds arrays ['codes', 'dictionary', 'extra', 'power'], not the"),
+    ("flipped bit", "does not match its checksum"),
 ])
 def test_a_damaged_checkpoint_array_is_refused(tmp_path, array, message):
     _, Y = planted(seed=4, P=100)
     settings = dict(alpha=0.1, batch_size=64, n_iter_codes=5, seed=5, tol=0.0)
     learn_with_checkpoints(Y, 24, epochs=1, checkpoint_dir=tmp_path / "ck", **settings)
-    name = array.split()[0]
-    file = tmp_path / "ck" / f"{name}_e00001.npy"
-    saved = np.load(file)
-    bad = {"dictionary": lambda: saved[:, :23], "power": lambda: saved[:23],
-           "power zero": lambda: saved * 0, "codes": lambda: saved + 1j}[array]
-    np.save(file, bad())
-    with pytest.raises(InputError, match=re.escape(message)):
+    file = tmp_path / "ck" / "checkpoint.safetensors"
+    saved, _, _ = read_checkpoint(file, "dictionary")
+    if array == "flipped bit":
+        data = bytearray(file.read_bytes())
+        data[-1] ^= 1  # in the last tensor's bytes
+        file.write_bytes(bytes(data))
+    else:
+        bad = {"dictionary": lambda: {"dictionary": saved["dictionary"][:, :23]},
+               "power": lambda: {"power": saved["power"][:23]},
+               "power zero": lambda: {"power": saved["power"] * 0},
+               "extra": lambda: {"extra": saved["power"]}}[array]
+        _edit_state(tmp_path / "ck", arrays=bad())
+    with pytest.raises(InputError, match=re.escape(message)) as info:
         learn_with_checkpoints(Y, 24, epochs=2, checkpoint_dir=tmp_path / "ck", **settings)
+    assert "\n" not in str(info.value)
+
+
+def test_a_checkpoint_of_an_older_lsalsa_is_refused(tmp_path):
+    _, Y = planted(seed=4, P=100)
+    (tmp_path / "ck").mkdir()
+    (tmp_path / "ck" / "state.json").write_text("{}")
+    with pytest.raises(InputError, match="older lsalsa"):
+        learn_with_checkpoints(Y, 24, epochs=1, checkpoint_dir=tmp_path / "ck", alpha=0.1)
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -340,19 +353,14 @@ def test_show_refuses_to_draw_over_its_input(tmp_path, capsys):
     assert (tmp_path / "A.npy").read_bytes() == before
 
 
-@pytest.mark.parametrize("name", ["meta.npy", "train_signals.npy", "checkpoint"])
+@pytest.mark.parametrize("name", ["meta.npy", "train_signals.npy"])
 def test_cli_learn_refuses_to_write_over_its_inputs(tmp_path, capsys, name):
     # meta.npy: its sidecar would be the data set's meta.json.
     data = make_prepared(tmp_path, kind="sc", P=(40, 20))
     args = ["dictionary", "learn", "--data", str(data), "--alpha", "0.5", "--epochs", "1",
             "--quiet", "--checkpoint-dir", str(tmp_path / "ck")]
-    if name == "checkpoint":
-        assert main([*args, "--out", str(tmp_path / "d.npy")]) == 0
-        victims = sorted(p for p in (tmp_path / "ck").iterdir() if p.suffix == ".npy")
-        out = victims[0]
-    else:
-        out = data / name
-        victims = sorted(data.iterdir())
+    out = data / name
+    victims = sorted(data.iterdir())
     before = {p: p.read_bytes() for p in victims}
     assert main([*args, "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()

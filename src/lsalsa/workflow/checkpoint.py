@@ -1,13 +1,19 @@
-"""Training checkpoints without pickle: one safetensors file, scalars as JSON in its header.
+"""Checkpoints without pickle, one format for every resumable loop: one safetensors file,
+its tensors in the body and the loop's state as JSON in its header, tagged with its ``kind``
+(:func:`write_checkpoint`, :func:`read_checkpoint`).
 
-A checkpoint holds the model's state dict, the optimizer's state (its tensors flattened into
-the safetensors body, everything else - step counts stored as numbers, hyperparameters of the
-param groups - as JSON), further named tensor sets (the trainer's best-epoch weights and its
-anchor), the shuffling generator's state (base64 of its bytes), the epoch and the history.
 Everything sits in ONE file written atomically (:func:`lsalsa.io.write_safetensors`), so a
 process killed at any moment leaves either the previous checkpoint or the new one, never a mix.
 The file stores the sha256 of every tensor and of its header: a damaged checkpoint is refused,
-never resumed into a different model.
+never resumed into a different run.
+
+- ``training`` (:func:`save_checkpoint`, :func:`load_checkpoint`): the model's state dict,
+  the optimizer's state (its tensors flattened into the body, everything else - step counts,
+  the hyperparameters of the param groups - as JSON), further named tensor sets (the
+  trainer's best-epoch weights and its anchor), the shuffling generator's state (base64 of its
+  bytes), the epoch and the history.
+- ``dictionary`` (:mod:`lsalsa.workflow.dictionaries`): the dictionary, the Lipschitz
+  tracker's vector and the code cache, with the run's config, epoch, step and history.
 """
 
 from __future__ import annotations
@@ -24,7 +30,51 @@ from ..errors import InputError
 from ..io import read_safetensors, verify_header, verify_tensors, write_safetensors
 
 FORMAT = "lsalsa-checkpoint"
-FORMAT_VERSION = 3  # 2: named tensor sets (best epoch, anchor); 3: checksums
+# 2: named tensor sets (best epoch, anchor); 3: checksums; 4: a kind (dictionary checkpoints)
+FORMAT_VERSION = 4
+KINDS = {"training": "training", "dictionary": "dictionary-learning"}  # kind -> its name
+
+
+def write_checkpoint(path: str | os.PathLike, kind: str, tensors: dict[str, torch.Tensor],
+                     state: dict, meta: dict[str, str] | None = None) -> Path:
+    """Write ``tensors`` (CPU copies) and ``state`` (strict JSON; ``meta``: further header
+    strings) as a checkpoint of ``kind`` to ``path``, atomically and sealed."""
+    try:
+        text = json.dumps(state, sort_keys=True, allow_nan=False)
+    except ValueError as exc:
+        raise InputError(f"the checkpoint state for {path} holds NaN or Inf; nothing was "
+                         "written") from exc
+    metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "kind": kind,
+                "state": text, **(meta or {})}
+    write_safetensors(path, {k: v.detach().cpu().contiguous() for k, v in tensors.items()},
+                      metadata)
+    return Path(path)
+
+
+def read_checkpoint(path: str | os.PathLike, kind: str
+                    ) -> tuple[dict[str, torch.Tensor], dict, dict[str, str]]:
+    """``(tensors, state, header)`` of a checkpoint of ``kind``, its checksums verified; the
+    state is a JSON object, for the caller to check field by field."""
+    what = f"{KINDS[kind]} checkpoint"
+    tensors, metadata = read_safetensors(path, what)
+    if metadata.get("format") != FORMAT:
+        raise InputError(f"{path} is not an lsalsa {what}")
+    if metadata.get("format_version") != str(FORMAT_VERSION):
+        raise InputError(f"{what} {path} has format version "
+                         f"{metadata.get('format_version')!r}; this lsalsa reads "
+                         f"{FORMAT_VERSION} (start the run afresh)")
+    if metadata.get("kind") != kind:
+        raise InputError(f"{path} is a {KINDS.get(metadata.get('kind'), 'foreign')} "
+                         f"checkpoint, not a {what}")
+    verify_header(path, what, metadata)
+    verify_tensors(path, what, tensors, metadata)
+    try:
+        state = json.loads(metadata["state"])
+    except (KeyError, ValueError, RecursionError) as exc:
+        raise InputError(f"{what} {path} has a malformed header: {exc!r}") from exc
+    if not isinstance(state, dict):
+        raise InputError(f"{what} {path} has a malformed header: its state is not an object")
+    return tensors, state, metadata
 
 
 def flatten_optimizer(state_dict: dict) -> tuple[dict[str, torch.Tensor], dict]:
@@ -119,28 +169,14 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module | dict,
                         for k, v in named.items()})
     optim_tensors, optim_meta = flatten_optimizer(optimizer)
     tensors.update(optim_tensors)
-    metadata = {
-        "format": FORMAT, "format_version": str(FORMAT_VERSION),
-        "state": json.dumps(state, sort_keys=True),
-        "optimizer": json.dumps(optim_meta, sort_keys=True),
-    }
-    write_safetensors(path, tensors, metadata)
-    return Path(path)
+    return write_checkpoint(path, "training", tensors, state,
+                            {"optimizer": json.dumps(optim_meta, sort_keys=True)})
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[dict, dict, dict, dict]:
     """Read a checkpoint, verified: ``(model_state_dict, optimizer_state_dict, state, extra)``."""
-    tensors, metadata = read_safetensors(path, "checkpoint")
-    if metadata.get("format") != FORMAT:
-        raise InputError(f"{path} is not an lsalsa training checkpoint")
-    if metadata.get("format_version") != str(FORMAT_VERSION):
-        raise InputError(f"checkpoint {path} has format version "
-                         f"{metadata.get('format_version')!r}; this lsalsa reads "
-                         f"{FORMAT_VERSION} (start the run afresh)")
-    verify_header(path, "checkpoint", metadata)
-    verify_tensors(path, "checkpoint", tensors, metadata)
+    tensors, state, metadata = read_checkpoint(path, "training")
     try:
-        state = json.loads(metadata["state"])
         optim_meta = json.loads(metadata["optimizer"])
         _check_state(state)
         sets: dict[str, dict[str, torch.Tensor]] = {}

@@ -1,14 +1,14 @@
 """Learned dictionaries on disk: resumable learning with checkpoints, and the stored result.
 
 :func:`learn_with_checkpoints` runs :func:`lsalsa.core.dictionary.learn_dictionary` with a
-progress bar and, given a folder, a checkpoint after every epoch. A checkpoint is the epoch's
-arrays under new names (``dictionary_eNNNNN.npy``, ``power_eNNNNN.npy`` and, when the code
-cache fits, ``codes_eNNNNN.npy``), then ``state.json`` (the run's config, the file names, the
-epoch, step, history and whether it converged) pointing at them: a process killed at any moment
-leaves the previous complete checkpoint readable. A folder that holds a checkpoint of the same
-run is resumed from it, bit-identically; one of another run is refused.
+progress bar and, given a folder, a checkpoint after every epoch: ``checkpoint.safetensors``, a
+``dictionary`` checkpoint of :mod:`lsalsa.workflow.checkpoint` (one sealed file written
+atomically) holding the dictionary, the Lipschitz tracker's vector and, when it fits, the code
+cache, with the run's config, epoch, step, history and whether it converged. A folder that
+holds a checkpoint of the same run is resumed from it, bit-identically; one of another run is
+refused.
 
-The checkpoint keeps its config inside ``state.json`` rather than in a
+The checkpoint keeps its config inside the file rather than in a
 :class:`lsalsa.workflow.rundir.RunDir`: the state and its config are one atomic write, and a
 ``RunDir`` would add ``config.json`` and ``provenance.json`` to the folder.
 
@@ -21,6 +21,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..checks import is_integer, is_number
 from ..core._arrays import as_real
@@ -32,12 +33,13 @@ from ..core.dictionary import (
     learning_config,
 )
 from ..errors import InputError
-from ..io import load_npy, read_json_object, remove_stale_temporaries, save_npy, write_json
+from ..io import remove_stale_temporaries, save_npy, write_json
 from ..version import provenance
+from .checkpoint import read_checkpoint, write_checkpoint
 from .progress import Progress, as_progress, follow
 from .rundir import differing_keys
 
-CHECKPOINT_STATE = "state.json"
+CHECKPOINT = "checkpoint.safetensors"
 
 
 def learn_with_checkpoints(signals, n_atoms: int | None = None,
@@ -67,65 +69,62 @@ def learn_with_checkpoints(signals, n_atoms: int | None = None,
 
 
 def _save_checkpoint(directory, state: DictionaryState, config: dict) -> None:
-    """Write the epoch's arrays under new names, then point ``state.json`` at them: a crash at
-    any moment leaves the previous complete checkpoint readable."""
+    """The epoch's checkpoint, one file replaced atomically: a crash at any moment leaves
+    the previous complete checkpoint readable."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    tag = f"e{state.epoch:05d}"
-    files = {"dictionary": f"dictionary_{tag}.npy", "power": f"power_{tag}.npy"}
-    save_npy(directory / files["dictionary"], state.dictionary)
-    save_npy(directory / files["power"], state.power)
+    arrays = {"dictionary": state.dictionary, "power": state.power}
     if state.codes is not None:
-        files["codes"] = f"codes_{tag}.npy"
-        save_npy(directory / files["codes"], state.codes)
-    write_json(directory / CHECKPOINT_STATE, {
-        "config": config, "files": files, "epoch": state.epoch, "step": state.step,
-        "history": state.history, "converged": state.converged})
-    for old in directory.glob("*_e*.npy"):
-        if old.name not in files.values() and old.name.split("_e")[0] in files:
-            old.unlink(missing_ok=True)
+        arrays["codes"] = state.codes
+    write_checkpoint(directory / CHECKPOINT, "dictionary",
+                     {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()},
+                     {"config": config, "epoch": state.epoch, "step": state.step,
+                      "history": state.history, "converged": state.converged})
 
 
 def _load_checkpoint(directory, config: dict) -> DictionaryState | None:
     """The state of a checkpoint of the same run, or None when the folder holds none.
 
-    ``state.json`` is checked as strictly as model files and training checkpoints: a state
-    this lsalsa would not have written (edited, damaged, pointing outside the folder) is
-    refused in one line, never resumed into a run that silently differs."""
+    The file is verified (its checksums) and its state checked as strictly as a training
+    checkpoint's: a state this lsalsa would not have written is refused in one line, never
+    resumed into a run that silently differs."""
     directory = Path(directory)
-    state_file = directory / CHECKPOINT_STATE
-    if not state_file.is_file():
+    file = directory / CHECKPOINT
+    if not file.is_file():
+        if (directory / "state.json").is_file():  # the format before sealed checkpoints
+            raise InputError(f"{directory} holds a checkpoint of an older lsalsa; use a fresh "
+                             "--checkpoint-dir")
         return None
-    state = read_json_object(state_file, "a dictionary-learning checkpoint state")
+    tensors, state, _ = read_checkpoint(file, "dictionary")
     if not isinstance(state.get("config"), dict):
-        raise InputError(f"checkpoint {state_file} is not a dictionary-learning state "
+        raise InputError(f"checkpoint {file} is not a dictionary-learning state "
                          "(no config object)")
-    saved = state["config"]
-    differs = differing_keys(saved, config, only=config)
+    differs = differing_keys(state["config"], config, only=config)
     if differs:
         raise InputError(f"checkpoint in {directory} belongs to another run (differs in "
                          f"{', '.join(differs)}); use a fresh --checkpoint-dir")
     problems = _state_problems(state, config)
+    shapes = {"dictionary": ((config["M"], config["n_atoms"]), np.float32),
+              "power": ((config["n_atoms"],), np.float64),
+              "codes": ((config["P"], config["n_atoms"]), np.float32)}
+    if not {"dictionary", "power"} <= set(tensors) <= set(shapes):
+        problems.append(f"it holds arrays {sorted(tensors)}, not the dictionary, power (and "
+                        "codes)")
     if problems:
-        raise InputError(f"checkpoint {state_file} is invalid ({'; '.join(problems)}); use a "
+        raise InputError(f"checkpoint {file} is invalid ({'; '.join(problems)}); use a "
                          "fresh --checkpoint-dir")
-    files, n_atoms = state["files"], config["n_atoms"]
-    A = _checkpoint_array(directory / files["dictionary"], (config["M"], n_atoms), np.float32)
-    power = _checkpoint_array(directory / files["power"], (n_atoms,), np.float64)
-    if not power.any():  # the Lipschitz tracker would estimate L = 0: an infinite step
-        raise InputError(f"checkpoint {directory / files['power']} is all zeros")
-    codes = None
-    if "codes" in files:
-        codes = _checkpoint_array(directory / files["codes"], (config["P"], n_atoms),
-                                  np.float32)
-    return DictionaryState(A, power, codes, state["epoch"], state["step"], state["history"],
-                           state["converged"])
+    arrays = {name: _checkpoint_array(file, name, tensors[name].numpy(), *shapes[name])
+              for name in tensors}
+    if not arrays["power"].any():  # the Lipschitz tracker would estimate L = 0: an infinite step
+        raise InputError(f"checkpoint {file}: its power vector is all zeros")
+    return DictionaryState(arrays["dictionary"], arrays["power"], arrays.get("codes"),
+                           state["epoch"], state["step"], state["history"], state["converged"])
 
 
 def _state_problems(state: dict, config: dict) -> list[str]:
     """What is wrong with the fields of a checkpoint's state (besides its config)."""
     problems = []
-    epoch, step, history, files = (state.get(k) for k in ("epoch", "step", "history", "files"))
+    epoch, step, history = (state.get(k) for k in ("epoch", "step", "history"))
     if not is_integer(epoch, 1):
         problems.append(f"epoch must be an integer >= 1, got {epoch!r}")
         epoch = None
@@ -139,22 +138,15 @@ def _state_problems(state: dict, config: dict) -> list[str]:
         problems.append(f"step must be {epoch * steps} at epoch {epoch}, got {step!r}")
     if not isinstance(state.get("converged"), bool):
         problems.append(f"converged must be true or false, got {state.get('converged')!r}")
-    if not isinstance(files, dict) or not {"dictionary", "power"} <= set(files) <= {
-            "dictionary", "power", "codes"}:
-        problems.append("files must name the dictionary, power (and codes) arrays")
-    elif epoch is not None:
-        # The names _save_checkpoint gives: plain names in this folder, of this epoch.
-        for key, name in sorted(files.items()):
-            if name != f"{key}_e{epoch:05d}.npy":
-                problems.append(f"files.{key} must be {key}_e{epoch:05d}.npy, got {name!r}")
     return problems
 
 
-def _checkpoint_array(file: Path, shape: tuple, dtype) -> np.ndarray:
-    array = load_npy(file)
+def _checkpoint_array(file: Path, name: str, array: np.ndarray, shape: tuple,
+                      dtype) -> np.ndarray:
     if array.shape != shape:
-        raise InputError(f"checkpoint array {file} has shape {array.shape}, expected {shape}")
-    return as_real(array, dtype, f"checkpoint array {file}")
+        raise InputError(f"checkpoint {file}: its {name} has shape {array.shape}, expected "
+                         f"{shape}")
+    return as_real(array, dtype, f"checkpoint {file}: its {name}")
 
 
 def save_dictionary(path: str | Path, result: DictionaryResult, extra: dict | None = None
