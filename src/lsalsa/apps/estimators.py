@@ -18,6 +18,7 @@ from ..core.codes import compute_codes
 from ..core.dictionary import learn_dictionary
 from ..core.encoders import build_encoder
 from ..core.operators import inference_dtype
+from ..core.problem import DEFAULT_MU
 from ..core.training import DEFAULTS, train
 from ..errors import InputError
 
@@ -49,7 +50,7 @@ class LearnedSparseCoder(TransformerMixin, BaseEstimator):
     """
 
     def __init__(self, kind: str = "lsalsa", dictionaries=None, alphas=0.1, depth: int = 5,
-                 mu: float = 10.0, n_atoms: int | None = None, dict_epochs: int = 5,
+                 mu: float = DEFAULT_MU, n_atoms: int | None = None, dict_epochs: int = 5,
                  epochs: int = 20, lr: float = DEFAULTS["lr"],
                  optimizer: str = DEFAULTS["optimizer"],
                  batch_size: int = DEFAULTS["batch_size"],

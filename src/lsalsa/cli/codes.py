@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..core._arrays import as_real, resolve_device
+from ..core.problem import DEFAULT_MU
 from ..errors import InputError
 from ..io import check_output_path, read_array
 from .common import non_negative_int
@@ -38,7 +39,7 @@ def register(subparsers) -> None:
     compute.add_argument("--n-iter", type=int, default=None,
                          help="paper mode: iterations (default 200 FISTA / 100 SALSA); exact "
                               "mode: most refinement iterations")
-    compute.add_argument("--mu", type=float, default=10.0, help="paper mode, MCA: SALSA mu")
+    compute.add_argument("--mu", type=float, default=DEFAULT_MU, help="paper mode, MCA: SALSA mu")
     compute.add_argument("--splits", default=None,
                          help="comma-separated splits (default every split present)")
     compute.add_argument("--batch-size", type=int, default=1024)

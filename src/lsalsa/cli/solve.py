@@ -7,6 +7,7 @@ import torch
 
 from ..core._arrays import as_real
 from ..core.operators import inference_dtype
+from ..core.problem import DEFAULT_MU
 from ..core.solvers import METHODS, solve
 from ..io import check_output_path, read_array, remove_stale_temporaries, save_npy
 
@@ -25,7 +26,8 @@ def register(subparsers) -> None:
     parser.add_argument("--method", choices=METHODS, default="fista")
     parser.add_argument("--n-iter", type=int, default=None,
                         help="iterations (default 100; exact: most refinement iterations)")
-    parser.add_argument("--mu", type=float, default=10.0, help="SALSA penalty (default 10)")
+    parser.add_argument("--mu", type=float, default=DEFAULT_MU,
+                        help=f"SALSA penalty (default {DEFAULT_MU:g})")
     parser.add_argument("--tol", type=float, default=None,
                         help="stop a sample at this relative duality gap")
     parser.add_argument("--float32", action="store_true", help="compute in float32")

@@ -22,7 +22,7 @@ from ..checks import one_of, positive_int, positive_number
 from ..errors import InputError
 from ._arrays import check_signal_array, sorted_subset
 from .objective import _duality_gap, _objective
-from .problem import Problem, as_alphas, make_problem
+from .problem import DEFAULT_MU, Problem, as_alphas, make_problem
 from .solvers import solve
 
 MODES = ("exact", "paper")
@@ -86,8 +86,8 @@ def gap_stats(problem: Problem, signals, codes: np.ndarray, batch_size: int = 40
 
 
 def compute_codes(signals, dictionaries, alphas, *, mode: str = "exact", tol: float = DEFAULT_TOL,
-                  batch_size: int = 1024, device=None, mu: float = 10.0, n_iter: int | None = None,
-                  callback: Callable[[int, int], None] | None = None
+                  batch_size: int = 1024, device=None, mu: float = DEFAULT_MU,
+                  n_iter: int | None = None, callback: Callable[[int, int], None] | None = None
                   ) -> tuple[np.ndarray, dict]:
     """Codes of every signal for fixed dictionaries, with their achieved duality gaps.
 

@@ -163,6 +163,10 @@ def as_alphas(alphas, n_blocks: int, positive: bool = False) -> tuple[float, ...
     return tuple(float(v) for v in values)
 
 
+# SALSA's ADMM penalty where none is given (the paper's); the experiments search it.
+DEFAULT_MU = 10.0
+
+
 def check_mu(mu: float) -> float:
     """SALSA's ADMM penalty, a positive number (a bool or a JSON "10" is a mistake)."""
     return checks.positive_number(mu, "mu")

@@ -40,7 +40,7 @@ from ..operators import (
     low_precision_input,
     salsa_operators,
 )
-from ..problem import Problem, as_alphas, check_mu, make_problem
+from ..problem import DEFAULT_MU, Problem, as_alphas, check_mu, make_problem
 from .layers import FUSED_GRAPHS, compiled_unroll, unroll
 from .model_file import FORMAT, FORMAT_VERSION, read_model, write_model
 
@@ -74,7 +74,7 @@ class UnrolledEncoder(torch.nn.Module):
         self.untied = bool(untied)
         self.learn_thresholds = bool(learn_thresholds)
         if self.kind == "lsalsa":
-            self.mu = check_mu(10.0 if mu is None else mu)
+            self.mu = check_mu(DEFAULT_MU if mu is None else mu)
         elif mu is not None:
             raise InputError("LISTA has no mu")
         else:
@@ -267,7 +267,7 @@ class LSALSA(UnrolledEncoder):
 
     kind = "lsalsa"
 
-    def __init__(self, dictionaries, alphas, depth: int, mu: float = 10.0, *,
+    def __init__(self, dictionaries, alphas, depth: int, mu: float = DEFAULT_MU, *,
                  untied: bool = False, learn_thresholds: bool = True, operators=None):
         super().__init__(dictionaries, alphas, depth, mu=mu, untied=untied,
                          learn_thresholds=learn_thresholds, operators=operators)
@@ -277,7 +277,8 @@ def build_encoder(kind: str, dictionaries, alphas, depth: int, mu: float | None 
                   **options) -> UnrolledEncoder:
     """Build an encoder by name: ``"lista"`` or ``"lsalsa"``."""
     if kind == "lsalsa":
-        return LSALSA(dictionaries, alphas, depth, 10.0 if mu is None else mu, **options)
+        return LSALSA(dictionaries, alphas, depth, DEFAULT_MU if mu is None else mu,
+                      **options)
     if kind == "lista":
         return LISTA(dictionaries, alphas, depth, **options)
     raise InputError(f"unknown encoder {kind!r}; choose 'lista' or 'lsalsa'")

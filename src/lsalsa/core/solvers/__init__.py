@@ -8,7 +8,7 @@ from ... import checks
 from ...errors import InputError
 from .._arrays import as_signals, check_same_kind, to_output
 from ..operators import inference_dtype
-from ..problem import check_mu, make_problem
+from ..problem import DEFAULT_MU, check_mu, make_problem
 from .classic import SolveResult, as_history_arrays, run_iterations
 from .exact import DEFAULT_MAX_ITER, exact_codes
 
@@ -18,7 +18,7 @@ __all__ = ["METHODS", "SolveResult", "solve"]
 
 
 def solve(Y, dictionaries, alphas, method: str = "fista", n_iter: int | None = None,
-          mu: float = 10.0, tol: float | None = None, *, history: bool = False,
+          mu: float = DEFAULT_MU, tol: float | None = None, *, history: bool = False,
           check_every: int = 10, output: str = "u", backend: str = "auto",
           dtype=None) -> SolveResult:
     """Sparse codes of ``Y`` for ``E(x; y) = 1/2 ||y - A x||^2 + sum_i alpha_i ||x_i||_1``.

@@ -21,7 +21,7 @@ from ..operators import (
     salsa_operators,
     salsa_step,
 )
-from ..problem import Problem
+from ..problem import DEFAULT_MU, Problem
 
 
 @dataclass
@@ -144,7 +144,7 @@ def _select(state: dict, keep: torch.Tensor) -> dict:
     return {k: (v[keep] if isinstance(v, torch.Tensor) else v) for k, v in state.items()}
 
 
-def _algorithm(problem, Y, method, *, mu=10.0, restart=False, output="u", operators=None,
+def _algorithm(problem, Y, method, *, mu=DEFAULT_MU, restart=False, output="u", operators=None,
                inplace=False, low=None):
     if method == "ista":
         return _Ista(problem, Y, operators, inplace=inplace, low=low)
@@ -158,7 +158,7 @@ def _algorithm(problem, Y, method, *, mu=10.0, restart=False, output="u", operat
 
 
 def iterates(problem: Problem | None, Y: torch.Tensor, method: str, n_iter: int, *,
-             mu: float = 10.0, operators=None, inplace: bool = False,
+             mu: float = DEFAULT_MU, operators=None, inplace: bool = False,
              low: torch.dtype | None = None) -> Iterator[tuple[int, torch.Tensor]]:
     """Yield ``(t, codes)`` after every iteration ``t = 1..n_iter`` of ISTA, FISTA or SALSA
     on the whole batch (no early stop): one pass gives the codes at every T.
@@ -195,7 +195,7 @@ def codes_with_operators(operators, Y: torch.Tensor, method: str, n_iter: int,
 
 
 def run_iterations(problem: Problem, Y: torch.Tensor, method: str, n_iter: int, *,
-                   mu: float = 10.0, tol: float | None = None, check_every: int = 10,
+                   mu: float = DEFAULT_MU, tol: float | None = None, check_every: int = 10,
                    history: bool = False, x0: torch.Tensor | None = None,
                    restart: bool = False, output: str = "u",
                    low: torch.dtype | None = None) -> SolveResult:

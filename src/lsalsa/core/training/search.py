@@ -33,7 +33,7 @@ import torch
 from ...checks import positive_int
 from ...errors import InputError
 from ..metrics import code_rmse
-from ..problem import check_mu, make_problem
+from ..problem import DEFAULT_MU, check_mu, make_problem
 from ..solvers.classic import iterates
 from .settings import check_pair
 
@@ -164,7 +164,7 @@ def _curves(signals, targets, dictionaries, method, depths, settings, batch_size
                 X = as_tensor_like(targets[first:first + batch_size], like)
                 mu = setting.get("mu")  # only SALSA's settings have one
                 for T, codes in iterates(problem, Y, method, max(depths),
-                                         mu=10.0 if mu is None else mu):
+                                         mu=DEFAULT_MU if mu is None else mu):
                     if T in column:
                         rmse[k, column[T]] += float(code_rmse(codes, X).sum())
                         zeros[k, column[T]] += float((codes == 0).double().mean(dim=1).sum())

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from ... import checks
 from ...checks import rule
+from ...core.problem import DEFAULT_MU
 from ...core.training.search import LEARNED_METHODS, alpha_candidates
 from ...errors import InputError
 from ..data import SPECS
@@ -54,7 +55,7 @@ class ExperimentConfig:
     codes: CodesSection = field(default_factory=CodesSection)
     # the optimal codes' penalties, one per component (floats)
     alphas: tuple[float, ...] = rule(per_component, None, each=checks.positive_number)
-    mu: float = rule(checks.positive_number, 10.0)
+    mu: float = rule(checks.positive_number, DEFAULT_MU)
     depths: tuple[int, ...] = rule(distinct, DEFAULT_DEPTHS, each=checks.positive_int)
     dense_max: int = rule(checks.positive_int, 200)
     search: SearchSection = field(default_factory=SearchSection)
