@@ -39,7 +39,8 @@ What each part of ``results.json`` becomes:
 
 Left out, as descriptions rather than measurements: the run's sizes and config, provenance,
 the targets' verdicts, the training records, the classifiers' settings and item counts, the
-timing's wording. Left out as copies: ``psnr`` beside ``separation`` (and a baseline's
+timing's wording. The report's tables of methods by depth are :func:`pivot` selections of the
+records. Left out as copies: ``psnr`` beside ``separation`` (and a baseline's
 ``psnr`` beside its ``separation``), and ``match``'s LSALSA numbers.
 
 A number that is not finite (None, NaN, a string) is not a record: :func:`tidy_records` puts
@@ -234,6 +235,15 @@ def _timing(table: _Table, timing: dict) -> None:
     for key in TIMING_METRICS:
         if key in timing:
             table.add("timing", None, setting, key, timing[key])
+
+
+def pivot(records: list[dict], metric: str, *, split: str = "test", source: str = "all",
+          component: int | None = None) -> dict[tuple[str, int | None], float]:
+    """``{(method, T): value}`` of one ``metric`` (of one ``split``, ``source`` and
+    ``component``): the selection a table of methods by depth shows."""
+    return {(r["method"], r["T"]): r["value"] for r in records
+            if r["metric"] == metric and r["split"] == split and r["source"] == source
+            and r["component"] == component}
 
 
 # -- results.jsonl -------------------------------------------------------------------------------

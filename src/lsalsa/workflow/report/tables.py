@@ -1,11 +1,14 @@
 """The report's tables, each built from a stored ``results.json`` alone by a function of its
 own (:func:`tables` lists them in the report's order); every number is :func:`~.render.fmt` of
-the stored value, so a table can be checked against ``results.json`` mechanically."""
+the stored value, so a table can be checked against ``results.json`` mechanically. The tables
+of methods by depth are selections of the results' tidy records
+(:func:`~lsalsa.workflow.results_table.pivot`)."""
 
 from __future__ import annotations
 
 from ...core.training.search import LEARNED_METHODS
 from ..config import CLASSIC, PSNR_BASELINES, methods_in
+from ..results_table import pivot, tidy_records
 from ..targets import grid_step
 from .render import Table, fmt
 
@@ -17,9 +20,11 @@ NAMES = {"fista": "FISTA", "salsa": "SALSA", "lista": "LISTA", "lsalsa": "LSALSA
 
 def tables(results: dict) -> list[Table]:
     """Every table of the report, built from ``results`` alone, in the report's order."""
-    return [*_code_tables(results), _iterations_to_match(results), _time_to_match(results),
-            *_classification_tables(results), *_psnr_baseline_tables(results),
-            *_psnr_tables(results), _hyperparameters(results), *_training_tables(results)]
+    records = tidy_records(results, results["name"])
+    return [*_code_tables(results, records), _iterations_to_match(results),
+            _time_to_match(results), *_classification_tables(results, records),
+            *_psnr_baseline_tables(results), *_psnr_tables(results, records),
+            _hyperparameters(results), *_training_tables(results)]
 
 
 def _per_depth(results: dict, name: str, title: str, cell) -> Table:
@@ -29,16 +34,22 @@ def _per_depth(results: dict, name: str, title: str, cell) -> Table:
                  [[NAMES[m]] + [cell(m, T) for T in depths] for m in methods_in(results)])
 
 
-def _code_tables(results: dict) -> list[Table]:
+def _selected(records: list[dict], metric: str, **where):
+    """A table's cell, ``cell(method, T)``: the record of ``metric`` there (None: none)."""
+    values = pivot(records, metric, **where)
+    return lambda m, T: values.get((m, T))
+
+
+def _code_tables(results: dict, records: list[dict]) -> list[Table]:
     """The codes' RMSE, sparsity and encoding time per method and depth."""
-    def stored(key: str):
-        return lambda m, T: results["methods"][m][str(T)][key]
+    def stored(metric: str):
+        return _selected(records, metric)
 
     return [
         _per_depth(results, "rmse", "Mean code RMSE against the optimal codes (test set)",
-                   stored("rmse_mean")),
+                   stored("code_rmse")),
         _per_depth(results, "sparsity", "Mean sparsity (fraction of exact zeros; optimal codes: "
-                   f"{fmt(results['optimal']['sparsity_mean'])})", stored("sparsity_mean")),
+                   f"{fmt(results['optimal']['sparsity_mean'])})", stored("sparsity")),
         _per_depth(results, "time", "Seconds to encode the whole test set (median of repeats)",
                    stored("seconds")),
     ]
@@ -74,14 +85,14 @@ def _time_to_match(results: dict) -> Table:
                  ["LSALSA T", "LSALSA seconds", "method", "grid", "seconds", "ratio"], rows)
 
 
-def _classification_tables(results: dict) -> list[Table]:
+def _classification_tables(results: dict, records: list[dict]) -> list[Table]:
     """One table per labelled task (none without labels)."""
     classification = results.get("classification") or {}
     return [_per_depth(results, f"classification_{task}",
                        f"Classification error ({task}) of the expert classifier trained on "
                        f"the optimal codes (its error on them: "
                        f"{fmt(info['optimal_error'])}; {info['n']} test items)",
-                       lambda m, T, info=info: info["errors"].get(m, {}).get(str(T)))
+                       _selected(records, f"classification_error_{task}"))
             for task, info in (classification.get("tasks") or {}).items()]
 
 
@@ -114,13 +125,13 @@ def _psnr_baseline_tables(results: dict) -> list[Table]:
     return out
 
 
-def _psnr_tables(results: dict) -> list[Table]:
+def _psnr_tables(results: dict, records: list[dict]) -> list[Table]:
     """The PSNR of each separated component per method and depth (separation runs only)."""
     if not results.get("psnr"):
         return []
     depths, components = results["depths"], range(len(results["block_sizes"]))
-    rows = [[f"{NAMES[m]} {'digit' if i == 0 else 'natural'}"]
-            + [results["psnr"][m][str(T)][i] for T in depths]
+    cells = [_selected(records, "psnr_db", component=i) for i in components]
+    rows = [[f"{NAMES[m]} {'digit' if i == 0 else 'natural'}"] + [cells[i](m, T) for T in depths]
             for m in methods_in(results) for i in components]
     return [Table("psnr", "PSNR (dB) of each separated component A_i x_i against the true "
                   f"component (optimal codes: {fmt(results['psnr']['optimal'])})",
