@@ -234,6 +234,29 @@ def test_a_malformed_but_sealed_checkpoint_is_refused_in_one_line(checkpoint_fil
         _refused(load_checkpoint, bad, "malformed header")
 
 
+def test_checkpoints_of_version_3_still_load_and_kinds_do_not_mix(checkpoint_file, tmp_path):
+    """Version 3 held only training checkpoints, without a kind: they load as training ones
+    (an interrupted run resumes across the upgrade). A sealed checkpoint of another kind, or
+    of another version, is refused in one line."""
+    from safetensors.torch import load_file
+
+    from lsalsa.workflow.checkpoint import write_checkpoint
+
+    header, _ = _header(checkpoint_file)
+    meta = {k: v for k, v in header["__metadata__"].items()
+            if k not in (MANIFEST, DIGEST, "kind")}
+    old = tmp_path / "v3.safetensors"
+    write_safetensors(old, load_file(str(checkpoint_file)), {**meta, "format_version": "3"})
+    model, _, state, _ = load_checkpoint(old)
+    mine, _, my_state, _ = load_checkpoint(checkpoint_file)
+    assert state == my_state and all(torch.equal(v, mine[k]) for k, v in model.items())
+    write_safetensors(old, load_file(str(checkpoint_file)), {**meta, "format_version": "2"})
+    _refused(load_checkpoint, old, "format version '2'")
+    other = write_checkpoint(tmp_path / "d.safetensors", "dictionary",
+                             {"dictionary": torch.zeros(2, 3)}, {"epoch": 1})
+    _refused(load_checkpoint, other, "is a dictionary-learning checkpoint, not a training")
+
+
 def test_resuming_from_a_damaged_checkpoint_is_refused(rng, tmp_path):
     A = random_dictionary(rng, 6, 8)
     Y = rng.standard_normal((40, 6))

@@ -583,6 +583,46 @@ def test_search_over_the_thresholds_step(data, tmp_path):
                threshold_lrs=[0.0], **grid)
 
 
+def test_a_search_from_before_the_thresholds_step_resumes_without_training(data, tmp_path,
+                                                                          monkeypatch, capsys):
+    """Rows written before ``threshold_lr`` was a column were trained at the default step:
+    a rerun of the same search (default grid) reuses them, in the library and the CLI."""
+    run = tmp_path / "search"
+    grid = {"depths": [1], "alphas": [0.2], "mus": [2.0], "epochs": 1,
+            "methods": ("salsa", "lsalsa"), "train_options": {"batch_size": 16},
+            "progress": False}
+    search(data["Y"], data["X"], data["Yv"], data["Xv"], data["A"], run_dir=run, **grid)
+    rows = json.loads((run / "results.json").read_text())
+    for row in rows:
+        del row["threshold_lr"]
+    (run / "results.json").write_text(json.dumps(rows))
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(importlib.import_module("lsalsa.workflow.search"), "train", no_training)
+    again = search(data["Y"], data["X"], data["Yv"], data["Xv"], data["A"], run_dir=run, **grid)
+    assert again.rows == rows
+    # lsalsa search prints each winner's knobs, old rows (no such column) included.
+    files = {}
+    for name, key in (("signals", "Y"), ("codes", "X"), ("dict", "A")):
+        files[name] = tmp_path / f"{name}.npy"
+        np.save(files[name], data[key].astype(np.float32))
+    args = ["search", "--signals", str(files["signals"]), "--targets", str(files["codes"]),
+            "--dict", str(files["dict"]), "--depths", "1", "--alphas", "0.2", "--methods",
+            "salsa", "lsalsa", "--epochs", "1", "--run-dir", str(tmp_path / "cli"), "--quiet"]
+    monkeypatch.undo()
+    assert main(args) == 0
+    rows = json.loads((tmp_path / "cli" / "results.json").read_text())
+    for row in rows:
+        del row["threshold_lr"]
+    (tmp_path / "cli" / "results.json").write_text(json.dumps(rows))
+    monkeypatch.setattr(importlib.import_module("lsalsa.workflow.search"), "train", no_training)
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "lsalsa  T=1" in capsys.readouterr().out
+
+
 def test_classic_selection_refuses_bad_grids_and_empty_data(data):
     with pytest.raises(InputError, match="mu must be a positive number"):  # not run as 10
         best_classic(data["Yv"], data["Xv"], data["A"], "salsa", [1], [0.1], mus=(0.0,))
@@ -760,6 +800,32 @@ def test_cli_search(files, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "fista" in out and "lsalsa" in out
     assert (run / "results.csv").is_file() and (run / "best.json").is_file()
+
+
+def test_cli_threshold_steps(files, tmp_path, capsys):
+    """--threshold-lr reaches the training (and its config); --threshold-lrs the search's
+    grid; a step for fixed thresholds is refused in one line."""
+    common = ["--signals", str(files["signals"]), "--targets", str(files["codes"]),
+              "--dict", str(files["dict"]), "--quiet"]
+    assert main(["train", *common, "--alpha", "0.2", "--depth", "2", "--mu", "2", "--epochs",
+                 "1", "--threshold-lr", "0.25", "--run-dir", str(tmp_path / "t")]) == 0
+    config = json.loads((tmp_path / "t" / "config.json").read_text())
+    assert config["training"]["threshold_lr"] == 0.25
+    assert main(["train", *common, "--alpha", "0.2", "--depth", "2", "--thresholds", "fixed",
+                 "--threshold-lr", "0.25", "--run-dir", str(tmp_path / "f")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--threshold-lr" in err and "\n" not in err and not (tmp_path / "f").exists()
+    assert main(["search", *common, "--depths", "1", "--alphas", "0.2", "--methods", "salsa",
+                 "lsalsa", "--epochs", "1", "--threshold-lrs", "0.1", "1",
+                 "--run-dir", str(tmp_path / "s")]) == 0
+    rows = json.loads((tmp_path / "s" / "results.json").read_text())
+    assert [r["threshold_lr"] for r in rows if r["method"] == "lsalsa"] == [0.1, 1.0]
+
+
+def test_the_library_refuses_a_step_for_fixed_thresholds(data):
+    with pytest.raises(InputError, match="threshold_lr is the step of learned thresholds"):
+        _train(data, LSALSA(data["A"], ALPHA, 2, mu=2.0, learn_thresholds=False),
+               threshold_lr=0.5)
 
 
 @pytest.mark.parametrize("extra,message", [

@@ -31,7 +31,6 @@ def check_model_path(path: str) -> str:
     return path
 
 
-
 def check_training(run_dir) -> None:
     """Raise :class:`TrainingDiverged` (exit 1) when a training of a finished experiment run
     diverged: the run is complete, each model holding its best epoch before the divergence."""

@@ -230,6 +230,9 @@ def run_train(args) -> int:
     from ..workflow.training import train_in_dir
 
     check_lr(args.lr, "--lr")  # before the data are read and the start is searched
+    if args.thresholds == "fixed" and args.threshold_lr != TRAIN_DEFAULTS["threshold_lr"]:
+        raise InputError("--threshold-lr is the step of learned thresholds; --thresholds "
+                         "fixed has none")
     if args.objective == "separation" and args.model != "lsalsa":
         raise InputError("--objective separation trains --model lsalsa")
     data = _training_set(args, args.objective)
@@ -311,7 +314,7 @@ def run_search(args) -> int:
                     progress=not args.quiet)
     for (method, T), row in sorted(result.best.items()):
         knobs = ", ".join(f"{k}={row[k]}" for k in ("alpha", "mu", "lr", "lr_decay",
-                                                     "threshold_lr") if row[k] is not None)
+                                                     "threshold_lr") if row.get(k) is not None)
         rmse = "diverged" if row["val_rmse"] is None else f"{row['val_rmse']:.6g}"
         print(f"{method:7s} T={T:<3d} val RMSE {rmse}  ({knobs})")
     print(f"wrote {Path(args.run_dir) / 'results.csv'} ({len(result.rows)} trials)")

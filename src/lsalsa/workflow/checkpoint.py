@@ -30,8 +30,10 @@ from ..errors import InputError
 from ..io import read_safetensors, verify_header, verify_tensors, write_safetensors
 
 FORMAT = "lsalsa-checkpoint"
-# 2: named tensor sets (best epoch, anchor); 3: checksums; 4: a kind (dictionary checkpoints)
+# 2: named tensor sets (best epoch, anchor); 3: checksums; 4: a kind (dictionary checkpoints).
+# Version 3 is read too: it held only training checkpoints, in the same layout.
 FORMAT_VERSION = 4
+READ_VERSIONS = ("3", "4")
 KINDS = {"training": "training", "dictionary": "dictionary-learning"}  # kind -> its name
 
 
@@ -59,11 +61,11 @@ def read_checkpoint(path: str | os.PathLike, kind: str
     tensors, metadata = read_safetensors(path, what)
     if metadata.get("format") != FORMAT:
         raise InputError(f"{path} is not an lsalsa {what}")
-    if metadata.get("format_version") != str(FORMAT_VERSION):
-        raise InputError(f"{what} {path} has format version "
-                         f"{metadata.get('format_version')!r}; this lsalsa reads "
-                         f"{FORMAT_VERSION} (start the run afresh)")
-    if metadata.get("kind") != kind:
+    version = metadata.get("format_version")
+    if version not in READ_VERSIONS:
+        raise InputError(f"{what} {path} has format version {version!r}; this lsalsa reads "
+                         f"{' and '.join(READ_VERSIONS)} (start the run afresh)")
+    if metadata.get("kind", "training" if version == "3" else None) != kind:
         raise InputError(f"{path} is a {KINDS.get(metadata.get('kind'), 'foreign')} "
                          f"checkpoint, not a {what}")
     verify_header(path, what, metadata)

@@ -92,8 +92,8 @@ def _load_checkpoint(directory, config: dict) -> DictionaryState | None:
     file = directory / CHECKPOINT
     if not file.is_file():
         if (directory / "state.json").is_file():  # the format before sealed checkpoints
-            raise InputError(f"{directory} holds a checkpoint of an older lsalsa; use a fresh "
-                             "--checkpoint-dir")
+            raise InputError(f"{directory} holds a dictionary checkpoint of an older lsalsa "
+                             "(state.json and .npy files); delete that folder to start afresh")
         return None
     tensors, state, _ = read_checkpoint(file, "dictionary")
     if not isinstance(state.get("config"), dict):
@@ -102,7 +102,7 @@ def _load_checkpoint(directory, config: dict) -> DictionaryState | None:
     differs = differing_keys(state["config"], config, only=config)
     if differs:
         raise InputError(f"checkpoint in {directory} belongs to another run (differs in "
-                         f"{', '.join(differs)}); use a fresh --checkpoint-dir")
+                         f"{', '.join(differs)}); use another checkpoint folder")
     problems = _state_problems(state, config)
     shapes = {"dictionary": ((config["M"], config["n_atoms"]), np.float32),
               "power": ((config["n_atoms"],), np.float64),
@@ -111,8 +111,8 @@ def _load_checkpoint(directory, config: dict) -> DictionaryState | None:
         problems.append(f"it holds arrays {sorted(tensors)}, not the dictionary, power (and "
                         "codes)")
     if problems:
-        raise InputError(f"checkpoint {file} is invalid ({'; '.join(problems)}); use a "
-                         "fresh --checkpoint-dir")
+        raise InputError(f"checkpoint {file} is invalid ({'; '.join(problems)}); use another "
+                         "checkpoint folder")
     arrays = {name: _checkpoint_array(file, name, tensors[name].numpy(), *shapes[name])
               for name in tensors}
     if not arrays["power"].any():  # the Lipschitz tracker would estimate L = 0: an infinite step

@@ -283,10 +283,12 @@ def _finite(value) -> float | None:
 
 
 def _key(trial: dict) -> str:
-    # .get: rows of searches before threshold_lr was a knob have no such column
-    return json.dumps([trial.get(k) if k != "alpha" else plain_alpha(trial[k])
-                       for k in ("method", "T", "alpha", "mu", "lr", "lr_decay",
-                                 "threshold_lr")])
+    # Rows of searches before the thresholds' step was a knob have no such column: their
+    # step was the default, which the key writes as absent.
+    step = trial.get("threshold_lr")
+    return json.dumps([*(trial[k] if k != "alpha" else plain_alpha(trial[k])
+                         for k in ("method", "T", "alpha", "mu", "lr", "lr_decay")),
+                       None if step == DEFAULTS["threshold_lr"] else step])
 
 
 def _open_run(run: Path, config: dict) -> dict[str, dict]:

@@ -1,5 +1,6 @@
-"""The T layers of an encoder as one loop (:func:`unroll`), shared by the networks, the
-classic loops they start as, and the compiled path (:func:`fused_unroll`)."""
+"""The T layers of an encoder as one loop (:func:`unroll`), shared by the networks' eager
+path and their compiled one (:func:`fused_unroll`); both take their steps from
+:mod:`lsalsa.core.operators`, as the classic solvers do."""
 
 from __future__ import annotations
 

@@ -59,7 +59,6 @@ CONFIG_FIELDS = {
 }
 
 
-
 def check_config(path, config: dict) -> None:
     """Every field's constraint, then what ties them together; all faults in one line."""
     missing, unknown = set(CONFIG_KEYS) - set(config), set(config) - set(CONFIG_KEYS)
@@ -84,7 +83,6 @@ def check_config(path, config: dict) -> None:
         problems.append(f"a LISTA config has no mu, got {mu!r}")
     if problems:
         raise InputError(f"{path} has an invalid model config: {'; '.join(problems)}")
-
 
 
 def write_model(path, state: dict, config: dict, extra: dict | None = None) -> Path:
@@ -130,7 +128,6 @@ def read_model(path, tensors: bool) -> tuple[dict, dict, dict]:
     if tensors:
         verify_tensors(path, "model file", loaded, metadata)
     return config, extra, loaded
-
 
 
 def read_model_header(path: str | os.PathLike) -> tuple[dict, dict]:

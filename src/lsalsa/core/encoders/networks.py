@@ -202,7 +202,6 @@ class UnrolledEncoder(torch.nn.Module):
                                 "(an overflow: rescale the signals or use bfloat16)")
         return to_output(codes, as_numpy)
 
-
     def paper_operators(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The learned ``(W_e, S)`` as the paper writes them (Eq. 14), in float64.
 
@@ -237,7 +236,6 @@ class UnrolledEncoder(torch.nn.Module):
                 raise InputError(f"the model's {name} holds NaN or Inf; nothing was written "
                                  f"to {path}")
         return write_model(path, state, self.config(), extra)
-
 
 
 class LISTA(UnrolledEncoder):
@@ -284,7 +282,6 @@ def build_encoder(kind: str, dictionaries, alphas, depth: int, mu: float | None 
     raise InputError(f"unknown encoder {kind!r}; choose 'lista' or 'lsalsa'")
 
 
-
 def load_encoder(path: str | os.PathLike, device=None) -> UnrolledEncoder:
     """Load a model written by :meth:`UnrolledEncoder.save`, checking it thoroughly: the
     checksums of its header and of every tensor, the config's types and ranges, the shapes,
@@ -316,7 +313,6 @@ def load_encoder(path: str | os.PathLike, device=None) -> UnrolledEncoder:
                             operators=(tensors["W"], S, tensors["thresholds"]))
     encoder.load_state_dict(tensors)
     return encoder.to(device) if device is not None else encoder
-
 
 
 def components(model: UnrolledEncoder | Problem, codes: torch.Tensor | np.ndarray,

@@ -173,6 +173,9 @@ class TrainSettings:
     def config(self, encoder: UnrolledEncoder, validation: bool) -> dict:
         """The hyperparameters as recorded with a run (all but ``max_epochs``), with the
         defaults that depend on the encoder resolved and the loss and selection described."""
+        if self.threshold_lr != DEFAULTS["threshold_lr"] and not encoder.learn_thresholds:
+            raise InputError("threshold_lr is the step of learned thresholds; this encoder's "
+                             "thresholds are fixed")
         weight = self.reconstruction_weight
         if weight is None:  # see train(): Eq. 15 for SC, each component's error too for MCA
             weight = 0.0 if len(encoder.block_sizes) == 1 else 1.0
@@ -196,7 +199,8 @@ class TrainSettings:
                 "lr_decay": self.lr_decay, "lr_schedule": LR_SCHEDULE,
                 "momentum": self.momentum, "step_scaling": self.step_scaling,
                 # recorded only away from its default, so earlier runs' records still match
-                **({"threshold_lr": self.threshold_lr} if self.threshold_lr != 1 else {}),
+                **({"threshold_lr": self.threshold_lr}
+                   if self.threshold_lr != DEFAULTS["threshold_lr"] else {}),
                 "grad_clip": self.grad_clip, "anchor_decay": self.anchor_decay,
                 "reconstruction_weight": float(weight), "batch_size": self.batch_size,
                 "patience": self.patience, "rel_tol": self.rel_tol, "seed": self.seed,

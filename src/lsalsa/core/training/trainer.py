@@ -40,7 +40,7 @@ from ..encoders import UnrolledEncoder
 from ..metrics import validation_rmse
 from .batches import Batches, placed_validation, sample_loss
 from .distributed import Distributed
-from .settings import TrainSettings, check_pair
+from .settings import DEFAULTS, TrainSettings, check_pair
 from .state import TrainResult, TrainState
 
 FINAL_STOPS = ("rel_tol", "patience", "diverged")
@@ -152,9 +152,10 @@ class Trainer:
         h = self.hyper
         # Optimising P / s: Adam's step scales with s, SGD's with s^2 (its gradient is s dL/dP).
         power = 0 if not h["step_scaling"] else (1 if h["optimizer"] == "adam" else 2)
+        # The thresholds' step is threshold_lr times the others' (recorded away from 1 only).
+        steps = {"thresholds": h.get("threshold_lr", DEFAULTS["threshold_lr"])}
         groups = [{"params": [p], "lr": h["lr"], "name": n,
-                   "scale": scales[n] ** power * (h.get("threshold_lr", 1.0)
-                                                  if n == "thresholds" else 1.0)}
+                   "scale": scales[n] ** power * steps.get(n, 1.0)}
                   for n, p in zip(self.names, self.params, strict=True)]
         if h["optimizer"] == "sgd":
             return torch.optim.SGD(groups, lr=h["lr"], momentum=h["momentum"])
@@ -259,7 +260,6 @@ class Trainer:
                         p.sub_(p - self.anchor[name], alpha=lr_t * h["anchor_decay"])
             loss_sum += half_sq.detach().sum()
         return float(dist.all_reduce_sum(loss_sum)) / self.P
-
 
     def run(self, callback: Callable[[TrainState], None] | None = None) -> TrainResult:
         """Train until a stop (a fresh run unless :meth:`begin` set one up); ``callback``

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ...core.training import DEFAULTS as TRAIN_DEFAULTS
 from ...errors import InputError
 from ...io import read_json_object, write_text
 from ..config import DEFAULT_DEPTHS
@@ -61,9 +62,10 @@ def write_report(run_dir, steps=()) -> list[Path]:
     results = _load(run_dir)
     # The same numbers as a tidy table beside results.json (which stays as it is).
     tidy = run_dir / "results.jsonl"
-    write_tidy(tidy, tidy_records(results, str(results["name"])))
+    records = tidy_records(results, str(results["name"]))
+    write_tidy(tidy, records)
     figures = make_figures(run_dir, results)
-    all_tables = tables(results)
+    all_tables = tables(results, records)
     written = []
     for table in all_tables:
         for suffix, text in (("csv", table.csv()), ("md", table.markdown() + "\n")):
@@ -251,15 +253,19 @@ def training_text(s: dict, searched: bool = False) -> str:
     loss = ("Eq. 15, plus each component's reconstruction error for MCA (the default)"
             if weight is None else f"Eq. 15 plus {weight:g} x each component's "
             "reconstruction error" if weight else "Eq. 15")
-    steps = s.get("threshold_lrs") or [1.0]  # absent at its default
-    knobs = [f"the learning rate over {lrs}" if len(lrs) > 1 else
-             f"learning rate {fmt(lrs)}"]
-    if len(steps) > 1:
-        knobs.append(f"the learned thresholds' step (x the learning rate) over {steps}")
-    elif steps != [1.0]:
-        knobs.append(f"the learned thresholds' step {fmt(steps[0])} x the learning rate")
-    search = (f"searched: {', '.join(knobs)}, with {s['epochs']} epochs per trial" if searched
-              else f"{', '.join(knobs)} (no search: one value)")
+    default = [TRAIN_DEFAULTS["threshold_lr"]]
+    steps = s.get("threshold_lrs") or default  # absent at its default
+    if steps == default:  # the learning rate alone: the words of runs before the step's grid
+        search = (f"the learning rate searched over {lrs} with {s['epochs']} epochs per trial"
+                  if searched else f"learning rate {fmt(lrs)} (no search: one value)")
+    else:
+        knobs = [f"the learning rate over {lrs}" if len(lrs) > 1
+                 else f"learning rate {fmt(lrs)}",
+                 f"the learned thresholds' step (x the learning rate) over {steps}"
+                 if len(steps) > 1 else
+                 f"the learned thresholds' step {fmt(steps[0])} x the learning rate"]
+        search = (f"searched: {', '.join(knobs)}, with {s['epochs']} epochs per trial"
+                  if searched else f"{', '.join(knobs)} (no search: one value)")
     return (f"Training: {optimizer} with per-tensor step scaling and a cosine schedule, {search}, "
             f"at most {s['final_epochs']} epochs for the final models (the best validation "
             f"epoch kept, the start included), batch {s['batch_size']}; loss: {loss}"

@@ -6,6 +6,7 @@ of methods by depth are selections of the results' tidy records
 
 from __future__ import annotations
 
+from ...core.training import DEFAULTS as TRAIN_DEFAULTS
 from ...core.training.search import LEARNED_METHODS
 from ..config import CLASSIC, PSNR_BASELINES, methods_in
 from ..results_table import pivot, tidy_records
@@ -18,9 +19,11 @@ NAMES = {"fista": "FISTA", "salsa": "SALSA", "lista": "LISTA", "lsalsa": "LSALSA
          "lsalsa-pic": "LSALSA (separation objective, whole-picture mixtures)"}
 
 
-def tables(results: dict) -> list[Table]:
-    """Every table of the report, built from ``results`` alone, in the report's order."""
-    records = tidy_records(results, results["name"])
+def tables(results: dict, records: list[dict] | None = None) -> list[Table]:
+    """Every table of the report, built from ``results`` alone (``records``: its tidy records,
+    when already made), in the report's order."""
+    if records is None:
+        records = tidy_records(results, str(results["name"]))
     return [*_code_tables(results, records), _iterations_to_match(results),
             _time_to_match(results), *_classification_tables(results, records),
             *_psnr_baseline_tables(results), *_psnr_tables(results, records),
@@ -42,16 +45,13 @@ def _selected(records: list[dict], metric: str, **where):
 
 def _code_tables(results: dict, records: list[dict]) -> list[Table]:
     """The codes' RMSE, sparsity and encoding time per method and depth."""
-    def stored(metric: str):
-        return _selected(records, metric)
-
     return [
         _per_depth(results, "rmse", "Mean code RMSE against the optimal codes (test set)",
-                   stored("code_rmse")),
+                   _selected(records, "code_rmse")),
         _per_depth(results, "sparsity", "Mean sparsity (fraction of exact zeros; optimal codes: "
-                   f"{fmt(results['optimal']['sparsity_mean'])})", stored("sparsity")),
+                   f"{fmt(results['optimal']['sparsity_mean'])})", _selected(records, "sparsity")),
         _per_depth(results, "time", "Seconds to encode the whole test set (median of repeats)",
-                   stored("seconds")),
+                   _selected(records, "seconds")),
     ]
 
 
@@ -155,7 +155,9 @@ def _threshold_step(method: str, hyper: dict):
     """A learned method's thresholds' step relative to lr: None where they are not learned."""
     if hyper.get("lr") is None or method not in LEARNED_METHODS:
         return None
-    return hyper.get("threshold_lr", 1.0) if LEARNED_METHODS[method].learn_thresholds else None
+    if not LEARNED_METHODS[method].learn_thresholds:
+        return None
+    return hyper.get("threshold_lr", TRAIN_DEFAULTS["threshold_lr"])
 
 
 def _training_tables(results: dict) -> list[Table]:

@@ -60,7 +60,7 @@ def run(run: Run) -> dict:
             if not done.is_file():
                 hyper = learned_setting(run.dir, method, T, start_of(run, method, T, starts),
                                         lr_grid(c, method)[0], s.lr_decays[0],
-                                        s.threshold_lrs[0])
+                                        unsearched_step(s.threshold_lrs))
                 write_json(done, train_one(run, method, T, hyper, epochs=epochs, seed=seed,
                                            options=options, data_info=data_info))
             trained.append(f"{method}_T{T}")
@@ -79,6 +79,12 @@ def start_of(run: Run, method: str, T: int, starts: dict) -> dict:
             "val_psnr_mean": best["val_psnr_mean"]}
 
 
+def unsearched_step(grid) -> float:
+    """The thresholds' step of a method that is not searched (one trained on the
+    components): the grid's one value, else the library's default, not a grid's extreme."""
+    return grid[0] if len(grid) == 1 else TRAIN_DEFAULTS["threshold_lr"]
+
+
 def learned_setting(run_dir: Path, method: str, T: int, start: dict, lr: float,
                     lr_decay: float, threshold_lr: float) -> dict:
     """Start (alpha, mu) and training knobs (lr, decay, the thresholds' step) of a learned
@@ -90,10 +96,12 @@ def learned_setting(run_dir: Path, method: str, T: int, start: dict, lr: float,
         row = next(r for r in json.loads(best.read_text()) if int(r["T"]) == T)
     learned = LEARNED_METHODS[method]
     # rows of searches before the thresholds' step was a knob lack it: their step was 1
-    step = row.get("threshold_lr", 1.0) if learned.learn_thresholds else None
+    step = row.get("threshold_lr", TRAIN_DEFAULTS["threshold_lr"]) if learned.learn_thresholds \
+        else None
     return {"alpha": start["alpha"], "mu": start["mu"] if learned.kind == "lsalsa" else None,
             "lr": row["lr"], "lr_decay": row["lr_decay"],
-            **({"threshold_lr": step} if step not in (None, 1.0) else {}),
+            **({"threshold_lr": step}
+               if step not in (None, TRAIN_DEFAULTS["threshold_lr"]) else {}),
             "search_val_rmse": row["val_rmse"],
             "start_val_rmse": start["val_rmse"],
             **({"start_val_psnr_mean": start["val_psnr_mean"]} if "val_psnr_mean" in start
