@@ -39,8 +39,9 @@ KINDS = {"training": "training", "dictionary": "dictionary-learning"}  # kind ->
 
 def write_checkpoint(path: str | os.PathLike, kind: str, tensors: dict[str, torch.Tensor],
                      state: dict, meta: dict[str, str] | None = None) -> Path:
-    """Write ``tensors`` (CPU copies) and ``state`` (strict JSON; ``meta``: further header
-    strings) as a checkpoint of ``kind`` to ``path``, atomically and sealed."""
+    """Write ``tensors`` (any device: :func:`lsalsa.io.write_safetensors` takes CPU copies)
+    and ``state`` (strict JSON; ``meta``: further header strings) as a checkpoint of ``kind``
+    to ``path``, atomically and sealed."""
     try:
         text = json.dumps(state, sort_keys=True, allow_nan=False)
     except ValueError as exc:
@@ -48,8 +49,7 @@ def write_checkpoint(path: str | os.PathLike, kind: str, tensors: dict[str, torc
                          "written") from exc
     metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "kind": kind,
                 "state": text, **(meta or {})}
-    write_safetensors(path, {k: v.detach().cpu().contiguous() for k, v in tensors.items()},
-                      metadata)
+    write_safetensors(path, tensors, metadata)
     return Path(path)
 
 
@@ -163,12 +163,11 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module | dict,
         model = model.state_dict()
     if isinstance(optimizer, torch.optim.Optimizer):
         optimizer = optimizer.state_dict()
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.items()}
+    tensors = {f"model.{k}": v for k, v in model.items()}
     for group, named in (extra or {}).items():
         if "." in group or group in ("model", "optim"):
             raise ValueError(f"bad tensor set name {group!r}")
-        tensors.update({f"{group}.{k}": v.detach().cpu().contiguous()
-                        for k, v in named.items()})
+        tensors.update({f"{group}.{k}": v for k, v in named.items()})
     optim_tensors, optim_meta = flatten_optimizer(optimizer)
     tensors.update(optim_tensors)
     return write_checkpoint(path, "training", tensors, state,

@@ -41,6 +41,7 @@ from ..core.training.search import (
     classic_curves,
     classic_settings,
     plain_alpha,
+    threshold_steps,
 )
 from ..core.training.settings import DEFAULTS, check_lr, check_pair
 from ..core.training.trainer import train
@@ -110,8 +111,7 @@ def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
                            done, record)
     trials = [(m, T, lr, decay, step) for m, T in itertools.product(learned, depths)
               for lr, decay, step in itertools.product(
-                  lrs, lr_decays, threshold_lrs if LEARNED_METHODS[m].learn_thresholds
-                  else [None])]
+                  lrs, lr_decays, threshold_steps(m, threshold_lrs))]
     sink = as_progress(progress)
     for method, T, lr, decay, step in sink.iterate(trials, "search", "trial"):
         start = starts[(LEARNED_METHODS[method].start, T)]

@@ -35,7 +35,7 @@ from ...errors import InputError
 from ..metrics import code_rmse
 from ..problem import DEFAULT_MU, check_mu, make_problem
 from ..solvers.classic import iterates
-from .settings import check_pair
+from .settings import DEFAULTS, check_pair
 
 CLASSIC_METHODS = ("ista", "fista", "salsa")
 
@@ -61,6 +61,21 @@ LEARNED_METHODS = {"lista": LearnedMethod("lista", True, "ista"),
                    # ... on mixtures made as windows of whole pictures are (digits anywhere
                    # or absent, clipped at 1): the model for lsalsa separate.
                    "lsalsa-pic": LearnedMethod("lsalsa", True, "salsa", "separation", True)}
+def threshold_steps(method: str, grid) -> list:
+    """The thresholds' steps ``method`` is searched over: ``grid`` when it learns its
+    thresholds, else ``[None]`` (it has no such knob)."""
+    return list(grid) if LEARNED_METHODS[method].learn_thresholds else [None]
+
+
+def threshold_step(method: str, row: dict) -> float | None:
+    """The thresholds' step ``method`` trained with, from its row (a search's, or a model's
+    recorded hyperparameters): None where its thresholds are fixed, the default where the row
+    holds none (recorded only away from it; rows from before the knob lack it)."""
+    if not LEARNED_METHODS[method].learn_thresholds:
+        return None
+    return row.get("threshold_lr", DEFAULTS["threshold_lr"])
+
+
 # The paper's methods, trained on the optimal codes: the default of every experiment.
 PAPER_METHODS = tuple(m for m, v in LEARNED_METHODS.items() if v.objective == "codes")
 SEARCH_METHODS = ("fista", "salsa", "lista", "lsalsa")

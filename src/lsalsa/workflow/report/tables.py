@@ -6,8 +6,7 @@ of methods by depth are selections of the results' tidy records
 
 from __future__ import annotations
 
-from ...core.training import DEFAULTS as TRAIN_DEFAULTS
-from ...core.training.search import LEARNED_METHODS
+from ...core.training.search import LEARNED_METHODS, threshold_step
 from ..config import CLASSIC, PSNR_BASELINES, methods_in
 from ..results_table import pivot, tidy_records
 from ..targets import grid_step
@@ -155,9 +154,7 @@ def _threshold_step(method: str, hyper: dict):
     """A learned method's thresholds' step relative to lr: None where they are not learned."""
     if hyper.get("lr") is None or method not in LEARNED_METHODS:
         return None
-    if not LEARNED_METHODS[method].learn_thresholds:
-        return None
-    return hyper.get("threshold_lr", TRAIN_DEFAULTS["threshold_lr"])
+    return threshold_step(method, hyper)
 
 
 def _training_tables(results: dict) -> list[Table]:

@@ -4,7 +4,7 @@ for a method whose grid holds one setting, and for one trained on the components
 
 from __future__ import annotations
 
-from ...core.training.search import LEARNED_METHODS
+from ...core.training.search import LEARNED_METHODS, threshold_steps
 from ..config import alpha_grid
 from ..search import search
 from . import classic
@@ -21,7 +21,7 @@ def run(run: Run) -> dict:
         lrs = lr_grid(c, method)
         # The search scores trials by code RMSE: a method trained on the components is not
         # searched and trains at the grid's first setting.
-        steps = s.threshold_lrs if LEARNED_METHODS[method].learn_thresholds else [None]
+        steps = threshold_steps(method, s.threshold_lrs)
         if (len(lrs) * len(s.lr_decays) * len(steps) == 1
                 or LEARNED_METHODS[method].objective != "codes"):
             continue

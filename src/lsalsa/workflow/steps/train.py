@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ...core.encoders import build_encoder
 from ...core.training import DEFAULTS as TRAIN_DEFAULTS
-from ...core.training.search import LEARNED_METHODS
+from ...core.training.search import LEARNED_METHODS, threshold_step
 from ...io import write_json
 from ..config import PSNR_BASELINES, ExperimentConfig
 from ..training import train_in_dir
@@ -94,11 +94,9 @@ def learned_setting(run_dir: Path, method: str, T: int, start: dict, lr: float,
     best = Path(run_dir) / "search" / method / "best.json"
     if best.is_file():
         row = next(r for r in json.loads(best.read_text()) if int(r["T"]) == T)
-    learned = LEARNED_METHODS[method]
-    # rows of searches before the thresholds' step was a knob lack it: their step was 1
-    step = row.get("threshold_lr", TRAIN_DEFAULTS["threshold_lr"]) if learned.learn_thresholds \
-        else None
-    return {"alpha": start["alpha"], "mu": start["mu"] if learned.kind == "lsalsa" else None,
+    step = threshold_step(method, row)
+    return {"alpha": start["alpha"],
+            "mu": start["mu"] if LEARNED_METHODS[method].kind == "lsalsa" else None,
             "lr": row["lr"], "lr_decay": row["lr_decay"],
             **({"threshold_lr": step}
                if step not in (None, TRAIN_DEFAULTS["threshold_lr"]) else {}),
