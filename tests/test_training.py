@@ -24,8 +24,8 @@ from lsalsa.cli import main
 from lsalsa.core.encoders import read_model_header
 from lsalsa.core.metrics import code_rmse, validation_rmse
 from lsalsa.core.training import best_classic, train
-from lsalsa.core.training.settings import DEFAULTS
-from lsalsa.core.training.trainer import step_scales
+from lsalsa.core.training.settings import DEFAULTS, PLATEAU_WAIT
+from lsalsa.core.training.trainer import plateau_halvings, step_scales
 from lsalsa.workflow.checkpoint import flatten_optimizer, load_checkpoint, unflatten_optimizer
 from lsalsa.workflow.search import search
 from lsalsa.workflow.training import train_in_dir
@@ -127,8 +127,6 @@ def test_one_full_batch_epoch_is_one_sgd_step_on_eq15(data):
 
 def test_step_scaling_optimises_each_tensor_divided_by_its_size(data):
     """SGD on P / s moves P by lr s^2 dL/dP; Adam's first step moves each entry by lr s."""
-    from lsalsa.core.training.trainer import step_scales
-
     enc, ref, _ = _full_batch_gradient(data)
     scales = step_scales(ref)
     S0 = ref.S.detach().double()
@@ -350,6 +348,7 @@ def test_memory_mapped_and_tensor_inputs_match_arrays(data, tmp_path):
     ({"seed": "x"}, "seed"),
     ({"val_targets": None}, "both"),
     ({"schedule": "step"}, "schedule"),
+    ({"schedule": "plateau", "val_signals": None, "val_targets": None}, "plateau schedule"),
     ({"grad_clip": 0.0}, "grad_clip"),
     ({"patience": 0}, "patience"),
     ({"reconstruction_weight": -1.0}, "reconstruction_weight"),
@@ -408,7 +407,8 @@ def _kill_after(epoch: int):
 
 @pytest.mark.parametrize("options", [{}, {"optimizer": "sgd", "momentum": 0.9},
                                      {"schedule": "constant", "lr_decay": 0.3},
-                                     {"anchor_decay": 5.0}, {"lr": 3.0}])
+                                     {"anchor_decay": 5.0}, {"lr": 3.0},
+                                     {"schedule": "plateau", "lr": 3.0}])
 def test_resume_equals_uninterrupted(data, tmp_path, options):
     whole = _train(data, max_epochs=5, **options)
     run = tmp_path / "run"
@@ -425,10 +425,13 @@ def test_resume_equals_uninterrupted(data, tmp_path, options):
     _assert_same_weights(again.encoder, whole.encoder)
 
 
-def test_a_constant_schedule_may_grow_max_epochs_on_resume(data, tmp_path):
+@pytest.mark.parametrize("schedule", ["constant", "plateau"])
+def test_a_schedule_of_no_fixed_length_may_grow_max_epochs_on_resume(data, tmp_path,
+                                                                      schedule):
     run = tmp_path / "run"
-    _train(data, run_dir=run, max_epochs=2, schedule="constant")
-    grown = _train(data, run_dir=run, resume=True, max_epochs=4, schedule="constant")
+    _train(data, run_dir=run, max_epochs=2, schedule=schedule, patience=None)
+    grown = _train(data, run_dir=run, resume=True, max_epochs=4, schedule=schedule,
+                   patience=None)
     assert grown.epochs == 4
     with pytest.raises(InputError, match="max_epochs"):
         _train(data, run_dir=tmp_path / "cosine", max_epochs=2)
@@ -981,6 +984,33 @@ def test_the_cosine_schedule_decays_per_step_not_per_epoch(rng, tmp_path):
         assert group["lr"] == pytest.approx(last * group["scale"], rel=4 * np.finfo(float).eps)
     assert sorted(g["scale"] for g in optim["param_groups"]) == pytest.approx(
         sorted(sizes.values()), rel=4 * np.finfo(float).eps)
+
+
+def test_plateau_halvings_count_runs_of_epochs_without_a_new_best():
+    assert PLATEAU_WAIT == 2
+    assert plateau_halvings([1.0]) == 0
+    assert plateau_halvings([1.0, 1.0]) == 0
+    assert plateau_halvings([1.0, 1.0, 1.0]) == 1
+    assert plateau_halvings([1.0, 1.2, 0.9, 0.95]) == 0  # a new best restarts the wait
+    assert plateau_halvings([1.0, 1.0, 1.0, 1.0, 1.0, 1.0]) == 2  # the wait restarts too
+    assert plateau_halvings([1.0, 1.0, 1.0, 0.5, 0.7, 0.7]) == 2
+
+
+def test_the_plateau_schedule_halves_the_step_until_validation_stops_improving(
+        data, monkeypatch):
+    """The step of epoch e is lr / 2^k, k the halvings after epochs 0 to e - 1; the run stops
+    ``patience`` epochs after its best and returns that epoch's weights."""
+    trainer = importlib.import_module("lsalsa.core.training.trainer")
+    scripted = iter([1.0, 0.9, 0.95, 0.95, 0.8, 0.85, 0.85, 0.85, 0.85, 0.85, 0.85])
+    monkeypatch.setattr(trainer, "validation_rmse", lambda *a, **k: next(scripted))
+    kept = []
+    result = _train(data, lr=0.08, schedule="plateau", max_epochs=50, patience=5,
+                    callback=lambda state: kept.append(
+                        {k: v.detach().clone() for k, v in state.model.items()}))
+    assert [h["lr"] for h in result.history[1:]] == pytest.approx(
+        [0.08, 0.08, 0.08, 0.04, 0.04, 0.04, 0.02, 0.02, 0.01])
+    assert result.stopped == "patience" and result.epochs == 9 and result.best_epoch == 4
+    assert all(torch.equal(v, kept[3][k]) for k, v in _weights(result.encoder).items())
 
 
 def test_codes_that_overflow_on_validation_end_training_as_diverged(rng, tmp_path, monkeypatch):

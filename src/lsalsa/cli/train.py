@@ -31,7 +31,7 @@ import torch
 from ..core.encoders import build_encoder
 from ..core.training import DEFAULTS as TRAIN_DEFAULTS
 from ..core.training.search import CLASSIC_METHODS, LEARNED_METHODS, MUS, SEARCH_METHODS
-from ..core.training.settings import MAX_LR, OBJECTIVES, check_lr
+from ..core.training.settings import MAX_LR, OBJECTIVES, SCHEDULES, check_lr
 from ..errors import InputError, TrainingDiverged
 from .common import with_flags
 
@@ -73,8 +73,11 @@ def _register_train(subparsers) -> None:
     train_parser.add_argument("--lr", type=float, default=TRAIN_DEFAULTS["lr"],
                               help=f"step size, relative to each tensor's size "
                                    f"(default {TRAIN_DEFAULTS['lr']:g}, at most {MAX_LR:g})")
-    train_parser.add_argument("--schedule", choices=("cosine", "constant"),
-                              default=TRAIN_DEFAULTS["schedule"])
+    train_parser.add_argument("--schedule", choices=SCHEDULES,
+                              default=TRAIN_DEFAULTS["schedule"],
+                              help="the step over the epochs: cosine (default, to 0 at "
+                                   "--epochs), constant, or plateau (halved after 2 epochs "
+                                   "without a better validation RMSE; ends by --patience)")
     train_parser.add_argument("--lr-decay", type=float, default=TRAIN_DEFAULTS["lr_decay"],
                               help="epoch e also divides the step by 1 + lr_decay * e")
     train_parser.add_argument("--threshold-lr", type=float,

@@ -12,8 +12,8 @@
 - ``model.safetensors``, the returned encoder, with the run's summary and config.
 
 A resume compares the saved config with this call's (the hyperparameters must match;
-``max_epochs`` may only grow, and only with the constant schedule, since the cosine one depends
-on it). Under ``torchrun`` every rank trains and only rank 0 writes.
+``max_epochs`` may only grow, and not with the cosine schedule, which depends on it). Under
+``torchrun`` every rank trains and only rank 0 writes.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def train_in_dir(run_dir, encoder, signals, targets, *, val_signals=None, val_ta
     encoder, signals, targets, val_signals, val_targets, **options : as for
         :func:`lsalsa.core.training.train`.
     resume : continue from the checkpoint in ``run_dir`` (the hyperparameters must match;
-        ``max_epochs`` may only grow, and only with the constant schedule). Without a
+        ``max_epochs`` may only grow, and not with the cosine schedule). Without a
         checkpoint yet, starts afresh.
     progress : a bar over the epochs with the current loss (a :class:`Progress`, or whether
         to draw one; drawn on a terminal only, by rank 0 only).
@@ -173,10 +173,10 @@ def _check_same_config(run: Path, config: dict) -> None:
     sections = ("encoder", "training", "data")
     differ = differing_keys(saved, config, only=sections, within=sections, ignore=_NOT_COMPARED)
     if saved.get("max_epochs") != config["max_epochs"] and (
-            config["training"]["schedule"] != "constant"
+            config["training"]["schedule"] == "cosine"
             or saved.get("max_epochs", 0) > config["max_epochs"]):
-        differ.append("max_epochs (the cosine schedule depends on it; a constant one lets it "
-                      "only grow)")
+        differ.append("max_epochs (the cosine schedule depends on it; the others let it only "
+                      "grow)")
     if differ:
         raise InputError(f"cannot resume {run}: {', '.join(differ)} differ from the saved run")
 

@@ -30,9 +30,13 @@ OPTIMIZERS = ("adam", "sgd")
 # What an encoder is trained to produce: the optimal codes (Eq. 15, the paper) or, for MCA, the
 # true components of each mixture (the separation objective, docs/DESIGN.md section 3).
 OBJECTIVES = ("codes", "separation")
-SCHEDULES = ("cosine", "constant")
+SCHEDULES = ("cosine", "constant", "plateau")
+# The plateau schedule halves the step after this many epochs in a row without a better
+# validation RMSE; with the default patience (5) a run then ends after two halvings.
+PLATEAU_WAIT = 2
 LR_SCHEDULE = ("step t of n: lr * c(t / n) / (1 + lr_decay * epoch), c = (1 + cos(pi x)) / 2 "
-               "(cosine) or 1 (constant); per tensor times s (Adam) or s^2 (SGD)")
+               "(cosine), 1 (constant) or 1/2 per 2 epochs in a row without a better "
+               "validation RMSE (plateau); per tensor times s (Adam) or s^2 (SGD)")
 # The defaults of train(), shared with the command line and the experiments.
 DEFAULTS = {"optimizer": "adam", "lr": 0.1, "schedule": "cosine", "lr_decay": 0.0,
             "momentum": 0.0, "step_scaling": True, "threshold_lr": 1.0, "grad_clip": 1.0,
@@ -63,7 +67,10 @@ class TrainSettings:
     optimizer : "adam" (default) or "sgd" (vanilla SGD, the paper; ``momentum``
         optional).
     lr : the (relative, with ``step_scaling``) step size, in (0, ``MAX_LR`` = 1e6].
-    schedule : "cosine" (decay to 0 over ``max_epochs``, per step) or "constant".
+    schedule : "cosine" (decay to 0 over ``max_epochs``, per step), "constant", or "plateau":
+        constant until ``PLATEAU_WAIT`` epochs in a row bring no better validation RMSE, then
+        halved (and so on), so that training runs until validation stops improving
+        (``patience``) rather than for a length fixed in advance; needs validation data.
     lr_decay : epoch e additionally divides the step by ``1 + lr_decay * e`` (the paper).
     step_scaling : optimise each tensor divided by its starting size
         (:func:`~lsalsa.core.training.trainer.step_scales`).

@@ -40,7 +40,7 @@ from ..encoders import UnrolledEncoder
 from ..metrics import validation_rmse
 from .batches import Batches, placed_validation, sample_loss
 from .distributed import Distributed
-from .settings import DEFAULTS, TrainSettings, check_pair
+from .settings import DEFAULTS, PLATEAU_WAIT, TrainSettings, check_pair
 from .state import TrainResult, TrainState
 
 FINAL_STOPS = ("rel_tol", "patience", "diverged")
@@ -121,6 +121,9 @@ class Trainer:
             if val_signals is None or val_targets is None:
                 raise InputError("give both val_signals and val_targets, or neither")
             check_pair(val_signals, val_targets, M, width, "val_signals", "val_targets")
+        elif settings.schedule == "plateau":
+            raise InputError("the plateau schedule follows the validation RMSE: give "
+                             "val_signals and val_targets")
         self.encoder = encoder
         self.objective = settings.objective
         self.weights = settings.weights(encoder)
@@ -215,6 +218,9 @@ class Trainer:
         if h["schedule"] == "cosine":
             factor = 0.5 * (1.0 + math.cos(math.pi * step / (self.max_epochs
                                                            * self.steps_per_epoch)))
+        elif h["schedule"] == "plateau":
+            factor = 0.5 ** plateau_halvings(
+                [e["val_rmse"] for e in self.result.history[:epoch + 1]])
         return h["lr"] * factor / (1.0 + h["lr_decay"] * epoch)
 
     def _clip(self) -> None:
@@ -339,6 +345,21 @@ class Trainer:
         result.val_rmse = result.history[result.best_epoch]["val_rmse"]
         result.stopped = result.stopped or "max_epochs"
         return result
+
+
+def plateau_halvings(val_rmse: list[float]) -> int:
+    """How often the plateau schedule has halved the step after the epochs whose validation
+    RMSE is ``val_rmse`` (epoch 0 first): once per ``PLATEAU_WAIT`` epochs in a row without a
+    new best. Drawn from the history alone, so a resumed run takes the same steps."""
+    best, waited, halvings = val_rmse[0], 0, 0
+    for val in val_rmse[1:]:
+        if val is not None and val < best:
+            best, waited = val, 0
+            continue
+        waited += 1
+        if waited == PLATEAU_WAIT:
+            halvings, waited = halvings + 1, 0
+    return halvings
 
 
 def _finite_weights(encoder: torch.nn.Module) -> bool:

@@ -18,7 +18,7 @@ from ... import checks
 from ...checks import rule
 from ...core.training.search import ALPHA_FACTORS, LEARNED_METHODS, MUS, PAPER_METHODS
 from ...core.training.settings import DEFAULTS as TRAIN_DEFAULTS
-from ...core.training.settings import MAX_LR
+from ...core.training.settings import MAX_LR, SCHEDULES
 from ...errors import InputError
 
 SCALES = ("small", "full")
@@ -214,6 +214,8 @@ class SearchSection(_Section):
     val_fraction: float = rule(checks.number, 0.1, low=0, high=1, low_open=True,
                                high_open=True)
     optimizer: str = rule(checks.one_of, TRAIN_DEFAULTS["optimizer"], choices=("sgd", "adam"))
+    # "plateau": train until validation stops improving, epochs and final_epochs the caps
+    schedule: str = rule(checks.one_of, TRAIN_DEFAULTS["schedule"], choices=SCHEDULES)
     batch_size: int = rule(checks.positive_int, TRAIN_DEFAULTS["batch_size"])
     rel_tol: float = rule(checks.non_negative_number, TRAIN_DEFAULTS["rel_tol"])
     patience: int | None = rule(checks.positive_int, TRAIN_DEFAULTS["patience"], none=True)
@@ -249,7 +251,8 @@ class EvaluationSection(_Section):
 
 #: Fields left out of the resolved config while at their default, per section.
 OPTIONAL: dict = {"evaluation": ("baseline_code_rmse", "time_exact_codes"),
-                  "search": ("augment", "augment_zoom", "threshold_lrs"), "prepare": ("stride",)}
+                  "search": ("augment", "augment_zoom", "threshold_lrs", "schedule"),
+                  "prepare": ("stride",)}
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 from ...core.training import DEFAULTS as TRAIN_DEFAULTS
+from ...core.training.settings import PLATEAU_WAIT
 from ...errors import InputError
 from ...io import read_json_object, write_text
 from ..config import DEFAULT_DEPTHS
@@ -266,7 +267,11 @@ def training_text(s: dict, searched: bool = False) -> str:
                  f"the learned thresholds' step {fmt(steps[0])} x the learning rate"]
         search = (f"searched: {', '.join(knobs)}, with {s['epochs']} epochs per trial"
                   if searched else f"{', '.join(knobs)} (no search: one value)")
-    return (f"Training: {optimizer} with per-tensor step scaling and a cosine schedule, {search}, "
+    schedule = {"cosine": "a cosine schedule", "constant": "a constant step",
+                "plateau": f"the step halved whenever validation stalls for {PLATEAU_WAIT} "
+                           "epochs"}[
+        s.get("schedule", TRAIN_DEFAULTS["schedule"])]
+    return (f"Training: {optimizer} with per-tensor step scaling and {schedule}, {search}, "
             f"at most {s['final_epochs']} epochs for the final models (the best validation "
             f"epoch kept, the start included), batch {s['batch_size']}; loss: {loss}"
             + (f"; at most {s['max_train']} training signals (a seeded subset)"

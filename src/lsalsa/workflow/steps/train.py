@@ -29,8 +29,9 @@ def train_options(config: ExperimentConfig) -> dict:
     """The options of :func:`lsalsa.core.training.train` an experiment sets (search and final),
     as its keywords."""
     s = config.search
-    return {key: getattr(s, key) for key in ("optimizer", "batch_size", "rel_tol", "patience",
-                                             "reconstruction_weight", "anchor_decay")}
+    return {key: getattr(s, key) for key in ("optimizer", "schedule", "batch_size", "rel_tol",
+                                             "patience", "reconstruction_weight",
+                                             "anchor_decay")}
 
 
 def model_folder(run_dir: Path, method: str, T: int) -> Path:
