@@ -111,6 +111,26 @@ def test_declared_fields_are_checked_and_normalised_or_kept():
 # -- typed experiment configs -------------------------------------------------------------------
 
 
+def test_the_search_section_takes_its_training_options_from_train_settings():
+    """Every option of both TrainSettings and the experiments' search section is declared once,
+    by TrainSettings: the section's field has the same check and default (and so refuses the
+    same values, named "search.<option>")."""
+    from lsalsa.core.training.settings import TrainSettings
+    from lsalsa.workflow.config.sections import SearchSection
+
+    train = {f.name: f for f in dataclasses.fields(TrainSettings)}
+    shared = [f for f in dataclasses.fields(SearchSection) if f.name in train]
+    assert {f.name for f in shared} >= {"optimizer", "schedule", "batch_size", "rel_tol",
+                                        "patience", "reconstruction_weight", "anchor_decay",
+                                        "augment_zoom"}
+    for field in shared:
+        assert field.metadata["check"] is train[field.name].metadata["check"], field.name
+        assert field.default == train[field.name].default, field.name
+    with pytest.raises(InputError, match=r"^search\.schedule must be one of"):
+        SearchSection(schedule="linear")
+
+
+
 @pytest.mark.parametrize("scale", SCALES)
 def test_every_shipped_config_round_trips(scale):
     for name in shipped():

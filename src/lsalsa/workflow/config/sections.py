@@ -18,7 +18,7 @@ from ... import checks
 from ...checks import rule
 from ...core.training.search import ALPHA_FACTORS, LEARNED_METHODS, MUS, PAPER_METHODS
 from ...core.training.settings import DEFAULTS as TRAIN_DEFAULTS
-from ...core.training.settings import MAX_LR, SCHEDULES
+from ...core.training.settings import MAX_LR, option_field
 from ...errors import InputError
 
 SCALES = ("small", "full")
@@ -213,20 +213,20 @@ class SearchSection(_Section):
     final_epochs: int = rule(checks.positive_int, 100)
     val_fraction: float = rule(checks.number, 0.1, low=0, high=1, low_open=True,
                                high_open=True)
-    optimizer: str = rule(checks.one_of, TRAIN_DEFAULTS["optimizer"], choices=("sgd", "adam"))
-    # "plateau": train until validation stops improving, epochs and final_epochs the caps
-    schedule: str = rule(checks.one_of, TRAIN_DEFAULTS["schedule"], choices=SCHEDULES)
-    batch_size: int = rule(checks.positive_int, TRAIN_DEFAULTS["batch_size"])
-    rel_tol: float = rule(checks.non_negative_number, TRAIN_DEFAULTS["rel_tol"])
-    patience: int | None = rule(checks.positive_int, TRAIN_DEFAULTS["patience"], none=True)
-    reconstruction_weight: float | None = rule(
-        checks.non_negative_number, TRAIN_DEFAULTS["reconstruction_weight"], none=True)
-    anchor_decay: float = rule(checks.non_negative_number, TRAIN_DEFAULTS["anchor_decay"])
+    # Options of every training run, declared by TrainSettings. The plateau schedule trains
+    # until validation stops improving (epochs and final_epochs are then caps).
+    optimizer: str = option_field("optimizer")
+    schedule: str = option_field("schedule")
+    batch_size: int = option_field("batch_size")
+    rel_tol: float = option_field("rel_tol")
+    patience: int | None = option_field("patience")
+    reconstruction_weight: float | None = option_field("reconstruction_weight")
+    anchor_decay: float = option_field("anchor_decay")
     learned: tuple[str, ...] = rule(_learned_methods, PAPER_METHODS)
     # lsalsa-sep and lsalsa-pic: fresh mixtures in every batch, the natural component augmented.
     augment: bool = rule(checks.flag, False)
     # ... and, with a zoom above 1, cropped to a random window (TrainSettings.augment_zoom).
-    augment_zoom: float = rule(checks.number, TRAIN_DEFAULTS["augment_zoom"], low=1)
+    augment_zoom: float = option_field("augment_zoom")
     max_train: int | None = rule(checks.positive_int, None, none=True)
 
 
