@@ -24,7 +24,7 @@ class TrainState:
     ----------
     epoch, history, best_epoch : as in :class:`TrainResult` (``epoch``: epochs done)
     stopped : the stop reason so far ("" while training goes on)
-    scales : :func:`~lsalsa.core.training.trainer.step_scales` of the encoder as it started
+    scales : :func:`~lsalsa.core.training.schedule.step_scales` of the encoder as it started
     generator : the shuffling generator's state (``torch.Generator.get_state()``)
     model, optimizer : the encoder's and the optimizer's ``state_dict()``
     best : the best epoch's weights (a state dict; None: the model's)

@@ -40,38 +40,11 @@ from ..encoders import UnrolledEncoder
 from ..metrics import validation_rmse
 from .batches import Batches, placed_validation, sample_loss
 from .distributed import Distributed
-from .settings import DEFAULTS, PLATEAU_WAIT, TrainSettings, check_pair
+from .schedule import step_scales, step_size
+from .settings import DEFAULTS, TrainSettings, check_pair
 from .state import TrainResult, TrainState
 
 FINAL_STOPS = ("rel_tol", "patience", "diverged")
-
-
-def step_scales(encoder: UnrolledEncoder) -> dict[str, float]:
-    """The size ``s`` of each learned tensor (see the module docstring), by parameter name.
-
-    Matrices: ``||P||_2 / sqrt(rows * cols)`` (an untied stack: of its first layer);
-    thresholds: their RMS. A tensor of size 0 (all-zero thresholds, alpha = 0) borrows the
-    size of the encoder's output, ``||S W||_2 / sqrt(N M)``, the scale of a code.
-    """
-    scales = {}
-    with torch.no_grad():
-        for name, param in encoder.named_parameters():
-            P = param.detach().to(torch.float64)
-            if P.ndim >= 2:
-                P = P.reshape(-1, *P.shape[-2:])[0]
-                scales[name] = float(torch.linalg.matrix_norm(P, ord=2)) / math.sqrt(P.numel())
-            else:
-                scales[name] = float(P.pow(2).mean().sqrt())
-        fallback = None
-        for name, value in scales.items():
-            if not (value > 0 and math.isfinite(value)):
-                if fallback is None:
-                    S = encoder._layer_S(0).detach().to(torch.float64)
-                    W = encoder.W.detach().to(torch.float64)
-                    fallback = float(torch.linalg.matrix_norm(S @ W, ord=2)) / math.sqrt(
-                        W.numel()) or 1.0
-                scales[name] = fallback
-    return scales
 
 
 def train(encoder: UnrolledEncoder, signals, targets, *, val_signals=None, val_targets=None,
@@ -213,15 +186,8 @@ class Trainer:
 
     # -- the loop ----------------------------------------------------------------------------
     def _lr(self, step: int, epoch: int) -> float:
-        h = self.hyper
-        factor = 1.0
-        if h["schedule"] == "cosine":
-            factor = 0.5 * (1.0 + math.cos(math.pi * step / (self.max_epochs
-                                                           * self.steps_per_epoch)))
-        elif h["schedule"] == "plateau":
-            factor = 0.5 ** plateau_halvings(
-                [e["val_rmse"] for e in self.result.history[:epoch + 1]])
-        return h["lr"] * factor / (1.0 + h["lr_decay"] * epoch)
+        return step_size(self.hyper, step, epoch, self.max_epochs * self.steps_per_epoch,
+                         self.result.history)
 
     def _clip(self) -> None:
         # The norm of the gradient with respect to P / s is sqrt(sum_P (s ||dL/dP||)^2).
@@ -345,21 +311,6 @@ class Trainer:
         result.val_rmse = result.history[result.best_epoch]["val_rmse"]
         result.stopped = result.stopped or "max_epochs"
         return result
-
-
-def plateau_halvings(val_rmse: list[float]) -> int:
-    """How often the plateau schedule has halved the step after the epochs whose validation
-    RMSE is ``val_rmse`` (epoch 0 first): once per ``PLATEAU_WAIT`` epochs in a row without a
-    new best. Drawn from the history alone, so a resumed run takes the same steps."""
-    best, waited, halvings = val_rmse[0], 0, 0
-    for val in val_rmse[1:]:
-        if val is not None and val < best:
-            best, waited = val, 0
-            continue
-        waited += 1
-        if waited == PLATEAU_WAIT:
-            halvings, waited = halvings + 1, 0
-    return halvings
 
 
 def _finite_weights(encoder: torch.nn.Module) -> bool:

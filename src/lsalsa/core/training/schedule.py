@@ -1,0 +1,66 @@
+"""How big each training step is: every learned tensor's scale (step scaling, see
+:mod:`.trainer`) and the step size over the run (``TrainSettings.schedule``)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ..encoders import UnrolledEncoder
+from .settings import PLATEAU_WAIT
+
+
+def step_size(hyper: dict, step: int, epoch: int, total_steps: int, history: list[dict]) -> float:
+    """The step size at ``step`` (of ``total_steps``), in ``epoch``: ``lr`` times the
+    schedule's factor, over ``1 + lr_decay * epoch``. The plateau schedule reads the validation
+    RMSE of the epochs before (``history``, epoch 0 first)."""
+    factor = 1.0
+    if hyper["schedule"] == "cosine":
+        factor = 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
+    elif hyper["schedule"] == "plateau":
+        factor = 0.5 ** plateau_halvings([e["val_rmse"] for e in history[:epoch + 1]])
+    return hyper["lr"] * factor / (1.0 + hyper["lr_decay"] * epoch)
+
+
+def plateau_halvings(val_rmse: list[float]) -> int:
+    """How often the plateau schedule has halved the step after the epochs whose validation
+    RMSE is ``val_rmse`` (epoch 0 first): once per ``PLATEAU_WAIT`` epochs in a row without a
+    new best. Drawn from the history alone, so a resumed run takes the same steps."""
+    best, waited, halvings = val_rmse[0], 0, 0
+    for val in val_rmse[1:]:
+        if val is not None and val < best:
+            best, waited = val, 0
+            continue
+        waited += 1
+        if waited == PLATEAU_WAIT:
+            halvings, waited = halvings + 1, 0
+    return halvings
+
+
+def step_scales(encoder: UnrolledEncoder) -> dict[str, float]:
+    """The size ``s`` of each learned tensor (see the module docstring), by parameter name.
+
+    Matrices: ``||P||_2 / sqrt(rows * cols)`` (an untied stack: of its first layer);
+    thresholds: their RMS. A tensor of size 0 (all-zero thresholds, alpha = 0) borrows the
+    size of the encoder's output, ``||S W||_2 / sqrt(N M)``, the scale of a code.
+    """
+    scales = {}
+    with torch.no_grad():
+        for name, param in encoder.named_parameters():
+            P = param.detach().to(torch.float64)
+            if P.ndim >= 2:
+                P = P.reshape(-1, *P.shape[-2:])[0]
+                scales[name] = float(torch.linalg.matrix_norm(P, ord=2)) / math.sqrt(P.numel())
+            else:
+                scales[name] = float(P.pow(2).mean().sqrt())
+        fallback = None
+        for name, value in scales.items():
+            if not (value > 0 and math.isfinite(value)):
+                if fallback is None:
+                    S = encoder._layer_S(0).detach().to(torch.float64)
+                    W = encoder.W.detach().to(torch.float64)
+                    fallback = float(torch.linalg.matrix_norm(S @ W, ord=2)) / math.sqrt(
+                        W.numel()) or 1.0
+                scales[name] = fallback
+    return scales
