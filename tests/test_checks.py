@@ -7,6 +7,7 @@ import json
 import pickle
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from lsalsa.workflow.config import (
     Target,
     load_config,
     load_experiment,
+    merge,
     shipped,
 )
 
@@ -194,3 +196,59 @@ def test_typed_config_refuses_with_the_field_named(changes, message):
     with pytest.raises(InputError, match=re.escape(message)) as info:
         ExperimentConfig.from_dict(_raw(**changes))
     assert "\n" not in str(info.value)
+
+
+# -- the JSON Schema of config files ------------------------------------------------------------
+
+
+def _schema_validator():
+    import jsonschema  # a test dependency: never skipped
+
+    from lsalsa.workflow.config.schema import config_schema
+
+    schema = config_schema()
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def test_the_published_schema_is_the_one_the_declarations_make():
+    from lsalsa.workflow.config.schema import schema_text
+
+    published = Path(__file__).resolve().parents[1] / "docs" / "experiment-config.schema.json"
+    assert published.read_text() == schema_text(), \
+        "regenerate it: lsalsa experiment schema > docs/experiment-config.schema.json"
+
+
+def test_every_shipped_config_and_the_demo_match_the_schema():
+    from lsalsa.apps import demo
+
+    validator = _schema_validator()
+    configs = [load_config_file(name) for name in shipped()]
+    configs.append(json.loads((Path(demo.__file__).parent / demo.CONFIG).read_text()))
+    for raw in configs:
+        assert not [e.message for e in validator.iter_errors(raw)], raw["name"]
+
+
+@pytest.mark.parametrize("change", [
+    {"search": {"schedule": "linear"}}, {"search": {"batch_size": 0}},
+    {"search": {"lrs": [0.0]}}, {"search": {"learned": ["lista"]}}, {"dense_max": 2.5},
+    {"evaluation": {"threads": "two"}}, {"search": {"unknown": 1}}, {"scales": {"huge": {}}},
+    {"scales": {"small": {"search": {"patience": 0}}}}, {"name": "../up"},
+    {"targets": [{"kind": "rmse_ratio", "text": "t"}]}, {"alphas": []},
+])
+def test_the_schema_refuses_what_the_loader_refuses(change, tmp_path):
+    """A config the loader refuses in one line is refused by the schema too (the reverse
+    does not hold: the loader also ties fields together)."""
+    raw = merge(load_config_file("natural-16"), change)
+    assert list(_schema_validator().iter_errors(raw))
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(raw))
+    with pytest.raises(InputError):
+        for scale in SCALES:
+            load_experiment(str(path), scale)
+
+
+def load_config_file(name: str) -> dict:
+    from lsalsa.workflow.config.loading import read_config
+
+    return read_config(name)[0]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 import importlib
 import json
 import math
@@ -24,8 +26,8 @@ from lsalsa.cli import main
 from lsalsa.core.encoders import read_model_header
 from lsalsa.core.metrics import code_rmse, validation_rmse
 from lsalsa.core.training import best_classic, train
-from lsalsa.core.training.settings import DEFAULTS, PLATEAU_WAIT
-from lsalsa.core.training.trainer import plateau_halvings, step_scales
+from lsalsa.core.training.schedule import plateau_halvings, step_scales
+from lsalsa.core.training.settings import DEFAULTS, PLATEAU_WAIT, TrainSettings
 from lsalsa.workflow.checkpoint import flatten_optimizer, load_checkpoint, unflatten_optimizer
 from lsalsa.workflow.search import search
 from lsalsa.workflow.training import train_in_dir
@@ -1042,3 +1044,44 @@ def test_codes_that_overflow_on_validation_end_training_as_diverged(rng, tmp_pat
         train_in_dir(tmp_path / "refused", LSALSA(A, 0.1, 2, mu=1.0), Y, X, val_signals=Y,
                      val_targets=X, max_epochs=1, progress=False)
     assert not (tmp_path / "refused").exists() or not any((tmp_path / "refused").iterdir())
+
+
+def _subparser(name: str):
+    from lsalsa.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return commands.choices[name]
+
+
+@pytest.mark.parametrize("command", ["train", "search"])
+def test_every_training_flag_is_made_from_its_declaration(command):
+    """Each flag of lsalsa train / search that sets an option of TrainSettings takes its
+    default, choices and help from the option's declaration (declared once, there)."""
+    declared = {f.name: f for f in dataclasses.fields(TrainSettings)}
+    actions = [a for a in _subparser(command)._actions if a.dest in declared]
+    assert {a.dest for a in actions} >= ({"optimizer", "batch_size", "seed"} if command ==
+                                         "search" else set(declared))
+    for action in actions:
+        field = declared[action.dest]
+        assert field.metadata["help"] and field.metadata["help"] in action.help, action.dest
+        if action.choices is not None:
+            assert tuple(action.choices) == tuple(field.metadata["check"].keywords["choices"])
+        if action.const is None:  # not a switch
+            assert action.default == field.default, action.dest
+        else:
+            assert action.default is field.default
+
+
+def test_training_flags_read_none_and_refuse_other_words(capsys):
+    parser = _subparser("train")
+    common = ["--signals", "y.npy", "--targets", "x.npy", "--dict", "a.npy", "--depth", "2",
+              "--run-dir", "r"]
+    args = parser.parse_args([*common, "--patience", "none", "--grad-clip", "None",
+                              "--component-weight", "1", "--component-weight", "0.5",
+                              "--no-step-scaling", "--epochs", "7"])
+    assert args.patience is None and args.grad_clip is None and args.step_scaling is False
+    assert args.component_weights == [1.0, 0.5] and args.max_epochs == 7
+    with pytest.raises(SystemExit):
+        parser.parse_args([*common, "--patience", "never"])
+    assert "expected an integer or 'none', got 'never'" in capsys.readouterr().err

@@ -155,10 +155,11 @@ def _number_range(low, high, low_open: bool, high_open: bool = False) -> str:
 
 # -- declared constraints on dataclass fields ---------------------------------------------------
 def rule(check: Callable, default=dataclasses.MISSING, *, factory=dataclasses.MISSING,
-         **options):
-    """A dataclass field checked by ``check(value, name, **options)`` in :func:`check_fields`."""
+         help: str = "", **options):
+    """A dataclass field checked by ``check(value, name, **options)`` in :func:`check_fields`,
+    with a one-line ``help`` (what a command-line flag made from it says)."""
     return dataclasses.field(default=default, default_factory=factory,
-                             metadata={"check": partial(check, **options)})
+                             metadata={"check": partial(check, **options), "help": help})
 
 
 def check_fields(instance, prefix: str = "", *, keep: bool = False) -> None:

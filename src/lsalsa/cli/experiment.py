@@ -1,4 +1,5 @@
-"""``lsalsa experiment run CONFIG`` and ``lsalsa experiment list``: the paper's experiments.
+"""``lsalsa experiment run CONFIG``, ``lsalsa experiment list`` and ``lsalsa experiment
+schema``: the paper's experiments, and the JSON Schema of their config files.
 
 ``run`` executes data preparation, dictionaries, optimal codes, the per-T search, training,
 evaluation, analysis and the report into a run directory; finished steps are reused when the
@@ -40,6 +41,11 @@ def register(subparsers) -> None:
     run_parser.set_defaults(func=run_run)
     list_parser = sub.add_parser("list", help="list the shipped experiments")
     list_parser.set_defaults(func=run_list)
+    schema_parser = sub.add_parser(
+        "schema", help="print the JSON Schema of a config file (for editors)",
+        description="Print the JSON Schema (draft 2020-12) of an experiment config file, made "
+                    "from the configs' own declarations: types, bounds, choices, defaults.")
+    schema_parser.set_defaults(func=run_schema)
 
 
 def run_run(args) -> int:
@@ -66,4 +72,11 @@ def run_list(args) -> int:
         data = status.get(config.dataset, "?")
         sys.stdout.write(f"{name:20s} {config.kind:4s} data {config.dataset} ({data}): "
                          f"{textwrap.shorten(config.description, 70)}\n")
+    return 0
+
+
+def run_schema(args) -> int:
+    from ..workflow.config.schema import schema_text
+
+    sys.stdout.write(schema_text())
     return 0

@@ -31,11 +31,20 @@ import torch
 from ..core.encoders import build_encoder
 from ..core.training import DEFAULTS as TRAIN_DEFAULTS
 from ..core.training.search import CLASSIC_METHODS, LEARNED_METHODS, MUS, SEARCH_METHODS
-from ..core.training.settings import MAX_LR, OBJECTIVES, SCHEDULES, check_lr
+from ..core.training.settings import TrainSettings, check_lr
 from ..errors import InputError, TrainingDiverged
 from .common import with_flags
+from .options import add_option_flags
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
+# The options of lsalsa.core.training.train that lsalsa train takes as flags (all but the data,
+# declared by TrainSettings: type, default and help), and the flags not named after them.
+TRAIN_OPTIONS = ("max_epochs", "optimizer", "lr", "schedule", "lr_decay", "threshold_lr",
+                 "momentum", "step_scaling", "grad_clip", "anchor_decay",
+                 "reconstruction_weight", "patience", "rel_tol", "objective",
+                 "component_weights", "augment_component", "augment_zoom", "place_component")
+TRAIN_FLAGS = {"max_epochs": "--epochs", "step_scaling": "--no-step-scaling",
+               "component_weights": "--component-weight"}
 
 
 def register(subparsers) -> None:
@@ -67,76 +76,10 @@ def _register_train(subparsers) -> None:
     train_parser.add_argument("--thresholds", choices=("learned", "fixed"), default="learned",
                               help="learned per-coordinate thresholds (default) or fixed "
                                    "alpha/mu, alpha/L (the paper's LSALSA)")
-    train_parser.add_argument("--epochs", type=int, default=100, help="most epochs (100)")
-    train_parser.add_argument("--optimizer", choices=("adam", "sgd"),
-                              default=TRAIN_DEFAULTS["optimizer"])
-    train_parser.add_argument("--lr", type=float, default=TRAIN_DEFAULTS["lr"],
-                              help=f"step size, relative to each tensor's size "
-                                   f"(default {TRAIN_DEFAULTS['lr']:g}, at most {MAX_LR:g})")
-    train_parser.add_argument("--schedule", choices=SCHEDULES,
-                              default=TRAIN_DEFAULTS["schedule"],
-                              help="the step over the epochs: cosine (default, to 0 at "
-                                   "--epochs), constant, or plateau (halved after 2 epochs "
-                                   "without a better validation RMSE; ends by --patience)")
-    train_parser.add_argument("--lr-decay", type=float, default=TRAIN_DEFAULTS["lr_decay"],
-                              help="epoch e also divides the step by 1 + lr_decay * e")
-    train_parser.add_argument("--threshold-lr", type=float,
-                              default=TRAIN_DEFAULTS["threshold_lr"],
-                              help="the learned thresholds' step, a multiple of every other "
-                                   "tensor's (default 1; deep encoders may need less)")
-    train_parser.add_argument("--momentum", type=float, default=TRAIN_DEFAULTS["momentum"],
-                              help="SGD momentum")
-    train_parser.add_argument("--no-step-scaling", dest="step_scaling", action="store_false",
-                              help="plain steps (not relative to each tensor's size)")
-    train_parser.add_argument("--grad-clip", type=_optional_float,
-                              default=TRAIN_DEFAULTS["grad_clip"],
-                              help=f"clip the scaled gradient's norm (default "
-                                   f"{TRAIN_DEFAULTS['grad_clip']:g}; 'none': off)")
-    train_parser.add_argument("--anchor-decay", type=float,
-                              default=TRAIN_DEFAULTS["anchor_decay"],
-                              help="pull the weights towards their start (default 0: off)")
-    train_parser.add_argument("--reconstruction-weight", type=_optional_float, default=None,
-                              help="weight of each component's reconstruction error in the "
-                                   "loss (default: 0 for one dictionary, 1 for MCA)")
-    train_parser.add_argument("--patience", type=int, default=TRAIN_DEFAULTS["patience"],
-                              help="stop after this many epochs without a better validation "
-                                   f"RMSE (default {TRAIN_DEFAULTS['patience']}; 0: never)")
-    train_parser.add_argument("--rel-tol", type=float, default=TRAIN_DEFAULTS["rel_tol"],
-                              help="stop when the epoch loss changes by less than this")
+    add_option_flags(train_parser, TrainSettings, TRAIN_OPTIONS, flags=TRAIN_FLAGS)
     train_parser.add_argument("--resume", action="store_true",
                               help="continue the run in --run-dir from its last checkpoint")
-    _objective_arguments(train_parser)
     train_parser.set_defaults(func=run_train)
-
-
-def _objective_arguments(train_parser) -> None:
-    """What the encoder is trained on (codes or components), and the fresh mixtures of the
-    separation objective."""
-    train_parser.add_argument("--objective", choices=OBJECTIVES,
-                              default=TRAIN_DEFAULTS["objective"],
-                              help="codes: predict the optimal codes (Eq. 15, the paper); "
-                                   "separation (MCA): components A_i x_i close to the true "
-                                   "ones, which --data's mixtures hold (--codes optional) or "
-                                   "--targets gives side by side (P, D*M); the start is "
-                                   "then SALSA's setting of best validation PSNR")
-    train_parser.add_argument("--component-weight", dest="component_weights",
-                              action="append", type=float, metavar="W",
-                              help="separation objective: weight w_i of component i's error; "
-                                   "repeat once per dictionary (default: all 1)")
-    train_parser.add_argument("--augment-component", type=int, metavar="I",
-                              help="separation objective: fresh mixtures in every batch, "
-                                   "component I (the natural one, e.g. 1) drawn from a random "
-                                   "training row, turned, flipped and given a random gamma "
-                                   "and gain")
-    train_parser.add_argument("--augment-zoom", type=float, metavar="Z",
-                              default=TRAIN_DEFAULTS["augment_zoom"],
-                              help="with --augment-component: also crop the natural component "
-                                   "to a random window, 1/Z to 1 of the patch's side, resampled "
-                                   "to the patch (default 1: the whole patch)")
-    train_parser.add_argument("--place-component", type=int, metavar="I",
-                              help="separation objective: component I (the digit, e.g. 0) "
-                                   "placed as in a whole picture: at a random offset, or "
-                                   "left out, and hidden where the mixture passes 1")
 
 
 def _register_search(subparsers) -> None:
@@ -160,8 +103,7 @@ def _register_search(subparsers) -> None:
                                default=[TRAIN_DEFAULTS["threshold_lr"]],
                                help="grid of the learned thresholds' step (x lr)")
     search_parser.add_argument("--epochs", type=int, default=10, help="epochs per trial (10)")
-    search_parser.add_argument("--optimizer", choices=("adam", "sgd"),
-                               default=TRAIN_DEFAULTS["optimizer"])
+    add_option_flags(search_parser, TrainSettings, ["optimizer"])
     search_parser.set_defaults(func=run_search)
 
 
@@ -196,9 +138,7 @@ def _data_arguments(parser) -> None:
     group.add_argument("--val-fraction", type=float, default=0.1,
                        help="without --val-* or a val split: hold out this last fraction of "
                             "the training images (0.1)")
-    parser.add_argument("--batch-size", type=int, default=TRAIN_DEFAULTS["batch_size"],
-                        help="global mini-batch size")
-    parser.add_argument("--seed", type=int, default=0)
+    add_option_flags(parser, TrainSettings, ["batch_size", "seed"])
     parser.add_argument("--run-dir", required=True, help="output run directory")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--dtype", choices=tuple(DTYPES), default="float32")
@@ -255,19 +195,9 @@ def run_train(args) -> int:
                             learn_thresholds=args.thresholds == "learned")
     result = train_in_dir(args.run_dir, encoder, split.signals, split.targets,
                           val_signals=split.val_signals, val_targets=split.val_targets,
-                          optimizer=args.optimizer, lr=args.lr, schedule=args.schedule,
-                          lr_decay=args.lr_decay, threshold_lr=args.threshold_lr,
-                          momentum=args.momentum,
-                          step_scaling=args.step_scaling, grad_clip=args.grad_clip,
-                          anchor_decay=args.anchor_decay,
-                          reconstruction_weight=args.reconstruction_weight,
-                          objective=args.objective, component_weights=args.component_weights,
-                          augment_component=args.augment_component,
-                          augment_zoom=args.augment_zoom,
-                          place_component=args.place_component,
-                          batch_size=args.batch_size, max_epochs=args.epochs,
-                          patience=args.patience or None, rel_tol=args.rel_tol,
-                          seed=args.seed, resume=args.resume, progress=not args.quiet,
+                          **{name: getattr(args, name) for name in TRAIN_OPTIONS},
+                          seed=args.seed, batch_size=args.batch_size, resume=args.resume,
+                          progress=not args.quiet,
                           data_info={**data.info, "start": start})
     if Distributed(rank=_rank()).is_main:
         classic = LEARNED_METHODS[args.model].start

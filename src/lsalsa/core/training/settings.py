@@ -13,6 +13,7 @@ import torch
 
 from ...checks import (
     check_fields,
+    flag,
     integer,
     non_empty_list,
     non_negative_int,
@@ -74,7 +75,7 @@ class TrainSettings:
         (``patience``) rather than for a length fixed in advance; needs validation data.
     lr_decay : epoch e additionally divides the step by ``1 + lr_decay * e`` (the paper).
     step_scaling : optimise each tensor divided by its starting size
-        (:func:`~lsalsa.core.training.trainer.step_scales`).
+        (:func:`~lsalsa.core.training.schedule.step_scales`).
     threshold_lr : the learned thresholds' step, as a multiple of every other tensor's
         (1: the same relative step). Deep encoders can need a smaller one: each layer's
         thresholds move the codes of every layer after it, so one relative step moves a deep
@@ -114,34 +115,62 @@ class TrainSettings:
     seed : seeds the mini-batch shuffling (a private ``torch.Generator``).
     """
 
-    optimizer: str = rule(one_of, DEFAULTS["optimizer"], choices=OPTIMIZERS)
-    schedule: str = rule(one_of, DEFAULTS["schedule"], choices=SCHEDULES)
-    batch_size: int = rule(positive_int, DEFAULTS["batch_size"])
-    max_epochs: int = rule(positive_int, 100)
-    patience: int | None = rule(positive_int, DEFAULTS["patience"], none=True)
-    lr: float = rule(check_lr, DEFAULTS["lr"])
-    lr_decay: float = rule(non_negative_number, DEFAULTS["lr_decay"])
-    momentum: float = rule(non_negative_number, DEFAULTS["momentum"])
-    threshold_lr: float = rule(positive_number, DEFAULTS["threshold_lr"])
-    rel_tol: float = rule(non_negative_number, DEFAULTS["rel_tol"])
-    anchor_decay: float = rule(non_negative_number, DEFAULTS["anchor_decay"])
-    grad_clip: float | None = rule(positive_number, DEFAULTS["grad_clip"], none=True)
-    reconstruction_weight: float | None = rule(non_negative_number,
-                                               DEFAULTS["reconstruction_weight"], none=True)
-    objective: str = rule(one_of, DEFAULTS["objective"], choices=OBJECTIVES)
+    optimizer: str = rule(one_of, DEFAULTS["optimizer"], choices=OPTIMIZERS,
+                          help="adam, or sgd (the paper's)")
+    schedule: str = rule(one_of, DEFAULTS["schedule"], choices=SCHEDULES,
+                         help="the step over the epochs: cosine (to 0 at the last epoch), "
+                              "constant, or plateau (halved after 2 epochs without a better "
+                              "validation RMSE; ends by patience)")
+    batch_size: int = rule(positive_int, DEFAULTS["batch_size"],
+                           help="the global mini-batch (split across torchrun's processes)")
+    max_epochs: int = rule(positive_int, 100, help="most epochs")
+    patience: int | None = rule(positive_int, DEFAULTS["patience"], none=True,
+                                help="stop after this many epochs without a better validation "
+                                     "RMSE ('none': never)")
+    lr: float = rule(check_lr, DEFAULTS["lr"],
+                     help=f"step size, relative to each tensor's size (at most {MAX_LR:g})")
+    lr_decay: float = rule(non_negative_number, DEFAULTS["lr_decay"],
+                           help="epoch e also divides the step by 1 + lr_decay * e")
+    momentum: float = rule(non_negative_number, DEFAULTS["momentum"], help="SGD's momentum")
+    threshold_lr: float = rule(positive_number, DEFAULTS["threshold_lr"],
+                               help="the learned thresholds' step, a multiple of every other "
+                                    "tensor's (deep encoders may need less)")
+    rel_tol: float = rule(non_negative_number, DEFAULTS["rel_tol"],
+                          help="stop when the epoch loss changes by less than this fraction")
+    anchor_decay: float = rule(non_negative_number, DEFAULTS["anchor_decay"],
+                               help="pull the weights towards their start (0: off)")
+    grad_clip: float | None = rule(positive_number, DEFAULTS["grad_clip"], none=True,
+                                   help="clip the scaled gradient's norm to this ('none': off)")
+    reconstruction_weight: float | None = rule(
+        non_negative_number, DEFAULTS["reconstruction_weight"], none=True,
+        help="weight of each component's reconstruction error in the codes objective's loss "
+             "('none': 0 for one dictionary, 1 for MCA)")
+    objective: str = rule(one_of, DEFAULTS["objective"], choices=OBJECTIVES,
+                          help="codes: predict the optimal codes (Eq. 15, the paper); "
+                               "separation (MCA): components A_i x_i close to the true ones")
     component_weights: tuple[float, ...] | None = rule(
-        non_empty_list, DEFAULTS["component_weights"], none=True, each=non_negative_number)
-    augment_component: int | None = rule(non_negative_int, DEFAULTS["augment_component"],
-                                         none=True)
-    augment_zoom: float = rule(number, DEFAULTS["augment_zoom"], low=1)
-    place_component: int | None = rule(non_negative_int, DEFAULTS["place_component"],
-                                       none=True)
-    step_scaling: bool = DEFAULTS["step_scaling"]
-    seed: int = rule(integer, 0)
+        non_empty_list, DEFAULTS["component_weights"], none=True, each=non_negative_number,
+        help="separation objective: the weight w_i of component i's error, once per "
+             "dictionary (default: all 1)")
+    augment_component: int | None = rule(
+        non_negative_int, DEFAULTS["augment_component"], none=True,
+        help="separation objective: fresh mixtures in every batch, this component (the "
+             "natural one) drawn from a random training row, turned, flipped and given a "
+             "random gamma and gain")
+    augment_zoom: float = rule(number, DEFAULTS["augment_zoom"], low=1,
+                               help="with augment_component: also crop that component to a "
+                                    "random window, 1/zoom to 1 of the patch's side (1: the "
+                                    "whole patch)")
+    place_component: int | None = rule(
+        non_negative_int, DEFAULTS["place_component"], none=True,
+        help="separation objective: this component (the digit) placed as in a whole "
+             "picture, at a random offset or left out, and hidden where the mixture passes 1")
+    step_scaling: bool = rule(flag, DEFAULTS["step_scaling"],
+                              help="steps relative to each tensor's size at the start")
+    seed: int = rule(integer, 0, help="seed of the mini-batches' order and draws")
 
     def __post_init__(self):
         check_fields(self)
-        object.__setattr__(self, "step_scaling", bool(self.step_scaling))
         if self.component_weights is not None:
             object.__setattr__(self, "component_weights", tuple(self.component_weights))
 

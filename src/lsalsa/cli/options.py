@@ -1,0 +1,78 @@
+"""Command-line flags made from the library's declared options.
+
+A dataclass such as :class:`lsalsa.core.training.TrainSettings` declares each option once, as a
+:func:`lsalsa.checks.rule`: its check, default and help. :func:`add_option_flags` turns such
+fields into argparse flags: the type, the choices, the default and the help come from the
+field, so a command declares none of them again, and the library's own check still judges
+every value (its error names the parameter; the command maps it to the flag).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Callable, Iterable
+
+from .. import checks
+
+# The checks whose values are whole numbers; every other number check reads a float.
+_INTEGER_CHECKS = (checks.integer, checks.positive_int, checks.non_negative_int)
+
+
+def option_flag(name: str, flags: dict[str, str] | None = None) -> str:
+    """The flag of option ``name``: ``flags[name]``, else ``--`` and the name with dashes."""
+    return (flags or {}).get(name) or "--" + name.replace("_", "-")
+
+
+def add_option_flags(parser, model, names: Iterable[str], *,
+                     flags: dict[str, str] | None = None) -> None:
+    """One flag per option ``names`` of the dataclass ``model`` (``flags`` renames some).
+
+    A true/false option becomes a switch that turns its default over (so a flag for a
+    default-true option should be named ``--no-...``); a list option is repeated, once per
+    item; an option that may be None reads ``none`` as None."""
+    declared = {field.name: field for field in dataclasses.fields(model)}
+    for name in names:
+        flag = option_flag(name, flags)
+        parser.add_argument(flag, dest=name, **_argument(declared[name], flag))
+
+
+def _argument(field: dataclasses.Field, flag: str) -> dict:
+    check = field.metadata["check"]
+    func, options = check.func, check.keywords
+    default, help_text = field.default, field.metadata.get("help", "")
+    if func is checks.flag:
+        return {"action": "store_false" if default else "store_true",
+                "help": f"{'no ' if default else ''}{help_text} (the default: "
+                        f"{'on' if default else 'off'})"}
+    metavar = flag.lstrip("-").replace("-", "_").upper()
+    if func is checks.non_empty_list:  # its help says what no value means
+        return {"action": "append", "type": _reader(options["each"]), "default": default,
+                "metavar": metavar, "help": help_text}
+    shown = "none" if default is None else f"{default:g}" if isinstance(default, float) \
+        else default
+    help_text = f"{help_text} (default {shown})"
+    if func is checks.one_of:
+        return {"choices": tuple(options["choices"]), "default": default, "help": help_text}
+    read = _reader(func)
+    if options.get("none"):
+        read = _or_none(read)
+    return {"type": read, "default": default, "metavar": metavar, "help": help_text}
+
+
+def _reader(check: Callable) -> type:
+    return int if check in _INTEGER_CHECKS else float
+
+
+def _or_none(read: Callable[[str], object]) -> Callable[[str], object]:
+    def read_or_none(text: str):
+        if text.lower() == "none":
+            return None
+        try:
+            return read(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(
+                f"expected {'an integer' if read is int else 'a number'} or 'none', got "
+                f"{text!r}") from exc
+
+    return read_or_none
