@@ -113,23 +113,32 @@ def test_declared_fields_are_checked_and_normalised_or_kept():
 # -- typed experiment configs -------------------------------------------------------------------
 
 
-def test_the_search_section_takes_its_training_options_from_train_settings():
-    """Every option of both TrainSettings and the experiments' search section is declared once,
-    by TrainSettings: the section's field has the same check and default (and so refuses the
-    same values, named "search.<option>")."""
-    from lsalsa.core.training.settings import TrainSettings
-    from lsalsa.workflow.config.sections import SearchSection
-
-    train = {f.name: f for f in dataclasses.fields(TrainSettings)}
-    shared = [f for f in dataclasses.fields(SearchSection) if f.name in train]
-    assert {f.name for f in shared} >= {"optimizer", "schedule", "batch_size", "rel_tol",
+@pytest.mark.parametrize("section,model,names", [
+    ("SearchSection", "TrainSettings", {"optimizer", "schedule", "batch_size", "rel_tol",
                                         "patience", "reconstruction_weight", "anchor_decay",
-                                        "augment_zoom"}
-    for field in shared:
-        assert field.metadata["check"] is train[field.name].metadata["check"], field.name
-        assert field.default == train[field.name].default, field.name
-    with pytest.raises(InputError, match=r"^search\.schedule must be one of"):
-        SearchSection(schedule="linear")
+                                        "augment_zoom"}),
+    ("DictionarySection", "DictionarySettings", {"epochs", "batch_size", "lr",
+                                                 "n_iter_codes"})])
+def test_config_sections_take_their_options_from_the_library_s_declarations(section, model,
+                                                                            names):
+    """An option of both a library settings class and an experiment-config section is declared
+    once, by the library: the section's field has the same check and default (and so refuses
+    the same values, named "<section>.<option>")."""
+    from lsalsa.core.dictionary_settings import DictionarySettings
+    from lsalsa.core.training.settings import TrainSettings
+    from lsalsa.workflow.config import sections
+
+    section = getattr(sections, section)
+    model = {"TrainSettings": TrainSettings, "DictionarySettings": DictionarySettings}[model]
+    library = {f.name: f for f in dataclasses.fields(model)}
+    fields = {f.name: f for f in dataclasses.fields(section)}
+    for name in names:  # (a section's alpha is per component: another option)
+        assert fields[name].metadata["check"] is library[name].metadata["check"], name
+        assert fields[name].default == library[name].default, name
+    name = sorted(names)[0]
+    needed = {"atoms": 8} if "atoms" in fields else {}
+    with pytest.raises(InputError, match=rf"^{section.PREFIX}{name} must be"):
+        section(**needed, **{name: -1})
 
 
 

@@ -269,17 +269,21 @@ def test_cli_learn_and_show(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("extra, message", [
-    ([], "--component"),  # MCA data needs a component
-    (["--component", "0", "--alpha", "0"], "alpha"),
-    (["--component", "0", "--atoms", "0"], "n_atoms"),
+    ([], "give --component"),  # MCA data needs a component
+    # option values are checked as they are read (usage errors, exit 2 too)
+    (["--component", "0", "--alpha", "0"], "argument --alpha: expected a positive number"),
+    (["--component", "0", "--atoms", "0"], "argument --atoms: expected an integer >= 1"),
 ])
 def test_cli_learn_errors_write_nothing(tmp_path, capsys, extra, message):
     data = make_prepared(tmp_path, kind="mca")
     args = ["dictionary", "learn", "--data", str(data), "--alpha", "0.1", "--out",
             str(tmp_path / "d.npy"), "--quiet", *extra]
-    assert main(args) == 2
-    err = capsys.readouterr().err
-    assert err.startswith("lsalsa: error:") and message in err
+    try:
+        code = main(args)
+    except SystemExit as exc:
+        code = exc.code
+    assert code == 2
+    assert message in capsys.readouterr().err
     assert not (tmp_path / "d.npy").exists() and not (tmp_path / "d.json").exists()
 
 

@@ -23,6 +23,7 @@ from _numerics import encoder_error, gamma, iteration_error
 from conftest import random_dictionary
 from lsalsa import LSALSA, InputError, load_encoder
 from lsalsa.cli import main
+from lsalsa.core.dictionary_settings import DictionarySettings
 from lsalsa.core.encoders import read_model_header
 from lsalsa.core.metrics import code_rmse, validation_rmse
 from lsalsa.core.training import best_classic, train
@@ -859,11 +860,18 @@ def test_cli_refuses_a_learning_rate_beyond_the_maximum_and_writes_nothing(comma
     knobs = (["--lr", "1e300", "--alpha", "0.2", "--depth", "2", "--mu", "2"]
              if command == "train" else ["--lrs", "0.1", "1e300", "--alphas", "0.2",
                                          "--depths", "1", "--methods", "lsalsa"])
-    assert main([command, "--signals", str(files["signals"]), "--targets", str(files["codes"]),
-                 "--dict", str(files["dict"]), *knobs, "--run-dir", str(run), "--quiet"]) == 2
-    err = capsys.readouterr().err.strip()
-    name = "--lr" if command == "train" else "every --lrs value"
-    assert err == f"lsalsa: error: {name} must be a number in (0, 1e+06], got 1e+300"
+    argv = [command, "--signals", str(files["signals"]), "--targets", str(files["codes"]),
+            "--dict", str(files["dict"]), *knobs, "--run-dir", str(run), "--quiet"]
+    if command == "train":  # --lr is checked as it is read: a usage error
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        assert info.value.code == 2
+        assert capsys.readouterr().err.strip().splitlines()[-1] == (
+            "lsalsa train: error: argument --lr: expected a number in (0, 1e+06], got 1e+300")
+    else:
+        assert main(argv) == 2
+        assert capsys.readouterr().err.strip() == (
+            "lsalsa: error: every --lrs value must be a number in (0, 1e+06], got 1e+300")
     assert not run.exists()
     with pytest.raises(InputError, match="every lr must be"):
         search(None, None, None, None, None, depths=[1], alphas=[0.1], lrs=[float("inf")])
@@ -1046,28 +1054,35 @@ def test_codes_that_overflow_on_validation_end_training_as_diverged(rng, tmp_pat
     assert not (tmp_path / "refused").exists() or not any((tmp_path / "refused").iterdir())
 
 
-def _subparser(name: str):
+def _subparser(*names: str):
     from lsalsa.cli import build_parser
 
     parser = build_parser()
-    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return commands.choices[name]
+    for name in names:
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = commands.choices[name]
+    return parser
 
 
-@pytest.mark.parametrize("command", ["train", "search"])
-def test_every_training_flag_is_made_from_its_declaration(command):
-    """Each flag of lsalsa train / search that sets an option of TrainSettings takes its
-    default, choices and help from the option's declaration (declared once, there)."""
-    declared = {f.name: f for f in dataclasses.fields(TrainSettings)}
-    actions = [a for a in _subparser(command)._actions if a.dest in declared]
+@pytest.mark.parametrize("command,model", [
+    (["train"], TrainSettings), (["search"], TrainSettings),
+    (["dictionary", "learn"], DictionarySettings)])
+def test_every_option_flag_is_made_from_its_declaration(command, model):
+    """Each flag of a command that sets a declared option (TrainSettings: lsalsa train, lsalsa
+    search; DictionarySettings: lsalsa dictionary learn) takes its choices, default and help
+    from the option's declaration: it is declared once, there."""
+    declared = {f.name: f for f in dataclasses.fields(model)}
+    actions = [a for a in _subparser(*command)._actions if a.dest in declared]
     assert {a.dest for a in actions} >= ({"optimizer", "batch_size", "seed"} if command ==
-                                         "search" else set(declared))
+                                         ["search"] else set(declared))
     for action in actions:
         field = declared[action.dest]
         assert field.metadata["help"] and field.metadata["help"] in action.help, action.dest
         if action.choices is not None:
             assert tuple(action.choices) == tuple(field.metadata["check"].keywords["choices"])
-        if action.const is None:  # not a switch
+        if action.required:
+            assert action.default is None and "(default" not in action.help
+        elif action.const is None:  # not a switch
             assert action.default == field.default, action.dest
         else:
             assert action.default is field.default
@@ -1082,6 +1097,11 @@ def test_training_flags_read_none_and_refuse_other_words(capsys):
                               "--no-step-scaling", "--epochs", "7"])
     assert args.patience is None and args.grad_clip is None and args.step_scaling is False
     assert args.component_weights == [1.0, 0.5] and args.max_epochs == 7
-    with pytest.raises(SystemExit):
-        parser.parse_args([*common, "--patience", "never"])
-    assert "expected an integer or 'none', got 'never'" in capsys.readouterr().err
+    for bad, reason in ((["--patience", "never"], "--patience: expected an integer >= 1, got "
+                                                  "'never'"),
+                        (["--patience", "0"], "--patience: expected an integer >= 1, got 0"),
+                        (["--rel-tol", "-1"], "--rel-tol: expected a number >= 0, got -1.0"),
+                        (["--component-weight", "-2"], "expected a number >= 0, got -2.0")):
+        with pytest.raises(SystemExit):
+            parser.parse_args([*common, *bad])
+        assert capsys.readouterr().err.strip().endswith(reason), bad

@@ -162,6 +162,15 @@ def rule(check: Callable, default=dataclasses.MISSING, *, factory=dataclasses.MI
                              metadata={"check": partial(check, **options), "help": help})
 
 
+def declared(model, name: str) -> dataclasses.Field:
+    """The declaration of field ``name`` of the dataclass ``model`` (its check, default and
+    help), for another dataclass that takes the same option: it is declared once, there."""
+    for field in dataclasses.fields(model):
+        if field.name == name:
+            return dataclasses.field(default=field.default, metadata=field.metadata)
+    raise KeyError(f"{model.__name__} declares no {name}")
+
+
 def check_fields(instance, prefix: str = "", *, keep: bool = False) -> None:
     """Check (and normalise) every field declared with :func:`rule`; for a frozen dataclass
     too. Field names are reported as ``prefix + name``. With ``keep`` the values are only

@@ -8,9 +8,15 @@ import numpy as np
 
 from .. import checks
 from ..core._arrays import resolve_device, sorted_subset
+from ..core.dictionary_settings import DictionarySettings
 from ..errors import InputError
 from ..io import check_output_path, read_array, read_json_object, remove_stale_temporaries
-from .common import non_negative_int
+from .options import add_option_flags
+
+# The options of learn_dictionary that lsalsa dictionary learn takes as flags (declared by
+# DictionarySettings: type, default and help).
+DICTIONARY_OPTIONS = ("n_atoms", "alpha", "epochs", "batch_size", "lr", "lr_decay", "tol",
+                      "n_iter_codes", "init", "seed")
 
 
 def register(subparsers) -> None:
@@ -32,22 +38,10 @@ def register(subparsers) -> None:
                        help="folder of prepared data sets (default <cache>/prepared)")
     learn.add_argument("--component", type=int, default=None, choices=(0, 1),
                        help="MCA: learn on clean component 0 or 1 instead of the mixtures")
-    learn.add_argument("--atoms", type=int, default=None, help="number of atoms (default M)")
-    learn.add_argument("--alpha", type=float, required=True, help="l1 penalty (> 0)")
-    learn.add_argument("--epochs", type=int, default=10, help="most epochs (default 10)")
-    learn.add_argument("--batch-size", type=int, default=256)
-    learn.add_argument("--lr", type=float, default=1.0,
-                       help="initial step size lr0; step t uses lr0 / (1 + t / lr-decay)")
-    learn.add_argument("--lr-decay", type=float, default=None,
-                       help="decay in steps (default 10 epochs' worth of steps)")
-    learn.add_argument("--tol", type=float, default=1e-5,
-                       help="stop at this relative change of the epoch objective")
-    learn.add_argument("--n-iter-codes", type=int, default=50,
-                       help="FISTA iterations per batch, warm-started (default 50)")
-    learn.add_argument("--init", choices=("data", "random"), default="data")
+    add_option_flags(learn, DictionarySettings, DICTIONARY_OPTIONS, flags={"n_atoms": "--atoms"},
+                     required=("alpha",))
     learn.add_argument("--limit", type=int, default=None, metavar="P",
                        help="use a seeded random subset of P training signals")
-    learn.add_argument("--seed", type=non_negative_int, default=0)
     learn.add_argument("--checkpoint-dir", default=None, metavar="DIR",
                        help="write a checkpoint after every epoch; resume from it when present")
     learn.add_argument("--device", default=None, help="torch device (default cpu)")
@@ -108,9 +102,8 @@ def run_learn(args) -> int:
                                   np.random.default_rng([args.seed, 4]))
             signals = np.asarray(signals[picks])
     result = learn_with_checkpoints(
-        signals, args.atoms, args.alpha, epochs=args.epochs, batch_size=args.batch_size,
-        lr=args.lr, lr_decay=args.lr_decay, tol=args.tol, seed=args.seed, init=args.init,
-        n_iter_codes=args.n_iter_codes, checkpoint_dir=args.checkpoint_dir,
+        signals, **{name: getattr(args, name) for name in DICTIONARY_OPTIONS},
+        checkpoint_dir=args.checkpoint_dir,
         progress=Progress("lsalsa dictionary", quiet=args.quiet),
         device=None if args.device is None else resolve_device(args.device))
     sidecar = save_dictionary(out, result, extra={

@@ -14,6 +14,7 @@ import dataclasses
 from collections.abc import Callable, Iterable
 
 from .. import checks
+from ..errors import InputError
 
 # The checks whose values are whole numbers; every other number check reads a float.
 _INTEGER_CHECKS = (checks.integer, checks.positive_int, checks.non_negative_int)
@@ -25,16 +26,22 @@ def option_flag(name: str, flags: dict[str, str] | None = None) -> str:
 
 
 def add_option_flags(parser, model, names: Iterable[str], *,
-                     flags: dict[str, str] | None = None) -> None:
-    """One flag per option ``names`` of the dataclass ``model`` (``flags`` renames some).
+                     flags: dict[str, str] | None = None, required: Iterable[str] = ()) -> None:
+    """One flag per option ``names`` of the dataclass ``model`` (``flags`` renames some; the
+    ``required`` ones have no default).
 
     A true/false option becomes a switch that turns its default over (so a flag for a
     default-true option should be named ``--no-...``); a list option is repeated, once per
-    item; an option that may be None reads ``none`` as None."""
+    item; an option that may be None reads ``none`` as None. Every value is checked as it is
+    read, by the option's own check: a value it refuses is a usage error naming the flag."""
     declared = {field.name: field for field in dataclasses.fields(model)}
     for name in names:
         flag = option_flag(name, flags)
-        parser.add_argument(flag, dest=name, **_argument(declared[name], flag))
+        argument = _argument(declared[name], flag)
+        if name in required:
+            argument = {**argument, "required": True, "default": None}
+            argument["help"] = argument["help"].rsplit(" (default", 1)[0]
+        parser.add_argument(flag, dest=name, **argument)
 
 
 def _argument(field: dataclasses.Field, flag: str) -> dict:
@@ -47,32 +54,36 @@ def _argument(field: dataclasses.Field, flag: str) -> dict:
                         f"{'on' if default else 'off'})"}
     metavar = flag.lstrip("-").replace("-", "_").upper()
     if func is checks.non_empty_list:  # its help says what no value means
-        return {"action": "append", "type": _reader(options["each"]), "default": default,
-                "metavar": metavar, "help": help_text}
+        each = options["each"]
+        return {"action": "append", "type": _reader(_number_type(each), each, flag),
+                "default": default, "metavar": metavar, "help": help_text}
     shown = "none" if default is None else f"{default:g}" if isinstance(default, float) \
         else default
     help_text = f"{help_text} (default {shown})"
     if func is checks.one_of:
         return {"choices": tuple(options["choices"]), "default": default, "help": help_text}
-    read = _reader(func)
-    if options.get("none"):
-        read = _or_none(read)
-    return {"type": read, "default": default, "metavar": metavar, "help": help_text}
+    return {"type": _reader(_number_type(func), check, flag), "default": default,
+            "metavar": metavar, "help": help_text}
 
 
-def _reader(check: Callable) -> type:
+def _number_type(check: Callable) -> type:
     return int if check in _INTEGER_CHECKS else float
 
 
-def _or_none(read: Callable[[str], object]) -> Callable[[str], object]:
-    def read_or_none(text: str):
-        if text.lower() == "none":
-            return None
+def _reader(parse: type, check: Callable, flag: str) -> Callable[[str], object]:
+    """argparse's ``type``: the text parsed (``none`` is None) and judged by ``check``."""
+    def read(text: str):
+        value = None
+        if text.lower() != "none":
+            try:
+                value = parse(text)
+            except ValueError:
+                value = text  # refused below, quoted as typed
         try:
-            return read(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(
-                f"expected {'an integer' if read is int else 'a number'} or 'none', got "
-                f"{text!r}") from exc
+            return check(value, flag)
+        except InputError as exc:  # "--x must be ..., got ..." -> "expected ..., got ..."
+            reason = str(exc).split(" must be ", 1)
+            raise argparse.ArgumentTypeError(f"expected {reason[1]}" if len(reason) == 2
+                                             else str(exc)) from exc
 
-    return read_or_none
+    return read

@@ -172,7 +172,6 @@ def run_train(args) -> int:
     from ..workflow.search import encoder_start
     from ..workflow.training import train_in_dir
 
-    check_lr(args.lr, "--lr")  # before the data are read and the start is searched
     if args.thresholds == "fixed" and args.threshold_lr != TRAIN_DEFAULTS["threshold_lr"]:
         raise InputError("--threshold-lr is the step of learned thresholds; --thresholds "
                          "fixed has none")

@@ -22,23 +22,14 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from ..checks import (
-    non_negative_int,
-    non_negative_number,
-    one_of,
-    positive_int,
-    positive_number,
-)
+from ..checks import one_of
 from ..errors import InputError
 from ._arrays import check_signal_array
+from .dictionary_settings import DEFAULTS, INITS, DictionarySettings
 from .objective import _objective
 from .problem import make_problem
 from .solvers.classic import run_iterations
 
-INITS = ("data", "random")
-# The settings' defaults, shared by learning_config and learn_dictionary.
-DEFAULTS = {"alpha": 0.1, "epochs": 10, "batch_size": 256, "lr": 1.0, "lr_decay": None,
-            "tol": 1e-5, "seed": 0, "init": "data", "n_iter_codes": 50}
 DEFAULT_CACHE_BYTES = 1 << 30  # keep a per-sample code cache up to 1 GiB
 
 
@@ -207,19 +198,15 @@ def learning_config(signals, n_atoms: int | None = None, alpha: float = DEFAULTS
     of it (a run may continue for more epochs, or to another tolerance).
     """
     P, M = check_signal_array(signals)
-    n_atoms = M if n_atoms is None else positive_int(n_atoms, "n_atoms")
-    alpha = positive_number(alpha, "alpha")
-    positive_int(epochs, "epochs")
-    batch_size = min(positive_int(batch_size, "batch_size"), P)
-    lr = positive_number(lr, "lr")
-    n_iter_codes = positive_int(n_iter_codes, "n_iter_codes")
-    non_negative_number(tol, "tol")
-    one_of(init, "init", choices=INITS)
-    steps_per_epoch = math.ceil(P / batch_size)
-    lr_decay = 10 * steps_per_epoch if lr_decay is None else positive_number(lr_decay, "lr_decay")
-    return {"n_atoms": n_atoms, "alpha": alpha, "batch_size": batch_size, "lr": lr,
-            "lr_decay": lr_decay, "seed": non_negative_int(seed, "seed"), "init": init,
-            "n_iter_codes": n_iter_codes, "P": P, "M": M, "data_tag": _data_tag(signals, P, M)}
+    s = DictionarySettings(n_atoms=n_atoms, alpha=alpha, epochs=epochs, batch_size=batch_size,
+                           lr=lr, lr_decay=lr_decay, tol=tol, seed=seed, init=init,
+                           n_iter_codes=n_iter_codes)
+    n_atoms = M if s.n_atoms is None else s.n_atoms
+    batch_size = min(s.batch_size, P)
+    lr_decay = 10 * math.ceil(P / batch_size) if s.lr_decay is None else s.lr_decay
+    return {"n_atoms": n_atoms, "alpha": s.alpha, "batch_size": batch_size, "lr": s.lr,
+            "lr_decay": lr_decay, "seed": s.seed, "init": s.init,
+            "n_iter_codes": s.n_iter_codes, "P": P, "M": M, "data_tag": _data_tag(signals, P, M)}
 
 
 def learn_dictionary(signals, n_atoms: int | None = None, alpha: float = DEFAULTS["alpha"], *,

@@ -5,7 +5,6 @@ experiments) and its data (:func:`check_pair`: signals and their optimal codes).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -242,16 +241,6 @@ class TrainSettings:
                 "reconstruction_weight": float(weight), "batch_size": self.batch_size,
                 "patience": self.patience, "rel_tol": self.rel_tol, "seed": self.seed,
                 **objective}
-
-
-def option_field(name: str) -> dataclasses.Field:
-    """The declaration of :class:`TrainSettings`'s option ``name`` (its check and default),
-    for another dataclass that takes the same option, such as the experiments' search
-    section: each option is declared once, here."""
-    for field in dataclasses.fields(TrainSettings):
-        if field.name == name:
-            return dataclasses.field(default=field.default, metadata=field.metadata)
-    raise KeyError(name)
 
 
 def check_pair(signals, targets, M: int, N: int, s_name: str, t_name: str) -> int:

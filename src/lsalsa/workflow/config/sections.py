@@ -15,10 +15,11 @@ from functools import partial
 from typing import ClassVar
 
 from ... import checks
-from ...checks import rule
+from ...checks import declared, rule
+from ...core.dictionary_settings import DictionarySettings
 from ...core.training.search import ALPHA_FACTORS, LEARNED_METHODS, MUS, PAPER_METHODS
 from ...core.training.settings import DEFAULTS as TRAIN_DEFAULTS
-from ...core.training.settings import MAX_LR, option_field
+from ...core.training.settings import MAX_LR, TrainSettings
 from ...errors import InputError
 
 SCALES = ("small", "full")
@@ -171,10 +172,11 @@ class DictionarySection(_Section):
     # None: the optimal codes' alphas (ExperimentConfig fills them in)
     alpha: tuple[float, ...] | None = rule(per_component, None, each=checks.positive_number,
                                            none=True)
-    epochs: int = rule(checks.positive_int, 10)
-    batch_size: int = rule(checks.positive_int, 256)
-    lr: float = rule(checks.positive_number, 1.0)
-    n_iter_codes: int = rule(checks.positive_int, 50)
+    # dictionary learning's options, declared by DictionarySettings
+    epochs: int = declared(DictionarySettings, "epochs")
+    batch_size: int = declared(DictionarySettings, "batch_size")
+    lr: float = declared(DictionarySettings, "lr")
+    n_iter_codes: int = declared(DictionarySettings, "n_iter_codes")
     max_signals: int | None = rule(checks.positive_int, None, none=True)
 
     def __post_init__(self):
@@ -215,18 +217,18 @@ class SearchSection(_Section):
                                high_open=True)
     # Options of every training run, declared by TrainSettings. The plateau schedule trains
     # until validation stops improving (epochs and final_epochs are then caps).
-    optimizer: str = option_field("optimizer")
-    schedule: str = option_field("schedule")
-    batch_size: int = option_field("batch_size")
-    rel_tol: float = option_field("rel_tol")
-    patience: int | None = option_field("patience")
-    reconstruction_weight: float | None = option_field("reconstruction_weight")
-    anchor_decay: float = option_field("anchor_decay")
+    optimizer: str = declared(TrainSettings, "optimizer")
+    schedule: str = declared(TrainSettings, "schedule")
+    batch_size: int = declared(TrainSettings, "batch_size")
+    rel_tol: float = declared(TrainSettings, "rel_tol")
+    patience: int | None = declared(TrainSettings, "patience")
+    reconstruction_weight: float | None = declared(TrainSettings, "reconstruction_weight")
+    anchor_decay: float = declared(TrainSettings, "anchor_decay")
     learned: tuple[str, ...] = rule(_learned_methods, PAPER_METHODS)
     # lsalsa-sep and lsalsa-pic: fresh mixtures in every batch, the natural component augmented.
     augment: bool = rule(checks.flag, False)
     # ... and, with a zoom above 1, cropped to a random window (TrainSettings.augment_zoom).
-    augment_zoom: float = option_field("augment_zoom")
+    augment_zoom: float = declared(TrainSettings, "augment_zoom")
     max_train: int | None = rule(checks.positive_int, None, none=True)
 
 
