@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..core._arrays import as_real, resolve_device
+from ..core.codes import DEFAULT_TOL, MODES
 from ..core.problem import DEFAULT_MU
 from ..errors import InputError
 from ..io import check_output_path, read_array
@@ -33,9 +34,9 @@ def register(subparsers) -> None:
                          metavar="A.npy", help="dictionary (M, N_i); repeat for MCA")
     compute.add_argument("--alpha", dest="alphas", action="append", type=float, required=True,
                          help="l1 penalty; one, or one per --dict")
-    compute.add_argument("--mode", choices=("exact", "paper"), default="exact")
-    compute.add_argument("--tol", type=float, default=1e-7,
-                         help="exact mode: relative duality gap bound (default 1e-7)")
+    compute.add_argument("--mode", choices=MODES, default="exact")
+    compute.add_argument("--tol", type=float, default=DEFAULT_TOL,
+                         help=f"exact mode: relative duality gap bound (default {DEFAULT_TOL:g})")
     compute.add_argument("--n-iter", type=int, default=None,
                          help="paper mode: iterations (default 200 FISTA / 100 SALSA); exact "
                               "mode: most refinement iterations")

@@ -24,9 +24,9 @@ from ._arrays import check_signal_array, sorted_subset
 from .objective import _duality_gap, _objective
 from .problem import DEFAULT_MU, Problem, as_alphas, make_problem
 from .solvers import solve
+from .solvers.exact import DEFAULT_TOL
 
 MODES = ("exact", "paper")
-DEFAULT_TOL = 1e-7
 
 
 def as_dictionaries(dictionaries) -> list[np.ndarray]:
