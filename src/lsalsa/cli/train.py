@@ -22,7 +22,6 @@ Under ``torchrun`` training runs data-parallel: ``torchrun --nproc_per_node=2 --
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -105,15 +104,6 @@ def _register_search(subparsers) -> None:
     search_parser.add_argument("--epochs", type=int, default=10, help="epochs per trial (10)")
     add_option_flags(search_parser, TrainSettings, ["optimizer"])
     search_parser.set_defaults(func=run_search)
-
-
-def _optional_float(text: str) -> float | None:
-    if text.lower() == "none":
-        return None
-    try:
-        return float(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from exc
 
 
 # load_training_set's parameters, as _data_arguments names them
