@@ -1,72 +1,121 @@
-"""Capacity of LSALSA at T = 5, chosen on held-out-source validation (issue 19, item 4).
+"""Capacity and training length of LSALSA, chosen on held-out-source validation (issue 19,
+items 4 and 5).
 
-Trains variants of the demo's LSALSA (T = 5, trained on the exact codes: ``objective="codes"``,
-the paper's) on the SAME split of a finished demo run: the same training rows, the prepared
-``val`` split (photographs from other sources than training and test) for selection, and the
-``test`` split (photographs from yet other sources) to report. Every variant starts from SALSA
-at T = 5 at the (alpha, mu) of best validation code RMSE (``classic.json``'s ``starts``, as
-``lsalsa.workflow.steps.train.start_of`` does), with the same epochs, seed and training options
-(the run's ``search`` section; patience off unless the variant sets it). Nothing is tuned on
-the test split: the variant of lowest validation RMSE is marked "chosen on validation".
+Trains variants of a finished experiment's LSALSA at depth T (trained on the exact codes,
+``objective="codes"``, the paper's) on the SAME split as the run: its training rows (the same
+seeded subset), its validation split (photographs from other sources than training and test)
+for selection, and its test split (photographs from yet other sources) to report, per source.
+Every variant starts where the run's own ``lsalsa_T<T>`` started and trains as it did (its
+``done.json``: SALSA's (alpha, mu) of best validation code RMSE, the learning rate and the
+thresholds' step the search chose; the run's other training options), for the run's epochs
+and seed, so the "run's setting" row is the run's model again. Nothing is tuned on the test
+split: the variant of lowest validation RMSE is marked "chosen on validation".
 
-Variants: the library default (tied S, learned thresholds); untied layers (one S per layer);
-fixed thresholds (the paper's LSALSA); anchor decay 1.0 (pull towards the start); early
-stopping with patience 2. Low-rank updates of S are not in the library and are not tried here.
+Variants (each changes one thing from the run's setting):
 
-Example (about 3 minutes per variant on one thread)::
+- the thresholds' step: 1 (the library default), 0.1, 0.01 (``threshold_lr``);
+- fixed thresholds (the paper's LSALSA);
+- untied layers (one S per layer);
+- a low-rank update of S: ``S = S_0 + c U V^T`` with ``S_0`` the start, frozen, and ``U``
+  (zero at the start, so the variant starts at SALSA too) and ``V`` of ``--rank`` columns
+  learned; ``c`` gives ``U V^T`` the relative step a full S takes (built here only: the library
+  has no low-rank S);
+- anchor decay 1.0 (a decoupled weight decay towards the start);
+- the plateau schedule: the step held until validation stalls for 2 epochs, then halved, and
+  training stopped 5 epochs after the best (``patience``), at most ``--plateau-epochs``.
 
-    OMP_NUM_THREADS=1 python benchmarks/capacity.py --run-dir runs/demo --epochs 8 \\
-        --max-train 20000
+Examples (one thread; natural-16's whole training set is about 20 s an epoch per variant)::
+
+    OMP_NUM_THREADS=1 python benchmarks/capacity.py --run-dir runs/natural-16-thr
+    OMP_NUM_THREADS=1 python benchmarks/capacity.py --run-dir runs/demo --variants run fixed
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch.nn.utils import parametrize
 
 from lsalsa.core.encoders import build_encoder
 from lsalsa.core.metrics import rmse_per_sample
+from lsalsa.core.training import DEFAULTS as TRAIN_DEFAULTS
 from lsalsa.core.training import train
+from lsalsa.core.training.schedule import step_scales
 from lsalsa.workflow.code_sets import load_codes
 from lsalsa.workflow.config import ExperimentConfig
 from lsalsa.workflow.data import load_prepared
-from lsalsa.workflow.steps.train import lr_grid, train_options
+from lsalsa.workflow.steps.train import train_options, training_record
 from lsalsa.workflow.training_data import split_prepared
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script from anywhere
 from _common import markdown_table, print_header, set_threads
 
-DEPTH = 5
-DATASET = Path("data") / "mca-mnist-natural"
-# key: (label, build_encoder options, train options on top of the common ones).
+# key: (label, build_encoder options, train options replacing the run's).
 VARIANTS = {
-    "default": ("default (tied S, learned thresholds)", {}, {}),
+    "run": ("the run's setting", {}, {}),
+    "step1": ("thresholds' step 1 (the library default)", {}, {"threshold_lr": 1.0}),
+    "step0.1": ("thresholds' step 0.1", {}, {"threshold_lr": 0.1}),
+    "step0.01": ("thresholds' step 0.01", {}, {"threshold_lr": 0.01}),
+    "fixed": ("fixed thresholds (the paper)", {"learn_thresholds": False}, {}),
     "untied": ("untied layers", {"untied": True}, {}),
-    "fixed": ("fixed thresholds (paper)", {"learn_thresholds": False}, {}),
+    "lowrank": ("S = S_0 + low-rank update", {}, {}),
     "anchor": ("anchor decay 1.0", {}, {"anchor_decay": 1.0}),
-    "patience": ("early stopping, patience 2", {}, {"patience": 2}),
+    "plateau": ("plateau schedule (until validation stops improving)", {},
+                {"schedule": "plateau", "patience": 5}),
 }
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run-dir", type=Path, default=Path("runs/demo"),
-                        help="a finished demo run (its data set, codes and classic.json)")
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--max-train", type=int, default=20000,
-                        help="training rows (a seeded subset, as the workflow draws it; 0: all)")
-    parser.add_argument("--seed", type=int, default=None, help="default: the run's seed")
+    parser.add_argument("--run-dir", type=Path, required=True,
+                        help="a finished experiment or demo run (data, codes, models)")
+    parser.add_argument("--depth", type=int, default=5, help="T (default 5)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="epochs of every variant but plateau (default: the run's)")
+    parser.add_argument("--plateau-epochs", type=int, default=None,
+                        help="most epochs of the plateau variant (default: 4 x --epochs)")
+    parser.add_argument("--rank", type=int, default=32, help="the low-rank update's rank")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
                         help="which variants to train (default: all)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     return parser.parse_args(argv)
+
+
+class LowRankUpdate(torch.nn.Module):
+    """``S_0 + c U V^T``: ``U`` starts at zero, ``V`` at a seeded Gaussian."""
+
+    def __init__(self, N: int, rank: int, dtype: torch.dtype, seed: int):
+        super().__init__()
+        generator = torch.Generator().manual_seed(seed)
+        self.U = torch.nn.Parameter(torch.zeros(N, rank, dtype=dtype))
+        self.V = torch.nn.Parameter(torch.randn(N, rank, generator=generator, dtype=dtype))
+        self.c = 1.0
+
+    def forward(self, S0: torch.Tensor) -> torch.Tensor:
+        return S0 + self.c * (self.U @ self.V.T)
+
+
+def low_rank(encoder, rank: int, seed: int):
+    """``encoder`` with its (tied) S replaced by a frozen start plus a low-rank update whose
+    entries take the step a full S's would: with step scaling, Adam moves each entry of ``U``
+    by about ``lr s_U`` (``s_U``, zero at the start, borrows a code's scale), so one step moves
+    ``c U V^T`` by about ``c lr s_U sqrt(rank)`` (``V``'s entries are about 1), which is
+    ``lr s_S`` when ``c = s_S / (s_U sqrt(rank))``."""
+    s_S = step_scales(encoder)["S"]
+    update = LowRankUpdate(encoder.S.shape[-1], rank, encoder.S.dtype, seed)
+    parametrize.register_parametrization(encoder, "S", update)
+    encoder.parametrizations.S.original.requires_grad_(False)
+    s_U = step_scales(encoder)["parametrizations.S.0.U"]
+    update.c = s_S / (s_U * math.sqrt(rank))
+    return encoder
 
 
 @torch.no_grad()
@@ -88,54 +137,70 @@ def source_list(dataset, split: str) -> str:
     return ", ".join(names[k] for k in np.unique(index))
 
 
+def run_setting(run_dir: Path, T: int, epochs: int | None = None):
+    """A finished run's config, code set and data set, and how it trained ``lsalsa_T<T>``: its
+    start and knobs (``done.json``'s hyper) and the training options, for ``epochs`` (default:
+    the run's final epochs)."""
+    config = ExperimentConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
+    codeset = load_codes(run_dir / "codes")
+    dataset = load_prepared(run_dir / "data" / codeset.meta["data"]["name"])
+    hyper = training_record(run_dir, "lsalsa", T)["hyper"]
+    options = {**train_options(config), "lr": hyper["lr"], "lr_decay": hyper["lr_decay"],
+               "threshold_lr": hyper.get("threshold_lr", TRAIN_DEFAULTS["threshold_lr"]),
+               "max_epochs": epochs or config.search.final_epochs, "seed": config.seed,
+               "objective": "codes"}
+    return config, codeset, dataset, hyper, options
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     threads = set_threads(args.threads)
     print_header("capacity.py", threads, argv)
-    run_dir = args.run_dir
-    config = ExperimentConfig.from_dict(json.loads((run_dir / "config.json").read_text()))
-    seed = config.seed if args.seed is None else args.seed
-    dataset, codeset = load_prepared(run_dir / DATASET), load_codes(run_dir / "codes")
-    start = json.loads((run_dir / "classic.json").read_text())["starts"]["salsa"][str(DEPTH)]
-    # The demo's training options, lr and decay; patience off (early stopping is a variant).
-    options = {**train_options(config), "patience": None}
-    lr, lr_decay = lr_grid(config, "lsalsa")[0], config.search.lr_decays[0]
+    run_dir, T = args.run_dir, args.depth
+    config, codeset, dataset, hyper, options = run_setting(run_dir, T, args.epochs)
+    seed, epochs = config.seed, options["max_epochs"]
     fit = split_prepared(dataset, codeset, val_fraction=config.search.val_fraction,
-                         max_train=args.max_train or None, seed=seed, dtype=np.float32)
+                         max_train=config.search.max_train, seed=seed, dtype=np.float32)
     test_signals = np.asarray(dataset.split("test")["signals"], dtype=np.float32)
     test_codes = np.array(codeset.codes("test"), dtype=np.float32)
     names, index = dataset.row_sources("test")
     blocks = [np.asarray(d, dtype=np.float32) for d in codeset.dictionaries]
-    total = dataset.split("train")["signals"].shape[0]
-    print(f"split: {fit.signals.shape[0]} training rows of {total} (sources "
+    print(f"split: {fit.signals.shape[0]} training rows (sources "
           f"{source_list(dataset, 'train')}); validation {fit.val_signals.shape[0]} rows "
           f"({fit.validation}; sources {source_list(dataset, 'val')}); test "
           f"{len(test_signals)} rows (sources {source_list(dataset, 'test')})")
-    print(f"start: SALSA T = {DEPTH}, alpha {start['alpha']}, mu {start['mu']} (best validation "
-          f"code RMSE, classic.json); lr {lr}, lr_decay {lr_decay}, {args.epochs} epochs, seed "
-          f"{seed}, options {options}", flush=True)
+    print(f"start: SALSA T = {T}, alpha {hyper['alpha']}, mu {hyper['mu']} (the run's "
+          f"lsalsa_T{T}); options {options}", flush=True)
 
     def encoder(**build):
-        return build_encoder("lsalsa", blocks, start["alpha"], DEPTH, start["mu"], **build)
+        return build_encoder("lsalsa", blocks, hyper["alpha"], T, hyper["mu"], **build)
 
     # An LSALSA encoder at its initialisation is SALSA with T iterations exactly.
     salsa = encoder()
     salsa_test = per_sample_rmse(salsa, test_signals, test_codes)
     salsa_val = float(per_sample_rmse(salsa, fit.val_signals, fit.val_targets).mean())
     salsa_src = by_source(salsa_test, names, index)
-    results = [{"variant": f"SALSA T = {DEPTH} (the start)", "weights": 0, "seconds": 0.0,
+    results = [{"variant": f"SALSA T = {T} (the start)", "weights": 0, "seconds": 0.0,
                 "epochs": 0, "best_epoch": 0, "stopped": "-", "val_rmse": salsa_val,
                 "test_rmse": float(salsa_test.mean()), "test_by_source": salsa_src}]
     for key in args.variants:
         name, build, extra = VARIANTS[key]
         model = encoder(**build)
+        settings = {**options, **extra}
+        if key == "lowrank":
+            model = low_rank(model, args.rank, seed)
+            name = f"{name}, rank {args.rank}"
+        if key == "plateau":
+            settings["max_epochs"] = args.plateau_epochs or 4 * epochs
+        if not model.learn_thresholds:
+            settings.pop("threshold_lr")
         began = time.perf_counter()
         result = train(model, fit.signals, fit.targets, val_signals=fit.val_signals,
-                       val_targets=fit.val_targets, max_epochs=args.epochs, seed=seed, lr=lr,
-                       lr_decay=lr_decay, objective="codes", **{**options, **extra})
+                       val_targets=fit.val_targets, **settings)
         seconds = time.perf_counter() - began
         test = per_sample_rmse(model, test_signals, test_codes)
-        row = {"variant": name, "weights": sum(p.numel() for p in model.parameters()),
+        row = {"variant": name, "key": key,
+               "weights": sum(p.numel() for p in model.parameters() if p.requires_grad),
                "seconds": seconds, "epochs": result.epochs, "best_epoch": result.best_epoch,
                "stopped": result.stopped, "val_rmse": float(result.val_rmse),
                "test_rmse": float(test.mean()), "test_by_source": by_source(test, names, index)}
@@ -146,7 +211,7 @@ def main(argv=None) -> int:
 
     best = min(results[1:], key=lambda r: r["val_rmse"])
     sources = list(salsa_src)
-    header = ["variant", "weights", "train s", "epochs (best)", "val RMSE", "test RMSE",
+    header = ["variant", "learned weights", "train s", "epochs (best)", "val RMSE", "test RMSE",
               "test / SALSA"] + [f"{s}: RMSE (/ SALSA)" for s in sources]
     rows = []
     for r in results:

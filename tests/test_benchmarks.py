@@ -227,3 +227,64 @@ def test_separate_images_reads_each_folder_as_one_source(tmp_path, monkeypatch):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="holds no image file"):
         script.folder_photographs([str(tmp_path / "empty")])
+
+
+def _bench(name: str):
+    spec = importlib.util.spec_from_file_location(name, SCRIPT.parent / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_fresh_patches_come_from_the_rebuilt_photographs(rng):
+    """benchmarks/fresh_data.py: the photographs rebuilt from a stride-8 grid of 16 x 16
+    patches give those patches back; a fresh patch is one of the eight symmetries of a window
+    of its own photograph, with every pixel in [0, 1]."""
+    fresh = _bench("fresh_data")
+    images = torch.from_numpy(rng.random((3, 40, 40)).astype(np.float32))
+    corners = torch.tensor([(8 * i, 8 * j) for i in range(4) for j in range(4)])
+    which = torch.arange(3).repeat_interleave(16)
+    stored = fresh.cut(images, which, corners.repeat(3, 1), 16).reshape(48, -1).numpy()
+    rebuilt = fresh.photographs(stored, which.numpy())
+    assert torch.equal(rebuilt, images)
+    with pytest.raises(SystemExit, match="tile"):
+        broken = stored.copy()
+        broken[5, 0] += 1.0
+        fresh.photographs(broken, which.numpy())
+    drawn = fresh.draw(images, which, torch.Generator().manual_seed(0))
+    assert drawn.shape == stored.shape and drawn.flags.c_contiguous
+    assert drawn.min() >= 0 and drawn.max() <= 1
+    for row, k in zip(drawn, which.tolist(), strict=True):
+        patch = torch.from_numpy(row).reshape(16, 16)
+        turns = [torch.rot90(patch, q) for q in range(4)]
+        windows = images[k].unfold(0, 16, 1).unfold(1, 16, 1).reshape(-1, 16, 16)
+        assert any(bool((windows == t).all((1, 2)).any() or (windows == t.T).all((1, 2)).any())
+                   for t in turns)
+
+
+def test_a_low_rank_update_of_s_starts_at_salsa_and_trains_only_its_factors(rng):
+    """benchmarks/capacity.py's low-rank variant: S_0 + c U V^T with U = 0 is the start
+    exactly; S_0 is frozen, and one Adam step moves S (through U) by about lr s_S per entry,
+    the step of a full S."""
+    capacity = _bench("capacity")
+    A = random_dictionary(rng, 12, 16)
+    Y = torch.from_numpy(rng.standard_normal((30, 12)))
+    plain = LSALSA(A, ALPHA, 3, mu=1.0)
+    model = capacity.low_rank(LSALSA(A, ALPHA, 3, mu=1.0), rank=4, seed=0)
+    with torch.no_grad():
+        assert torch.equal(model(Y), plain(Y))
+    learned = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert learned == {"W", "thresholds", "parametrizations.S.0.U",
+                       "parametrizations.S.0.V"}
+    X = torch.from_numpy(compute_codes(Y.numpy(), [A], [ALPHA])[0])
+    from lsalsa.core.training import train
+    from lsalsa.core.training.schedule import step_scales
+
+    s_S = step_scales(plain)["S"]
+    S0 = model.S.detach().clone()
+    train(model, Y, X, max_epochs=1, batch_size=30, lr=0.01, grad_clip=None, patience=None,
+          schedule="constant")
+    moved = (model.S.detach() - S0).abs()
+    # U's entries move by lr s_U each (Adam's first step), V is about 1 per entry: S's
+    # entries move by about lr s_S, within the spread of sums of 4 Gaussians.
+    assert 0.1 * 0.01 * s_S < float(moved.mean()) < 10 * 0.01 * s_S
