@@ -3,7 +3,8 @@ item 3): which reaches the better held-out-source validation RMSE per CPU second
 
 Reads a finished natural-16 run (`lsalsa experiment run natural-16 ...`) and trains its
 ``lsalsa_T<T>`` again from the same start with the same knobs (its ``done.json``; the run's
-other training options and seed, and one cosine schedule over ``--epochs``), three ways:
+other training options, schedule and seed, for ``--epochs`` epochs, no early stop), three
+ways:
 
 - **stored**: the run's training patches (a stride-8 grid of each photograph) every epoch, as
   the experiment trains;
@@ -140,6 +141,7 @@ def main(argv=None) -> int:
                                                           args.epochs)
     if "val" not in dataset.splits or config.search.max_train:
         raise SystemExit("needs a run with a prepared val split and every training row")
+    options = {**options, "patience": None, "rel_tol": 0.0}  # every arm runs every epoch
     T, epochs = args.depth, options["max_epochs"]
     code_options = {"mode": codeset.meta["mode"], "tol": codeset.meta["tol"]}
     alphas = codeset.meta["alphas"]

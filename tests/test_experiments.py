@@ -580,3 +580,20 @@ def test_pipeline_end_to_end_and_resume(tmp_path, rng, monkeypatch):
     with pytest.raises(InputError, match="another configuration"):
         run_experiment(str(config), run_dir, scale="small", data_dir=tmp_path / "raw",
                        progress=False, log=lines.append)
+
+
+def test_the_default_schedule_is_not_recorded_among_a_search_s_training_options():
+    """A search folder records train_options and refuses a resume whose options differ: the
+    default schedule stays out of them, so a search begun before the schedule was an option
+    resumes; another schedule is recorded."""
+    import dataclasses
+
+    from lsalsa.workflow.config import load_experiment
+    from lsalsa.workflow.steps.train import train_options
+
+    config = load_experiment("natural-16", "small")
+    assert "schedule" not in train_options(config)
+    plateau = dataclasses.replace(config, search=dataclasses.replace(config.search,
+                                                                     schedule="plateau"))
+    assert train_options(plateau)["schedule"] == "plateau"
+

@@ -1097,9 +1097,10 @@ def test_training_flags_read_none_and_refuse_other_words(capsys):
                               "--no-step-scaling", "--epochs", "7"])
     assert args.patience is None and args.grad_clip is None and args.step_scaling is False
     assert args.component_weights == [1.0, 0.5] and args.max_epochs == 7
-    for bad, reason in ((["--patience", "never"], "--patience: expected an integer >= 1, got "
-                                                  "'never'"),
-                        (["--patience", "0"], "--patience: expected an integer >= 1, got 0"),
+    for bad, reason in ((["--patience", "never"], "--patience: expected an integer >= 1 or "
+                                                  "'none', got 'never'"),
+                        (["--patience", "0"], "--patience: expected an integer >= 1 or 'none', "
+                                              "got 0"),
                         (["--rel-tol", "-1"], "--rel-tol: expected a number >= 0, got -1.0"),
                         (["--component-weight", "-2"], "expected a number >= 0, got -2.0")):
         with pytest.raises(SystemExit):

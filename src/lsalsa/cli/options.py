@@ -83,7 +83,10 @@ def _reader(parse: type, check: Callable, flag: str) -> Callable[[str], object]:
             return check(value, flag)
         except InputError as exc:  # "--x must be ..., got ..." -> "expected ..., got ..."
             reason = str(exc).split(" must be ", 1)
-            raise argparse.ArgumentTypeError(f"expected {reason[1]}" if len(reason) == 2
-                                             else str(exc)) from exc
+            if len(reason) == 1:
+                raise argparse.ArgumentTypeError(str(exc)) from exc
+            what, _, got = reason[1].rpartition(", got ")
+            either = " or 'none'" if getattr(check, "keywords", {}).get("none") else ""
+            raise argparse.ArgumentTypeError(f"expected {what}{either}, got {got}") from exc
 
     return read

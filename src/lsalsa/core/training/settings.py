@@ -36,8 +36,8 @@ SCHEDULES = ("cosine", "constant", "plateau")
 # validation RMSE; with the default patience (5) a run then ends after two halvings.
 PLATEAU_WAIT = 2
 LR_SCHEDULE = ("step t of n: lr * c(t / n) / (1 + lr_decay * epoch), c = (1 + cos(pi x)) / 2 "
-               "(cosine), 1 (constant) or 1/2 per 2 epochs in a row without a better "
-               "validation RMSE (plateau); per tensor times s (Adam) or s^2 (SGD)")
+               f"(cosine), 1 (constant) or 1/2 per {PLATEAU_WAIT} epochs in a row without a "
+               "better validation RMSE (plateau); per tensor times s (Adam) or s^2 (SGD)")
 # The defaults of train(), shared with the command line and the experiments.
 DEFAULTS = {"optimizer": "adam", "lr": 0.1, "schedule": "cosine", "lr_decay": 0.0,
             "momentum": 0.0, "step_scaling": True, "threshold_lr": 1.0, "grad_clip": 1.0,
@@ -118,8 +118,8 @@ class TrainSettings:
                           help="adam, or sgd (the paper's)")
     schedule: str = rule(one_of, DEFAULTS["schedule"], choices=SCHEDULES,
                          help="the step over the epochs: cosine (to 0 at the last epoch), "
-                              "constant, or plateau (halved after 2 epochs without a better "
-                              "validation RMSE; ends by patience)")
+                              f"constant, or plateau (halved after {PLATEAU_WAIT} epochs "
+                              "without a better validation RMSE; ends by patience)")
     batch_size: int = rule(positive_int, DEFAULTS["batch_size"],
                            help="the global mini-batch (split across torchrun's processes)")
     max_epochs: int = rule(positive_int, 100, help="most epochs")

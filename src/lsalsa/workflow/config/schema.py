@@ -4,9 +4,10 @@ Every field of :class:`ExperimentConfig` and of its sections is a :func:`lsalsa.
 :func:`config_schema` turns each rule's check into the schema that accepts what it accepts
 (types, bounds, choices, lists, None where allowed), with its default and help, so editors can
 complete and check a config as it is typed. The configs' own checks stay the judge: some
-constraints tie fields together (one value per component of the data set) and no schema holds
-them. ``lsalsa experiment schema`` prints it; ``docs/experiment-config.schema.json`` is a copy
-kept equal by the tests.
+constraints tie fields together (one value per component of the data set), a section's
+required fields are required only once the scales are merged, and JSON Schema counts 10.0 as
+an integer, which the loader refuses; no schema holds those. ``lsalsa experiment schema``
+prints it; ``docs/experiment-config.schema.json`` is a copy kept equal by the tests.
 """
 
 from __future__ import annotations
@@ -50,7 +51,11 @@ def config_schema() -> dict:
         else:
             properties[name] = field_schema(field)
     partial = {"type": "object", "additionalProperties": False, "properties": properties}
+    # What has no usable default must be in the file itself (a scale only overrides).
+    required = [name for name, field in top.items() if name not in SECTIONS and
+                field.default is None and not field.metadata["check"].keywords.get("none")]
     return {"$schema": SCHEMA_URI, "title": "lsalsa experiment config", **partial,
+            "required": required,
             "properties": {**properties, "scales": {
                 "type": "object", "additionalProperties": False,
                 "description": "settings merged over the config at each scale "
@@ -86,8 +91,8 @@ def field_schema(field: dataclasses.Field) -> dict:
         schema = {"anyOf": [schema, {"type": "null"}]}
     if field.default is not dataclasses.MISSING and field.default is not None:
         schema["default"] = to_json(field.default)
-    if field.metadata.get("help"):
-        schema["description"] = field.metadata["help"]
+    if field.metadata.get("help"):  # the command line's word for None is JSON's null
+        schema["description"] = field.metadata["help"].replace("'none'", "null")
     return schema
 
 

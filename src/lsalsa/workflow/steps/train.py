@@ -29,9 +29,12 @@ def train_options(config: ExperimentConfig) -> dict:
     """The options of :func:`lsalsa.core.training.train` an experiment sets (search and final),
     as its keywords."""
     s = config.search
-    return {key: getattr(s, key) for key in ("optimizer", "schedule", "batch_size", "rel_tol",
-                                             "patience", "reconstruction_weight",
-                                             "anchor_decay")}
+    options = {key: getattr(s, key) for key in ("optimizer", "schedule", "batch_size",
+                                                "rel_tol", "patience",
+                                                "reconstruction_weight", "anchor_decay")}
+    if options["schedule"] == TRAIN_DEFAULTS["schedule"]:  # so a search from before resumes
+        del options["schedule"]
+    return options
 
 
 def model_folder(run_dir: Path, method: str, T: int) -> Path:
