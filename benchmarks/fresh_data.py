@@ -40,6 +40,7 @@ import torch
 from lsalsa.core.codes import compute_codes
 from lsalsa.core.encoders import build_encoder
 from lsalsa.core.mixtures import augment_draws, augment_patches
+from lsalsa.core.patches import assemble_patches, extract_patches
 from lsalsa.core.training.batches import Batches
 from lsalsa.core.training.trainer import Trainer
 
@@ -65,24 +66,19 @@ def parse_args(argv):
 def photographs(signals: np.ndarray, image_index: np.ndarray, side: int = 16,
                 stride: int = 8) -> torch.Tensor:
     """The photographs (n, H, W) whose patches are ``signals``, each photograph's rows a
-    row-major grid at ``stride``; checked: every stored patch is cut back out exactly."""
+    row-major grid at ``stride`` (:func:`~lsalsa.core.patches.extract_patches`'s order);
+    checked: extracting them again gives every stored patch exactly."""
     per = np.bincount(image_index)
     grid = round(float(np.sqrt(per[0])))
     if not (per == grid * grid).all():
         raise SystemExit("every photograph must have the same square grid of patches")
     H = (grid - 1) * stride + side
-    patches = torch.from_numpy(np.asarray(signals)).reshape(len(per), grid, grid, side, side)
-    images = torch.empty(len(per), H, H, dtype=patches.dtype)
-    for i in range(grid):
-        for j in range(grid):
-            images[:, i * stride:i * stride + side, j * stride:j * stride + side] = patches[:, i, j]
-    if not torch.equal(cut(images, torch.arange(len(signals)) // (grid * grid),
-                           torch.stack([torch.arange(grid).repeat_interleave(grid),
-                                        torch.arange(grid).repeat(grid)], 1)
-                           .repeat(len(per), 1) * stride, side).reshape(len(signals), -1),
-                       torch.from_numpy(np.asarray(signals))):
+    signals = np.asarray(signals)
+    # Overlapping copies of one pixel agree, and 1, 2 or 4 of them average exactly.
+    images = assemble_patches(signals, (H, H), side, stride).astype(signals.dtype)
+    if not np.array_equal(extract_patches(images, side, stride), signals):
         raise SystemExit("the stored patches do not tile their photographs")
-    return images
+    return torch.from_numpy(images)
 
 
 def cut(images: torch.Tensor, which: torch.Tensor, corner: torch.Tensor,
