@@ -11,16 +11,24 @@ from ..encoders import UnrolledEncoder
 from .settings import PLATEAU_WAIT
 
 
-def step_size(hyper: dict, step: int, epoch: int, total_steps: int, history: list[dict]) -> float:
+def step_size(hyper: dict, step: int, epoch: int, total_steps: int, halvings: int = 0) -> float:
     """The step size at ``step`` (of ``total_steps``), in ``epoch``: ``lr`` times the
-    schedule's factor, over ``1 + lr_decay * epoch``. The plateau schedule reads the validation
-    RMSE of the epochs before (``history``, epoch 0 first)."""
+    schedule's factor, over ``1 + lr_decay * epoch``. The plateau schedule's factor is
+    ``1 / 2^halvings``, which :func:`epoch_halvings` gives once per epoch."""
     factor = 1.0
     if hyper["schedule"] == "cosine":
         factor = 0.5 * (1.0 + math.cos(math.pi * step / total_steps))
     elif hyper["schedule"] == "plateau":
-        factor = 0.5 ** plateau_halvings([e["val_rmse"] for e in history[:epoch + 1]])
+        factor = 0.5 ** halvings
     return hyper["lr"] * factor / (1.0 + hyper["lr_decay"] * epoch)
+
+
+def epoch_halvings(hyper: dict, history: list[dict], epoch: int) -> int:
+    """The plateau schedule's halvings for ``epoch``, from the validation RMSE of the epochs
+    before it (``history``, epoch 0 first); 0 for the other schedules."""
+    if hyper["schedule"] != "plateau":
+        return 0
+    return plateau_halvings([e["val_rmse"] for e in history[:epoch + 1]])
 
 
 def plateau_halvings(val_rmse: list[float]) -> int:

@@ -40,7 +40,7 @@ from ..encoders import UnrolledEncoder
 from ..metrics import validation_rmse
 from .batches import Batches, placed_validation, sample_loss
 from .distributed import Distributed
-from .schedule import step_scales, step_size
+from .schedule import epoch_halvings, step_scales, step_size
 from .settings import DEFAULTS, TrainSettings, check_pair
 from .state import TrainResult, TrainState
 
@@ -185,9 +185,9 @@ class Trainer:
                           best=self.best, anchor=self.anchor)
 
     # -- the loop ----------------------------------------------------------------------------
-    def _lr(self, step: int, epoch: int) -> float:
+    def _lr(self, step: int, epoch: int, halvings: int) -> float:
         return step_size(self.hyper, step, epoch, self.max_epochs * self.steps_per_epoch,
-                         self.result.history)
+                         halvings)
 
     def _clip(self) -> None:
         # The norm of the gradient with respect to P / s is sqrt(sum_P (s ||dL/dP||)^2).
@@ -205,14 +205,14 @@ class Trainer:
             if p.grad is not None:
                 p.grad.mul_(factor)
 
-    def _epoch(self, model, epoch: int) -> float:
+    def _epoch(self, model, epoch: int, halvings: int) -> float:
         h, dist = self.hyper, self.dist
         param = self.encoder.W
         order = torch.randperm(self.P, generator=self.generator)
         loss_sum = torch.zeros((), dtype=param.dtype, device=param.device)
         model.train()
         for k, start in enumerate(range(0, self.P, h["batch_size"])):
-            lr_t = self._lr(epoch * self.steps_per_epoch + k, epoch)
+            lr_t = self._lr(epoch * self.steps_per_epoch + k, epoch, halvings)
             for group in self.opt.param_groups:
                 group["lr"] = lr_t * group["scale"]
             batch = order[start:start + h["batch_size"]]
@@ -244,8 +244,9 @@ class Trainer:
         prev_loss = result.history[-1]["loss"]
         while epoch < self.max_epochs and not result.stopped:
             began = time.perf_counter()
-            lr_first = self._lr(epoch * self.steps_per_epoch, epoch)
-            epoch_loss = self._epoch(model, epoch)
+            halvings = epoch_halvings(self.hyper, result.history, epoch)  # once an epoch
+            lr_first = self._lr(epoch * self.steps_per_epoch, epoch, halvings)
+            epoch_loss = self._epoch(model, epoch, halvings)
             epoch += 1
             loss_ok = math.isfinite(epoch_loss) and _finite_weights(self.encoder)
             val = self._val() if loss_ok else None
