@@ -11,12 +11,11 @@ from ..core._arrays import resolve_device, sorted_subset
 from ..core.dictionary_settings import DictionarySettings
 from ..errors import InputError
 from ..io import check_output_path, read_array, read_json_object, remove_stale_temporaries
-from .options import add_option_flags
+from .options import add_option_flags, option_names
 
-# The options of learn_dictionary that lsalsa dictionary learn takes as flags (declared by
-# DictionarySettings: type, default and help).
-DICTIONARY_OPTIONS = ("n_atoms", "alpha", "epochs", "batch_size", "lr", "lr_decay", "tol",
-                      "n_iter_codes", "init", "seed")
+# The options of learn_dictionary that lsalsa dictionary learn takes as flags: every one
+# DictionarySettings declares (type, default and help).
+DICTIONARY_OPTIONS = option_names(DictionarySettings)
 
 
 def register(subparsers) -> None:

@@ -20,6 +20,11 @@ from ..errors import InputError
 _INTEGER_CHECKS = (checks.integer, checks.positive_int, checks.non_negative_int)
 
 
+def option_names(model, *, but: Iterable[str] = ()) -> tuple[str, ...]:
+    """Every option the dataclass ``model`` declares, in order, but those in ``but``."""
+    return tuple(f.name for f in dataclasses.fields(model) if f.name not in set(but))
+
+
 def option_flag(name: str, flags: dict[str, str] | None = None) -> str:
     """The flag of option ``name``: ``flags[name]``, else ``--`` and the name with dashes."""
     return (flags or {}).get(name) or "--" + name.replace("_", "-")

@@ -33,15 +33,14 @@ from ..core.training.search import CLASSIC_METHODS, LEARNED_METHODS, MUS, SEARCH
 from ..core.training.settings import TrainSettings, check_lr
 from ..errors import InputError, TrainingDiverged
 from .common import with_flags
-from .options import add_option_flags
+from .options import add_option_flags, option_names
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-# The options of lsalsa.core.training.train that lsalsa train takes as flags (all but the data,
-# declared by TrainSettings: type, default and help), and the flags not named after them.
-TRAIN_OPTIONS = ("max_epochs", "optimizer", "lr", "schedule", "lr_decay", "threshold_lr",
-                 "momentum", "step_scaling", "grad_clip", "anchor_decay",
-                 "reconstruction_weight", "patience", "rel_tol", "objective",
-                 "component_weights", "augment_component", "augment_zoom", "place_component")
+# The options of lsalsa.core.training.train that lsalsa train takes as flags: every one
+# TrainSettings declares (type, default and help) but the two the data arguments share with
+# lsalsa search; and the flags not named after their options.
+SHARED_OPTIONS = ("batch_size", "seed")
+TRAIN_OPTIONS = option_names(TrainSettings, but=SHARED_OPTIONS)
 TRAIN_FLAGS = {"max_epochs": "--epochs", "step_scaling": "--no-step-scaling",
                "component_weights": "--component-weight"}
 
@@ -128,7 +127,7 @@ def _data_arguments(parser) -> None:
     group.add_argument("--val-fraction", type=float, default=0.1,
                        help="without --val-* or a val split: hold out this last fraction of "
                             "the training images (0.1)")
-    add_option_flags(parser, TrainSettings, ["batch_size", "seed"])
+    add_option_flags(parser, TrainSettings, SHARED_OPTIONS)
     parser.add_argument("--run-dir", required=True, help="output run directory")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--dtype", choices=tuple(DTYPES), default="float32")
