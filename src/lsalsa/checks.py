@@ -153,6 +153,13 @@ def _number_range(low, high, low_open: bool, high_open: bool = False) -> str:
     return "a finite number" if high is None else f"a number {'<' if high_open else '<='} {high:g}"
 
 
+# The number checks, each with the bounds it is ``number`` or ``integer`` with: what a flag
+# parser or a JSON Schema made from a declaration needs to know of them.
+NUMBER_CHECKS = {number: {}, positive_number: {"low": 0, "low_open": True},
+                 non_negative_number: {"low": 0}}
+INTEGER_CHECKS = {integer: {}, positive_int: {"low": 1}, non_negative_int: {"low": 0}}
+
+
 # -- declared constraints on dataclass fields ---------------------------------------------------
 def rule(check: Callable, default=dataclasses.MISSING, *, factory=dataclasses.MISSING,
          help: str = "", **options):

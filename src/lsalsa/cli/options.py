@@ -16,9 +16,6 @@ from collections.abc import Callable, Iterable
 from .. import checks
 from ..errors import InputError
 
-# The checks whose values are whole numbers; every other number check reads a float.
-_INTEGER_CHECKS = (checks.integer, checks.positive_int, checks.non_negative_int)
-
 
 def option_names(model, *, but: Iterable[str] = ()) -> tuple[str, ...]:
     """Every option the dataclass ``model`` declares, in order, but those in ``but``."""
@@ -72,7 +69,7 @@ def _argument(field: dataclasses.Field, flag: str) -> dict:
 
 
 def _number_type(check: Callable) -> type:
-    return int if check in _INTEGER_CHECKS else float
+    return int if check in checks.INTEGER_CHECKS else float  # every other number: a float
 
 
 def _reader(parse: type, check: Callable, flag: str) -> Callable[[str], object]:

@@ -98,10 +98,11 @@ def field_schema(field: dataclasses.Field) -> dict:
 
 def check_schema(func: Callable, options: dict) -> dict:
     """The schema that accepts what ``func(value, name, **options)`` accepts."""
-    if func in _NUMBERS:
-        return _number({**_NUMBERS[func], **{k: v for k, v in options.items() if k != "none"}})
-    if func in _INTEGERS:
-        return _integer({**_INTEGERS[func], **{k: v for k, v in options.items() if k != "none"}})
+    bounds = {k: v for k, v in options.items() if k != "none"}
+    if func in checks.NUMBER_CHECKS:
+        return _number({**checks.NUMBER_CHECKS[func], **bounds})
+    if func in checks.INTEGER_CHECKS:
+        return _integer({**checks.INTEGER_CHECKS[func], **bounds})
     if func is checks.one_of:
         return {"enum": list(options["choices"])}
     if func is checks.flag:
@@ -137,12 +138,6 @@ def _each(check) -> dict:
     if hasattr(check, "func"):  # a partial
         return check_schema(check.func, check.keywords)
     return check_schema(check, {})
-
-
-_NUMBERS = {checks.number: {}, checks.positive_number: {"low": 0, "low_open": True},
-            checks.non_negative_number: {"low": 0}}
-_INTEGERS = {checks.integer: {}, checks.positive_int: {"low": 1},
-             checks.non_negative_int: {"low": 0}}
 
 
 def _number(bounds: dict) -> dict:
