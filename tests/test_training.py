@@ -24,7 +24,7 @@ from conftest import random_dictionary
 from lsalsa import LSALSA, InputError, load_encoder
 from lsalsa.cli import main
 from lsalsa.core.dictionary_settings import DictionarySettings
-from lsalsa.core.encoders import read_model_header
+from lsalsa.core.encoders import build_encoder, read_model_header
 from lsalsa.core.metrics import code_rmse, validation_rmse
 from lsalsa.core.training import best_classic, train
 from lsalsa.core.training.schedule import plateau_halvings, step_scales
@@ -587,6 +587,47 @@ def test_search_over_the_thresholds_step(data, tmp_path):
     with pytest.raises(InputError, match="threshold_lr"):
         search(data["Y"], data["X"], data["Yv"], data["Xv"], data["A"],
                threshold_lrs=[0.0], **grid)
+
+
+def test_search_with_untied_layers_unties_all_but_the_paper_s_model(data, tmp_path,
+                                                                   monkeypatch):
+    """``untied`` gives every learned trial one S per layer but lsalsa-fixed's (the paper's
+    tied model); the search records it, so a folder of tied trials is not resumed untied, and
+    a tied search records nothing new (earlier folders still resume)."""
+    module = importlib.import_module("lsalsa.workflow.search")
+    built = {}
+
+    def spy(kind, *args, **options):
+        encoder = build_encoder(kind, *args, **options)
+        built.setdefault(options["learn_thresholds"], []).append(encoder)
+        return encoder
+
+    monkeypatch.setattr(module, "build_encoder", spy)
+    # Depth 3: the first layer's S multiplies a zero iterate, so two layers tied and untied
+    # train alike.
+    grid = {"depths": [3], "alphas": [0.2], "mus": [2.0], "lrs": [0.1], "epochs": 2,
+            "methods": ("salsa", "lista", "lsalsa", "lsalsa-fixed"),
+            "train_options": {"batch_size": 16}, "progress": False}
+    untied = search(data["Y"], data["X"], data["Yv"], data["Xv"], data["A"], untied=True,
+                    run_dir=tmp_path / "untied", **grid)
+    assert [e.untied for e in built[True]] == [True, True]  # lista, lsalsa
+    assert [e.untied for e in built[False]] == [False]  # lsalsa-fixed
+    assert tuple(built[True][1].S.shape) == (3, 12, 12)
+    assert json.loads((tmp_path / "untied" / "config.json").read_text())["untied"] is True
+    built.clear()
+    tied = search(data["Y"], data["X"], data["Yv"], data["Xv"], data["A"],
+                  run_dir=tmp_path / "tied", **grid)
+    assert not any(e.untied for group in built.values() for e in group)
+    assert "untied" not in json.loads((tmp_path / "tied" / "config.json").read_text())
+    rmse = {(r["method"], kind): r["val_rmse"] for kind, result in (("u", untied), ("t", tied))
+            for r in result.rows}
+    assert rmse[("lsalsa-fixed", "u")] == rmse[("lsalsa-fixed", "t")]
+    assert rmse[("lsalsa", "u")] != rmse[("lsalsa", "t")]
+    with pytest.raises(InputError, match="different search"):
+        search(data["Y"], data["X"], data["Yv"], data["Xv"], data["A"], untied=True,
+               run_dir=tmp_path / "tied", **grid)
+    with pytest.raises(InputError, match="untied must be true or false"):
+        search(data["Y"], data["X"], data["Yv"], data["Xv"], data["A"], untied=1, **grid)
 
 
 def test_a_search_from_before_the_thresholds_step_resumes_without_training(data, tmp_path,

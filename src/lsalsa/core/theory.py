@@ -269,7 +269,7 @@ def curvature_report(encoder) -> dict:
     """The learned curvature of an LSALSA encoder against the original problem's, in float64.
 
     With ``H = mu I + A^T A`` (the Hessian of ``L_A`` in ``x``) and, per layer (one entry when
-    ``S`` is tied), ``P = S^{-1} - H``:
+    ``S`` is tied; layers 2 to T when untied, the first S never acting), ``P = S^{-1} - H``:
 
     - ``P_norm2``, ``P_fro`` and their ratios to ``||H||`` (``P_rel2``, ``P_relfro``);
     - ``symmetry_error`` ``||S - S^T||_F / ||S||_F``, ``S_symmetric``; ``S_sym_min_eig``, the
@@ -294,8 +294,12 @@ def curvature_report(encoder) -> dict:
     W_e, S_p = encoder.paper_operators()
     operators = list(S_p) if encoder.untied else [S_p]
     inputs = list(W_e) if encoder.untied else [W_e]
+    # An untied model's first S multiplies the zero start (x_1 = W y whatever it is): it is
+    # never trained, and its curvature is SALSA's, so only the later layers are reported.
+    first = 1 if encoder.untied and encoder.depth > 1 else 0
+    operators, inputs = operators[first:], inputs[first:]
     layers = []
-    for t, S in enumerate(operators):
+    for t, S in enumerate(operators, start=first):
         entry = _layer_curvature(S, gram, mu)
         entry["layer"] = t + 1 if encoder.untied else "all"
         layers.append(entry)

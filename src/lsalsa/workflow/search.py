@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checks import positive_int, positive_number
+from ..checks import flag, positive_int, positive_number
 from ..core.encoders import build_encoder
 from ..core.metrics import salsa_by_psnr
 from ..core.problem import check_mu, make_problem
@@ -42,6 +42,7 @@ from ..core.training.search import (
     classic_settings,
     plain_alpha,
     threshold_steps,
+    untied_layers,
 )
 from ..core.training.settings import DEFAULTS, check_lr, check_pair
 from ..core.training.trainer import train
@@ -54,7 +55,7 @@ from .rundir import RunDir, differing_keys
 def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
            alphas, methods=SEARCH_METHODS, mus=MUS, lrs=(DEFAULTS["lr"],),
            lr_decays=(0.0,), threshold_lrs=(DEFAULTS["threshold_lr"],), epochs: int = 10,
-           train_options: dict | None = None,
+           untied: bool = False, train_options: dict | None = None,
            starts: dict | None = None, seed: int = 0, device=None, run_dir=None,
            progress: bool | Progress = True) -> SearchResult:
     """Grid search per depth; see :mod:`lsalsa.core.training.search` for which knobs each
@@ -73,6 +74,8 @@ def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
     threshold_lrs : grid for the learned thresholds' step relative to ``lr`` (the methods that
         learn their thresholds; ``lsalsa-fixed`` has none).
     epochs : training epochs of each learned trial.
+    untied : one S per layer for every learned method but ``lsalsa-fixed``, the paper's
+        exact model (:func:`~lsalsa.core.training.search.untied_layers`).
     train_options : further options of :func:`lsalsa.core.training.train` for every trial
         (optimizer, batch_size, schedule, ...; the defaults otherwise).
     starts : ``{(classic method, T): {"alpha", "mu"}}``, the learned encoders' starting points
@@ -90,13 +93,14 @@ def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
     """
     methods, depths, mus, lrs, threshold_lrs, train_options = _checked_grid(
         methods, depths, alphas, mus, lrs, lr_decays, threshold_lrs, train_options)
+    untied = flag(untied, "untied")
     problem, _ = make_problem(dictionaries, 0.0)
     problem = problem.to(device=torch.device(device or "cpu"))
     learned = [m for m in methods if m in LEARNED_METHODS]
     val = _checked_data(problem, signals, targets, val_signals, val_targets, learned)
     alphas = [plain_alpha(a) for a in alphas]
     config = _search_config(methods, depths, alphas, starts, mus, lrs, lr_decays, threshold_lrs,
-                            epochs, train_options, seed, problem,
+                            epochs, untied, train_options, seed, problem,
                             int(signals.shape[0]) if learned else 0, int(val[0].shape[0]))
     run = Path(run_dir) if run_dir is not None else None
     done = {} if run is None else _open_run(run, config)
@@ -120,7 +124,7 @@ def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
         finished = done.get(_key(trial))  # an earlier run of the same search trained it
         record(finished if finished is not None else _train_trial(
             trial, problem, signals, targets, val, epochs=epochs, seed=seed,
-            train_options=train_options))
+            untied=untied_layers(method, untied), train_options=train_options))
     result.best = best_rows(result.rows)
     if run is not None:
         _write_tables(run, result.rows)
@@ -129,7 +133,7 @@ def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
 
 
 def _search_config(methods, depths, alphas, starts, mus, lrs, lr_decays, threshold_lrs, epochs,
-                   train_options, seed, problem, P_train: int, P_val: int) -> dict:
+                   untied, train_options, seed, problem, P_train: int, P_val: int) -> dict:
     """The search's recorded config: its grid, its starts, its selection rule and its data."""
     return {"methods": list(methods), "depths": depths, "alphas": alphas,
             "starts": [{"method": m, "T": T, "alpha": plain_alpha(v["alpha"]), "mu": v["mu"]}
@@ -138,7 +142,8 @@ def _search_config(methods, depths, alphas, starts, mus, lrs, lr_decays, thresho
             # only away from its default, so earlier searches' records still match
             **({"threshold_lrs": threshold_lrs}
                if threshold_lrs != [DEFAULTS["threshold_lr"]] else {}),
-            "epochs": epochs, "train_options": train_options, "seed": seed,
+            "epochs": epochs, **({"untied": True} if untied else {}),
+            "train_options": train_options, "seed": seed,
             "selection": "mean per-sample validation RMSE against the optimal codes",
             "learned_start": "the classic algorithm's best (alpha, mu) at the same T",
             "dictionary_hash": problem.fingerprint(), "dtype": str(problem.dtype),
@@ -185,12 +190,12 @@ def _checked_data(problem, signals, targets, val_signals, val_targets, learned) 
 
 
 def _train_trial(trial: dict, problem, signals, targets, val, *, epochs: int, seed: int,
-                 train_options: dict) -> dict:
+                 untied: bool, train_options: dict) -> dict:
     """Train one learned encoder from its start (``trial``); its row of the table."""
     kind, learn_thresholds = LEARNED_METHODS[trial["method"]][:2]
     began = time.perf_counter()
     encoder = build_encoder(kind, problem.blocks, trial["alpha"], trial["T"], trial["mu"],
-                            learn_thresholds=learn_thresholds)
+                            learn_thresholds=learn_thresholds, untied=untied)
     step = {} if trial["threshold_lr"] is None else {"threshold_lr": trial["threshold_lr"]}
     trained = train(encoder, signals, targets, val_signals=val[0], val_targets=val[1],
                     lr=trial["lr"], lr_decay=trial["lr_decay"], max_epochs=epochs, seed=seed,

@@ -61,6 +61,16 @@ LEARNED_METHODS = {"lista": LearnedMethod("lista", True, "ista"),
                    # ... on mixtures made as windows of whole pictures are (digits anywhere
                    # or absent, clipped at 1): the model for lsalsa separate.
                    "lsalsa-pic": LearnedMethod("lsalsa", True, "salsa", "separation", True)}
+# The paper's exact model (Eq. 14: tied layers, fixed thresholds), kept beside every change.
+PAPER_MODEL = "lsalsa-fixed"
+
+
+def untied_layers(method: str, untied: bool) -> bool:
+    """Whether ``method`` learns one S per layer where untied layers are asked for: every
+    learned method but :data:`PAPER_MODEL`, which stays tied."""
+    return bool(untied) and method != PAPER_MODEL
+
+
 def threshold_steps(method: str, grid) -> list:
     """The thresholds' steps ``method`` is searched over: ``grid`` when it learns its
     thresholds, else ``[None]`` (it has no such knob)."""

@@ -225,6 +225,9 @@ class SearchSection(_Section):
     reconstruction_weight: float | None = declared(TrainSettings, "reconstruction_weight")
     anchor_decay: float = declared(TrainSettings, "anchor_decay")
     learned: tuple[str, ...] = rule(_learned_methods, PAPER_METHODS)
+    untied: bool = rule(checks.flag, False,
+                        help="one S per layer for every learned method but lsalsa-fixed, the "
+                             "paper's tied model")
     # lsalsa-sep and lsalsa-pic: fresh mixtures in every batch, the natural component augmented.
     augment: bool = rule(checks.flag, False)
     # ... and, with a zoom above 1, cropped to a random window (TrainSettings.augment_zoom).
@@ -253,7 +256,8 @@ class EvaluationSection(_Section):
 
 #: Fields left out of the resolved config while at their default, per section.
 OPTIONAL: dict = {"evaluation": ("baseline_code_rmse", "time_exact_codes"),
-                  "search": ("augment", "augment_zoom", "threshold_lrs", "schedule"),
+                  "search": ("augment", "augment_zoom", "threshold_lrs", "schedule",
+                             "untied"),
                   "prepare": ("stride",)}
 
 

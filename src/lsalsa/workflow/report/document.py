@@ -192,8 +192,9 @@ def _analysis(run_dir: Path, depths) -> list:
     return [("h", 2, "Analysis of the trained LSALSA encoders (Theorem 1, curvature)"),
             ("table", Table("analysis", "Per depth: largest relative gradient of L_hat at the "
                             "network's x-updates (Theorem 1) over layers and samples, its "
-                            "largest rounding bound, the verdict, and the learned curvature of "
-                            "layer 1 (see analysis/lsalsa_T*/analysis.md)",
+                            "largest rounding bound, the verdict, and the learned curvature (the "
+                            "largest P and the smallest beta_hat over the layers; see "
+                            "analysis/lsalsa_T*/analysis.md)",
                             ["T", "gradient of L_hat", "rounding bound", "Theorem 1",
                              "P rel. norm", "beta", "beta_hat", "S pos. def."], rows))]
 
@@ -222,7 +223,7 @@ def _analysis_rows(run_dir: Path, depths) -> list[list]:
         residual = check.get("residual_max", check.get("symmetric_max"))
         bound = max(e["bound"] for e in check["layers"]) if "holds" in check else None
         rows.append([T, residual, bound, _theorem1_status(check),
-                     curv["layers"][0]["P_rel2"], curv["beta"], curv["beta_hat"],
+                     curv["P_rel2"], curv["beta"], curv["beta_hat"],
                      curv.get("S_positive_definite")])
     return rows
 
@@ -276,6 +277,8 @@ def training_text(s: dict, searched: bool = False) -> str:
             f"epoch kept, the start included), batch {s['batch_size']}; loss: {loss}"
             + (f"; at most {s['max_train']} training signals (a seeded subset)"
                if s.get("max_train") else "")
+            + ("; untied layers (one S per layer) for every learned method but the paper's "
+               "fixed-threshold LSALSA, which stays tied" if s.get("untied") else "")
             + "; validation: the prepared val split (whole images or photographs held out).")
 
 

@@ -29,7 +29,7 @@ def run(run: Run) -> dict:
         result = search(fv.signals, fv.targets, fv.val_signals, fv.val_targets, run.blocks(),
                         depths=depths, alphas=alphas, methods=(method,), mus=s.mus,
                         lrs=lrs, lr_decays=s.lr_decays, threshold_lrs=s.threshold_lrs,
-                        epochs=s.epochs,
+                        epochs=s.epochs, untied=s.untied,
                         train_options=options, starts=classic.starts(run.dir), seed=seed,
                         device=run.device, run_dir=run.dir / "search" / method,
                         progress=run.sink)

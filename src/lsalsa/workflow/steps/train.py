@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ...core.encoders import build_encoder
 from ...core.training import DEFAULTS as TRAIN_DEFAULTS
-from ...core.training.search import LEARNED_METHODS, threshold_step
+from ...core.training.search import LEARNED_METHODS, threshold_step, untied_layers
 from ...io import write_json
 from ..config import PSNR_BASELINES, ExperimentConfig
 from ..training import train_in_dir
@@ -121,7 +121,9 @@ def train_one(run: Run, method: str, T: int, hyper: dict, *, epochs: int, seed: 
     if placed:
         options = {**options, "place_component": 0}
     encoder = build_encoder(kind, run.blocks(), hyper["alpha"], T, hyper["mu"],
-                            learn_thresholds=learn_thresholds).to(run.device)
+                            learn_thresholds=learn_thresholds,
+                            untied=untied_layers(method, run.config.search.untied)
+                            ).to(run.device)
     began = time.perf_counter()
     result = train_in_dir(model_folder(run.dir, method, T) / "run", encoder, fv.signals, fv.targets,
                           val_signals=fv.val_signals, val_targets=fv.val_targets, lr=hyper["lr"],
