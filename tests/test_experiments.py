@@ -402,6 +402,9 @@ def test_the_thresholds_step_comes_from_the_search_and_shows_in_the_report(tmp_p
     assert ("searched: learning rate 0.1, the learned thresholds' step (x the learning rate) "
             "over [0.01, 1.0], with 3 epochs per trial") in report_module.training_text(
                 search, searched=True)
+    assert "untied" not in report_module.training_text(search)
+    assert ("untied layers (one S per layer) for every learned method but the paper's "
+            "fixed-threshold LSALSA") in report_module.training_text({**search, "untied": True})
 
 
 # -- the pipeline on a tiny synthetic IDX data set ------------------------------------------------
