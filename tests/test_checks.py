@@ -118,18 +118,21 @@ def test_declared_fields_are_checked_and_normalised_or_kept():
                                         "patience", "reconstruction_weight", "anchor_decay",
                                         "augment_zoom"}),
     ("DictionarySection", "DictionarySettings", {"epochs", "batch_size", "lr",
-                                                 "n_iter_codes"})])
+                                                 "n_iter_codes"}),
+    ("CodesSection", "CodesSettings", {"mode", "tol"})])
 def test_config_sections_take_their_options_from_the_library_s_declarations(section, model,
                                                                             names):
     """An option of both a library settings class and an experiment-config section is declared
     once, by the library: the section's field has the same check and default (and so refuses
     the same values, named "<section>.<option>")."""
+    from lsalsa.core.codes import CodesSettings
     from lsalsa.core.dictionary_settings import DictionarySettings
     from lsalsa.core.training.settings import TrainSettings
     from lsalsa.workflow.config import sections
 
     section = getattr(sections, section)
-    model = {"TrainSettings": TrainSettings, "DictionarySettings": DictionarySettings}[model]
+    model = {"TrainSettings": TrainSettings, "DictionarySettings": DictionarySettings,
+             "CodesSettings": CodesSettings}[model]
     library = {f.name: f for f in dataclasses.fields(model)}
     fields = {f.name: f for f in dataclasses.fields(section)}
     for name in names:  # (a section's alpha is per component: another option)

@@ -377,3 +377,21 @@ def test_cli_tune_alpha_refuses_a_grid_without_numbers(tmp_path, capsys, grid):
     A, Y = planted(seed=0, P=20)
     with pytest.raises(InputError, match="empty grid"):
         tune_alpha(Y, A, 0.9, alphas=[], n_samples=20)
+
+
+@pytest.mark.parametrize("flags,reason", [
+    (["--tol", "0"], "argument --tol: expected a positive number, got 0.0"),
+    (["--n-iter", "0"], "argument --n-iter: expected an integer >= 1 or 'none', got 0"),
+    (["--mode", "fast"], "argument --mode: invalid choice: 'fast'"),
+    (["--batch-size", "many"], "argument --batch-size: expected an integer >= 1, got 'many'")])
+def test_cli_codes_compute_refuses_bad_options_before_reading_anything(tmp_path, capsys, flags,
+                                                                       reason):
+    """The codes' options (CodesSettings) are checked as the flags are read: a usage error
+    naming the flag, and nothing written."""
+    out = tmp_path / "codes"
+    with pytest.raises(SystemExit) as stop:
+        main(["codes", "compute", "--data", str(tmp_path / "none"), "--dict", "d.npy",
+              "--alpha", "0.1", "--out", str(out), *flags])
+    assert stop.value.code == 2
+    assert reason in capsys.readouterr().err
+    assert not out.exists()

@@ -23,6 +23,7 @@ from _numerics import encoder_error, gamma, iteration_error
 from conftest import random_dictionary
 from lsalsa import LSALSA, InputError, load_encoder
 from lsalsa.cli import main
+from lsalsa.core.codes import CodesSettings
 from lsalsa.core.dictionary_settings import DictionarySettings
 from lsalsa.core.encoders import build_encoder, read_model_header
 from lsalsa.core.metrics import code_rmse, validation_rmse
@@ -1107,11 +1108,12 @@ def _subparser(*names: str):
 
 @pytest.mark.parametrize("command,model", [
     (["train"], TrainSettings), (["search"], TrainSettings),
-    (["dictionary", "learn"], DictionarySettings)])
+    (["dictionary", "learn"], DictionarySettings), (["codes", "compute"], CodesSettings)])
 def test_every_option_flag_is_made_from_its_declaration(command, model):
     """Each flag of a command that sets a declared option (TrainSettings: lsalsa train, lsalsa
-    search; DictionarySettings: lsalsa dictionary learn) takes its choices, default and help
-    from the option's declaration: it is declared once, there."""
+    search; DictionarySettings: lsalsa dictionary learn; CodesSettings: lsalsa codes compute)
+    takes its choices, default and help from the option's declaration: it is declared once,
+    there."""
     declared = {f.name: f for f in dataclasses.fields(model)}
     actions = [a for a in _subparser(*command)._actions if a.dest in declared]
     assert {a.dest for a in actions} >= ({"optimizer", "batch_size", "seed"} if command ==

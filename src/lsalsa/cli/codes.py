@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..core._arrays import as_real, resolve_device
-from ..core.codes import DEFAULT_TOL, MODES
-from ..core.problem import DEFAULT_MU
+from ..core.codes import CodesSettings
 from ..errors import InputError
 from ..io import check_output_path, read_array
 from .common import non_negative_int
+from .options import add_option_flags, option_names
 
 
 def register(subparsers) -> None:
@@ -23,8 +23,8 @@ def register(subparsers) -> None:
         "compute", help="compute and store the codes of every split",
         description="Codes of the signals (MCA: the mixtures) of every split of a prepared "
                     "data set. --mode exact (default) solves to a relative duality gap of "
-                    "--tol; --mode paper runs the paper's recipe (FISTA 200 iterations for one "
-                    "dictionary, SALSA 100 iterations with mu for several). Writes OUT/ with "
+                    "--tol; --mode paper runs the paper's recipe (--n-iter iterations of FISTA for "
+                    "one dictionary, of SALSA with --mu for several). Writes OUT/ with "
                     "codes_<split>.npy, dictionary_<i>.npy and codes.json.")
     compute.add_argument("--data", required=True, metavar="PREPARED",
                          help="prepared data set: a folder or a name under --root")
@@ -34,16 +34,9 @@ def register(subparsers) -> None:
                          metavar="A.npy", help="dictionary (M, N_i); repeat for MCA")
     compute.add_argument("--alpha", dest="alphas", action="append", type=float, required=True,
                          help="l1 penalty; one, or one per --dict")
-    compute.add_argument("--mode", choices=MODES, default="exact")
-    compute.add_argument("--tol", type=float, default=DEFAULT_TOL,
-                         help=f"exact mode: relative duality gap bound (default {DEFAULT_TOL:g})")
-    compute.add_argument("--n-iter", type=int, default=None,
-                         help="paper mode: iterations (default 200 FISTA / 100 SALSA); exact "
-                              "mode: most refinement iterations")
-    compute.add_argument("--mu", type=float, default=DEFAULT_MU, help="paper mode, MCA: SALSA mu")
+    add_option_flags(compute, CodesSettings, option_names(CodesSettings))
     compute.add_argument("--splits", default=None,
                          help="comma-separated splits (default every split present)")
-    compute.add_argument("--batch-size", type=int, default=1024)
     compute.add_argument("--device", default=None, help="paper mode: torch device")
     compute.add_argument("--overwrite", action="store_true",
                          help="replace an existing OUT (only ever a code set)")

@@ -14,11 +14,12 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from ..checks import one_of, positive_int, positive_number
+from ..checks import check_fields, one_of, positive_int, positive_number, rule
 from ..errors import InputError
 from ._arrays import check_signal_array, sorted_subset
 from .objective import _duality_gap, _objective
@@ -27,6 +28,31 @@ from .solvers import solve
 from .solvers.exact import DEFAULT_TOL
 
 MODES = ("exact", "paper")
+# The paper's recipe: FISTA iterations for one dictionary, SALSA's for several.
+PAPER_ITERATIONS = {"fista": 200, "salsa": 100}
+
+
+@dataclass(frozen=True)
+class CodesSettings:
+    """The options of :func:`compute_codes`, declared once (``lsalsa codes compute`` makes its
+    flags from them, the experiments' codes section shares them), checked when made."""
+
+    mode: str = rule(one_of, "exact", choices=MODES,
+                     help="exact: solved to a relative duality gap of tol; paper: the "
+                          "paper's recipe (FISTA for one dictionary, SALSA with mu for "
+                          "several)")
+    tol: float = rule(positive_number, DEFAULT_TOL,
+                      help="exact mode: bound on each sample's relative duality gap")
+    n_iter: int | None = rule(positive_int, None, none=True,
+                              help="paper mode: iterations ('none': "
+                                   f"{PAPER_ITERATIONS['fista']} FISTA, "
+                                   f"{PAPER_ITERATIONS['salsa']} SALSA); exact mode: most "
+                                   "refinement iterations")
+    mu: float = rule(positive_number, DEFAULT_MU, help="paper mode, MCA: SALSA's mu")
+    batch_size: int = rule(positive_int, 1024, help="signals per solver call")
+
+    def __post_init__(self):
+        check_fields(self)
 
 
 def as_dictionaries(dictionaries) -> list[np.ndarray]:
@@ -85,9 +111,11 @@ def gap_stats(problem: Problem, signals, codes: np.ndarray, batch_size: int = 40
             "relative_max": float(relative_all.max())}
 
 
-def compute_codes(signals, dictionaries, alphas, *, mode: str = "exact", tol: float = DEFAULT_TOL,
-                  batch_size: int = 1024, device=None, mu: float = DEFAULT_MU,
-                  n_iter: int | None = None, callback: Callable[[int, int], None] | None = None
+def compute_codes(signals, dictionaries, alphas, *, mode: str = CodesSettings.mode,
+                  tol: float = CodesSettings.tol, batch_size: int = CodesSettings.batch_size,
+                  device=None, mu: float = CodesSettings.mu,
+                  n_iter: int | None = CodesSettings.n_iter,
+                  callback: Callable[[int, int], None] | None = None
                   ) -> tuple[np.ndarray, dict]:
     """Codes of every signal for fixed dictionaries, with their achieved duality gaps.
 
@@ -114,16 +142,14 @@ def compute_codes(signals, dictionaries, alphas, *, mode: str = "exact", tol: fl
         :func:`gap_stats`; computed on the float32 codes as returned; exact mode adds
         ``solver_relative_max``, the worst relative gap of the float64 solution).
     """
-    one_of(mode, "mode", choices=MODES)
+    CodesSettings(mode=mode, tol=tol, n_iter=n_iter, mu=mu, batch_size=batch_size)
     P, M = check_signal_array(signals)
     blocks = as_dictionaries(dictionaries)
     alphas = as_alphas(alphas, len(blocks), positive=True)
     problem = stored_problem(blocks, alphas, M)
-    batch_size = positive_int(batch_size, "batch_size")
-    positive_number(tol, "tol")
     if mode == "paper":
         method = "fista" if problem.D == 1 else "salsa"
-        n_iter = (200 if method == "fista" else 100) if n_iter is None else n_iter
+        n_iter = PAPER_ITERATIONS[method] if n_iter is None else n_iter
         dev = torch.device(device or "cpu")
         A_blocks = [torch.from_numpy(b).to(dev) for b in blocks]  # float32, like Torch7
     else:

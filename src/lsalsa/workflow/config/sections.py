@@ -16,6 +16,7 @@ from typing import ClassVar
 
 from ... import checks
 from ...checks import declared, rule
+from ...core.codes import CodesSettings
 from ...core.dictionary_settings import DictionarySettings
 from ...core.training.search import ALPHA_FACTORS, LEARNED_METHODS, MUS, PAPER_METHODS
 from ...core.training.settings import DEFAULTS as TRAIN_DEFAULTS
@@ -189,8 +190,9 @@ class DictionarySection(_Section):
 @dataclass(frozen=True, kw_only=True)
 class CodesSection(_Section):
     PREFIX: ClassVar[str] = "codes."
-    mode: str = rule(checks.one_of, "exact", choices=("exact", "paper"))
-    tol: float = rule(checks.positive_number, 1e-6)
+    # the codes' options, declared by CodesSettings
+    mode: str = declared(CodesSettings, "mode")
+    tol: float = declared(CodesSettings, "tol")
 
 
 @dataclass(frozen=True, kw_only=True)
