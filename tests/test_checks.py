@@ -119,7 +119,8 @@ def test_declared_fields_are_checked_and_normalised_or_kept():
                                         "augment_zoom"}),
     ("DictionarySection", "DictionarySettings", {"epochs", "batch_size", "lr",
                                                  "n_iter_codes"}),
-    ("CodesSection", "CodesSettings", {"mode", "tol"})])
+    ("CodesSection", "CodesSettings", {"mode", "tol"}),
+    ("PrepareSection", "PrepareSettings", {"limit_images", "stride"})])
 def test_config_sections_take_their_options_from_the_library_s_declarations(section, model,
                                                                             names):
     """An option of both a library settings class and an experiment-config section is declared
@@ -129,10 +130,11 @@ def test_config_sections_take_their_options_from_the_library_s_declarations(sect
     from lsalsa.core.dictionary_settings import DictionarySettings
     from lsalsa.core.training.settings import TrainSettings
     from lsalsa.workflow.config import sections
+    from lsalsa.workflow.data.catalog import PrepareSettings
 
     section = getattr(sections, section)
     model = {"TrainSettings": TrainSettings, "DictionarySettings": DictionarySettings,
-             "CodesSettings": CodesSettings}[model]
+             "CodesSettings": CodesSettings, "PrepareSettings": PrepareSettings}[model]
     library = {f.name: f for f in dataclasses.fields(model)}
     fields = {f.name: f for f in dataclasses.fields(section)}
     for name in names:  # (a section's alpha is per component: another option)

@@ -248,6 +248,24 @@ def test_cli_list_and_prepare(tmp_path, fashion_dir, capsys):
     assert "; train 18, val 9, test 18]" in capsys.readouterr().out
 
 
+def test_cli_prepare_takes_the_stride_and_refuses_bad_options(tmp_path, fashion_dir, capsys):
+    """The prepare options (PrepareSettings) as flags: --stride reaches the patch grid (at
+    most the patch side), and a value the option refuses is a usage error naming the flag."""
+    raw, _ = fashion_dir
+    common = ["--root", str(tmp_path / "p"), "--data-dir", str(raw), "--limit-images", "2",
+              "--quiet"]
+    assert main(["data", "prepare", "fashion-mnist-10", *common, "--stride", "7"]) == 0
+    assert "patch stride 7" in load_prepared("fashion-mnist-10", tmp_path / "p").meta[
+        "description"]
+    assert "stride" in one_line_error(capsys, ["data", "prepare", "fashion-mnist-10", *common,
+                                               "--stride", "99"])
+    for flags, reason in ((["--stride", "0"], "--stride: expected an integer >= 1 or 'none'"),
+                          (["--seed", "-1"], "--seed: expected an integer >= 0")):
+        with pytest.raises(SystemExit):
+            main(["data", "prepare", "fashion-mnist-10", *common, *flags])
+        assert reason in capsys.readouterr().err
+
+
 def test_cli_errors_are_one_line(tmp_path, capsys):
     assert "unknown data set" in one_line_error(capsys, ["data", "prepare", "nope"])
     assert "does not exist" in one_line_error(

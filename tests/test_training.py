@@ -31,6 +31,7 @@ from lsalsa.core.training import best_classic, train
 from lsalsa.core.training.schedule import plateau_halvings, step_scales
 from lsalsa.core.training.settings import DEFAULTS, PLATEAU_WAIT, TrainSettings
 from lsalsa.workflow.checkpoint import flatten_optimizer, load_checkpoint, unflatten_optimizer
+from lsalsa.workflow.data.catalog import PrepareSettings
 from lsalsa.workflow.search import search
 from lsalsa.workflow.training import train_in_dir
 
@@ -1108,10 +1109,12 @@ def _subparser(*names: str):
 
 @pytest.mark.parametrize("command,model", [
     (["train"], TrainSettings), (["search"], TrainSettings),
-    (["dictionary", "learn"], DictionarySettings), (["codes", "compute"], CodesSettings)])
+    (["dictionary", "learn"], DictionarySettings), (["codes", "compute"], CodesSettings),
+    (["data", "prepare"], PrepareSettings)])
 def test_every_option_flag_is_made_from_its_declaration(command, model):
     """Each flag of a command that sets a declared option (TrainSettings: lsalsa train, lsalsa
-    search; DictionarySettings: lsalsa dictionary learn; CodesSettings: lsalsa codes compute)
+    search; DictionarySettings: lsalsa dictionary learn; CodesSettings: lsalsa codes compute;
+    PrepareSettings: lsalsa data prepare)
     takes its choices, default and help from the option's declaration: it is declared once,
     there."""
     declared = {f.name: f for f in dataclasses.fields(model)}

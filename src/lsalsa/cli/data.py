@@ -6,8 +6,9 @@ import sys
 import warnings
 
 from ..workflow.data import available, prepare
+from ..workflow.data.catalog import PrepareSettings
 from ..workflow.data.prepared import SPLITS, PreparedDataset
-from .common import non_negative_int
+from .options import add_option_flags, option_names
 
 
 def register(subparsers) -> None:
@@ -28,10 +29,7 @@ def register(subparsers) -> None:
                                       "ROOT/NAME: .npy arrays per split and meta.json.")
     prep.add_argument("name", metavar="NAME", help="data set name, e.g. fashion-mnist-10")
     _common(prep)
-    prep.add_argument("--seed", type=non_negative_int, default=0,
-                      help="seed of every random choice (default 0)")
-    prep.add_argument("--limit-images", type=int, default=None, metavar="N",
-                      help="at most N images per split and source (small experiments)")
+    add_option_flags(prep, PrepareSettings, option_names(PrepareSettings))
     prep.add_argument("--download", action="store_true",
                       help="fetch canonical files (SHA-256 verified) when not found locally")
     prep.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -64,7 +62,7 @@ def run_prepare(args) -> int:
         warnings.simplefilter("always", UserWarning)
         path = prepare(args.name, root=args.root, data_dir=args.data_dir, seed=args.seed,
                        limit_images=args.limit_images, progress=not args.quiet,
-                       download=args.download)
+                       download=args.download, stride=args.stride)
     for warning in caught:  # e.g. unreadable photographs that were skipped: one line each
         print(f"lsalsa: warning: {' '.join(str(warning.message).split())}", file=sys.stderr)
     meta = PreparedDataset(path).meta

@@ -22,6 +22,7 @@ from ...core.training.search import ALPHA_FACTORS, LEARNED_METHODS, MUS, PAPER_M
 from ...core.training.settings import DEFAULTS as TRAIN_DEFAULTS
 from ...core.training.settings import MAX_LR, TrainSettings
 from ...errors import InputError
+from ..data.catalog import PrepareSettings
 
 SCALES = ("small", "full")
 DEFAULT_DEPTHS = (1, 2, 5, 10, 20, 50, 100)
@@ -161,9 +162,9 @@ class _Section:
 @dataclass(frozen=True, kw_only=True)
 class PrepareSection(_Section):
     PREFIX: ClassVar[str] = "prepare."
-    limit_images: int | None = rule(checks.positive_int, None, none=True)
-    # The (natural) patch grid's step in place of the data set's own (None: its own).
-    stride: int | None = rule(checks.positive_int, None, none=True)
+    # the data's options, declared by PrepareSettings (the seed is the config's own)
+    limit_images: int | None = declared(PrepareSettings, "limit_images")
+    stride: int | None = declared(PrepareSettings, "stride")
 
 
 @dataclass(frozen=True, kw_only=True)

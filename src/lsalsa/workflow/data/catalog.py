@@ -86,8 +86,28 @@ def get_spec(name: str) -> Spec:
 # --------------------------------------------------------------------------------------------
 # prepare / available
 
-def prepare(name: str, root=None, data_dir=None, seed: int = 0, limit_images: int | None = None,
-            progress: bool = True, download: bool = False, stride: int | None = None) -> Path:
+@dataclass(frozen=True)
+class PrepareSettings:
+    """The options of :func:`prepare`, declared once (``lsalsa data prepare`` makes its flags
+    from them, the experiments' prepare section shares them), checked when made."""
+
+    seed: int = checks.rule(checks.non_negative_int, 0,
+                            help="seed of every random choice (splits, subsets, mixtures)")
+    limit_images: int | None = checks.rule(
+        checks.positive_int, None, none=True,
+        help="at most this many images per split and source ('none': all)")
+    stride: int | None = checks.rule(
+        checks.positive_int, None, none=True,
+        help="step of the natural patch grid, at most the patch side ('none': the data "
+             "set's own)")
+
+    def __post_init__(self):
+        checks.check_fields(self)
+
+
+def prepare(name: str, root=None, data_dir=None, seed: int = PrepareSettings.seed,
+            limit_images: int | None = PrepareSettings.limit_images, progress: bool = True,
+            download: bool = False, stride: int | None = PrepareSettings.stride) -> Path:
     """Build a prepared data set and return its folder ``<root>/<name>``.
 
     Parameters
@@ -110,13 +130,12 @@ def prepare(name: str, root=None, data_dir=None, seed: int = 0, limit_images: in
         Step of the (natural) patch grid in place of the data set's own (its patch side:
         non-overlapping); fewer, less correlated patches per photograph.
     """
+    PrepareSettings(seed=seed, limit_images=limit_images, stride=stride)
     spec = get_spec(name)
     if stride is not None:
         stride = checks.integer(stride, "stride", low=1, high=spec.patch)
         spec = dataclasses.replace(spec, stride=stride, description=(
             f"{spec.description}; patch stride {stride} in place of {spec.stride or spec.patch}"))
-    seed = checks.non_negative_int(seed, "seed")
-    limit_images = checks.positive_int(limit_images, "limit_images", none=True)
     root = Path(root).expanduser() if root is not None else default_root()
     found = [resolve_source(key, data_dir, download, progress) for key in spec.sources]
     for source in found:
