@@ -119,6 +119,15 @@ def low_rank(encoder, rank: int, seed: int):
 
 
 @torch.no_grad()
+def learned_weights(encoder) -> int:
+    """The weights training moves: those with gradients, less an untied model's first S,
+    which multiplies the zero start and never gets a gradient."""
+    count = sum(p.numel() for p in encoder.parameters() if p.requires_grad)
+    if getattr(encoder, "untied", False) and encoder.depth > 1:
+        count -= encoder.S[0].numel()
+    return count
+
+
 def per_sample_rmse(encoder, signals, codes, batch: int = 2048) -> np.ndarray:
     """Code RMSE per row of ``encoder(signals)`` against the exact ``codes``."""
     out = []
@@ -200,7 +209,7 @@ def main(argv=None) -> int:
         seconds = time.perf_counter() - began
         test = per_sample_rmse(model, test_signals, test_codes)
         row = {"variant": name, "key": key,
-               "weights": sum(p.numel() for p in model.parameters() if p.requires_grad),
+               "weights": learned_weights(model),
                "seconds": seconds, "epochs": result.epochs, "best_epoch": result.best_epoch,
                "stopped": result.stopped, "val_rmse": float(result.val_rmse),
                "test_rmse": float(test.mean()), "test_by_source": by_source(test, names, index)}

@@ -289,3 +289,16 @@ def test_a_low_rank_update_of_s_starts_at_salsa_and_trains_only_its_factors(rng)
     # U's entries move by lr s_U each (Adam's first step), V is about 1 per entry: S's
     # entries move by about lr s_S, within the spread of sums of 4 Gaussians.
     assert 0.1 * 0.01 * s_S < float(moved.mean()) < 10 * 0.01 * s_S
+
+
+def test_the_weight_count_leaves_out_the_first_s_of_an_untied_model(rng):
+    """benchmarks/capacity.py counts the weights training moves: an untied model's first S
+    multiplies the zero start, gets no gradient, and is not counted."""
+    capacity = _bench("capacity")
+    A = random_dictionary(rng, 12, 16)
+    tied, untied = (LSALSA(A, ALPHA, 3, mu=1.0, untied=u) for u in (False, True))
+    assert capacity.learned_weights(tied) == 16 * 12 + 16 * 16 + 16
+    assert capacity.learned_weights(untied) == 16 * 12 + 2 * 16 * 16 + 16
+    Y = torch.from_numpy(rng.standard_normal((30, 12)))
+    untied(Y).square().sum().backward()
+    assert untied.S.grad[0].abs().max() == 0 and untied.S.grad[1:].abs().max() > 0
