@@ -93,6 +93,8 @@ def _write_config(tmp_path, **changes) -> str:
     ({"search": {"threshold_lrs": [0.1, 0.0]}}, "search.threshold_lrs"),
     ({"search": {"threshold_lrs": []}}, "search.threshold_lrs"),
     ({"targets": [{"kind": "time_ratio", "text": "x"}]}, "missing"),
+    ({"targets": [{"kind": "psnr_mean_at_least", "text": "x", "method": "lsalsa", "T": [1],
+                   "baseline": None}]}, "targets[0] (psnr_mean_at_least): baseline must not be"),
     ({"scales": {"huge": {}}}, "scales"),
     ({"name": "../../../x"}, "plain name"),  # the run folder is named after it
     ({"name": "a/b"}, "plain name"),
@@ -632,3 +634,50 @@ def test_the_train_step_unties_every_learned_method_but_the_paper_s_model(tmp_pa
     untied = {m: load_encoder(model_path(tmp_path, m, 3)).untied
               for m in ("lista", "lsalsa", "lsalsa-fixed")}
     assert untied == {"lista": True, "lsalsa": True, "lsalsa-fixed": False}
+
+
+def _fields_without_help(model) -> list[str]:
+    import dataclasses
+
+    return [f.name for f in dataclasses.fields(model) if not f.metadata.get("help", "").strip()]
+
+
+def _properties_without_description(node, where: str = "") -> list[str]:
+    """Where a schema (anywhere in it: sections, scales, targets, alternatives) has a
+    property without a description."""
+    missing = []
+    if isinstance(node, dict):
+        missing += [f"{where}/properties/{key}" for key, value in node.get("properties", {}).items()
+                    if not value.get("description")]
+        for key, value in node.items():
+            missing += _properties_without_description(value, f"{where}/{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            missing += _properties_without_description(value, f"{where}/{i}")
+    return missing
+
+
+def test_every_config_field_has_help_and_every_schema_property_a_description():
+    import dataclasses
+
+    from lsalsa import checks
+    from lsalsa.workflow.config import SECTIONS, ExperimentConfig, Target
+    from lsalsa.workflow.config.schema import config_schema
+
+    missing = {model.__name__: _fields_without_help(model)
+               for model in (*SECTIONS.values(), ExperimentConfig, Target)}
+    assert not any(missing.values()), f"fields without help: {missing}"
+    schema = config_schema()
+    assert _properties_without_description(schema) == []
+    assert set(ExperimentConfig.__dataclass_fields__) - {"scale", "origin"} \
+        <= set(schema["properties"])
+
+    # Both checks can fail: a field declared without help, a property without a description.
+    @dataclasses.dataclass(frozen=True)
+    class Undescribed:
+        described: int = checks.rule(checks.positive_int, 1, help="what it is")
+        bare: int = checks.rule(checks.positive_int, 1)
+    assert _fields_without_help(Undescribed) == ["bare"]
+    nested = {"properties": {"a": {"description": "a", "anyOf": [
+        {"properties": {"b": {"type": "integer"}}}]}}}
+    assert _properties_without_description(nested) == ["/properties/a/anyOf/0/properties/b"]

@@ -44,27 +44,52 @@ SECTIONS = {"prepare": PrepareSection, "dictionary": DictionarySection, "codes":
 class ExperimentConfig:
     """A validated experiment configuration at one scale (see :mod:`lsalsa.workflow.config`)."""
 
-    name: str = rule(plain_name, None)
-    description: str = rule(checks.text, "", empty=True)
-    dataset: str = rule(checks.one_of, None, choices=SPECS)
-    seed: int = rule(checks.non_negative_int, 0)
-    device: str = rule(checks.one_of, "auto", choices=DEVICES)
-    threads: int | None = rule(checks.positive_int, None, none=True)
-    prepare: PrepareSection = field(default_factory=PrepareSection)
-    dictionary: DictionarySection = field(default_factory=DictionarySection)
-    codes: CodesSection = field(default_factory=CodesSection)
-    # the optimal codes' penalties, one per component (floats)
-    alphas: tuple[float, ...] = rule(per_component, None, each=checks.positive_number)
-    mu: float = rule(checks.positive_number, DEFAULT_MU)
-    depths: tuple[int, ...] = rule(distinct, DEFAULT_DEPTHS, each=checks.positive_int)
-    dense_max: int = rule(checks.positive_int, 200)
-    search: SearchSection = field(default_factory=SearchSection)
-    evaluation: EvaluationSection = field(default_factory=EvaluationSection)
-    classification: ClassificationSection = field(default_factory=ClassificationSection)
-    targets: tuple[Target, ...] = ()
-    # Set by load_experiment: the scale chosen and where the JSON came from.
-    scale: str = rule(checks.one_of, "full", choices=SCALES)
-    origin: str = rule(checks.text, "", empty=True)
+    name: str = rule(plain_name, None,
+                     help="the experiment's name; its run folder is runs/<name>-<scale>")
+    description: str = rule(checks.text, "", empty=True,
+                            help="what the experiment is, for the report and lsalsa "
+                                 "experiment list")
+    dataset: str = rule(checks.one_of, None, choices=SPECS,
+                        help="the data set it prepares and runs on (lsalsa data list)")
+    seed: int = rule(checks.non_negative_int, 0,
+                     help="seed of every random choice (data, dictionaries, training, ...)")
+    device: str = rule(checks.one_of, "auto", choices=DEVICES,
+                       help="where to compute (auto: cuda when there is one)")
+    threads: int | None = rule(checks.positive_int, None, none=True,
+                               help="torch's threads during the run ('none': left as they are)")
+    # A section checks its own fields; the field that holds it has a help only.
+    prepare: PrepareSection = field(default_factory=PrepareSection,
+                                    metadata={"help": "the data set's preparation"})
+    dictionary: DictionarySection = field(
+        default_factory=DictionarySection,
+        metadata={"help": "the dictionaries, one per component"})
+    codes: CodesSection = field(default_factory=CodesSection,
+                                metadata={"help": "the optimal codes of every split"})
+    alphas: tuple[float, ...] = rule(per_component, None, each=checks.positive_number,
+                                     help="the optimal codes' l1 penalties, one per component")
+    mu: float = rule(checks.positive_number, DEFAULT_MU,
+                     help="paper-mode codes, MCA: SALSA's mu")
+    depths: tuple[int, ...] = rule(distinct, DEFAULT_DEPTHS, each=checks.positive_int,
+                                   help="the depths T: layers of the learned encoders, "
+                                        "iterations of the classic ones")
+    dense_max: int = rule(checks.positive_int, 200,
+                          help="FISTA's and SALSA's curves run to this many iterations (the "
+                               "iterations they need to match the learned encoders)")
+    search: SearchSection = field(
+        default_factory=SearchSection,
+        metadata={"help": "the (alpha, mu) grid and the training of the learned encoders"})
+    evaluation: EvaluationSection = field(
+        default_factory=EvaluationSection,
+        metadata={"help": "the evaluation on the test split"})
+    classification: ClassificationSection = field(
+        default_factory=ClassificationSection,
+        metadata={"help": "the expert classifiers, trained on the optimal codes"})
+    targets: tuple[Target, ...] = field(default=(), metadata={
+        "help": "the paper's claims, checked on the results (met or missed in the report)"})
+    scale: str = rule(checks.one_of, "full", choices=SCALES,
+                      help="the scale chosen (set by load_experiment)")
+    origin: str = rule(checks.text, "", empty=True,
+                       help="where the JSON came from (set by load_experiment)")
 
     def __post_init__(self):
         checks.check_fields(self, keep=True)

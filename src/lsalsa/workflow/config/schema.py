@@ -45,9 +45,11 @@ def config_schema() -> dict:
     properties = {}
     for name, field in top.items():
         if name in SECTIONS:
-            properties[name] = {"$ref": f"#/$defs/{name}"}
+            properties[name] = {"$ref": f"#/$defs/{name}",
+                                "description": field.metadata["help"]}
         elif name == "targets":
-            properties[name] = {"type": "array", "items": {"$ref": "#/$defs/target"}}
+            properties[name] = {"type": "array", "items": {"$ref": "#/$defs/target"},
+                                "description": field.metadata["help"]}
         else:
             properties[name] = field_schema(field)
     partial = {"type": "object", "additionalProperties": False, "properties": properties}
@@ -60,7 +62,9 @@ def config_schema() -> dict:
                 "type": "object", "additionalProperties": False,
                 "description": "settings merged over the config at each scale "
                                "(lsalsa experiment run --scale)",
-                "properties": {scale: partial for scale in SCALES}}},
+                "properties": {scale: {**partial, "description": f"overrides for --scale "
+                                                                 f"{scale}"}
+                               for scale in SCALES}}},
             "$defs": {**{name: section_schema(section) for name, section in SECTIONS.items()},
                       "target": target_schema()}}
 
@@ -77,17 +81,21 @@ def target_schema() -> dict:
     for kind, keys in TARGET_KINDS.items():
         need = ("kind", "text", *keys)
         kinds.append({"type": "object", "additionalProperties": False, "required": list(need),
-                      "properties": {**{key: field_schema(fields[key]) for key in need},
-                                     "kind": {"const": kind}}})
+                      # the keys a kind needs hold values: null is no threshold
+                      "properties": {**{key: field_schema(fields[key], none=False)
+                                        for key in need},
+                                     "kind": {"const": kind, "description":
+                                              fields["kind"].metadata["help"]}}})
     return {"oneOf": kinds}
 
 
-def field_schema(field: dataclasses.Field) -> dict:
-    """The schema of one declared field: its check's, None where the check allows it, with
-    the field's default (when it has one JSON can hold) and help."""
+def field_schema(field: dataclasses.Field, *, none: bool | None = None) -> dict:
+    """The schema of one declared field: its check's, None where the check allows it (or
+    where ``none`` says), with the field's default (when it has one JSON can hold) and
+    help."""
     check = field.metadata["check"]
     schema = check_schema(check.func, check.keywords)
-    if check.keywords.get("none"):
+    if check.keywords.get("none") if none is None else none:
         schema = {"anyOf": [schema, {"type": "null"}]}
     if field.default is not dataclasses.MISSING and field.default is not None:
         schema["default"] = to_json(field.default)
@@ -123,7 +131,8 @@ def check_schema(func: Callable, options: dict) -> dict:
     if func is _learning_rates:
         grid = {"type": "array", "minItems": 1, "items": check_schema(check_lr, {})}
         return {"anyOf": [grid, {"type": "object", "additionalProperties": False,
-                                 "properties": {m: grid for m in LEARNED}}]}
+                                 "properties": {m: {**grid, "description": f"the grid of {m}"}
+                                                for m in LEARNED}}]}
     if func is _learned_methods:
         return {"type": "array", "minItems": 1, "uniqueItems": True,
                 "items": {"enum": list(LEARNED)}, "contains": {"const": "lsalsa"}}

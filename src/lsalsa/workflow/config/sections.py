@@ -170,16 +170,20 @@ class PrepareSection(_Section):
 @dataclass(frozen=True, kw_only=True)
 class DictionarySection(_Section):
     PREFIX: ClassVar[str] = "dictionary."
-    atoms: tuple[int, ...] = rule(per_component, None, each=checks.positive_int)
-    # None: the optimal codes' alphas (ExperimentConfig fills them in)
+    atoms: tuple[int, ...] = rule(per_component, None, each=checks.positive_int,
+                                  help="number of atoms of each dictionary, one per component")
     alpha: tuple[float, ...] | None = rule(per_component, None, each=checks.positive_number,
-                                           none=True)
+                                           none=True,
+                                           help="the codes' l1 penalty while learning, one per "
+                                                "component ('none': the optimal codes' alphas)")
     # dictionary learning's options, declared by DictionarySettings
     epochs: int = declared(DictionarySettings, "epochs")
     batch_size: int = declared(DictionarySettings, "batch_size")
     lr: float = declared(DictionarySettings, "lr")
     n_iter_codes: int = declared(DictionarySettings, "n_iter_codes")
-    max_signals: int | None = rule(checks.positive_int, None, none=True)
+    max_signals: int | None = rule(checks.positive_int, None, none=True,
+                                   help="learn from a seeded subset of this many training "
+                                        "signals ('none': all)")
 
     def __post_init__(self):
         super().__post_init__()
@@ -203,21 +207,31 @@ class SearchSection(_Section):
     learning-rate grid of one value skips the search step."""
 
     PREFIX: ClassVar[str] = "search."
-    alpha_factors: tuple = rule(checks.non_empty_list, ALPHA_FACTORS, each=_alpha_factor)
-    mus: tuple[float, ...] = rule(checks.non_empty_list, MUS, each=checks.positive_number)
-    # one grid, or one per learned method
+    alpha_factors: tuple = rule(checks.non_empty_list, ALPHA_FACTORS, each=_alpha_factor,
+                                help="the grid's alphas as factors of alphas, each one number "
+                                     "or one per component")
+    mus: tuple[float, ...] = rule(checks.non_empty_list, MUS, each=checks.positive_number,
+                                  help="SALSA's grid of mu (LSALSA starts from the best "
+                                       "SALSA's)")
     lrs: tuple[float, ...] | Mapping[str, tuple[float, ...]] = rule(
-        _learning_rates, (TRAIN_DEFAULTS["lr"],))
+        _learning_rates, (TRAIN_DEFAULTS["lr"],),
+        help="grid of learning rates, one for every learned method or one per method")
     lr_decays: tuple[float, ...] = rule(checks.non_empty_list, (TRAIN_DEFAULTS["lr_decay"],),
-                                        each=checks.non_negative_number)
-    # the learned thresholds' step relative to lr (TrainSettings.threshold_lr), searched too
+                                        each=checks.non_negative_number,
+                                        help="grid of the learning rate's decay "
+                                             "(TrainSettings.lr_decay)")
     threshold_lrs: tuple[float, ...] = rule(checks.non_empty_list,
                                             (TRAIN_DEFAULTS["threshold_lr"],),
-                                            each=checks.positive_number)
-    epochs: int = rule(checks.positive_int, 10)
-    final_epochs: int = rule(checks.positive_int, 100)
+                                            each=checks.positive_number,
+                                            help="grid of the learned thresholds' step relative "
+                                                 "to lr (TrainSettings.threshold_lr)")
+    epochs: int = rule(checks.positive_int, 10, help="most epochs of each search trial")
+    final_epochs: int = rule(checks.positive_int, 100,
+                             help="most epochs of each final training (the train step)")
     val_fraction: float = rule(checks.number, 0.1, low=0, high=1, low_open=True,
-                               high_open=True)
+                               high_open=True,
+                               help="without a val split, the last fraction of the training "
+                                    "images held out for validation")
     # Options of every training run, declared by TrainSettings. The plateau schedule trains
     # until validation stops improving (epochs and final_epochs are then caps).
     optimizer: str = declared(TrainSettings, "optimizer")
@@ -227,34 +241,54 @@ class SearchSection(_Section):
     patience: int | None = declared(TrainSettings, "patience")
     reconstruction_weight: float | None = declared(TrainSettings, "reconstruction_weight")
     anchor_decay: float = declared(TrainSettings, "anchor_decay")
-    learned: tuple[str, ...] = rule(_learned_methods, PAPER_METHODS)
+    learned: tuple[str, ...] = rule(_learned_methods, PAPER_METHODS,
+                                    help="the learned methods trained and evaluated (lsalsa "
+                                         "among them)")
     untied: bool = rule(checks.flag, False,
                         help="one S per layer for every learned method but lsalsa-fixed, the "
                              "paper's tied model")
-    # lsalsa-sep and lsalsa-pic: fresh mixtures in every batch, the natural component augmented.
-    augment: bool = rule(checks.flag, False)
-    # ... and, with a zoom above 1, cropped to a random window (TrainSettings.augment_zoom).
+    augment: bool = rule(checks.flag, False,
+                         help="lsalsa-sep and lsalsa-pic: fresh mixtures in every batch, the "
+                              "natural component augmented")
+    # With augment, a zoom above 1 also crops the natural component to a random window.
     augment_zoom: float = declared(TrainSettings, "augment_zoom")
-    max_train: int | None = rule(checks.positive_int, None, none=True)
+    max_train: int | None = rule(checks.positive_int, None, none=True,
+                                 help="train on a seeded subset of this many training pairs "
+                                      "('none': all)")
 
 
 @dataclass(frozen=True, kw_only=True)
 class EvaluationSection(_Section):
     PREFIX: ClassVar[str] = "evaluation."
-    batch_size: int = rule(checks.positive_int, 4096)
-    time_repeats: int = rule(checks.positive_int, 5)
+    batch_size: int = rule(checks.positive_int, 4096,
+                           help="test signals per encoder call, the same for every method")
+    time_repeats: int = rule(checks.positive_int, 5,
+                             help="timed runs of each encoding after a warm-up (the median "
+                                  "is kept)")
     sparsity_T: tuple[int, ...] = rule(checks.non_empty_list, (1, 5, 20),
-                                       each=checks.positive_int)
+                                       each=checks.positive_int,
+                                       help="depths of the sparsity vs error figure")
     separation_T: tuple[int, ...] = rule(checks.non_empty_list, (1, 5, 20),
-                                         each=checks.positive_int)
-    separation_samples: int = rule(checks.positive_int, 4)
-    analysis_samples: int = rule(checks.positive_int, 500)
+                                         each=checks.positive_int,
+                                         help="MCA: depths whose separations are kept and drawn")
+    separation_samples: int = rule(checks.positive_int, 4,
+                                   help="MCA: test mixtures whose separations are kept and "
+                                        "drawn")
+    analysis_samples: int = rule(checks.positive_int, 500,
+                                 help="Theorem 1 analysis: at most this many test signals, "
+                                      "drawn with the seed")
     match_reference_T: tuple[int, ...] = rule(checks.non_empty_list, (1, 5),
-                                              each=checks.positive_int)
-    threads: int | None = rule(checks.positive_int, None, none=True)
+                                              each=checks.positive_int,
+                                              help="depths of LSALSA whose error FISTA and "
+                                                   "SALSA must match (iterations and time)")
+    threads: int | None = rule(checks.positive_int, None, none=True,
+                               help="threads every method is timed with ('none': the run's)")
     # Extras the demo reports (see OPTIONAL).
-    baseline_code_rmse: bool = rule(checks.flag, False)  # the PSNR baselines' code RMSE
-    time_exact_codes: bool = rule(checks.flag, False)    # SPAMS's time for the exact codes
+    baseline_code_rmse: bool = rule(checks.flag, False,
+                                    help="MCA: also the code RMSE of the PSNR baselines")
+    time_exact_codes: bool = rule(checks.flag, False,
+                                  help="also SPAMS's time to compute the test split's exact "
+                                       "codes")
 
 
 #: Fields left out of the resolved config while at their default, per section.
@@ -267,9 +301,13 @@ OPTIONAL: dict = {"evaluation": ("baseline_code_rmse", "time_exact_codes"),
 @dataclass(frozen=True, kw_only=True)
 class ClassificationSection(_Section):
     PREFIX: ClassVar[str] = "classification."
-    projection_dim: int = rule(checks.positive_int, 500)
-    C: float = rule(checks.positive_number, 10.0)
-    max_iter: int = rule(checks.positive_int, 2000)
+    projection_dim: int = rule(checks.positive_int, 500,
+                               help="longer features are first projected to this size (a "
+                                    "seeded Gaussian projection)")
+    C: float = rule(checks.positive_number, 10.0,
+                    help="the logistic regression's inverse regularisation strength")
+    max_iter: int = rule(checks.positive_int, 2000,
+                         help="most iterations of the logistic regression's solver")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -278,18 +316,28 @@ class Target:
     evaluate_targets`); a kind holds the keys of :data:`TARGET_KINDS`, the others stay None.
     Thresholds stay as written: the report quotes them."""
 
-    kind: str = rule(checks.one_of, None, choices=TARGET_KINDS)
-    text: str = rule(checks.text, None)
-    method: str | None = rule(checks.text, None, none=True)
-    other: str | None = rule(checks.text, None, none=True)
+    kind: str = rule(checks.one_of, None, choices=TARGET_KINDS,
+                     help="the kind of claim, which names the keys the target holds")
+    text: str = rule(checks.text, None, help="the claim in words, as the report quotes it")
+    method: str | None = rule(checks.text, None, none=True, help="the method the claim is about")
+    other: str | None = rule(checks.text, None, none=True,
+                             help="the method it is compared with")
     T: tuple[int, ...] | None = rule(checks.non_empty_list, None, each=checks.positive_int,
-                                     none=True)
-    reference_T: int | None = rule(checks.positive_int, None, none=True)
-    below_T: int | None = rule(checks.positive_int, None, none=True)
-    more_than: int | None = rule(checks.non_negative_int, None, none=True)
-    at_most: float | None = rule(checks.positive_number, None, none=True)
-    at_least: float | None = rule(checks.positive_number, None, none=True)
-    baseline: str | None = rule(checks.one_of, None, choices=PSNR_BASELINES, none=True)
+                                     none=True, help="the depths at which it must hold")
+    reference_T: int | None = rule(checks.positive_int, None, none=True,
+                                   help="the depth of LSALSA that the method is to match")
+    below_T: int | None = rule(checks.positive_int, None, none=True,
+                               help="it must hold at every depth below this that both ran")
+    more_than: int | None = rule(checks.non_negative_int, None, none=True,
+                                 help="the method needs more than this many iterations")
+    at_most: float | None = rule(checks.positive_number, None, none=True,
+                                 help="the largest ratio of the method's test RMSE to other's")
+    at_least: float | None = rule(checks.positive_number, None, none=True,
+                                  help="the smallest ratio of the method's time to match "
+                                       "LSALSA to LSALSA's time")
+    baseline: str | None = rule(checks.one_of, None, choices=PSNR_BASELINES, none=True,
+                                help="SALSA's separation baseline: codes_alphas (at the "
+                                     "optimal codes' alphas) or any_alpha (the whole grid)")
     where: InitVar[str] = "target"  # how errors name it: targets[i]
 
     def __post_init__(self, where: str):
@@ -306,6 +354,9 @@ class Target:
         extra = [key for key in raw if key not in need]
         if missing or extra:
             raise InputError(f"{where} ({raw['kind']}): missing {missing}, unknown {extra}")
+        empty = [key for key in need if raw[key] is None]
+        if empty:
+            raise InputError(f"{where} ({raw['kind']}): {', '.join(empty)} must not be null")
         return cls(**raw, where=where)
 
     def to_dict(self) -> dict:
