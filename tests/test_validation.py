@@ -97,15 +97,15 @@ def test_n_iter_at_least_one(good, n_iter):
 
 def test_other_solver_options(good):
     Y, A = good
-    raises(r"unknown method 'lars'; choose one of ista, fista, salsa, exact",
+    raises(r"method must be one of ista, fista, salsa, exact, got 'lars'",
            lambda: lsalsa.solve(Y, A, 0.1, method="lars"))
     for tol in (-1e-3, np.nan, "small"):
         raises(r"tol must be a number >= 0", lambda t=tol: lsalsa.solve(Y, A, 0.1, tol=t))
     raises(r"check_every must be an integer >= 1",
            lambda: lsalsa.solve(Y, A, 0.1, tol=1e-3, check_every=0))
-    raises(r"output must be 'u' or 'x'", lambda: lsalsa.solve(Y, A, 0.1, method="salsa",
+    raises(r"output must be one of u, x, got 'd'", lambda: lsalsa.solve(Y, A, 0.1, method="salsa",
                                                                output="d"))
-    raises(r"backend must be 'auto', 'spams' or 'own'",
+    raises(r"backend must be one of auto, spams, own, got 'gpu'",
            lambda: lsalsa.solve(Y, A, 0.1, method="exact", backend="gpu"))
     # NumPy integers come out of arrays and configs: they are fine.
     assert lsalsa.solve(Y, A, 0.1, n_iter=np.int64(3)).n_iter == 3

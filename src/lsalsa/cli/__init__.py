@@ -25,8 +25,16 @@ COMMAND_MODULES = ["solve", "data", "dictionary", "codes", "train", "encode", "s
                    "demo", "experiment", "report"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage error is one line too, as every other bad input (``--help`` shows the usage);
+    the subcommands' parsers are of the same class."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="lsalsa",
         description="Fast sparse coding and source separation with learned SALSA encoders.")
     parser.add_argument("--version", action="version", version=f"lsalsa {__version__}")

@@ -7,9 +7,9 @@ import torch
 
 from ..core._arrays import as_real
 from ..core.operators import inference_dtype
-from ..core.problem import DEFAULT_MU
-from ..core.solvers import METHODS, solve
+from ..core.solvers import SolveSettings, solve
 from ..io import check_output_path, read_array, remove_stale_temporaries, save_npy
+from .options import add_option_flags
 
 
 def register(subparsers) -> None:
@@ -23,13 +23,7 @@ def register(subparsers) -> None:
                         metavar="A.npy", help="dictionary (M, N_i); repeat for MCA")
     parser.add_argument("--alpha", dest="alphas", action="append", type=float, required=True,
                         help="l1 penalty; one, or one per --dict")
-    parser.add_argument("--method", choices=METHODS, default="fista")
-    parser.add_argument("--n-iter", type=int, default=None,
-                        help="iterations (default 100; exact: most refinement iterations)")
-    parser.add_argument("--mu", type=float, default=DEFAULT_MU,
-                        help=f"SALSA penalty (default {DEFAULT_MU:g})")
-    parser.add_argument("--tol", type=float, default=None,
-                        help="stop a sample at this relative duality gap")
+    add_option_flags(parser, SolveSettings, ("method", "n_iter", "mu", "tol"))
     parser.add_argument("--float32", action="store_true", help="compute in float32")
     parser.add_argument("--dtype", default=None,
                         help="ista, fista, salsa: bfloat16 runs every product in bfloat16 (fast "

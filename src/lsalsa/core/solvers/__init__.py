@@ -2,25 +2,56 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from ... import checks
+from ...checks import rule
 from ...errors import InputError
 from .._arrays import as_signals, check_same_kind, to_output
 from ..operators import inference_dtype
-from ..problem import DEFAULT_MU, check_mu, make_problem
+from ..problem import DEFAULT_MU, make_problem
 from .classic import SolveResult, as_history_arrays, run_iterations
-from .exact import DEFAULT_MAX_ITER, exact_codes
+from .exact import DEFAULT_MAX_ITER, DEFAULT_TOL, exact_codes
 
 METHODS = ("ista", "fista", "salsa", "exact")
+ITERATIONS = 100  # ista, fista, salsa: the default T
 
-__all__ = ["METHODS", "SolveResult", "solve"]
+__all__ = ["METHODS", "SolveResult", "SolveSettings", "solve"]
 
 
-def solve(Y, dictionaries, alphas, method: str = "fista", n_iter: int | None = None,
-          mu: float = DEFAULT_MU, tol: float | None = None, *, history: bool = False,
-          check_every: int = 10, output: str = "u", backend: str = "auto",
-          dtype=None) -> SolveResult:
+@dataclass(frozen=True)
+class SolveSettings:
+    """The options of :func:`solve`, declared once (``lsalsa solve`` makes its flags from
+    them), checked when made; ``dtype``, which depends on the signals, is checked by
+    :func:`~lsalsa.core.operators.inference_dtype`."""
+
+    method: str = rule(checks.one_of, "fista", choices=METHODS,
+                       help="the solver: ista, fista, salsa, or exact (to a duality gap)")
+    n_iter: int | None = rule(checks.positive_int, None, none=True,
+                              help=f"iterations T ('none': {ITERATIONS}); exact: the most "
+                                   f"refinement iterations ('none': {DEFAULT_MAX_ITER})")
+    mu: float = rule(checks.positive_number, DEFAULT_MU, help="SALSA's ADMM penalty")
+    tol: float | None = rule(checks.non_negative_number, None, none=True,
+                             help="stop a sample once its relative duality gap is at most "
+                                  f"this ('none': never; exact: {DEFAULT_TOL:g})")
+    check_every: int = rule(checks.positive_int, 10,
+                            help="iterations between two checks of tol")
+    output: str = rule(checks.one_of, "u", choices=("u", "x"),
+                       help="SALSA: the sparse iterate u or the splitting step's x")
+    backend: str = rule(checks.one_of, "auto", choices=("auto", "spams", "own"),
+                        help="exact: SPAMS where installed (auto), or the package's own")
+
+    def __post_init__(self):
+        checks.check_fields(self)
+
+
+def solve(Y, dictionaries, alphas, method: str = SolveSettings.method,
+          n_iter: int | None = SolveSettings.n_iter, mu: float = SolveSettings.mu,
+          tol: float | None = SolveSettings.tol, *, history: bool = False,
+          check_every: int = SolveSettings.check_every, output: str = SolveSettings.output,
+          backend: str = SolveSettings.backend, dtype=None) -> SolveResult:
     """Sparse codes of ``Y`` for ``E(x; y) = 1/2 ||y - A x||^2 + sum_i alpha_i ||x_i||_1``.
 
     Parameters
@@ -45,18 +76,10 @@ def solve(Y, dictionaries, alphas, method: str = "fista", n_iter: int | None = N
     -------
     SolveResult with ``.codes`` (B, N), ``.n_iter``, ``.gap``, ``.converged``, ``.history``.
     """
-    if method not in METHODS:
-        raise InputError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    SolveSettings(method=method, n_iter=n_iter, mu=mu, tol=tol, check_every=check_every,
+                  output=output, backend=backend)
     if n_iter is None:
-        n_iter = DEFAULT_MAX_ITER if method == "exact" else 100
-    n_iter = checks.positive_int(n_iter, "n_iter")
-    mu = check_mu(mu)
-    tol = checks.non_negative_number(tol, "tol", none=True)
-    check_every = checks.positive_int(check_every, "check_every")
-    if output not in ("u", "x"):
-        raise InputError(f"output must be 'u' or 'x', got {output!r}")
-    if backend not in ("auto", "spams", "own"):
-        raise InputError(f"backend must be 'auto', 'spams' or 'own', got {backend!r}")
+        n_iter = DEFAULT_MAX_ITER if method == "exact" else ITERATIONS
     problem, _ = make_problem(dictionaries, alphas)
     Y_t, as_numpy = as_signals(Y, "Y")
     check_same_kind({"Y": Y_t, "dictionary": problem.A})
