@@ -174,7 +174,8 @@ def declared(model, name: str) -> dataclasses.Field:
     help), for another dataclass that takes the same option: it is declared once, there."""
     for field in dataclasses.fields(model):
         if field.name == name:
-            return dataclasses.field(default=field.default, metadata=field.metadata)
+            return dataclasses.field(default=field.default,
+                                     metadata={**field.metadata, "declared_by": model})
     raise KeyError(f"{model.__name__} declares no {name}")
 
 

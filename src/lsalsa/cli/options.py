@@ -43,7 +43,8 @@ def add_option_flags(parser, model, names: Iterable[str], *,
         if name in required:
             argument = {**argument, "required": True, "default": None}
             argument["help"] = argument["help"].rsplit(" (default", 1)[0]
-        parser.add_argument(flag, dest=name, **argument)
+        action = parser.add_argument(flag, dest=name, **argument)
+        action.declared_by = model  # where the option is declared (tests walk the parsers)
 
 
 def _argument(field: dataclasses.Field, flag: str) -> dict:
