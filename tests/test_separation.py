@@ -154,9 +154,15 @@ def test_model_that_overflows_writes_nothing(fault, tmp_path, capsys):
 def test_batch_size_must_be_positive(size, mca_model, tmp_path, capsys):
     path = mca_model.save(tmp_path / "model.safetensors")
     Image.fromarray(np.zeros((8, 8), dtype=np.uint8)).save(tmp_path / "mix.png")
-    _fails_with_one_line(["separate", str(tmp_path / "mix.png"), "--model", str(path), "--out",
-                          str(tmp_path / "out"), "--batch-size", size], capsys, "batch")
-    with pytest.raises(lsalsa.InputError, match="batch size must be an integer >= 1"):
+    # A usage error as the flag is read (SeparateFilesSettings): one line, exit 2.
+    with pytest.raises(SystemExit) as stop:
+        main(["separate", str(tmp_path / "mix.png"), "--model", str(path), "--out",
+              str(tmp_path / "out"), "--batch-size", size])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.count("\n") == 1
+    assert "argument --batch-size: expected an integer >= 1" in err
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(lsalsa.InputError, match="batch_size must be an integer >= 1"):
         separate_image(mca_model, np.zeros((8, 8)), batch_size=int(size))
 
 

@@ -13,13 +13,15 @@ import contextlib
 import os
 import shutil
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .. import checks
+from ..checks import rule
 from ..core.encoders import UnrolledEncoder
-from ..core.separation import separate_image
+from ..core.separation import SeparateSettings, separate_image
 from ..errors import InputError
 from ..io import (
     check_output_path,
@@ -29,6 +31,16 @@ from ..io import (
 
 # Pillow's own default limit against decompression bombs (about 89 million pixels).
 DEFAULT_MAX_PIXELS = 89_478_485
+
+
+@dataclass(frozen=True)
+class SeparateFilesSettings(SeparateSettings):
+    """The options of :func:`separate_files`: those of each image's separation, and the
+    files' own, declared once (``lsalsa separate`` makes its flags from them)."""
+
+    max_pixels: int | None = rule(checks.positive_int, DEFAULT_MAX_PIXELS, none=True,
+                                  help="refuse larger images, a guard against decompression "
+                                       "bombs (Pillow's limit; 'none': no limit)")
 # ITU-R 601-2 luma, the weights of Pillow's convert("L"), applied here without rounding to 8 bits.
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
@@ -167,10 +179,12 @@ def _identity(path) -> tuple[int, int] | None:
 
 
 def separate_files(encoder: UnrolledEncoder, images: list[str], out_dir: str | os.PathLike,
-                   *, stride: int | None = None, batch_size: int = 8192,
-                   max_pixels: int | None = DEFAULT_MAX_PIXELS,
+                   *, stride: int | None = SeparateSettings.stride,
+                   batch_size: int = SeparateSettings.batch_size,
+                   max_pixels: int | None = SeparateFilesSettings.max_pixels,
                    inputs: Sequence[str | os.PathLike] = (),
-                   residual: int | None = None, dtype=None, fused: bool = False) -> list[Path]:
+                   residual: int | None = SeparateSettings.residual, dtype=None,
+                   fused: bool = SeparateSettings.fused) -> list[Path]:
     """Separate image files and write, per image, ``<stem>_component<i>.png`` and ``.npy``
     and ``<stem>_separation.png`` (input, then each component).
 
@@ -183,6 +197,8 @@ def separate_files(encoder: UnrolledEncoder, images: list[str], out_dir: str | o
     """
     from PIL import Image
 
+    SeparateFilesSettings(stride=stride, batch_size=batch_size, residual=residual,
+                          fused=fused, max_pixels=max_pixels)  # before any file is read
     stems = set()
     for path in images:
         stem = Path(path).stem

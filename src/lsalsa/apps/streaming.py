@@ -8,14 +8,17 @@ file that is renamed into place only when every chunk succeeded.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from .. import checks
+from ..checks import rule
 from ..core._arrays import cast_array, numpy_dtype
 from ..core.encoders import UnrolledEncoder
+from ..core.encoders.settings import EncodeSettings
 from ..core.operators import inference_dtype
 from ..errors import InputError
 from ..io import atomic_path, check_finite_output, remove_stale_temporaries
@@ -58,9 +61,23 @@ def _read_rows(reader, layout: tuple, first: int, count: int) -> np.ndarray:
     return chunk
 
 
+@dataclass(frozen=True)
+class EncodeFileSettings:
+    """The options of :func:`encode_file`, declared once (``lsalsa encode`` makes its flags
+    from them), checked when made."""
+
+    chunk_size: int = rule(checks.positive_int, 65536,
+                           help="rows read, encoded and written at a time; bounds the memory")
+    fused: bool = checks.declared(EncodeSettings, "fused")
+
+    def __post_init__(self):
+        checks.check_fields(self)
+
+
 def encode_file(encoder: UnrolledEncoder, in_path: str | os.PathLike,
-                out_path: str | os.PathLike, *, chunk_size: int = 65536,
-                progress: bool = True, dtype=None, fused: bool = False) -> tuple[int, int]:
+                out_path: str | os.PathLike, *, chunk_size: int = EncodeFileSettings.chunk_size,
+                progress: bool = True, dtype=None,
+                fused: bool = EncodeFileSettings.fused) -> tuple[int, int]:
     """Encode every row of ``in_path`` (B, M) into ``out_path`` (B, N) float32.
 
     ``dtype`` ("bfloat16"; "float16" on CUDA) runs the encoder's products in that precision
@@ -71,7 +88,7 @@ def encode_file(encoder: UnrolledEncoder, in_path: str | os.PathLike,
     shape. Nothing is left at ``out_path`` when anything fails, including codes that come out
     NaN or Inf (an overflow).
     """
-    chunk_size = checks.positive_int(chunk_size, "chunk size")
+    EncodeFileSettings(chunk_size=chunk_size, fused=fused)
     low = inference_dtype(dtype, encoder.W.device, encoder.W.dtype)
     source = Path(in_path)
     if not source.is_file():

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from ..apps.streaming import encode_file
+from ..apps.streaming import EncodeFileSettings, encode_file
 from ..core._arrays import resolve_device
 from ..core.encoders import load_encoder
 from ..core.operators import inference_dtype
 from ..io import check_output_path
 from .common import check_model_path
+from .options import add_option_flags
 
 
 def register(subparsers) -> None:
@@ -19,16 +20,13 @@ def register(subparsers) -> None:
     parser.add_argument("input", metavar="IN.npy")
     parser.add_argument("output", metavar="OUT.npy")
     parser.add_argument("--model", required=True, help="model file (.safetensors)")
-    parser.add_argument("--chunk-size", type=int, default=65536, help="rows per chunk")
+    add_option_flags(parser, EncodeFileSettings, ("chunk_size",))
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--dtype", default=None,
                         help="precision of the products: float32 (the model's own, default), "
                              "bfloat16 (fast on CPUs with AVX-512 BF16 or AMX, and on CUDA), "
                              "float16 (CUDA only); thresholds and codes stay float32")
-    parser.add_argument("--fused", action="store_true",
-                        help="fuse each layer's elementwise work with torch.compile (the "
-                             "first chunk compiles, seconds to a minute; worth it for large "
-                             "files)")
+    add_option_flags(parser, EncodeFileSettings, ("fused",))
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from .. import checks
-from ..apps.separation import DEFAULT_MAX_PIXELS, separate_files
+from ..apps.separation import SeparateFilesSettings, separate_files
 from ..core._arrays import resolve_device
 from ..core.encoders import load_encoder
 from ..core.operators import inference_dtype
 from .common import check_model_path
+from .options import add_option_flags
 
 
 def register(subparsers) -> None:
@@ -23,32 +23,18 @@ def register(subparsers) -> None:
                                          "trained on the true components of whole-picture "
                                          "mixtures)")
     parser.add_argument("--out", default="separated", help="output folder (default: separated)")
-    parser.add_argument("--stride", type=int, default=None,
-                        help="patch step; smaller than the patch for overlapping patches "
-                             "averaged together (default: non-overlapping)")
-    parser.add_argument("--batch-size", type=int, default=8192,
-                        help="patches encoded at once; bounds the memory (default 8192)")
-    parser.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
-                        help="refuse larger images, a guard against decompression bombs "
-                             f"(default {DEFAULT_MAX_PIXELS}, Pillow's)")
-    parser.add_argument("--residual", type=int, metavar="I",
-                        help="residual form: component I (e.g. 1, the photograph) is the "
-                             "image minus the other components, so detail its dictionary "
-                             "cannot carry stays in it")
+    add_option_flags(parser, SeparateFilesSettings,
+                     ("stride", "batch_size", "max_pixels", "residual"))
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--dtype", default=None,
                         help="precision of the products: float32 (the model's own, default), "
                              "bfloat16 (fast on CPUs with AVX-512 BF16 or AMX, and on CUDA), "
                              "float16 (CUDA only); thresholds and codes stay float32")
-    parser.add_argument("--fused", action="store_true",
-                        help="fuse each layer's elementwise work with torch.compile (the first "
-                             "batch compiles, seconds to a minute; worth it for many images)")
+    add_option_flags(parser, SeparateFilesSettings, ("fused",))
     parser.set_defaults(func=run)
 
 
 def run(args) -> int:
-    checks.positive_int(args.batch_size, "--batch-size")
-    checks.positive_int(args.max_pixels, "--max-pixels")
     device = resolve_device(args.device)
     inference_dtype(args.dtype, device, what="--dtype")  # refused before the model is read
     if args.model is None:

@@ -11,16 +11,40 @@ writing image files is :mod:`lsalsa.apps.separation`.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
 from .. import checks
+from ..checks import rule
 from ..errors import InputError
 from ..io import check_finite_output
 from ._arrays import numpy_dtype
 from .encoders import UnrolledEncoder, components
+from .encoders.settings import EncodeSettings
 from .operators import inference_dtype
 from .patches import add_patches, average_overlaps, pad_to_multiple, patch_grid
+
+
+@dataclass(frozen=True)
+class SeparateSettings:
+    """The options of :func:`separate_image`, declared once (``lsalsa separate`` makes its
+    flags from them), checked when made (the residual's component against the model in
+    :func:`separate_image`)."""
+
+    stride: int | None = rule(checks.positive_int, None, none=True,
+                              help="patch step; smaller than the patch for overlapping "
+                                   "patches averaged together ('none': non-overlapping)")
+    batch_size: int = rule(checks.positive_int, 8192,
+                           help="patches encoded at once; bounds the memory")
+    residual: int | None = rule(checks.non_negative_int, None, none=True,
+                                help="residual form: this component (e.g. 1, the photograph) "
+                                     "is the image minus the others, so detail its dictionary "
+                                     "cannot carry stays in it ('none': off)")
+    fused: bool = checks.declared(EncodeSettings, "fused")
+
+    def __post_init__(self):
+        checks.check_fields(self)
 
 
 def patch_side(encoder: UnrolledEncoder) -> int:
@@ -40,9 +64,11 @@ def _tiles(rows: int, cols: int, batch: int):
             yield i0, min(i0 + height, rows), j0, min(j0 + width, cols)
 
 
-def separate_image(encoder: UnrolledEncoder, image, *, stride: int | None = None,
-                   batch_size: int = 8192, residual: int | None = None,
-                   dtype=None, fused: bool = False) -> list[np.ndarray]:
+def separate_image(encoder: UnrolledEncoder, image, *,
+                   stride: int | None = SeparateSettings.stride,
+                   batch_size: int = SeparateSettings.batch_size,
+                   residual: int | None = SeparateSettings.residual,
+                   dtype=None, fused: bool = SeparateSettings.fused) -> list[np.ndarray]:
     """Split a grayscale image (H, W) with values in [0, 1] into the model's components.
 
     Patches go through the encoder ``batch_size`` at a time. Returns one (H, W) float32 array
@@ -58,7 +84,7 @@ def separate_image(encoder: UnrolledEncoder, image, *, stride: int | None = None
     if encoder.problem.D < 2:
         raise InputError("separation needs an MCA model (two or more dictionaries); this "
                          "model has one")
-    batch_size = checks.positive_int(batch_size, "batch size")
+    SeparateSettings(stride=stride, batch_size=batch_size, residual=residual, fused=fused)
     low = inference_dtype(dtype, encoder.dictionary.device, encoder.dictionary.dtype)
     if residual is not None:
         residual = checks.integer(residual, "residual", low=0, high=encoder.problem.D - 1)

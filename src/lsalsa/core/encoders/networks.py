@@ -43,6 +43,7 @@ from ..operators import (
 from ..problem import DEFAULT_MU, Problem, as_alphas, check_mu, make_problem
 from .layers import FUSED_GRAPHS, compiled_unroll, unroll
 from .model_file import FORMAT, FORMAT_VERSION, read_model, write_model
+from .settings import EncodeSettings
 
 
 class UnrolledEncoder(torch.nn.Module):
@@ -172,7 +173,8 @@ class UnrolledEncoder(torch.nn.Module):
                              f"CPU, Triton on CUDA): {str(exc).splitlines()[0]}") from exc
 
     @torch.inference_mode()
-    def encode(self, Y, batch_size: int = 65536, dtype=None, fused: bool = False):
+    def encode(self, Y, batch_size: int = EncodeSettings.batch_size, dtype=None,
+               fused: bool = EncodeSettings.fused):
         """Codes of ``Y`` (B, M), NumPy or torch, in batches; the same kind comes back.
 
         ``dtype``: "bfloat16" (or ``torch.bfloat16``; "float16" on CUDA) runs the products in
@@ -183,6 +185,7 @@ class UnrolledEncoder(torch.nn.Module):
         whatever their batch size (but 1). Same operations, so the same codes up to rounding
         (the compiler may contract a multiply and an add).
         """
+        EncodeSettings(batch_size=batch_size, fused=fused)
         low = inference_dtype(dtype, self.W.device, self.W.dtype)
         Y_t, as_numpy = as_signals(Y, "Y")
         if fused:  # the compiled path skips forward(), which checks them
