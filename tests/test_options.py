@@ -37,8 +37,6 @@ NOT_YET_DECLARED = {
     ("search", "val_fraction"), ("search", "methods"), ("search", "depths"),
     ("search", "alphas"), ("search", "mus"), ("search", "lrs"), ("search", "lr_decays"),
     ("search", "threshold_lrs"), ("search", "epochs"),
-    ("analyze", "split"), ("analyze", "n_samples"), ("analyze", "seed"),
-    ("analyze", "synthetic"),
     ("demo", "quick"), ("experiment run", "scale"),
 }
 # A model file in these commands, the encoder's kind in lsalsa train.

@@ -55,8 +55,12 @@ def _terminate(signum, frame):
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; return its exit status (2 for a usage error, printed in one line)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # a usage error, --help or --version
+        return int(exc.code or 0)
     # Python dies on SIGTERM without running any clean-up. Only the main thread may set a
     # handler, and a SIGTERM that our parent chose to ignore stays ignored.
     handle = threading.current_thread() is threading.main_thread() \

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .. import checks
 from ..core.encoders import read_model_header
-from ..core.theory import DEFAULT_SAMPLES, theorem1_verdict
+from ..core.theory import theorem1_verdict
 from ..errors import InputError
 from ..io import read_array
-from ..workflow.analysis import analyze
-from .common import check_model_path, non_negative_int
+from ..workflow.analysis import AnalysisSettings, analyze
+from ..workflow.data.prepared import SPLITS
+from .common import check_model_path
+from .options import add_option_flags, option_names
 
 
 def register(subparsers) -> None:
@@ -27,17 +30,23 @@ def register(subparsers) -> None:
     source.add_argument("--data", metavar="PREPARED",
                         help="prepared data set (folder or name); its test signals are used")
     source.add_argument("--signals", metavar="X.npy", help="signals (B, M) as a .npy file")
-    parser.add_argument("--split", default="test", help="split of --data (default test)")
     parser.add_argument("--out", metavar="DIR", default=None,
                         help="output folder (default: MODEL without suffix + '-analysis')")
-    parser.add_argument("--n-samples", type=int, default=DEFAULT_SAMPLES,
-                        help=f"signals used for the Theorem 1 check (default {DEFAULT_SAMPLES})")
-    parser.add_argument("--seed", type=non_negative_int, default=0,
-                        help="seed for drawing the signals")
-    parser.add_argument("--synthetic", type=int, default=None, metavar="B",
-                        help="without --data or --signals: B synthetic signals y = A x "
-                             "(x sparse, drawn with --seed); default 256")
+    add_option_flags(parser, AnalysisSettings, option_names(AnalysisSettings))
+    add_option_flags(parser, SignalSettings, option_names(SignalSettings))
     parser.set_defaults(func=run)
+
+
+@dataclass(frozen=True)
+class SignalSettings:
+    """Which signals the command analyses, besides a file: a split of --data, or synthetic
+    ones for the model's dictionary."""
+
+    split: str = checks.rule(checks.one_of, "test", choices=SPLITS,
+                             help="the split of --data")
+    synthetic: int = checks.rule(checks.positive_int, 256,
+                                 help="without --data or --signals: this many synthetic "
+                                      "signals y = A x (x sparse, drawn with --seed)")
 
 
 def _synthetic_signals(model: str, count: int, seed: int) -> np.ndarray:
@@ -58,7 +67,6 @@ def run(args) -> int:
     if config.get("kind") != "lsalsa":
         raise InputError(f"analyze needs an LSALSA model; {model} is a "
                          f"{config.get('kind')!r} model")
-    checks.positive_int(args.n_samples, "--n-samples")
     out = Path(args.out) if args.out else Path(model).with_suffix("").with_name(
         Path(model).with_suffix("").name + "-analysis")
     if args.data is not None:
@@ -75,8 +83,7 @@ def run(args) -> int:
         signals = read_array(args.signals, "signals", mmap=True)
         source = f"{args.signals}"
     else:
-        count = 256 if args.synthetic is None else checks.positive_int(args.synthetic,
-                                                                       "--synthetic")
+        count = args.synthetic
         signals = _synthetic_signals(model, count, args.seed)
         source = f"{count} synthetic signals y = A x, 10% non-zeros, seed {args.seed}"
     if signals.ndim != 2 or signals.shape[1] != config["M"]:

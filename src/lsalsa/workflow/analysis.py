@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..checks import positive_int
+from ..checks import check_fields, non_negative_int, positive_int, rule
 from ..core._arrays import as_real
 from ..core.encoders import load_encoder, read_model_header
 from ..core.theory import DEFAULT_SAMPLES, curvature_report, pick_samples, theorem1_check
@@ -24,9 +25,23 @@ from ..version import provenance
 from .report.theory import FIGURES, analysis_figures, analysis_markdown, save_figure
 
 
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """The options of :func:`analyze`, declared once (``lsalsa analyze`` makes its flags from
+    them), checked when made."""
+
+    n_samples: int | None = rule(positive_int, DEFAULT_SAMPLES, none=True,
+                                 help="signals used for the Theorem 1 check, drawn without "
+                                      "replacement ('none': all)")
+    seed: int = rule(non_negative_int, 0, help="seed of the draw of the signals")
+
+    def __post_init__(self):
+        check_fields(self)
+
+
 def analyze(model_path: str | os.PathLike, signals, out_dir: str | os.PathLike, *,
-            n_samples: int | None = DEFAULT_SAMPLES, seed: int = 0,
-            source: str | None = None) -> dict:
+            n_samples: int | None = AnalysisSettings.n_samples,
+            seed: int = AnalysisSettings.seed, source: str | None = None) -> dict:
     """Analyse an LSALSA model file and write ``analysis.json``, ``analysis.md`` and figures.
 
     Parameters
@@ -45,7 +60,7 @@ def analyze(model_path: str | os.PathLike, signals, out_dir: str | os.PathLike, 
     if config.get("kind") != "lsalsa":
         raise InputError(f"analyze needs an LSALSA model; {model_path} is a "
                          f"{config.get('kind')!r} model")
-    n_samples = positive_int(n_samples, "n_samples", none=True)
+    AnalysisSettings(n_samples=n_samples, seed=seed)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"output {out_dir} exists and is not a directory")
