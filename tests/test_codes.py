@@ -393,3 +393,15 @@ def test_cli_codes_compute_refuses_bad_options_before_reading_anything(tmp_path,
                  "--alpha", "0.1", "--out", str(out), *flags]) == 2
     assert reason in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_tune_alpha_options_are_checked_where_declared(sc, tmp_path, capsys):
+    """TuneSettings: the target is a fraction strictly inside (0, 1), in the library (named
+    as the parameter) and on the command line (named as the flag, before any data is read)."""
+    A, Y = sc
+    for target in (0.0, 1.0, 1.5):
+        with pytest.raises(InputError, match=r"target_sparsity must be a number in \(0, 1\)"):
+            tune_alpha(Y, A, target)
+    assert main(["codes", "tune-alpha", "--data", str(tmp_path / "none"), "--dict", "d.npy",
+                 "--target", "1"]) == 2
+    assert "argument --target: expected a number in (0, 1), got 1.0" in capsys.readouterr().err

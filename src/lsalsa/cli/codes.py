@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..core._arrays import as_real, resolve_device
-from ..core.codes import CodesSettings
+from ..core.codes import CodesSettings, TuneSettings
 from ..errors import InputError
 from ..io import check_output_path, read_array
-from .common import non_negative_int
 from .options import add_option_flags, option_names
 
 
@@ -54,10 +53,9 @@ def register(subparsers) -> None:
     tune.add_argument("--component", type=int, default=None, choices=(0, 1),
                       help="MCA: tune on clean component 0 or 1")
     tune.add_argument("--dict", dest="dictionary", required=True, metavar="A.npy")
-    tune.add_argument("--target", type=float, default=0.89, help="target sparsity (0.89)")
+    add_option_flags(tune, TuneSettings, ("target_sparsity", "n_samples", "seed"),
+                     flags={"target_sparsity": "--target", "n_samples": "--samples"})
     tune.add_argument("--grid", default=None, help="comma-separated alphas to try instead")
-    tune.add_argument("--samples", type=int, default=1000)
-    tune.add_argument("--seed", type=non_negative_int, default=0)
     tune.set_defaults(func=run_tune)
 
 
@@ -115,11 +113,12 @@ def run_tune(args) -> int:
             grid = []
         if not grid:
             raise InputError(f"--grid must be comma-separated numbers, got {args.grid!r}")
-    alpha, curve = tune_alpha(signals, A, args.target, grid, n_samples=args.samples,
+    alpha, curve = tune_alpha(signals, A, args.target_sparsity, grid, n_samples=args.n_samples,
                               seed=args.seed)
     print("alpha        sparsity  rel_error  nonzeros")
     for row in curve:
         print(f"{row['alpha']:<12.6g} {row['sparsity']:<9.4f} {row['relative_error']:<10.4f} "
               f"{row['mean_nonzeros']:.2f}")
-    print(f"alpha = {alpha:.6g} (smallest searched with sparsity >= {args.target}, on {key})")
+    print(f"alpha = {alpha:.6g} (smallest searched with sparsity >= {args.target_sparsity}, "
+          f"on {key})")
     return 0

@@ -19,7 +19,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..checks import check_fields, one_of, positive_int, positive_number, rule
+from ..checks import (
+    check_fields,
+    non_negative_int,
+    number,
+    one_of,
+    positive_int,
+    positive_number,
+    rule,
+)
 from ..errors import InputError
 from ._arrays import check_signal_array, sorted_subset
 from .objective import _duality_gap, _objective
@@ -192,9 +200,27 @@ def compute_codes(signals, dictionaries, alphas, *, mode: str = CodesSettings.mo
     return codes, stats
 
 
-def tune_alpha(signals, dictionary, target_sparsity: float = 0.89, alphas=None, *,
-               n_samples: int = 1000, seed: int = 0, steps: int = 12,
-               tol: float = 1e-6) -> tuple[float, list[dict]]:
+@dataclass(frozen=True)
+class TuneSettings:
+    """The options of :func:`tune_alpha`, declared once (``lsalsa codes tune-alpha`` makes its
+    flags from them), checked when made."""
+
+    target_sparsity: float = rule(number, 0.89, low=0, high=1, low_open=True, high_open=True,
+                                  help="the codes' mean fraction of zeros to reach")
+    n_samples: int = rule(positive_int, 1000, help="signals drawn to measure it on")
+    seed: int = rule(non_negative_int, 0, help="seed of the draw")
+    steps: int = rule(positive_int, 12, help="bisection steps in log-alpha")
+    tol: float = rule(positive_number, 1e-6,
+                      help="the exact codes' bound on each relative duality gap")
+
+    def __post_init__(self):
+        check_fields(self)
+
+
+def tune_alpha(signals, dictionary, target_sparsity: float = TuneSettings.target_sparsity,
+               alphas=None, *, n_samples: int = TuneSettings.n_samples,
+               seed: int = TuneSettings.seed, steps: int = TuneSettings.steps,
+               tol: float = TuneSettings.tol) -> tuple[float, list[dict]]:
     """The smallest alpha whose exact codes reach a mean sparsity of ``target_sparsity``.
 
     Sparsity is the fraction of code entries exactly zero, averaged over a seeded subsample of
@@ -210,15 +236,14 @@ def tune_alpha(signals, dictionary, target_sparsity: float = 0.89, alphas=None, 
         One row per alpha tried, sorted by alpha: ``alpha``, ``sparsity``,
         ``relative_error`` (mean ``||y - A x|| / ||y||``), ``mean_nonzeros``.
     """
+    TuneSettings(target_sparsity=target_sparsity, n_samples=n_samples, seed=seed, steps=steps,
+                 tol=tol)
     P, M = check_signal_array(signals)
     A = as_dictionaries(dictionary)
     if len(A) != 1:
         raise InputError("tune_alpha takes one dictionary (tune each MCA component on its own)")
     A = A[0]
     stored_problem([A], 1.0, M)
-    if not 0 < target_sparsity < 1:
-        raise InputError(f"target_sparsity must lie in (0, 1), got {target_sparsity}")
-    n_samples = positive_int(n_samples, "n_samples")
     picks = sorted_subset(P, n_samples, np.random.default_rng([seed, 3]))
     Y = np.asarray(signals[picks], dtype=np.float64)
     if not np.isfinite(Y).all():
