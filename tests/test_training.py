@@ -884,7 +884,7 @@ def test_the_library_refuses_a_step_for_fixed_thresholds(data):
     (["--signals", "s.npy", "--targets", "t.npy", "--dict", "a.npy", "--val-signals", "v.npy"],
      "--val-signals and --val-targets go together"),
     (["--signals", "s.npy", "--targets", "t.npy", "--val-fraction", "1.5"],
-     "--val-fraction must be"),
+     "argument --val-fraction: expected a number in (0, 1), got 1.5"),
 ])
 def test_cli_errors(extra, message, tmp_path, capsys):
     """The library names its parameters; the CLI writes them as its flags."""

@@ -30,7 +30,7 @@ import torch
 from ..core.encoders import build_encoder
 from ..core.training import DEFAULTS as TRAIN_DEFAULTS
 from ..core.training.search import CLASSIC_METHODS, LEARNED_METHODS, MUS, SEARCH_METHODS
-from ..core.training.settings import TrainSettings, check_lr
+from ..core.training.settings import SplitSettings, TrainSettings, check_lr
 from ..errors import InputError, TrainingDiverged
 from .common import with_flags
 from .options import add_option_flags, option_names
@@ -124,9 +124,7 @@ def _data_arguments(parser) -> None:
                        help="dictionary (M, N_i); repeat for MCA")
     group.add_argument("--val-signals", help="validation signals .npy")
     group.add_argument("--val-targets", help="validation optimal codes .npy")
-    group.add_argument("--val-fraction", type=float, default=0.1,
-                       help="without --val-* or a val split: hold out this last fraction of "
-                            "the training images (0.1)")
+    add_option_flags(group, SplitSettings, ("val_fraction",))
     add_option_flags(parser, TrainSettings, SHARED_OPTIONS)
     parser.add_argument("--run-dir", required=True, help="output run directory")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")

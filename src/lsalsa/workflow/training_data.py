@@ -24,7 +24,7 @@ import torch
 
 from .. import checks
 from ..core._arrays import sorted_subset
-from ..core.training.settings import OBJECTIVES
+from ..core.training.settings import OBJECTIVES, SplitSettings
 from ..errors import InputError
 from ..io import read_array
 from .code_sets import CodeSet, load_codes
@@ -58,8 +58,7 @@ def hold_out(signals, targets, *, val_fraction: float, image_index=None) -> Trai
 
     ``image_index`` gives each row's image, image by image (non-decreasing), as prepared data
     sets store it."""
-    val_fraction = checks.number(val_fraction, "val_fraction", low=0, high=1, low_open=True,
-                                 high_open=True)
+    SplitSettings(val_fraction=val_fraction)
     if image_index is None:
         n, unit = signals.shape[0], "rows"
     else:
@@ -90,8 +89,9 @@ def true_components(dataset, split: str) -> np.ndarray:
     return np.hstack(parts)
 
 
-def split_prepared(dataset, codes, *, val_fraction: float, max_train: int | None = None,
-                   seed: int = 0, dtype=None, objective: str = "codes") -> TrainingSplit:
+def split_prepared(dataset, codes, *, val_fraction: float = SplitSettings.val_fraction,
+                   max_train: int | None = SplitSettings.max_train, seed: int = 0, dtype=None,
+                   objective: str = "codes") -> TrainingSplit:
     """The training and validation pairs of a prepared data set.
 
     Parameters
@@ -108,6 +108,7 @@ def split_prepared(dataset, codes, *, val_fraction: float, max_train: int | None
     objective : "codes" (the targets are the optimal codes) or "separation" (the true
         components of each mixture, :func:`true_components`).
     """
+    SplitSettings(val_fraction=val_fraction, max_train=max_train)
     code_set = codes if isinstance(codes, CodeSet) else None
     signals = dataset.signals("train")
     targets = code_set.codes("train") if code_set is not None else codes
@@ -168,7 +169,8 @@ def _check_sources(dataset, codes, signals, targets, val_signals, val_targets,
 
 def load_training_set(*, dataset=None, root=None, codes=None, signals=None, targets=None,
                       dictionaries=(), val_signals=None, val_targets=None,
-                      val_fraction: float = 0.1, objective: str = "codes") -> TrainingSet:
+                      val_fraction: float = SplitSettings.val_fraction,
+                      objective: str = "codes") -> TrainingSet:
     """Read the training data a command names: ``dataset`` and ``codes``, or ``signals`` and
     ``targets``.
 
@@ -193,7 +195,7 @@ def load_training_set(*, dataset=None, root=None, codes=None, signals=None, targ
     """
     checks.one_of(objective, "`objective`", choices=OBJECTIVES)
     _check_sources(dataset, codes, signals, targets, val_signals, val_targets, objective)
-    checks.number(val_fraction, "`val_fraction`", low=0, high=1, low_open=True, high_open=True)
+    SplitSettings(val_fraction=val_fraction)
     prepared, code_dictionaries, code_alphas = None, None, None
     if dataset is not None:
         prepared = load_prepared(dataset, root=root)

@@ -60,6 +60,23 @@ def check_lr(value, name: str = "lr") -> float:
 
 
 @dataclass(frozen=True)
+class SplitSettings:
+    """How the training data a command or an experiment reads is split, declared once: the
+    validation pairs held out (when none are given) and the training pairs kept
+    (:mod:`lsalsa.workflow.training_data`), checked when made."""
+
+    val_fraction: float = rule(number, 0.1, low=0, high=1, low_open=True, high_open=True,
+                               help="without validation pairs or a val split: hold out this "
+                                    "last fraction of the training images")
+    max_train: int | None = rule(positive_int, None, none=True,
+                                 help="train on a seeded subset of this many training pairs "
+                                      "('none': all)")
+
+    def __post_init__(self):
+        check_fields(self)
+
+
+@dataclass(frozen=True)
 class TrainSettings:
     """The training options of :func:`~lsalsa.core.training.trainer.train`, checked when made.
 

@@ -20,7 +20,7 @@ from ...core.codes import CodesSettings
 from ...core.dictionary_settings import DictionarySettings
 from ...core.training.search import ALPHA_FACTORS, LEARNED_METHODS, MUS, PAPER_METHODS
 from ...core.training.settings import DEFAULTS as TRAIN_DEFAULTS
-from ...core.training.settings import MAX_LR, TrainSettings
+from ...core.training.settings import MAX_LR, SplitSettings, TrainSettings
 from ...errors import InputError
 from ..data.catalog import PrepareSettings
 
@@ -228,10 +228,7 @@ class SearchSection(_Section):
     epochs: int = rule(checks.positive_int, 10, help="most epochs of each search trial")
     final_epochs: int = rule(checks.positive_int, 100,
                              help="most epochs of each final training (the train step)")
-    val_fraction: float = rule(checks.number, 0.1, low=0, high=1, low_open=True,
-                               high_open=True,
-                               help="without a val split, the last fraction of the training "
-                                    "images held out for validation")
+    val_fraction: float = declared(SplitSettings, "val_fraction")
     # Options of every training run, declared by TrainSettings. The plateau schedule trains
     # until validation stops improving (epochs and final_epochs are then caps).
     optimizer: str = declared(TrainSettings, "optimizer")
@@ -252,9 +249,7 @@ class SearchSection(_Section):
                               "natural component augmented")
     # With augment, a zoom above 1 also crops the natural component to a random window.
     augment_zoom: float = declared(TrainSettings, "augment_zoom")
-    max_train: int | None = rule(checks.positive_int, None, none=True,
-                                 help="train on a seeded subset of this many training pairs "
-                                      "('none': all)")
+    max_train: int | None = declared(SplitSettings, "max_train")
 
 
 @dataclass(frozen=True, kw_only=True)
