@@ -12,6 +12,7 @@ import dataclasses
 from lsalsa.cli import build_parser
 from lsalsa.core.codes import CodesSettings
 from lsalsa.core.dictionary_settings import DictionarySettings
+from lsalsa.core.training.search import SearchGrid
 from lsalsa.core.training.settings import SplitSettings, TrainSettings
 from lsalsa.workflow.config import SECTIONS
 from lsalsa.workflow.data.catalog import PrepareSettings
@@ -32,9 +33,7 @@ NOT_YET_DECLARED = {
     ("codes tune-alpha", "component"), ("codes tune-alpha", "grid"),
     ("train", "model"), ("train", "depth"), ("train", "mu"),
     ("train", "untied"), ("train", "thresholds"),
-    ("search", "methods"), ("search", "depths"),
-    ("search", "alphas"), ("search", "mus"), ("search", "lrs"), ("search", "lr_decays"),
-    ("search", "threshold_lrs"), ("search", "epochs"),
+    ("search", "alphas"),
     ("demo", "quick"), ("experiment run", "scale"),
 }
 # A model file in these commands, the encoder's kind in lsalsa train.
@@ -71,9 +70,9 @@ def test_every_flag_is_made_from_one_declaration_or_is_listed():
 # The library models whose options each config section shares; a section field of the same
 # name as one of a model's is that option (declared there), but for these, which differ.
 SHARED = {"prepare": (PrepareSettings,), "dictionary": (DictionarySettings,),
-          "codes": (CodesSettings,), "search": (TrainSettings, SplitSettings)}
+          "codes": (CodesSettings,), "search": (TrainSettings, SplitSettings, SearchGrid)}
 OTHER_OPTIONS = {("dictionary", "alpha"): "one alpha per component, the model's is one",
-                 ("search", "epochs"): "the search's epochs per trial, not max_epochs"}
+                 ("search", "lrs"): "one grid, or one per learned method"}
 
 
 def test_a_config_option_that_a_library_model_declares_is_that_declaration():

@@ -28,18 +28,20 @@ def option_flag(name: str, flags: dict[str, str] | None = None) -> str:
 
 
 def add_option_flags(parser, model, names: Iterable[str], *,
-                     flags: dict[str, str] | None = None, required: Iterable[str] = ()) -> None:
+                     flags: dict[str, str] | None = None, required: Iterable[str] = (),
+                     lists: str = "append") -> None:
     """One flag per option ``names`` of the dataclass ``model`` (``flags`` renames some; the
     ``required`` ones have no default).
 
     A true/false option becomes a switch that turns its default over (so a flag for a
     default-true option should be named ``--no-...``); a list option is repeated, once per
-    item; an option that may be None reads ``none`` as None. Every value is checked as it is
-    read, by the option's own check: a value it refuses is a usage error naming the flag."""
+    item (``lists="append"``), or takes its items after one flag (``lists="nargs"``); an
+    option that may be None reads ``none`` as None. Every value is checked as it is read, by
+    the option's own check: a value it refuses is a usage error naming the flag."""
     declared = {field.name: field for field in dataclasses.fields(model)}
     for name in names:
         flag = option_flag(name, flags)
-        argument = _argument(declared[name], flag)
+        argument = _argument(declared[name], flag, lists)
         if name in required:
             argument = {**argument, "required": True, "default": None}
             argument["help"] = argument["help"].rsplit(" (default", 1)[0]
@@ -47,10 +49,12 @@ def add_option_flags(parser, model, names: Iterable[str], *,
         action.declared_by = model  # where the option is declared (tests walk the parsers)
 
 
-def _argument(field: dataclasses.Field, flag: str) -> dict:
+def _argument(field: dataclasses.Field, flag: str, lists: str) -> dict:
     check = field.metadata["check"]
     func, options = check.func, check.keywords
     default, help_text = field.default, field.metadata.get("help", "")
+    if default is dataclasses.MISSING:  # a required option: add_option_flags says so
+        default = None
     if func is checks.flag:
         return {"action": "store_false" if default else "store_true",
                 "help": f"{'no ' if default else ''}{help_text} (the default: "
@@ -58,8 +62,18 @@ def _argument(field: dataclasses.Field, flag: str) -> dict:
     metavar = flag.lstrip("-").replace("-", "_").upper()
     if func is checks.non_empty_list:  # its help says what no value means
         each = options["each"]
-        return {"action": "append", "type": _reader(_number_type(each), each, flag),
-                "default": default, "metavar": metavar, "help": help_text}
+        # Appending adds to the default's items: only a list given after one flag may
+        # replace a default that has any.
+        many = ({"action": "append", "default": default} if lists == "append" else
+                {"nargs": "+", "default": list(default) if default is not None else None})
+        if lists != "append" and default is not None:
+            help_text = f"{help_text} (default {' '.join(map(str, default))})"
+        if getattr(each, "func", None) is checks.one_of:
+            choices = tuple(each.keywords["choices"])
+            return {**many, "choices": choices, "metavar": metavar,
+                    "help": f"{help_text}; among {', '.join(choices)}"}
+        return {**many, "type": _reader(_number_type(each), each, flag), "metavar": metavar,
+                "help": help_text}
     shown = "none" if default is None else f"{default:g}" if isinstance(default, float) \
         else default
     help_text = f"{help_text} (default {shown})"

@@ -29,8 +29,8 @@ import torch
 
 from ..core.encoders import build_encoder
 from ..core.training import DEFAULTS as TRAIN_DEFAULTS
-from ..core.training.search import CLASSIC_METHODS, LEARNED_METHODS, MUS, SEARCH_METHODS
-from ..core.training.settings import SplitSettings, TrainSettings, check_lr
+from ..core.training.search import LEARNED_METHODS, MUS, SearchGrid
+from ..core.training.settings import SplitSettings, TrainSettings
 from ..errors import InputError, TrainingDiverged
 from .common import with_flags
 from .options import add_option_flags, option_names
@@ -89,18 +89,13 @@ def _register_search(subparsers) -> None:
                     "each); selects by validation RMSE. Writes results.csv, results.json and "
                     "best.json into --run-dir; rerunning skips finished trials.")
     _data_arguments(search_parser)
-    search_parser.add_argument("--methods", nargs="+", default=list(SEARCH_METHODS),
-                               choices=(*CLASSIC_METHODS, *LEARNED_METHODS))
-    search_parser.add_argument("--depths", nargs="+", type=int, required=True)
+    add_option_flags(search_parser, SearchGrid, ("methods", "depths"), required=("depths",),
+                     lists="nargs")
     search_parser.add_argument("--alphas", nargs="+", required=True, metavar="ALPHA",
                                help="alpha grid; for several dictionaries write a1:a2")
-    search_parser.add_argument("--mus", nargs="+", type=float, default=list(MUS))
-    search_parser.add_argument("--lrs", nargs="+", type=float, default=[TRAIN_DEFAULTS["lr"]])
-    search_parser.add_argument("--lr-decays", nargs="+", type=float, default=[0.0])
-    search_parser.add_argument("--threshold-lrs", nargs="+", type=float,
-                               default=[TRAIN_DEFAULTS["threshold_lr"]],
-                               help="grid of the learned thresholds' step (x lr)")
-    search_parser.add_argument("--epochs", type=int, default=10, help="epochs per trial (10)")
+    add_option_flags(search_parser, SearchGrid, option_names(SearchGrid,
+                                                             but=("methods", "depths")),
+                     lists="nargs")
     add_option_flags(search_parser, TrainSettings, ["optimizer"])
     search_parser.set_defaults(func=run_search)
 
@@ -217,8 +212,6 @@ def _positive_float(text: str, name: str) -> float:
 def run_search(args) -> int:
     from ..workflow.search import search
 
-    for lr in args.lrs:
-        check_lr(lr, "every --lrs value")
     data = _training_set(args)
     device, _ = _device_and_dtype(args)
     dictionaries = data.dictionary_arrays(np.dtype(args.dtype))
@@ -227,7 +220,7 @@ def run_search(args) -> int:
     result = search(split.signals, split.targets, split.val_signals, split.val_targets,
                     dictionaries, depths=args.depths, alphas=alphas, methods=args.methods,
                     mus=args.mus, lrs=args.lrs, lr_decays=args.lr_decays,
-                    threshold_lrs=args.threshold_lrs, epochs=args.epochs,
+                    threshold_lrs=args.threshold_lrs, epochs=args.epochs, untied=args.untied,
                     train_options={"optimizer": args.optimizer, "batch_size": args.batch_size},
                     seed=args.seed, device=device, run_dir=args.run_dir,
                     progress=not args.quiet)

@@ -23,16 +23,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checks import flag, positive_int, positive_number
 from ..core.encoders import build_encoder
 from ..core.metrics import salsa_by_psnr
-from ..core.problem import check_mu, make_problem
+from ..core.problem import make_problem
 from ..core.training.search import (
     CLASSIC_METHODS,
     COLUMNS,
     LEARNED_METHODS,
     MUS,
-    SEARCH_METHODS,
+    SearchGrid,
     SearchResult,
     alpha_candidates,
     as_tensor_like,
@@ -44,7 +43,7 @@ from ..core.training.search import (
     threshold_steps,
     untied_layers,
 )
-from ..core.training.settings import DEFAULTS, check_lr, check_pair
+from ..core.training.settings import DEFAULTS, check_pair
 from ..core.training.trainer import train
 from ..errors import InputError
 from ..io import write_json, write_text
@@ -53,9 +52,10 @@ from .rundir import RunDir, differing_keys
 
 
 def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
-           alphas, methods=SEARCH_METHODS, mus=MUS, lrs=(DEFAULTS["lr"],),
-           lr_decays=(0.0,), threshold_lrs=(DEFAULTS["threshold_lr"],), epochs: int = 10,
-           untied: bool = False, train_options: dict | None = None,
+           alphas, methods=SearchGrid.methods, mus=SearchGrid.mus, lrs=SearchGrid.lrs,
+           lr_decays=SearchGrid.lr_decays, threshold_lrs=SearchGrid.threshold_lrs,
+           epochs: int = SearchGrid.epochs, untied: bool = SearchGrid.untied,
+           train_options: dict | None = None,
            starts: dict | None = None, seed: int = 0, device=None, run_dir=None,
            progress: bool | Progress = True) -> SearchResult:
     """Grid search per depth; see :mod:`lsalsa.core.training.search` for which knobs each
@@ -91,9 +91,12 @@ def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
     -------
     SearchResult
     """
-    methods, depths, mus, lrs, threshold_lrs, train_options = _checked_grid(
-        methods, depths, alphas, mus, lrs, lr_decays, threshold_lrs, train_options)
-    untied = flag(untied, "untied")
+    grid = _checked_grid(methods, depths, alphas, mus, lrs, lr_decays, threshold_lrs, epochs,
+                         untied)
+    methods, depths, mus, lrs, lr_decays, threshold_lrs, epochs, untied = (
+        grid.methods, grid.depths, grid.mus, grid.lrs, grid.lr_decays, grid.threshold_lrs,
+        grid.epochs, grid.untied)
+    train_options = _checked_options(train_options)
     problem, _ = make_problem(dictionaries, 0.0)
     problem = problem.to(device=torch.device(device or "cpu"))
     learned = [m for m in methods if m in LEARNED_METHODS]
@@ -150,34 +153,30 @@ def _search_config(methods, depths, alphas, starts, mus, lrs, lr_decays, thresho
             "P_train": P_train, "P_val": P_val}
 
 
-def _checked_grid(methods, depths, alphas, mus, lrs, lr_decays, threshold_lrs, train_options):
-    """The grid checked before any trial runs (one process, known methods, no empty grid, no
-    option that the search sets itself); returns methods, depths, mus, lrs, threshold_lrs and
-    train_options as the search uses them."""
+def _checked_grid(methods, depths, alphas, mus, lrs, lr_decays, threshold_lrs, epochs,
+                  untied) -> SearchGrid:
+    """The grid checked before any trial runs (one process, the declared grid, some alphas),
+    as lists."""
     if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
         raise InputError("run the search in one process (not under torchrun); train the "
                          "selected configuration with DDP afterwards")
-    methods = tuple(methods)
-    known = CLASSIC_METHODS + tuple(LEARNED_METHODS)
-    unknown = [m for m in methods if m not in known]
-    if unknown or not methods:
-        raise InputError(f"unknown search methods {unknown}; choose from {known}")
-    depths = [positive_int(T, "depth") for T in depths]
-    if not depths:
-        raise InputError("give at least one depth T")
-    for name, grid in (("alphas", alphas), ("mus", mus), ("lrs", lrs), ("lr_decays", lr_decays),
-                       ("threshold_lrs", threshold_lrs)):
-        if len(list(grid)) == 0:
-            raise InputError(f"the {name} grid is empty")
-    mus = [check_mu(m) for m in mus]
-    lrs = [check_lr(v, "every lr") for v in lrs]  # before any trial, not in the middle
-    threshold_lrs = [positive_number(v, "every threshold_lr") for v in threshold_lrs]
+    if len(list(alphas)) == 0:
+        raise InputError("the alphas grid is empty")
+    as_list = {name: list(value) if isinstance(value, list | tuple) else value
+               for name, value in (("methods", methods), ("depths", depths), ("mus", mus),
+                                   ("lrs", lrs), ("lr_decays", lr_decays),
+                                   ("threshold_lrs", threshold_lrs))}
+    return SearchGrid(**as_list, epochs=epochs, untied=untied)  # lists of checked values
+
+
+def _checked_options(train_options) -> dict:
+    """train_options, none of which the search sets itself."""
     train_options = dict(train_options or {})
     clash = set(train_options) & {"lr", "lr_decay", "threshold_lr", "max_epochs", "seed",
                                   "val_signals", "val_targets", "start", "callback"}
     if clash:
         raise InputError(f"train_options may not set {sorted(clash)}: the search sets them")
-    return methods, depths, mus, lrs, threshold_lrs, train_options
+    return train_options
 
 
 def _checked_data(problem, signals, targets, val_signals, val_targets, learned) -> tuple:

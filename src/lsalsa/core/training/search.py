@@ -25,17 +25,27 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import partial
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from ...checks import positive_int
+from ...checks import (
+    check_fields,
+    flag,
+    non_empty_list,
+    non_negative_number,
+    one_of,
+    positive_int,
+    positive_number,
+    rule,
+)
 from ...errors import InputError
 from ..metrics import code_rmse
 from ..problem import DEFAULT_MU, check_mu, make_problem
 from ..solvers.classic import iterates
-from .settings import DEFAULTS, check_pair
+from .settings import DEFAULTS, check_lr, check_pair
 
 CLASSIC_METHODS = ("ista", "fista", "salsa")
 
@@ -96,6 +106,39 @@ ALPHA_FACTORS = (0.5, 1.0, 2.0)
 MCA_ALPHA_FACTORS = ((0.5, 1.0), (1.0, 0.5), (1.0, 2.0), (2.0, 1.0))
 COLUMNS = ("method", "T", "alpha", "mu", "lr", "lr_decay", "threshold_lr", "val_rmse", "epochs",
            "best_epoch", "stopped", "seconds")  # of a search's rows
+
+
+@dataclass(frozen=True)
+class SearchGrid:
+    """The grid of the search per depth (:func:`lsalsa.workflow.search.search`), declared
+    once: ``lsalsa search`` makes its flags from it and the experiments' search section
+    shares it. Checked when made; the alphas, one number or one per dictionary, are the
+    caller's."""
+
+    depths: tuple[int, ...] = rule(non_empty_list, each=positive_int,
+                                   help="the depths T (layers, or iterations)")
+    methods: tuple[str, ...] = rule(non_empty_list, SEARCH_METHODS,
+                                    each=partial(one_of, choices=(*CLASSIC_METHODS,
+                                                                  *LEARNED_METHODS)),
+                                    help="the methods searched")
+    mus: tuple[float, ...] = rule(non_empty_list, MUS, each=positive_number,
+                                  help="SALSA's grid of mu (LSALSA starts at the best)")
+    lrs: tuple[float, ...] = rule(non_empty_list, (DEFAULTS["lr"],), each=check_lr,
+                                  help="grid of the learned methods' learning rate")
+    lr_decays: tuple[float, ...] = rule(non_empty_list, (DEFAULTS["lr_decay"],),
+                                        each=non_negative_number,
+                                        help="grid of the learning rate's inverse-time decay")
+    threshold_lrs: tuple[float, ...] = rule(non_empty_list, (DEFAULTS["threshold_lr"],),
+                                            each=positive_number,
+                                            help="grid of the learned thresholds' step (x the "
+                                                 "learning rate)")
+    epochs: int = rule(positive_int, 10, help="training epochs of each learned trial")
+    untied: bool = rule(flag, False,
+                        help="one S per layer for every learned method but lsalsa-fixed, the "
+                             "paper's tied model")
+
+    def __post_init__(self):
+        check_fields(self)
 
 
 @dataclass

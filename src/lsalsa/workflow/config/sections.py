@@ -18,7 +18,7 @@ from ... import checks
 from ...checks import declared, rule
 from ...core.codes import CodesSettings
 from ...core.dictionary_settings import DictionarySettings
-from ...core.training.search import ALPHA_FACTORS, LEARNED_METHODS, MUS, PAPER_METHODS
+from ...core.training.search import ALPHA_FACTORS, LEARNED_METHODS, PAPER_METHODS, SearchGrid
 from ...core.training.settings import DEFAULTS as TRAIN_DEFAULTS
 from ...core.training.settings import MAX_LR, SplitSettings, TrainSettings
 from ...errors import InputError
@@ -210,22 +210,13 @@ class SearchSection(_Section):
     alpha_factors: tuple = rule(checks.non_empty_list, ALPHA_FACTORS, each=_alpha_factor,
                                 help="the grid's alphas as factors of alphas, each one number "
                                      "or one per component")
-    mus: tuple[float, ...] = rule(checks.non_empty_list, MUS, each=checks.positive_number,
-                                  help="SALSA's grid of mu (LSALSA starts from the best "
-                                       "SALSA's)")
+    mus: tuple[float, ...] = declared(SearchGrid, "mus")
     lrs: tuple[float, ...] | Mapping[str, tuple[float, ...]] = rule(
         _learning_rates, (TRAIN_DEFAULTS["lr"],),
         help="grid of learning rates, one for every learned method or one per method")
-    lr_decays: tuple[float, ...] = rule(checks.non_empty_list, (TRAIN_DEFAULTS["lr_decay"],),
-                                        each=checks.non_negative_number,
-                                        help="grid of the learning rate's decay "
-                                             "(TrainSettings.lr_decay)")
-    threshold_lrs: tuple[float, ...] = rule(checks.non_empty_list,
-                                            (TRAIN_DEFAULTS["threshold_lr"],),
-                                            each=checks.positive_number,
-                                            help="grid of the learned thresholds' step relative "
-                                                 "to lr (TrainSettings.threshold_lr)")
-    epochs: int = rule(checks.positive_int, 10, help="most epochs of each search trial")
+    lr_decays: tuple[float, ...] = declared(SearchGrid, "lr_decays")
+    threshold_lrs: tuple[float, ...] = declared(SearchGrid, "threshold_lrs")
+    epochs: int = declared(SearchGrid, "epochs")
     final_epochs: int = rule(checks.positive_int, 100,
                              help="most epochs of each final training (the train step)")
     val_fraction: float = declared(SplitSettings, "val_fraction")
@@ -241,9 +232,7 @@ class SearchSection(_Section):
     learned: tuple[str, ...] = rule(_learned_methods, PAPER_METHODS,
                                     help="the learned methods trained and evaluated (lsalsa "
                                          "among them)")
-    untied: bool = rule(checks.flag, False,
-                        help="one S per layer for every learned method but lsalsa-fixed, the "
-                             "paper's tied model")
+    untied: bool = declared(SearchGrid, "untied")
     augment: bool = rule(checks.flag, False,
                          help="lsalsa-sep and lsalsa-pic: fresh mixtures in every batch, the "
                               "natural component augmented")
