@@ -113,8 +113,10 @@ def test_bad_construction():
         LSALSA(A, 0.1, 0)
     with pytest.raises(InputError, match="mu"):
         LSALSA(A, 0.1, 2, mu=-1.0)
-    with pytest.raises(InputError, match="unknown encoder"):
+    with pytest.raises(InputError, match="kind must be one of lista, lsalsa, got 'fista'"):
         build_encoder("fista", A, 0.1, 2)
+    with pytest.raises(InputError, match="untied must be true or false, got 1"):
+        LSALSA(A, 0.1, 2, untied=1)
     with pytest.raises(InputError, match="shape"):
         LSALSA(A, 0.1, 2)(torch.zeros(3, 5, dtype=torch.float64))
 

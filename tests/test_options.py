@@ -31,12 +31,11 @@ NOT_YET_DECLARED = {
     ("dictionary show", "patch_shape"), ("dictionary show", "title"),
     ("codes compute", "splits"),
     ("codes tune-alpha", "component"), ("codes tune-alpha", "grid"),
-    ("train", "model"), ("train", "depth"), ("train", "mu"),
-    ("train", "untied"), ("train", "thresholds"),
+    ("train", "mu"), ("train", "thresholds"),
     ("search", "alphas"),
     ("demo", "quick"), ("experiment run", "scale"),
 }
-# A model file in these commands, the encoder's kind in lsalsa train.
+# A model file in these commands.
 MODEL_FILE = {"encode", "separate", "analyze"}
 # The search's --alphas is a grid to search, an option, not the problem's alphas.
 GRIDS = {("search", "alphas")}

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from ..core.encoders import build_encoder
+from ..core.encoders.settings import EncoderSettings
 from ..core.training import DEFAULTS as TRAIN_DEFAULTS
 from ..core.training.search import LEARNED_METHODS, MUS, SearchGrid
 from ..core.training.settings import SplitSettings, TrainSettings
@@ -61,8 +62,8 @@ def _register_train(subparsers) -> None:
                     "Writes config.json, provenance.json, history.json, an atomic checkpoint "
                     "after every epoch and the final model.safetensors into --run-dir.")
     _data_arguments(train_parser)
-    train_parser.add_argument("--model", choices=("lsalsa", "lista"), default="lsalsa")
-    train_parser.add_argument("--depth", type=int, required=True, help="layers T")
+    add_option_flags(train_parser, EncoderSettings, ("kind", "depth"), flags={"kind": "--model"},
+                     required=("depth",))
     train_parser.add_argument("--mu", default="auto",
                               help="LSALSA's mu, or 'auto' (default): the best of "
                                    f"{', '.join(f'{m:g}' for m in MUS)} for SALSA at T "
@@ -70,7 +71,7 @@ def _register_train(subparsers) -> None:
     train_parser.add_argument("--alpha", dest="alphas", action="append", type=float,
                               help="encoder alpha; one, or one per dictionary (default: the "
                                    "best multiple of the codes' alphas, like --mu auto)")
-    train_parser.add_argument("--untied", action="store_true", help="one S per layer")
+    add_option_flags(train_parser, EncoderSettings, ("untied",))
     train_parser.add_argument("--thresholds", choices=("learned", "fixed"), default="learned",
                               help="learned per-coordinate thresholds (default) or fixed "
                                    "alpha/mu, alpha/L (the paper's LSALSA)")
@@ -157,21 +158,21 @@ def run_train(args) -> int:
     if args.thresholds == "fixed" and args.threshold_lr != TRAIN_DEFAULTS["threshold_lr"]:
         raise InputError("--threshold-lr is the step of learned thresholds; --thresholds "
                          "fixed has none")
-    if args.objective == "separation" and args.model != "lsalsa":
+    if args.objective == "separation" and args.kind != "lsalsa":
         raise InputError("--objective separation trains --model lsalsa")
     data = _training_set(args, args.objective)
     device, dtype = _device_and_dtype(args)
     dictionaries = data.dictionary_tensors(dtype, device)
-    if args.model == "lista" and args.mu != "auto":
+    if args.kind == "lista" and args.mu != "auto":
         raise InputError("--mu is LSALSA's; LISTA has none")
     mu = None if args.mu == "auto" else _positive_float(args.mu, "--mu")
     if args.alphas is None and data.code_alphas is None:
         raise InputError("give --alpha (no codes.json alphas to fall back on)")
     split = data.split
-    start = encoder_start(args.model, args.depth, split.val_signals, split.val_targets,
+    start = encoder_start(args.kind, args.depth, split.val_signals, split.val_targets,
                           dictionaries, alpha=args.alphas, mu=mu, code_alphas=data.code_alphas,
                           objective=args.objective)
-    encoder = build_encoder(args.model, dictionaries, start["alpha"], args.depth, start["mu"],
+    encoder = build_encoder(args.kind, dictionaries, start["alpha"], args.depth, start["mu"],
                             untied=args.untied,
                             learn_thresholds=args.thresholds == "learned")
     result = train_in_dir(args.run_dir, encoder, split.signals, split.targets,
@@ -181,10 +182,10 @@ def run_train(args) -> int:
                           progress=not args.quiet,
                           data_info={**data.info, "start": start})
     if Distributed(rank=_rank()).is_main:
-        classic = LEARNED_METHODS[args.model].start
+        classic = LEARNED_METHODS[args.kind].start
         knobs = ", ".join(f"{k} {v}" for k, v in (("alpha", start["alpha"]),
                                                   ("mu", start["mu"])) if v is not None)
-        print(f"trained {args.model} T={args.depth} (start: {classic.upper()}, {knobs}): "
+        print(f"trained {args.kind} T={args.depth} (start: {classic.upper()}, {knobs}): "
               f"{result.epochs} epochs ({result.stopped}), best epoch {result.best_epoch}, "
               f"validation {_error_name(args.objective)} {result.initial_val_rmse:.6g} -> "
               f"{result.val_rmse:.6g}; "

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ... import checks
+from ...checks import one_of
 from ...errors import InputError
 from ...version import __version__
 from .._arrays import as_signals, check_finite, to_output
@@ -43,7 +43,7 @@ from ..operators import (
 from ..problem import DEFAULT_MU, Problem, as_alphas, check_mu, make_problem
 from .layers import FUSED_GRAPHS, compiled_unroll, unroll
 from .model_file import FORMAT, FORMAT_VERSION, read_model, write_model
-from .settings import EncodeSettings
+from .settings import KINDS, EncoderSettings, EncodeSettings
 
 
 class UnrolledEncoder(torch.nn.Module):
@@ -65,15 +65,18 @@ class UnrolledEncoder(torch.nn.Module):
     kind: str = ""
 
     def __init__(self, dictionaries, alphas, depth: int, *, mu: float | None = None,
-                 untied: bool = False, learn_thresholds: bool = True, operators=None):
+                 untied: bool = EncoderSettings.untied,
+                 learn_thresholds: bool = EncoderSettings.learn_thresholds, operators=None):
         super().__init__()
+        settings = EncoderSettings(depth=depth, kind=self.kind, untied=untied,
+                                   learn_thresholds=learn_thresholds)
         problem = dictionaries if isinstance(dictionaries, Problem) else make_problem(
             dictionaries, alphas)[0]
-        self.depth = checks.positive_int(depth, "depth")
+        self.depth = settings.depth
         self.block_sizes = problem.block_sizes
         self.alphas = problem.alphas
-        self.untied = bool(untied)
-        self.learn_thresholds = bool(learn_thresholds)
+        self.untied = settings.untied
+        self.learn_thresholds = settings.learn_thresholds
         if self.kind == "lsalsa":
             self.mu = check_mu(DEFAULT_MU if mu is None else mu)
         elif mu is not None:
@@ -277,12 +280,11 @@ class LSALSA(UnrolledEncoder):
 def build_encoder(kind: str, dictionaries, alphas, depth: int, mu: float | None = None,
                   **options) -> UnrolledEncoder:
     """Build an encoder by name: ``"lista"`` or ``"lsalsa"``."""
+    one_of(kind, "kind", choices=KINDS)
     if kind == "lsalsa":
         return LSALSA(dictionaries, alphas, depth, DEFAULT_MU if mu is None else mu,
                       **options)
-    if kind == "lista":
-        return LISTA(dictionaries, alphas, depth, **options)
-    raise InputError(f"unknown encoder {kind!r}; choose 'lista' or 'lsalsa'")
+    return LISTA(dictionaries, alphas, depth, **options)
 
 
 def load_encoder(path: str | os.PathLike, device=None) -> UnrolledEncoder:

@@ -1,12 +1,30 @@
-"""The options of encoding with a trained encoder (:meth:`UnrolledEncoder.encode
-<lsalsa.core.encoders.networks.UnrolledEncoder.encode>`), declared once: the commands that
-encode (``lsalsa encode``, ``lsalsa separate``) make their flags from them."""
+"""The options of an encoder, declared once: how it is built (:class:`EncoderSettings`;
+``lsalsa train`` makes its flags from them) and how it encodes (:class:`EncodeSettings`;
+``lsalsa encode`` and ``lsalsa separate``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...checks import check_fields, flag, positive_int, rule
+from ...checks import check_fields, flag, one_of, positive_int, rule
+
+KINDS = ("lista", "lsalsa")
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    """How an encoder is built (:func:`~lsalsa.core.encoders.networks.build_encoder`),
+    checked when made; its ``mu`` is LSALSA's own (:func:`~lsalsa.core.problem.check_mu`)."""
+
+    depth: int = rule(positive_int, help="layers T")
+    kind: str = rule(one_of, "lsalsa", choices=KINDS, help="the encoder: LISTA or LSALSA")
+    untied: bool = rule(flag, False, help="one S per layer (the paper ties them)")
+    learn_thresholds: bool = rule(flag, True,
+                                  help="learned per-coordinate thresholds (the paper's are "
+                                       "fixed)")
+
+    def __post_init__(self):
+        check_fields(self)
 
 
 @dataclass(frozen=True)
