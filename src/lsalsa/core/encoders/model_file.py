@@ -15,12 +15,12 @@ from ... import checks
 from ...errors import InputError
 from ...io import read_safetensors, verify_header, verify_tensors, write_safetensors
 from ...version import __version__
+from .settings import KINDS
 
 FORMAT = "lsalsa-encoder"
 # 2: LSALSA stores the scaled operators W, S (version 1 stored W_e, S_p); 3: checksums of every
 # tensor and of the header
 FORMAT_VERSION = 3
-KINDS = ("lista", "lsalsa")
 
 # Run time is linear in T, and the paper's encoders (and this project's grids) have at most
 # hundreds of layers: a depth beyond this can only come from a damaged or edited file, and one

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from ...checks import check_fields, flag, one_of, positive_int, rule
 
+# The encoders there are (a model file of another kind is refused).
 KINDS = ("lista", "lsalsa")
 
 
