@@ -93,17 +93,13 @@ def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
     """
     grid = _checked_grid(methods, depths, alphas, mus, lrs, lr_decays, threshold_lrs, epochs,
                          untied)
-    methods, depths, mus, lrs, lr_decays, threshold_lrs, epochs, untied = (
-        grid.methods, grid.depths, grid.mus, grid.lrs, grid.lr_decays, grid.threshold_lrs,
-        grid.epochs, grid.untied)
     train_options = _checked_options(train_options)
     problem, _ = make_problem(dictionaries, 0.0)
     problem = problem.to(device=torch.device(device or "cpu"))
-    learned = [m for m in methods if m in LEARNED_METHODS]
+    learned = [m for m in grid.methods if m in LEARNED_METHODS]
     val = _checked_data(problem, signals, targets, val_signals, val_targets, learned)
     alphas = [plain_alpha(a) for a in alphas]
-    config = _search_config(methods, depths, alphas, starts, mus, lrs, lr_decays, threshold_lrs,
-                            epochs, untied, train_options, seed, problem,
+    config = _search_config(grid, alphas, starts, train_options, seed, problem,
                             int(signals.shape[0]) if learned else 0, int(val[0].shape[0]))
     run = Path(run_dir) if run_dir is not None else None
     done = {} if run is None else _open_run(run, config)
@@ -114,11 +110,11 @@ def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
         if run is not None:
             _write_tables(run, result.rows)
 
-    starts = _classic_rows(problem.blocks, val, methods, depths, alphas, mus, dict(starts or {}),
-                           done, record)
-    trials = [(m, T, lr, decay, step) for m, T in itertools.product(learned, depths)
+    starts = _classic_rows(problem.blocks, val, grid.methods, grid.depths, alphas, grid.mus,
+                           dict(starts or {}), done, record)
+    trials = [(m, T, lr, decay, step) for m, T in itertools.product(learned, grid.depths)
               for lr, decay, step in itertools.product(
-                  lrs, lr_decays, threshold_steps(m, threshold_lrs))]
+                  grid.lrs, grid.lr_decays, threshold_steps(m, grid.threshold_lrs))]
     sink = as_progress(progress)
     for method, T, lr, decay, step in sink.iterate(trials, "search", "trial"):
         start = starts[(LEARNED_METHODS[method].start, T)]
@@ -126,8 +122,8 @@ def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
                  "lr": lr, "lr_decay": decay, "threshold_lr": step}
         finished = done.get(_key(trial))  # an earlier run of the same search trained it
         record(finished if finished is not None else _train_trial(
-            trial, problem, signals, targets, val, epochs=epochs, seed=seed,
-            untied=untied_layers(method, untied), train_options=train_options))
+            trial, problem, signals, targets, val, epochs=grid.epochs, seed=seed,
+            untied=untied_layers(method, grid.untied), train_options=train_options))
     result.best = best_rows(result.rows)
     if run is not None:
         _write_tables(run, result.rows)
@@ -135,17 +131,17 @@ def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
     return result
 
 
-def _search_config(methods, depths, alphas, starts, mus, lrs, lr_decays, threshold_lrs, epochs,
-                   untied, train_options, seed, problem, P_train: int, P_val: int) -> dict:
+def _search_config(grid: SearchGrid, alphas, starts, train_options, seed, problem,
+                   P_train: int, P_val: int) -> dict:
     """The search's recorded config: its grid, its starts, its selection rule and its data."""
-    return {"methods": list(methods), "depths": depths, "alphas": alphas,
+    return {"methods": list(grid.methods), "depths": grid.depths, "alphas": alphas,
             "starts": [{"method": m, "T": T, "alpha": plain_alpha(v["alpha"]), "mu": v["mu"]}
                        for (m, T), v in sorted((starts or {}).items())],
-            "mus": [float(m) for m in mus], "lrs": list(lrs), "lr_decays": list(lr_decays),
+            "mus": grid.mus, "lrs": grid.lrs, "lr_decays": grid.lr_decays,
             # only away from its default, so earlier searches' records still match
-            **({"threshold_lrs": threshold_lrs}
-               if threshold_lrs != [DEFAULTS["threshold_lr"]] else {}),
-            "epochs": epochs, **({"untied": True} if untied else {}),
+            **({"threshold_lrs": grid.threshold_lrs}
+               if grid.threshold_lrs != [DEFAULTS["threshold_lr"]] else {}),
+            "epochs": grid.epochs, **({"untied": True} if grid.untied else {}),
             "train_options": train_options, "seed": seed,
             "selection": "mean per-sample validation RMSE against the optimal codes",
             "learned_start": "the classic algorithm's best (alpha, mu) at the same T",
