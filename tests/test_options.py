@@ -33,7 +33,7 @@ NOT_YET_DECLARED = {
     ("codes tune-alpha", "component"), ("codes tune-alpha", "grid"),
     ("train", "mu"), ("train", "thresholds"),
     ("search", "alphas"),
-    ("demo", "quick"), ("experiment run", "scale"),
+    ("demo", "quick"),
 }
 # A model file in these commands.
 MODEL_FILE = {"encode", "separate", "analyze"}

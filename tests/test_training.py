@@ -692,8 +692,8 @@ def test_best_classic_takes_the_lowest_validation_rmse_per_depth(data):
 
 
 def test_search_validates(data):
-    with pytest.raises(InputError, match="methods must be one of ista, fista, salsa, .*, "
-                                         "got 'ista2'"):
+    with pytest.raises(InputError, match=r"methods must be one of ista, fista, salsa, .*, "
+                                         r"got 'ista2'"):
         search(None, None, data["Yv"], data["Xv"], data["A"], depths=[1], alphas=[0.1],
                methods=["ista2"])
     with pytest.raises(InputError, match="depth"):

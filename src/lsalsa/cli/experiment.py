@@ -12,7 +12,9 @@ from __future__ import annotations
 import sys
 import textwrap
 
+from ..workflow.config import ExperimentConfig
 from .common import check_training
+from .options import add_option_flags
 
 
 def register(subparsers) -> None:
@@ -29,9 +31,7 @@ def register(subparsers) -> None:
     run_parser.add_argument("config", metavar="CONFIG",
                             help="a shipped experiment name (see `lsalsa experiment list`) or "
                                  "a path to a JSON config")
-    run_parser.add_argument("--scale", choices=("small", "full"), default="full",
-                            help="small: minutes on a CPU; full: the paper's sizes, for a GPU "
-                                 "(default full)")
+    add_option_flags(run_parser, ExperimentConfig, ("scale",))
     run_parser.add_argument("--run-dir", default=None,
                             help="run directory (default runs/<name>-<scale>)")
     run_parser.add_argument("--data-dir", default=None,

@@ -87,7 +87,7 @@ class ExperimentConfig:
     targets: tuple[Target, ...] = field(default=(), metadata={
         "help": "the paper's claims, checked on the results (met or missed in the report)"})
     scale: str = rule(checks.one_of, "full", choices=SCALES,
-                      help="the scale chosen (set by load_experiment)")
+                      help="small: minutes on a CPU; full: the paper's sizes, for a GPU")
     origin: str = rule(checks.text, "", empty=True,
                        help="where the JSON came from (set by load_experiment)")
 
