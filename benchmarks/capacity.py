@@ -14,8 +14,8 @@ split: the variant of lowest validation RMSE is marked "chosen on validation".
 Variants (each changes one thing from the run's setting):
 
 - the thresholds' step: 1 (the library default), 0.1, 0.01 (``threshold_lr``);
-- fixed thresholds (the paper's LSALSA);
-- untied layers (one S per layer);
+- fixed thresholds (the paper's LSALSA, tied);
+- untied layers (one S per layer), or tied ones (the paper's) where the run was untied;
 - a low-rank update of S: ``S = S_0 + c U V^T`` with ``S_0`` the start, frozen, and ``U``
   (zero at the start, so the variant starts at SALSA too) and ``V`` of ``--rank`` columns
   learned; ``c`` gives ``U V^T`` the relative step a full S takes (built here only: the library
@@ -48,6 +48,7 @@ from lsalsa.core.metrics import rmse_per_sample
 from lsalsa.core.training import DEFAULTS as TRAIN_DEFAULTS
 from lsalsa.core.training import train
 from lsalsa.core.training.schedule import step_scales
+from lsalsa.core.training.search import untied_layers
 from lsalsa.workflow.code_sets import load_codes
 from lsalsa.workflow.config import ExperimentConfig
 from lsalsa.workflow.data import load_prepared
@@ -57,15 +58,17 @@ from lsalsa.workflow.training_data import split_prepared
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script from anywhere
 from _common import markdown_table, print_header, set_threads
 
-# key: (label, build_encoder options, train options replacing the run's).
+# key: (label, build_encoder options, train options replacing the run's); the encoder is
+# tied or untied as the run's lsalsa was, unless its options say.
 VARIANTS = {
     "run": ("the run's setting", {}, {}),
     "step1": ("thresholds' step 1 (the library default)", {}, {"threshold_lr": 1.0}),
     "step0.1": ("thresholds' step 0.1", {}, {"threshold_lr": 0.1}),
     "step0.01": ("thresholds' step 0.01", {}, {"threshold_lr": 0.01}),
-    "fixed": ("fixed thresholds (the paper)", {"learn_thresholds": False}, {}),
+    "fixed": ("fixed thresholds (the paper)", {"learn_thresholds": False, "untied": False}, {}),
     "untied": ("untied layers", {"untied": True}, {}),
-    "lowrank": ("S = S_0 + low-rank update", {}, {}),
+    "tied": ("tied layers (the paper)", {"untied": False}, {}),
+    "lowrank": ("S = S_0 + low-rank update", {"untied": False}, {}),
     "anchor": ("anchor decay 1.0", {}, {"anchor_decay": 1.0}),
     "plateau": ("plateau schedule (until validation stops improving)", {},
                 {"schedule": "plateau", "patience": 5}),
@@ -118,7 +121,6 @@ def low_rank(encoder, rank: int, seed: int):
     return encoder
 
 
-@torch.no_grad()
 def learned_weights(encoder) -> int:
     """The weights training moves: those with gradients, less an untied model's first S,
     which multiplies the zero start and never gets a gradient."""
@@ -128,6 +130,7 @@ def learned_weights(encoder) -> int:
     return count
 
 
+@torch.no_grad()
 def per_sample_rmse(encoder, signals, codes, batch: int = 2048) -> np.ndarray:
     """Code RMSE per row of ``encoder(signals)`` against the exact ``codes``."""
     out = []
@@ -181,7 +184,8 @@ def main(argv=None) -> int:
     print(f"start: SALSA T = {T}, alpha {hyper['alpha']}, mu {hyper['mu']} (the run's "
           f"lsalsa_T{T}); options {options}", flush=True)
 
-    def encoder(**build):
+    def encoder(**build):  # tied or untied as the run's lsalsa was, unless build says
+        build = {"untied": untied_layers("lsalsa", config.search.untied), **build}
         return build_encoder("lsalsa", blocks, hyper["alpha"], T, hyper["mu"], **build)
 
     # An LSALSA encoder at its initialisation is SALSA with T iterations exactly.

@@ -42,6 +42,7 @@ from lsalsa.core.encoders import build_encoder
 from lsalsa.core.mixtures import augment_draws, augment_patches
 from lsalsa.core.patches import assemble_patches, extract_patches
 from lsalsa.core.training.batches import Batches
+from lsalsa.core.training.search import untied_layers
 from lsalsa.core.training.trainer import Trainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script from anywhere
@@ -163,7 +164,8 @@ def main(argv=None) -> int:
 
     curves, tests = {}, {}
     for arm in args.arms:
-        encoder = build_encoder("lsalsa", blocks, hyper["alpha"], T, hyper["mu"])
+        encoder = build_encoder("lsalsa", blocks, hyper["alpha"], T, hyper["mu"],
+                                untied=untied_layers("lsalsa", config.search.untied))
         curves[arm], result = train_arm(arm, encoder, (Y, X, Yv, Xv), options, fresh_pair,
                                         torch.Generator().manual_seed(config.seed + 1),
                                         args.pool)

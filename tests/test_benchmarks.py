@@ -302,3 +302,17 @@ def test_the_weight_count_leaves_out_the_first_s_of_an_untied_model(rng):
     Y = torch.from_numpy(rng.standard_normal((30, 12)))
     untied(Y).square().sum().backward()
     assert untied.S.grad[0].abs().max() == 0 and untied.S.grad[1:].abs().max() > 0
+
+
+def test_per_sample_rmse_is_each_row_s_code_rmse(rng):
+    """capacity.py's score: the RMSE of each row's codes, of an untrained (SALSA) encoder."""
+    capacity = _bench("capacity")
+    A = random_dictionary(rng, 12, 16)
+    encoder = LSALSA(A, ALPHA, 3, mu=1.0)
+    Y = rng.standard_normal((50, 12)).astype(np.float32)
+    X = compute_codes(Y, [A], [ALPHA])[0]
+    got = capacity.per_sample_rmse(encoder.float(), Y, X, batch=16)
+    with torch.no_grad():
+        codes = encoder(torch.from_numpy(Y)).numpy()
+    # The same float32 products in other batches: equal up to their rounding.
+    np.testing.assert_allclose(got, np.sqrt(((codes - X) ** 2).mean(1)), rtol=1e-5)

@@ -620,20 +620,23 @@ def test_the_train_step_unties_every_learned_method_but_the_paper_s_model(tmp_pa
     A /= np.linalg.norm(A, axis=0)
     Y = rng.standard_normal((60, 8)).astype(np.float32)
     X = solve(Y, A, 0.2, method="exact").codes.astype(np.float32)
-    config = load_experiment("natural-16", "small")
-    config = dataclasses.replace(config, search=dataclasses.replace(config.search, untied=True))
     split = types.SimpleNamespace(signals=Y[:40], targets=X[:40], val_signals=Y[40:],
                                   val_targets=X[40:])
-    run = types.SimpleNamespace(config=config, dir=tmp_path, device=torch.device("cpu"),
-                                sink=False, log=lambda line: None, blocks=lambda: [A],
-                                fit_val=lambda objective="codes": split)
     hyper = {"alpha": 0.2, "mu": 2.0, "lr": 0.1, "lr_decay": 0.0}
-    for method in ("lista", "lsalsa", "lsalsa-fixed"):
-        train_one(run, method, 3, {**hyper, "mu": None} if method == "lista" else hyper,
-                  epochs=1, seed=0, options={"batch_size": 16}, data_info={})
-    untied = {m: load_encoder(model_path(tmp_path, m, 3)).untied
-              for m in ("lista", "lsalsa", "lsalsa-fixed")}
-    assert untied == {"lista": True, "lsalsa": True, "lsalsa-fixed": False}
+    methods = ("lista", "lsalsa", "lsalsa-fixed")
+    for tying in (False, True):
+        config = load_experiment("natural-16", "small")
+        config = dataclasses.replace(config, search=dataclasses.replace(config.search,
+                                                                         untied=tying))
+        run = types.SimpleNamespace(config=config, dir=tmp_path / str(tying),
+                                    device=torch.device("cpu"), sink=False,
+                                    log=lambda line: None, blocks=lambda: [A],
+                                    fit_val=lambda objective="codes": split)
+        for method in methods:
+            train_one(run, method, 3, {**hyper, "mu": None} if method == "lista" else hyper,
+                      epochs=1, seed=0, options={"batch_size": 16}, data_info={})
+        untied = {m: load_encoder(model_path(run.dir, m, 3)).untied for m in methods}
+        assert untied == {"lista": tying, "lsalsa": tying, "lsalsa-fixed": False}
 
 
 def _fields_without_help(model) -> list[str]:

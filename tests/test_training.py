@@ -632,6 +632,32 @@ def test_search_with_untied_layers_unties_all_but_the_paper_s_model(data, tmp_pa
         search(data["Y"], data["X"], data["Yv"], data["Xv"], data["A"], untied=1, **grid)
 
 
+def test_a_search_grid_may_be_any_iterable_and_resumes_whatever_its_number_types(
+        data, tmp_path, monkeypatch):
+    """A range or an array is a grid too, and a grid written [0] trained the trials [0.0]
+    names: a rerun reuses them, whichever way either run wrote its numbers."""
+    run = tmp_path / "search"
+    grid = {"alphas": [0.2], "epochs": 1, "methods": ("salsa", "lsalsa"),
+            "train_options": {"batch_size": 16}, "progress": False, "run_dir": run}
+    search(data["Y"], data["X"], data["Yv"], data["Xv"], data["A"], depths=range(1, 2),
+           mus=np.array([2]), lrs=[1 / 10], lr_decays=[0], **grid)
+    # As a search before the grid was declared wrote it: its numbers as given.
+    rows = json.loads((run / "results.json").read_text())
+    for row in rows:
+        row["lr_decay"] = None if row["lr_decay"] is None else 0
+    (run / "results.json").write_text(json.dumps(rows))
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "lr_decays": [0]}))
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(importlib.import_module("lsalsa.workflow.search"), "train", no_training)
+    again = search(data["Y"], data["X"], data["Yv"], data["Xv"], data["A"], depths=[1],
+                   mus=[2.0], lrs=[0.1], lr_decays=[0.0], **grid)
+    assert again.rows == rows
+
+
 def test_a_search_from_before_the_thresholds_step_resumes_without_training(data, tmp_path,
                                                                           monkeypatch, capsys):
     """Rows written before ``threshold_lr`` was a column were trained at the default step:
@@ -850,6 +876,17 @@ def test_cli_search(files, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "fista" in out and "lsalsa" in out
     assert (run / "results.csv").is_file() and (run / "best.json").is_file()
+    assert "untied" not in json.loads((run / "config.json").read_text())
+    # --untied reaches the search (recorded in its config) and lsalsa train (the model).
+    assert main(["search", "--signals", str(files["signals"]), "--targets", str(files["codes"]),
+                 "--dict", str(files["dict"]), "--depths", "3", "--alphas", "0.2",
+                 "--methods", "lsalsa", "--epochs", "1", "--untied",
+                 "--run-dir", str(tmp_path / "untied"), "--quiet"]) == 0
+    assert json.loads((tmp_path / "untied" / "config.json").read_text())["untied"] is True
+    assert main(["train", "--signals", str(files["signals"]), "--targets", str(files["codes"]),
+                 "--dict", str(files["dict"]), "--alpha", "0.2", "--depth", "3", "--mu", "2",
+                 "--epochs", "1", "--untied", "--run-dir", str(tmp_path / "t"), "--quiet"]) == 0
+    assert read_model_header(tmp_path / "t" / "model.safetensors")[0]["untied"] is True
 
 
 def test_cli_threshold_steps(files, tmp_path, capsys):

@@ -169,13 +169,16 @@ def rule(check: Callable, default=dataclasses.MISSING, *, factory=dataclasses.MI
                              metadata={"check": partial(check, **options), "help": help})
 
 
-def declared(model, name: str) -> dataclasses.Field:
+def declared(model, name: str, *, default=dataclasses.MISSING) -> dataclasses.Field:
     """The declaration of field ``name`` of the dataclass ``model`` (its check, default and
-    help), for another dataclass that takes the same option: it is declared once, there."""
+    help), for another dataclass that takes the same option: it is declared once, there.
+    ``default`` replaces the model's, where the other dataclass has its own reason."""
     for field in dataclasses.fields(model):
         if field.name == name:
-            return dataclasses.field(default=field.default,
-                                     metadata={**field.metadata, "declared_by": model})
+            own = default is not dataclasses.MISSING
+            return dataclasses.field(default=default if own else field.default,
+                                     metadata={**field.metadata, "declared_by": model,
+                                               "own_default": own})
     raise KeyError(f"{model.__name__} declares no {name}")
 
 

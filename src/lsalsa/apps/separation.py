@@ -86,8 +86,8 @@ def _pixel_limit_off():
         Image.MAX_IMAGE_PIXELS = before
 
 
-def read_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS
-               ) -> np.ndarray:
+def read_image(path: str | os.PathLike,
+               max_pixels: int | None = SeparateFilesSettings.max_pixels) -> np.ndarray:
     """Any image Pillow reads, as grayscale float32 in [0, 1].
 
     8-bit images are divided by 255, 16-bit ones by 65535, float images are taken as they are

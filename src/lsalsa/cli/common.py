@@ -4,24 +4,10 @@ errors, and the exit rule of a run whose training diverged (``.npy`` inputs are 
 
 from __future__ import annotations
 
-import argparse
 import re
 from pathlib import Path
 
-from .. import checks
 from ..errors import InputError, TrainingDiverged
-
-
-def non_negative_int(text: str) -> int:
-    """argparse type of ``--seed``: NumPy's generators refuse a negative seed with a
-    traceback, so it is refused here, with argparse's usage error."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = text  # not an integer: refused below, quoted as typed
-    if not checks.is_integer(value, 0):
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value!r}")
-    return value
 
 
 def check_model_path(path: str) -> str:

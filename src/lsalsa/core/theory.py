@@ -269,7 +269,8 @@ def curvature_report(encoder) -> dict:
     """The learned curvature of an LSALSA encoder against the original problem's, in float64.
 
     With ``H = mu I + A^T A`` (the Hessian of ``L_A`` in ``x``) and, per layer (one entry when
-    ``S`` is tied; layers 2 to T when untied, the first S never acting), ``P = S^{-1} - H``:
+    ``S`` is tied; layers 2 to T when untied and T > 1, the first S never acting; with one
+    layer no S acts and ``P`` stays 0), ``P = S^{-1} - H``:
 
     - ``P_norm2``, ``P_fro`` and their ratios to ``||H||`` (``P_rel2``, ``P_relfro``);
     - ``symmetry_error`` ``||S - S^T||_F / ||S||_F``, ``S_symmetric``; ``S_sym_min_eig``, the

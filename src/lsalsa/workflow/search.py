@@ -141,7 +141,10 @@ def _search_config(grid: SearchGrid, alphas, starts, train_options, seed, proble
             # only away from its default, so earlier searches' records still match
             **({"threshold_lrs": grid.threshold_lrs}
                if grid.threshold_lrs != [DEFAULTS["threshold_lr"]] else {}),
-            "epochs": grid.epochs, **({"untied": True} if grid.untied else {}),
+            "epochs": grid.epochs,
+            # only where a method is untied, so a search of lsalsa-fixed alone ignores it
+            **({"untied": True} if any(untied_layers(m, grid.untied) for m in grid.methods)
+               else {}),
             "train_options": train_options, "seed": seed,
             "selection": "mean per-sample validation RMSE against the optimal codes",
             "learned_start": "the classic algorithm's best (alpha, mu) at the same T",
@@ -158,7 +161,9 @@ def _checked_grid(methods, depths, alphas, mus, lrs, lr_decays, threshold_lrs, e
                          "selected configuration with DDP afterwards")
     if len(list(alphas)) == 0:
         raise InputError("the alphas grid is empty")
-    as_list = {name: list(value) if isinstance(value, list | tuple) else value
+    # any iterable (a range, an array) as a list; a text stays itself, for the check to refuse
+    as_list = {name: value if isinstance(value, str) or not hasattr(value, "__iter__")
+               else list(value)
                for name, value in (("methods", methods), ("depths", depths), ("mus", mus),
                                    ("lrs", lrs), ("lr_decays", lr_decays),
                                    ("threshold_lrs", threshold_lrs))}
@@ -284,11 +289,16 @@ def _finite(value) -> float | None:
 
 def _key(trial: dict) -> str:
     # Rows of searches before the thresholds' step was a knob have no such column: their
-    # step was the default, which the key writes as absent.
+    # step was the default, which the key writes as absent. Numbers as floats: a grid given
+    # as [0] trained the same trial as [0.0].
     step = trial.get("threshold_lr")
-    return json.dumps([*(trial[k] if k != "alpha" else plain_alpha(trial[k])
-                         for k in ("method", "T", "alpha", "mu", "lr", "lr_decay")),
-                       None if step == DEFAULTS["threshold_lr"] else step])
+    return json.dumps([trial["method"], trial["T"], plain_alpha(trial["alpha"]),
+                       *(_float(trial[k]) for k in ("mu", "lr", "lr_decay")),
+                       None if step == DEFAULTS["threshold_lr"] else _float(step)])
+
+
+def _float(value) -> float | None:
+    return None if value is None else float(value)
 
 
 def _open_run(run: Path, config: dict) -> dict[str, dict]:

@@ -7,8 +7,8 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from ... import checks
-from ...checks import rule
-from ...core.problem import DEFAULT_MU
+from ...checks import declared, rule
+from ...core.codes import CodesSettings
 from ...core.training.search import LEARNED_METHODS, alpha_candidates
 from ...errors import InputError
 from ..data import SPECS
@@ -67,8 +67,7 @@ class ExperimentConfig:
                                 metadata={"help": "the optimal codes of every split"})
     alphas: tuple[float, ...] = rule(per_component, None, each=checks.positive_number,
                                      help="the optimal codes' l1 penalties, one per component")
-    mu: float = rule(checks.positive_number, DEFAULT_MU,
-                     help="paper-mode codes, MCA: SALSA's mu")
+    mu: float = declared(CodesSettings, "mu")  # of the paper-mode codes
     depths: tuple[int, ...] = rule(distinct, DEFAULT_DEPTHS, each=checks.positive_int,
                                    help="the depths T: layers of the learned encoders, "
                                         "iterations of the classic ones")

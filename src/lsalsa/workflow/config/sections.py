@@ -19,7 +19,6 @@ from ...checks import declared, rule
 from ...core.codes import CodesSettings
 from ...core.dictionary_settings import DictionarySettings
 from ...core.training.search import ALPHA_FACTORS, LEARNED_METHODS, PAPER_METHODS, SearchGrid
-from ...core.training.settings import DEFAULTS as TRAIN_DEFAULTS
 from ...core.training.settings import MAX_LR, SplitSettings, TrainSettings
 from ...errors import InputError
 from ..data.catalog import PrepareSettings
@@ -195,9 +194,10 @@ class DictionarySection(_Section):
 @dataclass(frozen=True, kw_only=True)
 class CodesSection(_Section):
     PREFIX: ClassVar[str] = "codes."
-    # the codes' options, declared by CodesSettings
+    # the codes' options, declared by CodesSettings; an experiment's codes stop at a 1e-6
+    # relative gap (the library's 1e-7 would cost more on its hundreds of thousands of rows)
     mode: str = declared(CodesSettings, "mode")
-    tol: float = declared(CodesSettings, "tol")
+    tol: float = declared(CodesSettings, "tol", default=1e-6)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -212,7 +212,7 @@ class SearchSection(_Section):
                                      "or one per component")
     mus: tuple[float, ...] = declared(SearchGrid, "mus")
     lrs: tuple[float, ...] | Mapping[str, tuple[float, ...]] = rule(
-        _learning_rates, (TRAIN_DEFAULTS["lr"],),
+        _learning_rates, SearchGrid.lrs,
         help="grid of learning rates, one for every learned method or one per method")
     lr_decays: tuple[float, ...] = declared(SearchGrid, "lr_decays")
     threshold_lrs: tuple[float, ...] = declared(SearchGrid, "threshold_lrs")

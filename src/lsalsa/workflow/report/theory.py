@@ -28,7 +28,7 @@ def spectrum_figure(curvature: dict):
     left, right = fig.subplots(1, 2)
     index = np.arange(1, curvature["N"] + 1)
     left.plot(index, curvature["gram_eigs"], "k-", lw=2, label="A^T A (original)")
-    several = len(curvature["layers"]) > 1
+    several = len(curvature["layers"]) > 1 or bool(curvature.get("untied"))  # name them
     for entry in curvature["layers"]:
         label = f"sym(S^-1) - mu I, layer {entry['layer']}" if several else "sym(S^-1) - mu I"
         left.plot(index, entry["quad_eigs"], "--", lw=1.2, label=label)

@@ -11,7 +11,12 @@ from pathlib import Path
 
 from ...core.encoders import build_encoder
 from ...core.training import DEFAULTS as TRAIN_DEFAULTS
-from ...core.training.search import LEARNED_METHODS, threshold_step, untied_layers
+from ...core.training.search import (
+    LEARNED_METHODS,
+    SearchGrid,
+    threshold_step,
+    untied_layers,
+)
 from ...io import write_json
 from ..config import PSNR_BASELINES, ExperimentConfig
 from ..training import train_in_dir
@@ -22,7 +27,7 @@ from .context import Run
 def lr_grid(config: ExperimentConfig, method: str) -> list[float]:
     """``search.lrs``: one list for every learned method, or one list per method."""
     lrs = config.search.lrs
-    return list(lrs.get(method, [TRAIN_DEFAULTS["lr"]]) if isinstance(lrs, Mapping) else lrs)
+    return list(lrs.get(method, SearchGrid.lrs) if isinstance(lrs, Mapping) else lrs)
 
 
 def train_options(config: ExperimentConfig) -> dict:
