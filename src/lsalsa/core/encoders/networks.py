@@ -218,8 +218,11 @@ class UnrolledEncoder(torch.nn.Module):
         S = self.S.detach().to(torch.float64)
         if self.kind != "lsalsa":
             return W, S
-        return self.mu * torch.linalg.solve(S, W.expand(*S.shape[:-1], W.shape[1])), \
-            S / self.mu
+        # One (N, N) solve per layer: a batched solve on the CPU can hang in MKL with more
+        # than one thread (pytorch/pytorch#141358, #142815), as it did here after training.
+        layers = list(S) if self.untied else [S]
+        W_e = [self.mu * torch.linalg.solve(S_t, W) for S_t in layers]
+        return (torch.stack(W_e) if self.untied else W_e[0]), S / self.mu
 
     # -- files ---------------------------------------------------------------------------
     def config(self) -> dict:
