@@ -182,6 +182,14 @@ def declared(model, name: str, *, default=dataclasses.MISSING) -> dataclasses.Fi
     raise KeyError(f"{model.__name__} declares no {name}")
 
 
+class Settings:
+    """The base of a frozen dataclass of options declared with :func:`rule`: every field is
+    checked (and normalised) when one is made."""
+
+    def __post_init__(self):
+        check_fields(self)
+
+
 def check_fields(instance, prefix: str = "", *, keep: bool = False) -> None:
     """Check (and normalise) every field declared with :func:`rule`; for a frozen dataclass
     too. Field names are reported as ``prefix + name``. With ``keep`` the values are only

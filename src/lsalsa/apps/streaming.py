@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .. import checks
-from ..checks import rule
+from ..checks import Settings, rule
 from ..core._arrays import cast_array, numpy_dtype
 from ..core.encoders import UnrolledEncoder
 from ..core.encoders.settings import EncodeSettings
@@ -62,16 +62,13 @@ def _read_rows(reader, layout: tuple, first: int, count: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class EncodeFileSettings:
+class EncodeFileSettings(Settings):
     """The options of :func:`encode_file`, declared once (``lsalsa encode`` makes its flags
     from them), checked when made."""
 
     chunk_size: int = rule(checks.positive_int, 65536,
                            help="rows read, encoded and written at a time; bounds the memory")
     fused: bool = checks.declared(EncodeSettings, "fused")
-
-    def __post_init__(self):
-        checks.check_fields(self)
 
 
 def encode_file(encoder: UnrolledEncoder, in_path: str | os.PathLike,

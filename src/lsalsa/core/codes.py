@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..checks import (
-    check_fields,
+    Settings,
     non_negative_int,
     number,
     one_of,
@@ -41,7 +41,7 @@ PAPER_ITERATIONS = {"fista": 200, "salsa": 100}
 
 
 @dataclass(frozen=True)
-class CodesSettings:
+class CodesSettings(Settings):
     """The options of :func:`compute_codes`, declared once (``lsalsa codes compute`` makes its
     flags from them, the experiments' codes section shares them), checked when made."""
 
@@ -58,9 +58,6 @@ class CodesSettings:
                                    "refinement iterations")
     mu: float = rule(positive_number, DEFAULT_MU, help="paper mode, MCA: SALSA's mu")
     batch_size: int = rule(positive_int, 1024, help="signals per solver call")
-
-    def __post_init__(self):
-        check_fields(self)
 
 
 def as_dictionaries(dictionaries) -> list[np.ndarray]:
@@ -201,7 +198,7 @@ def compute_codes(signals, dictionaries, alphas, *, mode: str = CodesSettings.mo
 
 
 @dataclass(frozen=True)
-class TuneSettings:
+class TuneSettings(Settings):
     """The options of :func:`tune_alpha`, declared once (``lsalsa codes tune-alpha`` makes its
     flags from them), checked when made."""
 
@@ -212,9 +209,6 @@ class TuneSettings:
     steps: int = rule(positive_int, 12, help="bisection steps in log-alpha")
     tol: float = rule(positive_number, 1e-6,
                       help="the exact codes' bound on each relative duality gap")
-
-    def __post_init__(self):
-        check_fields(self)
 
 
 def tune_alpha(signals, dictionary, target_sparsity: float = TuneSettings.target_sparsity,

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..checks import (
-    check_fields,
+    Settings,
     non_negative_int,
     non_negative_number,
     one_of,
@@ -24,7 +24,7 @@ DEFAULTS = {"alpha": 0.1, "epochs": 10, "batch_size": 256, "lr": 1.0, "lr_decay"
 
 
 @dataclass(frozen=True)
-class DictionarySettings:
+class DictionarySettings(Settings):
     """Dictionary learning's options, checked when made (see
     :func:`lsalsa.core.dictionary.learn_dictionary` for what each does)."""
 
@@ -49,5 +49,3 @@ class DictionarySettings:
                              help="FISTA iterations per batch, warm-started from the last "
                                   "codes of the same signals")
 
-    def __post_init__(self):
-        check_fields(self)

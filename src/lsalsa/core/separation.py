@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import checks
-from ..checks import rule
+from ..checks import Settings, rule
 from ..errors import InputError
 from ..io import check_finite_output
 from ._arrays import numpy_dtype
@@ -27,7 +27,7 @@ from .patches import add_patches, average_overlaps, pad_to_multiple, patch_grid
 
 
 @dataclass(frozen=True)
-class SeparateSettings:
+class SeparateSettings(Settings):
     """The options of :func:`separate_image`, declared once (``lsalsa separate`` makes its
     flags from them), checked when made (the residual's component against the model in
     :func:`separate_image`)."""
@@ -42,9 +42,6 @@ class SeparateSettings:
                                      "is the image minus the others, so detail its dictionary "
                                      "cannot carry stays in it ('none': off)")
     fused: bool = checks.declared(EncodeSettings, "fused")
-
-    def __post_init__(self):
-        checks.check_fields(self)
 
 
 def patch_side(encoder: UnrolledEncoder) -> int:

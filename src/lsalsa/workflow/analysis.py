@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checks import check_fields, non_negative_int, positive_int, rule
+from ..checks import Settings, non_negative_int, positive_int, rule
 from ..core._arrays import as_real
 from ..core.encoders import load_encoder, read_model_header
 from ..core.theory import DEFAULT_SAMPLES, curvature_report, pick_samples, theorem1_check
@@ -26,7 +26,7 @@ from .report.theory import FIGURES, analysis_figures, analysis_markdown, save_fi
 
 
 @dataclass(frozen=True)
-class AnalysisSettings:
+class AnalysisSettings(Settings):
     """The options of :func:`analyze`, declared once (``lsalsa analyze`` makes its flags from
     them), checked when made."""
 
@@ -34,9 +34,6 @@ class AnalysisSettings:
                                  help="signals used for the Theorem 1 check, drawn without "
                                       "replacement ('none': all)")
     seed: int = rule(non_negative_int, 0, help="seed of the draw of the signals")
-
-    def __post_init__(self):
-        check_fields(self)
 
 
 def analyze(model_path: str | os.PathLike, signals, out_dir: str | os.PathLike, *,

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...checks import check_fields, flag, one_of, positive_int, rule
+from ...checks import Settings, flag, one_of, positive_int, rule
 
 # The encoders there are (a model file of another kind is refused).
 KINDS = ("lista", "lsalsa")
 
 
 @dataclass(frozen=True)
-class EncoderSettings:
+class EncoderSettings(Settings):
     """How an encoder is built (:func:`~lsalsa.core.encoders.networks.build_encoder`),
     checked when made; its ``mu`` is LSALSA's own (:func:`~lsalsa.core.problem.check_mu`)."""
 
@@ -24,12 +24,9 @@ class EncoderSettings:
                                   help="learned per-coordinate thresholds (the paper's are "
                                        "fixed)")
 
-    def __post_init__(self):
-        check_fields(self)
-
 
 @dataclass(frozen=True)
-class EncodeSettings:
+class EncodeSettings(Settings):
     """How a batch of signals is encoded, checked when made."""
 
     batch_size: int = rule(positive_int, 65536,
@@ -38,5 +35,3 @@ class EncodeSettings:
                        help="fuse each layer's elementwise work with torch.compile (the first "
                             "batch compiles, seconds to a minute; worth it for many signals)")
 
-    def __post_init__(self):
-        check_fields(self)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from ... import checks
-from ...checks import rule
+from ...checks import Settings, rule
 from ...errors import InputError
 from .._arrays import as_signals, check_same_kind, to_output
 from ..operators import inference_dtype
@@ -22,7 +22,7 @@ __all__ = ["METHODS", "SolveResult", "SolveSettings", "solve"]
 
 
 @dataclass(frozen=True)
-class SolveSettings:
+class SolveSettings(Settings):
     """The options of :func:`solve`, declared once (``lsalsa solve`` makes its flags from
     them), checked when made; ``dtype``, which depends on the signals, is checked by
     :func:`~lsalsa.core.operators.inference_dtype`."""
@@ -42,9 +42,6 @@ class SolveSettings:
                        help="SALSA: the sparse iterate u or the splitting step's x")
     backend: str = rule(checks.one_of, "auto", choices=("auto", "spams", "own"),
                         help="exact: SPAMS where installed (auto), or the package's own")
-
-    def __post_init__(self):
-        checks.check_fields(self)
 
 
 def solve(Y, dictionaries, alphas, method: str = SolveSettings.method,

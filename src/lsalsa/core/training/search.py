@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from ...checks import (
-    check_fields,
+    Settings,
     flag,
     non_empty_list,
     non_negative_number,
@@ -109,7 +109,7 @@ COLUMNS = ("method", "T", "alpha", "mu", "lr", "lr_decay", "threshold_lr", "val_
 
 
 @dataclass(frozen=True)
-class SearchGrid:
+class SearchGrid(Settings):
     """The grid of the search per depth (:func:`lsalsa.workflow.search.search`), declared
     once: ``lsalsa search`` makes its flags from it and the experiments' search section
     shares it. Checked when made; the alphas, one number or one per dictionary, are the
@@ -136,9 +136,6 @@ class SearchGrid:
     untied: bool = rule(flag, False,
                         help="one S per layer for every learned method but lsalsa-fixed, the "
                              "paper's tied model")
-
-    def __post_init__(self):
-        check_fields(self)
 
 
 @dataclass

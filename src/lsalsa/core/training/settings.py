@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ...checks import (
+    Settings,
     check_fields,
     flag,
     integer,
@@ -60,7 +61,7 @@ def check_lr(value, name: str = "lr") -> float:
 
 
 @dataclass(frozen=True)
-class SplitSettings:
+class SplitSettings(Settings):
     """How the training data a command or an experiment reads is split, declared once: the
     validation pairs held out (when none are given) and the training pairs kept
     (:mod:`lsalsa.workflow.training_data`), checked when made."""
@@ -71,9 +72,6 @@ class SplitSettings:
     max_train: int | None = rule(positive_int, None, none=True,
                                  help="train on a seeded subset of this many training pairs "
                                       "('none': all)")
-
-    def __post_init__(self):
-        check_fields(self)
 
 
 @dataclass(frozen=True)

@@ -87,7 +87,7 @@ def get_spec(name: str) -> Spec:
 # prepare / available
 
 @dataclass(frozen=True)
-class PrepareSettings:
+class PrepareSettings(checks.Settings):
     """The options of :func:`prepare`, declared once (``lsalsa data prepare`` makes its flags
     from them, the experiments' prepare section shares them), checked when made."""
 
@@ -100,9 +100,6 @@ class PrepareSettings:
         checks.positive_int, None, none=True,
         help="step of the natural patch grid, at most the patch side ('none': the data "
              "set's own)")
-
-    def __post_init__(self):
-        checks.check_fields(self)
 
 
 def prepare(name: str, root=None, data_dir=None, seed: int = PrepareSettings.seed,
