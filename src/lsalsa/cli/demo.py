@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from ..workflow.config import ExperimentConfig
 from .common import check_training
+from .options import add_option_flags
+
+# Each scale's folder: a run directory holds one configuration.
+OUT = {"full": "runs/demo", "small": "runs/demo-quick", "converged": "runs/demo-converged"}
 
 
 def register(subparsers) -> None:
@@ -12,8 +17,13 @@ def register(subparsers) -> None:
                     "codes, train LSALSA and separate held-out mixtures (a small config of "
                     "`lsalsa experiment run`); a rerun reuses the finished steps.")
     parser.add_argument("--out", default=None,
-                        help="output folder (default runs/demo, with --quick runs/demo-quick)")
-    parser.add_argument("--quick", action="store_true", help="a reduced run (about a minute)")
+                        help="output folder (default: "
+                             + ", ".join(f"{path} at {scale}" for scale, path in OUT.items())
+                             + ")")
+    add_option_flags(parser, ExperimentConfig, ("scale",))
+    quick = parser.add_argument("--quick", dest="scale", action="store_const", const="small",
+                                help="a reduced run of about a minute: --scale small")
+    quick.declared_by = ExperimentConfig  # a name for one value of the declared option
     parser.add_argument("--data-dir", default=None,
                         help="folder with canonical raw data (else LSALSA_DATA, the cache and "
                              "the offline stand-ins)")
@@ -24,8 +34,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from ..apps.demo import run_demo
 
-    # One folder per scale, as `experiment run` does: a run directory holds one configuration.
-    out = args.out or ("runs/demo-quick" if args.quick else "runs/demo")
-    run_demo(out, quick=args.quick, data_dir=args.data_dir, quiet=args.quiet)
+    out = args.out or OUT[args.scale]
+    run_demo(out, scale=args.scale, data_dir=args.data_dir, quiet=args.quiet)
     check_training(out)
     return 0

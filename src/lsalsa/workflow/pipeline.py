@@ -39,7 +39,7 @@ def run_experiment(config, run_dir, *, scale: str = "full", data_dir=None,
     config : a shipped configuration name (``lsalsa experiment list``), a JSON path, or a
         loaded :class:`~lsalsa.workflow.config.ExperimentConfig` (then ``scale`` is its own).
     run_dir : the run directory (created; a rerun reuses finished steps).
-    scale : "small" or "full" (the configuration's ``scales`` overrides).
+    scale : one of ``SCALES`` (the configuration's ``scales`` overrides).
     data_dir : folder with canonical raw data (passed to :func:`lsalsa.workflow.data.prepare`).
     progress : tqdm bars on a terminal.
     log : callable taking one line of progress text (default: print to stderr).

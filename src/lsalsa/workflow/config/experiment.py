@@ -86,7 +86,8 @@ class ExperimentConfig:
     targets: tuple[Target, ...] = field(default=(), metadata={
         "help": "the paper's claims, checked on the results (met or missed in the report)"})
     scale: str = rule(checks.one_of, "full", choices=SCALES,
-                      help="small: minutes on a CPU; full: the paper's sizes, for a GPU")
+                      help="small: minutes on a CPU; full: the paper's sizes, for a GPU; "
+                           "converged: trained until held-out validation stops improving")
     origin: str = rule(checks.text, "", empty=True,
                        help="where the JSON came from (set by load_experiment)")
 

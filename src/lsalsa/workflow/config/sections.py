@@ -23,7 +23,10 @@ from ...core.training.settings import MAX_LR, SplitSettings, TrainSettings
 from ...errors import InputError
 from ..data.catalog import PrepareSettings
 
-SCALES = ("small", "full")
+# small: minutes on a CPU; full: the paper's sizes (the base config); converged: trained until
+# held-out validation stops improving. A config need not define full; any other scale it runs
+# at, it must.
+SCALES = ("small", "full", "converged")
 DEFAULT_DEPTHS = (1, 2, 5, 10, 20, 50, 100)
 DEVICES = ("auto", "cpu", "cuda")
 # The MCA separation baselines, by a target's ``baseline``: SALSA at the mu of best validation

@@ -100,7 +100,8 @@ def _introduction(run_dir: Path, results: dict) -> list:
     if list(results["depths"]) != list(DEFAULT_DEPTHS):
         b.append(("p", f"Depths: T in {{{', '.join(map(str, results['depths']))}}}, a subset "
                        f"of the paper's {{{', '.join(map(str, DEFAULT_DEPTHS))}}}"
-                       + (" (small scale)." if results["scale"] == "small" else ".")))
+                       + (f" ({results['scale']} scale)." if results["scale"] != "full"
+                          else ".")))
     where, caveat = _grid_text(results)
     b.append(("p", f"FISTA and SALSA are evaluated at {where}, each T with the (alpha, mu) "
                    "that gives the lowest validation RMSE over the same alpha grid the learned "
