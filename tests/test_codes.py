@@ -364,7 +364,23 @@ def test_save_codes_overwrites_only_a_code_set(tmp_path, sc, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plain", "set"]
 
 
-@pytest.mark.parametrize("grid", [",", " ", "0.1,x"])
+def test_cli_codes_compute_of_chosen_splits(tmp_path, capsys):
+    """CodeSetSettings.splits: the splits named (a usage error for an unknown one), and one
+    the data set lacks named as the flag, before anything is computed or written."""
+    data = make_prepared(tmp_path, kind="sc", P=(40, 20))
+    A, _ = planted(seed=0)
+    np.save(tmp_path / "d.npy", A.astype(np.float32))
+    common = ["codes", "compute", "--data", str(data), "--dict", str(tmp_path / "d.npy"),
+              "--alpha", "0.1", "--quiet"]
+    assert main([*common, "--splits", "val", "--out", str(tmp_path / "v")]) == 2
+    assert "--splits: " in capsys.readouterr().err and not (tmp_path / "v").exists()
+    assert main([*common, "--splits", "every", "--out", str(tmp_path / "v")]) == 2
+    assert "argument --splits: invalid choice: 'every'" in capsys.readouterr().err
+    assert main([*common, "--splits", "test", "--out", str(tmp_path / "t")]) == 0
+    assert load_codes(tmp_path / "t").splits == ["test"]
+
+
+@pytest.mark.parametrize("grid", [",", " ", "0.1,x", "-1"])
 def test_cli_tune_alpha_refuses_a_grid_without_numbers(tmp_path, capsys, grid):
     # "," used to reach max() of an empty curve: a ValueError traceback.
     data = make_prepared(tmp_path, kind="sc", P=(40, 20))
@@ -373,10 +389,12 @@ def test_cli_tune_alpha_refuses_a_grid_without_numbers(tmp_path, capsys, grid):
     assert main(["codes", "tune-alpha", "--data", str(data), "--dict", str(tmp_path / "d.npy"),
                  f"--grid={grid}", "--samples", "20"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err == f"lsalsa: error: --grid must be comma-separated numbers, got {grid!r}"
+    assert err.startswith("lsalsa codes tune-alpha: error: argument --grid: expected a "
+                          "positive number, got ") and "\n" not in err
     A, Y = planted(seed=0, P=20)
-    with pytest.raises(InputError, match="empty grid"):
-        tune_alpha(Y, A, 0.9, alphas=[], n_samples=20)
+    for grid in ([], [0.1, 0.0], np.array([])):
+        with pytest.raises(InputError, match=r"^alphas must be a"):
+            tune_alpha(Y, A, 0.9, alphas=grid, n_samples=20)
 
 
 @pytest.mark.parametrize("flags,reason", [

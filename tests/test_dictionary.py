@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from _numerics import gamma, unit_roundoff
-from lsalsa import InputError, objective, solve
+from lsalsa import InputError, checks, objective, solve
 from lsalsa.cli import main
 from lsalsa.core.dictionary import _LipschitzTracker, learn_dictionary, normalize_columns
 from lsalsa.workflow.checkpoint import read_checkpoint, write_checkpoint
@@ -297,6 +297,36 @@ def test_cli_learn_refuses_a_device_other_than_cpu_or_cuda(tmp_path, capsys):
     assert not (tmp_path / "d.npy").exists()
 
 
+def test_training_signals_are_the_pipelines_rows(tmp_path, capsys):
+    """PreparedDataset.training_signals: the component (MCA) or the signals (SC), all or a
+    seeded sorted subset drawn by one rule for lsalsa dictionary learn and the experiments;
+    the CLI's errors name its flags."""
+    from lsalsa.core._arrays import sorted_subset
+    from lsalsa.workflow.data import load_prepared
+
+    data = load_prepared(make_prepared(tmp_path, kind="mca"))
+    train = data.split("train")
+    key, every = data.training_signals(1)
+    assert key == "component1" and np.array_equal(every, train["component1"])
+    key, some = data.training_signals(0, max_signals=7, seed=3)
+    rows = sorted_subset(len(train["component0"]), 7, np.random.default_rng([3, 21, 0]))
+    assert key == "component0" and np.array_equal(some, train["component0"][rows])
+    for component, message in ((None, "give `component` 0 or 1"), (2, "give `component`"),
+                               (-1, "component must be an integer >= 0")):
+        with pytest.raises(InputError, match=message):
+            data.training_signals(component)
+    with pytest.raises(InputError, match="max_signals must be an integer >= 1"):
+        data.training_signals(0, max_signals=0)
+    assert main(["dictionary", "learn", "--data", str(data.path), "--component", "2",
+                 "--alpha", "0.1", "--out", str(tmp_path / "d.npy")]) == 2
+    assert "give --component 0 or 1" in capsys.readouterr().err
+    assert main(["dictionary", "learn", "--data", str(data.path), "--component", "0",
+                 "--max-signals", "7", "--seed", "3", "--atoms", "4", "--alpha", "0.1",
+                 "--epochs", "1", "--out", str(tmp_path / "d.npy"), "--quiet"]) == 0
+    sidecar = json.loads((tmp_path / "d.json").read_text())
+    assert sidecar["data"]["max_signals"] == 7
+
+
 def test_cli_component_on_sc_data_is_refused(tmp_path, capsys):
     data = make_prepared(tmp_path, kind="sc")
     assert main(["dictionary", "learn", "--data", str(data), "--component", "1", "--alpha",
@@ -311,8 +341,21 @@ def test_show_refuses_sizes_below_one(shape, tmp_path, capsys):
     assert main(["dictionary", "show", str(tmp_path / "A.npy"), "--out", str(out),
                  f"--patch-shape={shape}"]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("lsalsa: error:") and "\n" not in err and "sizes >= 1" in err
+    assert err.startswith("lsalsa dictionary show: error: argument --patch-shape: expected "
+                          "rows x cols, two integers >= 1") and "\n" not in err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("value, shape", [((3, 4), (3, 4)), ("3x4", (3, 4)), ("3X4", (3, 4)),
+                                          ([2, 8], (2, 8))])
+def test_an_image_shape_is_two_sizes(value, shape):
+    assert checks.image_shape(value, "patch_shape") == shape
+
+
+@pytest.mark.parametrize("value", ["3", "3x", "0x4", "ax4", [4, True], (1, 2, 3), 12, None])
+def test_an_image_shape_refuses_anything_else(value):
+    with pytest.raises(InputError, match=r"^patch_shape must be rows x cols"):
+        checks.image_shape(value, "patch_shape")
 
 
 @pytest.mark.parametrize("dtype", ["complex128", "<U3"])

@@ -17,7 +17,6 @@ from lsalsa.cli import main
 from lsalsa.core import metrics
 from lsalsa.errors import InputError
 from lsalsa.workflow.config import (
-    SCALES,
     TARGET_KINDS,
     alpha_grid,
     dense_depths,
@@ -49,7 +48,7 @@ def test_shipped_configs_load_at_both_scales():
     assert {"fashion-mnist", "asirra", "mca-mnist-asirra", "natural-16",
             "mca-mnist-natural"} <= set(names)
     for name in names:
-        small, full = (load_config(name, s) for s in SCALES)
+        small, full = (load_config(name, s) for s in ("small", "full"))
         assert full["depths"] == [1, 2, 5, 10, 20, 50, 100]
         assert set(small["depths"]) <= set(full["depths"])
         assert small["scale"] == "small" and "scales" not in small

@@ -725,6 +725,24 @@ def test_search_validates(data):
     with pytest.raises(InputError, match="depth"):
         search(None, None, data["Yv"], data["Xv"], data["A"], depths=[0], alphas=[0.1],
                methods=["fista"])
+    # the alpha grid (SearchGrid.alphas): numbers >= 0, each one or one per dictionary
+    for alphas, message in (([], r"^alphas must be a non-empty list"),
+                            ([-0.1], r"^alphas must be a number >= 0"),
+                            (["0.1:x"], r"^alphas must be a number >= 0, or one per dictionary"),
+                            ([[0.1, 0.2, 0.3]], r"^alpha \[0.1, 0.2, 0.3\] has 3 values for 1 "
+                                                r"dictionaries")):
+        with pytest.raises(InputError, match=message):
+            search(None, None, data["Yv"], data["Xv"], data["A"], depths=[1], alphas=alphas,
+                   methods=["fista"])
+
+
+@pytest.mark.parametrize("value, parsed", [(0.1, 0.1), ("0.1", 0.1), ("0.1:0.2", [0.1, 0.2]),
+                                           ([0.1, 0.2], [0.1, 0.2]), (np.array([1, 2]),
+                                                                      [1.0, 2.0])])
+def test_a_grid_alpha_is_one_number_or_one_per_dictionary(value, parsed):
+    from lsalsa.core.training.search import grid_alpha
+
+    assert grid_alpha(value, "alphas") == parsed
 
 
 # -- CLI ----------------------------------------------------------------------------------------
@@ -889,6 +907,24 @@ def test_cli_search(files, tmp_path, capsys):
     assert read_model_header(tmp_path / "t" / "model.safetensors")[0]["untied"] is True
 
 
+@pytest.mark.parametrize("flags, message", [
+    (["search", "--depths", "1", "--alphas", "0.1:x"],
+     "argument --alphas: expected a number >= 0, or one per dictionary (a1:a2), got '0.1:x'"),
+    (["search", "--depths", "1"], "the following arguments are required: --alphas"),
+    (["train", "--depth", "1", "--mu", "auto"],
+     "argument --mu: expected a positive number or 'none', got 'auto'"),
+    (["train", "--depth", "1", "--mu", "0"],
+     "argument --mu: expected a positive number or 'none', got 0.0"),
+])
+def test_cli_start_and_grid_options_are_checked_as_read(files, tmp_path, capsys, flags,
+                                                         message):
+    """StartSettings.mu and SearchGrid.alphas: usage errors naming the flag, nothing written."""
+    assert main([*flags, "--signals", str(files["signals"]), "--targets", str(files["codes"]),
+                 "--dict", str(files["dict"]), "--run-dir", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err and not (tmp_path / "r").exists()
+
+
 def test_cli_threshold_steps(files, tmp_path, capsys):
     """--threshold-lr reaches the training (and its config); --threshold-lrs the search's
     grid; a step for fixed thresholds is refused in one line."""
@@ -898,7 +934,7 @@ def test_cli_threshold_steps(files, tmp_path, capsys):
                  "1", "--threshold-lr", "0.25", "--run-dir", str(tmp_path / "t")]) == 0
     config = json.loads((tmp_path / "t" / "config.json").read_text())
     assert config["training"]["threshold_lr"] == 0.25
-    assert main(["train", *common, "--alpha", "0.2", "--depth", "2", "--thresholds", "fixed",
+    assert main(["train", *common, "--alpha", "0.2", "--depth", "2", "--fixed-thresholds",
                  "--threshold-lr", "0.25", "--run-dir", str(tmp_path / "f")]) == 2
     err = capsys.readouterr().err.strip()
     assert "--threshold-lr" in err and "\n" not in err and not (tmp_path / "f").exists()

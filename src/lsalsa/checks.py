@@ -117,6 +117,21 @@ def text(value, name: str, *, empty: bool = False, none: bool = False) -> str | 
     return value
 
 
+def image_shape(value, name: str, *, none: bool = False) -> tuple[int, int] | None:
+    """An image's (rows, cols), each >= 1: a pair, or text such as ``"10x12"``."""
+    if value is None and none:
+        return None
+    pair = value.lower().split("x") if isinstance(value, str) else value
+    try:
+        rows, cols = (int(v) if isinstance(v, str) else v for v in pair)
+    except (TypeError, ValueError):
+        rows = cols = None
+    if not (is_integer(rows, 1) and is_integer(cols, 1)):
+        raise InputError(f"{name} must be rows x cols, two integers >= 1 such as 10x10, "
+                         f"got {value!r}")
+    return (int(rows), int(cols))
+
+
 def flag(value, name: str) -> bool:
     """True or false (a NumPy bool too); never a number or a text."""
     if not isinstance(value, bool | np.bool_):

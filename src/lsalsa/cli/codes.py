@@ -8,6 +8,9 @@ from ..core._arrays import as_real, resolve_device
 from ..core.codes import CodesSettings, TuneSettings
 from ..errors import InputError
 from ..io import check_output_path, read_array
+from ..workflow.code_sets import CodeSetSettings
+from ..workflow.data.prepared import TrainingSignalsSettings
+from .common import with_flags
 from .options import add_option_flags, option_names
 
 
@@ -34,8 +37,7 @@ def register(subparsers) -> None:
     compute.add_argument("--alpha", dest="alphas", action="append", type=float, required=True,
                          help="l1 penalty; one, or one per --dict")
     add_option_flags(compute, CodesSettings, option_names(CodesSettings))
-    compute.add_argument("--splits", default=None,
-                         help="comma-separated splits (default every split present)")
+    add_option_flags(compute, CodeSetSettings, ("splits",), lists="nargs")
     compute.add_argument("--device", default=None, help="paper mode: torch device")
     compute.add_argument("--overwrite", action="store_true",
                          help="replace an existing OUT (only ever a code set)")
@@ -50,12 +52,11 @@ def register(subparsers) -> None:
                     "and print the curve searched.")
     tune.add_argument("--data", required=True, metavar="PREPARED")
     tune.add_argument("--root", default=None, metavar="DIR")
-    tune.add_argument("--component", type=int, default=None, choices=(0, 1),
-                      help="MCA: tune on clean component 0 or 1")
+    add_option_flags(tune, TrainingSignalsSettings, ("component",))
     tune.add_argument("--dict", dest="dictionary", required=True, metavar="A.npy")
-    add_option_flags(tune, TuneSettings, ("target_sparsity", "n_samples", "seed"),
-                     flags={"target_sparsity": "--target", "n_samples": "--samples"})
-    tune.add_argument("--grid", default=None, help="comma-separated alphas to try instead")
+    add_option_flags(tune, TuneSettings, ("target_sparsity", "n_samples", "seed", "alphas"),
+                     flags={"target_sparsity": "--target", "n_samples": "--samples",
+                            "alphas": "--grid"}, lists="nargs")
     tune.set_defaults(func=run_tune)
 
 
@@ -64,34 +65,31 @@ def run_compute(args) -> int:
 
     from ..workflow.code_sets import check_codes_output, compute_split_codes, save_codes
     from ..workflow.data import load_prepared
-    from ..workflow.data.prepared import SPLITS
     from ..workflow.progress import Progress
 
     data = load_prepared(args.data, root=args.root)
     # Checked before the (long) computation; save_codes checks again before it writes.
     out = check_output_path(args.out, [data.path, *args.dictionaries], folder=True)
     check_codes_output(out, args.overwrite, "--overwrite")
-    splits = data.splits if args.splits is None else tuple(
-        s.strip() for s in args.splits.split(",") if s.strip())
-    for split in splits:
-        if split not in SPLITS or split not in data.splits:
-            raise InputError(f"{data.path} has no split {split!r} (has {', '.join(data.splits)})")
-    if not splits:
+    if not data.splits:
         raise InputError(f"{data.path} has no splits to encode")
     device = None if args.device is None else resolve_device(args.device)
     dictionaries = [as_real(read_array(p, "dictionary"), np.float32, f"dictionary {p}")
                     for p in args.dictionaries]
-    codes, stats = compute_split_codes(
-        data, splits, dictionaries, args.alphas, mode=args.mode, tol=args.tol,
-        batch_size=args.batch_size, progress=Progress("lsalsa codes", quiet=args.quiet),
-        device=device, mu=args.mu, n_iter=args.n_iter)
+    try:
+        codes, stats = compute_split_codes(
+            data, args.splits, dictionaries, args.alphas, mode=args.mode, tol=args.tol,
+            batch_size=args.batch_size, progress=Progress("lsalsa codes", quiet=args.quiet),
+            device=device, mu=args.mu, n_iter=args.n_iter)
+    except InputError as exc:
+        raise with_flags(exc, {"splits": "--splits"}) from exc
     save_codes(out, codes, dictionaries, args.alphas, stats=stats, overwrite=args.overwrite,
                data={"path": str(data.path), "name": data.name, "key": "signals",
                      "seed": data.meta.get("seed"), "stand_in": data.meta.get("stand_in"),
                      "label": data.meta.get("label")},
                seed=data.meta.get("seed"),
                extra={"dictionary_files": [str(Path(p).resolve()) for p in args.dictionaries]})
-    for split in splits:
+    for split in codes:
         gap = stats[split]["gap"]
         print(f"{split}: {codes[split].shape[0]} codes, {stats[split]['solver']}, relative "
               f"duality gap median {gap['relative_median']:.3g}, max {gap['relative_max']:.3g}")
@@ -101,20 +99,12 @@ def run_compute(args) -> int:
 
 def run_tune(args) -> int:
     from ..core.codes import tune_alpha
-    from .dictionary import _training_signals
+    from .dictionary import training_signals
 
-    _, key, signals = _training_signals(args)
+    _, key, signals = training_signals(args)
     A = read_array(args.dictionary, "dictionary")
-    grid = None
-    if args.grid is not None:
-        try:
-            grid = [float(v) for v in args.grid.split(",") if v.strip()]
-        except ValueError:
-            grid = []
-        if not grid:
-            raise InputError(f"--grid must be comma-separated numbers, got {args.grid!r}")
-    alpha, curve = tune_alpha(signals, A, args.target_sparsity, grid, n_samples=args.n_samples,
-                              seed=args.seed)
+    alpha, curve = tune_alpha(signals, A, args.target_sparsity, args.alphas,
+                              n_samples=args.n_samples, seed=args.seed)
     print("alpha        sparsity  rel_error  nonzeros")
     for row in curve:
         print(f"{row['alpha']:<12.6g} {row['sparsity']:<9.4f} {row['relative_error']:<10.4f} "

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from .. import checks
-from ..core._arrays import resolve_device, sorted_subset
+from ..core._arrays import resolve_device
 from ..core.dictionary_settings import DictionarySettings
 from ..errors import InputError
 from ..io import check_output_path, read_array, read_json_object, remove_stale_temporaries
+from ..workflow.data.prepared import TrainingSignalsSettings
+from ..workflow.report.atoms import AtomsSettings
+from .common import with_flags
 from .options import add_option_flags, option_names
 
 # The options of learn_dictionary that lsalsa dictionary learn takes as flags: every one
@@ -35,12 +36,9 @@ def register(subparsers) -> None:
                        help="prepared data set: a folder or a name under --root")
     learn.add_argument("--root", default=None, metavar="DIR",
                        help="folder of prepared data sets (default <cache>/prepared)")
-    learn.add_argument("--component", type=int, default=None, choices=(0, 1),
-                       help="MCA: learn on clean component 0 or 1 instead of the mixtures")
+    add_option_flags(learn, TrainingSignalsSettings, ("component", "max_signals"))
     add_option_flags(learn, DictionarySettings, DICTIONARY_OPTIONS, flags={"n_atoms": "--atoms"},
                      required=("alpha",))
-    learn.add_argument("--limit", type=int, default=None, metavar="P",
-                       help="use a seeded random subset of P training signals")
     learn.add_argument("--checkpoint-dir", default=None, metavar="DIR",
                        help="write a checkpoint after every epoch; resume from it when present")
     learn.add_argument("--device", default=None, help="torch device (default cpu)")
@@ -53,30 +51,20 @@ def register(subparsers) -> None:
                                       "image in a grid.")
     show.add_argument("dictionary", help="dictionary .npy (M, N)")
     show.add_argument("--out", required=True, help="output .png")
-    show.add_argument("--patch-shape", default=None, metavar="HxW",
-                      help="atom image shape (default: from the sidecar JSON, else square)")
-    show.add_argument("--title", default=None)
+    add_option_flags(show, AtomsSettings, ("patch_shape", "title"))
     show.set_defaults(func=run_show)
 
 
-def _training_signals(args):
+def training_signals(args, max_signals: int | None = None):
+    """The prepared data set of ``--data`` and its training signals chosen by the flags."""
     from ..workflow.data import load_prepared
 
     data = load_prepared(args.data, root=args.root)
-    arrays = data.split("train")
-    kind = data.meta.get("kind")
-    if kind == "mca":
-        if args.component is None:
-            raise InputError(f"{data.name} is an MCA data set: give --component 0 or 1 "
-                             "(one dictionary per clean component, paper Eq. 8)")
-        key = f"component{args.component}"
-    else:
-        if args.component is not None:
-            raise InputError(f"--component applies to MCA data sets; {data.name} is {kind}")
-        key = "signals"
-    if key not in arrays:
-        raise InputError(f"{data.path} has no train {key}")
-    return data, key, arrays[key]
+    try:
+        key, signals = data.training_signals(args.component, max_signals, args.seed)
+    except InputError as exc:
+        raise with_flags(exc, {"component": "--component"}) from exc
+    return data, key, signals
 
 
 def run_learn(args) -> int:
@@ -85,7 +73,7 @@ def run_learn(args) -> int:
 
     if Path(args.out).suffix != ".npy":
         raise InputError(f"output {args.out} must end in .npy")
-    data, key, signals = _training_signals(args)
+    data, key, signals = training_signals(args, args.max_signals)
     # Neither the dictionary nor its sidecar may replace a file of the data set (meta.json,
     # the signals) or of the checkpoint it resumes from.
     inputs = [*data.path.iterdir()]
@@ -94,12 +82,6 @@ def run_learn(args) -> int:
     out = check_output_path(args.out, inputs)
     check_output_path(out.with_suffix(".json"), inputs)
     remove_stale_temporaries(out.parent)  # what killed runs left behind
-    if args.limit is not None:
-        checks.positive_int(args.limit, "--limit")
-        if args.limit < signals.shape[0]:
-            picks = sorted_subset(signals.shape[0], args.limit,
-                                  np.random.default_rng([args.seed, 4]))
-            signals = np.asarray(signals[picks])
     result = learn_with_checkpoints(
         signals, **{name: getattr(args, name) for name in DICTIONARY_OPTIONS},
         checkpoint_dir=args.checkpoint_dir,
@@ -108,7 +90,7 @@ def run_learn(args) -> int:
     sidecar = save_dictionary(out, result, extra={
         "data": {"path": str(data.path), "name": data.name, "key": key, "split": "train",
                  "stand_in": data.meta.get("stand_in"), "label": data.meta.get("label"),
-                 "limit": args.limit},
+                 "max_signals": args.max_signals},
         "patch_shape": data.meta.get("patch_shape")})
     state = "converged" if result.converged else "stopped at --epochs"
     print(f"wrote {out} ({result.dictionary.shape[0]} x {result.dictionary.shape[1]}, "
@@ -116,13 +98,10 @@ def run_learn(args) -> int:
     return 0
 
 
-def _patch_shape(text: str | None, dictionary_path: Path):
-    if text is not None:
-        try:
-            h, w = (int(v) for v in text.lower().split("x"))
-        except ValueError:
-            raise InputError(f"--patch-shape must look like 10x10, got {text!r}") from None
-        return (h, w)
+def _patch_shape(shape: tuple[int, int] | None, dictionary_path: Path):
+    """``--patch-shape`` as given, else the dictionary's sidecar's, else None (square)."""
+    if shape is not None:
+        return shape
     sidecar = dictionary_path.with_suffix(".json")
     if not sidecar.is_file():
         return None
@@ -135,8 +114,7 @@ def _patch_shape(text: str | None, dictionary_path: Path):
     shape = meta.get("patch_shape")
     if shape is None:
         return None
-    if not (isinstance(shape, list) and len(shape) == 2
-            and all(checks.is_integer(v, 1) for v in shape)):
+    if not isinstance(shape, list) or checks.fault(checks.image_shape, shape, "patch_shape"):
         raise InputError(f"the sidecar {sidecar} has patch_shape {shape!r}, not two integers "
                          ">= 1; give --patch-shape HxW")
     return tuple(shape)

@@ -83,7 +83,13 @@ def _argument(field: dataclasses.Field, flag: str, lists: str) -> dict:
             "metavar": metavar, "help": help_text}
 
 
+# Checks that read a value from text themselves.
+TEXT_CHECKS = (checks.text, checks.image_shape)
+
+
 def _number_type(check: Callable) -> type:
+    if check in TEXT_CHECKS:
+        return str
     return int if check in checks.INTEGER_CHECKS else float  # every other number: a float
 
 

@@ -30,7 +30,7 @@ import torch
 from ..core.encoders import build_encoder
 from ..core.encoders.settings import EncoderSettings
 from ..core.training import DEFAULTS as TRAIN_DEFAULTS
-from ..core.training.search import LEARNED_METHODS, MUS, SearchGrid
+from ..core.training.search import LEARNED_METHODS, SearchGrid, StartSettings
 from ..core.training.settings import SplitSettings, TrainSettings
 from ..errors import InputError, TrainingDiverged
 from .common import with_flags
@@ -64,17 +64,12 @@ def _register_train(subparsers) -> None:
     _data_arguments(train_parser)
     add_option_flags(train_parser, EncoderSettings, ("kind", "depth"), flags={"kind": "--model"},
                      required=("depth",))
-    train_parser.add_argument("--mu", default="auto",
-                              help="LSALSA's mu, or 'auto' (default): the best of "
-                                   f"{', '.join(f'{m:g}' for m in MUS)} for SALSA at T "
-                                   "iterations on the validation data")
+    add_option_flags(train_parser, StartSettings, ("mu",))
     train_parser.add_argument("--alpha", dest="alphas", action="append", type=float,
                               help="encoder alpha; one, or one per dictionary (default: the "
-                                   "best multiple of the codes' alphas, like --mu auto)")
-    add_option_flags(train_parser, EncoderSettings, ("untied",))
-    train_parser.add_argument("--thresholds", choices=("learned", "fixed"), default="learned",
-                              help="learned per-coordinate thresholds (default) or fixed "
-                                   "alpha/mu, alpha/L (the paper's LSALSA)")
+                                   "best multiple of the codes' alphas, like --mu none)")
+    add_option_flags(train_parser, EncoderSettings, ("untied", "learn_thresholds"),
+                     flags={"learn_thresholds": "--fixed-thresholds"})
     add_option_flags(train_parser, TrainSettings, TRAIN_OPTIONS, flags=TRAIN_FLAGS)
     train_parser.add_argument("--resume", action="store_true",
                               help="continue the run in --run-dir from its last checkpoint")
@@ -92,11 +87,9 @@ def _register_search(subparsers) -> None:
     _data_arguments(search_parser)
     add_option_flags(search_parser, SearchGrid, ("methods", "depths"), required=("depths",),
                      lists="nargs")
-    search_parser.add_argument("--alphas", nargs="+", required=True, metavar="ALPHA",
-                               help="alpha grid; for several dictionaries write a1:a2")
     add_option_flags(search_parser, SearchGrid, option_names(SearchGrid,
                                                              but=("methods", "depths")),
-                     lists="nargs")
+                     required=("alphas",), lists="nargs")
     add_option_flags(search_parser, TrainSettings, ["optimizer"])
     search_parser.set_defaults(func=run_search)
 
@@ -155,26 +148,26 @@ def run_train(args) -> int:
     from ..workflow.search import encoder_start
     from ..workflow.training import train_in_dir
 
-    if args.thresholds == "fixed" and args.threshold_lr != TRAIN_DEFAULTS["threshold_lr"]:
-        raise InputError("--threshold-lr is the step of learned thresholds; --thresholds "
-                         "fixed has none")
+    if not args.learn_thresholds and args.threshold_lr != TRAIN_DEFAULTS["threshold_lr"]:
+        raise InputError("--threshold-lr is the step of learned thresholds; "
+                         "--fixed-thresholds has none")
     if args.objective == "separation" and args.kind != "lsalsa":
         raise InputError("--objective separation trains --model lsalsa")
     data = _training_set(args, args.objective)
     device, dtype = _device_and_dtype(args)
     dictionaries = data.dictionary_tensors(dtype, device)
-    if args.kind == "lista" and args.mu != "auto":
+    if args.kind == "lista" and args.mu is not None:
         raise InputError("--mu is LSALSA's; LISTA has none")
-    mu = None if args.mu == "auto" else _positive_float(args.mu, "--mu")
     if args.alphas is None and data.code_alphas is None:
         raise InputError("give --alpha (no codes.json alphas to fall back on)")
     split = data.split
     start = encoder_start(args.kind, args.depth, split.val_signals, split.val_targets,
-                          dictionaries, alpha=args.alphas, mu=mu, code_alphas=data.code_alphas,
+                          dictionaries, alpha=args.alphas, mu=args.mu,
+                          code_alphas=data.code_alphas,
                           objective=args.objective)
     encoder = build_encoder(args.kind, dictionaries, start["alpha"], args.depth, start["mu"],
                             untied=args.untied,
-                            learn_thresholds=args.thresholds == "learned")
+                            learn_thresholds=args.learn_thresholds)
     result = train_in_dir(args.run_dir, encoder, split.signals, split.targets,
                           val_signals=split.val_signals, val_targets=split.val_targets,
                           **{name: getattr(args, name) for name in TRAIN_OPTIONS},
@@ -200,26 +193,15 @@ def _error_name(objective: str) -> str:
     return "RMSE" if objective == "codes" else "component RMSE"
 
 
-def _positive_float(text: str, name: str) -> float:
-    try:
-        value = float(text)
-    except ValueError as exc:
-        raise InputError(f"{name} must be a positive number or 'auto', got {text!r}") from exc
-    if not value > 0 or not np.isfinite(value):
-        raise InputError(f"{name} must be a positive number or 'auto', got {text!r}")
-    return value
-
-
 def run_search(args) -> int:
     from ..workflow.search import search
 
     data = _training_set(args)
     device, _ = _device_and_dtype(args)
     dictionaries = data.dictionary_arrays(np.dtype(args.dtype))
-    alphas = [_parse_alpha(a, len(dictionaries)) for a in args.alphas]
     split = data.split
     result = search(split.signals, split.targets, split.val_signals, split.val_targets,
-                    dictionaries, depths=args.depths, alphas=alphas, methods=args.methods,
+                    dictionaries, depths=args.depths, alphas=args.alphas, methods=args.methods,
                     mus=args.mus, lrs=args.lrs, lr_decays=args.lr_decays,
                     threshold_lrs=args.threshold_lrs, epochs=args.epochs, untied=args.untied,
                     train_options={"optimizer": args.optimizer, "batch_size": args.batch_size},
@@ -232,17 +214,6 @@ def run_search(args) -> int:
         print(f"{method:7s} T={T:<3d} val RMSE {rmse}  ({knobs})")
     print(f"wrote {Path(args.run_dir) / 'results.csv'} ({len(result.rows)} trials)")
     return 0
-
-
-def _parse_alpha(text: str, n_dicts: int):
-    try:
-        values = [float(v) for v in text.split(":")]
-    except ValueError as exc:
-        raise InputError(f"alpha {text!r} is not a number (or a1:a2 for two dictionaries)") \
-            from exc
-    if len(values) not in (1, n_dicts):
-        raise InputError(f"alpha {text!r} has {len(values)} values for {n_dicts} dictionaries")
-    return values[0] if len(values) == 1 else values
 
 
 def _rank() -> int:

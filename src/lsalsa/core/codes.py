@@ -21,6 +21,7 @@ import torch
 
 from ..checks import (
     Settings,
+    non_empty_list,
     non_negative_int,
     number,
     one_of,
@@ -209,6 +210,10 @@ class TuneSettings(Settings):
     steps: int = rule(positive_int, 12, help="bisection steps in log-alpha")
     tol: float = rule(positive_number, 1e-6,
                       help="the exact codes' bound on each relative duality gap")
+    alphas: tuple[float, ...] | None = rule(non_empty_list, None, each=positive_number,
+                                            none=True,
+                                            help="alphas to try in place of the bisection "
+                                                 "('none': bisect)")
 
 
 def tune_alpha(signals, dictionary, target_sparsity: float = TuneSettings.target_sparsity,
@@ -230,8 +235,9 @@ def tune_alpha(signals, dictionary, target_sparsity: float = TuneSettings.target
         One row per alpha tried, sorted by alpha: ``alpha``, ``sparsity``,
         ``relative_error`` (mean ``||y - A x|| / ||y||``), ``mean_nonzeros``.
     """
-    TuneSettings(target_sparsity=target_sparsity, n_samples=n_samples, seed=seed, steps=steps,
-                 tol=tol)
+    settings = TuneSettings(target_sparsity=target_sparsity, n_samples=n_samples, seed=seed,
+                            steps=steps, tol=tol,
+                            alphas=list(alphas) if isinstance(alphas, np.ndarray) else alphas)
     P, M = check_signal_array(signals)
     A = as_dictionaries(dictionary)
     if len(A) != 1:
@@ -254,11 +260,8 @@ def tune_alpha(signals, dictionary, target_sparsity: float = TuneSettings.target
                 "mean_nonzeros": float((X != 0).sum(axis=1).mean())}
 
     curve: list[dict] = []
-    if alphas is not None:
-        if np.size(alphas) == 0:  # max() of an empty curve below would be the error
-            raise InputError("alphas is an empty grid; give at least one alpha to try")
-        grid = sorted(as_alphas(alphas, np.size(alphas), positive=True))
-        curve = [evaluate(a) for a in grid]
+    if settings.alphas is not None:
+        curve = [evaluate(a) for a in sorted(settings.alphas)]
     else:
         hi = float(np.abs(Y @ A64).max())
         if hi <= 0:

@@ -13,16 +13,19 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..checks import Settings, non_empty_list, one_of, rule
 from ..core.codes import as_dictionaries, compute_codes, stored_problem
 from ..core.problem import Problem, as_alphas, make_problem
 from ..errors import InputError
 from ..io import Temporary, load_npy, replace_folder, save_npy, write_json
 from ..version import provenance
+from .data.prepared import SPLITS
 from .progress import Progress, as_progress
 
 FORMAT_VERSION = 1
@@ -37,10 +40,24 @@ def compute_codes_with_progress(signals, dictionaries, alphas, *, progress: bool
         return compute_codes(signals, dictionaries, alphas, callback=callback, **options)
 
 
+@dataclass(frozen=True)
+class CodeSetSettings(Settings):
+    """Which splits of a prepared data set a code set holds (:func:`compute_split_codes`)."""
+
+    splits: tuple[str, ...] | None = rule(
+        non_empty_list, None, each=partial(one_of, choices=SPLITS), none=True,
+        help="the splits encoded (none given: every split the data set has)")
+
+
 def compute_split_codes(dataset, splits, dictionaries, alphas, *,
                         progress: bool | Progress = True, **options) -> tuple[dict, dict]:
-    """The codes and solver statistics of each of ``splits`` of a prepared data set, by split
-    (what :func:`save_codes` stores)."""
+    """The codes and solver statistics of each of ``splits`` of a prepared data set (None:
+    all it has), by split (what :func:`save_codes` stores)."""
+    splits = CodeSetSettings(splits).splits or dataset.splits
+    missing = [split for split in splits if split not in dataset.splits]
+    if missing:
+        raise InputError(f"`splits`: {dataset.path} has no split {', '.join(missing)} (has "
+                         f"{', '.join(dataset.splits)})")
     codes, stats = {}, {}
     for split in splits:
         codes[split], stats[split] = compute_codes_with_progress(

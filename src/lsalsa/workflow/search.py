@@ -33,6 +33,7 @@ from ..core.training.search import (
     MUS,
     SearchGrid,
     SearchResult,
+    StartSettings,
     alpha_candidates,
     as_tensor_like,
     best_classic,
@@ -96,9 +97,10 @@ def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
     train_options = _checked_options(train_options)
     problem, _ = make_problem(dictionaries, 0.0)
     problem = problem.to(device=torch.device(device or "cpu"))
+    _check_alpha_sizes(grid.alphas, len(problem.blocks))
     learned = [m for m in grid.methods if m in LEARNED_METHODS]
     val = _checked_data(problem, signals, targets, val_signals, val_targets, learned)
-    alphas = [plain_alpha(a) for a in alphas]
+    alphas = [plain_alpha(a) for a in grid.alphas]
     config = _search_config(grid, alphas, starts, train_options, seed, problem,
                             int(signals.shape[0]) if learned else 0, int(val[0].shape[0]))
     run = Path(run_dir) if run_dir is not None else None
@@ -159,15 +161,21 @@ def _checked_grid(methods, depths, alphas, mus, lrs, lr_decays, threshold_lrs, e
     if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
         raise InputError("run the search in one process (not under torchrun); train the "
                          "selected configuration with DDP afterwards")
-    if len(list(alphas)) == 0:
-        raise InputError("the alphas grid is empty")
     # any iterable (a range, an array) as a list; a text stays itself, for the check to refuse
     as_list = {name: value if isinstance(value, str) or not hasattr(value, "__iter__")
                else list(value)
                for name, value in (("methods", methods), ("depths", depths), ("mus", mus),
                                    ("lrs", lrs), ("lr_decays", lr_decays),
-                                   ("threshold_lrs", threshold_lrs))}
+                                   ("threshold_lrs", threshold_lrs), ("alphas", alphas))}
     return SearchGrid(**as_list, epochs=epochs, untied=untied)  # lists of checked values
+
+
+def _check_alpha_sizes(alphas, n_blocks: int) -> None:
+    """Each alpha of the grid is one number, or one per dictionary."""
+    for alpha in alphas:
+        if isinstance(alpha, list) and len(alpha) not in (1, n_blocks):
+            raise InputError(f"alpha {alpha} has {len(alpha)} values for {n_blocks} "
+                             "dictionaries")
 
 
 def _checked_options(train_options) -> dict:
@@ -219,6 +227,7 @@ def encoder_start(kind: str, depth: int, val_signals, val_targets, dictionaries,
     Returns ``{"alpha", "mu"}``, and after a choice also how it was made (``chosen_by``) and the
     start's ``val_rmse`` (or ``val_psnr_mean``).
     """
+    mu = StartSettings(mu=mu).mu
     if alpha is not None and (kind != "lsalsa" or mu is not None):
         return {"alpha": alpha, "mu": mu}
     if alpha is None and code_alphas is None:

@@ -108,15 +108,43 @@ COLUMNS = ("method", "T", "alpha", "mu", "lr", "lr_decay", "threshold_lr", "val_
            "best_epoch", "stopped", "seconds")  # of a search's rows
 
 
+def grid_alpha(value, name: str):
+    """One alpha of a search's grid: a number >= 0, or one per dictionary (a list, or the
+    text ``a1:a2`` of a command line)."""
+    if isinstance(value, str):
+        try:
+            parts = [float(part) for part in value.split(":")]
+        except ValueError:
+            raise InputError(f"{name} must be a number >= 0, or one per dictionary (a1:a2), "
+                             f"got {value!r}") from None
+        value = parts[0] if len(parts) == 1 else parts
+    if isinstance(value, list | tuple | np.ndarray):
+        return [non_negative_number(item, name) for item in non_empty_list(list(value), name)]
+    return non_negative_number(value, name)
+
+
+@dataclass(frozen=True)
+class StartSettings(Settings):
+    """Where a learned encoder starts (:func:`lsalsa.workflow.search.encoder_start`): what is
+    not given is chosen on the validation data."""
+
+    mu: float | None = rule(positive_number, None, none=True,
+                            help="LSALSA's mu ('none': the best of "
+                                 f"{', '.join(f'{m:g}' for m in MUS)} for SALSA at T "
+                                 "iterations on the validation data)")
+
+
 @dataclass(frozen=True)
 class SearchGrid(Settings):
     """The grid of the search per depth (:func:`lsalsa.workflow.search.search`), declared
     once: ``lsalsa search`` makes its flags from it and the experiments' search section
-    shares it. Checked when made; the alphas, one number or one per dictionary, are the
-    caller's."""
+    shares it. Checked when made."""
 
     depths: tuple[int, ...] = rule(non_empty_list, each=positive_int,
                                    help="the depths T (layers, or iterations)")
+    alphas: tuple = rule(non_empty_list, each=grid_alpha,
+                         help="the grid of alpha, each one number or one per dictionary "
+                              "(a1:a2)")
     methods: tuple[str, ...] = rule(non_empty_list, SEARCH_METHODS,
                                     each=partial(one_of, choices=(*CLASSIC_METHODS,
                                                                   *LEARNED_METHODS)),

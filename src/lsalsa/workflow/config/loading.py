@@ -72,7 +72,9 @@ def load_experiment(name_or_path: str | Path, scale: str = "full") -> Experiment
         if not isinstance(override, dict):
             raise InputError(f"config {origin}: scales.{name} must be an object")
         check_keys(override, f"scales.{name}", FILE_KEYS)
-    if scale != "full" and scale not in scales:
+    # A config without its own small scale is already small; one that never says how to
+    # train until convergence must not run as if it did.
+    if scale not in ("small", "full") and scale not in scales:
         raise InputError(f"config {origin} has no scale {scale} (it has full"
                          f"{''.join(', ' + name for name in scales if name != 'full')})")
     base = {k: v for k, v in raw.items() if k != "scales"}

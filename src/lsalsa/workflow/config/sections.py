@@ -22,10 +22,9 @@ from ...core.training.search import ALPHA_FACTORS, LEARNED_METHODS, PAPER_METHOD
 from ...core.training.settings import MAX_LR, SplitSettings, TrainSettings
 from ...errors import InputError
 from ..data.catalog import PrepareSettings
+from ..data.prepared import TrainingSignalsSettings
 
-# small: minutes on a CPU; full: the paper's sizes (the base config); converged: trained until
-# held-out validation stops improving. A config need not define full; any other scale it runs
-# at, it must.
+# full is a config's base, and small too where it defines none; converged it must define.
 SCALES = ("small", "full", "converged")
 DEFAULT_DEPTHS = (1, 2, 5, 10, 20, 50, 100)
 DEVICES = ("auto", "cpu", "cuda")
@@ -183,9 +182,7 @@ class DictionarySection(_Section):
     batch_size: int = declared(DictionarySettings, "batch_size")
     lr: float = declared(DictionarySettings, "lr")
     n_iter_codes: int = declared(DictionarySettings, "n_iter_codes")
-    max_signals: int | None = rule(checks.positive_int, None, none=True,
-                                   help="learn from a seeded subset of this many training "
-                                        "signals ('none': all)")
+    max_signals: int | None = declared(TrainingSignalsSettings, "max_signals")
 
     def __post_init__(self):
         super().__post_init__()

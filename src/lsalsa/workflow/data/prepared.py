@@ -27,11 +27,14 @@ a :class:`PreparedDataset` reads the file, so a damaged array is refused, not us
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ... import checks
+from ...checks import Settings, non_negative_int, positive_int, rule
+from ...core._arrays import sorted_subset
 from ...errors import InputError
 from ...io import (
     Temporary,
@@ -49,6 +52,19 @@ from .sources import cache_dir
 # before the validation split existed hold only train and test, and still load.
 SPLITS = ("train", "val", "test")
 KINDS = ("sc", "mca")  # sparse coding patches, or MCA mixtures with their two components
+
+
+@dataclass(frozen=True)
+class TrainingSignalsSettings(Settings):
+    """Which training signals a dictionary (or its alpha) is fitted to
+    (:meth:`PreparedDataset.training_signals`)."""
+
+    component: int | None = rule(non_negative_int, None, none=True,
+                                 help="MCA: the clean component (0 or 1), one dictionary each "
+                                      "(paper Eq. 8)")
+    max_signals: int | None = rule(positive_int, None, none=True,
+                                   help="a seeded subset of this many training signals "
+                                        "('none': all)")
 
 
 def default_root() -> Path:
@@ -133,6 +149,27 @@ class PreparedDataset:
         if not file.is_file():
             raise InputError(f"{self.path} has no {split} split")
         return self._array(file)
+
+    def training_signals(self, component: int | None = None, max_signals: int | None = None,
+                         seed: int = 0) -> tuple[str, np.ndarray]:
+        """The training signals a dictionary learns from, and their array's key: the signals
+        (SC) or the clean ``component`` (MCA), all or a subset of ``max_signals`` drawn with
+        ``seed`` (each component its own draw), rows in order."""
+        settings = TrainingSignalsSettings(component, max_signals)
+        kind = self.meta["kind"]
+        if kind == "mca" and settings.component not in (0, 1):
+            raise InputError(f"{self.name} is an MCA data set: give `component` 0 or 1 (one "
+                             "dictionary per clean component, paper Eq. 8)")
+        if kind != "mca" and settings.component is not None:
+            raise InputError(f"`component` applies to MCA data sets; {self.name} is {kind}")
+        key = "signals" if settings.component is None else f"component{settings.component}"
+        file = self.path / f"train_{key}.npy"
+        if not file.is_file():
+            raise InputError(f"{self.path} has no train {key}")
+        signals = self._array(file)
+        rows = sorted_subset(len(signals), settings.max_signals,
+                             np.random.default_rng([seed, 21, settings.component or 0]))
+        return key, signals if len(rows) == len(signals) else np.asarray(signals[rows])
 
     def row_sources(self, split: str) -> tuple[tuple[str, ...], np.ndarray]:
         """Where each row's image came from, for results reported per source.

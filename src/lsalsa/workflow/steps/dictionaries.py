@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ...core._arrays import sorted_subset
 from ...io import load_npy
 from ..dictionaries import learn_with_checkpoints, save_dictionary
 from ..report.atoms import plot_atoms
@@ -19,36 +18,29 @@ COMPONENTS = {"sc": ["patches"], "mca": ["digits", "natural"]}
 def run(run: Run) -> dict:
     c, d = run.config, run.config.dictionary
     kind, seed, name = c.kind, c.seed, c.name
-    train_split = run.dataset.split("train")
-    sources = [train_split["signals"]] if kind == "sc" else [
-        train_split["component0"], train_split["component1"]]
     side = tuple(run.dataset.meta["patch_shape"])
     out = run.dir / "dictionaries"
     info = []
-    for i, (signals, component) in enumerate(zip(sources, COMPONENTS[kind], strict=True)):
+    for i, component in enumerate(COMPONENTS[kind]):
         target = dictionary_file(run.dir, i)
         if not (target.is_file() and target.with_suffix(".json").is_file()):
-            rows = _rows(len(signals), d.max_signals, seed, i)
-            run.log(f"dictionary {i} ({component}): {d.atoms[i]} atoms on {len(rows)} "
+            _, signals = run.dataset.training_signals(None if kind == "sc" else i,
+                                                      d.max_signals, seed)
+            run.log(f"dictionary {i} ({component}): {d.atoms[i]} atoms on {len(signals)} "
                     "signals")
             result = learn_with_checkpoints(
-                np.array(signals[rows], dtype=np.float32), d.atoms[i], d.alpha[i],
+                np.array(signals, dtype=np.float32), d.atoms[i], d.alpha[i],
                 epochs=d.epochs, batch_size=d.batch_size, lr=d.lr, seed=seed + i,
                 n_iter_codes=d.n_iter_codes, checkpoint_dir=out / f"checkpoint_{i}",
                 progress=run.sink, device=run.device)
             save_dictionary(target, result, extra={"component": component,
-                                                   "signals": len(rows)})
+                                                   "signals": len(signals)})
         A = load_npy(target)
         plot_atoms(A, run.dir / "figures" / f"atoms_{i}.png", side,
                    title=f"{name}: dictionary {i} ({component}), {A.shape[1]} atoms")
         info.append({"component": component, "file": str(target.relative_to(run.dir)),
                      "shape": list(A.shape), "figure": f"figures/atoms_{i}.png"})
     return {"dictionaries": info}
-
-
-def _rows(count: int, max_signals: int | None, seed: int, component: int) -> np.ndarray:
-    """The training rows a dictionary learns from: all, or a seeded subset of ``max_signals``."""
-    return sorted_subset(count, max_signals, np.random.default_rng([seed, 21, component]))
 
 
 def dictionary_file(run_dir: Path, component: int) -> Path:
