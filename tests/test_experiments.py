@@ -230,7 +230,7 @@ def _fake_results(lsalsa_rmse, salsa_rmse, match_iterations):
     methods = {m: {} for m in ("fista", "salsa", "lista", "lsalsa")}
     for T, (a, b) in enumerate(zip(lsalsa_rmse, salsa_rmse, strict=True), start=1):
         for m in methods:
-            methods[m][str(T)] = {"rmse_mean": a if m == "lsalsa" else b}
+            methods[m][str(T)] = {"rmse_mean": a if m == "lsalsa" else b, "seconds": 0.1}
     return {"methods": methods, "dense_max": 200, "classification": None, "psnr": None,
             "match": {"1": {"lsalsa_seconds": 0.1,
                             "fista": {"iterations": match_iterations, "seconds": 2.0,
@@ -339,7 +339,8 @@ def test_counts_read_from_a_grid_with_gaps_are_upper_bounds():
     assert first_unevaluated(old_grid) == 21
     assert describe_count(40, 5) == "40 (upper bound: grid step 5)"
     results = _fake_results([0.1], [0.2], 40)
-    results["dense"] = {m: {"T": old_grid} for m in ("fista", "salsa")}
+    results["dense"] = {m: {"T": old_grid, "rmse_mean": [0.3] * len(old_grid)}
+                        for m in ("fista", "salsa")}
     targets = [
         *({"kind": "iterations_to_match", "method": "fista", "reference_T": 1, "more_than": m,
            "text": str(m)} for m in (15, 30, 45)),
@@ -355,7 +356,8 @@ def test_counts_read_from_a_grid_with_gaps_are_upper_bounds():
     assert report_tables._grid_note(results, "fista", 40) == "upper bound (grid step 5)"
     assert report_tables._grid_note(results, "fista", 12) == "exact"
     assert "upper bound" in report_module._grid_text({**results, "dense_max": 50})[1]
-    results["dense"] = {m: {"T": list(range(1, 51))} for m in ("fista", "salsa")}
+    results["dense"] = {m: {"T": list(range(1, 51)), "rmse_mean": [0.3] * 50}
+                        for m in ("fista", "salsa")}
     assert report_tables._grid_note(results, "fista", 40) == "exact"
     assert [t["status"] for t in evaluate_targets(targets, results)] == [
         "met", "met", "missed", "met", "missed"]

@@ -69,7 +69,10 @@ def _mca() -> dict:
                                   "time_ratio": 1.7}}},
         "timing": {"device": "cpu", "dtype": "float32", "batch_size": 64, "threads": 1,
                    "repeats": 5, "statistic": "median", "classic_timing": "text"},
-        "targets": [], "training": {}, "config": {}, "provenance": {},
+        "targets": [], "config": {}, "provenance": {},
+        "training": {"lsalsa_T1": {"initial_val_rmse": 0.3, "val_rmse": 0.21, "epochs": 4,
+                                   "best_epoch": 3, "stopped": "max_epochs", "loss": 1.5,
+                                   "seconds": 2.5}},
     }
 
 
@@ -134,8 +137,9 @@ def test_mca_records_are_the_expected_ones():
     # classification: 3 + the exact codes; separation: 3 methods x 3 scopes x (2 components
     # x 3 metrics + the count); exact codes: sparsity, 3 splits x 2 gap statistics and their
     # separation (21); the baseline: code_rmse, psnr_mean_db, its validation psnr_mean_db and
-    # its separation (21); match: 3 (FISTA never reached) + 4; timing: 3.
-    assert len(records) == 13 + 8 + 4 + 63 + (1 + 6 + 21) + (3 + 21) + 7 + 3 == 150
+    # its separation (21); match: 3 (FISTA never reached) + 4, and whether each matched (2);
+    # timing: 3; training: the start and the kept epoch's validation RMSE.
+    assert len(records) == 13 + 8 + 4 + 63 + (1 + 6 + 21) + (3 + 21) + 9 + 3 + 2 == 154
     # Skipped, never lost: LSALSA's unrecorded search RMSE, SPAMS's time, FISTA's unreached
     # iterations.
     assert sorted((s["method"], s["metric"]) for s in skipped) == [
@@ -163,6 +167,9 @@ def test_mca_records_are_the_expected_ones():
     assert {json.dumps(r["setting"]) for r in baseline} == {'{"alpha": [0.1, 0.2], "mu": 2.0}'}
     assert _one(records, method="salsa", metric="iterations_to_match") == 2.0
     assert _one(records, method="fista", metric="time_ratio_to_match") == 4.2
+    assert _one(records, method="fista", metric="matched") == 0.0
+    assert _one(records, method="salsa", metric="matched") == 1.0
+    assert _one(records, method="lsalsa", metric="training_kept_error", split="val") == 0.21
     assert _one(records, method="timing", metric="threads") == 1.0
     assert _one(records, method="fista", T=2, metric="dense_code_rmse") == 0.25
     assert _one(records, method="exact", metric="classification_error_digits") == 0.0
@@ -173,15 +180,18 @@ def test_every_number_of_the_covered_sections_is_a_record_or_skipped():
     """Nothing lost: every finite number of the sections the table covers is a record's value,
     but for the documented copies and the classifiers' description."""
     results = _mca()
-    values = sorted(r["value"] for r in tidy_records(results, "x"))
+    # whether each method matched LSALSA is read from the match, not a number there
+    values = sorted(r["value"] for r in tidy_records(results, "x") if r["metric"] != "matched")
     copies = [*_numbers(results["psnr"]), *_numbers(results["optimal"]["psnr"]),
               *_numbers(results["optimal"]["salsa_best_psnr"]["1"]["psnr"]),
               results["match"]["1"]["lsalsa_rmse"], results["match"]["1"]["lsalsa_seconds"]]
+    training = results["training"]["lsalsa_T1"]
     described = [*_numbers(results["classification"]["tasks"]["digits"]["classifier"]),
-                 results["classification"]["tasks"]["digits"]["n"]]
+                 results["classification"]["tasks"]["digits"]["n"],
+                 *(training[k] for k in ("epochs", "best_epoch", "loss", "seconds"))]
     covered = [*_numbers({k: results[k] for k in ("methods", "dense", "classification",
                                                    "psnr", "separation", "optimal", "match",
-                                                   "timing")})]
+                                                   "timing", "training")})]
     for number in copies + described:
         covered.remove(float(number))
     assert sorted(covered) == values
@@ -191,8 +201,9 @@ def test_sc_records_have_no_separation():
     skipped = []
     records = tidy_records(_sc(), "sc-small", skipped)
     # methods: 4 x 2 T x 4; dense: 2 x 2 x 2; classification: 4 x 2 + 1; exact: sparsity +
-    # one gap; match: 4 + 2 (SALSA not reached, its ratio NaN); timing: 3.
-    assert len(records) == 32 + 8 + 9 + 2 + 6 + 3 == 60
+    # one gap; match: 4 + 2 (SALSA not reached, its ratio NaN) and whether each matched;
+    # timing: 3.
+    assert len(records) == 32 + 8 + 9 + 2 + 8 + 3 == 62
     assert [(s["method"], s["metric"]) for s in skipped] == [
         ("salsa", "iterations_to_match"), ("salsa", "time_ratio_to_match")]
     assert math.isnan(skipped[1]["value"])
@@ -299,3 +310,24 @@ def test_write_refuses_a_value_that_is_not_finite_and_writes_nothing(tmp_path):
     with pytest.raises(InputError, match=r"record 6 .*\(bad value\)"):
         write_tidy(path, records)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_view_selects_one_number_a_curve_or_the_components():
+    """ResultsView: the selections the target checks read, from the records alone."""
+    from lsalsa.workflow.results_view import ResultsView
+
+    results = _mca()
+    view = ResultsView.of(results)
+    assert view.value("lsalsa", "1", "code_rmse") == 0.12
+    assert view.value("lsalsa", 1, "nothing") is None
+    dense = results["dense"]["fista"]
+    assert view.curve("fista", "dense_code_rmse") == dict(zip(dense["T"], dense["rmse_mean"],
+                                                               strict=True))
+    assert view.components("lsalsa", 1, "psnr_db") == results["separation"]["lsalsa"]["1"][
+        "psnr"]
+    assert view.components("lsalsa", 1, "psnr_db", source="plasma") == (
+        results["separation"]["lsalsa"]["1"]["by_source"]["plasma"]["psnr"])
+    assert view.metrics("classification_error_") == ["classification_error_digits"]
+    assert view.methods("matched") == ["fista", "salsa"]
+    with pytest.raises(ValueError, match="two records"):
+        ResultsView([*view.records, view.records[0]])

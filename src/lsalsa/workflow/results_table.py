@@ -31,17 +31,23 @@ What each part of ``results.json`` becomes:
   (duality_gap_<statistic>) and separation; the separation baselines per T, with their
   code_rmse, psnr_mean_db and the validation psnr_mean_db (split "val") that chose them.
 - ``match[ref]``: per classic method at LSALSA's depth ``ref`` (setting {"matches":
-  "lsalsa"}): iterations_to_match (skipped when not reached), timed_at, seconds_to_match and
-  time_ratio_to_match. ``lsalsa_rmse`` and ``lsalsa_seconds`` are copies of LSALSA's own
-  records and are not repeated.
+  "lsalsa"}): matched (1, or 0 when not reached within the dense grid), iterations_to_match
+  (skipped when not reached), timed_at, seconds_to_match and time_ratio_to_match.
+  ``lsalsa_rmse`` and ``lsalsa_seconds`` are copies of LSALSA's own records and are not
+  repeated.
 - ``timing``: batch_size, threads and repeats (method "timing", the device and dtype as its
   setting).
+- ``training[f"{m}_T{T}"]``: the trainer's validation error at its start
+  (training_start_error) and at the epoch it kept (training_kept_error), split "val": code
+  RMSE, or for the separation objective the components' RMSE.
 
 Left out, as descriptions rather than measurements: the run's sizes and config, provenance,
-the targets' verdicts, the training records, the classifiers' settings and item counts, the
-timing's wording. The report's tables of methods by depth are :func:`pivot` selections of the
-records. Left out as copies: ``psnr`` beside ``separation`` (and a baseline's
-``psnr`` beside its ``separation``), and ``match``'s LSALSA numbers.
+the targets' verdicts, the rest of the training records (epochs, stop reason, loss, time),
+the classifiers' settings and item counts, the timing's wording. The report's tables of
+methods by depth are :func:`pivot` selections of the records, the targets' checks
+selections of :class:`~lsalsa.workflow.results_view.ResultsView`. Left out as copies:
+``psnr`` beside ``separation`` (and a baseline's ``psnr`` beside its ``separation``), and
+``match``'s LSALSA numbers.
 
 A number that is not finite (None, NaN, a string) is not a record: :func:`tidy_records` puts
 it in ``skipped`` when given a list, so nothing is lost silently. :func:`write_tidy` and
@@ -75,6 +81,8 @@ VAL_METRICS = {"start_val_rmse": "start_code_rmse", "search_val_rmse": "search_c
 MATCH_METRICS = {"iterations": "iterations_to_match", "timed_at": "timed_at",
                  "seconds": "seconds_to_match", "time_ratio": "time_ratio_to_match"}
 BASELINE_METRICS = {"rmse_mean": "code_rmse", "psnr_mean": "psnr_mean_db"}
+TRAINING_METRICS = {"initial_val_rmse": "training_start_error",
+                    "val_rmse": "training_kept_error"}
 GAP_PREFIX = "duality_gap_"
 TIMING_METRICS = ("batch_size", "threads", "repeats")
 
@@ -159,6 +167,7 @@ def _collect(table: _Table, results: dict) -> list[dict]:
     _optimal(table, results.get("optimal") or {}, results.get("alphas"), psnr)
     _match(table, results.get("match") or {})
     _timing(table, results.get("timing") or {})
+    _training(table, results.get("training") or {}, settings)
     return table.records
 
 
@@ -225,6 +234,9 @@ def _match(table: _Table, match: dict) -> None:
     for ref, entry in match.items():
         for method, row in entry.items():
             if isinstance(row, dict):  # the classic methods (the rest: LSALSA's own copies)
+                # "never reached" is a finding, not a missing number: matched 0
+                table.add(method, ref, {"matches": "lsalsa"}, "matched",
+                          float(row.get("iterations") is not None))
                 for key, value in row.items():
                     table.add(method, ref, {"matches": "lsalsa"},
                               MATCH_METRICS.get(key, key), value)
@@ -235,6 +247,13 @@ def _timing(table: _Table, timing: dict) -> None:
     for key in TIMING_METRICS:
         if key in timing:
             table.add("timing", None, setting, key, timing[key])
+
+
+def _training(table: _Table, training: dict, settings: dict) -> None:
+    for name, record in training.items():
+        method, _, T = name.rpartition("_T")
+        for key, metric in TRAINING_METRICS.items():
+            table.add(method, T, settings.get((method, T)), metric, record.get(key), split="val")
 
 
 def pivot(records: list[dict], metric: str, *, split: str = "test", source: str = "all",

@@ -1,11 +1,13 @@
 """The paper's targets, checked against an experiment's stored results.
 
 A config's ``targets`` are claims (one kind each, :data:`lsalsa.workflow.config.TARGET_KINDS`);
-:func:`evaluate_targets` checks each one against the ``results.json`` dict with the check of its
-kind (:data:`CHECKS`) and gives a verdict: met, missed, or n/a where the measurement cannot
-decide it. The helpers on iteration counts read from the dense grid (:func:`grid_step`,
-:func:`first_unevaluated`) serve the report too; the verdicts on a count or a time ratio
-(:func:`count_verdict`, :func:`ratio_verdict`) serve the time-to-accuracy benchmark.
+:func:`evaluate_targets` checks each one with the check of its kind (:data:`CHECKS`), which
+reads the numbers as selections of the run's tidy records
+(:class:`~lsalsa.workflow.results_view.ResultsView`), and gives a verdict: met, missed, or n/a
+where the measurement cannot decide it. The helpers on iteration counts read from the dense
+grid (:func:`grid_step`, :func:`first_unevaluated`) serve the report too; the verdicts on a
+count or a time ratio (:func:`count_verdict`, :func:`ratio_verdict`) serve the
+time-to-accuracy benchmark.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import NamedTuple
 import numpy as np
 
 from .config import PSNR_BASELINES
+from .results_table import MATCH_METRICS
+from .results_view import ResultsView
 
 
 class Verdict(NamedTuple):
@@ -25,6 +29,17 @@ class Verdict(NamedTuple):
     status: str
     measured: str
     values: dict
+
+
+CLASSIFICATION_PREFIX = "classification_error_"  # one metric per task (results_table)
+
+
+class Facts(NamedTuple):
+    """What a check reads besides the records: the dense grid's horizon and how many models
+    were trained (descriptions of the run, not measurements)."""
+
+    dense_max: int | None
+    trained: int
 
 
 def _undecided(measured: str) -> Verdict:
@@ -37,10 +52,12 @@ def evaluate_targets(targets: list[dict], results: dict) -> list[dict]:
     Returns one dict per target: ``text``, ``kind``, and the :class:`Verdict`'s ``status``,
     ``measured`` and ``values``. A kind without a check stays n/a.
     """
+    view = ResultsView.of(results)
+    facts = Facts(results.get("dense_max"), len(results.get("training") or {}))
     out = []
     for target in targets:
         check = CHECKS.get(target["kind"])
-        verdict = check(target, results) if check else _undecided("")
+        verdict = check(target, view, facts) if check else _undecided("")
         out.append({"text": target["text"], "kind": target["kind"], **verdict._asdict()})
     return out
 
@@ -95,27 +112,38 @@ def describe_count(T: int | None, step: int | None) -> str:
     return str(T) if step is None else f"{T} (upper bound: grid step {step})"
 
 
-def _dense_grid(results: dict, method: str) -> list[int] | None:
-    """The depths at which the dense curve of ``method`` was evaluated, as stored."""
-    dense = (results.get("dense") or {}).get(method)
-    return None if dense is None else [int(t) for t in dense["T"]]
+def _dense_grid(view: ResultsView, method: str) -> list[int] | None:
+    """The depths at which the dense curve of ``method`` was evaluated."""
+    return list(view.curve(method, "dense_code_rmse")) or None
 
 
-def _curve(results: dict, method: str) -> dict[int, float]:
-    return {int(T): row["rmse_mean"] for T, row in results["methods"][method].items()}
+def _curve(view: ResultsView, method: str) -> dict[int, float]:
+    return view.curve(method, "code_rmse")
+
+
+def _match(view: ResultsView, method: str, reference_T: int) -> dict | None:
+    """How ``method`` matched LSALSA at ``reference_T`` (:data:`MATCH_METRICS`: iterations
+    None when it never did), or None when it was not measured."""
+    matched = view.value(method, reference_T, "matched")
+    if matched is None:
+        return None
+    match = {key: view.value(method, reference_T, metric)
+             for key, metric in MATCH_METRICS.items()}
+    match["iterations"] = int(match["iterations"]) if matched else None
+    return match
 
 
 # -- one check per target kind ------------------------------------------------------------------
 
 
-def _iterations_to_match(target: dict, results: dict) -> Verdict:
+def _iterations_to_match(target: dict, view: ResultsView, facts: Facts) -> Verdict:
     """``method`` needs more than ``more_than`` iterations to match LSALSA at ``reference_T``."""
-    match = results["match"].get(str(target["reference_T"]), {}).get(target["method"])
+    match = _match(view, target["method"], target["reference_T"])
     if match is None:
         return _undecided(f"LSALSA was not run at T = {target['reference_T']}")
     T, limit = match["iterations"], target["more_than"]
-    top = results["dense_max"]
-    grid = _dense_grid(results, target["method"])
+    top = facts.dense_max
+    grid = _dense_grid(view, target["method"])
     step = None if T is None or grid is None else grid_step(grid, T)
     values = {"iterations": T, "more_than": limit, "dense_max": top,
               "upper_bound": step is not None}
@@ -141,20 +169,19 @@ def _iterations_to_match(target: dict, results: dict) -> Verdict:
                    values)
 
 
-def _time_ratio(target: dict, results: dict) -> Verdict:
+def _time_ratio(target: dict, view: ResultsView, facts: Facts) -> Verdict:
     """``method``'s time to match LSALSA at ``reference_T`` is at least ``at_least`` times
     LSALSA's."""
-    entry = results["match"].get(str(target["reference_T"]), {})
-    match = entry.get(target["method"])
+    match = _match(view, target["method"], target["reference_T"])
     if match is None:
         return _undecided(f"LSALSA was not run at T = {target['reference_T']}")
     if match["iterations"] is None:
-        return _time_ratio_never_matched(target, results, match)
+        return _time_ratio_never_matched(target, facts, match)
     ratio = match["time_ratio"]
-    grid = _dense_grid(results, target["method"])
+    lsalsa_seconds = view.value("lsalsa", target["reference_T"], "seconds")
+    grid = _dense_grid(view, target["method"])
     step = None if grid is None else grid_step(grid, match["iterations"])
-    values = {"ratio": ratio, "seconds": match["seconds"],
-              "lsalsa_seconds": entry["lsalsa_seconds"]}
+    values = {"ratio": ratio, "seconds": match["seconds"], "lsalsa_seconds": lsalsa_seconds}
     if step is not None:
         values["upper_bound"] = True
     # At an upper-bound count the time, and so the ratio, are upper bounds too: a ratio
@@ -162,29 +189,29 @@ def _time_ratio(target: dict, results: dict) -> Verdict:
     status = "missed" if ratio < target["at_least"] else "met" if step is None else "n/a"
     return Verdict(status, f"{match['seconds']:.4g} s ("
                            f"{describe_count(match['iterations'], step)} iterations) vs "
-                           f"LSALSA {entry['lsalsa_seconds']:.4g} s: {ratio:.3g}x"
+                           f"LSALSA {lsalsa_seconds:.4g} s: {ratio:.3g}x"
                            + (" at most" if step is not None else "")
                            + f" (target: at least {target['at_least']}x)", values)
 
 
-def _time_ratio_never_matched(target: dict, results: dict, match: dict) -> Verdict:
+def _time_ratio_never_matched(target: dict, facts: Facts, match: dict) -> Verdict:
     """The time ratio of a method that never matched: timed at the last count evaluated, the
     time to match is longer still (no time stored: nothing to decide on)."""
-    ratio = match.get("time_ratio")
+    ratio = match["time_ratio"]
     measured = (f"{target['method'].upper()} never reaches it within "
-                f"{results['dense_max']} iterations")
+                f"{facts.dense_max} iterations")
     if ratio is None:
         return _undecided(measured)
     verdict = ratio_verdict(ratio, False, target["at_least"])
     return Verdict("met" if verdict else "n/a",
-                   measured + f"; at {results['dense_max']}: {ratio:.3g}x or more "
+                   measured + f"; at {facts.dense_max}: {ratio:.3g}x or more "
                               f"(target: at least {target['at_least']}x)",
                    {"ratio": ratio, "lower_bound": True})
 
 
-def _rmse_ratio(target: dict, results: dict) -> Verdict:
+def _rmse_ratio(target: dict, view: ResultsView, facts: Facts) -> Verdict:
     """``method``'s test RMSE is at most ``at_most`` times ``other``'s at every depth ``T``."""
-    mine, other = _curve(results, target["method"]), _curve(results, target["other"])
+    mine, other = _curve(view, target["method"]), _curve(view, target["other"])
     missing = [T for T in target["T"] if T not in mine or T not in other]
     if missing:
         return _undecided(f"not run at T = {', '.join(map(str, missing))}")
@@ -198,9 +225,9 @@ def _rmse_ratio(target: dict, results: dict) -> Verdict:
                    {"ratio": {str(T): r for T, r in ratios.items()}})
 
 
-def _rmse_below(target: dict, results: dict) -> Verdict:
+def _rmse_below(target: dict, view: ResultsView, facts: Facts) -> Verdict:
     """``method``'s RMSE is below ``other``'s at every common depth below ``below_T``."""
-    mine, other = _curve(results, target["method"]), _curve(results, target["other"])
+    mine, other = _curve(view, target["method"]), _curve(view, target["other"])
     depths = sorted(T for T in mine if T in other and T < target["below_T"])
     if not depths:
         return _undecided("no common depth below the bound")
@@ -213,39 +240,37 @@ def _rmse_below(target: dict, results: dict) -> Verdict:
                    {"ratio": {str(T): r for T, r in ratios.items()}})
 
 
-def _psnr_mean_at_least(target: dict, results: dict) -> Verdict:
+def _psnr_mean_at_least(target: dict, view: ResultsView, facts: Facts) -> Verdict:
     """``method``'s mean PSNR over the components is at least that of SALSA's separation
     baseline (``baseline``, :data:`PSNR_BASELINES`) at every depth ``T``."""
-    table = results.get("psnr")
     key = PSNR_BASELINES[target.get("baseline", "codes_alphas")]
-    baseline = (results.get("optimal") or {}).get(key) or {}
-    if not table or not baseline:
+    if not view.curve(key, "psnr_mean_db"):
         return _undecided("no separation baseline (not an MCA experiment with a val split)")
     lines, bad = [], []
     for T in target["T"]:
-        mine, base = table[target["method"]].get(str(T)), baseline.get(str(T))
+        mine, base = view.components(target["method"], T, "psnr_db"), view.record(
+            key, T, "psnr_mean_db")
         if mine is None or base is None:
             bad.append(f"T={T} not run")
             continue
-        mean = float(np.mean(mine))
-        setting = "/".join(f"{a:g}" for a in base["alpha"])
-        lines.append(f"T={T}: {mean:.2f} dB vs SALSA (alpha {setting}, mu {base['mu']:g}, "
-                     f"best validation PSNR) {base['psnr_mean']:.2f} dB")
-        if not mean >= base["psnr_mean"]:
-            bad.append(f"T={T} (by {base['psnr_mean'] - mean:.2f} dB)")
+        mean, best = float(np.mean(mine)), base["value"]
+        setting = "/".join(f"{a:g}" for a in base["setting"]["alpha"])
+        lines.append(f"T={T}: {mean:.2f} dB vs SALSA (alpha {setting}, mu "
+                     f"{base['setting']['mu']:g}, best validation PSNR) {best:.2f} dB")
+        if not mean >= best:
+            bad.append(f"T={T} (by {best - mean:.2f} dB)")
     return Verdict("missed" if bad else "met",
                    "; ".join(lines) + (f"; missed at {', '.join(bad)}" if bad else ""), {})
 
 
-def _psnr_above(target: dict, results: dict) -> Verdict:
+def _psnr_above(target: dict, view: ResultsView, facts: Facts) -> Verdict:
     """``method``'s PSNR is above ``other``'s for every component at every depth ``T``."""
-    table = results.get("psnr")
-    if not table:
+    if not view.methods("psnr_db"):
         return _undecided("no separation (not an MCA experiment)")
     lines, bad = [], []
     for T in target["T"]:
-        mine = table[target["method"]].get(str(T))
-        other = table[target["other"]].get(str(T))
+        mine = view.components(target["method"], T, "psnr_db")
+        other = view.components(target["other"], T, "psnr_db")
         if mine is None or other is None:
             bad.append(f"T={T} not run")
             continue
@@ -257,17 +282,18 @@ def _psnr_above(target: dict, results: dict) -> Verdict:
                    "; ".join(lines) + (f" (not above at {', '.join(bad)})" if bad else ""), {})
 
 
-def _lowest_classification_error(target: dict, results: dict) -> Verdict:
+def _lowest_classification_error(target: dict, view: ResultsView, facts: Facts) -> Verdict:
     """``method``'s codes give the lowest expert-classifier error of all methods, for every
     task at every depth."""
-    table = results.get("classification")
-    if not table or not table.get("tasks"):
+    metrics = view.metrics(CLASSIFICATION_PREFIX)
+    if not metrics:
         return _undecided("no class labels in this data set")
     lines, bad = [], []
-    for task, rows in table["tasks"].items():
-        for T in sorted({int(t) for m in rows["errors"].values() for t in m}):
-            errs = {m: rows["errors"][m].get(str(T)) for m in rows["errors"]}
-            errs = {m: e for m, e in errs.items() if e is not None}
+    for metric in metrics:
+        task = metric.removeprefix(CLASSIFICATION_PREFIX)
+        curves = {m: view.curve(m, metric) for m in view.methods(metric) if m != "exact"}
+        for T in sorted({T for curve in curves.values() for T in curve}):
+            errs = {m: curve[T] for m, curve in curves.items() if T in curve}
             best = min(errs.values())
             mine = errs.get(target["method"])
             if not (mine is not None and mine <= best):
@@ -278,13 +304,15 @@ def _lowest_classification_error(target: dict, results: dict) -> Verdict:
                    "; ".join(lines) + (f" (not lowest at {', '.join(bad)})" if bad else ""), {})
 
 
-def _training_never_hurts(target: dict, results: dict) -> Verdict:
+def _training_never_hurts(target: dict, view: ResultsView, facts: Facts) -> Verdict:
     """No trained model is worse on validation than its start."""
-    worse = {name: (t["initial_val_rmse"], t["val_rmse"])
-             for name, t in (results.get("training") or {}).items()
-             if t.get("val_rmse") is not None and t["initial_val_rmse"] is not None
-             and t["val_rmse"] > t["initial_val_rmse"]}
-    count = len(results.get("training") or {})
+    worse = {}
+    for method in view.methods("training_kept_error"):
+        for T, kept in view.curve(method, "training_kept_error", split="val").items():
+            start = view.value(method, T, "training_start_error", split="val")
+            if start is not None and kept > start:
+                worse[f"{method}_T{T}"] = (start, kept)
+    count = facts.trained
     # The trainer keeps the best validation epoch, the start included, so this holds by
     # construction; it checks that the run's stored models are those epochs.
     return Verdict("missed" if worse else "met",
@@ -294,7 +322,7 @@ def _training_never_hurts(target: dict, results: dict) -> Verdict:
 
 
 # The check of each target kind (the kinds of lsalsa.workflow.config.TARGET_KINDS).
-CHECKS: dict[str, Callable[[dict, dict], Verdict]] = {
+CHECKS: dict[str, Callable[[dict, ResultsView, Facts], Verdict]] = {
     "iterations_to_match": _iterations_to_match,
     "rmse_ratio": _rmse_ratio,
     "psnr_mean_at_least": _psnr_mean_at_least,
