@@ -1,4 +1,6 @@
-"""Figures of a run directory, drawn only from stored results (results.json and eval/*.npy).
+"""Figures of a run directory, drawn only from stored results: the numbers from the tidy
+records (:class:`~lsalsa.workflow.results_view.ResultsView`), the samples from eval/*.npy, the
+titles from results.json's description of the run.
 
 All figures use matplotlib's Agg backend through :class:`matplotlib.figure.Figure` (no global
 pyplot state) and are written atomically.
@@ -13,6 +15,7 @@ import numpy as np
 
 from ...io import atomic_path, load_npy, remove_stale_temporaries
 from ..config import CLASSIC, methods_in
+from ..results_view import ResultsView
 
 STYLE = {"fista": {"color": "tab:blue", "marker": "s", "label": "FISTA"},
          "salsa": {"color": "tab:orange", "marker": "^", "label": "SALSA"},
@@ -55,26 +58,26 @@ def _save(fig, path: Path) -> Path:
     return save_png(fig, path, 110, bbox_inches="tight")
 
 
-def _series(results: dict, method: str, key: str) -> tuple[list[int], list[float]]:
-    rows = results["methods"][method]
-    depths = sorted(int(T) for T in rows)
-    return depths, [rows[str(T)][key] for T in depths]
+def _series(view: ResultsView, method: str, metric: str) -> tuple[list[int], list[float]]:
+    """``method``'s test ``metric`` over the depths, in increasing T."""
+    curve = sorted(view.curve(method, metric).items())
+    return [T for T, _ in curve], [value for _, value in curve]
 
 
-def rmse_vs_T(results: dict, path: Path) -> Path:
+def rmse_vs_T(results: dict, path: Path, view: ResultsView | None = None) -> Path:
+    view = view or ResultsView.of(results)
     fig = new_figure(6.0, 4.2)
     ax = fig.add_subplot()
     for method in methods_in(results):
         style = STYLE[method]
         if method in CLASSIC:
-            dense = results["dense"][method]
-            ax.plot(dense["T"], dense["rmse_mean"], color=style["color"], lw=1, alpha=0.6)
-        depths, values = _series(results, method, "rmse_mean")
+            ax.plot(*_series(view, method, "dense_code_rmse"), color=style["color"], lw=1,
+                    alpha=0.6)
+        depths, values = _series(view, method, "code_rmse")
         ax.plot(depths, values, ls="-" if method not in CLASSIC else "none", **style)
-    ref = results["methods"]["lsalsa"].get("1")
+    ref = view.value("lsalsa", 1, "code_rmse")
     if ref is not None:
-        ax.axhline(ref["rmse_mean"], color="black", ls=":", lw=0.8,
-                   label="LSALSA at T = 1")
+        ax.axhline(ref, color="black", ls=":", lw=0.8, label="LSALSA at T = 1")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("T (iterations / layers)")
@@ -85,12 +88,13 @@ def rmse_vs_T(results: dict, path: Path) -> Path:
     return _save(fig, path)
 
 
-def rmse_vs_time(results: dict, path: Path) -> Path:
+def rmse_vs_time(results: dict, path: Path, view: ResultsView | None = None) -> Path:
+    view = view or ResultsView.of(results)
     fig = new_figure(6.0, 4.2)
     ax = fig.add_subplot()
     for method in methods_in(results):
-        depths, values = _series(results, method, "rmse_mean")
-        _, seconds = _series(results, method, "seconds")
+        depths, values = _series(view, method, "code_rmse")
+        _, seconds = _series(view, method, "seconds")
         ax.plot(seconds, values, **STYLE[method])
         for T, x, y in zip(depths, seconds, values, strict=True):
             ax.annotate(str(T), (x, y), fontsize=6, xytext=(2, 2), textcoords="offset points")
@@ -106,8 +110,10 @@ def rmse_vs_time(results: dict, path: Path) -> Path:
     return _save(fig, path)
 
 
-def sparsity_clouds(results: dict, run_dir: Path, path: Path, depths) -> Path | None:
-    depths = [T for T in depths if str(T) in results["methods"]["lsalsa"]]
+def sparsity_clouds(results: dict, run_dir: Path, path: Path, depths,
+                    view: ResultsView | None = None) -> Path | None:
+    view = view or ResultsView.of(results)
+    depths = [T for T in depths if view.value("lsalsa", T, "code_rmse") is not None]
     if not depths:
         return None
     fig = new_figure(4.0 * len(depths), 3.8)
@@ -177,10 +183,11 @@ def make_figures(run_dir, results: dict | None = None) -> dict[str, Path]:
     config = results["config"]
     out = run_dir / "figures"
     remove_stale_temporaries(out)  # what killed runs left behind
-    figures = {"rmse_vs_T": rmse_vs_T(results, out / "rmse_vs_T.png"),
-               "rmse_vs_time": rmse_vs_time(results, out / "rmse_vs_time.png")}
+    view = ResultsView.of(results)
+    figures = {"rmse_vs_T": rmse_vs_T(results, out / "rmse_vs_T.png", view),
+               "rmse_vs_time": rmse_vs_time(results, out / "rmse_vs_time.png", view)}
     clouds = sparsity_clouds(results, run_dir, out / "sparsity_vs_rmse.png",
-                             config["evaluation"]["sparsity_T"])
+                             config["evaluation"]["sparsity_T"], view)
     if clouds is not None:
         figures["sparsity_vs_rmse"] = clouds
     if results["kind"] == "mca":
