@@ -30,6 +30,7 @@ from lsalsa.workflow.report import document as report_module
 from lsalsa.workflow.report import tables as report_tables
 from lsalsa.workflow.report.document import fmt
 from lsalsa.workflow.results_table import read_tidy, tidy_records
+from lsalsa.workflow.results_view import ResultsView
 from lsalsa.workflow.targets import (
     CHECKS,
     count_verdict,
@@ -353,12 +354,13 @@ def test_counts_read_from_a_grid_with_gaps_are_upper_bounds():
     assert [t["status"] for t in out] == ["met", "n/a", "missed", "n/a", "missed"]
     assert "upper bound: grid step 5" in out[0]["measured"]
     assert "upper bound: grid step 5" in out[3]["measured"]
-    assert report_tables._grid_note(results, "fista", 40) == "upper bound (grid step 5)"
-    assert report_tables._grid_note(results, "fista", 12) == "exact"
+    view = ResultsView.of(results)
+    assert report_tables._grid_note(view, "fista", 40) == "upper bound (grid step 5)"
+    assert report_tables._grid_note(view, "fista", 12) == "exact"
     assert "upper bound" in report_module._grid_text({**results, "dense_max": 50})[1]
     results["dense"] = {m: {"T": list(range(1, 51)), "rmse_mean": [0.3] * 50}
                         for m in ("fista", "salsa")}
-    assert report_tables._grid_note(results, "fista", 40) == "exact"
+    assert report_tables._grid_note(ResultsView.of(results), "fista", 40) == "exact"
     assert [t["status"] for t in evaluate_targets(targets, results)] == [
         "met", "met", "missed", "met", "missed"]
 

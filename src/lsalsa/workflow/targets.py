@@ -112,7 +112,7 @@ def describe_count(T: int | None, step: int | None) -> str:
     return str(T) if step is None else f"{T} (upper bound: grid step {step})"
 
 
-def _dense_grid(view: ResultsView, method: str) -> list[int] | None:
+def dense_grid(view: ResultsView, method: str) -> list[int] | None:
     """The depths at which the dense curve of ``method`` was evaluated."""
     return list(view.curve(method, "dense_code_rmse")) or None
 
@@ -121,15 +121,18 @@ def _curve(view: ResultsView, method: str) -> dict[int, float]:
     return view.curve(method, "code_rmse")
 
 
-def _match(view: ResultsView, method: str, reference_T: int) -> dict | None:
-    """How ``method`` matched LSALSA at ``reference_T`` (:data:`MATCH_METRICS`: iterations
-    None when it never did), or None when it was not measured."""
+def match_record(view: ResultsView, method: str, reference_T: int) -> dict | None:
+    """How ``method`` matched LSALSA at ``reference_T``, keyed as :data:`MATCH_METRICS`
+    (iterations None when it never did; the counts as integers), or None when it was not
+    measured."""
     matched = view.value(method, reference_T, "matched")
     if matched is None:
         return None
     match = {key: view.value(method, reference_T, metric)
              for key, metric in MATCH_METRICS.items()}
     match["iterations"] = int(match["iterations"]) if matched else None
+    if match["timed_at"] is not None:
+        match["timed_at"] = int(match["timed_at"])
     return match
 
 
@@ -138,12 +141,12 @@ def _match(view: ResultsView, method: str, reference_T: int) -> dict | None:
 
 def _iterations_to_match(target: dict, view: ResultsView, facts: Facts) -> Verdict:
     """``method`` needs more than ``more_than`` iterations to match LSALSA at ``reference_T``."""
-    match = _match(view, target["method"], target["reference_T"])
+    match = match_record(view, target["method"], target["reference_T"])
     if match is None:
         return _undecided(f"LSALSA was not run at T = {target['reference_T']}")
     T, limit = match["iterations"], target["more_than"]
     top = facts.dense_max
-    grid = _dense_grid(view, target["method"])
+    grid = dense_grid(view, target["method"])
     step = None if T is None or grid is None else grid_step(grid, T)
     values = {"iterations": T, "more_than": limit, "dense_max": top,
               "upper_bound": step is not None}
@@ -172,14 +175,14 @@ def _iterations_to_match(target: dict, view: ResultsView, facts: Facts) -> Verdi
 def _time_ratio(target: dict, view: ResultsView, facts: Facts) -> Verdict:
     """``method``'s time to match LSALSA at ``reference_T`` is at least ``at_least`` times
     LSALSA's."""
-    match = _match(view, target["method"], target["reference_T"])
+    match = match_record(view, target["method"], target["reference_T"])
     if match is None:
         return _undecided(f"LSALSA was not run at T = {target['reference_T']}")
     if match["iterations"] is None:
         return _time_ratio_never_matched(target, facts, match)
     ratio = match["time_ratio"]
     lsalsa_seconds = view.value("lsalsa", target["reference_T"], "seconds")
-    grid = _dense_grid(view, target["method"])
+    grid = dense_grid(view, target["method"])
     step = None if grid is None else grid_step(grid, match["iterations"])
     values = {"ratio": ratio, "seconds": match["seconds"], "lsalsa_seconds": lsalsa_seconds}
     if step is not None:

@@ -1,15 +1,17 @@
 """The report's tables, each built from a stored ``results.json`` alone by a function of its
 own (:func:`tables` lists them in the report's order); every number is :func:`~.render.fmt` of
-the stored value, so a table can be checked against ``results.json`` mechanically. The tables
-of methods by depth are selections of the results' tidy records
-(:func:`~lsalsa.workflow.results_table.pivot`)."""
+the stored value, so a table can be checked against ``results.json`` mechanically. The numbers
+are selections of the results' tidy records (:func:`~lsalsa.workflow.results_table.pivot`,
+:class:`~lsalsa.workflow.results_view.ResultsView`); results.json gives the run's description:
+its depths, methods, settings and training records."""
 
 from __future__ import annotations
 
 from ...core.training.search import LEARNED_METHODS, threshold_step
 from ..config import CLASSIC, PSNR_BASELINES, methods_in
-from ..results_table import pivot, tidy_records
-from ..targets import grid_step
+from ..results_table import pivot
+from ..results_view import ResultsView
+from ..targets import dense_grid, grid_step, match_record
 from .render import Table, fmt
 
 NAMES = {"fista": "FISTA", "salsa": "SALSA", "lista": "LISTA", "lsalsa": "LSALSA",
@@ -21,12 +23,11 @@ NAMES = {"fista": "FISTA", "salsa": "SALSA", "lista": "LISTA", "lsalsa": "LSALSA
 def tables(results: dict, records: list[dict] | None = None) -> list[Table]:
     """Every table of the report, built from ``results`` alone (``records``: its tidy records,
     when already made), in the report's order."""
-    if records is None:
-        records = tidy_records(results, str(results["name"]))
-    return [*_code_tables(results, records), _iterations_to_match(results),
-            _time_to_match(results), *_classification_tables(results, records),
-            *_psnr_baseline_tables(results), *_psnr_tables(results, records),
-            _hyperparameters(results), *_training_tables(results)]
+    view = ResultsView.of(results) if records is None else ResultsView(records)
+    return [*_code_tables(results, view), _iterations_to_match(results, view),
+            _time_to_match(results, view), *_classification_tables(results, view),
+            *_psnr_baseline_tables(results, view), *_psnr_tables(results, view),
+            _hyperparameters(results), *_training_tables(results, view)]
 
 
 def _per_depth(results: dict, name: str, title: str, cell) -> Table:
@@ -42,25 +43,32 @@ def _selected(records: list[dict], metric: str, **where):
     return lambda m, T: values.get((m, T))
 
 
-def _code_tables(results: dict, records: list[dict]) -> list[Table]:
+def _code_tables(results: dict, view: ResultsView) -> list[Table]:
     """The codes' RMSE, sparsity and encoding time per method and depth."""
+    records = view.records
     return [
         _per_depth(results, "rmse", "Mean code RMSE against the optimal codes (test set)",
                    _selected(records, "code_rmse")),
         _per_depth(results, "sparsity", "Mean sparsity (fraction of exact zeros; optimal codes: "
-                   f"{fmt(results['optimal']['sparsity_mean'])})", _selected(records, "sparsity")),
+                   f"{fmt(view.value('exact', None, 'sparsity'))})",
+                   _selected(records, "sparsity")),
         _per_depth(results, "time", "Seconds to encode the whole test set (median of repeats)",
                    _selected(records, "seconds")),
     ]
 
 
-def _iterations_to_match(results: dict) -> Table:
+def _matched_depths(view: ResultsView) -> list[int]:
+    """The depths of LSALSA that the classic methods were to match."""
+    return list(dict.fromkeys(r["T"] for r in view.records if r["metric"] == "matched"))
+
+
+def _iterations_to_match(results: dict, view: ResultsView) -> Table:
     rows = []
-    for ref, entry in results["match"].items():
+    for ref in _matched_depths(view):
         for m in CLASSIC:
-            T = entry[m]["iterations"]
-            rows.append([int(ref), entry["lsalsa_rmse"], NAMES[m], _grid_note(results, m, T),
-                         T])
+            T = match_record(view, m, ref)["iterations"]
+            rows.append([ref, view.value("lsalsa", ref, "code_rmse"), NAMES[m],
+                         _grid_note(view, m, T), T])
     # "grid" says whether the count is exact or an upper bound (the stored dense grid skipped
     # counts below it); the count itself stays the last column, a plain number in the CSV.
     return Table("iterations_to_match", "Iterations each classic method needs to reach "
@@ -68,30 +76,31 @@ def _iterations_to_match(results: dict) -> Table:
                  ["LSALSA T", "LSALSA RMSE", "method", "grid", "iterations"], rows)
 
 
-def _time_to_match(results: dict) -> Table:
+def _time_to_match(results: dict, view: ResultsView) -> Table:
     rows = []
-    for ref, entry in results["match"].items():
+    for ref in _matched_depths(view):
         for m in CLASSIC:
-            row = entry[m]
+            row = match_record(view, m, ref)
             # Not reached: timed at the last count evaluated, a lower bound on the time.
-            grid = (_grid_note(results, m, row["iterations"]) if row["iterations"] is not None
+            grid = (_grid_note(view, m, row["iterations"]) if row["iterations"] is not None
                     else f"lower bound (not reached; timed at {row['timed_at']})"
-                    if row.get("timed_at") is not None else "n/a")
-            rows.append([int(ref), entry["lsalsa_seconds"], NAMES[m], grid,
-                         row.get("seconds"), row.get("time_ratio")])
+                    if row["timed_at"] is not None else "n/a")
+            rows.append([ref, view.value("lsalsa", ref, "seconds"), NAMES[m], grid,
+                         row["seconds"], row["time_ratio"]])
     return Table("time_to_match", "Time each classic method needs to reach LSALSA's RMSE "
                  "(at an upper-bound iteration count, an upper bound too)",
                  ["LSALSA T", "LSALSA seconds", "method", "grid", "seconds", "ratio"], rows)
 
 
-def _classification_tables(results: dict, records: list[dict]) -> list[Table]:
+def _classification_tables(results: dict, view: ResultsView) -> list[Table]:
     """One table per labelled task (none without labels)."""
     classification = results.get("classification") or {}
     return [_per_depth(results, f"classification_{task}",
                        f"Classification error ({task}) of the expert classifier trained on "
                        f"the optimal codes (its error on them: "
-                       f"{fmt(info['optimal_error'])}; {info['n']} test items)",
-                       _selected(records, f"classification_error_{task}"))
+                       f"{fmt(view.value('exact', None, f'classification_error_{task}'))}; "
+                       f"{info['n']} test items)",
+                       _selected(view.records, f"classification_error_{task}"))
             for task, info in (classification.get("tasks") or {}).items()]
 
 
@@ -102,19 +111,19 @@ _PSNR_BASELINE_TITLES = {
                   "whole grid")}
 
 
-def _psnr_baseline_tables(results: dict) -> list[Table]:
+def _psnr_baseline_tables(results: dict, view: ResultsView) -> list[Table]:
     """SALSA at its best-PSNR setting per T against every method (separation runs only)."""
     methods = methods_in(results)
     out = []
     for kind, key in PSNR_BASELINES.items():
-        baseline = (results.get("optimal") or {}).get(key) or {}
+        baseline = {T: view.record(key, T, "psnr_mean_db")
+                    for T in sorted(view.curve(key, "psnr_mean_db"))}
         if not baseline:
             continue
-        rows = [[int(T), "/".join(f"{a:g}" for a in b["alpha"]), b["mu"], b["psnr"],
-                 b["psnr_mean"],
-                 *[float(sum(results["psnr"][m][T]) / len(results["psnr"][m][T]))
-                   if T in results["psnr"][m] else None for m in methods]]
-                for T, b in sorted(baseline.items(), key=lambda kv: int(kv[0]))]
+        rows = [[T, "/".join(f"{a:g}" for a in b["setting"]["alpha"]), b["setting"]["mu"],
+                 view.components(key, T, "psnr_db"), b["value"],
+                 *[_mean(view.components(m, T, "psnr_db")) for m in methods]]
+                for T, b in baseline.items()]
         name, which = _PSNR_BASELINE_TITLES[kind]
         out.append(Table(name, f"Mean PSNR (dB) over the components: SALSA at {which} (a "
                          "separation baseline) against every method",
@@ -124,16 +133,21 @@ def _psnr_baseline_tables(results: dict) -> list[Table]:
     return out
 
 
-def _psnr_tables(results: dict, records: list[dict]) -> list[Table]:
+def _mean(values: list[float] | None) -> float | None:
+    return None if values is None else float(sum(values) / len(values))
+
+
+def _psnr_tables(results: dict, view: ResultsView) -> list[Table]:
     """The PSNR of each separated component per method and depth (separation runs only)."""
-    if not results.get("psnr"):
+    if not view.methods("psnr_db"):
         return []
     depths, components = results["depths"], range(len(results["block_sizes"]))
-    cells = [_selected(records, "psnr_db", component=i) for i in components]
+    cells = [_selected(view.records, "psnr_db", component=i) for i in components]
     rows = [[f"{NAMES[m]} {'digit' if i == 0 else 'natural'}"] + [cells[i](m, T) for T in depths]
             for m in methods_in(results) for i in components]
+    optimal = view.components("exact", None, "psnr_db")
     return [Table("psnr", "PSNR (dB) of each separated component A_i x_i against the true "
-                  f"component (optimal codes: {fmt(results['psnr']['optimal'])})",
+                  f"component (optimal codes: {fmt(optimal)})",
                   ["method, component"] + [f"T={T}" for T in depths], rows)]
 
 
@@ -157,10 +171,11 @@ def _threshold_step(method: str, hyper: dict):
     return threshold_step(method, hyper)
 
 
-def _training_tables(results: dict) -> list[Table]:
+def _training_tables(results: dict, view: ResultsView) -> list[Table]:
     """The learned encoders' training, when the run recorded it."""
     training = results.get("training") or {}
-    rows = [[NAMES[m], T, t.get("initial_val_rmse"), t.get("val_rmse"), t.get("best_epoch"),
+    rows = [[NAMES[m], T, view.value(m, T, "training_start_error", split="val"),
+             view.value(m, T, "training_kept_error", split="val"), t.get("best_epoch"),
              t.get("epochs"), t.get("stopped")]
             for m in methods_in(results) for T in results["depths"]
             if (t := training.get(f"{m}_T{T}")) is not None]
@@ -172,10 +187,10 @@ def _training_tables(results: dict) -> list[Table]:
                    "stopped"], rows)]
 
 
-def _grid_note(results: dict, method: str, T: int | None) -> str:
+def _grid_note(view: ResultsView, method: str, T: int | None) -> str:
     """Whether an iteration count read from the stored dense grid is exact."""
-    dense = (results.get("dense") or {}).get(method)
-    if T is None or dense is None:
+    grid = dense_grid(view, method)
+    if T is None or grid is None:
         return "n/a"
-    step = grid_step(dense["T"], T)
+    step = grid_step(grid, T)
     return "exact" if step is None else f"upper bound (grid step {step})"
