@@ -65,21 +65,21 @@ def train_in_dir(run_dir, encoder, signals, targets, *, val_signals=None, val_ta
     with Trainer(encoder, signals, targets, val_signals=val_signals, val_targets=val_targets,
                  **options) as trainer:
         main = trainer.dist.is_main
-        run = None if run_dir is None else _Run(Path(run_dir), trainer, data_info)
-        if run is None:
+        files = None if run_dir is None else _TrainingFiles(Path(run_dir), trainer, data_info)
+        if files is None:
             trainer.begin()
         else:
-            trainer.begin(*run.start(resume))
+            trainer.begin(*files.start(resume))
             if main:  # once the start passed its checks: a refused start leaves nothing
-                run.open()
+                files.open()
         sink = as_progress(progress)
         if not main:
             sink = Progress(quiet=True)
         with sink.bar(trainer.max_epochs, f"train {encoder.kind}", "epoch",
                       initial=trainer.result.history[-1]["epoch"]) as bar:
             def on_epoch(state: TrainState) -> None:
-                if run is not None and main:
-                    run.save(state)
+                if files is not None and main:
+                    files.save(state)
                 entry = state.history[-1]
                 bar.update(1)
                 bar.set_postfix(loss=_short(entry["loss"]), **(
@@ -89,15 +89,15 @@ def train_in_dir(run_dir, encoder, signals, targets, *, val_signals=None, val_ta
                     callback(entry)
 
             result = trainer.run(on_epoch)
-        if run is not None and main:
-            encoder.save(run.dir / MODEL, extra={
+        if files is not None and main:
+            encoder.save(files.dir / MODEL, extra={
                 "training": result.summary(), "training_config": trainer.hyper,
-                "data": run.data})
+                "data": files.data})
         trainer.dist.barrier()  # every rank returns once the model is written
     return result
 
 
-class _Run:
+class _TrainingFiles:
     """The files of one training run in ``path``."""
 
     def __init__(self, path: Path, trainer: Trainer, data_info: dict | None):
