@@ -380,6 +380,23 @@ def test_cli_codes_compute_of_chosen_splits(tmp_path, capsys):
     assert load_codes(tmp_path / "t").splits == ["test"]
 
 
+def test_cli_tune_alpha_on_a_grid(tmp_path, capsys):
+    """TuneSettings.alphas (--grid): every alpha given is tried, and the library takes any
+    iterable, or one alpha."""
+    data = make_prepared(tmp_path, kind="sc", P=(40, 20))
+    A, Y = planted(seed=0, P=20)
+    np.save(tmp_path / "d.npy", A.astype(np.float32))
+    assert main(["codes", "tune-alpha", "--data", str(data), "--dict", str(tmp_path / "d.npy"),
+                 "--grid", "0.5", "0.05", "--samples", "20", "--target", "0.2"]) == 0
+    rows = [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:3]]
+    assert rows == ["0.05", "0.5"]
+    for grid, tried in ((np.array([[0.5, 0.05]]), [0.05, 0.5]),
+                        ((a for a in (0.5, 0.05)), [0.05, 0.5]), (range(1, 2), [1.0]),
+                        (0.5, [0.5]), (np.array(0.5), [0.5])):
+        _, curve = tune_alpha(Y, A, 0.01, alphas=grid, n_samples=20)
+        assert [row["alpha"] for row in curve] == tried
+
+
 @pytest.mark.parametrize("grid", [",", " ", "0.1,x", "-1"])
 def test_cli_tune_alpha_refuses_a_grid_without_numbers(tmp_path, capsys, grid):
     # "," used to reach max() of an empty curve: a ValueError traceback.

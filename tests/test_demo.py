@@ -11,6 +11,7 @@ from _realdata import require_data
 from lsalsa import load_encoder
 from lsalsa.cli import main
 from lsalsa.core.encoders import read_model_header
+from lsalsa.errors import InputError
 from lsalsa.workflow.data import cache_dir
 
 
@@ -111,10 +112,15 @@ def test_full_and_quick_demos_default_to_their_own_folders(monkeypatch, tmp_path
     import lsalsa.apps.demo as demo
     import lsalsa.cli.demo as cli_demo
 
-    chosen = []
-    monkeypatch.setattr(demo, "run_demo", lambda out, **options: chosen.append(out))
+    chosen, run_demo = [], demo.run_demo
+    monkeypatch.setattr(demo, "run_demo",
+                        lambda out, **options: chosen.append((out, options["scale"])))
     monkeypatch.setattr(cli_demo, "check_training", lambda out: None)
     monkeypatch.chdir(tmp_path)
     assert main(["demo"]) == 0 and main(["demo", "--quick"]) == 0
     assert main(["demo", "--scale", "converged"]) == 0
-    assert chosen == ["runs/demo", "runs/demo-quick", "runs/demo-converged"]
+    assert chosen == [("runs/demo", "full"), ("runs/demo-quick", "small"),
+                      ("runs/demo-converged", "converged")]
+    assert main(["demo", "--quick", "--scale", "converged"]) == 2  # one or the other
+    with pytest.raises(InputError, match="quick is the small scale"):
+        run_demo(tmp_path / "d", scale="converged", quick=True)

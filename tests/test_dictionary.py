@@ -352,7 +352,8 @@ def test_an_image_shape_is_two_sizes(value, shape):
     assert checks.image_shape(value, "patch_shape") == shape
 
 
-@pytest.mark.parametrize("value", ["3", "3x", "0x4", "ax4", [4, True], (1, 2, 3), 12, None])
+@pytest.mark.parametrize("value", ["3", "3x", "0x4", "ax4", "1.5x4", [4, True], ["4", "4"],
+                                   {3, 4}, (1, 2, 3), 12, None])
 def test_an_image_shape_refuses_anything_else(value):
     with pytest.raises(InputError, match=r"^patch_shape must be rows x cols"):
         checks.image_shape(value, "patch_shape")

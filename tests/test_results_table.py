@@ -329,5 +329,5 @@ def test_a_view_selects_one_number_a_curve_or_the_components():
         results["separation"]["lsalsa"]["1"]["by_source"]["plasma"]["psnr"])
     assert view.metrics("classification_error_") == ["classification_error_digits"]
     assert view.methods("matched") == ["fista", "salsa"]
-    with pytest.raises(ValueError, match="two records"):
+    with pytest.raises(InputError, match="two records"):
         ResultsView([*view.records, view.records[0]])

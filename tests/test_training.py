@@ -729,8 +729,8 @@ def test_search_validates(data):
     for alphas, message in (([], r"^alphas must be a non-empty list"),
                             ([-0.1], r"^alphas must be a number >= 0"),
                             (["0.1:x"], r"^alphas must be a number >= 0, or one per dictionary"),
-                            ([[0.1, 0.2, 0.3]], r"^alpha \[0.1, 0.2, 0.3\] has 3 values for 1 "
-                                                r"dictionaries")):
+                            ([[0.1, 0.2, 0.3]], r"^`alphas`: \[0.1, 0.2, 0.3\] has 3 values "
+                                                r"for 1 dictionaries")):
         with pytest.raises(InputError, match=message):
             search(None, None, data["Yv"], data["Xv"], data["A"], depths=[1], alphas=alphas,
                    methods=["fista"])
@@ -934,6 +934,10 @@ def test_cli_threshold_steps(files, tmp_path, capsys):
                  "1", "--threshold-lr", "0.25", "--run-dir", str(tmp_path / "t")]) == 0
     config = json.loads((tmp_path / "t" / "config.json").read_text())
     assert config["training"]["threshold_lr"] == 0.25
+    assert main(["train", *common, "--alpha", "0.2", "--depth", "2", "--mu", "2", "--epochs",
+                 "1", "--fixed-thresholds", "--run-dir", str(tmp_path / "fixed")]) == 0
+    header = read_model_header(tmp_path / "fixed" / "model.safetensors")[0]
+    assert header["learn_thresholds"] is False
     assert main(["train", *common, "--alpha", "0.2", "--depth", "2", "--fixed-thresholds",
                  "--threshold-lr", "0.25", "--run-dir", str(tmp_path / "f")]) == 2
     err = capsys.readouterr().err.strip()

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 
 import numpy as np
@@ -118,18 +118,31 @@ def text(value, name: str, *, empty: bool = False, none: bool = False) -> str | 
 
 
 def image_shape(value, name: str, *, none: bool = False) -> tuple[int, int] | None:
-    """An image's (rows, cols), each >= 1: a pair, or text such as ``"10x12"``."""
+    """An image's (rows, cols), each >= 1: a pair of integers, or the text a command line
+    gives, such as ``"10x12"``."""
     if value is None and none:
         return None
-    pair = value.lower().split("x") if isinstance(value, str) else value
-    try:
-        rows, cols = (int(v) if isinstance(v, str) else v for v in pair)
-    except (TypeError, ValueError):
-        rows = cols = None
+    pair = value if isinstance(value, list | tuple) else ()
+    if isinstance(value, str):
+        parts = value.lower().split("x")
+        pair = [int(v) for v in parts if v.strip().lstrip("-").isdigit()]
+        pair = pair if len(pair) == len(parts) else ()
+    rows, cols = pair if len(pair) == 2 else (None, None)
     if not (is_integer(rows, 1) and is_integer(cols, 1)):
         raise InputError(f"{name} must be rows x cols, two integers >= 1 such as 10x10, "
                          f"got {value!r}")
     return (int(rows), int(cols))
+
+
+def as_items(value):
+    """The items of a list given as any iterable (an array of any shape, a range, a
+    generator) or as one item, as a list; None and text stay themselves, for a check to
+    refuse text."""
+    if value is None or isinstance(value, str | bytes):
+        return value
+    if isinstance(value, np.ndarray):
+        return value.ravel().tolist()
+    return list(value) if isinstance(value, Iterable) else [value]
 
 
 def flag(value, name: str) -> bool:

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
 from ..io import atomic_path, read_json_object, write_json
 from ..workflow.config import load_experiment
 from ..workflow.pipeline import ALWAYS_RERUN, STEPS, run_experiment
@@ -78,6 +79,8 @@ def run_demo(out_dir: str | Path = "runs/demo", *, scale: str = "full", quick: b
     Progress and the pipeline's log go to stderr; the summary table to stdout (nothing at all
     with ``quiet``)."""
     out = Path(out_dir)
+    if quick and scale not in ("full", QUICK_SCALE):
+        raise InputError(f"quick is the {QUICK_SCALE} scale; give it or scale {scale!r}")
     scale = QUICK_SCALE if quick else scale
     screen = Progress("demo", quiet=quiet, stream=sys.stdout)
     with config_file() as path:

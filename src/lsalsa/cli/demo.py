@@ -20,9 +20,10 @@ def register(subparsers) -> None:
                         help="output folder (default: "
                              + ", ".join(f"{path} at {scale}" for scale, path in OUT.items())
                              + ")")
-    add_option_flags(parser, ExperimentConfig, ("scale",))
-    quick = parser.add_argument("--quick", dest="scale", action="store_const", const="small",
-                                help="a reduced run of about a minute: --scale small")
+    scale = parser.add_mutually_exclusive_group()
+    add_option_flags(scale, ExperimentConfig, ("scale",))
+    quick = scale.add_argument("--quick", dest="scale", action="store_const", const="small",
+                               help="a reduced run of about a minute: --scale small")
     quick.declared_by = ExperimentConfig  # a name for one value of the declared option
     parser.add_argument("--data-dir", default=None,
                         help="folder with canonical raw data (else LSALSA_DATA, the cache and "

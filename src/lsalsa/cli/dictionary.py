@@ -48,7 +48,8 @@ def register(subparsers) -> None:
 
     show = sub.add_parser("show", help="draw the atoms of a dictionary as a PNG grid",
                           description="Draw every atom (column) of a dictionary .npy as an "
-                                      "image in a grid.")
+                                      "image in a grid; without --patch-shape, each atom "
+                                      "has the shape its sidecar JSON records, else square.")
     show.add_argument("dictionary", help="dictionary .npy (M, N)")
     show.add_argument("--out", required=True, help="output .png")
     add_option_flags(show, AtomsSettings, ("patch_shape", "title"))
@@ -128,6 +129,9 @@ def run_show(args) -> int:
     remove_stale_temporaries(out.parent)  # what killed runs left behind
     A = read_array(args.dictionary, "dictionary")
     shape = _patch_shape(args.patch_shape, Path(args.dictionary))
-    plot_atoms(A, out, shape, title=args.title)
+    try:
+        plot_atoms(A, out, shape, title=args.title)
+    except InputError as exc:
+        raise with_flags(exc, {"patch_shape": "--patch-shape"}) from exc
     print(f"wrote {out} ({A.shape[1]} atoms)")
     return 0

@@ -56,9 +56,9 @@ def _argument(field: dataclasses.Field, flag: str, lists: str) -> dict:
     if default is dataclasses.MISSING:  # a required option: add_option_flags says so
         default = None
     if func is checks.flag:
-        return {"action": "store_false" if default else "store_true",
-                "help": f"{'no ' if default else ''}{help_text} (the default: "
-                        f"{'on' if default else 'off'})"}
+        if default:
+            return {"action": "store_false", "help": f"turn off: {help_text} (on by default)"}
+        return {"action": "store_true", "help": f"{help_text} (the default: off)"}
     metavar = flag.lstrip("-").replace("-", "_").upper()
     if func is checks.non_empty_list:  # its help says what no value means
         each = options["each"]

@@ -200,13 +200,18 @@ def run_search(args) -> int:
     device, _ = _device_and_dtype(args)
     dictionaries = data.dictionary_arrays(np.dtype(args.dtype))
     split = data.split
-    result = search(split.signals, split.targets, split.val_signals, split.val_targets,
-                    dictionaries, depths=args.depths, alphas=args.alphas, methods=args.methods,
-                    mus=args.mus, lrs=args.lrs, lr_decays=args.lr_decays,
-                    threshold_lrs=args.threshold_lrs, epochs=args.epochs, untied=args.untied,
-                    train_options={"optimizer": args.optimizer, "batch_size": args.batch_size},
-                    seed=args.seed, device=device, run_dir=args.run_dir,
-                    progress=not args.quiet)
+    try:
+        result = search(split.signals, split.targets, split.val_signals, split.val_targets,
+                        dictionaries, depths=args.depths, alphas=args.alphas,
+                        methods=args.methods, mus=args.mus, lrs=args.lrs,
+                        lr_decays=args.lr_decays, threshold_lrs=args.threshold_lrs,
+                        epochs=args.epochs, untied=args.untied,
+                        train_options={"optimizer": args.optimizer,
+                                       "batch_size": args.batch_size},
+                        seed=args.seed, device=device, run_dir=args.run_dir,
+                        progress=not args.quiet)
+    except InputError as exc:
+        raise with_flags(exc, {"alphas": "--alphas"}) from exc
     for (method, T), row in sorted(result.best.items()):
         knobs = ", ".join(f"{k}={row[k]}" for k in ("alpha", "mu", "lr", "lr_decay",
                                                      "threshold_lr") if row.get(k) is not None)

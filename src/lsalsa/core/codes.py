@@ -21,6 +21,7 @@ import torch
 
 from ..checks import (
     Settings,
+    as_items,
     non_empty_list,
     non_negative_int,
     number,
@@ -213,7 +214,7 @@ class TuneSettings(Settings):
     alphas: tuple[float, ...] | None = rule(non_empty_list, None, each=positive_number,
                                             none=True,
                                             help="alphas to try in place of the bisection "
-                                                 "('none': bisect)")
+                                                 "(none given: bisect)")
 
 
 def tune_alpha(signals, dictionary, target_sparsity: float = TuneSettings.target_sparsity,
@@ -237,7 +238,7 @@ def tune_alpha(signals, dictionary, target_sparsity: float = TuneSettings.target
     """
     settings = TuneSettings(target_sparsity=target_sparsity, n_samples=n_samples, seed=seed,
                             steps=steps, tol=tol,
-                            alphas=list(alphas) if isinstance(alphas, np.ndarray) else alphas)
+                            alphas=as_items(alphas))
     P, M = check_signal_array(signals)
     A = as_dictionaries(dictionary)
     if len(A) != 1:

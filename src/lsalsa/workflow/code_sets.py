@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..checks import Settings, non_empty_list, one_of, rule
+from ..checks import Settings, as_items, non_empty_list, one_of, rule
 from ..core.codes import as_dictionaries, compute_codes, stored_problem
 from ..core.problem import Problem, as_alphas, make_problem
 from ..errors import InputError
@@ -53,7 +53,7 @@ def compute_split_codes(dataset, splits, dictionaries, alphas, *,
                         progress: bool | Progress = True, **options) -> tuple[dict, dict]:
     """The codes and solver statistics of each of ``splits`` of a prepared data set (None:
     all it has), by split (what :func:`save_codes` stores)."""
-    splits = CodeSetSettings(splits).splits or dataset.splits
+    splits = CodeSetSettings(as_items(splits)).splits or dataset.splits
     missing = [split for split in splits if split not in dataset.splits]
     if missing:
         raise InputError(f"`splits`: {dataset.path} has no split {', '.join(missing)} (has "

@@ -1,8 +1,10 @@
 """The tidy records of one run (:mod:`lsalsa.workflow.results_table`), looked up as the target
-checks read them: one number, a curve over the depths, or one number per component."""
+checks, the report's tables and its figures read them: one number, a curve over the depths,
+or one number per component."""
 
 from __future__ import annotations
 
+from ..errors import InputError
 from .results_table import tidy_records
 
 # The keys that make a record one number.
@@ -16,8 +18,8 @@ class ResultsView:
     def __init__(self, records: list[dict]):
         self.records = records
         self._values = {tuple(r[k] for k in _KEY): r for r in records}
-        if len(self._values) != len(records):
-            raise ValueError("two records of the same number")  # tidy_records never does
+        if len(self._values) != len(records):  # tidy_records never makes two
+            raise InputError("two records of the same number: give the records of one run")
 
     @classmethod
     def of(cls, results: dict) -> ResultsView:

@@ -174,8 +174,8 @@ def _check_alpha_sizes(alphas, n_blocks: int) -> None:
     """Each alpha of the grid is one number, or one per dictionary."""
     for alpha in alphas:
         if isinstance(alpha, list) and len(alpha) not in (1, n_blocks):
-            raise InputError(f"alpha {alpha} has {len(alpha)} values for {n_blocks} "
-                             "dictionaries")
+            raise InputError(f"`alphas`: {alpha} has {len(alpha)} values for {n_blocks} "
+                             "dictionaries; give one, or one per dictionary")
 
 
 def _checked_options(train_options) -> dict:

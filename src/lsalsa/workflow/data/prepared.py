@@ -156,6 +156,7 @@ class PreparedDataset:
         (SC) or the clean ``component`` (MCA), all or a subset of ``max_signals`` drawn with
         ``seed`` (each component its own draw), rows in order."""
         settings = TrainingSignalsSettings(component, max_signals)
+        seed = non_negative_int(seed, "seed")
         kind = self.meta["kind"]
         if kind == "mca" and settings.component not in (0, 1):
             raise InputError(f"{self.name} is an MCA data set: give `component` 0 or 1 (one "

@@ -65,7 +65,7 @@ def write_report(run_dir, steps=()) -> list[Path]:
     tidy = run_dir / "results.jsonl"
     records = tidy_records(results, str(results["name"]))
     write_tidy(tidy, records)
-    figures = make_figures(run_dir, results)
+    figures = make_figures(run_dir, results, records)
     all_tables = tables(results, records)
     written = []
     for table in all_tables:
@@ -100,8 +100,7 @@ def _introduction(run_dir: Path, results: dict) -> list:
     if list(results["depths"]) != list(DEFAULT_DEPTHS):
         b.append(("p", f"Depths: T in {{{', '.join(map(str, results['depths']))}}}, a subset "
                        f"of the paper's {{{', '.join(map(str, DEFAULT_DEPTHS))}}}"
-                       + (f" ({results['scale']} scale)." if results["scale"] != "full"
-                          else ".")))
+                       + (" (small scale)." if results["scale"] == "small" else ".")))
     where, caveat = _grid_text(results)
     b.append(("p", f"FISTA and SALSA are evaluated at {where}, each T with the (alpha, mu) "
                    "that gives the lowest validation RMSE over the same alpha grid the learned "

@@ -172,9 +172,10 @@ def separation_grid(results: dict, run_dir: Path, path: Path, T: int,
     return _save(fig, path)
 
 
-def make_figures(run_dir, results: dict | None = None) -> dict[str, Path]:
-    """All figures of a run from its stored results (``results.json``, unless the caller has
-    read it already); returns ``{name: path}``."""
+def make_figures(run_dir, results: dict | None = None,
+                 records: list[dict] | None = None) -> dict[str, Path]:
+    """All figures of a run from its stored results (``results.json`` and its tidy
+    ``records``, unless the caller has them already); returns ``{name: path}``."""
     import json
 
     run_dir = Path(run_dir)
@@ -183,7 +184,7 @@ def make_figures(run_dir, results: dict | None = None) -> dict[str, Path]:
     config = results["config"]
     out = run_dir / "figures"
     remove_stale_temporaries(out)  # what killed runs left behind
-    view = ResultsView.of(results)
+    view = ResultsView.of(results) if records is None else ResultsView(records)
     figures = {"rmse_vs_T": rmse_vs_T(results, out / "rmse_vs_T.png", view),
                "rmse_vs_time": rmse_vs_time(results, out / "rmse_vs_time.png", view)}
     clouds = sparsity_clouds(results, run_dir, out / "sparsity_vs_rmse.png",
