@@ -39,11 +39,13 @@ def test_the_converged_demo_differs_from_the_demo_only_in_how_long_it_trains():
         full, converged = load_config(path, "full"), load_config(path, "converged")
     assert converged["search"]["schedule"] == "plateau"
     assert converged["search"]["final_epochs"] == 100 and converged["search"]["patience"]
+    assert converged["search"]["min_improvement"] == 0.001
     differ = {key for key in full if full[key] != converged[key]}
     assert differ == {"search", "scale"}
     assert {key for key in full["search"] if full["search"][key] != converged["search"].get(key)
             } | (converged["search"].keys() - full["search"].keys()) == {"schedule",
-                                                                          "final_epochs"}
+                                                                          "final_epochs",
+                                                                          "min_improvement"}
 
 
 @pytest.mark.slow

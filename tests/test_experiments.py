@@ -604,6 +604,10 @@ def test_the_default_schedule_is_not_recorded_among_a_search_s_training_options(
     plateau = dataclasses.replace(config, search=dataclasses.replace(config.search,
                                                                      schedule="plateau"))
     assert train_options(plateau)["schedule"] == "plateau"
+    assert "min_improvement" not in train_options(plateau)  # recorded only when set
+    stricter = dataclasses.replace(config, search=dataclasses.replace(config.search,
+                                                                      min_improvement=1e-3))
+    assert train_options(stricter)["min_improvement"] == 1e-3
 
 
 

@@ -28,7 +28,7 @@ from lsalsa.core.dictionary_settings import DictionarySettings
 from lsalsa.core.encoders import build_encoder, read_model_header
 from lsalsa.core.metrics import code_rmse, validation_rmse
 from lsalsa.core.training import best_classic, train
-from lsalsa.core.training.schedule import plateau_halvings, step_scales
+from lsalsa.core.training.schedule import improving_epochs, plateau_halvings, step_scales
 from lsalsa.core.training.settings import DEFAULTS, PLATEAU_WAIT, TrainSettings
 from lsalsa.workflow.checkpoint import flatten_optimizer, load_checkpoint, unflatten_optimizer
 from lsalsa.workflow.data.catalog import PrepareSettings
@@ -1120,6 +1120,36 @@ def test_plateau_halvings_count_runs_of_epochs_without_a_new_best():
     assert plateau_halvings([1.0, 1.2, 0.9, 0.95]) == 0  # a new best restarts the wait
     assert plateau_halvings([1.0, 1.0, 1.0, 1.0, 1.0, 1.0]) == 2  # the wait restarts too
     assert plateau_halvings([1.0, 1.0, 1.0, 0.5, 0.7, 0.7]) == 2
+
+
+def test_an_improvement_counts_only_above_min_improvement():
+    """min_improvement: a decrease by at most that fraction of the last improving epoch's
+    RMSE is no improvement (for patience and the halvings); 0 is any decrease."""
+    vals = [1.0, 0.9995, 0.998, 0.9975, 0.99]
+    assert improving_epochs(vals) == [0, 1, 2, 3, 4]
+    assert improving_epochs(vals, 1e-3) == [0, 2, 4]  # 0.9975 is within 0.1 % of 0.998
+    assert improving_epochs([1.0, None, 0.5], 0.1) == [0, 2]
+    assert plateau_halvings([1.0, 0.9999, 0.9998, 0.9997], 1e-3) == 1
+    assert plateau_halvings([1.0, 0.9999, 0.9998, 0.9997]) == 0
+
+
+def _scripted(values):
+    """A stand-in for validation_rmse that returns ``values`` in turn."""
+    remaining = iter(values)
+    return lambda *args, **kwargs: next(remaining)
+
+
+def test_patience_counts_from_the_last_improvement_that_counts(data, monkeypatch):
+    """With min_improvement, tiny decreases do not restart the patience, but the kept weights
+    are still those of the lowest validation RMSE; without it the run goes on."""
+    trainer = importlib.import_module("lsalsa.core.training.trainer")
+    scores = [1.0, 0.8, 0.7999, 0.7998, 0.7997, 0.7996, 0.7995, 0.7994]
+    for min_improvement, stopped, epochs in ((1e-3, "patience", 3), (0.0, "max_epochs", 7)):
+        monkeypatch.setattr(trainer, "validation_rmse", _scripted(scores))
+        result = _train(data, lr=0.05, schedule="constant", max_epochs=7, patience=2,
+                        min_improvement=min_improvement)
+        assert (result.stopped, result.epochs) == (stopped, epochs)
+        assert result.best_epoch == epochs  # the lowest RMSE, however small its gain
 
 
 def test_the_plateau_schedule_halves_the_step_until_validation_stops_improving(

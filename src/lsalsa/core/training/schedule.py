@@ -28,17 +28,32 @@ def epoch_halvings(hyper: dict, history: list[dict], epoch: int) -> int:
     before it (``history``, epoch 0 first); 0 for the other schedules."""
     if hyper["schedule"] != "plateau":
         return 0
-    return plateau_halvings([e["val_rmse"] for e in history[:epoch + 1]])
+    return plateau_halvings([e["val_rmse"] for e in history[:epoch + 1]],
+                            hyper.get("min_improvement", 0.0))
 
 
-def plateau_halvings(val_rmse: list[float]) -> int:
+def improving_epochs(val_rmse: list[float], min_improvement: float = 0.0) -> list[int]:
+    """The epochs (epoch 0 first, and counted) whose validation RMSE ``val_rmse[e]`` is below
+    ``1 - min_improvement`` times that of the improving epoch before them: where patience and
+    the plateau schedule count from. Drawn from the history alone, so a resumed run decides
+    as the first one did."""
+    best, improving = val_rmse[0], [0]
+    for epoch, val in enumerate(val_rmse[1:], 1):
+        if val is not None and val < best * (1.0 - min_improvement):
+            best = val
+            improving.append(epoch)
+    return improving
+
+
+def plateau_halvings(val_rmse: list[float], min_improvement: float = 0.0) -> int:
     """How often the plateau schedule has halved the step after the epochs whose validation
-    RMSE is ``val_rmse`` (epoch 0 first): once per ``PLATEAU_WAIT`` epochs in a row without a
-    new best. Drawn from the history alone, so a resumed run takes the same steps."""
-    best, waited, halvings = val_rmse[0], 0, 0
-    for val in val_rmse[1:]:
-        if val is not None and val < best:
-            best, waited = val, 0
+    RMSE is ``val_rmse`` (epoch 0 first): once per ``PLATEAU_WAIT`` epochs in a row that do
+    not improve (:func:`improving_epochs`)."""
+    improving = set(improving_epochs(val_rmse, min_improvement))
+    waited = halvings = 0
+    for epoch in range(1, len(val_rmse)):
+        if epoch in improving:
+            waited = 0
             continue
         waited += 1
         if waited == PLATEAU_WAIT:

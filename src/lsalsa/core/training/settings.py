@@ -45,7 +45,7 @@ DEFAULTS = {"optimizer": "adam", "lr": 0.1, "schedule": "cosine", "lr_decay": 0.
             "anchor_decay": 0.0,
             "reconstruction_weight": None, "objective": "codes", "component_weights": None,
             "augment_component": None, "augment_zoom": 1.0, "place_component": None,
-            "batch_size": 64, "patience": 5, "rel_tol": 1e-6}
+            "batch_size": 64, "patience": 5, "rel_tol": 1e-6, "min_improvement": 0.0}
 
 # With step scaling (the default) lr is each step's size relative to the tensor's own size, so
 # lr = 1 can already move a tensor by its whole size in one step. 1e6 leaves room for vanilla
@@ -126,6 +126,11 @@ class TrainSettings:
     max_epochs, patience, rel_tol : stop after ``max_epochs``, after ``patience`` epochs
         without a better validation RMSE (None: never), or when
         ``|L_e - L_{e-1}| / L_{e-1} < rel_tol`` for the epoch loss ``L``.
+    min_improvement : for ``patience`` and the plateau schedule, an epoch betters validation
+        only when its RMSE is below ``(1 - min_improvement)`` times the last such epoch's
+        (0: any decrease); the kept weights are still those of the lowest validation RMSE.
+        Without it, a plateau run whose step has been halved many times keeps finding
+        decreases of a hundredth of a percent and runs to ``max_epochs``.
     seed : seeds the mini-batch shuffling (a private ``torch.Generator``).
     """
 
@@ -151,6 +156,10 @@ class TrainSettings:
                                     "tensor's (deep encoders may need less)")
     rel_tol: float = rule(non_negative_number, DEFAULTS["rel_tol"],
                           help="stop when the epoch loss changes by less than this fraction")
+    min_improvement: float = rule(number, DEFAULTS["min_improvement"], low=0, high=1,
+                                  high_open=True,
+                                  help="for patience and the plateau schedule, validation "
+                                       "improves only by more than this fraction")
     anchor_decay: float = rule(non_negative_number, DEFAULTS["anchor_decay"],
                                help="pull the weights towards their start (0: off)")
     grad_clip: float | None = rule(positive_number, DEFAULTS["grad_clip"], none=True,
@@ -255,6 +264,7 @@ class TrainSettings:
                 "grad_clip": self.grad_clip, "anchor_decay": self.anchor_decay,
                 "reconstruction_weight": float(weight), "batch_size": self.batch_size,
                 "patience": self.patience, "rel_tol": self.rel_tol, "seed": self.seed,
+                **({"min_improvement": self.min_improvement} if self.min_improvement else {}),
                 **objective}
 
 

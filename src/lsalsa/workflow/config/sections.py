@@ -227,6 +227,7 @@ class SearchSection(_Section):
     batch_size: int = declared(TrainSettings, "batch_size")
     rel_tol: float = declared(TrainSettings, "rel_tol")
     patience: int | None = declared(TrainSettings, "patience")
+    min_improvement: float = declared(TrainSettings, "min_improvement")
     reconstruction_weight: float | None = declared(TrainSettings, "reconstruction_weight")
     anchor_decay: float = declared(TrainSettings, "anchor_decay")
     learned: tuple[str, ...] = rule(_learned_methods, PAPER_METHODS,
@@ -278,7 +279,7 @@ class EvaluationSection(_Section):
 #: Fields left out of the resolved config while at their default, per section.
 OPTIONAL: dict = {"evaluation": ("baseline_code_rmse", "time_exact_codes"),
                   "search": ("augment", "augment_zoom", "threshold_lrs", "schedule",
-                             "untied"),
+                             "untied", "min_improvement"),
                   "prepare": ("stride",)}
 
 

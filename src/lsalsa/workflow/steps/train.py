@@ -39,6 +39,8 @@ def train_options(config: ExperimentConfig) -> dict:
                                                 "reconstruction_weight", "anchor_decay")}
     if options["schedule"] == TRAIN_DEFAULTS["schedule"]:  # so a search from before resumes
         del options["schedule"]
+    if s.min_improvement:  # likewise
+        options["min_improvement"] = s.min_improvement
     return options
 
 
