@@ -39,10 +39,12 @@ from ..workflow.config import load_experiment
 from ..workflow.pipeline import ALWAYS_RERUN, STEPS, run_experiment
 from ..workflow.progress import Progress
 from ..workflow.report.figures import separation_grid
+from ..workflow.results_view import ResultsView
 from ..workflow.rundir import RunDir
 from ..workflow.steps.context import run_directory
 from ..workflow.steps.dictionaries import COMPONENTS, dictionary_file
 from ..workflow.steps.train import model_path
+from ..workflow.targets import match_record
 from . import pictures, shipped
 
 CONFIG = "demo.json"
@@ -197,11 +199,11 @@ def ship(out: Path, results: dict, summary: dict, files: RunDir) -> Path:
 
 
 def summarize(results: dict, files: RunDir) -> dict:
-    """Every number the demo reports, read from ``results.json`` at the demo's depth."""
-    T = str(results["depths"][0])
-    methods, separation, optimal = results["methods"], results["separation"], results["optimal"]
-    match = results["match"][T]["salsa"]
-    salsa = methods["salsa"][T]
+    """Every number the demo reports at its depth: the measurements read from the run's tidy
+    records (:class:`~lsalsa.workflow.results_view.ResultsView`), the settings and the run's
+    description from ``results.json``."""
+    T = results["depths"][0]
+    view = ResultsView.of(results)
     summary = {
         "settings": results["config"], "data": results["data_label"],
         "test_mixtures": results["P_test"],
@@ -211,27 +213,27 @@ def summarize(results: dict, files: RunDir) -> dict:
     }
     for method, (key, trained_on) in SUMMARY_KEYS.items():
         hyper = results["training"][f"{method}_T{T}"]["hyper"]
-        summary[key] = {**quality(methods[method][T]["rmse_mean"], separation[method][T]),
-                        "trained_on": trained_on,
+        summary[key] = {**quality(view, method, T), "trained_on": trained_on,
                         "start": {"alpha": hyper["alpha"], "mu": hyper["mu"],
                                   "chosen_by": "validation code RMSE" if method == ON_CODES
                                   else "validation mean PSNR"},
                         "model": MODEL_FILES[method]}
-    summary["salsa"] = {**quality(salsa["rmse_mean"], separation["salsa"][T]),
-                        "alpha": salsa["hyper"]["alpha"], "mu": salsa["hyper"]["mu"],
-                        "chosen_by": "validation code RMSE"}
+    salsa = view.record("salsa", T, "code_rmse")["setting"]
+    summary["salsa"] = {**quality(view, "salsa", T), "alpha": salsa["alpha"],
+                        "mu": salsa["mu"], "chosen_by": "validation code RMSE"}
     for key in ("salsa_best_psnr", BEST_PSNR):
-        row = optimal[key][T]
-        summary[key] = {**quality(row["rmse_mean"], row["separation"]), "alpha": row["alpha"],
-                        "mu": row["mu"], "chosen_by": "validation mean PSNR"}
-    summary["exact"] = quality(0.0, optimal["separation"])
+        chosen = view.record(key, T, "code_rmse")["setting"]
+        summary[key] = {**quality(view, key, T), "alpha": chosen["alpha"], "mu": chosen["mu"],
+                        "chosen_by": "validation mean PSNR"}
+    summary["exact"] = quality(view, "exact", None, code_rmse=0.0)
+    match = match_record(view, "salsa", T)
     summary["timing"] = {
-        "lsalsa_seconds": methods[SEPARATING][T]["seconds"],
-        "lsalsa_codes_seconds": methods[ON_CODES][T]["seconds"],
+        "lsalsa_seconds": view.value(SEPARATING, T, "seconds"),
+        "lsalsa_codes_seconds": view.value(ON_CODES, T, "seconds"),
         "threads": results["timing"]["threads"], "batch_size": results["timing"]["batch_size"],
         "salsa_iterations_to_match": match["iterations"],
         "salsa_seconds_to_match": None if match["iterations"] is None else match["seconds"],
-        "spams_exact_seconds": optimal.get("seconds"),
+        "spams_exact_seconds": view.value("exact", None, "seconds"),
         "salsa_horizon": results["dense_max"]}
     summary["seconds"] = round(sum(files.read_marker(step)["seconds"] for step in STEPS), 1)
     summary["provenance"] = results["provenance"]
@@ -240,15 +242,25 @@ def summarize(results: dict, files: RunDir) -> dict:
     return summary
 
 
-def quality(code_rmse: float, separation: dict) -> dict:
-    """The code RMSE and the separation's PSNRs (both kinds, per source too)."""
-    psnr = separation["psnr"]
-    return {"code_rmse": code_rmse, "psnr_digits_db": psnr[0], "psnr_natural_db": psnr[1],
+def quality(view: ResultsView, method: str, T: int | None, *,
+            code_rmse: float | None = None) -> dict:
+    """``method``'s code RMSE (``code_rmse`` where none is recorded: the exact codes') and
+    its separation's PSNRs (both kinds, per source too)."""
+    psnr = view.components(method, T, "psnr_db")
+    sources = dict.fromkeys(r["source"] for r in view.records
+                            if r["method"] == method and r["T"] == T
+                            and r["metric"] == "mixtures" and r["source"] != "all")
+    return {"code_rmse": view.value(method, T, "code_rmse") if code_rmse is None
+            else code_rmse,
+            "psnr_digits_db": psnr[0], "psnr_natural_db": psnr[1],
             "psnr_mean_db": (psnr[0] + psnr[1]) / 2,
-            "psnr_per_mixture_db": separation["psnr_per_mixture"],
-            "by_source": {name: {"psnr_db": q["psnr"], "psnr_per_mixture_db":
-                                 q["psnr_per_mixture"], "mixtures": q["count"]}
-                          for name, q in separation.get("by_source", {}).items()}}
+            "psnr_per_mixture_db": view.components(method, T, "psnr_per_mixture_db"),
+            "by_source": {name: {"psnr_db": view.components(method, T, "psnr_db", source=name),
+                                 "psnr_per_mixture_db": view.components(
+                                     method, T, "psnr_per_mixture_db", source=name),
+                                 "mixtures": int(view.value(method, T, "mixtures",
+                                                            source=name))}
+                          for name in sources}}
 
 
 def print_summary(summary: dict, out: Path, screen: Progress) -> None:
