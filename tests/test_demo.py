@@ -62,6 +62,8 @@ def test_quick_demo_runs_end_to_end_and_reuses_its_steps(tmp_path, capsys):
         assert (out / name).is_file(), name
     summary = json.loads((out / "summary.json").read_text())
     assert summary["data"].startswith("offline stand-in")
+    card = json.loads((out / "shipped" / "mnist-natural.json").read_text())
+    assert card["rebuild"].startswith("lsalsa demo --quick, then copy runs/demo-quick/shipped/")
     for method in ("lsalsa", "lsalsa_pictures", "lsalsa_codes", "salsa", "salsa_best_psnr",
                    "salsa_best_psnr_any_alpha"):
         assert summary[method]["code_rmse"] > 0

@@ -48,6 +48,9 @@ from ..workflow.targets import match_record
 from . import pictures, shipped
 
 CONFIG = "demo.json"
+# Each scale's folder: a run directory holds one configuration.
+DEFAULT_OUT = {"full": "runs/demo", "small": "runs/demo-quick",
+               "converged": "runs/demo-converged"}
 QUICK_SCALE = "small"       # the config's reduced scale: `lsalsa demo --quick`
 MARKER = "demo"             # steps/demo.json: the products below, keyed by results.json
 SEPARATING = "lsalsa-sep"   # the main model: trained on the true components
@@ -192,10 +195,15 @@ def ship(out: Path, results: dict, summary: dict, files: RunDir) -> Path:
                      "test_psnr_per_mixture": summary[BEST_PSNR]["psnr_per_mixture_db"]},
         "exact_codes_test_psnr_per_mixture": summary["exact"]["psnr_per_mixture_db"],
         "psnr": "dB; psnr_per_mixture: the mean over mixtures of each mixture's PSNR",
-        "rebuild": "lsalsa demo, then copy runs/demo/shipped/* to src/lsalsa/apps/models/",
+        "rebuild": f"lsalsa demo{_scale_flag(results['scale'])}, then copy "
+                   f"{DEFAULT_OUT[results['scale']]}/shipped/* to src/lsalsa/apps/models/",
         "provenance": results["provenance"],
     }
     return shipped.write_shipped(out / "shipped", out / MODEL_FILES[PICTURES], card, check)
+
+
+def _scale_flag(scale: str) -> str:
+    return "" if scale == "full" else " --quick" if scale == QUICK_SCALE else f" --scale {scale}"
 
 
 def summarize(results: dict, files: RunDir) -> dict:

@@ -6,9 +6,6 @@ from ..workflow.config import ExperimentConfig
 from .common import check_training
 from .options import add_option_flags
 
-# Each scale's folder: a run directory holds one configuration.
-OUT = {"full": "runs/demo", "small": "runs/demo-quick", "converged": "runs/demo-converged"}
-
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -17,9 +14,8 @@ def register(subparsers) -> None:
                     "codes, train LSALSA and separate held-out mixtures (a small config of "
                     "`lsalsa experiment run`); a rerun reuses the finished steps.")
     parser.add_argument("--out", default=None,
-                        help="output folder (default: "
-                             + ", ".join(f"{path} at {scale}" for scale, path in OUT.items())
-                             + ")")
+                        help="output folder (default runs/demo, runs/demo-quick with --quick, "
+                             "runs/demo-SCALE at another scale)")
     scale = parser.add_mutually_exclusive_group()
     add_option_flags(scale, ExperimentConfig, ("scale",))
     quick = scale.add_argument("--quick", dest="scale", action="store_const", const="small",
@@ -33,9 +29,9 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from ..apps.demo import run_demo
+    from ..apps.demo import DEFAULT_OUT, run_demo
 
-    out = args.out or OUT[args.scale]
+    out = args.out or DEFAULT_OUT[args.scale]
     run_demo(out, scale=args.scale, data_dir=args.data_dir, quiet=args.quiet)
     check_training(out)
     return 0
