@@ -43,9 +43,9 @@ What each part of ``results.json`` becomes:
 
 Left out, as descriptions rather than measurements: the run's sizes and config, provenance,
 the targets' verdicts, the rest of the training records (epochs, stop reason, loss, time),
-the classifiers' settings and item counts, the timing's wording. The report's tables of
-methods by depth are :func:`pivot` selections of the records, the targets' checks
-selections of :class:`~lsalsa.workflow.results_view.ResultsView`. Left out as copies:
+the classifiers' settings and item counts, the timing's wording. The report's tables, its
+figures and the targets' checks select from the records through
+:class:`~lsalsa.workflow.results_view.ResultsView`. Left out as copies:
 ``psnr`` beside ``separation`` (and a baseline's ``psnr`` beside its ``separation``), and
 ``match``'s LSALSA numbers.
 
@@ -254,15 +254,6 @@ def _training(table: _Table, training: dict, settings: dict) -> None:
         method, _, T = name.rpartition("_T")
         for key, metric in TRAINING_METRICS.items():
             table.add(method, T, settings.get((method, T)), metric, record.get(key), split="val")
-
-
-def pivot(records: list[dict], metric: str, *, split: str = "test", source: str = "all",
-          component: int | None = None) -> dict[tuple[str, int | None], float]:
-    """``{(method, T): value}`` of one ``metric`` (of one ``split``, ``source`` and
-    ``component``): the selection a table of methods by depth shows."""
-    return {(r["method"], r["T"]): r["value"] for r in records
-            if r["metric"] == metric and r["split"] == split and r["source"] == source
-            and r["component"] == component}
 
 
 # -- results.jsonl -------------------------------------------------------------------------------

@@ -1,15 +1,14 @@
 """The report's tables, each built from a stored ``results.json`` alone by a function of its
 own (:func:`tables` lists them in the report's order); every number is :func:`~.render.fmt` of
 the stored value, so a table can be checked against ``results.json`` mechanically. The numbers
-are selections of the results' tidy records (:func:`~lsalsa.workflow.results_table.pivot`,
-:class:`~lsalsa.workflow.results_view.ResultsView`); results.json gives the run's description:
+are selections of the results' tidy records (:class:`~lsalsa.workflow.results_view.
+ResultsView`); results.json gives the run's description:
 its depths, methods, settings and training records."""
 
 from __future__ import annotations
 
 from ...core.training.search import LEARNED_METHODS, threshold_step
 from ..config import CLASSIC, PSNR_BASELINES, methods_in
-from ..results_table import pivot
 from ..results_view import ResultsView
 from ..targets import dense_grid, grid_step, match_record
 from .render import Table, fmt
@@ -37,23 +36,21 @@ def _per_depth(results: dict, name: str, title: str, cell) -> Table:
                  [[NAMES[m]] + [cell(m, T) for T in depths] for m in methods_in(results)])
 
 
-def _selected(records: list[dict], metric: str, **where):
+def _selected(view: ResultsView, metric: str, **where):
     """A table's cell, ``cell(method, T)``: the record of ``metric`` there (None: none)."""
-    values = pivot(records, metric, **where)
-    return lambda m, T: values.get((m, T))
+    return lambda m, T: view.value(m, T, metric, **where)
 
 
 def _code_tables(results: dict, view: ResultsView) -> list[Table]:
     """The codes' RMSE, sparsity and encoding time per method and depth."""
-    records = view.records
     return [
         _per_depth(results, "rmse", "Mean code RMSE against the optimal codes (test set)",
-                   _selected(records, "code_rmse")),
+                   _selected(view, "code_rmse")),
         _per_depth(results, "sparsity", "Mean sparsity (fraction of exact zeros; optimal codes: "
                    f"{fmt(view.value('exact', None, 'sparsity'))})",
-                   _selected(records, "sparsity")),
+                   _selected(view, "sparsity")),
         _per_depth(results, "time", "Seconds to encode the whole test set (median of repeats)",
-                   _selected(records, "seconds")),
+                   _selected(view, "seconds")),
     ]
 
 
@@ -100,7 +97,7 @@ def _classification_tables(results: dict, view: ResultsView) -> list[Table]:
                        f"the optimal codes (its error on them: "
                        f"{fmt(view.value('exact', None, f'classification_error_{task}'))}; "
                        f"{info['n']} test items)",
-                       _selected(view.records, f"classification_error_{task}"))
+                       _selected(view, f"classification_error_{task}"))
             for task, info in (classification.get("tasks") or {}).items()]
 
 
@@ -142,7 +139,7 @@ def _psnr_tables(results: dict, view: ResultsView) -> list[Table]:
     if not view.methods("psnr_db"):
         return []
     depths, components = results["depths"], range(len(results["block_sizes"]))
-    cells = [_selected(view.records, "psnr_db", component=i) for i in components]
+    cells = [_selected(view, "psnr_db", component=i) for i in components]
     rows = [[f"{NAMES[m]} {'digit' if i == 0 else 'natural'}"] + [cells[i](m, T) for T in depths]
             for m in methods_in(results) for i in components]
     optimal = view.components("exact", None, "psnr_db")
