@@ -8,7 +8,7 @@ import math
 import torch
 
 from ..encoders import UnrolledEncoder
-from .settings import PLATEAU_WAIT
+from .settings import DEFAULTS, PLATEAU_WAIT
 
 
 def step_size(hyper: dict, step: int, epoch: int, total_steps: int, halvings: int = 0) -> float:
@@ -28,8 +28,20 @@ def epoch_halvings(hyper: dict, history: list[dict], epoch: int) -> int:
     before it (``history``, epoch 0 first); 0 for the other schedules."""
     if hyper["schedule"] != "plateau":
         return 0
-    return plateau_halvings([e["val_rmse"] for e in history[:epoch + 1]],
-                            hyper.get("min_improvement", 0.0))
+    return plateau_halvings(*_validation(hyper, history[:epoch + 1]))
+
+
+def epochs_without_improvement(hyper: dict, history: list[dict]) -> int:
+    """How many epochs of ``history`` (epoch 0 first) came after the last that improved
+    validation (:func:`improving_epochs`): what ``patience`` is compared with."""
+    val_rmse, min_improvement = _validation(hyper, history)
+    return len(val_rmse) - 1 - improving_epochs(val_rmse, min_improvement)[-1]
+
+
+def _validation(hyper: dict, history: list[dict]) -> tuple[list, float]:
+    # min_improvement is recorded only when set (so earlier runs' records still match)
+    return ([e["val_rmse"] for e in history],
+            hyper.get("min_improvement", DEFAULTS["min_improvement"]))
 
 
 def improving_epochs(val_rmse: list[float], min_improvement: float = 0.0) -> list[int]:

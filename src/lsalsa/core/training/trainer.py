@@ -40,7 +40,7 @@ from ..encoders import UnrolledEncoder
 from ..metrics import validation_rmse
 from .batches import Batches, placed_validation, sample_loss
 from .distributed import Distributed
-from .schedule import epoch_halvings, improving_epochs, step_scales, step_size
+from .schedule import epoch_halvings, epochs_without_improvement, step_scales, step_size
 from .settings import DEFAULTS, TrainSettings, check_pair
 from .state import TrainResult, TrainState
 
@@ -296,11 +296,9 @@ class Trainer:
         h = self.hyper
         if prev_loss is not None and abs(loss - prev_loss) < h["rel_tol"] * abs(prev_loss):
             return "rel_tol"
-        if self.val is not None and h["patience"] is not None:
-            vals = [e["val_rmse"] for e in self.result.history]
-            if epoch - improving_epochs(vals, h.get("min_improvement", 0.0))[-1] \
-                    >= h["patience"]:
-                return "patience"
+        if self.val is not None and h["patience"] is not None \
+                and epochs_without_improvement(h, self.result.history) >= h["patience"]:
+            return "patience"
         if epoch >= self.max_epochs:
             return "max_epochs"
         return ""
