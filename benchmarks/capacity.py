@@ -191,7 +191,7 @@ def main(argv=None) -> int:
     # An LSALSA encoder at its initialisation is SALSA with T iterations exactly.
     salsa = encoder()
     salsa_test = per_sample_rmse(salsa, test_signals, test_codes)
-    salsa_val = float(per_sample_rmse(salsa, fit.val_signals, fit.val_targets).mean())
+    salsa_val = float(per_sample_rmse(salsa, fit.val_signals, fit.val_references).mean())
     salsa_src = by_source(salsa_test, names, index)
     results = [{"variant": f"SALSA T = {T} (the start)", "weights": 0, "seconds": 0.0,
                 "epochs": 0, "best_epoch": 0, "stopped": "-", "val_rmse": salsa_val,
@@ -208,8 +208,8 @@ def main(argv=None) -> int:
         if not model.learn_thresholds:
             settings.pop("threshold_lr")
         began = time.perf_counter()
-        result = train(model, fit.signals, fit.targets, val_signals=fit.val_signals,
-                       val_targets=fit.val_targets, **settings)
+        result = train(model, fit.signals, fit.references, val_signals=fit.val_signals,
+                       val_references=fit.val_references, **settings)
         seconds = time.perf_counter() - began
         test = per_sample_rmse(model, test_signals, test_codes)
         row = {"variant": name, "key": key,

@@ -63,7 +63,7 @@ from _common import markdown_table, print_header, random_dictionary  # noqa: E40
 from lsalsa import InputError, load_encoder  # noqa: E402
 from lsalsa.io import DIGEST, MANIFEST, write_safetensors  # noqa: E402
 from lsalsa.workflow.checkpoint import load_checkpoint  # noqa: E402
-from lsalsa.workflow.training import train_in_dir  # noqa: E402
+from lsalsa.workflow.training_run import train_in_dir  # noqa: E402
 
 CLI = [sys.executable, "-c", "import sys; from lsalsa.cli import main; sys.exit(main())"]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(
@@ -299,7 +299,7 @@ def checkpoint_part(tally: Tally, work: Path, rng) -> None:
     X = lsalsa.solve(Y, A, 0.2, method="fista", n_iter=100).codes
     run = work / "run"
     train_in_dir(run, lsalsa.LSALSA(A, 0.2, 3, mu=2.0, untied=True), Y[:50], X[:50],
-                 val_signals=Y[50:], val_targets=X[50:], anchor_decay=0.01, batch_size=10,
+                 val_signals=Y[50:], val_references=X[50:], anchor_decay=0.01, batch_size=10,
                  max_epochs=2, progress=False)
     good = run / "checkpoint.safetensors"
     bad = work / "bad.safetensors"
@@ -365,7 +365,7 @@ def make_inputs(work: Path, rng) -> dict[str, tuple[Callable[[Path], list[str]],
                    "codes.npy"),
         "separate": (lambda d: ["separate", str(inputs / "in.png"), "--model", str(mca),
                                 "--out", str(d), "--stride", "2"], "in_separation.png"),
-        "train": (lambda d: ["train", "--signals", str(inputs / "Y.npy"), "--targets",
+        "train": (lambda d: ["train", "--signals", str(inputs / "Y.npy"), "--references",
                              str(inputs / "X.npy"), "--dict", str(inputs / "B.npy"),
                              "--alpha", "0.5", "--mu", "10", "--depth", "2", "--epochs", "25",
                              "--batch-size", "144", "--patience", "0", "--rel-tol", "0",

@@ -110,7 +110,7 @@ def train_arm(arm: str, encoder, arrays, options: dict, fresh_pair, generator, p
     began = time.perf_counter()
     pool = [fresh_pair(generator) for _ in range(pool_size)] if arm == "pool" else []
     curve = [(0, time.perf_counter() - began, None)]
-    with Trainer(encoder, Y, X, val_signals=Yv, val_targets=Xv, **options) as trainer:
+    with Trainer(encoder, Y, X, val_signals=Yv, val_references=Xv, **options) as trainer:
         trainer.begin()
 
         def use(pair):

@@ -19,7 +19,7 @@ SCRIPT = textwrap.dedent("""
     import sys
     import numpy as np
     import lsalsa
-    from lsalsa.workflow.training import train_in_dir
+    from lsalsa.workflow.training_run import train_in_dir
 
     def problem():
         rng = np.random.default_rng(0)
@@ -34,7 +34,7 @@ SCRIPT = textwrap.dedent("""
         enc = lsalsa.LSALSA(A, [0.1, 0.2], 3, mu=2.0, learn_thresholds=False)
         # 101 rows in global batches of 15: the last batch (11) splits 6/5 across two ranks.
         # Plain steps, so the test's rounding bound (lr times the gradient's) holds.
-        train_in_dir(sys.argv[1], enc, Y[:90], X[:90], val_signals=Y[90:], val_targets=X[90:],
+        train_in_dir(sys.argv[1], enc, Y[:90], X[:90], val_signals=Y[90:], val_references=X[90:],
                      optimizer=sys.argv[2], lr=0.02, batch_size=15, max_epochs=3, seed=7,
                      progress=False, step_scaling=False, grad_clip=None, schedule="constant",
                      patience=None)

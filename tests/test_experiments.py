@@ -627,8 +627,8 @@ def test_the_train_step_unties_every_learned_method_but_the_paper_s_model(tmp_pa
     A /= np.linalg.norm(A, axis=0)
     Y = rng.standard_normal((60, 8)).astype(np.float32)
     X = solve(Y, A, 0.2, method="exact").codes.astype(np.float32)
-    split = types.SimpleNamespace(signals=Y[:40], targets=X[:40], val_signals=Y[40:],
-                                  val_targets=X[40:])
+    split = types.SimpleNamespace(signals=Y[:40], references=X[:40], val_signals=Y[40:],
+                                  val_references=X[40:])
     hyper = {"alpha": 0.2, "mu": 2.0, "lr": 0.1, "lr_decay": 0.0}
     methods = ("lista", "lsalsa", "lsalsa-fixed")
     for tying in (False, True):

@@ -37,7 +37,7 @@ from lsalsa.io import (
     write_safetensors,
 )
 from lsalsa.workflow.checkpoint import generator_state, load_checkpoint, save_checkpoint
-from lsalsa.workflow.training import train_in_dir
+from lsalsa.workflow.training_run import train_in_dir
 
 # -- helpers: raw safetensors surgery ---------------------------------------------------------
 

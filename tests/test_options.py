@@ -20,7 +20,7 @@ from lsalsa.workflow.data.prepared import TrainingSignalsSettings
 
 # Files and folders read or written, and the problem given (dictionaries and their alphas).
 INPUTS = {"signals", "out", "dictionaries", "dictionary", "alphas", "root", "data_dir", "name",
-          "data", "checkpoint_dir", "codes", "targets", "val_signals", "val_targets",
+          "data", "checkpoint_dir", "codes", "references", "val_signals", "val_references",
           "run_dir", "input", "output", "images", "config"}
 # Where and how to run: the device and precision (checked by resolve_device and
 # inference_dtype, each in one place), progress, overwriting, resuming.

@@ -91,8 +91,8 @@ def test_torchrun_line_runs_with_the_readme_arguments(tmp_path):
     signals = rng.standard_normal((40, 8))
     alphas = [float(a) for flag, a in pairwise(train_args)
               if flag == "--alpha"]
-    targets = lsalsa.solve(signals, dictionaries, alphas, method="exact").codes
-    files = {"--signals": signals, "--targets": targets}
+    references = lsalsa.solve(signals, dictionaries, alphas, method="exact").codes
+    files = {"--signals": signals, "--references": references}
     dicts = iter(dictionaries)
     for flag, value in pairwise(train_args):
         if flag in files:

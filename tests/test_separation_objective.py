@@ -66,7 +66,7 @@ def test_the_separation_loss_passes_gradcheck():
     dicts, Y, truth = _mixtures(P=6, M=5, sizes=(4, 3))
     encoder = LSALSA(dicts, ALPHAS, 3, mu=1.0)
     settings = TrainSettings(objective="separation", component_weights=[1.0, 0.7])
-    assert settings.target_width(encoder) == 10
+    assert settings.reference_width(encoder) == 10
     trainer = Trainer(encoder, Y, truth, objective="separation", component_weights=[1.0, 0.7])
     Yt, Xt = torch.as_tensor(Y), torch.as_tensor(truth)
     params = tuple(p.detach().clone().requires_grad_(True)
@@ -92,7 +92,7 @@ def test_training_on_the_components_lowers_the_held_out_component_error():
     before = validation_rmse(start, Y[held], truth[held], objective="separation")
     encoder = LSALSA(dicts, ALPHAS, 3, mu=1.0)
     result = train(encoder, Y[fit], truth[fit], objective="separation", max_epochs=30,
-                   seed=1, val_signals=Y[fit][:100], val_targets=truth[fit][:100])
+                   seed=1, val_signals=Y[fit][:100], val_references=truth[fit][:100])
     after = validation_rmse(encoder, Y[held], truth[held], objective="separation")
     assert result.best_epoch > 0
     assert after < 0.8 * before
@@ -100,7 +100,7 @@ def test_training_on_the_components_lowers_the_held_out_component_error():
     X = lsalsa.solve(Y, dicts, ALPHAS, method="exact").codes
     on_codes = LSALSA(dicts, ALPHAS, 3, mu=1.0)
     train(on_codes, Y[fit], X[fit], max_epochs=30, seed=1, val_signals=Y[fit][:100],
-          val_targets=X[fit][:100])
+          val_references=X[fit][:100])
     assert after < validation_rmse(on_codes, Y[held], truth[held], objective="separation")
 
 
@@ -119,7 +119,7 @@ def test_component_rmse_is_the_rmse_of_the_components_side_by_side():
     ({"objective": "pixels"}, "objective must be one of"),
     ({"component_weights": [1.0]}, "component_weights has 1 values but the encoder has 2"),
     ({"component_weights": [1.0, -1.0]}, "component_weights"),
-    ({"truth_columns": 16}, "targets has 16 columns but the encoder expects 20"),
+    ({"truth_columns": 16}, "references has 16 columns but the encoder expects 20"),
 ])
 def test_bad_separation_options(change, message):
     dicts, Y, truth = _mixtures(P=20)
@@ -138,7 +138,7 @@ def test_the_separation_objective_needs_several_dictionaries():
 
 
 def test_lsalsa_train_with_the_separation_objective(tmp_path):
-    """``lsalsa train --objective separation``: the targets are the components side by side,
+    """``lsalsa train --objective separation``: the references are the components side by side,
     mu is chosen by SALSA's validation PSNR, and the run records the objective."""
     import json
 
@@ -150,7 +150,7 @@ def test_lsalsa_train_with_the_separation_objective(tmp_path):
         paths[name] = str(tmp_path / f"{name}.npy")
         np.save(paths[name], array)
     run = tmp_path / "run"
-    args = ["train", "--signals", paths["Y"], "--targets", paths["C"], "--dict", paths["A1"],
+    args = ["train", "--signals", paths["Y"], "--references", paths["C"], "--dict", paths["A1"],
             "--dict", paths["A2"], "--alpha", "0.1", "--alpha", "0.2", "--depth", "2",
             "--epochs", "3", "--run-dir", str(run), "--quiet", "--objective", "separation",
             "--dtype", "float64"]
@@ -171,7 +171,7 @@ def test_lsalsa_train_with_the_separation_objective(tmp_path):
     placed[placed.index("--run-dir") + 1] = str(tmp_path / "same")
     assert main([*placed[:-1], "1"]) == 2
     assert not (tmp_path / "same" / "model.safetensors").exists()
-    # Codes as targets are refused for this objective: their width is N, not D * M.
+    # Codes as references are refused for this objective: their width is N, not D * M.
     np.save(tmp_path / "X.npy", np.zeros((200, 16)))
     bad = [str(tmp_path / "X.npy") if a == paths["C"] else a for a in args]
     bad[bad.index("--run-dir") + 1] = str(tmp_path / "bad")
@@ -269,7 +269,7 @@ def test_fresh_mixtures_are_sums_of_their_components_and_resume_exactly(tmp_path
     digit is placed as in a clipped picture); a killed run resumes to the same weights; a set
     whose signals are not the sums is refused."""
     from lsalsa.core.training.trainer import Trainer
-    from lsalsa.workflow.training import train_in_dir
+    from lsalsa.workflow.training_run import train_in_dir
 
     rng = np.random.default_rng(0)
     dicts = [random_dictionary(rng, 16, 10) for _ in range(2)]
@@ -324,7 +324,7 @@ def test_fresh_mixtures_are_sums_of_their_components_and_resume_exactly(tmp_path
                 augment_component=1, augment_zoom=0.5)
     # Validation mixtures are placed like the training ones, once, the same in every run.
     placed = [Trainer(LSALSA(dicts, ALPHAS, 2, mu=1.0), Y, truth, val_signals=Y[:40],
-                      val_targets=truth[:40], objective="separation", place_component=0,
+                      val_references=truth[:40], objective="separation", place_component=0,
                       seed=3).val for _ in range(2)]
     assert torch.equal(placed[0][0], placed[1][0]) and torch.equal(placed[0][1], placed[1][1])
     val_Y, val_parts = placed[0]

@@ -33,7 +33,7 @@ from lsalsa.core.training.settings import DEFAULTS, PLATEAU_WAIT, TrainSettings
 from lsalsa.workflow.checkpoint import flatten_optimizer, load_checkpoint, unflatten_optimizer
 from lsalsa.workflow.data.catalog import PrepareSettings
 from lsalsa.workflow.search import search
-from lsalsa.workflow.training import train_in_dir
+from lsalsa.workflow.training_run import train_in_dir
 
 ALPHA = 0.2
 
@@ -53,7 +53,7 @@ def _train(data, encoder=None, run_dir=None, **options):
     with ``run_dir``, in that run directory."""
     encoder = encoder or LSALSA(data["A"], ALPHA, 2, mu=2.0)
     kwargs = {"batch_size": 16, "max_epochs": 4, "seed": 3,
-              "val_signals": data["Yv"], "val_targets": data["Xv"], **options}
+              "val_signals": data["Yv"], "val_references": data["Xv"], **options}
     if run_dir is None:
         return train(encoder, data["Y"], data["X"], **kwargs)
     return train_in_dir(run_dir, encoder, data["Y"], data["X"], progress=False, **kwargs)
@@ -108,7 +108,7 @@ def test_one_full_batch_epoch_is_one_sgd_step_on_eq15(data):
     enc, ref, L = _full_batch_gradient(data, learn_thresholds=False)
     Y, X = torch.as_tensor(data["Y"]), torch.as_tensor(data["X"])
     result = _train(data, enc, lr=0.3, batch_size=len(Y), max_epochs=1, val_signals=None,
-                    val_targets=None, **VANILLA_SGD)
+                    val_references=None, **VANILLA_SGD)
     # The trainer runs the same network on the rows in another order: codes within the
     # rounding of the layers (encoder_error, per sample e_p), so Eq. 15 (P N non-negative
     # terms) within sqrt(2 L) rms(e) + rms(e)^2 / 2 + gamma(P N) L, for each of the two.
@@ -139,7 +139,7 @@ def test_step_scaling_optimises_each_tensor_divided_by_its_size(data):
                                         / S0.shape[0], rel=1e-12)
     assert scales["thresholds"] == pytest.approx(ALPHA / 2.0, rel=1e-12)  # alpha / mu
     full = {"lr": 0.3, "batch_size": len(data["Y"]), "max_epochs": 1, "grad_clip": None,
-            "schedule": "constant", "val_signals": None, "val_targets": None}
+            "schedule": "constant", "val_signals": None, "val_references": None}
     _train(data, enc, optimizer="sgd", **full)
     # The gradient's rounding as in the vanilla step above, times the step's factor s^2.
     magnitude, n = _gradient_magnitude(data)
@@ -166,7 +166,7 @@ def test_threshold_lr_scales_only_the_thresholds_step(data):
     """Adam's first step moves each entry by lr s; ``threshold_lr`` multiplies that step for
     the thresholds alone (W and S move exactly as with the default)."""
     full = {"lr": 1e-3, "batch_size": len(data["Y"]), "max_epochs": 1, "grad_clip": None,
-            "schedule": "constant", "val_signals": None, "val_targets": None}
+            "schedule": "constant", "val_signals": None, "val_references": None}
     plain, ref, _ = _full_batch_gradient(data)
     slow, _, _ = _full_batch_gradient(data)
     scales = step_scales(ref)
@@ -225,7 +225,7 @@ def test_default_recipe_lowers_validation_rmse(kind, D):
     enc = lsalsa.build_encoder(kind, dicts, alphas, 3, mu if kind == "lsalsa" else None)
     tau0 = enc.thresholds.detach().clone()
     # 160 rows are 3 default mini-batches: 60 epochs make the 180 steps of a real epoch's few.
-    result = train(enc, Y[:160], X[:160], val_signals=Y[160:], val_targets=X[160:],
+    result = train(enc, Y[:160], X[:160], val_signals=Y[160:], val_references=X[160:],
                    max_epochs=60)
     assert result.val_rmse < 0.8 * result.initial_val_rmse
     assert result.best_epoch > 0
@@ -299,7 +299,7 @@ def test_lr_schedules_and_rel_tol_stop(data):
 
 @pytest.mark.parametrize("validation", [True, False])
 def test_divergence_is_reported_and_the_best_epoch_kept(data, tmp_path, validation):
-    options = {} if validation else {"val_signals": None, "val_targets": None}
+    options = {} if validation else {"val_signals": None, "val_references": None}
     run = tmp_path / "run"
     result = _train(data, lr=1e6, max_epochs=20, run_dir=run, **VANILLA_SGD, **options)
     assert result.stopped == "diverged" and result.epochs < 20
@@ -338,7 +338,7 @@ def test_memory_mapped_and_tensor_inputs_match_arrays(data, tmp_path):
                max_epochs=2, seed=3)
     tt = train(LSALSA(data["A"], ALPHA, 2, mu=2.0), torch.as_tensor(data["Y"]),
                torch.as_tensor(data["X"]), lr=0.05, batch_size=16, max_epochs=2, seed=3)
-    ref = _train(data, lr=0.05, max_epochs=2, val_signals=None, val_targets=None)
+    ref = _train(data, lr=0.05, max_epochs=2, val_signals=None, val_references=None)
     _assert_same_weights(mm.encoder, ref.encoder)
     _assert_same_weights(tt.encoder, ref.encoder)
 
@@ -351,9 +351,9 @@ def test_memory_mapped_and_tensor_inputs_match_arrays(data, tmp_path):
     ({"batch_size": 0}, "batch_size"),
     ({"max_epochs": 1.5}, "max_epochs"),
     ({"seed": "x"}, "seed"),
-    ({"val_targets": None}, "both"),
+    ({"val_references": None}, "both"),
     ({"schedule": "step"}, "schedule"),
-    ({"schedule": "plateau", "val_signals": None, "val_targets": None}, "plateau schedule"),
+    ({"schedule": "plateau", "val_signals": None, "val_references": None}, "plateau schedule"),
     ({"grad_clip": 0.0}, "grad_clip"),
     ({"patience": 0}, "patience"),
     ({"reconstruction_weight": -1.0}, "reconstruction_weight"),
@@ -477,7 +477,7 @@ KILL_SCRIPT = textwrap.dedent("""
     import sys, time
     import numpy as np
     import lsalsa
-    from lsalsa.workflow.training import train_in_dir
+    from lsalsa.workflow.training_run import train_in_dir
 
     run_dir, resume, pause = sys.argv[1], sys.argv[2] == "1", float(sys.argv[3])
     rng = np.random.default_rng(0)
@@ -683,7 +683,7 @@ def test_a_search_from_before_the_thresholds_step_resumes_without_training(data,
     for name, key in (("signals", "Y"), ("codes", "X"), ("dict", "A")):
         files[name] = tmp_path / f"{name}.npy"
         np.save(files[name], data[key].astype(np.float32))
-    args = ["search", "--signals", str(files["signals"]), "--targets", str(files["codes"]),
+    args = ["search", "--signals", str(files["signals"]), "--references", str(files["codes"]),
             "--dict", str(files["dict"]), "--depths", "1", "--alphas", "0.2", "--methods",
             "salsa", "lsalsa", "--epochs", "1", "--run-dir", str(tmp_path / "cli"), "--quiet"]
     monkeypatch.undo()
@@ -758,7 +758,7 @@ def files(data, tmp_path):
 
 def test_cli_train_and_resume(files, tmp_path, capsys):
     run = tmp_path / "run"
-    common = ["train", "--signals", str(files["signals"]), "--targets", str(files["codes"]),
+    common = ["train", "--signals", str(files["signals"]), "--references", str(files["codes"]),
               "--dict", str(files["dict"]), "--alpha", "0.2", "--depth", "2", "--mu", "2",
               "--lr", "0.05", "--schedule", "constant", "--batch-size", "16",
               "--run-dir", str(run), "--quiet"]
@@ -818,7 +818,7 @@ def test_cli_train_that_diverges_exits_1_with_one_warning_line(files, tmp_path, 
     """A diverged training exits through the CLI's one rule (TrainingDiverged), as
     ``lsalsa experiment run`` does: the run is written, its model the best epoch."""
     run = tmp_path / "run"
-    assert main(["train", "--signals", str(files["signals"]), "--targets", str(files["codes"]),
+    assert main(["train", "--signals", str(files["signals"]), "--references", str(files["codes"]),
                  "--dict", str(files["dict"]), "--alpha", "0.2", "--depth", "2", "--mu", "2",
                  "--optimizer", "sgd", "--no-step-scaling", "--grad-clip", "none",
                  "--schedule", "constant", "--lr", "1e6", "--epochs", "20",
@@ -840,7 +840,7 @@ def test_the_split_holds_out_whole_images_and_keeps_memory_maps(files):
     image = np.repeat(np.arange(7), [30, 5, 20, 10, 25, 12, 18])  # 120 rows
     split = hold_out(Y, X, val_fraction=0.3, image_index=image)  # round(2.1) = 2 images
     assert split.validation == "last 2 of 7 training images"
-    assert np.array_equal(split.signals, Y[:90]) and np.array_equal(split.val_targets, X[90:])
+    assert np.array_equal(split.signals, Y[:90]) and np.array_equal(split.val_references, X[90:])
     assert isinstance(split.signals, np.memmap) and isinstance(split.val_signals, np.memmap)
     assert hold_out(Y, X, val_fraction=0.1).validation == "last 12 of 120 rows"
     with pytest.raises(InputError, match="image by image"):
@@ -876,18 +876,18 @@ def test_split_prepared_prefers_the_val_split_and_keeps_a_seeded_subset(data, tm
         n_train = 120 if "val" in splits else 108  # else the last 4 of 40 images held out
         rows = np.sort(np.random.default_rng([3, 31]).choice(n_train, 50, replace=False))
         assert np.array_equal(split.signals, data["Y"][rows].astype(np.float32))
-        assert np.array_equal(split.targets, code_set.codes("train")[rows])
+        assert np.array_equal(split.references, code_set.codes("train")[rows])
         val = data["Yv"] if "val" in splits else data["Y"][108:]
         assert np.array_equal(split.val_signals, val.astype(np.float32))
         assert split.validation == (PREPARED_VAL if "val" in splits
                                     else "last 4 of 40 training images")
         assert all(type(a) is np.ndarray and a.dtype == np.float32 for a in
-                   (split.signals, split.targets, split.val_signals, split.val_targets))
+                   (split.signals, split.references, split.val_signals, split.val_references))
 
 
 def test_cli_search(files, tmp_path, capsys):
     run = tmp_path / "search"
-    assert main(["search", "--signals", str(files["signals"]), "--targets", str(files["codes"]),
+    assert main(["search", "--signals", str(files["signals"]), "--references", str(files["codes"]),
                  "--dict", str(files["dict"]), "--depths", "1", "--alphas", "0.1", "0.2",
                  "--methods", "fista", "lsalsa", "--epochs", "1", "--run-dir", str(run),
                  "--quiet"]) == 0
@@ -896,12 +896,12 @@ def test_cli_search(files, tmp_path, capsys):
     assert (run / "results.csv").is_file() and (run / "best.json").is_file()
     assert "untied" not in json.loads((run / "config.json").read_text())
     # --untied reaches the search (recorded in its config) and lsalsa train (the model).
-    assert main(["search", "--signals", str(files["signals"]), "--targets", str(files["codes"]),
+    assert main(["search", "--signals", str(files["signals"]), "--references", str(files["codes"]),
                  "--dict", str(files["dict"]), "--depths", "3", "--alphas", "0.2",
                  "--methods", "lsalsa", "--epochs", "1", "--untied",
                  "--run-dir", str(tmp_path / "untied"), "--quiet"]) == 0
     assert json.loads((tmp_path / "untied" / "config.json").read_text())["untied"] is True
-    assert main(["train", "--signals", str(files["signals"]), "--targets", str(files["codes"]),
+    assert main(["train", "--signals", str(files["signals"]), "--references", str(files["codes"]),
                  "--dict", str(files["dict"]), "--alpha", "0.2", "--depth", "3", "--mu", "2",
                  "--epochs", "1", "--untied", "--run-dir", str(tmp_path / "t"), "--quiet"]) == 0
     assert read_model_header(tmp_path / "t" / "model.safetensors")[0]["untied"] is True
@@ -919,7 +919,7 @@ def test_cli_search(files, tmp_path, capsys):
 def test_cli_start_and_grid_options_are_checked_as_read(files, tmp_path, capsys, flags,
                                                          message):
     """StartSettings.mu and SearchGrid.alphas: usage errors naming the flag, nothing written."""
-    assert main([*flags, "--signals", str(files["signals"]), "--targets", str(files["codes"]),
+    assert main([*flags, "--signals", str(files["signals"]), "--references", str(files["codes"]),
                  "--dict", str(files["dict"]), "--run-dir", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err and not (tmp_path / "r").exists()
@@ -928,7 +928,7 @@ def test_cli_start_and_grid_options_are_checked_as_read(files, tmp_path, capsys,
 def test_cli_threshold_steps(files, tmp_path, capsys):
     """--threshold-lr reaches the training (and its config); --threshold-lrs the search's
     grid; a step for fixed thresholds is refused in one line."""
-    common = ["--signals", str(files["signals"]), "--targets", str(files["codes"]),
+    common = ["--signals", str(files["signals"]), "--references", str(files["codes"]),
               "--dict", str(files["dict"]), "--quiet"]
     assert main(["train", *common, "--alpha", "0.2", "--depth", "2", "--mu", "2", "--epochs",
                  "1", "--threshold-lr", "0.25", "--run-dir", str(tmp_path / "t")]) == 0
@@ -956,12 +956,12 @@ def test_the_library_refuses_a_step_for_fixed_thresholds(data):
 
 
 @pytest.mark.parametrize("extra,message", [
-    (["--signals", "missing.npy", "--targets", "x.npy", "--dict", "a.npy"], "not found"),
+    (["--signals", "missing.npy", "--references", "x.npy", "--dict", "a.npy"], "not found"),
     (["--data", "toy"], "--data and --codes go together"),
-    ([], "give --data and --codes, or --signals, --targets and --dict"),
-    (["--signals", "s.npy", "--targets", "t.npy", "--dict", "a.npy", "--val-signals", "v.npy"],
-     "--val-signals and --val-targets go together"),
-    (["--signals", "s.npy", "--targets", "t.npy", "--val-fraction", "1.5"],
+    ([], "give --data and --codes, or --signals, --references and --dict"),
+    (["--signals", "s.npy", "--references", "t.npy", "--dict", "a.npy", "--val-signals", "v.npy"],
+     "--val-signals and --val-references go together"),
+    (["--signals", "s.npy", "--references", "t.npy", "--val-fraction", "1.5"],
      "argument --val-fraction: expected a number in (0, 1), got 1.5"),
 ])
 def test_cli_errors(extra, message, tmp_path, capsys):
@@ -981,7 +981,7 @@ def test_cli_refuses_a_learning_rate_beyond_the_maximum_and_writes_nothing(comma
     knobs = (["--lr", "1e300", "--alpha", "0.2", "--depth", "2", "--mu", "2"]
              if command == "train" else ["--lrs", "0.1", "1e300", "--alphas", "0.2",
                                          "--depths", "1", "--methods", "lsalsa"])
-    argv = [command, "--signals", str(files["signals"]), "--targets", str(files["codes"]),
+    argv = [command, "--signals", str(files["signals"]), "--references", str(files["codes"]),
             "--dict", str(files["dict"]), *knobs, "--run-dir", str(run), "--quiet"]
     # Checked as the flag is read: a usage error in one line.
     assert main(argv) == 2
@@ -996,7 +996,7 @@ def test_cli_refuses_a_learning_rate_beyond_the_maximum_and_writes_nothing(comma
 def test_cli_train_refuses_a_device_other_than_cpu_or_cuda(files, tmp_path, capsys):
     # "meta" tensors hold no values: training failed later with a traceback.
     run = tmp_path / "run"
-    assert main(["train", "--signals", str(files["signals"]), "--targets", str(files["codes"]),
+    assert main(["train", "--signals", str(files["signals"]), "--references", str(files["codes"]),
                  "--dict", str(files["dict"]), "--alpha", "0.2", "--depth", "2", "--mu", "2",
                  "--device", "meta", "--run-dir", str(run), "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
@@ -1034,7 +1034,7 @@ def test_training_beats_salsa_on_fashion_mnist_patches():
 
     salsa = min(np.sqrt(((lsalsa.solve(Yv, A, alpha, "salsa", n_iter=T, mu=mu).codes - Xv) ** 2)
                         .mean(axis=1)).mean() for mu in (0.3, 1.0, 3.0, 10.0))
-    result = train(LSALSA(A, alpha, T, mu=1.0), Y, X, val_signals=Yv, val_targets=Xv,
+    result = train(LSALSA(A, alpha, T, mu=1.0), Y, X, val_signals=Yv, val_references=Xv,
                    max_epochs=15, seed=0)  # the defaults
     assert result.stopped != "diverged"
     assert result.val_rmse < 0.8 * result.initial_val_rmse
@@ -1187,7 +1187,7 @@ def test_codes_that_overflow_on_validation_end_training_as_diverged(rng, tmp_pat
 
     monkeypatch.setattr(trainer, "validation_rmse", overflowing_after_epoch_1)
     encoder = LSALSA(A, 0.1, 2, mu=1.0)
-    result = train_in_dir(tmp_path / "run", encoder, Y, X, val_signals=Y, val_targets=X,
+    result = train_in_dir(tmp_path / "run", encoder, Y, X, val_signals=Y, val_references=X,
                           max_epochs=5, progress=False)
     assert result.stopped == "diverged" and result.epochs == 2
     assert result.history[2]["val_rmse"] is None and result.best_epoch <= 1
@@ -1196,7 +1196,7 @@ def test_codes_that_overflow_on_validation_end_training_as_diverged(rng, tmp_pat
     monkeypatch.setattr(trainer, "validation_rmse", lambda *args, **kwargs: math.nan)
     with pytest.raises(InputError, match="not finite"):
         train_in_dir(tmp_path / "refused", LSALSA(A, 0.1, 2, mu=1.0), Y, X, val_signals=Y,
-                     val_targets=X, max_epochs=1, progress=False)
+                     val_references=X, max_epochs=1, progress=False)
     assert not (tmp_path / "refused").exists() or not any((tmp_path / "refused").iterdir())
 
 
@@ -1239,7 +1239,7 @@ def test_every_option_flag_is_made_from_its_declaration(command, model):
 
 def test_training_flags_read_none_and_refuse_other_words(capsys):
     parser = _subparser("train")
-    common = ["--signals", "y.npy", "--targets", "x.npy", "--dict", "a.npy", "--depth", "2",
+    common = ["--signals", "y.npy", "--references", "x.npy", "--dict", "a.npy", "--depth", "2",
               "--run-dir", "r"]
     args = parser.parse_args([*common, "--patience", "none", "--grad-clip", "None",
                               "--component-weight", "1", "--component-weight", "0.5",

@@ -75,7 +75,7 @@ class LearnedSparseCoder(TransformerMixin, BaseEstimator):
         """Train the encoder on signals ``X`` (P, M) and their optimal ``codes`` (P, N), or
         with ``objective="separation"`` their true ``components`` side by side (P, D * M).
 
-        ``y`` is ignored (scikit-learn's transformer convention); pass targets as ``codes``
+        ``y`` is ignored (scikit-learn's transformer convention); pass references as ``codes``
         or ``components``, e.g. ``pipeline.fit(X, coder__codes=C)``.
         """
         X = validate_data(self, X, dtype=np.float64)
@@ -85,7 +85,7 @@ class LearnedSparseCoder(TransformerMixin, BaseEstimator):
             raise InputError("objective 'separation' needs fit(X, components=...), the true "
                              "components of each mixture side by side (P, D * M)")
         if not separating and components is not None:
-            raise InputError("components are the targets of objective='separation'")
+            raise InputError("components are the references of objective='separation'")
         seed = 0 if self.random_state is None else int(self.random_state)
         if self.dictionaries is None:
             n_atoms = self.n_atoms or X.shape[1]
@@ -103,14 +103,14 @@ class LearnedSparseCoder(TransformerMixin, BaseEstimator):
         alphas = np.broadcast_to(np.atleast_1d(np.asarray(self.alphas, dtype=float)),
                                  (len(dictionaries),)).tolist()
         if separating:
-            targets = np.asarray(components, dtype=np.float64)
+            references = np.asarray(components, dtype=np.float64)
         elif codes is None:
-            targets, _ = compute_codes(X, dictionaries, alphas)
+            references, _ = compute_codes(X, dictionaries, alphas)
         else:
-            targets = np.asarray(codes, dtype=np.float64)
+            references = np.asarray(codes, dtype=np.float64)
         encoder = build_encoder(self.kind, dictionaries, alphas, self.depth,
                                 self.mu if self.kind == "lsalsa" else None)
-        train(encoder, X, targets, optimizer=self.optimizer, lr=self.lr,
+        train(encoder, X, references, optimizer=self.optimizer, lr=self.lr,
               batch_size=self.batch_size, max_epochs=self.epochs, seed=seed,
               objective=self.objective)
         self.encoder_ = encoder

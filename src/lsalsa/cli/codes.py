@@ -16,7 +16,7 @@ from .options import add_option_flags, option_names
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "codes", help="optimal codes of a prepared data set (the encoders' targets)",
+        "codes", help="optimal codes of a prepared data set (what the encoders learn to predict)",
         description="Optimal codes for fixed dictionaries, stored with their dictionaries, "
                     "alphas, solver and achieved duality gaps.")
     sub = parser.add_subparsers(dest="codes_command", metavar="ACTION", required=True)

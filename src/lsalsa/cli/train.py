@@ -8,9 +8,9 @@ Data come either from a prepared data set plus a codes directory::
 ``dictionary_{i}.npy`` files beside it or a ``dictionaries`` list of paths), or directly from
 arrays::
 
-    lsalsa train --signals Y.npy --targets X.npy --dict A.npy [--dict B.npy] --alpha 0.1 ...
+    lsalsa train --signals Y.npy --references X.npy --dict A.npy [--dict B.npy] --alpha 0.1 ...
 
-Validation is, in order of preference: ``--val-signals/--val-targets``; the prepared data set's
+Validation is, in order of preference: ``--val-signals/--val-references``; the prepared data set's
 ``val`` split with the code set's ``codes_val.npy`` (whole images or photographs held out);
 the last ``--val-fraction`` of the training images (by the data set's image index, so no image
 is cut in two); with ``--signals``, the last ``--val-fraction`` of the rows. The data and this
@@ -96,8 +96,9 @@ def _register_search(subparsers) -> None:
 
 # load_training_set's parameters, as _data_arguments names them
 DATA_FLAGS = {"dataset": "--data", "codes": "--codes", "signals": "--signals",
-              "targets": "--targets", "dictionaries": "--dict", "val_signals": "--val-signals",
-              "val_targets": "--val-targets", "val_fraction": "--val-fraction",
+              "references": "--references", "dictionaries": "--dict",
+              "val_signals": "--val-signals",
+              "val_references": "--val-references", "val_fraction": "--val-fraction",
               "objective": "--objective"}
 
 
@@ -107,12 +108,12 @@ def _data_arguments(parser) -> None:
     group.add_argument("--root", help="folder of prepared data sets (with --data)")
     group.add_argument("--codes", help="codes directory (or a codes_train .npy)")
     group.add_argument("--signals", help="training signals .npy (P, M)")
-    group.add_argument("--targets", help="their optimal codes .npy (P, N); with --objective "
+    group.add_argument("--references", help="their optimal codes .npy (P, N); with --objective "
                                          "separation the true components (P, D*M)")
     group.add_argument("--dict", dest="dictionaries", action="append", metavar="A.npy",
                        help="dictionary (M, N_i); repeat for MCA")
     group.add_argument("--val-signals", help="validation signals .npy")
-    group.add_argument("--val-targets", help="validation optimal codes .npy")
+    group.add_argument("--val-references", help="validation optimal codes .npy")
     add_option_flags(group, SplitSettings, ("val_fraction",))
     add_option_flags(parser, TrainSettings, SHARED_OPTIONS)
     parser.add_argument("--run-dir", required=True, help="output run directory")
@@ -128,9 +129,9 @@ def _training_set(args, objective: str = "codes"):
 
     try:
         return load_training_set(dataset=args.data, root=args.root, codes=args.codes,
-                                 signals=args.signals, targets=args.targets,
+                                 signals=args.signals, references=args.references,
                                  dictionaries=args.dictionaries, val_signals=args.val_signals,
-                                 val_targets=args.val_targets, val_fraction=args.val_fraction,
+                                 val_references=args.val_references, val_fraction=args.val_fraction,
                                  objective=objective)
     except InputError as exc:
         raise with_flags(exc, DATA_FLAGS) from exc
@@ -146,7 +147,7 @@ def _device_and_dtype(args):
 def run_train(args) -> int:
     from ..core.training.distributed import Distributed
     from ..workflow.search import encoder_start
-    from ..workflow.training import train_in_dir
+    from ..workflow.training_run import train_in_dir
 
     if not args.learn_thresholds and args.threshold_lr != TRAIN_DEFAULTS["threshold_lr"]:
         raise InputError("--threshold-lr is the step of learned thresholds; "
@@ -161,15 +162,15 @@ def run_train(args) -> int:
     if args.alphas is None and data.code_alphas is None:
         raise InputError("give --alpha (no codes.json alphas to fall back on)")
     split = data.split
-    start = encoder_start(args.kind, args.depth, split.val_signals, split.val_targets,
+    start = encoder_start(args.kind, args.depth, split.val_signals, split.val_references,
                           dictionaries, alpha=args.alphas, mu=args.mu,
                           code_alphas=data.code_alphas,
                           objective=args.objective)
     encoder = build_encoder(args.kind, dictionaries, start["alpha"], args.depth, start["mu"],
                             untied=args.untied,
                             learn_thresholds=args.learn_thresholds)
-    result = train_in_dir(args.run_dir, encoder, split.signals, split.targets,
-                          val_signals=split.val_signals, val_targets=split.val_targets,
+    result = train_in_dir(args.run_dir, encoder, split.signals, split.references,
+                          val_signals=split.val_signals, val_references=split.val_references,
                           **{name: getattr(args, name) for name in TRAIN_OPTIONS},
                           seed=args.seed, batch_size=args.batch_size, resume=args.resume,
                           progress=not args.quiet,
@@ -201,7 +202,7 @@ def run_search(args) -> int:
     dictionaries = data.dictionary_arrays(np.dtype(args.dtype))
     split = data.split
     try:
-        result = search(split.signals, split.targets, split.val_signals, split.val_targets,
+        result = search(split.signals, split.references, split.val_signals, split.val_references,
                         dictionaries, depths=args.depths, alphas=args.alphas,
                         methods=args.methods, mus=args.mus, lrs=args.lrs,
                         lr_decays=args.lr_decays, threshold_lrs=args.threshold_lrs,

@@ -37,11 +37,11 @@ def component_rmse(encoder: torch.nn.Module, codes: torch.Tensor,
 
 
 @torch.no_grad()
-def validation_rmse(encoder: torch.nn.Module, signals, targets, batch_size: int = 4096,
+def validation_rmse(encoder: torch.nn.Module, signals, references, batch_size: int = 4096,
                     objective: str = "codes") -> float:
-    """Mean over samples of :func:`code_rmse` of ``encoder(signals)`` against ``targets``, the
+    """Mean over samples of :func:`code_rmse` of ``encoder(signals)`` against ``references``, the
     optimal codes; with ``objective="separation"`` of :func:`component_rmse` against
-    ``targets``, the true components side by side."""
+    ``references``, the true components side by side."""
     param = next(encoder.parameters())
     error = code_rmse if objective == "codes" else (
         lambda codes, truth: component_rmse(encoder, codes, truth))
@@ -49,7 +49,7 @@ def validation_rmse(encoder: torch.nn.Module, signals, targets, batch_size: int 
     for start in range(0, len(signals), batch_size):
         rows = slice(start, start + batch_size)
         Y = as_batch(signals[rows], param)
-        X = as_batch(targets[rows], param)
+        X = as_batch(references[rows], param)
         total += float(error(encoder(Y), X).sum())
         count += Y.shape[0]
     return total / count

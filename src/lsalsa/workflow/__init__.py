@@ -4,7 +4,7 @@ numerical core (:mod:`lsalsa.core`).
 - :mod:`.progress` (one sink for bars and log lines), :mod:`.rundir` (one run-directory
   object: config, provenance, step markers, stale temporaries) and :mod:`.config` (typed,
   frozen experiment configs);
-- the stores and resumable loops: :mod:`.code_sets`, :mod:`.dictionaries`, :mod:`.training`
+- the stores and resumable loops: :mod:`.code_sets`, :mod:`.dictionaries`, :mod:`.training_run`
   and :mod:`.checkpoint`, :mod:`.search`, :mod:`.analysis`; :mod:`.training_data` (the pairs
   the encoders train on, and the one train/validation split);
 - :mod:`.data`: offline sources, verified downloads and prepared data sets;
@@ -29,9 +29,9 @@ from . import (
     rundir,
     search,
     steps,
-    training,
     training_data,
+    training_run,
 )
 
 __all__ = ["analysis", "checkpoint", "code_sets", "config", "data", "dictionaries", "pipeline",
-           "progress", "report", "rundir", "search", "steps", "training", "training_data"]
+           "progress", "report", "rundir", "search", "steps", "training_data", "training_run"]

@@ -52,7 +52,7 @@ from .progress import Progress, as_progress
 from .rundir import RunDir, differing_keys
 
 
-def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
+def search(signals, references, val_signals, val_references, dictionaries, *, depths,
            alphas, methods=SearchGrid.methods, mus=SearchGrid.mus, lrs=SearchGrid.lrs,
            lr_decays=SearchGrid.lr_decays, threshold_lrs=SearchGrid.threshold_lrs,
            epochs: int = SearchGrid.epochs, untied: bool = SearchGrid.untied,
@@ -64,8 +64,8 @@ def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
 
     Parameters
     ----------
-    signals, targets : training pairs (P, M) and optimal codes (P, N) (learned methods only).
-    val_signals, val_targets : validation pairs, the selection criterion for every method.
+    signals, references : training pairs (P, M) and optimal codes (P, N) (learned methods only).
+    val_signals, val_references : validation pairs, the selection criterion for every method.
     dictionaries : array (M, N) or list of arrays (M, N_i); their dtype is the compute dtype.
     depths : iterable of T (layers for the learned encoders, iterations for the classic ones).
     alphas : grid of alphas; each entry a float or one float per dictionary.
@@ -99,7 +99,7 @@ def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
     problem = problem.to(device=torch.device(device or "cpu"))
     _check_alpha_sizes(grid.alphas, len(problem.blocks))
     learned = [m for m in grid.methods if m in LEARNED_METHODS]
-    val = _checked_data(problem, signals, targets, val_signals, val_targets, learned)
+    val = _checked_data(problem, signals, references, val_signals, val_references, learned)
     alphas = [plain_alpha(a) for a in grid.alphas]
     config = _search_config(grid, alphas, starts, train_options, seed, problem,
                             int(signals.shape[0]) if learned else 0, int(val[0].shape[0]))
@@ -124,7 +124,7 @@ def search(signals, targets, val_signals, val_targets, dictionaries, *, depths,
                  "lr": lr, "lr_decay": decay, "threshold_lr": step}
         finished = done.get(_key(trial))  # an earlier run of the same search trained it
         record(finished if finished is not None else _train_trial(
-            trial, problem, signals, targets, val, epochs=grid.epochs, seed=seed,
+            trial, problem, signals, references, val, epochs=grid.epochs, seed=seed,
             untied=untied_layers(method, grid.untied), train_options=train_options))
     result.best = best_rows(result.rows)
     if run is not None:
@@ -182,22 +182,22 @@ def _checked_options(train_options) -> dict:
     """train_options, none of which the search sets itself."""
     train_options = dict(train_options or {})
     clash = set(train_options) & {"lr", "lr_decay", "threshold_lr", "max_epochs", "seed",
-                                  "val_signals", "val_targets", "start", "callback"}
+                                  "val_signals", "val_references", "start", "callback"}
     if clash:
         raise InputError(f"train_options may not set {sorted(clash)}: the search sets them")
     return train_options
 
 
-def _checked_data(problem, signals, targets, val_signals, val_targets, learned) -> tuple:
+def _checked_data(problem, signals, references, val_signals, val_references, learned) -> tuple:
     """The validation pairs as tensors like the problem's, once they (and the training pairs,
     when a learned method is searched) fit the dictionaries."""
-    check_pair(val_signals, val_targets, problem.M, problem.N, "val_signals", "val_targets")
+    check_pair(val_signals, val_references, problem.M, problem.N, "val_signals", "val_references")
     if learned:
-        check_pair(signals, targets, problem.M, problem.N, "signals", "targets")
-    return as_tensor_like(val_signals, problem.A), as_tensor_like(val_targets, problem.A)
+        check_pair(signals, references, problem.M, problem.N, "signals", "references")
+    return as_tensor_like(val_signals, problem.A), as_tensor_like(val_references, problem.A)
 
 
-def _train_trial(trial: dict, problem, signals, targets, val, *, epochs: int, seed: int,
+def _train_trial(trial: dict, problem, signals, references, val, *, epochs: int, seed: int,
                  untied: bool, train_options: dict) -> dict:
     """Train one learned encoder from its start (``trial``); its row of the table."""
     kind, learn_thresholds = LEARNED_METHODS[trial["method"]][:2]
@@ -205,7 +205,7 @@ def _train_trial(trial: dict, problem, signals, targets, val, *, epochs: int, se
     encoder = build_encoder(kind, problem.blocks, trial["alpha"], trial["T"], trial["mu"],
                             learn_thresholds=learn_thresholds, untied=untied)
     step = {} if trial["threshold_lr"] is None else {"threshold_lr": trial["threshold_lr"]}
-    trained = train(encoder, signals, targets, val_signals=val[0], val_targets=val[1],
+    trained = train(encoder, signals, references, val_signals=val[0], val_references=val[1],
                     lr=trial["lr"], lr_decay=trial["lr_decay"], max_epochs=epochs, seed=seed,
                     **step, **train_options)
     return {**trial, "val_rmse": _finite(trained.val_rmse), "epochs": trained.epochs,
@@ -213,7 +213,7 @@ def _train_trial(trial: dict, problem, signals, targets, val, *, epochs: int, se
             "seconds": time.perf_counter() - began}
 
 
-def encoder_start(kind: str, depth: int, val_signals, val_targets, dictionaries, *,
+def encoder_start(kind: str, depth: int, val_signals, val_references, dictionaries, *,
                   alpha=None, mu: float | None = None, code_alphas=None,
                   objective: str = "codes") -> dict:
     """Where a learned encoder (``kind`` "lista" or "lsalsa") of depth ``T`` starts: ``alpha``
@@ -221,7 +221,7 @@ def encoder_start(kind: str, depth: int, val_signals, val_targets, dictionaries,
     algorithm (ISTA, SALSA) at ``T`` iterations on the validation pairs, alpha among the
     multiples of ``code_alphas`` (``alpha_candidates``), mu among :data:`MUS`.
 
-    With ``objective="separation"`` (``val_targets`` the true components side by side) SALSA's
+    With ``objective="separation"`` (``val_references`` the true components side by side) SALSA's
     setting is the one of best mean validation PSNR of the components instead.
 
     Returns ``{"alpha", "mu"}``, and after a choice also how it was made (``chosen_by``) and the
@@ -239,17 +239,17 @@ def encoder_start(kind: str, depth: int, val_signals, val_targets, dictionaries,
         if classic != "salsa":
             raise InputError("the separation objective trains LSALSA")
         width = len(dictionaries) * val_signals.shape[1]
-        if val_targets.ndim != 2 or val_targets.shape[1] != width:
-            raise InputError(f"the validation targets have shape {tuple(val_targets.shape)}; "
+        if val_references.ndim != 2 or val_references.shape[1] != width:
+            raise InputError(f"the validation references have shape {tuple(val_references.shape)}; "
                              f"the separation objective needs the {len(dictionaries)} true "
                              f"components side by side, {width} columns")
-        truth = np.split(np.asarray(val_targets), len(dictionaries), axis=1)
+        truth = np.split(np.asarray(val_references), len(dictionaries), axis=1)
         best = salsa_by_psnr(val_signals, truth, dictionaries,
                              classic_settings("salsa", alphas, mus), [depth])[depth]
         return {"alpha": best["alpha"], "mu": best["mu"], "chosen_by": f"SALSA at T = {depth}"
                 f", best mean PSNR of the components on the validation data",
                 "val_psnr_mean": best["val_psnr_mean"]}
-    best = best_classic(val_signals, val_targets, dictionaries, classic, [depth], alphas,
+    best = best_classic(val_signals, val_references, dictionaries, classic, [depth], alphas,
                         mus)[depth]
     return {"alpha": best["alpha"], "mu": best["mu"], "chosen_by": f"{classic.upper()} at "
             f"T = {depth} on the validation data", "val_rmse": best["val_rmse"]}

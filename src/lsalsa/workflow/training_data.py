@@ -31,18 +31,18 @@ from .code_sets import CodeSet, load_codes
 from .data import load_prepared
 
 PREPARED_VAL = "the prepared val split (held-out images)"
-GIVEN_VAL = "--val-signals / --val-targets"
+GIVEN_VAL = "--val-signals / --val-references"
 
 
 @dataclass(frozen=True)
 class TrainingSplit:
-    """Training pairs ``signals`` (P, M) and ``targets`` (P, N), validation pairs, and how the
+    """Training pairs ``signals`` (P, M) and ``references`` (P, N), validation pairs, and how the
     validation pairs were chosen (``validation``, recorded in a training run's config.json)."""
 
     signals: np.ndarray
-    targets: np.ndarray
+    references: np.ndarray
     val_signals: np.ndarray
-    val_targets: np.ndarray
+    val_references: np.ndarray
     validation: str
 
     def astype(self, dtype) -> TrainingSplit:
@@ -51,7 +51,7 @@ class TrainingSplit:
                                 for f in fields(self) if f.name != "validation"})
 
 
-def hold_out(signals, targets, *, val_fraction: float, image_index=None) -> TrainingSplit:
+def hold_out(signals, references, *, val_fraction: float, image_index=None) -> TrainingSplit:
     """The last ``val_fraction`` of the training images (of the rows, without ``image_index``)
     as the validation pairs: at least one, never all. The arrays are sliced, so memory maps
     stay memory maps.
@@ -72,13 +72,13 @@ def hold_out(signals, targets, *, val_fraction: float, image_index=None) -> Trai
         raise InputError(f"{n} {unit} are too few to hold out a fraction {val_fraction} for "
                          "validation")
     cut = n - n_val if image_index is None else int(np.searchsorted(image, n - n_val))
-    return TrainingSplit(signals[:cut], targets[:cut], signals[cut:], targets[cut:],
+    return TrainingSplit(signals[:cut], references[:cut], signals[cut:], references[cut:],
                          f"last {n_val} of {n} {unit}")
 
 
 def true_components(dataset, split: str) -> np.ndarray:
     """The true components of an MCA split's mixtures side by side, (P, D * M) float32: the
-    targets of the separation objective."""
+    references of the separation objective."""
     arrays = dataset.split(split)
     index = sorted(int(key.removeprefix("component")) for key in arrays
                    if key.startswith("component") and key.removeprefix("component").isdigit())
@@ -105,27 +105,27 @@ def split_prepared(dataset, codes, *, val_fraction: float = SplitSettings.val_fr
         all.
     seed : the subset's seed.
     dtype : read every array into memory as this dtype; None: as stored (memory-mapped).
-    objective : "codes" (the targets are the optimal codes) or "separation" (the true
+    objective : "codes" (the references are the optimal codes) or "separation" (the true
         components of each mixture, :func:`true_components`).
     """
     SplitSettings(val_fraction=val_fraction, max_train=max_train)
     code_set = codes if isinstance(codes, CodeSet) else None
     signals = dataset.signals("train")
-    targets = code_set.codes("train") if code_set is not None else codes
+    references = code_set.codes("train") if code_set is not None else codes
     if objective == "separation":
-        targets = true_components(dataset, "train")
+        references = true_components(dataset, "train")
     if objective == "separation" and "val" in dataset.splits:
-        split = TrainingSplit(signals, targets, dataset.signals("val"),
+        split = TrainingSplit(signals, references, dataset.signals("val"),
                               true_components(dataset, "val"), PREPARED_VAL)
     elif code_set is not None and "val" in dataset.splits and "val" in code_set.splits:
-        split = TrainingSplit(signals, targets, dataset.signals("val"), code_set.codes("val"),
+        split = TrainingSplit(signals, references, dataset.signals("val"), code_set.codes("val"),
                               PREPARED_VAL)
     else:
-        split = hold_out(signals, targets, val_fraction=val_fraction,
+        split = hold_out(signals, references, val_fraction=val_fraction,
                          image_index=dataset.split("train")["image_index"])
     if max_train is not None and max_train < split.signals.shape[0]:
         rows = sorted_subset(split.signals.shape[0], max_train, np.random.default_rng([seed, 31]))
-        split = replace(split, signals=split.signals[rows], targets=split.targets[rows])
+        split = replace(split, signals=split.signals[rows], references=split.references[rows])
     return split if dtype is None else split.astype(dtype)
 
 
@@ -150,29 +150,30 @@ class TrainingSet:
         return [np.asarray(d, dtype=dtype) for d in self.dictionaries]
 
 
-def _check_sources(dataset, codes, signals, targets, val_signals, val_targets,
+def _check_sources(dataset, codes, signals, references, val_signals, val_references,
                    objective: str) -> None:
     """The sources of the training data go together: a data set with its codes (for the
-    separation objective the codes are optional), or signals with their targets; validation
+    separation objective the codes are optional), or signals with their references; validation
     pairs both or neither."""
     if dataset or codes:
         if not (dataset and (codes or objective == "separation")):
             raise InputError("`dataset` and `codes` go together")
-        if signals or targets:
-            raise InputError("give either `dataset` and `codes` or `signals` and `targets`, "
+        if signals or references:
+            raise InputError("give either `dataset` and `codes` or `signals` and `references`, "
                              "not both")
-    elif not (signals and targets):
-        raise InputError("give `dataset` and `codes`, or `signals`, `targets` and `dictionaries`")
-    if bool(val_signals) != bool(val_targets):
-        raise InputError("`val_signals` and `val_targets` go together")
+    elif not (signals and references):
+        raise InputError("give `dataset` and `codes`, or `signals`, `references` and "
+                         "`dictionaries`")
+    if bool(val_signals) != bool(val_references):
+        raise InputError("`val_signals` and `val_references` go together")
 
 
-def load_training_set(*, dataset=None, root=None, codes=None, signals=None, targets=None,
-                      dictionaries=(), val_signals=None, val_targets=None,
+def load_training_set(*, dataset=None, root=None, codes=None, signals=None, references=None,
+                      dictionaries=(), val_signals=None, val_references=None,
                       val_fraction: float = SplitSettings.val_fraction,
                       objective: str = "codes") -> TrainingSet:
     """Read the training data a command names: ``dataset`` and ``codes``, or ``signals`` and
-    ``targets``.
+    ``references``.
 
     Parameters
     ----------
@@ -180,21 +181,21 @@ def load_training_set(*, dataset=None, root=None, codes=None, signals=None, targ
         (:func:`~lsalsa.workflow.data.load_prepared`).
     codes : its optimal codes: a code set folder (``lsalsa codes compute``; its dictionaries
         and alphas come along) or a ``.npy`` of the training codes.
-    signals, targets : without a data set, ``.npy`` files of training signals (P, M) and their
+    signals, references : without a data set, ``.npy`` files of training signals (P, M) and their
         optimal codes (P, N).
     dictionaries : ``.npy`` files (M, N_i), in place of the code set's.
-    val_signals, val_targets : ``.npy`` files of validation pairs; without them
+    val_signals, val_references : ``.npy`` files of validation pairs; without them
         :func:`split_prepared` (a data set) or :func:`hold_out` by rows (``.npy`` files)
         holds them out, a ``val_fraction``.
-    objective : "codes", or "separation": the targets are the true components side by side
+    objective : "codes", or "separation": the references are the true components side by side
         (:func:`true_components` of an MCA data set, whose codes are then optional; or
-        ``targets`` and ``val_targets`` files of shape (P, D * M)).
+        ``references`` and ``val_references`` files of shape (P, D * M)).
 
     Errors name the parameters in backquotes (`` `dataset` ``), for a caller to map to its own
     names (:func:`lsalsa.cli.common.with_flags`).
     """
     checks.one_of(objective, "`objective`", choices=OBJECTIVES)
-    _check_sources(dataset, codes, signals, targets, val_signals, val_targets, objective)
+    _check_sources(dataset, codes, signals, references, val_signals, val_references, objective)
     SplitSettings(val_fraction=val_fraction)
     prepared, code_dictionaries, code_alphas = None, None, None
     if dataset is not None:
@@ -204,37 +205,37 @@ def load_training_set(*, dataset=None, root=None, codes=None, signals=None, targ
         if codes is not None:
             codes, code_dictionaries, code_alphas, codes_info = _open_codes(codes)
         if objective == "separation":
-            train_targets = true_components(prepared, "train")
+            train_references = true_components(prepared, "train")
         else:
-            train_targets = codes.codes("train") if isinstance(codes, CodeSet) else codes
+            train_references = codes.codes("train") if isinstance(codes, CodeSet) else codes
         info = {"dataset": prepared.meta.get("name"), "dataset_path": str(prepared.path),
                 "codes": codes_info}
     else:
         train_signals = read_array(signals, "signals", mmap=True)
-        train_targets = read_array(targets, "targets", mmap=True)
-        info = {"signals": str(signals), "targets": str(targets)}
+        train_references = read_array(references, "references", mmap=True)
+        info = {"signals": str(signals), "references": str(references)}
     blocks = code_dictionaries
     if dictionaries:
         blocks = [read_array(p, "dictionary") for p in dictionaries]
         info["dictionaries"] = [str(p) for p in dictionaries]
     if not blocks:
         raise InputError("no dictionary: give `dictionaries` (one .npy file per component)")
-    if train_signals.ndim != 2 or train_targets.ndim != 2 \
-            or train_signals.shape[0] != train_targets.shape[0]:
-        raise InputError(f"signals {train_signals.shape} and targets {train_targets.shape} must "
-                         "be 2-D with the same number of rows")
+    if train_signals.ndim != 2 or train_references.ndim != 2 \
+            or train_signals.shape[0] != train_references.shape[0]:
+        raise InputError(f"signals {train_signals.shape} and references "
+                         f"{train_references.shape} must be 2-D with the same number of rows")
     if val_signals is not None:
-        split = TrainingSplit(train_signals, train_targets,
+        split = TrainingSplit(train_signals, train_references,
                               read_array(val_signals, "validation signals", mmap=True),
-                              read_array(val_targets, "validation targets", mmap=True),
+                              read_array(val_references, "validation references", mmap=True),
                               GIVEN_VAL)
     elif prepared is not None:
         split = split_prepared(prepared, codes, val_fraction=val_fraction,
                                objective=objective)
     else:
-        split = hold_out(train_signals, train_targets, val_fraction=val_fraction)
+        split = hold_out(train_signals, train_references, val_fraction=val_fraction)
     info["validation_split"] = split.validation
-    info["targets"] = ("true components" if objective == "separation" else "optimal codes")
+    info["references"] = ("true components" if objective == "separation" else "optimal codes")
     return TrainingSet(split, blocks, code_alphas, info)
 
 

@@ -1,6 +1,6 @@
 """Training of the learned encoders (Eq. 15, plus each component's reconstruction for MCA),
 the classic selection that gives them their start, and DDP. No files: what a training run or
-a search keeps on disk is :mod:`lsalsa.workflow.training` and :mod:`lsalsa.workflow.search`.
+a search keeps on disk is :mod:`lsalsa.workflow.training_run` and :mod:`lsalsa.workflow.search`.
 
 - :func:`train`: Adam (default, with per-tensor step scaling) or SGD (the paper) on (signal,
   optimal code) pairs, keeping the best validation epoch; it hands its whole state to a

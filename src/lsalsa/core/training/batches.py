@@ -24,26 +24,26 @@ from ..problem import Problem
 
 
 class Batches:
-    """The mini-batches of a run: the stored rows of ``signals`` and ``targets``, or, with
-    ``augment`` or ``place`` (separation objective, ``targets`` the components side by side),
+    """The mini-batches of a run: the stored rows of ``signals`` and ``references``, or, with
+    ``augment`` or ``place`` (separation objective, ``references`` the components side by side),
     fresh mixtures made from them (which must be the sums of their components: checked
     here). Draws come from the run's ``generator`` (after its shuffling), made for the whole
     global batch so every DDP rank consumes it alike and a run resumes exactly."""
 
-    def __init__(self, signals, targets, *, M: int, augment: int | None, zoom: float,
+    def __init__(self, signals, references, *, M: int, augment: int | None, zoom: float,
                  place: int | None, generator: torch.Generator):
         if augment is not None or place is not None:
-            _check_sums(signals, targets, M)
-        self.signals, self.targets, self.M, self.P = signals, targets, M, len(signals)
+            _check_sums(signals, references, M)
+        self.signals, self.references, self.M, self.P = signals, references, M, len(signals)
         self.augment, self.zoom, self.place = augment, zoom, place
         self.generator = generator
 
     def __call__(self, batch: torch.Tensor, like: torch.Tensor, dist):
-        """This rank's (``dist.shard``) ``(signals, targets)`` of the mini-batch ``batch``
+        """This rank's (``dist.shard``) ``(signals, references)`` of the mini-batch ``batch``
         (row indices), as ``like``."""
         if self.augment is None and self.place is None:
             mine = dist.shard(batch)
-            return _rows(self.signals, mine, like), _rows(self.targets, mine, like)
+            return _rows(self.signals, mine, like), _rows(self.references, mine, like)
         return self._fresh_mixtures(batch, like, dist)
 
     def _fresh_mixtures(self, batch: torch.Tensor, like: torch.Tensor, dist):
@@ -52,11 +52,11 @@ class Batches:
         passes 1; the signal is the sum of the components."""
         n, M = len(batch), self.M
         mine = dist.shard(torch.arange(n))
-        parts = list(_rows(self.targets, batch[mine], like).split(M, dim=1))
+        parts = list(_rows(self.references, batch[mine], like).split(M, dim=1))
         if self.augment is not None:
             partner = torch.randint(self.P, (n,), generator=self.generator)
             draws = augment_draws(n, self.generator, self.zoom)
-            fresh = _rows(self.targets, partner[mine], like)[:, self.augment * M:
+            fresh = _rows(self.references, partner[mine], like)[:, self.augment * M:
                                                               (self.augment + 1) * M]
             parts[self.augment] = augment_patches(fresh, {k: v[mine] for k, v in draws.items()})
         if self.place is not None:
@@ -65,21 +65,21 @@ class Batches:
         return sum(parts), torch.cat(parts, dim=1)
 
 
-def sample_loss(problem: Problem, estimate: torch.Tensor, target: torch.Tensor, *,
+def sample_loss(problem: Problem, estimate: torch.Tensor, reference: torch.Tensor, *,
                 objective: str, weights: list[float],
                 reconstruction_weight: float) -> torch.Tensor:
     """Per sample: ``1/2 ||e||^2 + w/2 sum_i ||A_i e_i||^2`` with ``e = f(y) - x*`` (codes, ``w``
     the ``reconstruction_weight``), or ``1/2 sum_i w_i ||A_i f_i(y) - y_i||^2`` (separation,
-    ``target`` the components, ``w_i`` the ``weights``)."""
+    ``reference`` the components, ``w_i`` the ``weights``)."""
     if objective == "separation":
-        truth = target.split(problem.A.shape[0], dim=1)
+        truth = reference.split(problem.A.shape[0], dim=1)
         loss = 0.0
         for x_i, A_i, y_i, w_i in zip(problem.split(estimate), problem.blocks, truth, weights,
                                       strict=True):
             if w_i:
                 loss = loss + (0.5 * w_i) * (x_i @ A_i.T - y_i).pow(2).sum(dim=1)
         return loss if torch.is_tensor(loss) else estimate.new_zeros(estimate.shape[0])
-    err = estimate - target
+    err = estimate - reference
     loss = 0.5 * err.pow(2).sum(dim=1)
     if reconstruction_weight:
         for e_i, A_i in zip(problem.split(err), problem.blocks, strict=True):
@@ -87,29 +87,29 @@ def sample_loss(problem: Problem, estimate: torch.Tensor, target: torch.Tensor, 
     return loss
 
 
-def placed_validation(targets, index: int, M: int, seed: int, like: torch.Tensor):
+def placed_validation(references, index: int, M: int, seed: int, like: torch.Tensor):
     """Validation mixtures made as the training ones are (component ``index`` placed as in
     a whole picture), drawn once from ``seed``, so every epoch is scored on the same set:
     (signals, components) as ``like``."""
-    parts = list(as_batch(np.asarray(targets), like).split(M, dim=1))
+    parts = list(as_batch(np.asarray(references), like).split(M, dim=1))
     draws = place_draws(len(parts[0]), math.isqrt(M),
                         torch.Generator().manual_seed(int(seed) + 1))
     parts = place_in_mixtures(parts, index, draws)
     return sum(parts), torch.cat(parts, dim=1)
 
 
-def _check_sums(signals, targets, M: int, chunk: int = 4096) -> None:
+def _check_sums(signals, references, M: int, chunk: int = 4096) -> None:
     """Fresh mixtures are sums of components, so the stored ones must be too: every row,
     ``chunk`` at a time (memory-mapped arrays stay on disk), to the rounding of a float32
     sum."""
     for start in range(0, len(signals), chunk):
         Y = np.asarray(signals[start:start + chunk], dtype=np.float64)
-        parts = np.asarray(targets[start:start + chunk], dtype=np.float64)
+        parts = np.asarray(references[start:start + chunk], dtype=np.float64)
         total = parts.reshape(len(parts), -1, M).sum(axis=1)
         scale = np.abs(parts).reshape(len(parts), -1, M).sum(axis=1)
         if not np.all(np.abs(Y - total) <= 4 * np.finfo(np.float32).eps * scale + 1e-30):
             raise InputError("fresh mixtures (augment_component, place_component) need "
-                             "mixtures that are the sum of their components (the targets); "
+                             "mixtures that are the sum of their components (the references); "
                              f"these signals are not (rows {start} to {start + len(Y) - 1})")
 
 

@@ -177,13 +177,13 @@ class SearchResult:
     best: dict[tuple[str, int], dict] = field(default_factory=dict)
 
 
-def classic_curves(signals, targets, dictionaries, method: str, depths, settings, *,
+def classic_curves(signals, references, dictionaries, method: str, depths, settings, *,
                    batch_size: int = 16384) -> np.ndarray:
     """Validation RMSE of ISTA, FISTA or SALSA for every setting at every depth.
 
     Parameters
     ----------
-    signals, targets : validation signals (P, M) and their optimal codes (P, N).
+    signals, references : validation signals (P, M) and their optimal codes (P, N).
     dictionaries : array (M, N) or list of arrays (M, N_i); their dtype and device are used.
     method : "ista", "fista" or "salsa".
     depths : the iteration counts T to record.
@@ -194,10 +194,10 @@ def classic_curves(signals, targets, dictionaries, method: str, depths, settings
     array (len(settings), len(depths)) of mean per-sample code RMSE (inf where not finite).
     One trajectory per setting to ``max(depths)`` iterations gives every depth at once.
     """
-    return _curves(signals, targets, dictionaries, method, depths, settings, batch_size)[0]
+    return _curves(signals, references, dictionaries, method, depths, settings, batch_size)[0]
 
 
-def chosen_curves(signals, targets, dictionaries, method: str, depths, settings,
+def chosen_curves(signals, references, dictionaries, method: str, depths, settings,
                   choice) -> dict[str, np.ndarray]:
     """Mean code RMSE and sparsity on ``signals`` of the setting chosen for each depth
     (``settings[choice[j]]`` at ``depths[j]``, e.g. chosen on validation by
@@ -207,7 +207,7 @@ def chosen_curves(signals, targets, dictionaries, method: str, depths, settings,
     choice = np.asarray(choice)
     for k in np.unique(choice):
         at = np.flatnonzero(choice == k)
-        rmse, sparsity = _curves(signals, targets, dictionaries, method,
+        rmse, sparsity = _curves(signals, references, dictionaries, method,
                                  [depths[j] for j in at], [settings[int(k)]])
         out["rmse"][at], out["sparsity"][at] = rmse[0], sparsity[0]
     return out
@@ -239,14 +239,14 @@ def _choose(curves: np.ndarray, method: str, depths) -> np.ndarray:
     return choice
 
 
-def _curves(signals, targets, dictionaries, method, depths, settings, batch_size=16384):
+def _curves(signals, references, dictionaries, method, depths, settings, batch_size=16384):
     """Mean per-sample code RMSE (inf where not finite) and sparsity, (settings, depths)."""
     if method not in CLASSIC_METHODS:
         raise InputError(f"unknown classic method {method!r}; choose from {CLASSIC_METHODS}")
     depths = [positive_int(T, "depth") for T in depths]
     column = {T: j for j, T in enumerate(depths)}
     like = make_problem(dictionaries, 0.0)[0].A
-    check_pair(signals, targets, like.shape[0], like.shape[1], "signals", "targets")
+    check_pair(signals, references, like.shape[0], like.shape[1], "signals", "references")
     rmse = np.zeros((len(settings), len(depths)))
     zeros = np.zeros_like(rmse)
     with torch.inference_mode():
@@ -254,7 +254,7 @@ def _curves(signals, targets, dictionaries, method, depths, settings, batch_size
             problem = make_problem(dictionaries, setting["alpha"])[0]
             for first in range(0, len(signals), batch_size):
                 Y = as_tensor_like(signals[first:first + batch_size], like)
-                X = as_tensor_like(targets[first:first + batch_size], like)
+                X = as_tensor_like(references[first:first + batch_size], like)
                 mu = setting.get("mu")  # only SALSA's settings have one
                 for T, codes in iterates(problem, Y, method, max(depths),
                                          mu=DEFAULT_MU if mu is None else mu):
@@ -287,12 +287,12 @@ def classic_settings(method: str, alphas, mus=MUS) -> list[dict]:
             for a in alphas for m in (mus if method == "salsa" else [None])]
 
 
-def best_classic(signals, targets, dictionaries, method: str, depths, alphas,
+def best_classic(signals, references, dictionaries, method: str, depths, alphas,
                  mus=MUS) -> dict[int, dict]:
     """Per depth T, the classic setting with the lowest validation RMSE:
     ``{T: {"alpha", "mu", "val_rmse"}}`` (ties keep the first setting of the grid)."""
     settings = classic_settings(method, alphas, mus)
-    curves = classic_curves(signals, targets, dictionaries, method, depths, settings)
+    curves = classic_curves(signals, references, dictionaries, method, depths, settings)
     choice = _choose(curves, method, depths)
     return {int(T): {**settings[k], "val_rmse": float(curves[k, j])}
             for j, (T, k) in enumerate(zip(depths, choice.tolist(), strict=True))}

@@ -103,8 +103,8 @@ class TrainSettings:
         product) and 1 for MCA, where the codes exist to rebuild each component, so each
         component's error in signal space counts too (atoms have unit norm: both terms
         have the same scale).
-    objective : "codes" (default): ``targets`` are the optimal codes (P, N) and the loss is
-        the one above. "separation" (MCA only): ``targets`` are the true components of each
+    objective : "codes" (default): ``references`` are the optimal codes (P, N) and the loss is
+        the one above. "separation" (MCA only): ``references`` are the true components of each
         mixture side by side, (P, D * M), and the loss per sample is
         ``1/2 sum_i w_i ||A_i f_i(y) - y_i||^2``; validation then measures the components'
         RMSE against the true ones (:func:`~lsalsa.core.metrics.validation_rmse`).
@@ -207,14 +207,14 @@ class TrainSettings:
                              f"but the encoder has {D} dictionaries")
         return [float(w) for w in self.component_weights]
 
-    def target_width(self, encoder: UnrolledEncoder) -> int:
-        """Columns of ``targets``: N codes, or the D components of M pixels side by side."""
+    def reference_width(self, encoder: UnrolledEncoder) -> int:
+        """Columns of ``references``: N codes, or the D components of M pixels side by side."""
         for name in ("augment_component", "place_component"):
             value = getattr(self, name)
             if value is not None and (self.objective != "separation"
                                       or value >= len(encoder.block_sizes)):
                 raise InputError(f"{name} must name a component (0 to D - 1) of the "
-                                 "separation objective's targets")
+                                 "separation objective's references")
         if self.place_component is not None and self.place_component == self.augment_component:
             raise InputError("place_component and augment_component must be different "
                              "components")
@@ -268,10 +268,10 @@ class TrainSettings:
                 **objective}
 
 
-def check_pair(signals, targets, M: int, N: int, s_name: str, t_name: str) -> int:
+def check_pair(signals, references, M: int, N: int, s_name: str, t_name: str) -> int:
     """Check a pair of signals (P, M) and their codes (P, N): 2-D, non-empty, floating point,
     finite, with as many rows; returns P. NumPy (memory-mapped: read in chunks) or torch."""
-    for name, array, width in ((s_name, signals, M), (t_name, targets, N)):
+    for name, array, width in ((s_name, signals, M), (t_name, references, N)):
         if not isinstance(array, np.ndarray | torch.Tensor):
             raise InputError(f"{name} must be a NumPy array or torch tensor, got "
                              f"{type(array).__name__}")
@@ -286,9 +286,9 @@ def check_pair(signals, targets, M: int, N: int, s_name: str, t_name: str) -> in
         if kind != "f":
             raise InputError(f"{name} must hold floating-point values, got {array.dtype}")
         _check_finite(array, name)
-    if signals.shape[0] != targets.shape[0]:
+    if signals.shape[0] != references.shape[0]:
         raise InputError(f"{s_name} has {signals.shape[0]} rows but {t_name} has "
-                         f"{targets.shape[0]}")
+                         f"{references.shape[0]}")
     return int(signals.shape[0])
 
 

@@ -4,7 +4,7 @@ Exact resume: after every epoch the run's whole state (:class:`TrainState`: weig
 the shuffling ``torch.Generator``, the best epoch's weights, the step scales, the history) goes
 to an optional callback, and a run started from such a state continues to exactly the result
 of an uninterrupted one (same weights, bit for bit, on the same hardware and thread count).
-:mod:`lsalsa.workflow.training` keeps it in a run directory; this package touches no files.
+:mod:`lsalsa.workflow.training_run` keeps it in a run directory; this package touches no files.
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ from .state import TrainResult, TrainState
 FINAL_STOPS = ("rel_tol", "patience", "diverged")
 
 
-def train(encoder: UnrolledEncoder, signals, targets, *, val_signals=None, val_targets=None,
+def train(encoder: UnrolledEncoder, signals, references, *, val_signals=None, val_references=None,
           start: TrainState | None = None, callback: Callable[[TrainState], None] | None = None,
           **options) -> TrainResult:
     """Train ``encoder`` in place to map ``signals`` to their optimal codes (or, with
@@ -57,10 +57,10 @@ def train(encoder: UnrolledEncoder, signals, targets, *, val_signals=None, val_t
     ----------
     encoder : LISTA or LSALSA; its dtype and device are used for training.
     signals : array (P, M), NumPy (memory-mapped is fine: rows are read per mini-batch) or torch.
-    targets : array (P, N), the optimal codes of ``signals``; with
+    references : array (P, N), the optimal codes of ``signals``; with
         ``objective="separation"`` the true components of each mixture side by side,
         (P, D * M).
-    val_signals, val_targets : optional validation pair (whole images or photographs held out
+    val_signals, val_references : optional validation pair (whole images or photographs held out
         of training); RMSE is measured every epoch and selects the epoch returned.
     start : continue exactly from this state (of a run with the same options and data) rather
         than from the encoder as it is.
@@ -71,8 +71,8 @@ def train(encoder: UnrolledEncoder, signals, targets, *, val_signals=None, val_t
     -------
     TrainResult
     """
-    with Trainer(encoder, signals, targets, val_signals=val_signals, val_targets=val_targets,
-                 **options) as trainer:
+    with Trainer(encoder, signals, references, val_signals=val_signals,
+                 val_references=val_references, **options) as trainer:
         trainer.begin(start)
         return trainer.run(callback)
 
@@ -82,33 +82,33 @@ class Trainer:
     epoch. :meth:`begin` sets up a fresh or a resumed run, :meth:`run` trains; use it in a
     ``with`` block, which leaves the DDP process group it may have joined."""
 
-    def __init__(self, encoder: UnrolledEncoder, signals, targets, *, val_signals=None,
-                 val_targets=None, **options):
+    def __init__(self, encoder: UnrolledEncoder, signals, references, *, val_signals=None,
+                 val_references=None, **options):
         if not isinstance(encoder, UnrolledEncoder):
             raise InputError("train() needs a LISTA or LSALSA encoder")
         settings = TrainSettings(**options)
-        M, width = encoder.W.shape[1], settings.target_width(encoder)
-        self.P = check_pair(signals, targets, M, width, "signals", "targets")
-        has_val = val_signals is not None or val_targets is not None
+        M, width = encoder.W.shape[1], settings.reference_width(encoder)
+        self.P = check_pair(signals, references, M, width, "signals", "references")
+        has_val = val_signals is not None or val_references is not None
         if has_val:
-            if val_signals is None or val_targets is None:
-                raise InputError("give both val_signals and val_targets, or neither")
-            check_pair(val_signals, val_targets, M, width, "val_signals", "val_targets")
+            if val_signals is None or val_references is None:
+                raise InputError("give both val_signals and val_references, or neither")
+            check_pair(val_signals, val_references, M, width, "val_signals", "val_references")
         elif settings.schedule == "plateau":
             raise InputError("the plateau schedule follows the validation RMSE: give "
-                             "val_signals and val_targets")
+                             "val_signals and val_references")
         self.encoder = encoder
         self.objective = settings.objective
         self.weights = settings.weights(encoder)
         self.hyper = settings.config(encoder, has_val)  # the training hyperparameters
         self.max_epochs = settings.max_epochs
         self.generator = torch.Generator().manual_seed(settings.seed)
-        self.batches = Batches(signals, targets, M=M, augment=settings.augment_component,
+        self.batches = Batches(signals, references, M=M, augment=settings.augment_component,
                                zoom=settings.augment_zoom, place=settings.place_component,
                                generator=self.generator)
-        self.val = (val_signals, val_targets) if has_val else None
+        self.val = (val_signals, val_references) if has_val else None
         if settings.place_component is not None and has_val:
-            self.val = placed_validation(val_targets, settings.place_component, M,
+            self.val = placed_validation(val_references, settings.place_component, M,
                                          settings.seed, encoder.W)
         self.steps_per_epoch = math.ceil(self.P / settings.batch_size)
         self.names = [n for n, p in encoder.named_parameters() if p.requires_grad]

@@ -31,7 +31,7 @@ def run(run: Run) -> dict:
     depths, dense, alphas, grid, mus = (c.depths, dense_depths(c), c.alphas, alpha_grid(c),
                                         c.search.mus)
     fv = run.fit_val()
-    val = (fv.val_signals, fv.val_targets)
+    val = (fv.val_signals, fv.val_references)
     test = (torch.from_numpy(run.split_arrays("test")["signals"].astype(np.float32)).to(
         run.device), torch.from_numpy(np.array(run.codeset.codes("test"))).to(run.device))
     blocks = [torch.from_numpy(d).to(run.device) for d in run.blocks()]

@@ -26,7 +26,7 @@ def run(run: Run) -> dict:
                 or LEARNED_METHODS[method].objective != "codes"):
             continue
         fv = run.fit_val()
-        result = search(fv.signals, fv.targets, fv.val_signals, fv.val_targets, run.blocks(),
+        result = search(fv.signals, fv.references, fv.val_signals, fv.val_references, run.blocks(),
                         depths=depths, alphas=alphas, methods=(method,), mus=s.mus,
                         lrs=lrs, lr_decays=s.lr_decays, threshold_lrs=s.threshold_lrs,
                         epochs=s.epochs, untied=s.untied,

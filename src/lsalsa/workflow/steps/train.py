@@ -19,7 +19,7 @@ from ...core.training.search import (
 )
 from ...io import write_json
 from ..config import PSNR_BASELINES, ExperimentConfig
-from ..training import train_in_dir
+from ..training_run import train_in_dir
 from . import classic
 from .context import Run
 
@@ -132,8 +132,9 @@ def train_one(run: Run, method: str, T: int, hyper: dict, *, epochs: int, seed: 
                             untied=untied_layers(method, run.config.search.untied)
                             ).to(run.device)
     began = time.perf_counter()
-    result = train_in_dir(model_folder(run.dir, method, T) / "run", encoder, fv.signals, fv.targets,
-                          val_signals=fv.val_signals, val_targets=fv.val_targets, lr=hyper["lr"],
+    result = train_in_dir(model_folder(run.dir, method, T) / "run", encoder, fv.signals,
+                          fv.references, val_signals=fv.val_signals,
+                          val_references=fv.val_references, lr=hyper["lr"],
                           lr_decay=hyper["lr_decay"],
                           threshold_lr=hyper.get("threshold_lr", TRAIN_DEFAULTS["threshold_lr"]),
                           max_epochs=epochs, seed=seed,

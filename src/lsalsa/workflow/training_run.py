@@ -37,7 +37,7 @@ CHECKPOINT = "checkpoint.safetensors"
 MODEL = "model.safetensors"
 
 
-def train_in_dir(run_dir, encoder, signals, targets, *, val_signals=None, val_targets=None,
+def train_in_dir(run_dir, encoder, signals, references, *, val_signals=None, val_references=None,
                  resume: bool = False, progress: bool | Progress = True,
                  data_info: dict | None = None, callback: Callable[[dict], None] | None = None,
                  **options) -> TrainResult:
@@ -48,7 +48,7 @@ def train_in_dir(run_dir, encoder, signals, targets, *, val_signals=None, val_ta
     run_dir : write config.json, provenance.json, history.json, checkpoint.safetensors after
         every epoch and the final model.safetensors there (see the module docstring). Only
         rank 0 writes. None: no files (a progress bar only).
-    encoder, signals, targets, val_signals, val_targets, **options : as for
+    encoder, signals, references, val_signals, val_references, **options : as for
         :func:`lsalsa.core.training.train`.
     resume : continue from the checkpoint in ``run_dir`` (the hyperparameters must match;
         ``max_epochs`` may only grow, and not with the cosine schedule). Without a
@@ -62,8 +62,8 @@ def train_in_dir(run_dir, encoder, signals, targets, *, val_signals=None, val_ta
     -------
     TrainResult
     """
-    with Trainer(encoder, signals, targets, val_signals=val_signals, val_targets=val_targets,
-                 **options) as trainer:
+    with Trainer(encoder, signals, references, val_signals=val_signals,
+                 val_references=val_references, **options) as trainer:
         main = trainer.dist.is_main
         files = None if run_dir is None else _TrainingFiles(Path(run_dir), trainer, data_info)
         if files is None:
@@ -102,7 +102,7 @@ class _TrainingFiles:
 
     def __init__(self, path: Path, trainer: Trainer, data_info: dict | None):
         self.dir = path
-        self.data = {"train": _describe_data(trainer.batches.signals, trainer.batches.targets),
+        self.data = {"train": _describe_data(trainer.batches.signals, trainer.batches.references),
                      **(data_info or {})}
         if trainer.val is not None:
             self.data["validation"] = _describe_data(*trainer.val)
@@ -145,10 +145,10 @@ class _TrainingFiles:
         write_json(self.dir / "history.json", state.history)
 
 
-def _describe_data(signals, targets) -> dict:
+def _describe_data(signals, references) -> dict:
     """Shapes, dtypes and a fingerprint of the data (hashing up to 256 evenly spaced rows)."""
     digest = hashlib.sha256()
-    for array in (signals, targets):
+    for array in (signals, references):
         rows = np.unique(np.linspace(0, array.shape[0] - 1, min(256, array.shape[0])).astype(
             np.int64))
         part = array[torch.from_numpy(rows)] if isinstance(array, torch.Tensor) else array[rows]
@@ -156,7 +156,7 @@ def _describe_data(signals, targets) -> dict:
         digest.update(repr((tuple(array.shape), str(part.dtype))).encode())
         digest.update(np.ascontiguousarray(part, dtype=np.float64).tobytes())
     return {"P": int(signals.shape[0]), "M": int(signals.shape[1]),
-            "N": int(targets.shape[1]), "dtype": str(signals.dtype).removeprefix("torch."),
+            "N": int(references.shape[1]), "dtype": str(signals.dtype).removeprefix("torch."),
             "fingerprint": digest.hexdigest()[:16]}
 
 
