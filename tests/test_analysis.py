@@ -334,7 +334,7 @@ def test_cli_errors_write_nothing(saved, tmp_path, capsys):
     cases = [
         ([str(tmp_path / "missing.safetensors"), "--signals", str(signals)], "not found"),
         ([str(lista), "--signals", str(signals)], "LSALSA"),
-        ([str(model), "--signals", str(wide)], "expects"),
+        ([str(model), "--signals", str(wide)], "must have shape (B, 8)"),
         ([str(model), "--signals", str(tmp_path / "nope.npy")], "not found"),
         ([str(model), "--signals", str(signals), "--n-samples", "0"], "n-samples"),
         ([str(model), "--signals", str(tmp_path / "complex.npy")], "must hold real numbers"),

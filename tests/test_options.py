@@ -9,6 +9,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
+import pytest
+from PIL import Image
+
 from lsalsa.cli import build_parser
 from lsalsa.core.codes import CodesSettings
 from lsalsa.core.dictionary_settings import DictionarySettings
@@ -74,3 +77,42 @@ def test_a_config_option_that_a_library_model_declares_is_that_declaration():
                 if field.name not in library or (section, field.name) in OTHER_OPTIONS:
                     continue
                 assert field.metadata.get("declared_by") is model, f"{section}.{field.name}"
+
+
+def test_every_command_writes_the_librarys_parameter_names_as_its_flags():
+    """The library's errors name parameters; the command line alone writes them as flags,
+    each command through the map its own arguments make (``flag_names``)."""
+    for command, parser in _commands(build_parser()):
+        names = parser.get_default("flag_names")
+        for action in parser._actions:
+            if action.option_strings and action.dest != "help":
+                flags = {s for a in parser._actions if a.dest == action.dest
+                         for s in a.option_strings}
+                assert names[action.dest] in flags, (command, action.dest)
+
+
+def _commands(parser, command=()):
+    groups = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not groups:
+        yield " ".join(command), parser
+    for group in groups:
+        for name, sub in group.choices.items():
+            yield from _commands(sub, (*command, name))
+
+
+def test_a_library_error_names_the_parameter_and_the_command_its_flag(tmp_path, capsys):
+    from lsalsa.apps.separation import read_image
+    from lsalsa.cli import main
+    from lsalsa.errors import InputError
+
+    image = tmp_path / "big.png"
+    Image.new("L", (20, 20)).save(image)
+    with pytest.raises(InputError, match="raise it with `max_pixels`"):
+        read_image(image, max_pixels=100)
+    assert main(["separate", str(image), "--out", str(tmp_path / "out"),
+                 "--max-pixels", "100"]) == 2
+    assert "raise it with --max-pixels if" in capsys.readouterr().err
+    # a parameter a command has no flag for: the command that sets it
+    run = dict(_commands(build_parser()))["experiment run"].get_default("flag_names")
+    assert run["download"] == "lsalsa data prepare --download"
+    assert run["run_dir"] == "--run-dir"

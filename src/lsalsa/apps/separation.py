@@ -107,7 +107,7 @@ def read_image(path: str | os.PathLike,
             if max_pixels is not None and width * height > max_pixels:
                 raise InputError(f"image {path} has {width}x{height} = {width * height} "
                                  f"pixels, more than the limit {max_pixels} (a guard against "
-                                 "decompression bombs); raise it with --max-pixels if you "
+                                 "decompression bombs); raise it with `max_pixels` if you "
                                  "trust the file")
             handle.load()
             gray = _scaled(handle, path)

@@ -19,6 +19,7 @@ import threading
 
 from ..errors import InputError, TrainingDiverged
 from ..version import __version__
+from .common import with_flags
 
 # Each module defines register(subparsers); a subcommand's handler is args.func(args).
 COMMAND_MODULES = ["solve", "data", "dictionary", "codes", "train", "encode", "separate", "analyze",
@@ -41,7 +42,24 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
         importlib.import_module(f"{__name__}.{name}").register(subparsers)
+    _name_flags(parser)
     return parser
+
+
+def _name_flags(parser: argparse.ArgumentParser) -> None:
+    """Give each command's parser its map from parameter to flag (``flag_names``), made from
+    its own arguments (the first flag of each ``dest``) over any it set itself: the library
+    names parameters in its errors, and :func:`_run` writes them as this command's flags."""
+    commands = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not commands:
+        names: dict[str, str] = {}
+        for action in parser._actions:
+            if action.option_strings and action.dest != "help":
+                names.setdefault(action.dest, max(action.option_strings, key=len))
+        parser.set_defaults(flag_names={**names, **(parser.get_default("flag_names") or {})})
+    for action in commands:
+        for command in action.choices.values():
+            _name_flags(command)
 
 
 class Terminated(KeyboardInterrupt):
@@ -76,8 +94,10 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args) -> int:
     try:
         result = args.func(args)
-    except (InputError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
-            PermissionError) as exc:
+    except InputError as exc:
+        print(f"lsalsa: error: {_one_line(with_flags(exc, args.flag_names))}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
         print(f"lsalsa: error: {_one_line(exc)}", file=sys.stderr)
         return 2
     except OSError as exc:  # full disk, unwritable folder, ...

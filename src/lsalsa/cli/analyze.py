@@ -14,7 +14,6 @@ from ..errors import InputError
 from ..io import read_array
 from ..workflow.analysis import AnalysisSettings, analyze
 from ..workflow.data.prepared import SPLITS
-from .common import check_model_path
 from .options import add_option_flags, option_names
 
 
@@ -62,11 +61,8 @@ def _synthetic_signals(model: str, count: int, seed: int) -> np.ndarray:
 
 
 def run(args) -> int:
-    model = check_model_path(args.model)
-    config, _ = read_model_header(model)  # a missing or foreign file fails here, before output
-    if config.get("kind") != "lsalsa":
-        raise InputError(f"analyze needs an LSALSA model; {model} is a "
-                         f"{config.get('kind')!r} model")
+    model = args.model
+    read_model_header(model)  # a missing or foreign file fails here, before it is read for data
     out = Path(args.out) if args.out else Path(model).with_suffix("").with_name(
         Path(model).with_suffix("").name + "-analysis")
     if args.data is not None:
@@ -86,9 +82,6 @@ def run(args) -> int:
         count = args.synthetic
         signals = _synthetic_signals(model, count, args.seed)
         source = f"{count} synthetic signals y = A x, 10% non-zeros, seed {args.seed}"
-    if signals.ndim != 2 or signals.shape[1] != config["M"]:
-        raise InputError(f"signals have shape {tuple(signals.shape)} but the model expects "
-                         f"(B, {config['M']})")
     result = analyze(model, signals, out, n_samples=args.n_samples, seed=args.seed,
                      source=source)
     check, curvature = result["theorem1"], result["curvature"]

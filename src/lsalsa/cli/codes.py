@@ -10,7 +10,6 @@ from ..errors import InputError
 from ..io import check_output_path, read_array
 from ..workflow.code_sets import CodeSetSettings
 from ..workflow.data.prepared import TrainingSignalsSettings
-from .common import with_flags
 from .options import add_option_flags, option_names
 
 
@@ -76,13 +75,10 @@ def run_compute(args) -> int:
     device = None if args.device is None else resolve_device(args.device)
     dictionaries = [as_real(read_array(p, "dictionary"), np.float32, f"dictionary {p}")
                     for p in args.dictionaries]
-    try:
-        codes, stats = compute_split_codes(
-            data, args.splits, dictionaries, args.alphas, mode=args.mode, tol=args.tol,
-            batch_size=args.batch_size, progress=Progress("lsalsa codes", quiet=args.quiet),
-            device=device, mu=args.mu, n_iter=args.n_iter)
-    except InputError as exc:
-        raise with_flags(exc, {"splits": "--splits"}) from exc
+    codes, stats = compute_split_codes(
+        data, args.splits, dictionaries, args.alphas, mode=args.mode, tol=args.tol,
+        batch_size=args.batch_size, progress=Progress("lsalsa codes", quiet=args.quiet),
+        device=device, mu=args.mu, n_iter=args.n_iter)
     save_codes(out, codes, dictionaries, args.alphas, stats=stats, overwrite=args.overwrite,
                data={"path": str(data.path), "name": data.name, "key": "signals",
                      "seed": data.meta.get("seed"), "stand_in": data.meta.get("stand_in"),

@@ -1,20 +1,12 @@
-"""Helpers shared by the CLI commands: argparse types, model paths and devices with clear
-errors, and the exit rule of a run whose training diverged (``.npy`` inputs are read with
-:func:`lsalsa.io.read_array`)."""
+"""Helpers shared by the CLI commands: the library's parameter names in an error written as
+the command's flags, and the exit rule of a run whose training diverged (``.npy`` inputs are
+read with :func:`lsalsa.io.read_array`)."""
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from ..errors import InputError, TrainingDiverged
-
-
-def check_model_path(path: str) -> str:
-    """A model path that is a folder gets its own message (not "model file not found")."""
-    if Path(path).is_dir():
-        raise InputError(f"model path {path} is a folder, not a model file")
-    return path
 
 
 def check_training(run_dir) -> None:

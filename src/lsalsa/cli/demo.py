@@ -25,7 +25,8 @@ def register(subparsers) -> None:
                         help="folder with canonical raw data (else LSALSA_DATA, the cache and "
                              "the offline stand-ins)")
     parser.add_argument("--quiet", action="store_true", help="no output")
-    parser.set_defaults(func=run)
+    # the demo prepares its data from files already here; lsalsa data prepare fetches them
+    parser.set_defaults(func=run, flag_names={"download": "lsalsa data prepare --download"})
 
 
 def run(args) -> int:

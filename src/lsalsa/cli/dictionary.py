@@ -11,7 +11,6 @@ from ..errors import InputError
 from ..io import check_output_path, read_array, read_json_object, remove_stale_temporaries
 from ..workflow.data.prepared import TrainingSignalsSettings
 from ..workflow.report.atoms import AtomsSettings
-from .common import with_flags
 from .options import add_option_flags, option_names
 
 # The options of learn_dictionary that lsalsa dictionary learn takes as flags: every one
@@ -61,10 +60,7 @@ def training_signals(args, max_signals: int | None = None):
     from ..workflow.data import load_prepared
 
     data = load_prepared(args.data, root=args.root)
-    try:
-        key, signals = data.training_signals(args.component, max_signals, args.seed)
-    except InputError as exc:
-        raise with_flags(exc, {"component": "--component"}) from exc
+    key, signals = data.training_signals(args.component, max_signals, args.seed)
     return data, key, signals
 
 
@@ -129,9 +125,6 @@ def run_show(args) -> int:
     remove_stale_temporaries(out.parent)  # what killed runs left behind
     A = read_array(args.dictionary, "dictionary")
     shape = _patch_shape(args.patch_shape, Path(args.dictionary))
-    try:
-        plot_atoms(A, out, shape, title=args.title)
-    except InputError as exc:
-        raise with_flags(exc, {"patch_shape": "--patch-shape"}) from exc
+    plot_atoms(A, out, shape, title=args.title)
     print(f"wrote {out} ({A.shape[1]} atoms)")
     return 0

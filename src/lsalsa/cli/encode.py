@@ -7,7 +7,6 @@ from ..core._arrays import resolve_device
 from ..core.encoders import load_encoder
 from ..core.operators import inference_dtype
 from ..io import check_output_path
-from .common import check_model_path
 from .options import add_option_flags
 
 
@@ -35,7 +34,7 @@ def run(args) -> int:
     out = check_output_path(args.output, [args.input, args.model])
     device = resolve_device(args.device)
     inference_dtype(args.dtype, device, what="--dtype")  # refused before the model is read
-    encoder = load_encoder(check_model_path(args.model), device=device)
+    encoder = load_encoder(args.model, device=device)
     dtype = inference_dtype(args.dtype, device, encoder.W.dtype, what="--dtype")
     rows, width = encode_file(encoder, args.input, out, chunk_size=args.chunk_size,
                               progress=not args.quiet, dtype=dtype, fused=args.fused)

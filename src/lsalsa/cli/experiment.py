@@ -38,7 +38,9 @@ def register(subparsers) -> None:
                             help="folder with canonical raw data (else LSALSA_DATA, the cache "
                                  "and the offline stand-ins)")
     run_parser.add_argument("--quiet", action="store_true", help="no progress output")
-    run_parser.set_defaults(func=run_run)
+    # a run prepares its data from files already here; lsalsa data prepare fetches them
+    run_parser.set_defaults(func=run_run,
+                            flag_names={"download": "lsalsa data prepare --download"})
     list_parser = sub.add_parser("list", help="list the shipped experiments")
     list_parser.set_defaults(func=run_list)
     schema_parser = sub.add_parser(

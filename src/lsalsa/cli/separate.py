@@ -6,7 +6,6 @@ from ..apps.separation import SeparateFilesSettings, separate_files
 from ..core._arrays import resolve_device
 from ..core.encoders import load_encoder
 from ..core.operators import inference_dtype
-from .common import check_model_path
 from .options import add_option_flags
 
 
@@ -44,7 +43,7 @@ def run(args) -> int:
         print(f"model: {card_summary(card)}")
         inputs = []
     else:
-        encoder = load_encoder(check_model_path(args.model), device=device)
+        encoder = load_encoder(args.model, device=device)
         inputs = [args.model]
     written = separate_files(encoder, args.images, args.out, stride=args.stride,
                              batch_size=args.batch_size, max_pixels=args.max_pixels,

@@ -33,7 +33,6 @@ from ..core.training import DEFAULTS as TRAIN_DEFAULTS
 from ..core.training.search import LEARNED_METHODS, SearchGrid, StartSettings
 from ..core.training.settings import SplitSettings, TrainSettings
 from ..errors import InputError, TrainingDiverged
-from .common import with_flags
 from .options import add_option_flags, option_names
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -94,14 +93,6 @@ def _register_search(subparsers) -> None:
     search_parser.set_defaults(func=run_search)
 
 
-# load_training_set's parameters, as _data_arguments names them
-DATA_FLAGS = {"dataset": "--data", "codes": "--codes", "signals": "--signals",
-              "references": "--references", "dictionaries": "--dict",
-              "val_signals": "--val-signals",
-              "val_references": "--val-references", "val_fraction": "--val-fraction",
-              "objective": "--objective"}
-
-
 def _data_arguments(parser) -> None:
     group = parser.add_argument_group("data")
     group.add_argument("--data", help="prepared data set (name or folder)")
@@ -120,6 +111,8 @@ def _data_arguments(parser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--dtype", choices=tuple(DTYPES), default="float32")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    # load_training_set's one parameter not named as its flag (the others are: lsalsa.cli)
+    parser.set_defaults(flag_names={"dataset": "--data"})
 
 
 def _training_set(args, objective: str = "codes"):
@@ -127,14 +120,11 @@ def _training_set(args, objective: str = "codes"):
     (:func:`lsalsa.workflow.training_data.load_training_set`)."""
     from ..workflow.training_data import load_training_set
 
-    try:
-        return load_training_set(dataset=args.data, root=args.root, codes=args.codes,
-                                 signals=args.signals, references=args.references,
-                                 dictionaries=args.dictionaries, val_signals=args.val_signals,
-                                 val_references=args.val_references, val_fraction=args.val_fraction,
-                                 objective=objective)
-    except InputError as exc:
-        raise with_flags(exc, DATA_FLAGS) from exc
+    return load_training_set(dataset=args.data, root=args.root, codes=args.codes,
+                             signals=args.signals, references=args.references,
+                             dictionaries=args.dictionaries, val_signals=args.val_signals,
+                             val_references=args.val_references, val_fraction=args.val_fraction,
+                             objective=objective)
 
 
 def _device_and_dtype(args):
@@ -201,18 +191,15 @@ def run_search(args) -> int:
     device, _ = _device_and_dtype(args)
     dictionaries = data.dictionary_arrays(np.dtype(args.dtype))
     split = data.split
-    try:
-        result = search(split.signals, split.references, split.val_signals, split.val_references,
-                        dictionaries, depths=args.depths, alphas=args.alphas,
-                        methods=args.methods, mus=args.mus, lrs=args.lrs,
-                        lr_decays=args.lr_decays, threshold_lrs=args.threshold_lrs,
-                        epochs=args.epochs, untied=args.untied,
-                        train_options={"optimizer": args.optimizer,
-                                       "batch_size": args.batch_size},
-                        seed=args.seed, device=device, run_dir=args.run_dir,
-                        progress=not args.quiet)
-    except InputError as exc:
-        raise with_flags(exc, {"alphas": "--alphas"}) from exc
+    result = search(split.signals, split.references, split.val_signals, split.val_references,
+                    dictionaries, depths=args.depths, alphas=args.alphas,
+                    methods=args.methods, mus=args.mus, lrs=args.lrs,
+                    lr_decays=args.lr_decays, threshold_lrs=args.threshold_lrs,
+                    epochs=args.epochs, untied=args.untied,
+                    train_options={"optimizer": args.optimizer,
+                                   "batch_size": args.batch_size},
+                    seed=args.seed, device=device, run_dir=args.run_dir,
+                    progress=not args.quiet)
     for (method, T), row in sorted(result.best.items()):
         knobs = ", ".join(f"{k}={row[k]}" for k in ("alpha", "mu", "lr", "lr_decay",
                                                      "threshold_lr") if row.get(k) is not None)

@@ -18,7 +18,7 @@ def sorted_subset(n: int, limit: int | None, rng: np.random.Generator) -> np.nda
     return np.sort(rng.choice(n, size=limit, replace=False))
 
 
-def resolve_device(name: str, what: str = "--device") -> torch.device:
+def resolve_device(name: str, what: str = "`device`") -> torch.device:
     """A torch device from a name: ``cpu`` or ``cuda[:N]``, refusing a CUDA device that is not
     here. torch also names devices (meta, mps, xla, ...) whose tensors fail later with a
     traceback, or hold no values at all (meta). ``what`` names the setting in errors."""

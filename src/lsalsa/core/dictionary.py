@@ -22,10 +22,9 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import torch
 
-from ..checks import one_of
 from ..errors import InputError
 from ._arrays import check_signal_array
-from .dictionary_settings import DEFAULTS, INITS, DictionarySettings
+from .dictionary_settings import DEFAULTS, DictionarySettings
 from .objective import _objective
 from .problem import make_problem
 from .solvers.classic import run_iterations
@@ -142,9 +141,9 @@ class _LipschitzTracker:
 
 def initial_dictionary(signals, n_atoms: int, init: str, seed: int) -> np.ndarray:
     """``init="data"``: distinct random signals, normalised (a zero signal is replaced by a
-    Gaussian column); ``"random"``: Gaussian columns. Returns (M, n_atoms) float32."""
-    P, M = check_signal_array(signals)
-    one_of(init, "init", choices=INITS)
+    Gaussian column); ``"random"``: Gaussian columns. Returns (M, n_atoms) float32. Its
+    arguments are those :func:`learning_config` checked."""
+    P, M = signals.shape
     rng = np.random.default_rng([seed, 1])
     gaussian = rng.standard_normal((M, n_atoms))
     if init == "random":

@@ -40,7 +40,7 @@ from ..operators import (
     low_precision_input,
     salsa_operators,
 )
-from ..problem import DEFAULT_MU, Problem, as_alphas, check_mu, make_problem
+from ..problem import DEFAULT_MU, Problem, check_mu, make_problem
 from .layers import FUSED_GRAPHS, compiled_unroll, unroll
 from .model_file import FORMAT, FORMAT_VERSION, read_model, write_model
 from .settings import KINDS, EncoderSettings, EncodeSettings
@@ -311,7 +311,7 @@ def load_encoder(path: str | os.PathLike, device=None) -> UnrolledEncoder:
                              f"{config['dtype']}")
         if not bool(torch.isfinite(tensors[name]).all()):
             raise InputError(f"{path}: weight {name} contains NaN or Inf")
-    alphas = as_alphas(config["alphas"], len(config["block_sizes"]))
+    alphas = tuple(float(a) for a in config["alphas"])  # checked with the header (check_config)
     problem = Problem(tensors["dictionary"], tuple(config["block_sizes"]), alphas)
     if problem.fingerprint() != config["dictionary_hash"]:
         raise InputError(f"{path}: the stored dictionary does not match its hash in the config")

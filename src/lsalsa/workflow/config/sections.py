@@ -11,7 +11,6 @@ import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import InitVar, dataclass
-from functools import partial
 from typing import ClassVar
 
 from ... import checks
@@ -19,7 +18,7 @@ from ...checks import declared, rule
 from ...core.codes import CodesSettings
 from ...core.dictionary_settings import DictionarySettings
 from ...core.training.search import ALPHA_FACTORS, LEARNED_METHODS, PAPER_METHODS, SearchGrid
-from ...core.training.settings import MAX_LR, SplitSettings, TrainSettings
+from ...core.training.settings import SplitSettings, TrainSettings, check_lr
 from ...errors import InputError
 from ..data.catalog import PrepareSettings
 from ..data.prepared import TrainingSignalsSettings
@@ -95,16 +94,13 @@ def _alpha_factor(value, name: str):
     return checks.positive_number(value, name)
 
 
-_learning_rate = partial(checks.number, low=0, low_open=True, high=MAX_LR)
-
-
 def _learning_rates(value, name: str):
     """A grid of learning rates, or one grid per learned method (an object)."""
     if not isinstance(value, dict):
-        return checks.non_empty_list(value, name, each=_learning_rate)
+        return checks.non_empty_list(value, name, each=check_lr)
     if any(method not in LEARNED for method in value):
         raise InputError(f"{name} as an object takes keys among {LEARNED}")
-    return {method: checks.non_empty_list(grid, f"{name}.{method}", each=_learning_rate)
+    return {method: checks.non_empty_list(grid, f"{name}.{method}", each=check_lr)
             for method, grid in value.items()}
 
 

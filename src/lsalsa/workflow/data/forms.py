@@ -119,8 +119,7 @@ def _verify_in_cache(source: Source, download: bool, progress: bool) -> None:
         if path.is_file() and sha256_file(path) != digest:
             if not download:
                 raise InputError(f"{path} does not match its recorded SHA-256 (corrupt or "
-                                 "edited); delete it, or prepare with --download to fetch it "
-                                 "again")
+                                 "edited); delete it, or fetch it again (`download`)")
             fetch_file(url, path, digest, progress=progress)  # replaces the bad copy
 
 

@@ -48,8 +48,8 @@ def _gray(x: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # The table
 
-_NO_FILES = "no {title} files found (looked in {looked_in}); pass --data-dir, set LSALSA_DATA, " \
-    "or use --download"
+_NO_FILES = "no {title} files found (looked in {looked_in}); pass `data_dir`, set LSALSA_DATA, " \
+    "or fetch them (`download`)"
 SOURCES = {raw.key: raw for raw in (
     RawSource("fashion-mnist", "Fashion-MNIST", 1, (IDX, DEBIAN_FASHION_MNIST), _NO_FILES,
               folders=("fashion-mnist", "FashionMNIST/raw"), download=IDX, pixels=_pad_to_32),
@@ -57,12 +57,12 @@ SOURCES = {raw.key: raw for raw in (
               folders=("mnist", "MNIST/raw"), download=IDX, pixels=_resize_to_32),
     RawSource("asirra", "ASIRRA", 3, (PHOTO_FOLDER,),
               "no ASIRRA photographs found (a folder with Cat/ and Dog/ or PetImages/ under "
-              "--data-dir, LSALSA_DATA or the cache 'asirra/'); the offline stand-ins are "
+              "`data_dir`, LSALSA_DATA or the cache 'asirra/'); the offline stand-ins are "
               "natural-16 and mca-mnist-natural",
               folders=("asirra", "PetImages", "kagglecatsanddogs")),
     RawSource("cifar10", "CIFAR-10", 4, (CIFAR_BINARY,),
               "no CIFAR-10 binary version found (cifar-10-binary.tar.gz or "
-              "cifar-10-batches-bin/); pass --data-dir or use --download",
+              "cifar-10-batches-bin/); pass `data_dir` or fetch it (`download`)",
               download=CIFAR_BINARY, pixels=_gray),
     RawSource("natural", "offline photographs", 5, (OFFLINE_PHOTOS,),
               "no offline natural photographs found"),
