@@ -190,11 +190,15 @@ INTEGER_CHECKS = {integer: {}, positive_int: {"low": 1}, non_negative_int: {"low
 
 # -- declared constraints on dataclass fields ---------------------------------------------------
 def rule(check: Callable, default=dataclasses.MISSING, *, factory=dataclasses.MISSING,
-         help: str = "", **options):
+         help: str = "", resume=None, **options):
     """A dataclass field checked by ``check(value, name, **options)`` in :func:`check_fields`,
-    with a one-line ``help`` (what a command-line flag made from it says)."""
-    return dataclasses.field(default=default, default_factory=factory,
-                             metadata={"check": partial(check, **options), "help": help})
+    with a one-line ``help`` (what a command-line flag made from it says) and, for a stored
+    configuration, how a continued run may differ in it (``resume``:
+    :func:`lsalsa.workflow.rundir.differing_keys`; None: not at all)."""
+    metadata = {"check": partial(check, **options), "help": help}
+    if resume is not None:
+        metadata["resume"] = resume
+    return dataclasses.field(default=default, default_factory=factory, metadata=metadata)
 
 
 def declared(model, name: str, *, default=dataclasses.MISSING) -> dataclasses.Field:

@@ -99,7 +99,7 @@ def _load_checkpoint(directory, config: dict) -> DictionaryState | None:
     if not isinstance(state.get("config"), dict):
         raise InputError(f"checkpoint {file} is not a dictionary-learning state "
                          "(no config object)")
-    differs = differing_keys(state["config"], config, only=config)
+    differs = differing_keys(state["config"], config)
     if differs:
         raise InputError(f"checkpoint in {directory} belongs to another run (differs in "
                          f"{', '.join(differs)}); use another checkpoint folder")

@@ -3,8 +3,9 @@
 A :class:`RunDir` holds:
 
 - ``config.json``: the configuration the directory was made with. Opening it with another
-  configuration is refused, naming the keys that differ (``ignore`` lists keys that may change,
-  such as where a config file came from);
+  configuration is refused, naming the keys that differ (:func:`differing_keys`: which keys
+  may change is declared on the fields of the configuration's model, such as where a config
+  file came from);
 - ``provenance.json`` (package version, git commit, torch, Python) and ``seed.json``;
 - step markers ``steps/<step>.json``, each keyed by a hash of the part of the configuration the
   step depends on: a marker whose key no longer matches counts as not done;
@@ -14,10 +15,12 @@ A :class:`RunDir` holds:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import InputError
@@ -42,22 +45,46 @@ def as_json(value):
     return json.loads(json.dumps(value, default=_jsonable))
 
 
-def differing_keys(saved: dict, new: dict, *, only=None, within=(), ignore=()) -> list[str]:
+# How a stored configuration may differ in one key when its run continues: declared on the
+# field of the configuration's model as ``metadata["resume"]``. Without a rule, equal.
+FREE = "free"  # a description, or where a file came from: never compared
+
+
+@dataclasses.dataclass(frozen=True)
+class Section:
+    """A section compared key by key (``"section.key"``); its ``free`` keys never."""
+
+    free: tuple[str, ...] = ()
+
+
+#: A rule of its own: ``(saved value, new value, new configuration) -> what differs or None``.
+Rule = Callable[[object, object, dict], str | None]
+
+
+def differing_keys(saved: dict, new: dict, model=None) -> list[str]:
     """Where a stored configuration and a new one differ, compared as they read back from
-    JSON: the top-level keys (``only`` of them, or all of either), each section named in
-    ``within`` key by key (``"section.key"``); names in ``ignore`` (either form) are never
-    compared. The one comparison behind every resumable folder: a run directory, a training
-    run, a search and a dictionary-learning checkpoint, each with its own ``only``,
-    ``within`` and ``ignore``."""
+    JSON: every key of either, each by the rule its field of the dataclass ``model`` declares
+    (``metadata["resume"]``: :data:`FREE`, a :class:`Section`, a :data:`Rule`; equal
+    otherwise, and for every key without a model). The one comparison behind every
+    resumable folder: a run directory, a training run, a search and a dictionary-learning
+    checkpoint."""
     saved, new = as_json(saved), as_json(new)
-    keys = set(saved) | set(new) if only is None else set(only)
+    rules = {} if model is None else {f.name: f.metadata.get("resume")
+                                      for f in dataclasses.fields(model)}
     differ = []
-    for key in sorted(keys - set(ignore)):
-        old, mine = saved.get(key), new.get(key)
-        if key in within and isinstance(old or {}, dict) and isinstance(mine or {}, dict):
+    for key in sorted(set(saved) | set(new)):
+        rule, old, mine = rules.get(key), saved.get(key), new.get(key)
+        if rule == FREE:
+            continue
+        if isinstance(rule, Section) and isinstance(old or {}, dict) \
+                and isinstance(mine or {}, dict):
             old, mine = old or {}, mine or {}
             differ.extend(f"{key}.{name}" for name in sorted(set(old) | set(mine))
-                          if f"{key}.{name}" not in ignore and old.get(name) != mine.get(name))
+                          if name not in rule.free and old.get(name) != mine.get(name))
+        elif callable(rule):
+            reason = rule(old, mine, new)
+            if reason:
+                differ.append(reason)
         elif old != mine:
             differ.append(key)
     return differ
@@ -69,12 +96,12 @@ class RunDir:
     CONFIG = "config.json"
 
     def __init__(self, path: str | os.PathLike, config: dict, *, seed: int | None = None,
-                 ignore: tuple[str, ...] = (), what: str = "run directory",
+                 model=None, what: str = "run directory",
                  hint: str = "choose another directory"):
         self.path = Path(path)
         self.config = config
         self.seed = seed
-        self.ignore = frozenset(ignore)
+        self.model = model  # the dataclass config is made from: its fields' resume rules
         self.what = what
         self.hint = hint
 
@@ -86,7 +113,7 @@ class RunDir:
         if not stored.is_file():
             return None
         saved = read_json_object(stored, f"{self.what} config")
-        return differing_keys(saved, self.config, ignore=self.ignore)
+        return differing_keys(saved, self.config, self.model)
 
     def open(self) -> RunDir:
         """Create the directory (or check it holds this configuration), sweep stale

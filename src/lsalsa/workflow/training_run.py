@@ -18,9 +18,11 @@ A resume compares the saved config with this call's (the hyperparameters must ma
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -31,10 +33,31 @@ from ..errors import InputError
 from ..io import write_json
 from .checkpoint import generator_state, load_checkpoint, read_generator_state, save_checkpoint
 from .progress import Progress, as_progress
-from .rundir import RunDir, differing_keys
+from .rundir import FREE, RunDir, Section, differing_keys
 
 CHECKPOINT = "checkpoint.safetensors"
 MODEL = "model.safetensors"
+
+
+def _epochs_may_grow(saved, new, config: dict) -> str | None:
+    if saved != new and (config["training"]["schedule"] == "cosine" or (saved or 0) > new):
+        return "max_epochs (the cosine schedule depends on it; the others let it only grow)"
+    return None
+
+
+@dataclass(frozen=True)
+class TrainingRunConfig:
+    """A training run's ``config.json``, and what a resume may change in it (each field's
+    ``resume``; the rest must be equal): descriptions, whose wording may change between
+    versions, and the start's validation RMSE, recomputed on every call (its last bits follow
+    the thread count; the start itself is in the encoder's config)."""
+
+    encoder: dict = field(metadata={"resume": Section(free=("lsalsa_version",))})
+    training: dict = field(metadata={"resume": Section(free=("lr_schedule", "loss",
+                                                                "selection"))})
+    data: dict = field(metadata={"resume": Section(free=("start",))})
+    max_epochs: int = field(metadata={"resume": _epochs_may_grow})
+    world_size: int = field(metadata={"resume": FREE})
 
 
 def train_in_dir(run_dir, encoder, signals, references, *, val_signals=None, val_references=None,
@@ -106,10 +129,10 @@ class _TrainingFiles:
                      **(data_info or {})}
         if trainer.val is not None:
             self.data["validation"] = _describe_data(*trainer.val)
-        self.config = {"encoder": trainer.encoder.config(), "training": trainer.hyper,
-                       "data": self.data, "max_epochs": trainer.max_epochs,
-                       "world_size": trainer.dist.world_size}
-        self.rundir = RunDir(path, self.config)
+        self.config = dataclasses.asdict(TrainingRunConfig(
+            encoder=trainer.encoder.config(), training=trainer.hyper, data=self.data,
+            max_epochs=trainer.max_epochs, world_size=trainer.dist.world_size))
+        self.rundir = RunDir(path, self.config, model=TrainingRunConfig)
 
     def start(self, resume: bool) -> tuple[TrainState | None, str]:
         """The state to continue from (None: a fresh run) and how errors name it."""
@@ -170,19 +193,6 @@ def _check_same_config(run: Path, config: dict) -> None:
     except (OSError, json.JSONDecodeError) as exc:
         raise InputError(f"cannot resume {run}: config.json is missing or corrupt ({exc})") \
             from exc
-    sections = ("encoder", "training", "data")
-    differ = differing_keys(saved, config, only=sections, within=sections, ignore=_NOT_COMPARED)
-    if saved.get("max_epochs") != config["max_epochs"] and (
-            config["training"]["schedule"] == "cosine"
-            or saved.get("max_epochs", 0) > config["max_epochs"]):
-        differ.append("max_epochs (the cosine schedule depends on it; the others let it only "
-                      "grow)")
+    differ = differing_keys(saved, config, TrainingRunConfig)
     if differ:
         raise InputError(f"cannot resume {run}: {', '.join(differ)} differ from the saved run")
-
-
-# What a resume does not compare: descriptions (their wording may change between versions) and
-# the start's validation RMSE, recomputed on every call (its last bits follow the thread count;
-# the start itself is in the encoder's config).
-_NOT_COMPARED = ("encoder.lsalsa_version", "training.lr_schedule", "training.loss",
-                 "training.selection", "data.start")

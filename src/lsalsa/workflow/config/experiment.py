@@ -12,6 +12,7 @@ from ...core.codes import CodesSettings
 from ...core.training.search import LEARNED_METHODS, alpha_candidates
 from ...errors import InputError
 from ..data import SPECS
+from ..rundir import FREE
 from .sections import (
     CLASSIC,
     DEFAULT_DEPTHS,
@@ -88,7 +89,7 @@ class ExperimentConfig:
     scale: str = rule(checks.one_of, "full", choices=SCALES,
                       help="small: minutes on a CPU; full: the paper's sizes, for a GPU; "
                            "converged: trained until held-out validation stops improving")
-    origin: str = rule(checks.text, "", empty=True,
+    origin: str = rule(checks.text, "", empty=True, resume=FREE,
                        help="where the JSON came from (set by load_experiment)")
 
     def __post_init__(self):

@@ -99,7 +99,7 @@ def run_directory(path, config: ExperimentConfig,
                   hint: str = "choose another `run_dir`") -> RunDir:
     """The run directory of an experiment: its config as JSON (``config.json``; where the file
     came from may change), seed and step markers."""
-    return RunDir(path, config.to_dict(), seed=config.seed, ignore=("origin",), hint=hint)
+    return RunDir(path, config.to_dict(), seed=config.seed, model=ExperimentConfig, hint=hint)
 
 
 def _device(wanted: str) -> torch.device:
