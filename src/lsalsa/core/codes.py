@@ -35,7 +35,8 @@ from ._arrays import check_signal_array, sorted_subset
 from .objective import _duality_gap, _objective
 from .problem import DEFAULT_MU, Problem, as_alphas, make_problem
 from .solvers import solve
-from .solvers.exact import DEFAULT_TOL
+from .solvers.classic import run_iterations
+from .solvers.exact import DEFAULT_TOL, exact_codes
 
 MODES = ("exact", "paper")
 # The paper's recipe: FISTA iterations for one dictionary, SALSA's for several.
@@ -154,14 +155,16 @@ def compute_codes(signals, dictionaries, alphas, *, mode: str = CodesSettings.mo
     blocks = as_dictionaries(dictionaries)
     alphas = as_alphas(alphas, len(blocks), positive=True)
     problem = stored_problem(blocks, alphas, M)
+    # Checked once, here: the batches go to the solvers' loops on this problem, not through
+    # solve(), which would check the dictionaries and options again for every batch.
     if mode == "paper":
         method = "fista" if problem.D == 1 else "salsa"
         n_iter = PAPER_ITERATIONS[method] if n_iter is None else n_iter
         dev = torch.device(device or "cpu")
-        A_blocks = [torch.from_numpy(b).to(dev) for b in blocks]  # float32, like Torch7
+        paper = Problem(torch.cat([torch.from_numpy(b) for b in blocks], dim=1).to(dev),
+                        problem.block_sizes, problem.alphas)  # float32, like Torch7
     else:
         method = "exact"
-        A_blocks = [torch.from_numpy(b.astype(np.float64)) for b in blocks]
     codes = np.empty((P, problem.N), dtype=np.float32)
     solver_name, iterations = method, 0
     solver_worst = 0.0  # exact mode: worst relative gap before rounding to float32
@@ -171,10 +174,10 @@ def compute_codes(signals, dictionaries, alphas, *, mode: str = CodesSettings.mo
         for done, first in enumerate(starts, 1):
             Y = _signals64(signals, first, first + batch_size)
             if mode == "paper":
-                Y = Y.to(dtype=torch.float32, device=A_blocks[0].device)
-                result = solve(Y, A_blocks, alphas, method=method, n_iter=n_iter, mu=mu)
+                Y = Y.to(dtype=torch.float32, device=paper.A.device)
+                result = run_iterations(paper, Y, method, n_iter, mu=mu)
             else:
-                result = solve(Y, A_blocks, alphas, method="exact", n_iter=n_iter, tol=tol)
+                result = exact_codes(problem, Y, tol=tol, max_iter=n_iter)
                 cost = _objective(problem, Y, result.codes).clamp_min(
                     torch.finfo(torch.float64).tiny)
                 solver_worst = max(solver_worst, float((result.gap / cost).max()))
@@ -183,6 +186,9 @@ def compute_codes(signals, dictionaries, alphas, *, mode: str = CodesSettings.mo
             iterations = max(iterations, result.n_iter)
             if callback is not None:
                 callback(done, len(starts))
+    if not np.isfinite(codes).all():  # float32 overflows where float64 did not
+        raise InputError(f"the {mode} codes are not finite: the signals are too large for "
+                         "their precision; rescale them")
     unconverged = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
     stats = {"mode": mode, "solver": solver_name,
              "n_iter": n_iter if mode == "paper" else iterations,
