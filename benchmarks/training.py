@@ -7,8 +7,8 @@ also torch.cuda.max_memory_allocated). Example (small)::
 
     .venv/bin/python benchmarks/training.py --images 500 --epochs 3 --depths 1 5 10
 
-The dictionary is 100 unit-norm training patches (seeded) and the targets are FISTA codes
-(300 iterations): throughput does not depend on how optimal the targets are.
+The dictionary is 100 unit-norm training patches (seeded) and the references are FISTA codes
+(300 iterations): throughput does not depend on how optimal the references are.
 """
 
 from __future__ import annotations

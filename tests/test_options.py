@@ -85,10 +85,17 @@ def test_every_command_writes_the_librarys_parameter_names_as_its_flags():
     for command, parser in _commands(build_parser()):
         names = parser.get_default("flag_names")
         for action in parser._actions:
-            if action.option_strings and action.dest != "help":
+            # a flag that sets the opposite or one constant does not stand for its parameter
+            one_value = isinstance(action, argparse._StoreConstAction) and not isinstance(
+                action, argparse._StoreTrueAction)
+            if action.option_strings and action.dest != "help" and not one_value:
                 flags = {s for a in parser._actions if a.dest == action.dest
                          for s in a.option_strings}
                 assert names[action.dest] in flags, (command, action.dest)
+            elif one_value and action.dest in names:
+                assert names[action.dest] not in action.option_strings, (command, action.dest)
+    train = dict(_commands(build_parser()))["train"].get_default("flag_names")
+    assert "learn_thresholds" not in train and train["dataset"] == "--data"
 
 
 def _commands(parser, command=()):

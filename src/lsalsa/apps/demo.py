@@ -90,7 +90,7 @@ def run_demo(out_dir: str | Path = "runs/demo", *, scale: str = "full", quick: b
     screen = Progress("demo", quiet=quiet, stream=sys.stdout)
     with config_file() as path:
         config = load_experiment(path, scale)
-        files = run_directory(out, config, hint="choose another `out`").open()
+        files = run_directory(out, config, hint="choose another `out_dir`").open()
         reused = [step for step in STEPS if step not in ALWAYS_RERUN and files.done(step)]
         if reused:
             screen.log(f"reusing the finished steps of {out}: {', '.join(reused)}")

@@ -48,13 +48,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _name_flags(parser: argparse.ArgumentParser) -> None:
     """Give each command's parser its map from parameter to flag (``flag_names``), made from
-    its own arguments (the first flag of each ``dest``) over any it set itself: the library
-    names parameters in its errors, and :func:`_run` writes them as this command's flags."""
+    its own arguments (the long flag of the first that sets each ``dest``) under any it set
+    itself: the library names parameters in its errors, and :func:`_run` writes them as this
+    command's flags. A flag that sets the opposite or one constant (``--fixed-thresholds``,
+    ``--quick``) does not stand for its parameter."""
     commands = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     if not commands:
         names: dict[str, str] = {}
         for action in parser._actions:
-            if action.option_strings and action.dest != "help":
+            one_value = isinstance(action, argparse._StoreConstAction) and not isinstance(
+                action, argparse._StoreTrueAction)
+            if action.option_strings and action.dest != "help" and not one_value:
                 names.setdefault(action.dest, max(action.option_strings, key=len))
         parser.set_defaults(flag_names={**names, **(parser.get_default("flag_names") or {})})
     for action in commands:

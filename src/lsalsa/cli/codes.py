@@ -69,7 +69,7 @@ def run_compute(args) -> int:
     data = load_prepared(args.data, root=args.root)
     # Checked before the (long) computation; save_codes checks again before it writes.
     out = check_output_path(args.out, [data.path, *args.dictionaries], folder=True)
-    check_codes_output(out, args.overwrite, "--overwrite")
+    check_codes_output(out, args.overwrite)
     if not data.splits:
         raise InputError(f"{data.path} has no splits to encode")
     device = None if args.device is None else resolve_device(args.device)

@@ -26,7 +26,8 @@ def register(subparsers) -> None:
                              "the offline stand-ins)")
     parser.add_argument("--quiet", action="store_true", help="no output")
     # the demo prepares its data from files already here; lsalsa data prepare fetches them
-    parser.set_defaults(func=run, flag_names={"download": "lsalsa data prepare --download"})
+    parser.set_defaults(func=run, flag_names={"out_dir": "--out",
+                                              "download": "lsalsa data prepare --download"})
 
 
 def run(args) -> int:

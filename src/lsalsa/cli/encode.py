@@ -33,9 +33,9 @@ def register(subparsers) -> None:
 def run(args) -> int:
     out = check_output_path(args.output, [args.input, args.model])
     device = resolve_device(args.device)
-    inference_dtype(args.dtype, device, what="--dtype")  # refused before the model is read
+    inference_dtype(args.dtype, device)  # refused before the model is read
     encoder = load_encoder(args.model, device=device)
-    dtype = inference_dtype(args.dtype, device, encoder.W.dtype, what="--dtype")
+    dtype = inference_dtype(args.dtype, device, encoder.W.dtype)
     rows, width = encode_file(encoder, args.input, out, chunk_size=args.chunk_size,
                               progress=not args.quiet, dtype=dtype, fused=args.fused)
     precision = ("" if dtype is None else f", products in {args.dtype}") + (

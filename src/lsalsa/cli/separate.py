@@ -35,7 +35,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     device = resolve_device(args.device)
-    inference_dtype(args.dtype, device, what="--dtype")  # refused before the model is read
+    inference_dtype(args.dtype, device)  # refused before the model is read
     if args.model is None:
         from ..apps.shipped import card_summary, load_shipped
 
@@ -48,8 +48,8 @@ def run(args) -> int:
     written = separate_files(encoder, args.images, args.out, stride=args.stride,
                              batch_size=args.batch_size, max_pixels=args.max_pixels,
                              inputs=inputs, residual=args.residual,
-                             dtype=inference_dtype(args.dtype, device, encoder.W.dtype,
-                                                   what="--dtype"), fused=args.fused)
+                             dtype=inference_dtype(args.dtype, device, encoder.W.dtype),
+                             fused=args.fused)
     for path in written:
         if path.name.endswith("_separation.png"):
             print(f"wrote {path}")

@@ -34,7 +34,7 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     dtype_of_signals = torch.float32 if args.float32 else torch.float64
-    inference_dtype(args.dtype, "cpu", dtype_of_signals, what="--dtype")  # named as the flag
+    inference_dtype(args.dtype, "cpu", dtype_of_signals)
     out = check_output_path(args.out, [args.signals, *args.dictionaries])
     remove_stale_temporaries(out.parent)  # what killed runs left behind
     dtype = np.float32 if args.float32 else np.float64

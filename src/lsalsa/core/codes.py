@@ -91,6 +91,11 @@ def stored_problem(dictionaries: list[np.ndarray], alphas, M: int) -> Problem:
     return problem
 
 
+def _worst_relative_gap(problem: Problem, Y: torch.Tensor, result) -> float:
+    cost = _objective(problem, Y, result.codes).clamp_min(torch.finfo(torch.float64).tiny)
+    return float((result.gap / cost).max())
+
+
 def _signals64(signals, first: int, last: int) -> torch.Tensor:
     batch = np.asarray(signals[first:last], dtype=np.float64)
     if not np.isfinite(batch).all():
@@ -155,14 +160,11 @@ def compute_codes(signals, dictionaries, alphas, *, mode: str = CodesSettings.mo
     blocks = as_dictionaries(dictionaries)
     alphas = as_alphas(alphas, len(blocks), positive=True)
     problem = stored_problem(blocks, alphas, M)
-    # Checked once, here: the batches go to the solvers' loops on this problem, not through
-    # solve(), which would check the dictionaries and options again for every batch.
+    # Checked once: each batch goes to the solvers' loops (solve() would check it all again).
     if mode == "paper":
         method = "fista" if problem.D == 1 else "salsa"
         n_iter = PAPER_ITERATIONS[method] if n_iter is None else n_iter
-        dev = torch.device(device or "cpu")
-        paper = Problem(torch.cat([torch.from_numpy(b) for b in blocks], dim=1).to(dev),
-                        problem.block_sizes, problem.alphas)  # float32, like Torch7
+        paper = problem.to(dtype=torch.float32, device=device or "cpu")  # like Torch7
     else:
         method = "exact"
     codes = np.empty((P, problem.N), dtype=np.float32)
@@ -178,17 +180,16 @@ def compute_codes(signals, dictionaries, alphas, *, mode: str = CodesSettings.mo
                 result = run_iterations(paper, Y, method, n_iter, mu=mu)
             else:
                 result = exact_codes(problem, Y, tol=tol, max_iter=n_iter)
-                cost = _objective(problem, Y, result.codes).clamp_min(
-                    torch.finfo(torch.float64).tiny)
-                solver_worst = max(solver_worst, float((result.gap / cost).max()))
-            codes[first:first + Y.shape[0]] = result.codes.detach().cpu().numpy()
+                solver_worst = max(solver_worst, _worst_relative_gap(problem, Y, result))
+            batch = result.codes.detach().cpu().numpy()
+            if not np.isfinite(batch).all():  # float32 overflows where float64 did not
+                raise InputError(f"the {mode} codes are not finite: the signals are too large "
+                                 "for their precision; rescale them")
+            codes[first:first + len(batch)] = batch
             solver_name = result.method or method
             iterations = max(iterations, result.n_iter)
             if callback is not None:
                 callback(done, len(starts))
-    if not np.isfinite(codes).all():  # float32 overflows where float64 did not
-        raise InputError(f"the {mode} codes are not finite: the signals are too large for "
-                         "their precision; rescale them")
     unconverged = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
     stats = {"mode": mode, "solver": solver_name,
              "n_iter": n_iter if mode == "paper" else iterations,

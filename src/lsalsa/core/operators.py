@@ -23,7 +23,7 @@ LOW_PRECISIONS = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def inference_dtype(dtype, device, model_dtype: torch.dtype = torch.float32,
-                    what: str = "dtype") -> torch.dtype | None:
+                    what: str = "`dtype`") -> torch.dtype | None:
     """The low precision asked for by ``dtype`` (a name or torch dtype), or None for the
     model's own precision (``None`` or the model's dtype). float16 only on CUDA: CPUs have
     no fast float16 GEMM, and its range (65504) is narrower than bfloat16's."""

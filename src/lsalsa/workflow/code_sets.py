@@ -98,13 +98,13 @@ class CodeSet:
         return load_npy(self.path / f"codes_{split}.npy", mmap=mmap)
 
 
-def check_codes_output(out: Path, overwrite: bool, option: str = "overwrite") -> None:
+def check_codes_output(out: Path, overwrite: bool) -> None:
     """Refuse an existing ``out`` unless ``overwrite`` is given and it is a code set: it is
     replaced as a whole, and any other folder (a data set, ``.``) would be deleted with it."""
     if out.name in ("", ".", ".."):  # a folder is swapped in under its name: it needs one
         raise InputError(f"output {out} must name a folder, not . or ..")
     if out.exists() and not overwrite:
-        raise InputError(f"output {out} already exists (pass {option} to replace it)")
+        raise InputError(f"output {out} already exists (pass `overwrite` to replace it)")
     if out.exists() and not out.is_dir():
         raise InputError(f"output {out} exists and is not a directory")
     if out.exists() and not (out / CODES_META).is_file():

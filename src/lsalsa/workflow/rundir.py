@@ -107,8 +107,8 @@ class RunDir:
 
     # -- opening -------------------------------------------------------------------------------
     def differences(self) -> list[str] | None:
-        """The top-level keys where the stored config differs from this one; None when the
-        directory holds no config yet."""
+        """Where the stored config differs from this one (:func:`differing_keys`); None when
+        the directory holds no config yet."""
         stored = self.path / self.CONFIG
         if not stored.is_file():
             return None

@@ -31,7 +31,7 @@ from .code_sets import CodeSet, load_codes
 from .data import load_prepared
 
 PREPARED_VAL = "the prepared val split (held-out images)"
-GIVEN_VAL = "--val-signals / --val-references"
+GIVEN_VAL = "the given validation pairs (val_signals, val_references)"
 
 
 @dataclass(frozen=True)
@@ -235,7 +235,7 @@ def load_training_set(*, dataset=None, root=None, codes=None, signals=None, refe
     else:
         split = hold_out(train_signals, train_references, val_fraction=val_fraction)
     info["validation_split"] = split.validation
-    info["references"] = ("true components" if objective == "separation" else "optimal codes")
+    info["reference_kind"] = "true components" if objective == "separation" else "optimal codes"
     return TrainingSet(split, blocks, code_alphas, info)
 
 

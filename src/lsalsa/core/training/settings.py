@@ -268,10 +268,10 @@ class TrainSettings:
                 **objective}
 
 
-def check_pair(signals, references, M: int, N: int, s_name: str, t_name: str) -> int:
+def check_pair(signals, references, M: int, N: int, s_name: str, r_name: str) -> int:
     """Check a pair of signals (P, M) and their codes (P, N): 2-D, non-empty, floating point,
     finite, with as many rows; returns P. NumPy (memory-mapped: read in chunks) or torch."""
-    for name, array, width in ((s_name, signals, M), (t_name, references, N)):
+    for name, array, width in ((s_name, signals, M), (r_name, references, N)):
         if not isinstance(array, np.ndarray | torch.Tensor):
             raise InputError(f"{name} must be a NumPy array or torch tensor, got "
                              f"{type(array).__name__}")
@@ -287,7 +287,7 @@ def check_pair(signals, references, M: int, N: int, s_name: str, t_name: str) ->
             raise InputError(f"{name} must hold floating-point values, got {array.dtype}")
         _check_finite(array, name)
     if signals.shape[0] != references.shape[0]:
-        raise InputError(f"{s_name} has {signals.shape[0]} rows but {t_name} has "
+        raise InputError(f"{s_name} has {signals.shape[0]} rows but {r_name} has "
                          f"{references.shape[0]}")
     return int(signals.shape[0])
 
