@@ -99,8 +99,8 @@ def _data_arguments(parser) -> None:
     group.add_argument("--root", help="folder of prepared data sets (with --data)")
     group.add_argument("--codes", help="codes directory (or a codes_train .npy)")
     group.add_argument("--signals", help="training signals .npy (P, M)")
-    group.add_argument("--references", help="their optimal codes .npy (P, N); with --objective "
-                                         "separation the true components (P, D*M)")
+    group.add_argument("--references", help="their optimal codes .npy (P, N); with "
+                       "--objective separation the true components (P, D*M)")
     group.add_argument("--dict", dest="dictionaries", action="append", metavar="A.npy",
                        help="dictionary (M, N_i); repeat for MCA")
     group.add_argument("--val-signals", help="validation signals .npy")
