@@ -328,6 +328,9 @@ def test_a_view_selects_one_number_a_curve_or_the_components():
     assert view.components("lsalsa", 1, "psnr_db", source="plasma") == (
         results["separation"]["lsalsa"]["1"]["by_source"]["plasma"]["psnr"])
     assert view.metrics("classification_error_") == ["classification_error_digits"]
-    assert view.methods("matched") == ["fista", "salsa"]
+    assert view.distinct("method", metric="matched") == ["fista", "salsa"]
+    assert view.distinct("T", metric="matched") == [int(T) for T in results["match"]]
+    assert view.distinct("source", method="lsalsa", T=1, metric="psnr_db") == [
+        "all", *results["separation"]["lsalsa"]["1"]["by_source"]]
     with pytest.raises(InputError, match="two records"):
         ResultsView([*view.records, view.records[0]])

@@ -255,9 +255,8 @@ def quality(view: ResultsView, method: str, T: int | None, *,
     """``method``'s code RMSE (``code_rmse`` where none is recorded: the exact codes') and
     its separation's PSNRs (both kinds, per source too)."""
     psnr = view.components(method, T, "psnr_db")
-    sources = dict.fromkeys(r["source"] for r in view.records
-                            if r["method"] == method and r["T"] == T
-                            and r["metric"] == "mixtures" and r["source"] != "all")
+    sources = [s for s in view.distinct("source", method=method, T=T, metric="mixtures")
+               if s != "all"]
     return {"code_rmse": view.value(method, T, "code_rmse") if code_rmse is None
             else code_rmse,
             "psnr_digits_db": psnr[0], "psnr_natural_db": psnr[1],

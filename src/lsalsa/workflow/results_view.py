@@ -56,6 +56,8 @@ class ResultsView:
         return list(dict.fromkeys(r["metric"] for r in self.records
                                   if r["metric"].startswith(prefix)))
 
-    def methods(self, metric: str) -> list[str]:
-        """The methods with a ``metric``, in the order first recorded."""
-        return list(dict.fromkeys(r["method"] for r in self.records if r["metric"] == metric))
+    def distinct(self, key: str, **where) -> list:
+        """The values of ``key`` (a method, a depth, a source, ...) among the records that
+        match every ``where`` (``metric="matched"``), in the order first recorded."""
+        return list(dict.fromkeys(r[key] for r in self.records
+                                  if all(r[k] == v for k, v in where.items())))

@@ -268,7 +268,7 @@ def _psnr_mean_at_least(target: dict, view: ResultsView, facts: Facts) -> Verdic
 
 def _psnr_above(target: dict, view: ResultsView, facts: Facts) -> Verdict:
     """``method``'s PSNR is above ``other``'s for every component at every depth ``T``."""
-    if not view.methods("psnr_db"):
+    if not view.distinct("method", metric="psnr_db"):
         return _undecided("no separation (not an MCA experiment)")
     lines, bad = [], []
     for T in target["T"]:
@@ -294,7 +294,8 @@ def _lowest_classification_error(target: dict, view: ResultsView, facts: Facts) 
     lines, bad = [], []
     for metric in metrics:
         task = metric.removeprefix(CLASSIFICATION_PREFIX)
-        curves = {m: view.curve(m, metric) for m in view.methods(metric) if m != "exact"}
+        curves = {m: view.curve(m, metric)
+                  for m in view.distinct("method", metric=metric) if m != "exact"}
         for T in sorted({T for curve in curves.values() for T in curve}):
             errs = {m: curve[T] for m, curve in curves.items() if T in curve}
             best = min(errs.values())
@@ -310,7 +311,7 @@ def _lowest_classification_error(target: dict, view: ResultsView, facts: Facts) 
 def _training_never_hurts(target: dict, view: ResultsView, facts: Facts) -> Verdict:
     """No trained model is worse on validation than its start."""
     worse = {}
-    for method in view.methods("training_kept_error"):
+    for method in view.distinct("method", metric="training_kept_error"):
         for T, kept in view.curve(method, "training_kept_error", split="val").items():
             start = view.value(method, T, "training_start_error", split="val")
             if start is not None and kept > start:

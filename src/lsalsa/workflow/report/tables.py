@@ -56,7 +56,7 @@ def _code_tables(results: dict, view: ResultsView) -> list[Table]:
 
 def _matched_depths(view: ResultsView) -> list[int]:
     """The depths of LSALSA that the classic methods were to match."""
-    return list(dict.fromkeys(r["T"] for r in view.records if r["metric"] == "matched"))
+    return view.distinct("T", metric="matched")
 
 
 def _iterations_to_match(results: dict, view: ResultsView) -> Table:
@@ -136,7 +136,7 @@ def _mean(values: list[float] | None) -> float | None:
 
 def _psnr_tables(results: dict, view: ResultsView) -> list[Table]:
     """The PSNR of each separated component per method and depth (separation runs only)."""
-    if not view.methods("psnr_db"):
+    if not view.distinct("method", metric="psnr_db"):
         return []
     depths, components = results["depths"], range(len(results["block_sizes"]))
     cells = [_selected(view, "psnr_db", component=i) for i in components]
