@@ -438,3 +438,18 @@ def test_tune_alpha_options_are_checked_where_declared(sc, tmp_path, capsys):
     assert main(["codes", "tune-alpha", "--data", str(tmp_path / "none"), "--dict", "d.npy",
                  "--target", "1"]) == 2
     assert "argument --target: expected a number in (0, 1), got 1.0" in capsys.readouterr().err
+
+
+def test_split_codes_refuse_a_data_set_without_splits_or_without_the_split_asked(tmp_path):
+    """compute_split_codes itself refuses, before any solve: no splits to encode, or a split
+    the data set lacks (named as the parameter, `splits`)."""
+    from types import SimpleNamespace
+
+    from lsalsa.workflow.code_sets import compute_split_codes
+
+    A = np.eye(4, dtype=np.float32)
+    with pytest.raises(InputError, match="has no splits to encode"):
+        compute_split_codes(SimpleNamespace(splits=(), path=tmp_path), None, [A], 0.1)
+    with pytest.raises(InputError, match=r"`splits`: .* has no split test"):
+        compute_split_codes(SimpleNamespace(splits=("train",), path=tmp_path), ["test"],
+                            [A], 0.1)

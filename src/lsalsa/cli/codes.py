@@ -6,7 +6,6 @@ from pathlib import Path
 
 from ..core._arrays import as_real, resolve_device
 from ..core.codes import CodesSettings, TuneSettings
-from ..errors import InputError
 from ..io import check_output_path, read_array
 from ..workflow.code_sets import CodeSetSettings
 from ..workflow.data.prepared import TrainingSignalsSettings
@@ -70,8 +69,6 @@ def run_compute(args) -> int:
     # Checked before the (long) computation; save_codes checks again before it writes.
     out = check_output_path(args.out, [data.path, *args.dictionaries], folder=True)
     check_codes_output(out, args.overwrite)
-    if not data.splits:
-        raise InputError(f"{data.path} has no splits to encode")
     device = None if args.device is None else resolve_device(args.device)
     dictionaries = [as_real(read_array(p, "dictionary"), np.float32, f"dictionary {p}")
                     for p in args.dictionaries]

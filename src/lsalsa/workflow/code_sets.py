@@ -54,6 +54,8 @@ def compute_split_codes(dataset, splits, dictionaries, alphas, *,
     """The codes and solver statistics of each of ``splits`` of a prepared data set (None:
     all it has), by split (what :func:`save_codes` stores)."""
     splits = CodeSetSettings(as_items(splits)).splits or dataset.splits
+    if not splits:
+        raise InputError(f"{dataset.path} has no splits to encode")
     missing = [split for split in splits if split not in dataset.splits]
     if missing:
         raise InputError(f"`splits`: {dataset.path} has no split {', '.join(missing)} (has "
